@@ -1,0 +1,83 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Errors returned by Methods, mapped to HTTP status codes.
+var (
+	ErrNotFound   = store.ErrNotFound         // 404
+	ErrConflict   = store.ErrConflict         // 409
+	ErrBadRequest = errors.New("bad request") // 400
+)
+
+// Actor identifies who makes a request, for the audit log.
+type Actor struct {
+	Name string // "cli:root(0)", "api:alice"
+}
+
+type actorKey struct{}
+
+// WithActor returns a context carrying the actor.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor of a request ("unknown" if none).
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.Name != "" {
+		return a
+	}
+	return Actor{Name: "unknown"}
+}
+
+// HoldList is the answer to ListHolds.
+type HoldList struct {
+	Holds []store.Hold `json:"holds"`
+}
+
+// ListHoldsRequest filters holds. State "all" or "" lists every state.
+type ListHoldsRequest struct {
+	State   string `json:"state"`
+	Account string `json:"account"`
+	Limit   int    `json:"limit"`
+	Offset  int    `json:"offset"`
+}
+
+// Status describes the running daemon.
+type Status struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	Policy    string    `json:"policy,omitempty"` // listen address, "" when off
+	Milter    string    `json:"milter,omitempty"`
+	HTTP      string    `json:"http,omitempty"`
+	DataDir   string    `json:"data_dir"`
+}
+
+// SyncResult reports a reconciliation with the Postfix queue.
+type SyncResult struct {
+	Changed []SyncChange `json:"changed"`
+}
+
+// SyncChange is one hold whose state followed the queue.
+type SyncChange struct {
+	ID      int64  `json:"id"`
+	QueueID string `json:"queue_id"`
+	State   string `json:"state"`
+}
+
+// Methods is every admin operation. internal/ops implements it; the HTTP
+// handler, and later the web UI, call it; the CLI reaches it through Client.
+type Methods interface {
+	Status(ctx context.Context) (*Status, error)
+	ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, error)
+	GetHold(ctx context.Context, id int64) (*store.Hold, error)
+	ReleaseHold(ctx context.Context, id int64) (*store.Hold, error)
+	DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
+	SyncQueue(ctx context.Context) (*SyncResult, error)
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+}

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Client calls a running daemon's admin API over its unix socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the admin socket at path.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 2,
+	}
+	return &Client{Socket: socket, hc: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+}
+
+var _ Methods = (*Client)(nil)
+
+// APIError is an error answered by the daemon.
+type APIError struct {
+	Status int
+	Msg    string
+}
+
+func (e *APIError) Error() string { return e.Msg }
+
+// Unwrap maps the status back to the package's sentinel errors.
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusBadRequest:
+		return ErrBadRequest
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := "http://mailbrake" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return fmt.Errorf("cannot reach the mailbrake daemon at %s (is `mailbrake serve` running, and may you use its socket?): %w", c.Socket, op.Err)
+		}
+		return fmt.Errorf("calling the mailbrake daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+			return &APIError{Status: resp.StatusCode, Msg: eb.Error}
+		}
+		return &APIError{Status: resp.StatusCode, Msg: resp.Status}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decoding the daemon's answer: %w", err)
+	}
+	return nil
+}
+
+// Status implements Methods.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var v Status
+	return &v, c.do(ctx, "GET", "/v1/status", nil, &v)
+}
+
+// ListHolds implements Methods.
+func (c *Client) ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, error) {
+	q := url.Values{}
+	if r.State != "" {
+		q.Set("state", r.State)
+	}
+	if r.Account != "" {
+		q.Set("account", r.Account)
+	}
+	if r.Limit > 0 {
+		q.Set("limit", strconv.Itoa(r.Limit))
+	}
+	if r.Offset > 0 {
+		q.Set("offset", strconv.Itoa(r.Offset))
+	}
+	var v HoldList
+	return &v, c.do(ctx, "GET", "/v1/holds", q, &v)
+}
+
+func (c *Client) hold(ctx context.Context, method, path string) (*store.Hold, error) {
+	var v store.Hold
+	if err := c.do(ctx, method, path, nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// GetHold implements Methods.
+func (c *Client) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
+	return c.hold(ctx, "GET", fmt.Sprintf("/v1/holds/%d", id))
+}
+
+// ReleaseHold implements Methods.
+func (c *Client) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error) {
+	return c.hold(ctx, "POST", fmt.Sprintf("/v1/holds/%d/release", id))
+}
+
+// DeleteHold implements Methods.
+func (c *Client) DeleteHold(ctx context.Context, id int64) (*store.Hold, error) {
+	return c.hold(ctx, "POST", fmt.Sprintf("/v1/holds/%d/delete", id))
+}
+
+// SyncQueue implements Methods.
+func (c *Client) SyncQueue(ctx context.Context) (*SyncResult, error) {
+	var v SyncResult
+	return &v, c.do(ctx, "POST", "/v1/queue/sync", nil, &v)
+}
+
+// ListAudit implements Methods.
+func (c *Client) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	q := url.Values{}
+	if f.Target != "" {
+		q.Set("target", f.Target)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339))
+	}
+	var v []store.AuditEntry
+	return v, c.do(ctx, "GET", "/v1/audit", q, &v)
+}

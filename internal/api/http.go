@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// Handler serves m as JSON over HTTP under /v1/. The caller authenticates
+// (the unix socket's permissions, or later a session or token) and puts the
+// Actor in the request context.
+func Handler(m Methods, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	h := &handler{m: m, log: log}
+	mux.HandleFunc("GET /v1/status", h.status)
+	mux.HandleFunc("GET /v1/holds", h.listHolds)
+	mux.HandleFunc("GET /v1/holds/{id}", h.getHold)
+	mux.HandleFunc("POST /v1/holds/{id}/release", h.releaseHold)
+	mux.HandleFunc("POST /v1/holds/{id}/delete", h.deleteHold)
+	mux.HandleFunc("POST /v1/queue/sync", h.sync)
+	mux.HandleFunc("GET /v1/audit", h.audit)
+	return mux
+}
+
+type handler struct {
+	m   Methods
+	log *slog.Logger
+}
+
+func (h *handler) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrConflict):
+			code = http.StatusConflict
+		case errors.Is(err, ErrBadRequest):
+			code = http.StatusBadRequest
+		}
+		if code == http.StatusInternalServerError {
+			h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: id must be a positive integer", ErrBadRequest)
+	}
+	return id, nil
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.Status(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) listHolds(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := ListHoldsRequest{State: q.Get("state"), Account: q.Get("account")}
+	var err error
+	if s := q.Get("limit"); s != "" {
+		if req.Limit, err = strconv.Atoi(s); err != nil || req.Limit < 0 {
+			h.reply(w, r, nil, fmt.Errorf("%w: limit must be a non-negative integer", ErrBadRequest))
+			return
+		}
+	}
+	if s := q.Get("offset"); s != "" {
+		if req.Offset, err = strconv.Atoi(s); err != nil || req.Offset < 0 {
+			h.reply(w, r, nil, fmt.Errorf("%w: offset must be a non-negative integer", ErrBadRequest))
+			return
+		}
+	}
+	v, err := h.m.ListHolds(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) withID(w http.ResponseWriter, r *http.Request, f func(context.Context, int64) (*store.Hold, error)) {
+	id, err := pathID(r)
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := f(r.Context(), id)
+	if err != nil {
+		v = nil
+	}
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) getHold(w http.ResponseWriter, r *http.Request) { h.withID(w, r, h.m.GetHold) }
+func (h *handler) releaseHold(w http.ResponseWriter, r *http.Request) {
+	h.withID(w, r, h.m.ReleaseHold)
+}
+func (h *handler) deleteHold(w http.ResponseWriter, r *http.Request) { h.withID(w, r, h.m.DeleteHold) }
+
+func (h *handler) sync(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.SyncQueue(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.AuditFilter{Target: q.Get("target")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			h.reply(w, r, nil, fmt.Errorf("%w: limit must be a non-negative integer", ErrBadRequest))
+			return
+		}
+		f.Limit = n
+	}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			h.reply(w, r, nil, fmt.Errorf("%w: since must be RFC 3339", ErrBadRequest))
+			return
+		}
+		f.Since = t
+	}
+	v, err := h.m.ListAudit(r.Context(), f)
+	h.reply(w, r, v, err)
+}

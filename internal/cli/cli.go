@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X …/internal/cli.Version=…".
+var Version = "dev"
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// Main runs the CLI and returns the process exit code: 0 success, 1 error,
+// 2 invalid configuration or usage.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, "mailbrake:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "mailbrake:", err)
+	return 1
+}
+
+type globals struct {
+	configFile string
+	dataDir    string
+	socket     string
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "mailbrake",
+		Short:         "Hold outbound mail from compromised accounts for review (Postfix policy server and milter)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.configFile, "config", "c", os.Getenv("MAILBRAKE_CONFIG"), "config file (env MAILBRAKE_CONFIG; default: embedded defaults)")
+	pf.StringVar(&g.dataDir, "data-dir", os.Getenv("MAILBRAKE_DATA_DIR"), "data directory (env MAILBRAKE_DATA_DIR; default from config: ./mailbrake-data)")
+	pf.StringVar(&g.socket, "socket", os.Getenv("MAILBRAKE_SOCKET"), "admin socket of the running daemon (env MAILBRAKE_SOCKET; default <data-dir>/admin.sock)")
+	root.AddCommand(
+		serveCmd(g),
+		configCmd(g),
+		quarantineCmd(g),
+		postfixConfigCmd(g),
+		zimbraConfigCmd(g),
+		loadgenCmd(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "mailbrake", Version) },
+		},
+	)
+	return root
+}
+
+// loadConfig reads the configuration and applies the global overrides.
+func (g *globals) loadConfig() (*config.Config, error) {
+	c, err := CheckConfig(g.configFile)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	if g.dataDir != "" {
+		c.DataDir = g.dataDir
+	}
+	return c, nil
+}
+
+// socketPath finds the admin socket without requiring a valid config when
+// --socket or --data-dir is given.
+func (g *globals) socketPath() (string, error) {
+	if g.socket != "" {
+		return g.socket, nil
+	}
+	c, err := g.loadConfig()
+	if err != nil {
+		return "", err
+	}
+	return AdminSocket(c), nil
+}
+
+// AdminSocket returns the admin socket path for a configuration.
+func AdminSocket(c *config.Config) string {
+	if c.Admin.Socket != "" {
+		return c.Admin.Socket
+	}
+	return filepath.Join(c.DataDir, "admin.sock")
+}

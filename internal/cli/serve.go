@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/daemon"
+)
+
+func serveCmd(g *globals) *cobra.Command {
+	var policyAddr, milterAddr, httpAddr, postfixDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon (policy server, milter, admin socket, health and metrics)",
+		Long: `Run the daemon in the foreground. Without --config it runs on the embedded
+defaults: policy on 127.0.0.1:10041, milter on 127.0.0.1:10042, health and
+metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if policyAddr != "" {
+				c.Policy.Listen = policyAddr
+			}
+			if milterAddr != "" {
+				c.Milter.Listen = milterAddr
+			}
+			if httpAddr != "" {
+				c.HTTP.Listen = httpAddr
+			}
+			if postfixDir != "" {
+				c.Postfix.ConfigDir = postfixDir
+			}
+			if errs := c.Validate(); len(errs) > 0 {
+				return &exitError{code: 2, err: errs}
+			}
+			log := newLogger(cmd.ErrOrStderr(), c.Log)
+			return daemon.New(c, log, Version).Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policyAddr, "policy", "", "policy listen address (overrides policy.listen)")
+	f.StringVar(&milterAddr, "milter", "", "milter listen address (overrides milter.listen)")
+	f.StringVar(&httpAddr, "http", "", "HTTP listen address (overrides http.listen)")
+	f.StringVar(&postfixDir, "postfix-config-dir", "", "Postfix config directory for postsuper/postqueue -c (overrides postfix.config_dir)")
+	return cmd
+}
+
+func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,206 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestExampleLoadsToDefaults(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteExample(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(buf.Bytes())
+	if err != nil {
+		t.Fatalf("example does not load: %v\n%s", err, buf.String())
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("example does not load to the defaults:\n got %+v\nwant %+v", c, Default())
+	}
+	for _, want := range []string{"# Postfix SMTP access policy", "listen: 127.0.0.1:10041", "bulk-from-scripted-client", "zimbra-html"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("example lacks %q", want)
+		}
+	}
+}
+
+func TestEmptyIsDefault(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n", "~\n"} {
+		c, err := Load([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if !reflect.DeepEqual(c, Default()) {
+			t.Fatalf("%q: not the defaults", in)
+		}
+	}
+	c, err := LoadFile("")
+	if err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("LoadFile(\"\") = %v, %v", c, err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	c, err := Load([]byte(`
+policy:
+  listen: unix:/run/mailbrake/policy.sock
+milter:
+  enabled: false
+postfix:
+  sync_interval: 5s
+rules:
+  - name: big
+    when:
+      - {fact: recipient_count, gt: 100}
+    verdict: hold
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.Listen != "unix:/run/mailbrake/policy.sock" || c.Milter.Enabled || c.Postfix.SyncInterval.D().Seconds() != 5 {
+		t.Fatalf("overrides not applied: %+v", c)
+	}
+	if len(c.Rules) != 1 || *c.Rules[0].When[0].Gt != 100 || c.Rules[0].StageOrDefault() != "eom" || c.Rules[0].ReasonOrName() != "big" {
+		t.Fatalf("rules: %+v", c.Rules)
+	}
+	// untouched sections keep their defaults
+	if c.HTTP.Listen != "127.0.0.1:10043" {
+		t.Fatalf("http default lost: %q", c.HTTP.Listen)
+	}
+}
+
+func TestEveryErrorWithKeyPath(t *testing.T) {
+	_, err := Load([]byte(`
+data_dir: ""
+policy:
+  listen: nowhere
+  lisen: x
+milter:
+  on_error: explode
+postfix:
+  sync_interval: soon
+identity:
+  trusted_networks: [10.0.0.0/8, not-a-net]
+rules:
+  - name: a
+    verdict: hold
+    when:
+      - {fact: recipient_count, gt: many}
+  - name: a
+    stage: connect
+    verdict: quarantine
+    when:
+      - {fact: client_family, in: [x], eq: y}
+      - {fact: client, matches: "("}
+`))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	got := err.Error()
+	for _, want := range []string{
+		"policy.lisen: unknown key (did you mean \"listen\"?)",
+		"postfix.sync_interval: invalid duration",
+		"rules[0].when[0].gt: expected a number",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if !strings.Contains(got, "data_dir: must not be empty") {
+		t.Errorf("validation errors missing beside decoding errors:\n%s", got)
+	}
+	_, err = Load([]byte(`
+data_dir: ""
+policy:
+  listen: nowhere
+milter:
+  on_error: explode
+identity:
+  trusted_networks: [10.0.0.0/8, not-a-net]
+rules:
+  - name: a
+    verdict: hold
+    when: []
+  - name: a
+    stage: connect
+    verdict: quarantine
+    when:
+      - {fact: client_family, in: [x], eq: y}
+      - {fact: client, matches: "("}
+`))
+	got = err.Error()
+	for _, want := range []string{
+		"data_dir: must not be empty",
+		"policy.listen: expected host:port",
+		"milter.on_error: must be one of tempfail, accept",
+		"identity.trusted_networks[1]: not a CIDR",
+		"rules[0].when: a rule needs at least one condition",
+		"rules[1].name: duplicate rule name \"a\"",
+		"rules[1].stage: must be rcpt or eom",
+		"rules[1].verdict: must be one of",
+		"rules[1].when[0]: needs exactly one of",
+		"rules[1].when[1].matches: invalid regular expression",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestBadDocuments(t *testing.T) {
+	for name, in := range map[string]string{
+		"syntax":     "policy: [",
+		"not a map":  "- a\n- b\n",
+		"two docs":   "log: {level: info}\n---\nlog: {level: debug}\n",
+		"alias":      "a: &x {level: info}\nlog: *x\n",
+		"type":       "policy: 5\n",
+		"dup key":    "log: {level: info}\nlog: {level: debug}\n",
+		"bad bool":   "policy: {enabled: maybe}\n",
+		"null value": "policy: {listen: ~}\n",
+	} {
+		if _, err := Load([]byte(in)); err == nil {
+			t.Errorf("%s: accepted %q", name, in)
+		}
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	if _, err := LoadFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), maxConfigBytes+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("oversized file: %v", err)
+	}
+}
+
+// FuzzLoad: any input either loads to a config that validates and survives
+// a second load of its own example, or is refused with Errors; never a panic.
+func FuzzLoad(f *testing.F) {
+	var buf bytes.Buffer
+	_ = WriteExample(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte("policy: {listen: 127.0.0.1:1}\n"))
+	f.Add([]byte("rules:\n  - {name: x, verdict: hold, when: [{fact: size, gt: 1}]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Load(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error text")
+			}
+			return
+		}
+		if errs := c.Validate(); len(errs) > 0 {
+			t.Fatalf("loaded config does not validate: %v", errs)
+		}
+	})
+}

@@ -1,0 +1,194 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+var reasonRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Verdicts lists the verdict names a rule may ask for, weakest first.
+var Verdicts = []string{"allow", "tag", "hold", "defer", "reject"}
+
+// Validate checks the parts of the configuration that do not need the
+// engine: listeners, enumerations, networks and the shape of every rule.
+// The engine checks facts and values when it compiles the rules.
+func (c *Config) Validate() Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		add("data_dir", "must not be empty")
+	}
+	oneOf := func(path, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		add(path, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "text", "json")
+	if c.Policy.Enabled {
+		if err := checkListen(c.Policy.Listen, true); err != nil {
+			add("policy.listen", "%v", err)
+		}
+	}
+	if c.Milter.Enabled {
+		if err := checkListen(c.Milter.Listen, true); err != nil {
+			add("milter.listen", "%v", err)
+		}
+	}
+	oneOf("milter.on_error", c.Milter.OnError, "tempfail", "accept")
+	if c.HTTP.Enabled {
+		if err := checkListen(c.HTTP.Listen, false); err != nil {
+			add("http.listen", "%v", err)
+		}
+	}
+	if c.Policy.Enabled && c.Milter.Enabled && c.Policy.Listen == c.Milter.Listen {
+		add("milter.listen", "same address as policy.listen")
+	}
+	for i, n := range c.Identity.TrustedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			if _, err2 := netip.ParseAddr(n); err2 != nil {
+				add(fmt.Sprintf("identity.trusted_networks[%d]", i), "not a CIDR or address: %q", n)
+			}
+		}
+	}
+	if h := c.Identity.AccountHeader; h != "" && !validHeaderName(h) {
+		add("identity.account_header", "not a valid header name: %q", h)
+	}
+	if c.Postfix.Postsuper == "" {
+		add("postfix.postsuper", "must not be empty")
+	}
+	if c.Postfix.Postqueue == "" {
+		add("postfix.postqueue", "must not be empty")
+	}
+	if c.Quarantine.PreviewBytes < 0 || c.Quarantine.PreviewBytes > 1<<20 {
+		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
+	}
+	oneOf("engine.on_error", c.Engine.OnError, "allow", "defer")
+
+	names := map[string]int{}
+	for i, r := range c.Rules {
+		p := fmt.Sprintf("rules[%d]", i)
+		if r.Name == "" {
+			add(p+".name", "must not be empty")
+		} else if j, dup := names[r.Name]; dup {
+			add(p+".name", "duplicate rule name %q (also rules[%d])", r.Name, j)
+		} else {
+			names[r.Name] = i
+		}
+		reason := r.Reason
+		if reason == "" {
+			reason = r.Name
+		}
+		if reason != "" && !reasonRe.MatchString(reason) {
+			add(p+".reason", "must be kebab-case (a-z, 0-9, -), got %q", reason)
+		}
+		if r.Stage != "" && r.Stage != "rcpt" && r.Stage != "eom" {
+			add(p+".stage", "must be rcpt or eom, got %q", r.Stage)
+		}
+		verdictOK := false
+		for _, v := range Verdicts {
+			if r.Verdict == v {
+				verdictOK = true
+			}
+		}
+		if !verdictOK {
+			add(p+".verdict", "must be one of %s, got %q", strings.Join(Verdicts, ", "), r.Verdict)
+		}
+		if r.Stage == "rcpt" && (r.Verdict == "hold" || r.Verdict == "tag") {
+			add(p+".verdict", "%s is decided at end of message; use stage eom, or defer/reject at rcpt", r.Verdict)
+		}
+		if len(r.When) == 0 {
+			add(p+".when", "a rule needs at least one condition")
+		}
+		for j, cond := range r.When {
+			cp := fmt.Sprintf("%s.when[%d]", p, j)
+			if cond.Fact == "" {
+				add(cp+".fact", "must not be empty")
+			}
+			ops := 0
+			for _, set := range []bool{cond.Eq != nil, cond.Ne != nil, cond.In != nil, cond.NotIn != nil, cond.Gt != nil, cond.Gte != nil, cond.Lt != nil, cond.Lte != nil, cond.Matches != ""} {
+				if set {
+					ops++
+				}
+			}
+			if ops != 1 {
+				add(cp, "needs exactly one of eq, ne, in, not_in, gt, gte, lt, lte, matches (has %d)", ops)
+			}
+			if cond.Matches != "" {
+				if _, err := regexp.Compile(cond.Matches); err != nil {
+					add(cp+".matches", "invalid regular expression: %v", err)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// StageOrDefault returns the rule's stage with its default applied.
+func (r Rule) StageOrDefault() string {
+	if r.Stage == "" {
+		return "eom"
+	}
+	return r.Stage
+}
+
+// ReasonOrName returns the rule's reason, defaulting to its name.
+func (r Rule) ReasonOrName() string {
+	if r.Reason == "" {
+		return r.Name
+	}
+	return r.Reason
+}
+
+func validHeaderName(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkListen validates host:port or, when unixOK, unix:/path.
+func checkListen(s string, unixOK bool) error {
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !unixOK {
+			return fmt.Errorf("unix sockets are not supported here")
+		}
+		if !strings.HasPrefix(rest, "/") {
+			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("expected host:port: %v", err)
+	}
+	if port == "" {
+		return fmt.Errorf("missing port in %q", s)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			return fmt.Errorf("host must be an IP address, got %q", host)
+		}
+	}
+	return nil
+}
+
+// ListenNetwork splits a listen address into a net.Listen network and address.
+func ListenNetwork(s string) (network, addr string) {
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		return "unix", rest
+	}
+	return "tcp", s
+}

@@ -1,0 +1,307 @@
+package counter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+const (
+	shards = 64
+
+	hourSlot   = int64(time.Minute / time.Second) // seconds per hour bucket
+	hourSlots  = 60                               // 60 one-minute buckets: the hour window is exact to the minute
+	daySlot    = int64(10 * time.Minute / time.Second)
+	daySlots   = 144 // 144 ten-minute buckets: the day window spans 23h50m–24h
+	keyTTL     = time.Hour
+	sweepEvery = 4096 // charges per shard between sweeps of expired message keys
+)
+
+type bucket struct {
+	slot int64
+	m, r uint32
+}
+
+type account struct {
+	hour, day []bucket // oldest first
+	dirty     bool
+}
+
+func add(bs []bucket, slot int64, m, r uint32) []bucket {
+	if n := len(bs); n > 0 && bs[n-1].slot == slot {
+		bs[n-1].m += m
+		bs[n-1].r += r
+		return bs
+	}
+	// A charge timestamped before the newest bucket (clock skew between
+	// nodes, replays) lands in the newest bucket rather than reordering.
+	if n := len(bs); n > 0 && bs[n-1].slot > slot {
+		bs[n-1].m += m
+		bs[n-1].r += r
+		return bs
+	}
+	return append(bs, bucket{slot, m, r})
+}
+
+// prune drops buckets at or before oldest.
+func prune(bs []bucket, oldest int64) []bucket {
+	i := 0
+	for i < len(bs) && bs[i].slot <= oldest {
+		i++
+	}
+	if i == 0 {
+		return bs
+	}
+	n := copy(bs, bs[i:])
+	return bs[:n]
+}
+
+func sum(bs []bucket, oldest int64) (m, r int64) {
+	for i := len(bs) - 1; i >= 0 && bs[i].slot > oldest; i-- {
+		m += int64(bs[i].m)
+		r += int64(bs[i].r)
+	}
+	return
+}
+
+func (a *account) totals(now int64) store.Totals {
+	var t store.Totals
+	t.Messages1h, t.Recipients1h = sum(a.hour, now/hourSlot-hourSlots)
+	t.Messages24h, t.Recipients24h = sum(a.day, now/daySlot-daySlots)
+	return t
+}
+
+type shard struct {
+	mu       sync.Mutex
+	accounts map[string]*account
+	keys     map[string]int64 // message key → expiry (unix seconds)
+	charges  int
+}
+
+// Memory is an in-memory store.Counters.
+type Memory struct {
+	seed   maphash.Seed
+	shards [shards]shard
+}
+
+var _ store.Counters = (*Memory)(nil)
+
+// NewMemory returns empty counters.
+func NewMemory() *Memory {
+	m := &Memory{seed: maphash.MakeSeed()}
+	for i := range m.shards {
+		m.shards[i].accounts = map[string]*account{}
+		m.shards[i].keys = map[string]int64{}
+	}
+	return m
+}
+
+func (c *Memory) shard(account string) *shard {
+	return &c.shards[maphash.String(c.seed, account)%shards]
+}
+
+func clamp(v int64) uint32 {
+	if v < 0 {
+		return 0
+	}
+	if v > 1<<31 {
+		return 1 << 31
+	}
+	return uint32(v)
+}
+
+// Charge implements store.Counters.
+func (c *Memory) Charge(_ context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64) (store.Totals, error) {
+	now := t.Unix()
+	s := c.shard(acct)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[acct]
+	if a == nil {
+		a = &account{}
+		s.accounts[acct] = a
+	}
+	charge := true
+	if msgKey != "" {
+		k := acct + "\x00" + msgKey
+		if exp, ok := s.keys[k]; ok && exp > now {
+			charge = false
+		} else {
+			s.keys[k] = now + int64(keyTTL/time.Second)
+		}
+	}
+	if charge {
+		m, r := clamp(msgs), clamp(rcpts)
+		a.hour = add(prune(a.hour, now/hourSlot-hourSlots), now/hourSlot, m, r)
+		a.day = add(prune(a.day, now/daySlot-daySlots), now/daySlot, m, r)
+		a.dirty = true
+	}
+	s.charges++
+	if s.charges%sweepEvery == 0 {
+		for k, exp := range s.keys {
+			if exp <= now {
+				delete(s.keys, k)
+			}
+		}
+	}
+	return a.totals(now), nil
+}
+
+// Peek implements store.Counters.
+func (c *Memory) Peek(_ context.Context, acct string, t time.Time) (store.Totals, error) {
+	s := c.shard(acct)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[acct]
+	if a == nil {
+		return store.Totals{}, nil
+	}
+	return a.totals(t.Unix()), nil
+}
+
+// Sweep drops accounts whose windows are empty at t and expired message
+// keys, and returns how many accounts remain.
+func (c *Memory) Sweep(t time.Time) int {
+	now := t.Unix()
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for name, a := range s.accounts {
+			a.hour = prune(a.hour, now/hourSlot-hourSlots)
+			a.day = prune(a.day, now/daySlot-daySlots)
+			if len(a.day) == 0 && len(a.hour) == 0 && !a.dirty {
+				delete(s.accounts, name)
+			}
+		}
+		for k, exp := range s.keys {
+			if exp <= now {
+				delete(s.keys, k)
+			}
+		}
+		n += len(s.accounts)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Dirty returns an encoded snapshot of every account changed since the last
+// call (nil value: the account is empty and can be deleted), and marks them
+// clean.
+func (c *Memory) Dirty() map[string][]byte {
+	out := map[string][]byte{}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for name, a := range s.accounts {
+			if !a.dirty {
+				continue
+			}
+			a.dirty = false
+			if len(a.hour) == 0 && len(a.day) == 0 {
+				out[name] = nil
+				continue
+			}
+			out[name] = encode(a)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Restore loads snapshots produced by Dirty. Undecodable entries are skipped
+// and counted in the returned error.
+func (c *Memory) Restore(snaps map[string][]byte) error {
+	bad := 0
+	for name, b := range snaps {
+		a, err := decode(b)
+		if err != nil {
+			bad++
+			continue
+		}
+		s := c.shard(name)
+		s.mu.Lock()
+		s.accounts[name] = a
+		s.mu.Unlock()
+	}
+	if bad > 0 {
+		return errors.New("counter: skipped undecodable snapshots")
+	}
+	return nil
+}
+
+const snapVersion = 1
+
+func encode(a *account) []byte {
+	b := make([]byte, 0, 3+(len(a.hour)+len(a.day))*16)
+	b = append(b, snapVersion)
+	b = binary.AppendUvarint(b, uint64(len(a.hour)))
+	for _, x := range a.hour {
+		b = binary.AppendVarint(b, x.slot)
+		b = binary.AppendUvarint(b, uint64(x.m))
+		b = binary.AppendUvarint(b, uint64(x.r))
+	}
+	b = binary.AppendUvarint(b, uint64(len(a.day)))
+	for _, x := range a.day {
+		b = binary.AppendVarint(b, x.slot)
+		b = binary.AppendUvarint(b, uint64(x.m))
+		b = binary.AppendUvarint(b, uint64(x.r))
+	}
+	return b
+}
+
+var errSnapshot = errors.New("counter: bad snapshot")
+
+func decode(b []byte) (*account, error) {
+	if len(b) < 1 || b[0] != snapVersion {
+		return nil, errSnapshot
+	}
+	b = b[1:]
+	readList := func(max int) ([]bucket, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(max) {
+			return nil, errSnapshot
+		}
+		b = b[k:]
+		out := make([]bucket, 0, n)
+		for i := uint64(0); i < n; i++ {
+			slot, k1 := binary.Varint(b)
+			if k1 <= 0 {
+				return nil, errSnapshot
+			}
+			b = b[k1:]
+			m, k2 := binary.Uvarint(b)
+			if k2 <= 0 {
+				return nil, errSnapshot
+			}
+			b = b[k2:]
+			r, k3 := binary.Uvarint(b)
+			if k3 <= 0 {
+				return nil, errSnapshot
+			}
+			b = b[k3:]
+			if len(out) > 0 && slot <= out[len(out)-1].slot {
+				return nil, errSnapshot
+			}
+			out = append(out, bucket{slot, clamp(int64(m)), clamp(int64(r))})
+		}
+		return out, nil
+	}
+	h, err := readList(hourSlots + 1)
+	if err != nil {
+		return nil, err
+	}
+	d, err := readList(daySlots + 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 0 {
+		return nil, errSnapshot
+	}
+	return &account{hour: h, day: d}, nil
+}

@@ -1,0 +1,163 @@
+package counter
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+var ctx = context.Background()
+
+func TestSlidingWindows(t *testing.T) {
+	c := NewMemory()
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 10; i++ {
+		if _, err := c.Charge(ctx, "u@x", "", t0.Add(time.Duration(i)*time.Minute), 1, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := store.Totals{Messages1h: 10, Recipients1h: 50, Messages24h: 10, Recipients24h: 50}
+	if got, _ := c.Peek(ctx, "u@x", t0.Add(9*time.Minute)); got != want {
+		t.Fatalf("after 10 charges: %+v", got)
+	}
+	// 65 minutes after the first charge, the charges of minutes 0–5 are 60
+	// or more minutes old and have left the hour (the window is (now-60m, now]).
+	got, _ := c.Peek(ctx, "u@x", t0.Add(65*time.Minute))
+	if got.Messages1h != 4 || got.Recipients1h != 20 || got.Messages24h != 10 {
+		t.Fatalf("after 65m: %+v", got)
+	}
+	// A day later everything is gone.
+	got, _ = c.Peek(ctx, "u@x", t0.Add(24*time.Hour+10*time.Minute))
+	if got != (store.Totals{}) {
+		t.Fatalf("after a day: %+v", got)
+	}
+	if n := c.Sweep(t0.Add(25 * time.Hour)); n != 0 {
+		// dirty accounts are kept until their snapshot is taken
+		c.Dirty()
+		if n := c.Sweep(t0.Add(25 * time.Hour)); n != 0 {
+			t.Fatalf("sweep kept %d accounts", n)
+		}
+	}
+	if got, _ := c.Peek(ctx, "other", t0); got != (store.Totals{}) {
+		t.Fatalf("unknown account: %+v", got)
+	}
+}
+
+func TestMessageKeyChargedOnce(t *testing.T) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	a, _ := c.Charge(ctx, "u", "4ABC", now, 1, 60)
+	b, _ := c.Charge(ctx, "u", "4ABC", now.Add(time.Second), 1, 60)
+	if a != b || a.Messages1h != 1 || a.Recipients1h != 60 {
+		t.Fatalf("same key charged twice: %+v %+v", a, b)
+	}
+	// the same queue id for another account is another message
+	if o, _ := c.Charge(ctx, "v", "4ABC", now, 1, 1); o.Messages1h != 1 {
+		t.Fatalf("other account: %+v", o)
+	}
+	// after the key TTL the key may be reused by Postfix
+	if d, _ := c.Charge(ctx, "u", "4ABC", now.Add(2*keyTTL), 1, 1); d.Messages24h != 2 {
+		t.Fatalf("reused key: %+v", d)
+	}
+}
+
+func TestOutOfOrderCharges(t *testing.T) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	c.Charge(ctx, "u", "", now, 1, 1)
+	c.Charge(ctx, "u", "", now.Add(-10*time.Minute), 1, 1)
+	if got, _ := c.Peek(ctx, "u", now); got.Messages1h != 2 || got.Messages24h != 2 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	for i := 0; i < 300; i++ {
+		c.Charge(ctx, fmt.Sprintf("u%d", i%7), "", now.Add(time.Duration(i)*time.Minute), 1, int64(i))
+	}
+	snap := c.Dirty()
+	if len(snap) != 7 {
+		t.Fatalf("dirty accounts: %d", len(snap))
+	}
+	if again := c.Dirty(); len(again) != 0 {
+		t.Fatalf("still dirty: %d", len(again))
+	}
+	d := NewMemory()
+	if err := d.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	at := now.Add(300 * time.Minute)
+	for i := 0; i < 7; i++ {
+		a, _ := c.Peek(ctx, fmt.Sprintf("u%d", i), at)
+		b, _ := d.Peek(ctx, fmt.Sprintf("u%d", i), at)
+		if a != b {
+			t.Fatalf("u%d: %+v != %+v", i, a, b)
+		}
+	}
+	if err := d.Restore(map[string][]byte{"x": {9, 9}}); err == nil {
+		t.Fatal("bad snapshot accepted")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				c.Charge(ctx, "shared", "", now, 1, 2)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := c.Peek(ctx, "shared", now); got.Messages1h != 8000 || got.Recipients24h != 16000 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// FuzzDecode: decoding arbitrary bytes never panics, and whatever decodes
+// re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	a := &account{hour: []bucket{{100, 1, 2}, {101, 3, 4}}, day: []bucket{{10, 4, 6}}}
+	f.Add(encode(a))
+	f.Add([]byte{snapVersion, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decode(b)
+		if err != nil {
+			return
+		}
+		b2 := encode(a)
+		a2, err := decode(b2)
+		if err != nil || !reflect.DeepEqual(a, a2) {
+			t.Fatalf("round trip: %v %+v %+v", err, a, a2)
+		}
+	})
+}
+
+func BenchmarkCharge(b *testing.B) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	users := make([]string, 1000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d@example.org", i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			c.Charge(ctx, users[i%len(users)], "", now.Add(time.Duration(i)*time.Second), 1, 3)
+			i++
+		}
+	})
+}

@@ -1,0 +1,412 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+// snapshotEvery: how much counter history a crash of a single node can
+// lose. Counters are an estimate of recent sending; 30 s of it is noise.
+const snapshotEvery = 30 * time.Second
+
+// Daemon is a running mailbrake.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+
+	// Ready is closed when every listener is up.
+	Ready chan struct{}
+	// Addrs are the bound listener addresses (useful with port 0).
+	Policy, Milter, HTTP net.Addr
+	Socket               string
+
+	store    *sqlite.Store
+	counters *counter.Memory
+	engine   *engine.Engine
+	identity *engine.Identity
+	ops      *ops.Service
+	metrics  *metrics
+	preview  int
+}
+
+// New prepares a daemon; Run starts it.
+func New(cfg *config.Config, log *slog.Logger, version string) *Daemon {
+	return &Daemon{cfg: cfg, log: log, version: version, Ready: make(chan struct{})}
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailbrake.db"), d.log)
+	if err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	d.store = st
+	defer st.Close()
+
+	d.counters = counter.NewMemory()
+	if snaps, err := st.LoadSnapshots(ctx); err != nil {
+		d.log.Warn("loading counter snapshots failed; starting with empty counters", "err", err)
+	} else if err := d.counters.Restore(snaps); err != nil {
+		d.log.Warn("some counter snapshots could not be read", "err", err)
+	}
+	onErr := engine.ActionAllow
+	if cfg.Engine.OnError == "defer" {
+		onErr = engine.ActionDefer
+	}
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("compiling rules: %w", err)
+	}
+	d.identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader)
+	if err != nil {
+		return err
+	}
+	d.metrics = newMetrics()
+	d.preview = cfg.Quarantine.PreviewBytes
+
+	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
+	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
+	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Log: d.log}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	var shutdowns []func(context.Context) error
+
+	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir}
+
+	if cfg.Policy.Enabled {
+		ln, err := listen(cfg.Policy.Listen)
+		if err != nil {
+			return fmt.Errorf("policy listener: %w", err)
+		}
+		d.Policy = ln.Addr()
+		status.Policy = ln.Addr().String()
+		srv := d.policyServer()
+		shutdowns = append(shutdowns, srv.Shutdown)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("policy server: %w", err)
+			}
+		}()
+		d.log.Info("policy server listening", "addr", ln.Addr().String())
+	}
+	if cfg.Milter.Enabled {
+		ln, err := listen(cfg.Milter.Listen)
+		if err != nil {
+			return fmt.Errorf("milter listener: %w", err)
+		}
+		d.Milter = ln.Addr()
+		status.Milter = ln.Addr().String()
+		srv := d.milterServer()
+		shutdowns = append(shutdowns, srv.Shutdown)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("milter server: %w", err)
+			}
+		}()
+		d.log.Info("milter listening", "addr", ln.Addr().String())
+	}
+	if cfg.HTTP.Enabled {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		d.HTTP = ln.Addr()
+		status.HTTP = ln.Addr().String()
+		hs := &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		shutdowns = append(shutdowns, hs.Shutdown)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server: %w", err)
+			}
+		}()
+		d.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	}
+
+	// Admin socket for the CLI.
+	d.Socket = cfg.Admin.Socket
+	if d.Socket == "" {
+		d.Socket = filepath.Join(cfg.DataDir, "admin.sock")
+	}
+	d.ops.Status0 = status
+	aln, err := listenAdmin(d.Socket, cfg.Admin.Group)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	as := &http.Server{
+		Handler:           adminAuth(api.Handler(d.ops, d.log)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       peerContext,
+	}
+	shutdowns = append(shutdowns, as.Shutdown)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := as.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+	d.log.Info("admin socket listening", "path", d.Socket)
+
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D())
+	}()
+	go func() {
+		defer wg.Done()
+		d.snapshotLoop(ctx)
+	}()
+	close(d.Ready)
+	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		d.log.Error("a server failed; shutting down", "err", runErr)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	for i := len(shutdowns) - 1; i >= 0; i-- {
+		if err := shutdowns[i](sctx); err != nil {
+			d.log.Warn("shutdown", "err", err)
+		}
+	}
+	wg.Wait()
+	d.saveSnapshots(context.Background())
+	_ = os.Remove(d.Socket)
+	d.log.Info("mailbrake stopped")
+	return runErr
+}
+
+func (d *Daemon) snapshotLoop(ctx context.Context) {
+	t := time.NewTicker(snapshotEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.saveSnapshots(ctx)
+			d.counters.Sweep(now)
+		}
+	}
+}
+
+func (d *Daemon) saveSnapshots(ctx context.Context) {
+	dirty := d.counters.Dirty()
+	if len(dirty) == 0 {
+		return
+	}
+	if err := d.store.SaveSnapshots(ctx, dirty); err != nil {
+		d.metrics.storeErrors.WithLabelValues("snapshot").Inc()
+		d.log.Warn("saving counter snapshots failed", "err", err)
+	}
+}
+
+func (d *Daemon) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.store.Ping(ctx); err != nil {
+			http.Error(w, "store not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func listen(addr string) (net.Listener, error) {
+	network, a := config.ListenNetwork(addr)
+	if network == "unix" {
+		removeStaleSocket(a)
+		ln, err := net.Listen("unix", a)
+		if err != nil {
+			return nil, err
+		}
+		// Postfix (user postfix) must be able to connect.
+		if err := os.Chmod(a, 0o666); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return ln, nil
+	}
+	return net.Listen(network, a)
+}
+
+// removeStaleSocket removes a socket file nobody listens on (left by a
+// crash); a live one is left alone so Listen fails clearly.
+func removeStaleSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		os.Remove(path)
+	}
+}
+
+func listenAdmin(path, group string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	removeStaleSocket(path)
+	// The socket is created 0600 (umask) so there is no window in which
+	// others could connect.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin.group: %w", err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return ln, nil
+}
+
+type peerKey struct{}
+
+// peerContext records the connecting process's uid (SO_PEERCRED) so every
+// admin request is audited with who made it.
+func peerContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *syscall.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	name := strconv.Itoa(int(cred.Uid))
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username + "(" + name + ")"
+	}
+	return context.WithValue(ctx, peerKey{}, "cli:"+name)
+}
+
+// adminAuth names the actor from the socket peer. Access control is the
+// socket's file mode: whoever can connect is an admin.
+func adminAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		actor, _ := r.Context().Value(peerKey{}).(string)
+		if actor == "" {
+			http.Error(w, `{"error":"peer credentials unavailable"}`, http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(api.WithActor(r.Context(), api.Actor{Name: actor})))
+	})
+}
+
+// postconfBeside finds postconf next to postsuper when postsuper is a path.
+func postconfBeside(postsuper string) string {
+	if strings.Contains(postsuper, "/") {
+		return filepath.Join(filepath.Dir(postsuper), "postconf")
+	}
+	return "postconf"
+}
+
+// maxQueueLifetime asks Postfix for maximal_queue_lifetime (best effort).
+func maxQueueLifetime(ctx context.Context, pf *quarantine.Postfix) time.Duration {
+	args := []string{"-h", "maximal_queue_lifetime"}
+	if pf.ConfigDir != "" {
+		args = append([]string{"-c", pf.ConfigDir}, args...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, pf.Postconf, args...).Output()
+	if err != nil {
+		return 0
+	}
+	return parsePostfixTime(strings.TrimSpace(string(out)))
+}
+
+// parsePostfixTime parses Postfix time values: a number with an optional
+// unit s, m, h, d or w (default d for maximal_queue_lifetime).
+func parsePostfixTime(s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	unit := time.Duration(24 * time.Hour)
+	switch s[len(s)-1] {
+	case 's':
+		unit, s = time.Second, s[:len(s)-1]
+	case 'm':
+		unit, s = time.Minute, s[:len(s)-1]
+	case 'h':
+		unit, s = time.Hour, s[:len(s)-1]
+	case 'd':
+		unit, s = 24*time.Hour, s[:len(s)-1]
+	case 'w':
+		unit, s = 7*24*time.Hour, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * unit
+}

@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"context"
+	"mime"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/milter"
+)
+
+type milterAdapter struct{ d *Daemon }
+
+func (d *Daemon) milterServer() *milter.Server {
+	onErr := milter.Decision{Kind: milter.TempFail, Code: 451, Text: "4.3.0 Temporary local problem, try again later"}
+	if d.cfg.Milter.OnError == "accept" {
+		onErr = milter.Decision{Kind: milter.Accept}
+	}
+	return &milter.Server{
+		Handler:      &milterAdapter{d: d},
+		Logger:       d.log.With("path", "milter"),
+		PreviewLimit: d.cfg.Quarantine.PreviewBytes,
+		OnError:      onErr,
+		Observe: func(dur time.Duration, kind milter.DecisionKind, err error) {
+			d.metrics.milterLatency.Observe(dur.Seconds())
+			d.metrics.milterMessages.WithLabelValues(kind.String()).Inc()
+		},
+	}
+}
+
+var wordDecoder = mime.WordDecoder{}
+
+// decodeSubject decodes RFC 2047 words and bounds the result.
+func decodeSubject(s string) string {
+	if dec, err := wordDecoder.DecodeHeader(s); err == nil {
+		s = dec
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > 512 {
+		s = s[:512]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
+}
+
+// EndOfMessage implements milter.Handler.
+func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (milter.Decision, error) {
+	d := a.d
+	addr, _ := netip.ParseAddr(msg.ClientAddr)
+	headerAccount := ""
+	if d.identity.Header != "" {
+		headerAccount = msg.Header(d.identity.Header)
+	}
+	account, source, trusted := d.identity.Resolve(msg.AuthAuthen, headerAccount, msg.Sender, addr)
+	sub := &engine.Submission{
+		Time:           time.Now(),
+		Stage:          engine.StageEOM,
+		Path:           engine.PathMilter,
+		Account:        account,
+		AccountSource:  source,
+		ClientAddress:  addr,
+		TrustedClient:  trusted,
+		Client:         fingerprint.Classify(msg.Header("X-Mailer"), msg.Header("User-Agent")),
+		Sender:         msg.Sender,
+		Recipients:     msg.Recipients,
+		RecipientCount: msg.RecipientCount,
+		Size:           msg.BodySize,
+		Subject:        decodeSubject(msg.Header("Subject")),
+		QueueID:        msg.QueueID,
+	}
+	v, err := d.engine.Evaluate(ctx, sub)
+	if err != nil {
+		d.metrics.storeErrors.WithLabelValues("counters").Inc()
+		d.log.Warn("engine error; on_error verdict applies", "queue_id", msg.QueueID, "account", account, "err", err)
+	}
+	d.logVerdict(sub, v)
+	switch v.Action {
+	case engine.ActionHold:
+		d.recordHold(ctx, sub, v, headerBlock(msg), textPreview(msg, d.preview))
+		reason := "mailbrake: " + strings.Join(engine.ReasonStrings(v.Reasons), ",")
+		return milter.Decision{Kind: milter.Quarantine, Reason: reason}, nil
+	case engine.ActionDefer:
+		return milter.Decision{Kind: milter.TempFail, Code: 451, Text: v.Text}, nil
+	case engine.ActionReject:
+		return milter.Decision{Kind: milter.Reject, Code: 550, Text: v.Text}, nil
+	case engine.ActionTag:
+		return milter.Decision{Kind: milter.Accept, AddHeaders: []milter.Header{{Name: "X-Mailbrake-Reasons", Value: strings.Join(engine.ReasonStrings(v.Reasons), ", ")}}}, nil
+	}
+	return milter.Decision{Kind: milter.Accept}, nil
+}
+
+// headerBlock renders the collected headers, bounded.
+func headerBlock(msg *milter.Message) string {
+	var b strings.Builder
+	for _, h := range msg.Headers {
+		if b.Len() > 64<<10 {
+			b.WriteString("[… more headers not kept]\n")
+			break
+		}
+		b.WriteString(h.Name)
+		b.WriteString(": ")
+		b.WriteString(h.Value)
+		b.WriteByte('\n')
+	}
+	return strings.ToValidUTF8(b.String(), "\uFFFD")
+}

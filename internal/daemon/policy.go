@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/policy"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// policyAdapter turns policy requests into engine submissions and verdicts
+// into policy actions.
+type policyAdapter struct{ d *Daemon }
+
+func (d *Daemon) policyServer() *policy.Server {
+	a := &policyAdapter{d: d}
+	return &policy.Server{
+		Handler:     a,
+		Logger:      d.log.With("path", "policy"),
+		ReadTimeout: d.cfg.Policy.MaxIdle.D(),
+		Observe: func(state string, dur time.Duration, err error) {
+			if err != nil {
+				d.metrics.policyErrors.Inc()
+				return
+			}
+			d.metrics.policyLatency.WithLabelValues(stateLabel(state)).Observe(dur.Seconds())
+		},
+	}
+}
+
+// stateLabel bounds the metric label to Postfix's protocol states.
+func stateLabel(s string) string {
+	switch s {
+	case "CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY", "ETRN":
+		return s
+	}
+	return "other"
+}
+
+// Check implements policy.Handler. Decisions happen at RCPT (per
+// recipient) and END-OF-MESSAGE (recipient_count known); every other
+// protocol state is answered DUNNO.
+func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.Response, error) {
+	d := a.d
+	var stage engine.Stage
+	switch req.ProtocolState {
+	case "RCPT":
+		stage = engine.StageRcpt
+	case "END-OF-MESSAGE":
+		stage = engine.StageEOM
+	default:
+		d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), "DUNNO").Inc()
+		return policy.Dunno(), nil
+	}
+	addr, _ := netip.ParseAddr(req.ClientAddress)
+	account, source, trusted := d.identity.Resolve(req.SASLUsername, "", req.Sender, addr)
+	sub := &engine.Submission{
+		Time:           time.Now(),
+		Stage:          stage,
+		Path:           engine.PathPolicy,
+		Account:        account,
+		AccountSource:  source,
+		ClientAddress:  addr,
+		TrustedClient:  trusted,
+		Client:         fingerprint.Result{Family: fingerprint.FamilyUnknown}, // the policy protocol carries no headers
+		Sender:         req.Sender,
+		Recipient:      req.Recipient,
+		RecipientCount: req.RecipientCount,
+		Size:           req.Size,
+		QueueID:        req.QueueID,
+		Instance:       req.Instance,
+	}
+	if stage == engine.StageEOM && req.RecipientCount == 1 && req.Recipient != "" {
+		sub.Recipients = []string{req.Recipient}
+	}
+	v, err := d.engine.Evaluate(ctx, sub)
+	if err != nil {
+		d.metrics.storeErrors.WithLabelValues("counters").Inc()
+		d.log.Warn("engine error; on_error verdict applies", "instance", req.Instance, "account", account, "err", err)
+	}
+	resp := a.respond(ctx, sub, v)
+	d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), actionKeyword(resp.Action)).Inc()
+	return resp, nil
+}
+
+func actionKeyword(action string) string {
+	k, _, _ := strings.Cut(action, " ")
+	switch k {
+	case "DUNNO", "OK", "HOLD", "DEFER", "DEFER_IF_PERMIT", "REJECT", "WARN":
+		return k
+	}
+	if len(k) == 3 && (k[0] == '4' || k[0] == '5') {
+		return k[:1] + "xx"
+	}
+	return "other"
+}
+
+func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
+	d := a.d
+	d.logVerdict(sub, v)
+	switch v.Action {
+	case engine.ActionHold:
+		if sub.Stage != engine.StageEOM {
+			// Config validation keeps hold rules at eom; be safe anyway.
+			return policy.Dunno()
+		}
+		d.recordHold(ctx, sub, v, "", "")
+		return policy.Hold("mailbrake: held for review (" + strings.Join(engine.ReasonStrings(v.Reasons), ",") + ")")
+	case engine.ActionDefer:
+		return policy.Defer(v.Text)
+	case engine.ActionReject:
+		return policy.Reject(v.Text)
+	}
+	// allow, and tag: PREPEND is not allowed in smtpd_end_of_data_restrictions,
+	// so the policy path logs tags; the milter path adds the header.
+	return policy.Dunno()
+}
+
+// logVerdict logs every non-allow verdict and every dry-run finding.
+func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
+	for _, f := range v.Findings {
+		if f.DryRun {
+			d.log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
+				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
+		}
+	}
+	if v.Action == engine.ActionAllow {
+		return
+	}
+	for _, r := range v.Reasons {
+		d.metrics.verdicts.WithLabelValues(string(sub.Path), v.Action.String(), string(r)).Inc()
+	}
+	d.log.Info("verdict", "path", sub.Path, "stage", sub.Stage, "action", v.Action.String(), "reasons", engine.ReasonStrings(v.Reasons),
+		"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "account_source", sub.AccountSource,
+		"client_family", sub.Client.Family, "recipients", sub.RecipientCount,
+		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h)
+}
+
+// recordHold stores the hold record; a failure is logged and counted, the
+// message stays held in Postfix regardless (and the next sync can still act
+// on it by queue id through postsuper directly).
+func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engine.Verdict, headers, preview string) {
+	h := &store.Hold{
+		QueueID:        sub.QueueID,
+		Path:           string(sub.Path),
+		Account:        sub.Account,
+		Sender:         sub.Sender,
+		Recipients:     sub.Recipients,
+		RecipientCount: sub.RecipientCount,
+		Subject:        sub.Subject,
+		Client:         sub.Client.Client,
+		ClientFamily:   familyForHold(sub.Client.Family),
+		Reasons:        engine.ReasonStrings(v.Reasons),
+		Size:           sub.Size,
+		Headers:        headers,
+		Preview:        preview,
+		HeldAt:         sub.Time.UTC(),
+	}
+	if sub.ClientAddress.IsValid() {
+		h.ClientAddress = sub.ClientAddress.String()
+	}
+	if h.Recipients == nil {
+		h.Recipients = []string{}
+	}
+	stored, err := d.ops.RecordHold(context.WithoutCancel(ctx), h)
+	if err != nil {
+		d.metrics.storeErrors.WithLabelValues("hold").Inc()
+		d.log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
+		return
+	}
+	d.metrics.holds.WithLabelValues(string(sub.Path)).Inc()
+	d.log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
+}
+
+// familyForHold leaves the family empty when this path could not see it, so
+// a hold of the same message by the milter path fills it in.
+func familyForHold(f fingerprint.Family) string {
+	if f == fingerprint.FamilyUnknown {
+		return ""
+	}
+	return string(f)
+}

@@ -1,0 +1,247 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Options configures an Engine.
+type Options struct {
+	Rules    []config.Rule
+	Counters store.Counters
+	// OnError is the action when counters fail: ActionAllow (fail open)
+	// or ActionDefer.
+	OnError Action
+	Logger  *slog.Logger
+}
+
+// Engine evaluates submissions. It is safe for concurrent use.
+type Engine struct {
+	rules      []rule
+	rcptRules  bool
+	counters   store.Counters
+	onError    Action
+	log        *slog.Logger
+	seed       maphash.Seed
+	instances  [instanceShards]instanceShard
+	deferText  string
+	rejectText string
+}
+
+// maxTrackedRecipients bounds the recipients remembered per in-flight
+// message for hold records; the count stays exact.
+const maxTrackedRecipients = 1000
+
+// instanceTTL: Postfix's smtpd finishes a transaction well within its
+// 300 s command timeouts; forget in-flight state after twice that.
+const instanceTTL = 10 * time.Minute
+
+const instanceShards = 32
+
+type inflight struct {
+	rcpts    []string
+	count    int
+	lastSeen time.Time
+}
+
+type instanceShard struct {
+	mu  sync.Mutex
+	m   map[string]*inflight
+	ops int
+}
+
+// New compiles the rules and returns an engine.
+func New(o Options) (*Engine, error) {
+	rules, errs := Compile(o.Rules)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if o.Counters == nil {
+		return nil, fmt.Errorf("engine: no counters")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	e := &Engine{
+		rules:      rules,
+		counters:   o.Counters,
+		onError:    o.OnError,
+		log:        o.Logger,
+		seed:       maphash.MakeSeed(),
+		deferText:  "4.7.1 Sending limit reached, try again later",
+		rejectText: "5.7.1 Message refused by local policy",
+	}
+	for _, r := range rules {
+		if r.stage == StageRcpt {
+			e.rcptRules = true
+		}
+	}
+	for i := range e.instances {
+		e.instances[i].m = map[string]*inflight{}
+	}
+	return e, nil
+}
+
+func (e *Engine) instanceShard(id string) *instanceShard {
+	return &e.instances[maphash.String(e.seed, id)%instanceShards]
+}
+
+// noteRecipient remembers a recipient accepted for an in-flight message and
+// returns how many it has so far.
+func (e *Engine) noteRecipient(instance, rcpt string, now time.Time) int {
+	s := e.instanceShard(instance)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.m[instance]
+	if in == nil {
+		in = &inflight{}
+		s.m[instance] = in
+	}
+	in.count++
+	if len(in.rcpts) < maxTrackedRecipients {
+		in.rcpts = append(in.rcpts, rcpt)
+	}
+	in.lastSeen = now
+	s.ops++
+	if s.ops%1024 == 0 {
+		for k, v := range s.m {
+			if now.Sub(v.lastSeen) > instanceTTL {
+				delete(s.m, k)
+			}
+		}
+	}
+	return in.count
+}
+
+// Recipients returns and forgets the recipients seen at RCPT for an
+// in-flight message (the policy protocol names them only there).
+func (e *Engine) takeInstance(instance string) []string {
+	s := e.instanceShard(instance)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.m[instance]
+	if in == nil {
+		return nil
+	}
+	delete(s.m, instance)
+	return in.rcpts
+}
+
+// Evaluate decides about a submission. At StageRcpt it checks one
+// recipient against the counters without charging them; at StageEOM it
+// charges the message once (per queue ID across both paths) and evaluates
+// the end-of-message rules. On a counter error the configured on_error
+// verdict is returned with ReasonEngineError, together with the error.
+func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error) {
+	f := facts{sub: sub}
+	var err error
+	switch sub.Stage {
+	case StageRcpt:
+		n := 1
+		if sub.Instance != "" {
+			n = e.noteRecipient(sub.Instance, sub.Recipient, sub.Time)
+		}
+		if !e.rcptRules {
+			return Verdict{Action: ActionAllow}, nil
+		}
+		f.totals, err = e.counters.Peek(ctx, sub.Account, sub.Time)
+		// Recipients already accepted in this transaction count too:
+		// a 60-recipient message from an account at 480 of 500 is over
+		// the limit at its 21st RCPT.
+		f.totals.Recipients1h += int64(n)
+		f.totals.Recipients24h += int64(n)
+	case StageEOM:
+		if sub.Instance != "" {
+			if rc := e.takeInstance(sub.Instance); len(sub.Recipients) == 0 {
+				sub.Recipients = rc
+			}
+		}
+		if sub.RecipientCount < len(sub.Recipients) {
+			sub.RecipientCount = len(sub.Recipients)
+		}
+		key := sub.QueueID
+		f.totals, err = e.counters.Charge(ctx, sub.Account, key, sub.Time, 1, int64(sub.RecipientCount))
+	default:
+		return Verdict{}, fmt.Errorf("engine: unknown stage %q", sub.Stage)
+	}
+	if err != nil {
+		v := Verdict{Action: e.onError, Reasons: []Reason{ReasonEngineError}, Findings: []Finding{{Rule: "engine", Reason: ReasonEngineError, Action: e.onError}}}
+		if e.onError == ActionDefer {
+			v.Text = "4.3.0 Temporary local problem, try again later"
+		}
+		return v, fmt.Errorf("counters: %w", err)
+	}
+	v := Verdict{Action: ActionAllow, Totals: f.totals}
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.stage != sub.Stage {
+			continue
+		}
+		matched := true
+		for _, c := range r.conds {
+			if !c.test(&f) {
+				matched = false
+				break
+			}
+		}
+		if !matched {
+			continue
+		}
+		fd := Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Evidence: evidence(r, &f)}
+		v.Findings = append(v.Findings, fd)
+		if r.dryRun {
+			continue
+		}
+		switch {
+		case r.action > v.Action:
+			v.Action = r.action
+			v.Reasons = append(v.Reasons[:0], r.reason)
+			v.Text = r.text
+		case r.action == v.Action && r.action != ActionAllow:
+			v.Reasons = append(v.Reasons, r.reason)
+		}
+	}
+	if v.Text == "" {
+		switch v.Action {
+		case ActionDefer:
+			v.Text = e.deferText
+		case ActionReject:
+			v.Text = e.rejectText
+		}
+	}
+	return v, nil
+}
+
+func evidence(r *rule, f *facts) string {
+	var b strings.Builder
+	for i, c := range r.conds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.fact)
+		b.WriteByte('=')
+		v := c.describe(f)
+		if len(v) > 80 {
+			v = v[:80] + "…"
+		}
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// ReasonStrings converts reasons to strings.
+func ReasonStrings(rs []Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata/scenarios")
+
+// scenarioInput is one submission line of a scenario file.
+type scenarioInput struct {
+	At       string `json:"at"` // offset from the scenario start, e.g. "90s", "2h"
+	Repeat   int    `json:"repeat"`
+	Stage    string `json:"stage"`
+	Path     string `json:"path"`
+	SASL     string `json:"sasl"`
+	Header   string `json:"header"` // value of the account header
+	Sender   string `json:"sender"`
+	Client   string `json:"client"` // client IP
+	XMailer  string `json:"x_mailer"`
+	UA       string `json:"user_agent"`
+	Rcpt     string `json:"rcpt"`
+	Rcpts    int    `json:"rcpts"`
+	Instance string `json:"instance"`
+	QueueID  string `json:"queue_id"`
+}
+
+// TestScenarios runs every testdata/scenarios/*.txt file: an optional YAML
+// config, then "== input" with one submission per line (JSON), then
+// "== want" with one verdict per input line. Run with -update to rewrite
+// the want sections after a deliberate change, and review the diff.
+func TestScenarios(t *testing.T) {
+	files, _ := filepath.Glob("testdata/scenarios/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no scenarios")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgPart, rest, ok := bytes.Cut(data, []byte("== input\n"))
+			if !ok {
+				t.Fatal("missing == input")
+			}
+			inPart, wantPart, ok := bytes.Cut(rest, []byte("== want\n"))
+			if !ok {
+				t.Fatal("missing == want")
+			}
+			cfg, err := config.Load(cfgPart)
+			if err != nil {
+				t.Fatalf("config: %v", err)
+			}
+			got := run(t, cfg, inPart)
+			if *update {
+				out := append(append(append([]byte{}, cfgPart...), "== input\n"...), inPart...)
+				out = append(append(out, "== want\n"...), got...)
+				if err := os.WriteFile(file, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != string(wantPart) {
+				t.Errorf("verdicts differ\n--- got\n%s--- want\n%s", got, wantPart)
+			}
+		})
+	}
+}
+
+func run(t *testing.T, cfg *config.Config, input []byte) string {
+	t.Helper()
+	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	var out strings.Builder
+	for n, line := range strings.Split(strings.TrimRight(string(input), "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var in scenarioInput
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			t.Fatalf("input line %d: %v", n+1, err)
+		}
+		at := time.Duration(0)
+		if in.At != "" {
+			if at, err = time.ParseDuration(in.At); err != nil {
+				t.Fatalf("input line %d: %v", n+1, err)
+			}
+		}
+		repeat := max(in.Repeat, 1)
+		var v engine.Verdict
+		for i := 0; i < repeat; i++ {
+			addr, _ := netip.ParseAddr(in.Client)
+			account, source, trusted := id.Resolve(in.SASL, in.Header, in.Sender, addr)
+			sub := &engine.Submission{
+				Time: start.Add(at), Stage: engine.Stage(in.Stage), Path: engine.Path(in.Path),
+				Account: account, AccountSource: source, ClientAddress: addr, TrustedClient: trusted,
+				Sender: in.Sender, Recipient: in.Rcpt, RecipientCount: in.Rcpts, Instance: in.Instance, QueueID: in.QueueID,
+			}
+			if sub.Stage == "" {
+				sub.Stage = engine.StageEOM
+			}
+			if sub.Path == "" {
+				sub.Path = engine.PathMilter
+			}
+			if sub.Path == engine.PathMilter {
+				sub.Client = fingerprint.Classify(in.XMailer, in.UA)
+			} else {
+				sub.Client = fingerprint.Result{Family: fingerprint.FamilyUnknown}
+			}
+			if repeat > 1 && sub.QueueID != "" {
+				sub.QueueID = fmt.Sprintf("%s%04d", sub.QueueID, i)
+			}
+			if v, err = e.Evaluate(context.Background(), sub); err != nil {
+				t.Fatalf("input line %d: %v", n+1, err)
+			}
+		}
+		fmt.Fprintf(&out, "%s", v.Action)
+		if len(v.Reasons) > 0 {
+			fmt.Fprintf(&out, " %s", strings.Join(engine.ReasonStrings(v.Reasons), ","))
+		}
+		for _, f := range v.Findings {
+			if f.DryRun {
+				fmt.Fprintf(&out, " (dry-run %s: %s)", f.Reason, f.Action)
+			}
+		}
+		fmt.Fprintf(&out, " [%d/%d msgs, %d/%d rcpts 1h/24h]\n", v.Totals.Messages1h, v.Totals.Messages24h, v.Totals.Recipients1h, v.Totals.Recipients24h)
+	}
+	return out.String()
+}

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Stage is where in the SMTP transaction a decision is made.
+type Stage string
+
+const (
+	StageRcpt Stage = "rcpt" // per recipient (policy protocol_state=RCPT)
+	StageEOM  Stage = "eom"  // end of message: recipient count known
+)
+
+// Path is the protocol path a submission came in on.
+type Path string
+
+const (
+	PathPolicy Path = "policy"
+	PathMilter Path = "milter"
+)
+
+// Action is what a verdict asks the MTA to do, ordered by strength.
+type Action int
+
+const (
+	ActionAllow Action = iota
+	ActionTag
+	ActionHold
+	ActionDefer
+	ActionReject
+)
+
+var actionNames = [...]string{"allow", "tag", "hold", "defer", "reject"}
+
+func (a Action) String() string {
+	if a >= 0 && int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return "unknown"
+}
+
+// ParseAction parses an action name.
+func ParseAction(s string) (Action, bool) {
+	for i, n := range actionNames {
+		if n == s {
+			return Action(i), true
+		}
+	}
+	return 0, false
+}
+
+// Reason names why a finding was reported. Values are stable kebab-case and
+// appear in logs, metrics, the API, the UI and the audit log. Rules from the
+// configuration may declare their own reasons; these are the built-in ones.
+type Reason string
+
+const (
+	ReasonBulkFromScriptedClient Reason = "bulk-from-scripted-client"
+	ReasonRateRecipientsHour     Reason = "rate-recipients-hour"
+	ReasonRateMessagesHour       Reason = "rate-messages-hour"
+	ReasonRateRecipientsDay      Reason = "rate-recipients-day"
+	// ReasonEngineError is used when the engine could not decide and the
+	// configured on_error verdict applied.
+	ReasonEngineError Reason = "engine-error"
+)
+
+// AccountSource says how the account was determined.
+type AccountSource string
+
+const (
+	SourceSASL            AccountSource = "sasl"            // SMTP AUTH login
+	SourceHeader          AccountSource = "header"          // account header from a trusted relay
+	SourceSender          AccountSource = "sender"          // envelope sender of a trusted relay
+	SourceUnauthenticated AccountSource = "unauthenticated" // none of the above
+)
+
+// Unauthenticated is the account name used when nobody can be named.
+const Unauthenticated = "unauthenticated"
+
+// Submission is one message (or, at StageRcpt, one recipient of it) as the
+// engine sees it.
+type Submission struct {
+	Time          time.Time
+	Stage         Stage
+	Path          Path
+	Account       string
+	AccountSource AccountSource
+	ClientAddress netip.Addr
+	TrustedClient bool
+	Client        fingerprint.Result
+	Sender        string
+	// Recipient is the recipient being checked at StageRcpt.
+	Recipient string
+	// Recipients known so far (bounded); RecipientCount is authoritative.
+	Recipients     []string
+	RecipientCount int
+	Size           int64
+	Subject        string
+	QueueID        string
+	// Instance ties the policy requests of one message together.
+	Instance string
+}
+
+// Finding is one thing a rule noticed.
+type Finding struct {
+	Rule     string `json:"rule"`
+	Reason   Reason `json:"reason"`
+	Action   Action `json:"-"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// Verdict is the engine's decision about a submission.
+type Verdict struct {
+	Action   Action
+	Reasons  []Reason // reasons of the findings that gave Action (not dry-run)
+	Findings []Finding
+	Text     string // reply text for defer/reject (generic)
+	Totals   store.Totals
+}

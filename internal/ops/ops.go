@@ -1,0 +1,182 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Audit actions written by ops. Stable kebab-case names.
+const (
+	AuditRelease = "quarantine-release"
+	AuditDelete  = "quarantine-delete"
+	AuditSync    = "quarantine-sync" // a state change that followed the Postfix queue
+	AuditHold    = "quarantine-hold"
+)
+
+// Service implements api.Methods.
+type Service struct {
+	Quarantine *quarantine.Service
+	Store      store.Quarantine
+	Audit      store.Audit
+	Log        *slog.Logger
+	Status0    api.Status
+	Now        func() time.Time
+}
+
+var _ api.Methods = (*Service)(nil)
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) audit(ctx context.Context, actor, action, target, detail string) {
+	err := s.Audit.AppendAudit(ctx, store.AuditEntry{Time: s.now(), Actor: actor, Action: action, Target: target, Detail: detail})
+	if err != nil {
+		s.Log.Error("writing audit entry failed", "action", action, "target", target, "err", err)
+	}
+}
+
+// Status implements api.Methods.
+func (s *Service) Status(ctx context.Context) (*api.Status, error) {
+	st := s.Status0
+	return &st, nil
+}
+
+// ListHolds implements api.Methods. Previews and headers are left out of
+// lists; GetHold returns them.
+func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.HoldList, error) {
+	f := store.HoldFilter{Account: strings.ToLower(r.Account), Limit: r.Limit, Offset: r.Offset}
+	switch r.State {
+	case "", "all":
+	default:
+		st := store.HoldState(r.State)
+		if !st.Valid() {
+			return nil, fmt.Errorf("%w: state must be held, released, deleted, expired or all", api.ErrBadRequest)
+		}
+		f.State = st
+	}
+	if f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	holds, err := s.Store.ListHolds(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for i := range holds {
+		holds[i].Headers, holds[i].Preview = "", ""
+		if holds[i].Recipients == nil {
+			holds[i].Recipients = []string{}
+		}
+		if holds[i].Reasons == nil {
+			holds[i].Reasons = []string{}
+		}
+	}
+	if holds == nil {
+		holds = []store.Hold{}
+	}
+	return &api.HoldList{Holds: holds}, nil
+}
+
+// GetHold implements api.Methods.
+func (s *Service) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
+	return s.Store.GetHold(ctx, id)
+}
+
+// ReleaseHold implements api.Methods.
+func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error) {
+	actor := api.ActorFrom(ctx).Name
+	h, err := s.Quarantine.Release(ctx, id, actor)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, actor, AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
+	s.Log.Info("held message released", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
+	return h, nil
+}
+
+// DeleteHold implements api.Methods.
+func (s *Service) DeleteHold(ctx context.Context, id int64) (*store.Hold, error) {
+	actor := api.ActorFrom(ctx).Name
+	h, err := s.Quarantine.Delete(ctx, id, actor)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, actor, AuditDelete, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
+	s.Log.Info("held message deleted", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
+	return h, nil
+}
+
+// SyncQueue implements api.Methods.
+func (s *Service) SyncQueue(ctx context.Context) (*api.SyncResult, error) {
+	changes, err := s.Quarantine.Sync(ctx)
+	s.auditChanges(ctx, changes)
+	if err != nil {
+		return nil, err
+	}
+	res := &api.SyncResult{Changed: []api.SyncChange{}}
+	for _, c := range changes {
+		res.Changed = append(res.Changed, api.SyncChange{ID: c.ID, QueueID: c.QueueID, State: string(c.To)})
+	}
+	return res, nil
+}
+
+// SyncPeriodically reconciles with the Postfix queue every interval until
+// ctx ends.
+func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changes, err := s.Quarantine.Sync(ctx)
+			s.auditChanges(ctx, changes)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("reconciling holds with the Postfix queue failed", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) auditChanges(ctx context.Context, changes []quarantine.Change) {
+	for _, c := range changes {
+		s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=%s", c.QueueID, c.To))
+		s.Log.Info("held message changed in the Postfix queue", "hold", c.ID, "queue_id", c.QueueID, "state", c.To)
+	}
+}
+
+// RecordHold stores a hold decided by the engine and audits it.
+func (s *Service) RecordHold(ctx context.Context, h *store.Hold) (*store.Hold, error) {
+	stored, err := s.Quarantine.Record(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "system", AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
+	return stored, nil
+}
+
+// ListAudit implements api.Methods.
+func (s *Service) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	v, err := s.Audit.ListAudit(ctx, f)
+	if v == nil {
+		v = []store.AuditEntry{}
+	}
+	return v, err
+}

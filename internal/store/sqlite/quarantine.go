@@ -1,0 +1,317 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+const holdColumns = `id, queue_id, path, account, sender, recipients, recipient_count,
+	subject, client, client_family, client_address, reasons, size, headers, preview,
+	held_at, state, state_at, state_by`
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanHold(sc scanner) (*store.Hold, error) {
+	var (
+		h                   store.Hold
+		recipients, reasons string
+		heldAt, stateAt     int64
+		state               string
+	)
+	err := sc.Scan(&h.ID, &h.QueueID, &h.Path, &h.Account, &h.Sender, &recipients, &h.RecipientCount,
+		&h.Subject, &h.Client, &h.ClientFamily, &h.ClientAddress, &reasons, &h.Size, &h.Headers, &h.Preview,
+		&heldAt, &state, &stateAt, &h.StateBy)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(recipients), &h.Recipients); err != nil {
+		return nil, fmt.Errorf("hold %d: decoding recipients: %w", h.ID, err)
+	}
+	if err := json.Unmarshal([]byte(reasons), &h.Reasons); err != nil {
+		return nil, fmt.Errorf("hold %d: decoding reasons: %w", h.ID, err)
+	}
+	h.HeldAt, h.StateAt, h.State = fromDB(heldAt), fromDB(stateAt), store.HoldState(state)
+	return &h, nil
+}
+
+// encodeList encodes a string list as a JSON array; nil becomes [].
+func encodeList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
+// union appends to a the elements of b it does not hold yet, in order, and
+// drops duplicates within a.
+func union(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for _, l := range [][]string{a, b} {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// mergeInto fills the empty fields of old from h and unions the reasons.
+// It never touches the ID or the state fields.
+func mergeInto(old, h *store.Hold) {
+	fill := func(dst *string, src string) {
+		if *dst == "" {
+			*dst = src
+		}
+	}
+	fill(&old.Path, h.Path)
+	fill(&old.Account, h.Account)
+	fill(&old.Sender, h.Sender)
+	fill(&old.Subject, h.Subject)
+	fill(&old.Client, h.Client)
+	fill(&old.ClientFamily, h.ClientFamily)
+	fill(&old.ClientAddress, h.ClientAddress)
+	fill(&old.Headers, h.Headers)
+	fill(&old.Preview, h.Preview)
+	if len(old.Recipients) == 0 {
+		old.Recipients = slices.Clone(h.Recipients)
+	}
+	if old.RecipientCount == 0 {
+		old.RecipientCount = h.RecipientCount
+	}
+	if old.Size == 0 {
+		old.Size = h.Size
+	}
+	if old.HeldAt.IsZero() {
+		old.HeldAt = h.HeldAt
+	}
+	old.Reasons = union(old.Reasons, h.Reasons)
+}
+
+// PutHold records a hold, merging it into the record with the same
+// non-empty QueueID when there is one (see store.Quarantine). It ignores
+// h.ID and does not modify *h. An empty State means store.HoldHeld and a
+// zero StateAt means HeldAt.
+func (s *Store) PutHold(ctx context.Context, h *store.Hold) (*store.Hold, error) {
+	if h == nil {
+		return nil, errors.New("sqlite store: PutHold: nil hold")
+	}
+	n := *h
+	n.ID = 0
+	n.Recipients = append([]string{}, h.Recipients...) // a copy, never nil, as when read back
+	n.Reasons = union(nil, h.Reasons)
+	if n.State == "" {
+		n.State = store.HoldHeld
+	}
+	if !n.State.Valid() {
+		return nil, fmt.Errorf("sqlite store: PutHold: invalid state %q", n.State)
+	}
+	if n.StateAt.IsZero() {
+		n.StateAt = n.HeldAt
+	}
+
+	var out *store.Hold
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if n.QueueID != "" {
+			old, err := scanHold(tx.QueryRowContext(ctx,
+				`SELECT `+holdColumns+` FROM holds WHERE queue_id = ? AND queue_id <> '' AND state = 'held'`, n.QueueID))
+			switch {
+			case err == nil:
+				mergeInto(old, &n)
+				if err := updateHold(ctx, tx, old); err != nil {
+					return err
+				}
+				out = old
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("looking up queue id: %w", err)
+			}
+		}
+		id, err := insertHold(ctx, tx, &n)
+		if err != nil {
+			return err
+		}
+		n.ID = id
+		out = &n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: PutHold: %w", err)
+	}
+	out.HeldAt, out.StateAt = fromDB(toDB(out.HeldAt)), fromDB(toDB(out.StateAt))
+	return out, nil
+}
+
+func insertHold(ctx context.Context, tx *sql.Tx, h *store.Hold) (int64, error) {
+	recipients, err := encodeList(h.Recipients)
+	if err != nil {
+		return 0, err
+	}
+	reasons, err := encodeList(h.Reasons)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO holds (queue_id, path, account, sender, recipients,
+		recipient_count, subject, client, client_family, client_address, reasons, size, headers,
+		preview, held_at, state, state_at, state_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		h.QueueID, h.Path, h.Account, h.Sender, recipients,
+		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons, h.Size, h.Headers,
+		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy)
+	if err != nil {
+		return 0, fmt.Errorf("inserting hold: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("inserting hold: %w", err)
+	}
+	return id, nil
+}
+
+// updateHold writes the fields a merge may change.
+func updateHold(ctx context.Context, tx *sql.Tx, h *store.Hold) error {
+	recipients, err := encodeList(h.Recipients)
+	if err != nil {
+		return err
+	}
+	reasons, err := encodeList(h.Reasons)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE holds SET path = ?, account = ?, sender = ?, recipients = ?,
+		recipient_count = ?, subject = ?, client = ?, client_family = ?, client_address = ?, reasons = ?,
+		size = ?, headers = ?, preview = ?, held_at = ? WHERE id = ?`,
+		h.Path, h.Account, h.Sender, recipients,
+		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons,
+		h.Size, h.Headers, h.Preview, toDB(h.HeldAt), h.ID)
+	if err != nil {
+		return fmt.Errorf("updating hold %d: %w", h.ID, err)
+	}
+	return nil
+}
+
+// GetHold returns one hold by ID, or an error wrapping store.ErrNotFound.
+func (s *Store) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
+	h, err := scanHold(s.r.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("hold %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: GetHold %d: %w", id, err)
+	}
+	return h, nil
+}
+
+// HoldByQueueID returns the hold with this Postfix queue ID, or an error
+// wrapping store.ErrNotFound. The empty queue ID matches nothing.
+func (s *Store) HoldByQueueID(ctx context.Context, queueID string) (*store.Hold, error) {
+	// Postfix reuses queue IDs; the newest record is the current message.
+	h, err := scanHold(s.r.QueryRowContext(ctx,
+		`SELECT `+holdColumns+` FROM holds WHERE queue_id = ? AND queue_id <> '' ORDER BY id DESC LIMIT 1`, queueID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("hold with queue id %q: %w", queueID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: HoldByQueueID %q: %w", queueID, err)
+	}
+	return h, nil
+}
+
+// ListHolds returns holds newest first (by HeldAt, then ID). A Limit of 0
+// or less means 100; a negative Offset means 0.
+func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, string(f.State))
+	}
+	if f.Account != "" {
+		where = append(where, "account = ?")
+		args = append(args, f.Account)
+	}
+	q := `SELECT ` + holdColumns + ` FROM holds`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY held_at DESC, id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit(f.Limit), max(f.Offset, 0))
+
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: ListHolds: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Hold{}
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: ListHolds: %w", err)
+		}
+		out = append(out, *h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: ListHolds: %w", err)
+	}
+	return out, nil
+}
+
+// SetHoldState moves hold id from state from to state to, recording by and
+// at. It returns an error wrapping store.ErrConflict when the hold is not in
+// state from, store.ErrNotFound when there is no such hold, and a plain
+// error when to is not a known state.
+func (s *Store) SetHoldState(ctx context.Context, id int64, from, to store.HoldState, by string, at time.Time) error {
+	if !to.Valid() {
+		return fmt.Errorf("sqlite store: SetHoldState: invalid state %q", to)
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE holds SET state = ?, state_at = ?, state_by = ? WHERE id = ? AND state = ?`,
+			string(to), toDB(at), by, id, string(from))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
+		var cur string
+		err = tx.QueryRowContext(ctx, `SELECT state FROM holds WHERE id = ?`, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("hold %d: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("hold %d is %s, not %s: %w", id, cur, from, store.ErrConflict)
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		return fmt.Errorf("sqlite store: SetHoldState %d: %w", id, err)
+	}
+	return nil
+}
+
+// limit applies the default list size.
+func limit(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return n
+}

@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema changes in order: applying migrations[i] moves
+// a file from user_version i to i+1. Released entries never change; a new
+// schema is a new entry at the end.
+var migrations = [][]string{
+	// 1: holds, audit, snapshots.
+	{
+		`CREATE TABLE holds (
+			id              INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids appear in audit targets
+			queue_id        TEXT    NOT NULL DEFAULT '',
+			path            TEXT    NOT NULL DEFAULT '',
+			account         TEXT    NOT NULL DEFAULT '',
+			sender          TEXT    NOT NULL DEFAULT '',
+			recipients      TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(recipients)),
+			recipient_count INTEGER NOT NULL DEFAULT 0,
+			subject         TEXT    NOT NULL DEFAULT '',
+			client          TEXT    NOT NULL DEFAULT '',
+			client_family   TEXT    NOT NULL DEFAULT '',
+			client_address  TEXT    NOT NULL DEFAULT '',
+			reasons         TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(reasons)),
+			size            INTEGER NOT NULL DEFAULT 0,
+			headers         TEXT    NOT NULL DEFAULT '',
+			preview         TEXT    NOT NULL DEFAULT '',
+			held_at         INTEGER NOT NULL, -- Unix microseconds, UTC
+			state           TEXT    NOT NULL CHECK (state IN ('held', 'released', 'deleted', 'expired')),
+			state_at        INTEGER NOT NULL, -- Unix microseconds, UTC
+			state_by        TEXT    NOT NULL DEFAULT ''
+		) STRICT`,
+		// One held record per Postfix queue ID; holds without one never
+		// collide. Postfix reuses short queue IDs once a queue file is gone,
+		// so records no longer held may share an ID with a newer message.
+		`CREATE UNIQUE INDEX holds_queue_id ON holds (queue_id) WHERE queue_id <> '' AND state = 'held'`,
+		`CREATE INDEX holds_queue_id_all ON holds (queue_id, id DESC)`,
+		// ListHolds: newest first, optionally by state and/or account.
+		`CREATE INDEX holds_held_at ON holds (held_at DESC, id DESC)`,
+		`CREATE INDEX holds_state_held_at ON holds (state, held_at DESC, id DESC)`,
+		`CREATE INDEX holds_account_held_at ON holds (account, held_at DESC, id DESC)`,
+
+		`CREATE TABLE audit (
+			id     INTEGER PRIMARY KEY AUTOINCREMENT,
+			time   INTEGER NOT NULL, -- Unix microseconds, UTC
+			actor  TEXT    NOT NULL,
+			action TEXT    NOT NULL,
+			target TEXT    NOT NULL,
+			detail TEXT    NOT NULL DEFAULT ''
+		) STRICT`,
+		`CREATE INDEX audit_time ON audit (time DESC, id DESC)`,
+		`CREATE INDEX audit_target_time ON audit (target, time DESC, id DESC)`,
+
+		`CREATE TABLE snapshots (
+			key   TEXT PRIMARY KEY,
+			value BLOB NOT NULL
+		) STRICT, WITHOUT ROWID`,
+	},
+}
+
+// migrate brings the file to the last version, len(migrations), in one write transaction and
+// returns the versions before and after. It is idempotent.
+func (s *Store) migrate(ctx context.Context) (from, to int, err error) {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		if from > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this mailbrake supports (%d); upgrade mailbrake or restore an older database", from, len(migrations))
+		}
+		if from < 0 {
+			return fmt.Errorf("invalid schema version %d", from)
+		}
+		for v := from; v < len(migrations); v++ {
+			for _, stmt := range migrations[v] {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration to version %d: %w", v+1, err)
+				}
+			}
+		}
+		if from < len(migrations) {
+			// PRAGMA takes no parameters; the value is our own integer.
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+				return fmt.Errorf("setting schema version: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return from, from, err
+	}
+	return from, len(migrations), nil
+}

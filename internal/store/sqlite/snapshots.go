@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// SaveSnapshots stores each entry of snaps in one transaction: a non-nil
+// value replaces the stored value of its key, a nil value deletes the key.
+// Keys not in snaps are left as they are.
+func (s *Store) SaveSnapshots(ctx context.Context, snaps map[string][]byte) error {
+	if len(snaps) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		upsert, err := tx.PrepareContext(ctx,
+			`INSERT INTO snapshots (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
+		if err != nil {
+			return err
+		}
+		defer upsert.Close()
+		del, err := tx.PrepareContext(ctx, `DELETE FROM snapshots WHERE key = ?`)
+		if err != nil {
+			return err
+		}
+		defer del.Close()
+		for k, v := range snaps {
+			if v == nil {
+				_, err = del.ExecContext(ctx, k)
+			} else {
+				// A zero-length blob, not NULL: the value column is NOT NULL.
+				_, err = upsert.ExecContext(ctx, k, append(make([]byte, 0, len(v)), v...))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite store: SaveSnapshots: %w", err)
+	}
+	return nil
+}
+
+// LoadSnapshots returns every stored snapshot. Values are never nil; an
+// empty value loads as an empty, non-nil slice.
+func (s *Store) LoadSnapshots(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM snapshots`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: LoadSnapshots: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var (
+			k string
+			v []byte
+		)
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("sqlite store: LoadSnapshots: %w", err)
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: LoadSnapshots: %w", err)
+	}
+	return out, nil
+}

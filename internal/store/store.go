@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a state change is not allowed from the
+// record's current state (for example releasing a message already deleted).
+var ErrConflict = errors.New("state conflict")
+
+// HoldState is the lifecycle state of a held message. The values are stable:
+// they appear in the API, the CLI, the UI and the audit log.
+type HoldState string
+
+const (
+	HoldHeld     HoldState = "held"     // in the Postfix hold queue, waiting for review
+	HoldReleased HoldState = "released" // released from the hold queue (by mailbrake or postsuper -H)
+	HoldDeleted  HoldState = "deleted"  // deleted from the queue (by mailbrake or postsuper -d)
+	HoldExpired  HoldState = "expired"  // aged out of the queue (maximal_queue_lifetime)
+)
+
+// Valid reports whether s is a known state.
+func (s HoldState) Valid() bool {
+	switch s {
+	case HoldHeld, HoldReleased, HoldDeleted, HoldExpired:
+		return true
+	}
+	return false
+}
+
+// Hold is the index record of one message in the Postfix hold queue. Postfix
+// keeps the message itself; the store keeps why it was held and what it
+// looked like.
+type Hold struct {
+	ID             int64     `json:"id"`
+	QueueID        string    `json:"queue_id"`
+	Path           string    `json:"path"` // "policy" or "milter": the path that first held it
+	Account        string    `json:"account"`
+	Sender         string    `json:"sender"`
+	Recipients     []string  `json:"recipients"`
+	RecipientCount int       `json:"recipient_count"`
+	Subject        string    `json:"subject"`
+	Client         string    `json:"client"`        // X-Mailer / User-Agent as seen
+	ClientFamily   string    `json:"client_family"` // fingerprint family
+	ClientAddress  string    `json:"client_address"`
+	Reasons        []string  `json:"reasons"`
+	Size           int64     `json:"size"`
+	Headers        string    `json:"headers,omitempty"` // raw header block (milter path only)
+	Preview        string    `json:"preview,omitempty"` // bounded text preview (milter path only)
+	HeldAt         time.Time `json:"held_at"`
+	State          HoldState `json:"state"`
+	StateAt        time.Time `json:"state_at"`
+	StateBy        string    `json:"state_by,omitempty"`
+}
+
+// HoldFilter selects holds for listing. Zero values mean "any".
+type HoldFilter struct {
+	State   HoldState
+	Account string
+	Limit   int // 0 means a backend default (100)
+	Offset  int
+}
+
+// Quarantine stores the index of held messages.
+type Quarantine interface {
+	// PutHold records a hold. When a hold with the same non-empty QueueID
+	// is still held (the policy and the milter path can both hold one
+	// message), the records are merged: reasons are unioned and empty fields
+	// filled from h; state fields never change in a merge. Records no longer
+	// held never merge: Postfix reuses queue IDs once a queue file is gone.
+	// h is not modified. It returns the stored record.
+	PutHold(ctx context.Context, h *Hold) (*Hold, error)
+	// GetHold returns one hold by ID, or ErrNotFound.
+	GetHold(ctx context.Context, id int64) (*Hold, error)
+	// HoldByQueueID returns the newest hold with this Postfix queue ID, or
+	// ErrNotFound.
+	HoldByQueueID(ctx context.Context, queueID string) (*Hold, error)
+	// ListHolds returns holds, newest first.
+	ListHolds(ctx context.Context, f HoldFilter) ([]Hold, error)
+	// SetHoldState moves a hold to state to, only when its current state is
+	// from; otherwise it returns ErrConflict (or ErrNotFound).
+	SetHoldState(ctx context.Context, id int64, from, to HoldState, by string, at time.Time) error
+}
+
+// AuditEntry records who did what, when, to what.
+type AuditEntry struct {
+	ID     int64     `json:"id"`
+	Time   time.Time `json:"time"`
+	Actor  string    `json:"actor"`  // "cli:root", "system", "postfix", "api:alice" …
+	Action string    `json:"action"` // stable kebab-case, e.g. "quarantine-release"
+	Target string    `json:"target"` // e.g. "hold:12", "account:u@example.org"
+	Detail string    `json:"detail,omitempty"`
+}
+
+// AuditFilter selects audit entries. Zero values mean "any".
+type AuditFilter struct {
+	Target string
+	Since  time.Time
+	Limit  int
+}
+
+// Audit is the append-only audit log.
+type Audit interface {
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
+}
+
+// Snapshots persists opaque per-account counter state so that sliding
+// windows survive a restart of a single-node installation.
+type Snapshots interface {
+	SaveSnapshots(ctx context.Context, snaps map[string][]byte) error
+	LoadSnapshots(ctx context.Context) (map[string][]byte, error)
+}
+
+// Totals are an account's sliding-window sums.
+type Totals struct {
+	Messages1h    int64 `json:"messages_1h"`
+	Recipients1h  int64 `json:"recipients_1h"`
+	Messages24h   int64 `json:"messages_24h"`
+	Recipients24h int64 `json:"recipients_24h"`
+}
+
+// Counters keeps per-account sliding-window counts of messages and
+// recipients. Implementations must be safe for concurrent use; several MTA
+// nodes sharing one backend must agree (one atomic call per charge).
+type Counters interface {
+	// Charge adds msgs and rcpts to account at t and returns the totals
+	// including them. A non-empty msgKey (the Postfix queue ID) is charged
+	// once: a second Charge with the same key, from the other protocol
+	// path, returns the totals without adding again.
+	Charge(ctx context.Context, account, msgKey string, t time.Time, msgs, rcpts int64) (Totals, error)
+	// Peek returns the totals at t without changing them.
+	Peek(ctx context.Context, account string, t time.Time) (Totals, error)
+}

@@ -1,0 +1,1023 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Backend is what a store backend must implement to run the suite.
+type Backend interface {
+	store.Quarantine
+	store.Audit
+	store.Snapshots
+}
+
+// Run runs the conformance suite. open must return a fresh, empty backend
+// for each call and arrange its own cleanup (t.Cleanup); it is called once
+// per subtest, from the subtest's goroutine.
+func Run(t *testing.T, open func(t *testing.T) Backend) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b Backend)
+	}{
+		{"PutHoldAssignsIDs", testPutHoldAssignsIDs},
+		{"HoldRoundTrip", testHoldRoundTrip},
+		{"PutHoldDefaults", testPutHoldDefaults},
+		{"PutHoldInvalidState", testPutHoldInvalidState},
+		{"ReasonsDeduplicated", testReasonsDeduplicated},
+		{"MergeByQueueID", testMergeByQueueID},
+		{"MergeFillsEmptyFields", testMergeFillsEmptyFields},
+		{"QueueIDReuse", testQueueIDReuse},
+		{"DifferentQueueIDsSeparate", testDifferentQueueIDsSeparate},
+		{"EmptyQueueIDNeverMerges", testEmptyQueueIDNeverMerges},
+		{"NotFound", testNotFound},
+		{"ListHoldsOrderAndFilters", testListHoldsOrderAndFilters},
+		{"ListHoldsLimitOffset", testListHoldsLimitOffset},
+		{"ListHoldsDefaultLimit", testListHoldsDefaultLimit},
+		{"SetHoldState", testSetHoldState},
+		{"SetHoldStateInvalid", testSetHoldStateInvalid},
+		{"TimesUTCMillisecond", testTimes},
+		{"Audit", testAudit},
+		{"AuditFilters", testAuditFilters},
+		{"Snapshots", testSnapshots},
+		{"ConcurrentPutHoldSameQueueID", testConcurrentPutHoldSameQueueID},
+		{"ConcurrentPutHoldDistinct", testConcurrentPutHoldDistinct},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// base is the reference time of the suite. It has nanoseconds and a
+// non-UTC zone on purpose: backends must return UTC and keep at least
+// milliseconds.
+var base = time.Date(2025, 3, 14, 9, 26, 53, 589793238, time.FixedZone("CET", 3600))
+
+// at returns base plus n minutes.
+func at(n int) time.Time { return base.Add(time.Duration(n) * time.Minute) }
+
+// sampleHold returns a hold with every field set.
+func sampleHold(queueID string) *store.Hold {
+	return &store.Hold{
+		QueueID:        queueID,
+		Path:           "policy",
+		Account:        "alice@example.org",
+		Sender:         "alice@example.org",
+		Recipients:     []string{"bob@example.net", "carol@example.com"},
+		RecipientCount: 2,
+		Subject:        "Quarterly report",
+		Client:         "Mozilla Thunderbird 128.0",
+		ClientFamily:   "thunderbird",
+		ClientAddress:  "192.0.2.10",
+		Reasons:        []string{"rate-recipients", "new-client"},
+		Size:           4096,
+		Headers:        "From: alice@example.org\r\nTo: bob@example.net\r\n",
+		Preview:        "Please find attached",
+		HeldAt:         base,
+		State:          store.HoldHeld,
+		StateAt:        base,
+	}
+}
+
+func put(t *testing.T, b Backend, h *store.Hold) *store.Hold {
+	t.Helper()
+	got, err := b.PutHold(t.Context(), h)
+	if err != nil {
+		t.Fatalf("PutHold(%q): %v", h.QueueID, err)
+	}
+	if got == nil {
+		t.Fatalf("PutHold(%q) returned nil record", h.QueueID)
+	}
+	return got
+}
+
+func get(t *testing.T, b Backend, id int64) *store.Hold {
+	t.Helper()
+	got, err := b.GetHold(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetHold(%d): %v", id, err)
+	}
+	return got
+}
+
+func list(t *testing.T, b Backend, f store.HoldFilter) []store.Hold {
+	t.Helper()
+	got, err := b.ListHolds(t.Context(), f)
+	if err != nil {
+		t.Fatalf("ListHolds(%+v): %v", f, err)
+	}
+	return got
+}
+
+func ids(hs []store.Hold) []int64 {
+	out := make([]int64, len(hs))
+	for i, h := range hs {
+		out[i] = h.ID
+	}
+	return out
+}
+
+// sameTime reports how got differs from want, or "" when got is in UTC and
+// within a millisecond of want (a backend may truncate or round).
+func sameTime(got, want time.Time) string {
+	if got.Location() != time.UTC {
+		return fmt.Sprintf("%v is not in UTC (location %q)", got, got.Location())
+	}
+	if d := got.Sub(want).Abs(); d >= time.Millisecond {
+		return fmt.Sprintf("%v, want %v (off by %v)", got, want.UTC(), d)
+	}
+	return ""
+}
+
+// diffHold lists the fields in which got differs from want. IDs are not
+// compared. Empty and nil slices are equal.
+func diffHold(got, want *store.Hold) []string {
+	var d []string
+	str := func(name, g, w string) {
+		if g != w {
+			d = append(d, fmt.Sprintf("%s = %q, want %q", name, g, w))
+		}
+	}
+	str("QueueID", got.QueueID, want.QueueID)
+	str("Path", got.Path, want.Path)
+	str("Account", got.Account, want.Account)
+	str("Sender", got.Sender, want.Sender)
+	str("Subject", got.Subject, want.Subject)
+	str("Client", got.Client, want.Client)
+	str("ClientFamily", got.ClientFamily, want.ClientFamily)
+	str("ClientAddress", got.ClientAddress, want.ClientAddress)
+	str("Headers", got.Headers, want.Headers)
+	str("Preview", got.Preview, want.Preview)
+	str("State", string(got.State), string(want.State))
+	str("StateBy", got.StateBy, want.StateBy)
+	if !slices.Equal(got.Recipients, want.Recipients) {
+		d = append(d, fmt.Sprintf("Recipients = %q, want %q", got.Recipients, want.Recipients))
+	}
+	if !slices.Equal(got.Reasons, want.Reasons) {
+		d = append(d, fmt.Sprintf("Reasons = %q, want %q", got.Reasons, want.Reasons))
+	}
+	if got.RecipientCount != want.RecipientCount {
+		d = append(d, fmt.Sprintf("RecipientCount = %d, want %d", got.RecipientCount, want.RecipientCount))
+	}
+	if got.Size != want.Size {
+		d = append(d, fmt.Sprintf("Size = %d, want %d", got.Size, want.Size))
+	}
+	if s := sameTime(got.HeldAt, want.HeldAt); s != "" {
+		d = append(d, "HeldAt = "+s)
+	}
+	if s := sameTime(got.StateAt, want.StateAt); s != "" {
+		d = append(d, "StateAt = "+s)
+	}
+	return d
+}
+
+func checkHold(t *testing.T, what string, got, want *store.Hold) {
+	t.Helper()
+	for _, d := range diffHold(got, want) {
+		t.Errorf("%s: %s", what, d)
+	}
+}
+
+func testPutHoldAssignsIDs(t *testing.T, b Backend) {
+	in1, in2 := sampleHold("4Q1ABC"), sampleHold("4Q2DEF")
+	in1.ID, in2.ID = 777, 777 // ignored
+	h1, h2 := put(t, b, in1), put(t, b, in2)
+	if h1.ID <= 0 || h2.ID <= 0 {
+		t.Fatalf("IDs = %d, %d; want positive", h1.ID, h2.ID)
+	}
+	if h1.ID == h2.ID {
+		t.Fatalf("two holds got the same ID %d", h1.ID)
+	}
+	if in1.ID != 777 || in2.ID != 777 {
+		t.Errorf("PutHold modified its argument's ID: %d, %d", in1.ID, in2.ID)
+	}
+	for _, h := range []*store.Hold{h1, h2} {
+		got := get(t, b, h.ID)
+		if got.ID != h.ID {
+			t.Errorf("GetHold(%d).ID = %d", h.ID, got.ID)
+		}
+		checkHold(t, fmt.Sprintf("GetHold(%d)", h.ID), got, h)
+	}
+}
+
+func testHoldRoundTrip(t *testing.T, b Backend) {
+	want := &store.Hold{
+		QueueID:    "4VxKq71c2Pz9kQ", // a long queue ID
+		Path:       "milter",
+		Account:    "jürgen@bücher.example",
+		Sender:     "jürgen@bücher.example",
+		Recipients: []string{"用户@例子.广告", `"odd, local"@example.org`, `back\slash@example.org`, "emoji-😀@example.org", ""},
+		// RecipientCount deliberately differs from len(Recipients): the
+		// store keeps what it is given (the list may be truncated).
+		RecipientCount: 250,
+		Subject:        "Ünïcødé — \"quoted\" 'single' \\ \t tab, 日本語",
+		Client:         "Microsoft Outlook 16.0",
+		ClientFamily:   "outlook",
+		ClientAddress:  "2001:db8::1",
+		Reasons:        []string{"bulk-from-scripted-client", "räson-ünicode", "reason with spaces", `"quoted"`},
+		Size:           1 << 40,
+		Headers:        "Subject: =?UTF-8?B?w5xuaWNvZGU=?=\r\nX-Mailer: test\r\n\r\n",
+		Preview:        "Zeile 1\nZeile 2 — ✓",
+		HeldAt:         base,
+		State:          store.HoldHeld,
+		StateAt:        base.Add(time.Second),
+		StateBy:        "postfix",
+	}
+	h := put(t, b, want)
+	checkHold(t, "PutHold result", h, want)
+	checkHold(t, "GetHold", get(t, b, h.ID), want)
+
+	byQ, err := b.HoldByQueueID(t.Context(), want.QueueID)
+	if err != nil {
+		t.Fatalf("HoldByQueueID: %v", err)
+	}
+	if byQ.ID != h.ID {
+		t.Errorf("HoldByQueueID ID = %d, want %d", byQ.ID, h.ID)
+	}
+	checkHold(t, "HoldByQueueID", byQ, want)
+
+	l := list(t, b, store.HoldFilter{})
+	if len(l) != 1 {
+		t.Fatalf("ListHolds returned %d holds, want 1", len(l))
+	}
+	if l[0].ID != h.ID {
+		t.Errorf("ListHolds[0].ID = %d, want %d", l[0].ID, h.ID)
+	}
+	checkHold(t, "ListHolds[0]", &l[0], want)
+
+	// Empty slices and strings survive too.
+	empty := &store.Hold{QueueID: "4EMPTY", HeldAt: base, State: store.HoldHeld, StateAt: base}
+	e := put(t, b, empty)
+	checkHold(t, "empty hold", get(t, b, e.ID), empty)
+}
+
+func testPutHoldDefaults(t *testing.T, b Backend) {
+	in := sampleHold("4DEF")
+	in.State = ""
+	in.StateAt = time.Time{}
+	h := put(t, b, in)
+	if in.State != "" || !in.StateAt.IsZero() {
+		t.Errorf("PutHold modified its argument: State=%q StateAt=%v", in.State, in.StateAt)
+	}
+	got := get(t, b, h.ID)
+	if got.State != store.HoldHeld {
+		t.Errorf("State = %q, want %q for an empty state", got.State, store.HoldHeld)
+	}
+	if s := sameTime(got.StateAt, in.HeldAt); s != "" {
+		t.Errorf("StateAt = %s (a zero StateAt is set to HeldAt)", s)
+	}
+}
+
+func testPutHoldInvalidState(t *testing.T, b Backend) {
+	in := sampleHold("4BAD")
+	in.State = "quarantined"
+	_, err := b.PutHold(t.Context(), in)
+	if err == nil {
+		t.Fatal("PutHold with an unknown state succeeded")
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutHold with an unknown state: %v; want a validation error", err)
+	}
+	if l := list(t, b, store.HoldFilter{}); len(l) != 0 {
+		t.Errorf("a rejected hold was stored: %d holds", len(l))
+	}
+}
+
+func testReasonsDeduplicated(t *testing.T, b Backend) {
+	in := sampleHold("4DUP")
+	in.Reasons = []string{"b", "a", "b", "c", "a"}
+	h := put(t, b, in)
+	want := []string{"b", "a", "c"}
+	if !slices.Equal(h.Reasons, want) {
+		t.Errorf("PutHold Reasons = %q, want %q", h.Reasons, want)
+	}
+	if got := get(t, b, h.ID).Reasons; !slices.Equal(got, want) {
+		t.Errorf("GetHold Reasons = %q, want %q", got, want)
+	}
+}
+
+func testMergeByQueueID(t *testing.T, b Backend) {
+	// The policy path holds first, with what it knows at RCPT time.
+	first := &store.Hold{
+		QueueID:        "4MERGE1",
+		Path:           "policy",
+		Account:        "alice@example.org",
+		Sender:         "alice@example.org",
+		Recipients:     []string{"r1@example.net"},
+		RecipientCount: 1,
+		ClientAddress:  "192.0.2.10",
+		Reasons:        []string{"rate-recipients", "new-client"},
+		HeldAt:         at(0),
+		State:          store.HoldHeld,
+		StateAt:        at(0),
+	}
+	h1 := put(t, b, first)
+
+	// The milter path then holds the same message with the full view.
+	second := &store.Hold{
+		QueueID:        "4MERGE1",
+		Path:           "milter",
+		Account:        "mallory@example.org", // differs: the first one stays
+		Sender:         "other@example.org",
+		Recipients:     []string{"r1@example.net", "r2@example.net"},
+		RecipientCount: 2,
+		Subject:        "Invoice",
+		Client:         "PHPMailer 6.9",
+		ClientFamily:   "phpmailer",
+		ClientAddress:  "198.51.100.7",
+		Reasons:        []string{"new-client", "bulk-from-scripted-client", "rate-recipients", "suspicious-subject"},
+		Size:           2048,
+		Headers:        "Subject: Invoice\r\n",
+		Preview:        "pay now",
+		HeldAt:         at(1),
+		State:          store.HoldHeld,
+		StateAt:        at(1),
+		StateBy:        "milter",
+	}
+	h2 := put(t, b, second)
+	if h2.ID != h1.ID {
+		t.Fatalf("second PutHold with the same queue id got ID %d, want %d (merged)", h2.ID, h1.ID)
+	}
+	want := &store.Hold{
+		QueueID:        "4MERGE1",
+		Path:           "policy",
+		Account:        "alice@example.org",
+		Sender:         "alice@example.org",
+		Recipients:     []string{"r1@example.net"},
+		RecipientCount: 1,
+		Subject:        "Invoice",
+		Client:         "PHPMailer 6.9",
+		ClientFamily:   "phpmailer",
+		ClientAddress:  "192.0.2.10",
+		Reasons:        []string{"rate-recipients", "new-client", "bulk-from-scripted-client", "suspicious-subject"},
+		Size:           2048,
+		Headers:        "Subject: Invoice\r\n",
+		Preview:        "pay now",
+		HeldAt:         at(0),
+		State:          store.HoldHeld,
+		StateAt:        at(0),
+		StateBy:        "", // a state field: never taken from a merge
+	}
+	checkHold(t, "merged PutHold result", h2, want)
+	checkHold(t, "merged GetHold", get(t, b, h1.ID), want)
+	if l := list(t, b, store.HoldFilter{}); len(l) != 1 {
+		t.Errorf("ListHolds after merge returned %d holds, want 1", len(l))
+	}
+
+	// A third hold of the same message adds nothing new: no duplicates.
+	h3 := put(t, b, &store.Hold{QueueID: "4MERGE1", Reasons: []string{"suspicious-subject", "new-client"}, HeldAt: at(2)})
+	if h3.ID != h1.ID {
+		t.Fatalf("third PutHold got ID %d, want %d", h3.ID, h1.ID)
+	}
+	checkHold(t, "after third PutHold", get(t, b, h1.ID), want)
+}
+
+func testMergeFillsEmptyFields(t *testing.T, b Backend) {
+	full := sampleHold("")
+	type field struct {
+		name  string
+		clear func(h *store.Hold) // makes the field empty
+	}
+	fields := []field{
+		{"Path", func(h *store.Hold) { h.Path = "" }},
+		{"Account", func(h *store.Hold) { h.Account = "" }},
+		{"Sender", func(h *store.Hold) { h.Sender = "" }},
+		{"Recipients", func(h *store.Hold) { h.Recipients = nil }},
+		{"RecipientCount", func(h *store.Hold) { h.RecipientCount = 0 }},
+		{"Subject", func(h *store.Hold) { h.Subject = "" }},
+		{"Client", func(h *store.Hold) { h.Client = "" }},
+		{"ClientFamily", func(h *store.Hold) { h.ClientFamily = "" }},
+		{"ClientAddress", func(h *store.Hold) { h.ClientAddress = "" }},
+		{"Reasons", func(h *store.Hold) { h.Reasons = nil }},
+		{"Size", func(h *store.Hold) { h.Size = 0 }},
+		{"Headers", func(h *store.Hold) { h.Headers = "" }},
+		{"Preview", func(h *store.Hold) { h.Preview = "" }},
+	}
+	for i, f := range fields {
+		t.Run(f.name, func(t *testing.T) {
+			qid := fmt.Sprintf("4FILL%02d", i)
+			// Empty in the first record, set in the second: filled.
+			first := *full
+			first.QueueID = qid
+			f.clear(&first)
+			second := *full
+			second.QueueID = qid
+			h1 := put(t, b, &first)
+			h2 := put(t, b, &second)
+			if h2.ID != h1.ID {
+				t.Fatalf("not merged: IDs %d and %d", h1.ID, h2.ID)
+			}
+			want := *full
+			want.QueueID = qid
+			checkHold(t, "filled", get(t, b, h1.ID), &want)
+
+			// Set in the first record, empty in the second: kept.
+			qid += "K"
+			first = *full
+			first.QueueID = qid
+			second = *full
+			second.QueueID = qid
+			f.clear(&second)
+			h1 = put(t, b, &first)
+			put(t, b, &second)
+			want.QueueID = qid
+			checkHold(t, "kept", get(t, b, h1.ID), &want)
+		})
+	}
+}
+
+// testQueueIDReuse: Postfix reuses short queue IDs once a queue file is
+// gone, so only a hold that is still held merges; a later message with the
+// same ID is a new record, and HoldByQueueID returns the newest.
+func testQueueIDReuse(t *testing.T, b Backend) {
+	h := put(t, b, sampleHold("4STATE"))
+	if err := b.SetHoldState(t.Context(), h.ID, store.HoldHeld, store.HoldReleased, "api:alice", at(5)); err != nil {
+		t.Fatalf("SetHoldState: %v", err)
+	}
+	again := sampleHold("4STATE")
+	again.Reasons = []string{"late-reason"}
+	m := put(t, b, again)
+	if m.ID == h.ID {
+		t.Fatalf("a new message with a reused queue id merged into released hold %d", h.ID)
+	}
+	if m.State != store.HoldHeld {
+		t.Errorf("new hold state = %q", m.State)
+	}
+	got := get(t, b, h.ID)
+	if got.State != store.HoldReleased || got.StateBy != "api:alice" {
+		t.Errorf("old hold changed: state = %q by %q", got.State, got.StateBy)
+	}
+	if want := []string{"rate-recipients", "new-client"}; !slices.Equal(got.Reasons, want) {
+		t.Errorf("old hold reasons = %q, want %q", got.Reasons, want)
+	}
+	byQ, err := b.HoldByQueueID(t.Context(), "4STATE")
+	if err != nil || byQ.ID != m.ID {
+		t.Fatalf("HoldByQueueID = %v, %v; want the newest hold %d", byQ, err, m.ID)
+	}
+}
+
+func testDifferentQueueIDsSeparate(t *testing.T, b Backend) {
+	a := sampleHold("4AAAA")
+	a.Reasons = []string{"r-a"}
+	c := sampleHold("4CCCC")
+	c.Reasons = []string{"r-c"}
+	ha, hc := put(t, b, a), put(t, b, c)
+	if ha.ID == hc.ID {
+		t.Fatalf("different queue ids share ID %d", ha.ID)
+	}
+	for _, tc := range []struct {
+		qid     string
+		id      int64
+		reasons []string
+	}{{"4AAAA", ha.ID, []string{"r-a"}}, {"4CCCC", hc.ID, []string{"r-c"}}} {
+		got, err := b.HoldByQueueID(t.Context(), tc.qid)
+		if err != nil {
+			t.Fatalf("HoldByQueueID(%q): %v", tc.qid, err)
+		}
+		if got.ID != tc.id || !slices.Equal(got.Reasons, tc.reasons) {
+			t.Errorf("HoldByQueueID(%q) = ID %d reasons %q, want ID %d reasons %q", tc.qid, got.ID, got.Reasons, tc.id, tc.reasons)
+		}
+	}
+	// Queue IDs are compared exactly (Postfix queue IDs are case-sensitive).
+	lower := sampleHold("4aaaa")
+	if hl := put(t, b, lower); hl.ID == ha.ID {
+		t.Errorf("queue id %q merged into %q", "4aaaa", "4AAAA")
+	}
+	if n := len(list(t, b, store.HoldFilter{})); n != 3 {
+		t.Errorf("ListHolds returned %d holds, want 3", n)
+	}
+}
+
+func testEmptyQueueIDNeverMerges(t *testing.T, b Backend) {
+	x := sampleHold("")
+	x.Reasons = []string{"r-x"}
+	y := sampleHold("")
+	y.Reasons = []string{"r-y"}
+	hx, hy := put(t, b, x), put(t, b, y)
+	if hx.ID == hy.ID {
+		t.Fatalf("two holds without queue id merged into ID %d", hx.ID)
+	}
+	if got := get(t, b, hx.ID).Reasons; !slices.Equal(got, []string{"r-x"}) {
+		t.Errorf("first Reasons = %q, want [r-x]", got)
+	}
+	if got := get(t, b, hy.ID).Reasons; !slices.Equal(got, []string{"r-y"}) {
+		t.Errorf("second Reasons = %q, want [r-y]", got)
+	}
+	if _, err := b.HoldByQueueID(t.Context(), ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("HoldByQueueID(\"\") error = %v, want ErrNotFound", err)
+	}
+}
+
+func testNotFound(t *testing.T, b Backend) {
+	h := put(t, b, sampleHold("4EXISTS"))
+	missing := h.ID + 1000
+	if got, err := b.GetHold(t.Context(), missing); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetHold(missing) = %v, %v; want ErrNotFound", got, err)
+	}
+	if got, err := b.HoldByQueueID(t.Context(), "4MISSING"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("HoldByQueueID(missing) = %v, %v; want ErrNotFound", got, err)
+	}
+	err := b.SetHoldState(t.Context(), missing, store.HoldHeld, store.HoldReleased, "api:alice", at(1))
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetHoldState(missing) = %v, want ErrNotFound", err)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		t.Errorf("SetHoldState(missing) = %v, is also ErrConflict", err)
+	}
+}
+
+func testListHoldsOrderAndFilters(t *testing.T, b Backend) {
+	// Inserted out of time order; two share a HeldAt.
+	type spec struct {
+		qid     string
+		account string
+		minute  int
+		state   store.HoldState
+	}
+	specs := []spec{
+		{"4L1", "a@example.org", 3, store.HoldHeld},
+		{"4L2", "b@example.org", 1, store.HoldReleased},
+		{"4L3", "a@example.org", 5, store.HoldDeleted},
+		{"4L4", "b@example.org", 2, store.HoldHeld},
+		{"4L5", "a@example.org", 4, store.HoldReleased},
+		{"4L6", "a@example.org", 3, store.HoldHeld}, // same HeldAt as 4L1, inserted later
+		{"4L7", "c@example.org", 0, store.HoldExpired},
+	}
+	byQID := map[string]*store.Hold{}
+	for _, s := range specs {
+		h := sampleHold(s.qid)
+		h.Account = s.account
+		h.HeldAt = at(s.minute)
+		h.StateAt = at(s.minute)
+		stored := put(t, b, h)
+		if s.state != store.HoldHeld {
+			if err := b.SetHoldState(t.Context(), stored.ID, store.HoldHeld, s.state, "test", at(10)); err != nil {
+				t.Fatalf("SetHoldState(%s): %v", s.qid, err)
+			}
+		}
+		byQID[s.qid] = stored
+	}
+	want := func(qids ...string) []int64 {
+		out := make([]int64, len(qids))
+		for i, q := range qids {
+			out[i] = byQID[q].ID
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		f    store.HoldFilter
+		want []int64
+	}{
+		{"all", store.HoldFilter{}, want("4L3", "4L5", "4L6", "4L1", "4L4", "4L2", "4L7")},
+		{"held", store.HoldFilter{State: store.HoldHeld}, want("4L6", "4L1", "4L4")},
+		{"released", store.HoldFilter{State: store.HoldReleased}, want("4L5", "4L2")},
+		{"expired", store.HoldFilter{State: store.HoldExpired}, want("4L7")},
+		{"account a", store.HoldFilter{Account: "a@example.org"}, want("4L3", "4L5", "4L6", "4L1")},
+		{"account b held", store.HoldFilter{Account: "b@example.org", State: store.HoldHeld}, want("4L4")},
+		{"account a expired", store.HoldFilter{Account: "a@example.org", State: store.HoldExpired}, nil},
+		{"unknown account", store.HoldFilter{Account: "nobody@example.org"}, nil},
+		{"account is exact", store.HoldFilter{Account: "A@example.org"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := list(t, b, tc.f)
+			if !slices.Equal(ids(got), tc.want) {
+				t.Errorf("ListHolds(%+v) IDs = %v, want %v", tc.f, ids(got), tc.want)
+			}
+			for _, h := range got {
+				if tc.f.State != "" && h.State != tc.f.State {
+					t.Errorf("hold %d has state %q, filter %q", h.ID, h.State, tc.f.State)
+				}
+				if tc.f.Account != "" && h.Account != tc.f.Account {
+					t.Errorf("hold %d has account %q, filter %q", h.ID, h.Account, tc.f.Account)
+				}
+			}
+		})
+	}
+}
+
+func testListHoldsLimitOffset(t *testing.T, b Backend) {
+	for i := range 7 {
+		h := sampleHold(fmt.Sprintf("4P%d", i))
+		h.HeldAt = at(i)
+		put(t, b, h)
+	}
+	all := ids(list(t, b, store.HoldFilter{}))
+	if len(all) != 7 {
+		t.Fatalf("ListHolds returned %d, want 7", len(all))
+	}
+	var paged []int64
+	for off := 0; off < 10; off += 3 {
+		page := ids(list(t, b, store.HoldFilter{Limit: 3, Offset: off}))
+		wantLen := min(3, max(0, 7-off))
+		if len(page) != wantLen {
+			t.Errorf("page at offset %d has %d holds, want %d", off, len(page), wantLen)
+		}
+		paged = append(paged, page...)
+	}
+	if !slices.Equal(paged, all) {
+		t.Errorf("pages joined = %v, want %v", paged, all)
+	}
+	if got := list(t, b, store.HoldFilter{Offset: 7}); len(got) != 0 {
+		t.Errorf("offset past the end returned %d holds", len(got))
+	}
+	if got := ids(list(t, b, store.HoldFilter{Limit: 1, Offset: 6})); !slices.Equal(got, all[6:]) {
+		t.Errorf("Limit 1 Offset 6 = %v, want %v", got, all[6:])
+	}
+}
+
+func testListHoldsDefaultLimit(t *testing.T, b Backend) {
+	const n = 105
+	for i := range n {
+		h := sampleHold(fmt.Sprintf("4D%03d", i))
+		h.HeldAt = base.Add(time.Duration(i) * time.Second)
+		put(t, b, h)
+	}
+	def := list(t, b, store.HoldFilter{})
+	if len(def) != 100 {
+		t.Fatalf("ListHolds with Limit 0 returned %d holds, want the default 100", len(def))
+	}
+	if def[0].QueueID != "4D104" || def[99].QueueID != "4D005" {
+		t.Errorf("default page runs %s..%s, want 4D104..4D005", def[0].QueueID, def[99].QueueID)
+	}
+	if got := list(t, b, store.HoldFilter{Limit: 200}); len(got) != n {
+		t.Errorf("Limit 200 returned %d holds, want %d", len(got), n)
+	}
+	rest := list(t, b, store.HoldFilter{Offset: 100})
+	if len(rest) != 5 || rest[0].QueueID != "4D004" || rest[4].QueueID != "4D000" {
+		t.Errorf("Offset 100 returned %d holds (%v), want 4D004..4D000", len(rest), ids(rest))
+	}
+}
+
+func testSetHoldState(t *testing.T, b Backend) {
+	orig := put(t, b, sampleHold("4SET"))
+	ctx := t.Context()
+
+	if err := b.SetHoldState(ctx, orig.ID, store.HoldHeld, store.HoldReleased, "api:alice", at(7)); err != nil {
+		t.Fatalf("held→released: %v", err)
+	}
+	want := *orig
+	want.State, want.StateAt, want.StateBy = store.HoldReleased, at(7), "api:alice"
+	checkHold(t, "after release", get(t, b, orig.ID), &want)
+
+	// The from state no longer matches: conflict, nothing changes.
+	err := b.SetHoldState(ctx, orig.ID, store.HoldHeld, store.HoldDeleted, "cli:root", at(8))
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("held→deleted on a released hold = %v, want ErrConflict", err)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		t.Errorf("conflict error %v is also ErrNotFound", err)
+	}
+	checkHold(t, "after conflict", get(t, b, orig.ID), &want)
+
+	if err := b.SetHoldState(ctx, orig.ID, store.HoldReleased, store.HoldDeleted, "postfix", at(9)); err != nil {
+		t.Fatalf("released→deleted: %v", err)
+	}
+	want.State, want.StateAt, want.StateBy = store.HoldDeleted, at(9), "postfix"
+	checkHold(t, "after delete", get(t, b, orig.ID), &want)
+
+	// Only the addressed hold changes.
+	other := put(t, b, sampleHold("4OTHER"))
+	checkHold(t, "untouched hold", get(t, b, other.ID), sampleHold("4OTHER"))
+}
+
+func testSetHoldStateInvalid(t *testing.T, b Backend) {
+	h := put(t, b, sampleHold("4INV"))
+	err := b.SetHoldState(t.Context(), h.ID, store.HoldHeld, "gone", "api:alice", at(3))
+	if err == nil {
+		t.Fatal("SetHoldState to an unknown state succeeded")
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		t.Errorf("SetHoldState to an unknown state = %v; want a validation error", err)
+	}
+	checkHold(t, "after invalid SetHoldState", get(t, b, h.ID), h)
+}
+
+func testTimes(t *testing.T, b Backend) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	times := []time.Time{
+		base,
+		time.Date(2030, 12, 31, 23, 59, 59, 999_000_000, ny), // sub-second, crosses a year in UTC
+		time.Date(2024, 2, 29, 0, 0, 0, 1_000_000, time.UTC), // exactly one millisecond
+		time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i, tm := range times {
+		h := sampleHold(fmt.Sprintf("4T%d", i))
+		h.HeldAt = tm
+		h.StateAt = tm.Add(250 * time.Millisecond)
+		stored := put(t, b, h)
+		got := get(t, b, stored.ID)
+		if s := sameTime(got.HeldAt, tm); s != "" {
+			t.Errorf("HeldAt: %s", s)
+		}
+		if s := sameTime(got.StateAt, h.StateAt); s != "" {
+			t.Errorf("StateAt: %s", s)
+		}
+		when := tm.Add(time.Hour)
+		if err := b.SetHoldState(t.Context(), stored.ID, store.HoldHeld, store.HoldExpired, "system", when); err != nil {
+			t.Fatalf("SetHoldState: %v", err)
+		}
+		if s := sameTime(get(t, b, stored.ID).StateAt, when); s != "" {
+			t.Errorf("StateAt after SetHoldState: %s", s)
+		}
+
+		if err := b.AppendAudit(t.Context(), store.AuditEntry{Time: tm, Actor: "system", Action: "time-test", Target: fmt.Sprintf("t:%d", i)}); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+		es, err := b.ListAudit(t.Context(), store.AuditFilter{Target: fmt.Sprintf("t:%d", i)})
+		if err != nil || len(es) != 1 {
+			t.Fatalf("ListAudit = %d entries, %v; want 1", len(es), err)
+		}
+		if s := sameTime(es[0].Time, tm); s != "" {
+			t.Errorf("audit Time: %s", s)
+		}
+	}
+}
+
+func testAudit(t *testing.T, b Backend) {
+	ctx := t.Context()
+	if es, err := b.ListAudit(ctx, store.AuditFilter{}); err != nil || len(es) != 0 {
+		t.Fatalf("ListAudit on an empty store = %d entries, %v", len(es), err)
+	}
+	in := []store.AuditEntry{
+		{ID: 99, Time: at(0), Actor: "system", Action: "quarantine-hold", Target: "hold:1", Detail: "reasons=rate-recipients"},
+		{Time: at(2), Actor: "api:jürgen", Action: "quarantine-release", Target: "hold:1", Detail: "Grund: „Freigabe“ ✓"},
+		{Time: at(1), Actor: "cli:root", Action: "account-lock", Target: "account:u@example.org"},
+		{Time: at(2), Actor: "postfix", Action: "quarantine-delete", Target: "hold:2", Detail: "line1\nline2"},
+	}
+	for _, e := range in {
+		if err := b.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit(%+v): %v", e, err)
+		}
+	}
+	got, err := b.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatalf("ListAudit: %v", err)
+	}
+	// Newest first; the two entries at minute 2 in reverse append order.
+	want := []store.AuditEntry{in[3], in[1], in[2], in[0]}
+	if len(got) != len(want) {
+		t.Fatalf("ListAudit returned %d entries, want %d", len(got), len(want))
+	}
+	seen := map[int64]bool{}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID <= 0 || seen[g.ID] {
+			t.Errorf("entry %d has ID %d; want positive and unique", i, g.ID)
+		}
+		seen[g.ID] = true
+		if g.Actor != w.Actor || g.Action != w.Action || g.Target != w.Target || g.Detail != w.Detail {
+			t.Errorf("entry %d = %q %q %q %q, want %q %q %q %q", i, g.Actor, g.Action, g.Target, g.Detail, w.Actor, w.Action, w.Target, w.Detail)
+		}
+		if s := sameTime(g.Time, w.Time); s != "" {
+			t.Errorf("entry %d Time = %s", i, s)
+		}
+	}
+	// Append order shows in the IDs: the later append has the higher ID.
+	if got[0].ID <= got[1].ID {
+		t.Errorf("IDs of entries appended later are not higher: %d then %d", got[1].ID, got[0].ID)
+	}
+}
+
+func testAuditFilters(t *testing.T, b Backend) {
+	ctx := t.Context()
+	// Twelve entries, one a minute, alternating two targets.
+	for i := range 12 {
+		target := "hold:1"
+		if i%2 == 1 {
+			target = "hold:2"
+		}
+		e := store.AuditEntry{Time: at(i), Actor: "system", Action: "test", Target: target, Detail: fmt.Sprint(i)}
+		if err := b.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+	details := func(es []store.AuditEntry) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.Detail
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+		want []string
+	}{
+		{"all", store.AuditFilter{}, []string{"11", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1", "0"}},
+		{"target", store.AuditFilter{Target: "hold:2"}, []string{"11", "9", "7", "5", "3", "1"}},
+		{"target is exact", store.AuditFilter{Target: "hold:"}, nil},
+		{"since inclusive", store.AuditFilter{Since: at(9)}, []string{"11", "10", "9"}},
+		{"since between entries", store.AuditFilter{Since: at(9).Add(time.Second)}, []string{"11", "10"}},
+		{"since future", store.AuditFilter{Since: at(60)}, nil},
+		{"limit", store.AuditFilter{Limit: 4}, []string{"11", "10", "9", "8"}},
+		{"target since limit", store.AuditFilter{Target: "hold:1", Since: at(3), Limit: 2}, []string{"10", "8"}},
+		{"target since", store.AuditFilter{Target: "hold:1", Since: at(3)}, []string{"10", "8", "6", "4"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := b.ListAudit(ctx, tc.f)
+			if err != nil {
+				t.Fatalf("ListAudit(%+v): %v", tc.f, err)
+			}
+			if !slices.Equal(details(got), tc.want) {
+				t.Errorf("ListAudit(%+v) = %v, want %v", tc.f, details(got), tc.want)
+			}
+		})
+	}
+
+	// The default limit is 100, as for holds.
+	for i := range 100 {
+		e := store.AuditEntry{Time: at(100 + i), Actor: "system", Action: "bulk", Target: "bulk"}
+		if err := b.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+	if got, err := b.ListAudit(ctx, store.AuditFilter{}); err != nil || len(got) != 100 {
+		t.Errorf("ListAudit with Limit 0 = %d entries, %v; want the default 100", len(got), err)
+	}
+	if got, err := b.ListAudit(ctx, store.AuditFilter{Limit: 500}); err != nil || len(got) != 112 {
+		t.Errorf("ListAudit with Limit 500 = %d entries, %v; want 112", len(got), err)
+	}
+}
+
+func loadSnaps(t *testing.T, b Backend) map[string][]byte {
+	t.Helper()
+	m, err := b.LoadSnapshots(t.Context())
+	if err != nil {
+		t.Fatalf("LoadSnapshots: %v", err)
+	}
+	return m
+}
+
+func checkSnaps(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	keys := slices.Sorted(maps.Keys(got))
+	wantKeys := slices.Sorted(maps.Keys(want))
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("%s: keys = %q, want %q", what, keys, wantKeys)
+		return
+	}
+	for _, k := range keys {
+		if !bytes.Equal(got[k], want[k]) {
+			t.Errorf("%s: [%q] = %x, want %x", what, k, got[k], want[k])
+		}
+	}
+}
+
+func testSnapshots(t *testing.T, b Backend) {
+	ctx := t.Context()
+	if m := loadSnaps(t, b); len(m) != 0 {
+		t.Fatalf("LoadSnapshots on an empty store = %d entries", len(m))
+	}
+	binary := []byte{0x00, 0xff, 0xfe, 0x80, 0x00, 'x', 0xc3} // not valid UTF-8, with NULs
+	first := map[string][]byte{
+		"alice@example.org":  []byte(`{"window":[1,2,3]}`),
+		"bob@example.org":    []byte("bob-state"),
+		"jürgen@bücher.test": binary,
+		"empty@example.org":  {},
+	}
+	if err := b.SaveSnapshots(ctx, first); err != nil {
+		t.Fatalf("SaveSnapshots: %v", err)
+	}
+	// checkSnaps compares key sets, so this also checks that the empty
+	// non-nil value is kept (a nil value would mean "delete").
+	checkSnaps(t, "after first save", loadSnaps(t, b), first)
+
+	// A second save replaces the given keys, deletes nil ones, leaves others.
+	second := map[string][]byte{
+		"alice@example.org": []byte("alice-v2"),
+		"bob@example.org":   nil,
+		"new@example.org":   []byte("new"),
+		"never@example.org": nil, // deleting a missing key is not an error
+	}
+	if err := b.SaveSnapshots(ctx, second); err != nil {
+		t.Fatalf("SaveSnapshots: %v", err)
+	}
+	want := map[string][]byte{
+		"alice@example.org":  []byte("alice-v2"),
+		"jürgen@bücher.test": binary,
+		"empty@example.org":  {},
+		"new@example.org":    []byte("new"),
+	}
+	checkSnaps(t, "after second save", loadSnaps(t, b), want)
+
+	// The store holds its own copy: changing the caller's slice or the
+	// loaded map does not change what is stored.
+	buf := []byte("copy-me")
+	if err := b.SaveSnapshots(ctx, map[string][]byte{"copy@example.org": buf}); err != nil {
+		t.Fatalf("SaveSnapshots: %v", err)
+	}
+	buf[0] = 'X'
+	loaded := loadSnaps(t, b)
+	loaded["alice@example.org"][0] = 'Z'
+	want["copy@example.org"] = []byte("copy-me")
+	checkSnaps(t, "after mutating caller data", loadSnaps(t, b), want)
+
+	// Saving nothing changes nothing.
+	for _, m := range []map[string][]byte{nil, {}} {
+		if err := b.SaveSnapshots(ctx, m); err != nil {
+			t.Fatalf("SaveSnapshots(%v): %v", m, err)
+		}
+	}
+	checkSnaps(t, "after empty saves", loadSnaps(t, b), want)
+
+	// Deleting everything leaves an empty store.
+	del := map[string][]byte{}
+	for k := range want {
+		del[k] = nil
+	}
+	if err := b.SaveSnapshots(ctx, del); err != nil {
+		t.Fatalf("SaveSnapshots: %v", err)
+	}
+	if m := loadSnaps(t, b); len(m) != 0 {
+		t.Errorf("after deleting every key LoadSnapshots has %d entries", len(m))
+	}
+}
+
+// workers is the number of concurrent writers: the policy and the milter
+// path of several MTA processes, with margin.
+const workers = 8
+
+func testConcurrentPutHoldSameQueueID(t *testing.T, b Backend) {
+	results := make([]*store.Hold, workers)
+	errs := make([]error, workers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			h := sampleHold("4RACE")
+			h.Reasons = []string{fmt.Sprintf("reason-%d", i)}
+			<-start
+			results[i], errs[i] = b.PutHold(t.Context(), h)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("worker %d: PutHold: %v", i, err)
+		}
+	}
+	for i, r := range results {
+		if r.ID != results[0].ID {
+			t.Errorf("worker %d got ID %d, worker 0 got %d", i, r.ID, results[0].ID)
+		}
+	}
+	all := list(t, b, store.HoldFilter{})
+	if len(all) != 1 {
+		t.Fatalf("%d concurrent PutHold with one queue id left %d records, want 1", workers, len(all))
+	}
+	// No reason was lost to a race between read and write.
+	got := slices.Clone(all[0].Reasons)
+	sort.Strings(got)
+	var want []string
+	for i := range workers {
+		want = append(want, fmt.Sprintf("reason-%d", i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("merged reasons = %q, want all of %q", all[0].Reasons, want)
+	}
+}
+
+func testConcurrentPutHoldDistinct(t *testing.T, b Backend) {
+	errs := make([]error, workers)
+	got := make([]int64, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			h, err := b.PutHold(t.Context(), sampleHold(fmt.Sprintf("4C%d", i)))
+			errs[i] = err
+			if err == nil {
+				got[i] = h.ID
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent PutHold: %v", err)
+	}
+	slices.Sort(got)
+	if len(slices.Compact(slices.Clone(got))) != workers {
+		t.Errorf("concurrent PutHold of distinct messages gave IDs %v; want %d distinct", got, workers)
+	}
+	if n := len(list(t, b, store.HoldFilter{})); n != workers {
+		t.Errorf("ListHolds returned %d holds, want %d", n, workers)
+	}
+}
