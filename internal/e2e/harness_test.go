@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/postfixtest"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailbrake-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "mailbrake")
+	cmd := exec.Command("go", "build", "-o", binary, "github.com/mailbrake/mailbrake/cmd/mailbrake")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mailbrake:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a goroutine-safe log sink for the daemon's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is a mailbrake process started by a test.
+type daemon struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	dataDir string
+	socket  string
+	config  string
+	policy  string
+	milter  string
+	done    chan struct{}
+}
+
+type daemonOptions struct {
+	Policy, Milter   string // listen addresses; "" disables
+	PostfixConfigDir string
+	ExtraYAML        string // appended to the generated config
+}
+
+// startDaemon runs `mailbrake serve` with a private data directory.
+func startDaemon(t *testing.T, o daemonOptions) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{t: t, log: &syncBuffer{}, dataDir: filepath.Join(dir, "data"), policy: o.Policy, milter: o.Milter, done: make(chan struct{})}
+	d.socket = filepath.Join(d.dataDir, "admin.sock")
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "data_dir: %s\nlog: {level: debug}\nhttp: {listen: %s}\n", d.dataDir, freeAddr(t))
+	if o.Policy != "" {
+		fmt.Fprintf(&cfg, "policy: {listen: %s}\n", o.Policy)
+	} else {
+		cfg.WriteString("policy: {enabled: false}\n")
+	}
+	if o.Milter != "" {
+		fmt.Fprintf(&cfg, "milter: {listen: %s}\n", o.Milter)
+	} else {
+		cfg.WriteString("milter: {enabled: false}\n")
+	}
+	fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s}\n", o.PostfixConfigDir)
+	cfg.WriteString(o.ExtraYAML)
+	d.config = filepath.Join(dir, "mailbrake.yaml")
+	if err := os.WriteFile(d.config, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("mailbrake log:\n%s", tailLines(d.log.String(), 60))
+		}
+	})
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	d.cmd = exec.Command(binary, "serve", "--config", d.config)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.done)
+	c := api.NewClient(d.socket)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Status(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-d.done:
+			d.t.Fatalf("mailbrake exited at start:\n%s", d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("mailbrake not ready: %v\n%s", err, d.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+func (d *daemon) kill() {
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// cli runs the mailbrake CLI against this daemon and returns stdout.
+func (d *daemon) cli(args ...string) (string, error) {
+	cmd := exec.Command(binary, append([]string{"--socket", d.socket}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("mailbrake %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+func (d *daemon) mustCLI(args ...string) string {
+	d.t.Helper()
+	out, err := d.cli(args...)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return out
+}
+
+// holds lists holds in every state through `quarantine list --json`.
+func (d *daemon) holds() []store.Hold {
+	d.t.Helper()
+	var hs []store.Hold
+	out := d.mustCLI("quarantine", "list", "--state", "all", "--json")
+	if err := json.Unmarshal([]byte(out), &hs); err != nil {
+		d.t.Fatalf("quarantine list --json: %v\n%s", err, out)
+	}
+	return hs
+}
+
+func (d *daemon) holdByQueueID(qid string) *store.Hold {
+	d.t.Helper()
+	for _, h := range d.holds() {
+		if h.QueueID == qid {
+			return &h
+		}
+	}
+	return nil
+}
+
+// waitHold waits until the hold for qid has been recorded.
+func (d *daemon) waitHold(qid string) *store.Hold {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if h := d.holdByQueueID(qid); h != nil {
+			return h
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no hold recorded for queue id %s", qid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func recipients(n int, domain string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("rcpt%02d@%s", i, domain)
+	}
+	return out
+}
+
+// bySubject returns the delivered transactions whose Subject is subject.
+func bySubject(t *testing.T, sink *postfixtest.Sink, subject string) []postfixtest.Delivered {
+	t.Helper()
+	var out []postfixtest.Delivered
+	for _, m := range sink.Messages() {
+		h, err := m.Header()
+		if err != nil {
+			continue
+		}
+		if h.Get("Subject") == subject {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func countRcpts(ms []postfixtest.Delivered) int {
+	n := 0
+	for _, m := range ms {
+		n += len(m.Recipients)
+	}
+	return n
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func inQueue(q []postfixtest.QueueEntry, qid string) string {
+	for _, e := range q {
+		if e.QueueID == qid {
+			return e.QueueName
+		}
+	}
+	return ""
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
