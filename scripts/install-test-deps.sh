@@ -19,11 +19,12 @@ packages=(
   libsasl2-modules # internal/postfixtest: Cyrus SASL PLAIN/LOGIN for Postfix smtpd
   sasl2-bin        # internal/postfixtest: saslpasswd2 writes the private sasldb
 )
-# Services a package may start on installation; the tests never use the system
-# instances, so they must not be left running. Append with the packages above.
+# package:service for packages whose installation may start a system service;
+# the tests never use the system instances, so they must not be left running.
+# Append here too (for example slapd:slapd, redis-server:redis-server).
 services=(
-  postfix
-  saslauthd
+  postfix:postfix
+  sasl2-bin:saslauthd
 )
 # ---------------------------------------------------------------------------
 
@@ -83,22 +84,19 @@ apt-get install -y --no-install-recommends "${missing[@]}"
 # policy-rc.d honoured, or a systemd preset): stop it and keep it from
 # starting at boot. Only services of packages installed by this run are
 # touched, so a developer's own running mail server is left alone.
-for s in "${services[@]}"; do
-  for p in "${missing[@]}"; do
-    case "$s:$p" in
-    postfix:postfix | saslauthd:sasl2-bin) ;;
-    *) continue ;;
-    esac
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-      systemctl disable --now "$s" >/dev/null 2>&1 || true
+for entry in "${services[@]}"; do
+  p="${entry%%:*}"
+  s="${entry#*:}"
+  printf '%s\n' "${missing[@]}" | grep -qx "$p" || continue
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "$s" >/dev/null 2>&1 || true
+  fi
+  if [ "$s" = postfix ]; then
+    if /usr/sbin/postfix status >/dev/null 2>&1; then
+      /usr/sbin/postfix stop || true
     fi
-    if [ "$s" = postfix ]; then
-      if /usr/sbin/postfix status >/dev/null 2>&1; then
-        /usr/sbin/postfix stop || true
-      fi
-    elif [ -x "/etc/init.d/$s" ]; then
-      "/etc/init.d/$s" stop >/dev/null 2>&1 || true
-    fi
-  done
+  elif [ -x "/etc/init.d/$s" ]; then
+    "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+  fi
 done
 echo "install-test-deps: done"

@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/policy"
+)
+
+// startInProcess runs a daemon on loopback port 0 with the default rules.
+func startInProcess(t *testing.T, mutate func(*config.Config)) *Daemon {
+	t.Helper()
+	c := config.Default()
+	c.DataDir = filepath.Join(t.TempDir(), "data")
+	c.Policy.Listen, c.Milter.Listen, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	c.Postfix.SyncInterval = 0
+	if mutate != nil {
+		mutate(c)
+	}
+	d := New(c, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-d.Ready:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
+func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
+	d := startInProcess(t, func(c *config.Config) {
+		c.Rules = append(c.Rules, config.Rule{Name: "bulk-authenticated", Verdict: "hold", When: []config.Condition{
+			{Fact: "authenticated", Eq: ptr("true")}, {Fact: "recipient_count", Gt: ptrF(50)},
+		}})
+	})
+	cl, err := policy.Dial("tcp", d.Policy.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	base := policy.Request{Request: policy.RequestType, ProtocolName: "ESMTP", ClientAddress: "192.0.2.10", SASLMethod: "PLAIN",
+		SASLUsername: "Eve@Example.org", Sender: "eve@example.org", Instance: "abc.123", QueueID: "4F2A1B3C"}
+	for i := 0; i < 60; i++ {
+		r := base
+		r.ProtocolState, r.Recipient = policy.StateRcpt, "r"+string(rune('a'+i%26))+"@dest.example"
+		resp, err := cl.Check(ctx, &r)
+		if err != nil || resp.Action != "DUNNO" {
+			t.Fatalf("RCPT %d: %q %v", i, resp.Action, err)
+		}
+	}
+	// Other states are answered DUNNO.
+	r := base
+	r.ProtocolState = policy.StateData
+	if resp, err := cl.Check(ctx, &r); err != nil || resp.Action != "DUNNO" {
+		t.Fatalf("DATA: %q %v", resp.Action, err)
+	}
+	r.ProtocolState, r.RecipientCount = policy.StateEndOfMessage, 60
+	resp, err := cl.Check(ctx, &r)
+	if err != nil || !strings.HasPrefix(resp.Action, "HOLD ") || !strings.Contains(resp.Action, "bulk-authenticated") {
+		t.Fatalf("END-OF-MESSAGE: %q %v", resp.Action, err)
+	}
+	c := api.NewClient(d.Socket)
+	list, err := c.ListHolds(ctx, api.ListHoldsRequest{})
+	if err != nil || len(list.Holds) != 1 {
+		t.Fatalf("holds: %+v %v", list, err)
+	}
+	h := list.Holds[0]
+	if h.Account != "eve@example.org" || h.QueueID != "4F2A1B3C" || h.RecipientCount != 60 || len(h.Recipients) != 60 || h.Path != "policy" {
+		t.Fatalf("hold: %+v", h)
+	}
+	// Metrics use fixed labels only: never the account.
+	res, err := http.Get("http://" + d.HTTP.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := string(body)
+	for _, want := range []string{`mailbrake_policy_requests_total{action="HOLD",state="END-OF-MESSAGE"} 1`, `mailbrake_holds_total{path="policy"} 1`,
+		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, "eve@example.org") {
+		t.Error("an account appears in the metrics")
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get("http://" + d.HTTP.String() + p)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", p, res, err)
+		}
+		res.Body.Close()
+	}
+}
+
+func ptr(s string) *string    { return &s }
+func ptrF(f float64) *float64 { return &f }
+
+func TestParsePostfixTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5d": 120 * time.Hour, "3600s": time.Hour, "2h": 2 * time.Hour, "1w": 168 * time.Hour, "7": 168 * time.Hour, "": 0, "x": 0} {
+		if got := parsePostfixTime(in); got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
+}
