@@ -70,6 +70,27 @@ type SyncChange struct {
 	State   string `json:"state"`
 }
 
+// ListAccountsRequest filters accounts ("" or "all": every recorded one).
+type ListAccountsRequest struct {
+	State string `json:"state"`
+	Limit int    `json:"limit"`
+}
+
+// AccountDetail is one account: state, counters, recent holds and state history.
+type AccountDetail struct {
+	store.Account
+	Counters    store.Totals       `json:"counters"`
+	RecentHolds []store.Hold       `json:"recent_holds"`
+	History     []store.AuditEntry `json:"history"`
+}
+
+// SetAccountStateRequest moves an account to a state.
+type SetAccountStateRequest struct {
+	Account string `json:"account"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+}
+
 // Methods is every admin operation. internal/ops implements it; the HTTP
 // handler, and later the web UI, call it; the CLI reaches it through Client.
 type Methods interface {
@@ -80,4 +101,7 @@ type Methods interface {
 	DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
 	SyncQueue(ctx context.Context) (*SyncResult, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+	ListAccounts(ctx context.Context, r ListAccountsRequest) ([]store.Account, error)
+	GetAccount(ctx context.Context, name string) (*AccountDetail, error)
+	SetAccountState(ctx context.Context, r SetAccountStateRequest) (*store.Account, error)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,13 +58,28 @@ func (e *APIError) Unwrap() error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	return c.doBody(ctx, method, path, q, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	u := "http://mailbrake" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -74,13 +90,13 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		return fmt.Errorf("calling the mailbrake daemon: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("reading the daemon's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var eb errorBody
-		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+		if json.Unmarshal(answer, &eb) == nil && eb.Error != "" {
 			return &APIError{Status: resp.StatusCode, Msg: eb.Error}
 		}
 		return &APIError{Status: resp.StatusCode, Msg: resp.Status}
@@ -88,7 +104,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return fmt.Errorf("decoding the daemon's answer: %w", err)
 	}
 	return nil
@@ -162,4 +178,35 @@ func (c *Client) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Au
 	}
 	var v []store.AuditEntry
 	return v, c.do(ctx, "GET", "/v1/audit", q, &v)
+}
+
+// ListAccounts implements Methods.
+func (c *Client) ListAccounts(ctx context.Context, r ListAccountsRequest) ([]store.Account, error) {
+	q := url.Values{}
+	if r.State != "" {
+		q.Set("state", r.State)
+	}
+	if r.Limit > 0 {
+		q.Set("limit", strconv.Itoa(r.Limit))
+	}
+	var v []store.Account
+	return v, c.do(ctx, "GET", "/v1/accounts", q, &v)
+}
+
+// GetAccount implements Methods.
+func (c *Client) GetAccount(ctx context.Context, name string) (*AccountDetail, error) {
+	var v AccountDetail
+	if err := c.do(ctx, "GET", "/v1/accounts/"+url.PathEscape(name), nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// SetAccountState implements Methods.
+func (c *Client) SetAccountState(ctx context.Context, r SetAccountStateRequest) (*store.Account, error) {
+	var v store.Account
+	if err := c.doBody(ctx, "POST", "/v1/accounts/"+url.PathEscape(r.Account)+"/state", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }

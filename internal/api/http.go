@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -31,6 +32,9 @@ func Handler(m Methods, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/holds/{id}/delete", h.deleteHold)
 	mux.HandleFunc("POST /v1/queue/sync", h.sync)
 	mux.HandleFunc("GET /v1/audit", h.audit)
+	mux.HandleFunc("GET /v1/accounts", h.listAccounts)
+	mux.HandleFunc("GET /v1/accounts/{name}", h.getAccount)
+	mux.HandleFunc("POST /v1/accounts/{name}/state", h.setAccountState)
 	return mux
 }
 
@@ -138,5 +142,36 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
 		f.Since = t
 	}
 	v, err := h.m.ListAudit(r.Context(), f)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) listAccounts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := ListAccountsRequest{State: q.Get("state")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			h.reply(w, r, nil, fmt.Errorf("%w: limit must be a non-negative integer", ErrBadRequest))
+			return
+		}
+		req.Limit = n
+	}
+	v, err := h.m.ListAccounts(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.GetAccount(r.Context(), r.PathValue("name"))
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) setAccountState(w http.ResponseWriter, r *http.Request) {
+	var req SetAccountStateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		h.reply(w, r, nil, fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err))
+		return
+	}
+	req.Account = r.PathValue("name")
+	v, err := h.m.SetAccountState(r.Context(), req)
 	h.reply(w, r, v, err)
 }

@@ -74,6 +74,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		serveCmd(g),
 		configCmd(g),
 		quarantineCmd(g),
+		accountCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),
 		loadgenCmd(),

@@ -19,6 +19,7 @@ type Config struct {
 	Postfix    PostfixConfig    `yaml:"postfix" doc:"The local Postfix instance whose hold queue mailbrake manages."`
 	Quarantine QuarantineConfig `yaml:"quarantine" doc:"What is recorded about held messages."`
 	Engine     EngineConfig     `yaml:"engine" doc:"Decision engine behaviour."`
+	Accounts   AccountsConfig   `yaml:"accounts" doc:"Account states: normal, watch, restricted (every outbound message held), locked."`
 	Rules      []Rule           `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 }
 
@@ -76,6 +77,14 @@ type QuarantineConfig struct {
 // EngineConfig configures the decision engine.
 type EngineConfig struct {
 	OnError string `yaml:"on_error" doc:"Verdict when the engine cannot decide (a store error): allow (fail open) or defer (fail closed with a 4xx)."`
+	Shadow  bool   `yaml:"shadow" doc:"Shadow mode: log and count the verdict every message would get, but act on none (every message is allowed; account states do not change)."`
+}
+
+// AccountsConfig configures automatic account state changes.
+type AccountsConfig struct {
+	WatchScore    int      `yaml:"watch_score" doc:"An account whose findings' scores add up to this within score_window is put on watch (0: never automatically)."`
+	RestrictScore int      `yaml:"restrict_score" doc:"An account whose findings' scores add up to this within score_window is restricted: all its outbound mail is held, and its queued mail put on hold (0: never automatically)."`
+	ScoreWindow   Duration `yaml:"score_window" doc:"The window over which finding scores add up (1h or 24h)."`
 }
 
 // Rule is one declarative rule: when all conditions hold, it reports a
@@ -87,7 +96,8 @@ type Rule struct {
 	When    []Condition `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict string      `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
 	Text    string      `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
-	DryRun  bool        `yaml:"dry_run,omitempty" doc:"Log and record the finding but do not act on it."`
+	DryRun  bool        `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
+	Score   int         `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
 }
 
 // Condition compares one fact with a value. Exactly one operator is set.
@@ -150,7 +160,11 @@ func Default() *Config {
 		// small enough that a thousand holds stay in a few megabytes.
 		Quarantine: QuarantineConfig{PreviewBytes: 16 << 10},
 		Engine:     EngineConfig{OnError: "allow"},
-		Rules:      DefaultRules(),
+		// Two strong findings in a day restrict an account; one puts it on
+		// watch. A single bulk hold may be a legitimate sender (the Zimbra
+		// admins see one or two a year), so it alone does not restrict.
+		Accounts: AccountsConfig{WatchScore: 5, RestrictScore: 10, ScoreWindow: Duration(24 * time.Hour)},
+		Rules:    DefaultRules(),
 	}
 }
 
@@ -172,6 +186,7 @@ func DefaultRules() []Rule {
 				{Fact: "recipient_count", Gt: ptr(50.0)},
 			},
 			Verdict: "hold",
+			Score:   5,
 		},
 		{
 			// 500 recipients in an hour is far above what an individual
@@ -186,6 +201,7 @@ func DefaultRules() []Rule {
 				{Fact: "recipients_1h", Gt: ptr(500.0)},
 			},
 			Verdict: "hold",
+			Score:   5,
 		},
 		{
 			// 200 messages an hour from one account is a script, not a

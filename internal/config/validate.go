@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 )
 
 var reasonRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -73,6 +74,18 @@ func (c *Config) Validate() Errors {
 		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
 	}
 	oneOf("engine.on_error", c.Engine.OnError, "allow", "defer")
+	if c.Accounts.WatchScore < 0 {
+		add("accounts.watch_score", "must not be negative")
+	}
+	if c.Accounts.RestrictScore < 0 {
+		add("accounts.restrict_score", "must not be negative")
+	}
+	if c.Accounts.WatchScore > 0 && c.Accounts.RestrictScore > 0 && c.Accounts.WatchScore > c.Accounts.RestrictScore {
+		add("accounts.watch_score", "must not be above restrict_score")
+	}
+	if w := c.Accounts.ScoreWindow.D(); w != time.Hour && w != 24*time.Hour {
+		add("accounts.score_window", "must be 1h or 24h, got %s", w)
+	}
 
 	names := map[string]int{}
 	for i, r := range c.Rules {
@@ -105,6 +118,9 @@ func (c *Config) Validate() Errors {
 		}
 		if r.Stage == "rcpt" && (r.Verdict == "hold" || r.Verdict == "tag") {
 			add(p+".verdict", "%s is decided at end of message; use stage eom, or defer/reject at rcpt", r.Verdict)
+		}
+		if r.Score < 0 || r.Score > 1000 {
+			add(p+".score", "must be between 0 and 1000, got %d", r.Score)
 		}
 		if len(r.When) == 0 {
 			add(p+".when", "a rule needs at least one condition")

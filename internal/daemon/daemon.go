@@ -25,6 +25,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
@@ -46,11 +47,22 @@ type Daemon struct {
 
 	store    *sqlite.Store
 	counters *counter.Memory
+	scores   *counter.Memory // finding scores per account (message count = score)
 	engine   *engine.Engine
 	identity *engine.Identity
 	ops      *ops.Service
 	metrics  *metrics
 	preview  int
+
+	escalations chan escalation
+}
+
+// escalation is an account state change asked for by a verdict, applied
+// off the request path.
+type escalation struct {
+	account string
+	to      store.AccountState
+	reason  string
 }
 
 // New prepares a daemon; Run starts it.
@@ -72,16 +84,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer st.Close()
 
 	d.counters = counter.NewMemory()
+	d.scores = counter.NewMemory()
 	if snaps, err := st.LoadSnapshots(ctx); err != nil {
 		d.log.Warn("loading counter snapshots failed; starting with empty counters", "err", err)
-	} else if err := d.counters.Restore(snaps); err != nil {
-		d.log.Warn("some counter snapshots could not be read", "err", err)
+	} else {
+		counts, scores := splitSnapshots(snaps)
+		if err := d.counters.Restore(counts); err != nil {
+			d.log.Warn("some counter snapshots could not be read", "err", err)
+		}
+		if err := d.scores.Restore(scores); err != nil {
+			d.log.Warn("some score snapshots could not be read", "err", err)
+		}
+	}
+	states, err := ops.NewStates(ctx, st)
+	if err != nil {
+		return fmt.Errorf("loading account states: %w", err)
 	}
 	onErr := engine.ActionAllow
 	if cfg.Engine.OnError == "defer" {
 		onErr = engine.ActionDefer
 	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log})
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log,
+		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
 	if err != nil {
 		return fmt.Errorf("compiling rules: %w", err)
 	}
@@ -94,7 +119,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
-	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Log: d.log}
+	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log}
+	d.escalations = make(chan escalation, 1024)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -184,10 +210,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	d.log.Info("admin socket listening", "path", d.Socket)
 
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D())
+	}()
+	go func() {
+		defer wg.Done()
+		d.escalationLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -227,12 +257,69 @@ func (d *Daemon) snapshotLoop(ctx context.Context) {
 		case now := <-t.C:
 			d.saveSnapshots(ctx)
 			d.counters.Sweep(now)
+			d.scores.Sweep(now)
 		}
 	}
 }
 
+// scorePrefix marks score snapshots among counter snapshots (account names
+// never contain NUL).
+const scorePrefix = "score\x00"
+
+func splitSnapshots(all map[string][]byte) (counts, scores map[string][]byte) {
+	counts, scores = map[string][]byte{}, map[string][]byte{}
+	for k, v := range all {
+		if name, ok := strings.CutPrefix(k, scorePrefix); ok {
+			scores[name] = v
+		} else {
+			counts[k] = v
+		}
+	}
+	return counts, scores
+}
+
+func (d *Daemon) escalationLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-d.escalations:
+			if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
+				d.metrics.storeErrors.WithLabelValues("account").Inc()
+				d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
+			}
+		}
+	}
+}
+
+// escalate queues a state change; it never blocks the request path.
+func (d *Daemon) escalate(sub *engine.Submission, v engine.Verdict) {
+	if v.Escalate == "" {
+		return
+	}
+	reason := fmt.Sprintf("score %d in %s from findings: %s", v.Score, d.cfg.Accounts.ScoreWindow, strings.Join(engine.ReasonStrings(findingReasons(v)), ", "))
+	select {
+	case d.escalations <- escalation{account: sub.Account, to: v.Escalate, reason: reason}:
+	default:
+		d.log.Error("account state change dropped: queue full", "account", sub.Account, "to", v.Escalate)
+	}
+}
+
+func findingReasons(v engine.Verdict) []engine.Reason {
+	var out []engine.Reason
+	for _, f := range v.Findings {
+		if !f.DryRun {
+			out = append(out, f.Reason)
+		}
+	}
+	return out
+}
+
 func (d *Daemon) saveSnapshots(ctx context.Context) {
 	dirty := d.counters.Dirty()
+	for k, v := range d.scores.Dirty() {
+		dirty[scorePrefix+k] = v
+	}
 	if len(dirty) == 0 {
 		return
 	}

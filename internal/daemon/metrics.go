@@ -17,6 +17,7 @@ type metrics struct {
 	verdicts       *prometheus.CounterVec // path, action, reason
 	holds          *prometheus.CounterVec // path
 	storeErrors    *prometheus.CounterVec // op
+	shadow         *prometheus.CounterVec // path, action
 }
 
 func newMetrics() *metrics {
@@ -49,8 +50,11 @@ func newMetrics() *metrics {
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailbrake_store_errors_total", Help: "Store and counter errors, by operation.",
 		}, []string{"op"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_shadow_verdicts_total", Help: "Verdicts not acted on because of shadow mode, by path and the action they would have had.",
+		}, []string{"path", "action"}),
 	}
-	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors,
+	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

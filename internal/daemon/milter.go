@@ -80,6 +80,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		d.log.Warn("engine error; on_error verdict applies", "queue_id", msg.QueueID, "account", account, "err", err)
 	}
 	d.logVerdict(sub, v)
+	d.escalate(sub, v)
 	switch v.Action {
 	case engine.ActionHold:
 		d.recordHold(ctx, sub, v, headerBlock(msg), textPreview(msg, d.preview))

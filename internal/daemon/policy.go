@@ -102,6 +102,7 @@ func actionKeyword(action string) string {
 func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
 	d := a.d
 	d.logVerdict(sub, v)
+	d.escalate(sub, v)
 	switch v.Action {
 	case engine.ActionHold:
 		if sub.Stage != engine.StageEOM {
@@ -127,6 +128,12 @@ func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
 			d.log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
 				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
 		}
+	}
+	if v.Shadow != v.Action {
+		d.metrics.shadow.WithLabelValues(string(sub.Path), v.Shadow.String()).Inc()
+		d.log.Info("shadow verdict (not acted on)", "path", sub.Path, "stage", sub.Stage, "would", v.Shadow.String(), "reasons", engine.ReasonStrings(v.Reasons),
+			"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "client_family", sub.Client.Family, "recipients", sub.RecipientCount)
+		return
 	}
 	if v.Action == engine.ActionAllow {
 		return

@@ -21,6 +21,21 @@ type Options struct {
 	// or ActionDefer.
 	OnError Action
 	Logger  *slog.Logger
+	// States gives each account's state; nil means every account is normal.
+	States StateSource
+	// Scores keeps finding scores per account (a store.Counters whose
+	// message count is the score); nil turns automatic escalation off.
+	Scores        store.Counters
+	WatchScore    int64
+	RestrictScore int64
+	ScoreWindow   time.Duration // time.Hour or 24h
+	// Shadow: decide and report, but allow everything.
+	Shadow bool
+}
+
+// StateSource answers an account's current state on the hot path.
+type StateSource interface {
+	AccountState(account string) store.AccountState
 }
 
 // Engine evaluates submissions. It is safe for concurrent use.
@@ -34,6 +49,7 @@ type Engine struct {
 	instances  [instanceShards]instanceShard
 	deferText  string
 	rejectText string
+	o          Options
 }
 
 // maxTrackedRecipients bounds the recipients remembered per in-flight
@@ -76,6 +92,7 @@ func New(o Options) (*Engine, error) {
 		onError:    o.OnError,
 		log:        o.Logger,
 		seed:       maphash.MakeSeed(),
+		o:          o,
 		deferText:  "4.7.1 Sending limit reached, try again later",
 		rejectText: "5.7.1 Message refused by local policy",
 	}
@@ -179,7 +196,19 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		}
 		return v, fmt.Errorf("counters: %w", err)
 	}
-	v := Verdict{Action: ActionAllow, Totals: f.totals}
+	v := Verdict{Action: ActionAllow, Totals: f.totals, AccountState: store.AccountNormal}
+	if e.o.States != nil && sub.Account != Unauthenticated {
+		v.AccountState = e.o.States.AccountState(sub.Account)
+	}
+	if sub.Stage == StageEOM && v.AccountState.Rank() >= store.AccountRestricted.Rank() {
+		r := ReasonAccountRestricted
+		if v.AccountState == store.AccountLocked {
+			r = ReasonAccountLocked
+		}
+		v.Findings = append(v.Findings, Finding{Rule: "account-state", Reason: r, Action: ActionHold, Evidence: "account_state=" + string(v.AccountState)})
+		v.Action, v.Reasons = ActionHold, []Reason{r}
+	}
+	score := int64(0)
 	for i := range e.rules {
 		r := &e.rules[i]
 		if r.stage != sub.Stage {
@@ -200,6 +229,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		if r.dryRun {
 			continue
 		}
+		score += int64(r.score)
 		switch {
 		case r.action > v.Action:
 			v.Action = r.action
@@ -208,6 +238,14 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		case r.action == v.Action && r.action != ActionAllow:
 			v.Reasons = append(v.Reasons, r.reason)
 		}
+	}
+	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
+		e.scoreAndEscalate(ctx, sub, &v, score)
+	}
+	if e.o.Shadow {
+		v.Shadow, v.Action, v.Escalate = v.Action, ActionAllow, ""
+	} else {
+		v.Shadow = v.Action
 	}
 	if v.Text == "" {
 		switch v.Action {
@@ -244,4 +282,35 @@ func ReasonStrings(rs []Reason) []string {
 		out[i] = string(r)
 	}
 	return out
+}
+
+// scoreAndEscalate adds this message's finding score to the account's
+// window (once per queue ID across both paths) and asks for a state change
+// when a threshold is crossed. Errors only skip escalation.
+func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, score int64) {
+	var t store.Totals
+	var err error
+	if score > 0 {
+		t, err = e.o.Scores.Charge(ctx, sub.Account, sub.QueueID, sub.Time, score, 0)
+	} else {
+		t, err = e.o.Scores.Peek(ctx, sub.Account, sub.Time)
+	}
+	if err != nil {
+		e.log.Warn("account score unavailable", "account", sub.Account, "err", err)
+		return
+	}
+	v.Score = t.Messages24h
+	if e.o.ScoreWindow == time.Hour {
+		v.Score = t.Messages1h
+	}
+	if score == 0 {
+		return
+	}
+	rank := v.AccountState.Rank()
+	switch {
+	case e.o.RestrictScore > 0 && v.Score >= e.o.RestrictScore && rank < store.AccountRestricted.Rank():
+		v.Escalate = store.AccountRestricted
+	case e.o.WatchScore > 0 && v.Score >= e.o.WatchScore && rank < store.AccountWatch.Rank():
+		v.Escalate = store.AccountWatch
+	}
 }

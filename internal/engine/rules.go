@@ -108,6 +108,7 @@ type rule struct {
 	conds   []condition
 	action  Action
 	dryRun  bool
+	score   int
 	text    string
 	usesCnt bool // tests a counter fact
 }
@@ -140,6 +141,7 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 			stage:  Stage(r.StageOrDefault()),
 			action: act,
 			dryRun: r.DryRun,
+			score:  r.Score,
 			text:   r.Text,
 		}
 		for j, c := range r.When {

@@ -17,7 +17,18 @@ import (
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
+
+// mapStates is an engine.StateSource for scenarios.
+type mapStates map[string]store.AccountState
+
+func (m mapStates) AccountState(a string) store.AccountState {
+	if s, ok := m[a]; ok {
+		return s
+	}
+	return store.AccountNormal
+}
 
 var update = flag.Bool("update", false, "rewrite the want sections of testdata/scenarios")
 
@@ -84,7 +95,10 @@ func TestScenarios(t *testing.T) {
 
 func run(t *testing.T, cfg *config.Config, input []byte) string {
 	t.Helper()
-	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow})
+	states := mapStates{}
+	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
+		States: states, Scores: counter.NewMemory(), WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +152,25 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 			if v, err = e.Evaluate(context.Background(), sub); err != nil {
 				t.Fatalf("input line %d: %v", n+1, err)
 			}
+			if v.Escalate != "" {
+				states[sub.Account] = v.Escalate // as ops applies it
+			}
 		}
 		fmt.Fprintf(&out, "%s", v.Action)
 		if len(v.Reasons) > 0 {
 			fmt.Fprintf(&out, " %s", strings.Join(engine.ReasonStrings(v.Reasons), ","))
+		}
+		if v.Shadow != v.Action {
+			fmt.Fprintf(&out, " (shadow: %s)", v.Shadow)
+		}
+		if v.AccountState != store.AccountNormal {
+			fmt.Fprintf(&out, " state=%s", v.AccountState)
+		}
+		if v.Escalate != "" {
+			fmt.Fprintf(&out, " escalate=%s", v.Escalate)
+		}
+		if v.Score > 0 {
+			fmt.Fprintf(&out, " score=%d", v.Score)
 		}
 		for _, f := range v.Findings {
 			if f.DryRun {

@@ -64,6 +64,10 @@ const (
 	ReasonRateRecipientsHour     Reason = "rate-recipients-hour"
 	ReasonRateMessagesHour       Reason = "rate-messages-hour"
 	ReasonRateRecipientsDay      Reason = "rate-recipients-day"
+	// ReasonAccountRestricted: the account is restricted; all its outbound mail is held.
+	ReasonAccountRestricted Reason = "account-restricted"
+	// ReasonAccountLocked: the account is locked; its outbound mail is held.
+	ReasonAccountLocked Reason = "account-locked"
 	// ReasonEngineError is used when the engine could not decide and the
 	// configured on_error verdict applied.
 	ReasonEngineError Reason = "engine-error"
@@ -122,4 +126,15 @@ type Verdict struct {
 	Findings []Finding
 	Text     string // reply text for defer/reject (generic)
 	Totals   store.Totals
+	// Shadow is the action the verdict would have had; in shadow mode
+	// Action is allow and Shadow says what was not done.
+	Shadow Action
+	// AccountState is the account's state when the message was decided.
+	AccountState store.AccountState
+	// Score is the account's finding score in the score window, including
+	// this message's findings.
+	Score int64
+	// Escalate, when set, is the state the account should move to because
+	// its score crossed a threshold. The daemon applies it through ops.
+	Escalate store.AccountState
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
@@ -25,9 +26,14 @@ type Service struct {
 	Quarantine *quarantine.Service
 	Store      store.Quarantine
 	Audit      store.Audit
+	Accounts   store.Accounts
+	Counters   store.Counters
+	States     *States
 	Log        *slog.Logger
 	Status0    api.Status
 	Now        func() time.Time
+
+	stateMu sync.Mutex // serialises account state changes
 }
 
 var _ api.Methods = (*Service)(nil)

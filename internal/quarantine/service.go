@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -14,6 +15,7 @@ import (
 type Queue interface {
 	Release(ctx context.Context, qid string) error
 	Delete(ctx context.Context, qid string) error
+	Hold(ctx context.Context, qid string) error
 	Queue(ctx context.Context) ([]QueueEntry, error)
 }
 
@@ -163,4 +165,30 @@ func countMoved(changes []Change, page []store.Hold) int {
 		}
 	}
 	return n
+}
+
+// HoldQueuedFrom puts on hold every message of sender waiting in the
+// incoming, active or deferred queue (postsuper -h), so a restricted
+// account's mail already accepted does not go out. It returns the queue
+// IDs held. The queue only records the envelope sender, so that is what is
+// matched (case-insensitively).
+func (s *Service) HoldQueuedFrom(ctx context.Context, sender string) ([]string, error) {
+	entries, err := s.Queue.Queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var held []string
+	var errs []error
+	for _, e := range entries {
+		if e.QueueName == "hold" || !strings.EqualFold(e.Sender, sender) {
+			continue
+		}
+		if err := s.Queue.Hold(ctx, e.QueueID); err != nil {
+			// Delivered meanwhile, most likely; keep going.
+			errs = append(errs, err)
+			continue
+		}
+		held = append(held, e.QueueID)
+	}
+	return held, errors.Join(errs...)
 }

@@ -137,3 +137,61 @@ type Counters interface {
 	// Peek returns the totals at t without changing them.
 	Peek(ctx context.Context, account string, t time.Time) (Totals, error)
 }
+
+// AccountState is an account's containment state. The values are stable.
+type AccountState string
+
+const (
+	AccountNormal     AccountState = "normal"
+	AccountWatch      AccountState = "watch"      // findings seen; verdicts unchanged, admins alerted
+	AccountRestricted AccountState = "restricted" // every outbound message is held
+	AccountLocked     AccountState = "locked"     // login locked (account response); outbound mail is held
+)
+
+// Rank orders states by severity; unknown states rank as normal.
+func (s AccountState) Rank() int {
+	switch s {
+	case AccountWatch:
+		return 1
+	case AccountRestricted:
+		return 2
+	case AccountLocked:
+		return 3
+	}
+	return 0
+}
+
+// Valid reports whether s is a known state.
+func (s AccountState) Valid() bool {
+	switch s {
+	case AccountNormal, AccountWatch, AccountRestricted, AccountLocked:
+		return true
+	}
+	return false
+}
+
+// Account is an account's recorded state. Accounts never recorded are
+// normal.
+type Account struct {
+	Name    string       `json:"account"`
+	State   AccountState `json:"state"`
+	StateAt time.Time    `json:"state_at"`
+	StateBy string       `json:"state_by,omitempty"`
+	Reason  string       `json:"reason,omitempty"`
+}
+
+// AccountFilter selects accounts. Zero values mean "any".
+type AccountFilter struct {
+	State AccountState
+	Limit int // 0 means 100
+}
+
+// Accounts stores account states.
+type Accounts interface {
+	// GetAccount returns the recorded state, or ErrNotFound.
+	GetAccount(ctx context.Context, name string) (*Account, error)
+	// PutAccount records a state (insert or replace).
+	PutAccount(ctx context.Context, a Account) error
+	// ListAccounts returns recorded accounts, most recent change first.
+	ListAccounts(ctx context.Context, f AccountFilter) ([]Account, error)
+}

@@ -59,6 +59,18 @@ var migrations = [][]string{
 			value BLOB NOT NULL
 		) STRICT, WITHOUT ROWID`,
 	},
+	// 2: account states.
+	{
+		`CREATE TABLE accounts (
+			name     TEXT    PRIMARY KEY,
+			state    TEXT    NOT NULL CHECK (state IN ('normal', 'watch', 'restricted', 'locked')),
+			state_at INTEGER NOT NULL, -- Unix microseconds, UTC
+			state_by TEXT    NOT NULL DEFAULT '',
+			reason   TEXT    NOT NULL DEFAULT ''
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX accounts_state_at ON accounts (state, state_at DESC)`,
+		`CREATE INDEX accounts_at ON accounts (state_at DESC)`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

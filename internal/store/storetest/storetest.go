@@ -19,6 +19,7 @@ type Backend interface {
 	store.Quarantine
 	store.Audit
 	store.Snapshots
+	store.Accounts
 }
 
 // Run runs the conformance suite. open must return a fresh, empty backend
@@ -38,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"MergeByQueueID", testMergeByQueueID},
 		{"MergeFillsEmptyFields", testMergeFillsEmptyFields},
 		{"QueueIDReuse", testQueueIDReuse},
+		{"Accounts", testAccounts},
 		{"DifferentQueueIDsSeparate", testDifferentQueueIDsSeparate},
 		{"EmptyQueueIDNeverMerges", testEmptyQueueIDNeverMerges},
 		{"NotFound", testNotFound},
@@ -1019,5 +1021,41 @@ func testConcurrentPutHoldDistinct(t *testing.T, b Backend) {
 	}
 	if n := len(list(t, b, store.HoldFilter{})); n != workers {
 		t.Errorf("ListHolds returned %d holds, want %d", n, workers)
+	}
+}
+
+func testAccounts(t *testing.T, b Backend) {
+	ctx := t.Context()
+	if _, err := b.GetAccount(ctx, "nobody@example.org"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetAccount of an unknown account: %v", err)
+	}
+	a := store.Account{Name: "u@example.org", State: store.AccountRestricted, StateAt: at(1), StateBy: "cli:root(0)", Reason: "spam run — reviewed"}
+	if err := b.PutAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetAccount(ctx, a.Name)
+	if err != nil || got.State != a.State || got.StateBy != a.StateBy || got.Reason != a.Reason || sameTime(got.StateAt, a.StateAt) != "" {
+		t.Fatalf("GetAccount = %+v, %v", got, err)
+	}
+	a.State, a.StateAt, a.Reason = store.AccountNormal, at(2), "user reset password"
+	if err := b.PutAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.GetAccount(ctx, a.Name); got.State != store.AccountNormal || got.Reason != "user reset password" {
+		t.Fatalf("after replace: %+v", got)
+	}
+	if err := b.PutAccount(ctx, store.Account{Name: "v@example.org", State: store.AccountWatch, StateAt: at(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutAccount(ctx, store.Account{Name: "w@example.org", State: "bogus", StateAt: at(3)}); err == nil {
+		t.Fatal("invalid state accepted")
+	}
+	all, err := b.ListAccounts(ctx, store.AccountFilter{})
+	if err != nil || len(all) != 2 || all[0].Name != "v@example.org" {
+		t.Fatalf("ListAccounts = %+v, %v", all, err)
+	}
+	w, err := b.ListAccounts(ctx, store.AccountFilter{State: store.AccountWatch})
+	if err != nil || len(w) != 1 || w[0].Name != "v@example.org" {
+		t.Fatalf("ListAccounts(watch) = %+v, %v", w, err)
 	}
 }

@@ -1,0 +1,165 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Audit actions for account states.
+const (
+	AuditAccountState      = "account-state"
+	AuditAccountHoldQueued = "account-hold-queued"
+)
+
+// States is the in-memory view of account states the engine reads on every
+// message; ops keeps it in step with the store. Accounts not in it are
+// normal.
+type States struct {
+	mu sync.RWMutex
+	m  map[string]store.AccountState
+}
+
+// NewStates loads every non-normal account from the store.
+func NewStates(ctx context.Context, st store.Accounts) (*States, error) {
+	s := &States{m: map[string]store.AccountState{}}
+	for _, state := range []store.AccountState{store.AccountWatch, store.AccountRestricted, store.AccountLocked} {
+		as, err := st.ListAccounts(ctx, store.AccountFilter{State: state, Limit: 1 << 30})
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			s.m[a.Name] = a.State
+		}
+	}
+	return s, nil
+}
+
+// AccountState implements engine.StateSource.
+func (s *States) AccountState(account string) store.AccountState {
+	s.mu.RLock()
+	st, ok := s.m[account]
+	s.mu.RUnlock()
+	if !ok {
+		return store.AccountNormal
+	}
+	return st
+}
+
+func (s *States) set(account string, st store.AccountState) {
+	s.mu.Lock()
+	if st == store.AccountNormal {
+		delete(s.m, account)
+	} else {
+		s.m[account] = st
+	}
+	s.mu.Unlock()
+}
+
+// ListAccounts implements api.Methods.
+func (s *Service) ListAccounts(ctx context.Context, r api.ListAccountsRequest) ([]store.Account, error) {
+	f := store.AccountFilter{Limit: r.Limit}
+	if r.State != "" && r.State != "all" {
+		f.State = store.AccountState(r.State)
+		if !f.State.Valid() {
+			return nil, fmt.Errorf("%w: state must be normal, watch, restricted, locked or all", api.ErrBadRequest)
+		}
+	}
+	return s.Accounts.ListAccounts(ctx, f)
+}
+
+// GetAccount implements api.Methods.
+func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDetail, error) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "" {
+		return nil, fmt.Errorf("%w: account name is empty", api.ErrBadRequest)
+	}
+	d := &api.AccountDetail{Account: store.Account{Name: name, State: store.AccountNormal}}
+	a, err := s.Accounts.GetAccount(ctx, name)
+	switch {
+	case err == nil:
+		d.Account = *a
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	if s.Counters != nil {
+		t, err := s.Counters.Peek(ctx, name, s.now())
+		if err != nil {
+			return nil, err
+		}
+		d.Counters = t
+	}
+	holds, err := s.Store.ListHolds(ctx, store.HoldFilter{Account: name, Limit: 20})
+	if err != nil {
+		return nil, err
+	}
+	for i := range holds {
+		holds[i].Headers, holds[i].Preview = "", ""
+	}
+	d.RecentHolds = holds
+	d.History, err = s.Audit.ListAudit(ctx, store.AuditFilter{Target: "account:" + name, Limit: 20})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// SetAccountState implements api.Methods: an admin moves an account to a
+// state, with a reason.
+func (s *Service) SetAccountState(ctx context.Context, r api.SetAccountStateRequest) (*store.Account, error) {
+	if strings.TrimSpace(r.Reason) == "" {
+		return nil, fmt.Errorf("%w: a reason is required", api.ErrBadRequest)
+	}
+	to := store.AccountState(r.State)
+	if !to.Valid() {
+		return nil, fmt.Errorf("%w: state must be normal, watch, restricted or locked", api.ErrBadRequest)
+	}
+	return s.changeState(ctx, r.Account, to, api.ActorFrom(ctx).Name, r.Reason, false)
+}
+
+// Escalate raises an account's state because its findings crossed a
+// threshold; it never lowers a state.
+func (s *Service) Escalate(ctx context.Context, account string, to store.AccountState, reason string) (*store.Account, error) {
+	return s.changeState(ctx, account, to, "system", reason, true)
+}
+
+func (s *Service) changeState(ctx context.Context, account string, to store.AccountState, actor, reason string, onlyUp bool) (*store.Account, error) {
+	account = strings.ToLower(strings.TrimSpace(account))
+	if account == "" || strings.ContainsAny(account, " \t\r\n") {
+		return nil, fmt.Errorf("%w: invalid account name", api.ErrBadRequest)
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	from := store.AccountNormal
+	if a, err := s.Accounts.GetAccount(ctx, account); err == nil {
+		from = a.State
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if onlyUp && to.Rank() <= from.Rank() {
+		return &store.Account{Name: account, State: from}, nil
+	}
+	a := store.Account{Name: account, State: to, StateAt: s.now().UTC(), StateBy: actor, Reason: reason}
+	if err := s.Accounts.PutAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	s.States.set(account, to)
+	s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
+	s.Log.Info("account state changed", "account", account, "from", from, "to", to, "actor", actor, "reason", reason)
+	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() {
+		held, err := s.Quarantine.HoldQueuedFrom(ctx, account)
+		if len(held) > 0 {
+			s.audit(ctx, actor, AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))
+			s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(held))
+		}
+		if err != nil {
+			s.Log.Warn("putting queued mail on hold failed for some messages", "account", account, "err", err)
+		}
+	}
+	return &a, nil
+}
