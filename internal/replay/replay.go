@@ -1,0 +1,248 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// maxLine bounds one input line; a submission with thousands of recipients
+// fits easily.
+const maxLine = 4 << 20
+
+// Record is one input line.
+type Record struct {
+	Time       time.Time         `json:"time"`
+	Account    string            `json:"account"`
+	Sender     string            `json:"sender,omitempty"`
+	Recipients []string          `json:"recipients"`
+	Client     string            `json:"client,omitempty"` // X-Mailer or User-Agent value
+	ClientIP   string            `json:"client_ip,omitempty"`
+	Subject    string            `json:"subject,omitempty"`
+	MessageID  string            `json:"message_id,omitempty"`
+	InReplyTo  string            `json:"in_reply_to,omitempty"`
+	References []string          `json:"references,omitempty"`
+	Size       int64             `json:"size,omitempty"`
+	Direction  string            `json:"direction,omitempty"` // outbound (default) or inbound
+	Headers    map[string]string `json:"headers,omitempty"`
+}
+
+// ParseRecord parses and checks one input line.
+func ParseRecord(line []byte) (*Record, error) {
+	var r Record
+	dec := json.NewDecoder(strings.NewReader(string(line)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value on the line")
+	}
+	if r.Time.IsZero() {
+		return nil, errors.New("time is required")
+	}
+	if strings.TrimSpace(r.Account) == "" {
+		return nil, errors.New("account is required")
+	}
+	if len(r.Recipients) == 0 {
+		return nil, errors.New("recipients are required")
+	}
+	switch r.Direction {
+	case "", "outbound", "inbound":
+	default:
+		return nil, fmt.Errorf("direction must be outbound or inbound, got %q", r.Direction)
+	}
+	if r.ClientIP != "" {
+		if _, err := netip.ParseAddr(r.ClientIP); err != nil {
+			return nil, fmt.Errorf("client_ip: %v", err)
+		}
+	}
+	return &r, nil
+}
+
+// Output is one output line.
+type Output struct {
+	Line         int      `json:"line"`
+	Time         string   `json:"time"`
+	Account      string   `json:"account"`
+	Direction    string   `json:"direction,omitempty"`
+	Action       string   `json:"action"`
+	Reasons      []string `json:"reasons"`
+	AccountState string   `json:"account_state"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// Summary counts what a replay did.
+type Summary struct {
+	Lines           int            `json:"lines"`
+	Messages        int            `json:"messages"`
+	Inbound         int            `json:"inbound"`
+	Errors          int            `json:"errors"`
+	Actions         map[string]int `json:"actions"`
+	Reasons         map[string]int `json:"reasons"`
+	AccountsByState map[string]int `json:"accounts_by_state"`
+}
+
+// states is the in-memory account state view of a replay.
+type states map[string]store.AccountState
+
+func (s states) AccountState(a string) store.AccountState {
+	if st, ok := s[a]; ok {
+		return st
+	}
+	return store.AccountNormal
+}
+
+// Run replays in (JSON Lines) through the engine configured by cfg and
+// writes one output line per input line, in order. A bad line yields an
+// output line with an error and does not stop the replay. Progress, when
+// non-nil, is called after every line with the bytes read so far.
+func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, progress func(line int, bytes int64)) (*Summary, error) {
+	st := states{}
+	e, err := engine.New(engine.Options{
+		Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
+		States: st, Scores: counter.NewMemory(), WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow,
+	})
+	if err != nil {
+		return nil, err
+	}
+	id, err := engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Actions: map[string]int{}, Reasons: map[string]int{}, AccountsByState: map[string]int{}}
+	seen := map[string]bool{}
+	br := bufio.NewReaderSize(in, 64<<10)
+	bw := bufio.NewWriter(out)
+	enc := json.NewEncoder(bw)
+	var read int64
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
+		line, err := readLine(br)
+		read += int64(len(line))
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			break
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return sum, fmt.Errorf("line %d: %w", n, err)
+		}
+		sum.Lines++
+		o := Output{Line: n, Reasons: []string{}}
+		rec, perr := ParseRecord(line)
+		if perr != nil {
+			o.Error, o.Action, o.AccountState = perr.Error(), "error", ""
+			sum.Errors++
+		} else {
+			o.Time = rec.Time.UTC().Format(time.RFC3339)
+			account, _, _ := id.Resolve(rec.Account, "", "", netip.Addr{})
+			o.Account = account
+			seen[account] = true
+			if rec.Direction == "inbound" {
+				o.Direction, o.Action = "inbound", "allow"
+				o.AccountState = string(st.AccountState(account))
+				sum.Inbound++
+			} else {
+				v, err := e.Evaluate(ctx, submission(rec, account, n))
+				if err != nil {
+					return sum, fmt.Errorf("line %d: %w", n, err)
+				}
+				if v.Escalate != "" {
+					st[account] = v.Escalate
+				}
+				o.Action = v.Action.String()
+				o.Reasons = engine.ReasonStrings(v.Reasons)
+				o.AccountState = string(st.AccountState(account))
+				sum.Messages++
+				sum.Actions[o.Action]++
+				for _, r := range o.Reasons {
+					sum.Reasons[r]++
+				}
+			}
+		}
+		if err := enc.Encode(o); err != nil {
+			return sum, err
+		}
+		if progress != nil {
+			progress(n, read)
+		}
+	}
+	for a := range seen {
+		sum.AccountsByState[string(st.AccountState(a))]++
+	}
+	return sum, bw.Flush()
+}
+
+// readLine reads one line of at most maxLine bytes, without its newline.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		buf = append(buf, chunk...)
+		if len(buf) > maxLine {
+			return nil, fmt.Errorf("line longer than %d bytes", maxLine)
+		}
+		if err != nil || !isPrefix {
+			return buf, err
+		}
+	}
+}
+
+func submission(r *Record, account string, line int) *engine.Submission {
+	client := r.Client
+	fp := fingerprint.Classify(client, "")
+	if client == "" {
+		fp = fingerprint.Classify(r.Headers["X-Mailer"], r.Headers["User-Agent"])
+	}
+	addr, _ := netip.ParseAddr(r.ClientIP)
+	sender := r.Sender
+	if sender == "" {
+		sender = account
+	}
+	return &engine.Submission{
+		Time: r.Time, Stage: engine.StageEOM, Path: engine.PathMilter,
+		Account: account, AccountSource: engine.SourceSASL, ClientAddress: addr, Client: fp,
+		Sender: sender, Recipients: r.Recipients, RecipientCount: len(r.Recipients),
+		Size: r.Size, Subject: r.Subject,
+		// A unique key per line, so both the counters and the scores
+		// charge each replayed message once.
+		QueueID: fmt.Sprintf("replay%d", line),
+	}
+}
+
+// WriteText prints a human summary.
+func (s *Summary) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%d lines: %d outbound messages, %d inbound, %d errors\n", s.Lines, s.Messages, s.Inbound, s.Errors)
+	printMap := func(title string, m map[string]int) {
+		if len(m) == 0 {
+			return
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || (m[keys[i]] == m[keys[j]] && keys[i] < keys[j]) })
+		fmt.Fprintf(w, "%s:\n", title)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-28s %d\n", k, m[k])
+		}
+	}
+	printMap("verdicts", s.Actions)
+	printMap("reasons", s.Reasons)
+	printMap("accounts by state", s.AccountsByState)
+}
