@@ -93,6 +93,7 @@ type Rule struct {
 	Name    string      `yaml:"name" doc:"Unique rule name."`
 	Reason  string      `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
 	Stage   string      `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Direction string    `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
 	When    []Condition `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict string      `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
 	Text    string      `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`

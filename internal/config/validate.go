@@ -107,6 +107,11 @@ func (c *Config) Validate() Errors {
 		if r.Stage != "" && r.Stage != "rcpt" && r.Stage != "eom" {
 			add(p+".stage", "must be rcpt or eom, got %q", r.Stage)
 		}
+		switch r.Direction {
+		case "", "outbound", "inbound", "any":
+		default:
+			add(p+".direction", "must be outbound, inbound or any, got %q", r.Direction)
+		}
 		verdictOK := false
 		for _, v := range Verdicts {
 			if r.Verdict == v {

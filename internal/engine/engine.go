@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,18 @@ type Options struct {
 	ScoreWindow   time.Duration // time.Hour or 24h
 	// Shadow: decide and report, but allow everything.
 	Shadow bool
+	// Detectors report findings beyond the declarative rules.
+	Detectors []Detector
+}
+
+// Detector is one signal. It reports findings; its configuration (applied
+// when it is built) sets each finding's Action, Score and DryRun.
+type Detector interface {
+	// Inbound observes a message arriving from outside at end of message
+	// (for example to remember phish) and may report findings (a tag).
+	Inbound(ctx context.Context, sub *Submission) []Finding
+	// Outbound checks a message sent by an account at end of message.
+	Outbound(ctx context.Context, sub *Submission) []Finding
 }
 
 // StateSource answers an account's current state on the hot path.
@@ -158,6 +171,12 @@ func (e *Engine) takeInstance(instance string) []string {
 // the end-of-message rules. On a counter error the configured on_error
 // verdict is returned with ReasonEngineError, together with the error.
 func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error) {
+	if sub.Direction == "" {
+		sub.Direction = DirectionOf(sub.AccountSource)
+	}
+	if sub.Direction == Inbound {
+		return e.evaluateInbound(ctx, sub), nil
+	}
 	f := facts{sub: sub}
 	var err error
 	switch sub.Stage {
@@ -209,9 +228,16 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		v.Action, v.Reasons = ActionHold, []Reason{r}
 	}
 	score := int64(0)
+	if sub.Stage == StageEOM {
+		for _, d := range e.o.Detectors {
+			for _, fd := range d.Outbound(ctx, sub) {
+				score += v.add(fd)
+			}
+		}
+	}
 	for i := range e.rules {
 		r := &e.rules[i]
-		if r.stage != sub.Stage {
+		if r.stage != sub.Stage || r.dir == string(Inbound) {
 			continue
 		}
 		matched := true
@@ -282,6 +308,65 @@ func ReasonStrings(rs []Reason) []string {
 		out[i] = string(r)
 	}
 	return out
+}
+
+// add merges a finding into the verdict and returns the score it adds.
+func (v *Verdict) add(fd Finding) int64 {
+	v.Findings = append(v.Findings, fd)
+	if fd.DryRun {
+		return 0
+	}
+	switch {
+	case fd.Action > v.Action:
+		v.Action = fd.Action
+		v.Reasons = append(v.Reasons[:0], fd.Reason)
+	case fd.Action == v.Action && fd.Action != ActionAllow && !slices.Contains(v.Reasons, fd.Reason):
+		v.Reasons = append(v.Reasons, fd.Reason)
+	}
+	return int64(fd.Score)
+}
+
+// evaluateInbound handles mail from outside: no counters, account states
+// or scores (the account is unauthenticated); the detectors observe it and
+// the inbound rules apply.
+func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
+	v := Verdict{Action: ActionAllow, AccountState: store.AccountNormal}
+	if sub.Stage != StageEOM {
+		return v
+	}
+	for _, d := range e.o.Detectors {
+		for _, fd := range d.Inbound(ctx, sub) {
+			v.add(fd)
+		}
+	}
+	f := facts{sub: sub}
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.stage != StageEOM || r.dir == string(Outbound) {
+			continue
+		}
+		matched := true
+		for _, c := range r.conds {
+			if !c.test(&f) {
+				matched = false
+				break
+			}
+		}
+		if matched {
+			v.add(Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Evidence: evidence(r, &f)})
+		}
+	}
+	if e.o.Shadow {
+		v.Shadow, v.Action = v.Action, ActionAllow
+	} else {
+		v.Shadow = v.Action
+	}
+	if v.Action == ActionReject {
+		v.Text = e.rejectText
+	} else if v.Action == ActionDefer {
+		v.Text = e.deferText
+	}
+	return v
 }
 
 // scoreAndEscalate adds this message's finding score to the account's

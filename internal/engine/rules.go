@@ -105,6 +105,7 @@ type rule struct {
 	name    string
 	reason  Reason
 	stage   Stage
+	dir     string // outbound, inbound or any
 	conds   []condition
 	action  Action
 	dryRun  bool
@@ -139,10 +140,14 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 			name:   r.Name,
 			reason: Reason(r.ReasonOrName()),
 			stage:  Stage(r.StageOrDefault()),
+			dir:    r.Direction,
 			action: act,
 			dryRun: r.DryRun,
 			score:  r.Score,
 			text:   r.Text,
+		}
+		if cr.dir == "" {
+			cr.dir = string(Outbound)
 		}
 		for j, c := range r.When {
 			cp := fmt.Sprintf("%s.when[%d]", p, j)

@@ -86,6 +86,25 @@ const (
 // Unauthenticated is the account name used when nobody can be named.
 const Unauthenticated = "unauthenticated"
 
+// Direction says whether a message leaves the site or arrives from outside.
+type Direction string
+
+const (
+	// Outbound: sent by a named account (SASL, trusted header or trusted
+	// relay's sender).
+	Outbound Direction = "outbound"
+	// Inbound: from outside; the account is unauthenticated.
+	Inbound Direction = "inbound"
+)
+
+// DirectionOf derives the direction from how the account was named.
+func DirectionOf(src AccountSource) Direction {
+	if src == SourceUnauthenticated {
+		return Inbound
+	}
+	return Outbound
+}
+
 // Submission is one message (or, at StageRcpt, one recipient of it) as the
 // engine sees it.
 type Submission struct {
@@ -108,6 +127,17 @@ type Submission struct {
 	QueueID        string
 	// Instance ties the policy requests of one message together.
 	Instance string
+	// Direction of the message; empty means derived from AccountSource.
+	Direction Direction
+	// Message headers the detectors read (milter path and replay only).
+	MessageID  string
+	InReplyTo  string
+	References []string
+	From       string // From header address
+	ReplyTo    string // Reply-To header address
+	// Header returns a header's first value ("" when absent or not
+	// visible on this path). Nil on the policy path.
+	Header func(name string) string
 }
 
 // Finding is one thing a rule noticed.
@@ -116,6 +146,7 @@ type Finding struct {
 	Reason   Reason `json:"reason"`
 	Action   Action `json:"-"`
 	DryRun   bool   `json:"dry_run,omitempty"`
+	Score    int    `json:"score,omitempty"`
 	Evidence string `json:"evidence,omitempty"`
 }
 
