@@ -90,15 +90,15 @@ type AccountsConfig struct {
 // Rule is one declarative rule: when all conditions hold, it reports a
 // finding with Reason and asks for Verdict.
 type Rule struct {
-	Name    string      `yaml:"name" doc:"Unique rule name."`
-	Reason  string      `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
-	Stage   string      `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
-	Direction string    `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
-	When    []Condition `yaml:"when" doc:"Conditions, all of which must hold."`
-	Verdict string      `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
-	Text    string      `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
-	DryRun  bool        `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
-	Score   int         `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
+	Name      string      `yaml:"name" doc:"Unique rule name."`
+	Reason    string      `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
+	Stage     string      `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Direction string      `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
+	When      []Condition `yaml:"when" doc:"Conditions, all of which must hold."`
+	Verdict   string      `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
+	Text      string      `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
+	DryRun    bool        `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
+	Score     int         `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
 }
 
 // Condition compares one fact with a value. Exactly one operator is set.
