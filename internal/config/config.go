@@ -20,6 +20,7 @@ type Config struct {
 	Quarantine QuarantineConfig `yaml:"quarantine" doc:"What is recorded about held messages."`
 	Engine     EngineConfig     `yaml:"engine" doc:"Decision engine behaviour."`
 	Accounts   AccountsConfig   `yaml:"accounts" doc:"Account states: normal, watch, restricted (every outbound message held), locked."`
+	Phish      PhishConfig      `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
 	Rules      []Rule           `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 }
 
@@ -78,6 +79,24 @@ type QuarantineConfig struct {
 type EngineConfig struct {
 	OnError string `yaml:"on_error" doc:"Verdict when the engine cannot decide (a store error): allow (fail open) or defer (fail closed with a 4xx)."`
 	Shadow  bool   `yaml:"shadow" doc:"Shadow mode: log and count the verdict every message would get, but act on none (every message is allowed; account states do not change)."`
+}
+
+// PhishConfig configures the replies-to-phish detector.
+type PhishConfig struct {
+	Enabled       bool          `yaml:"enabled" doc:"Remember tagged inbound mail and check outbound replies."`
+	Retention     Duration      `yaml:"retention" doc:"How long tagged inbound mail is remembered."`
+	SpamFlag      bool          `yaml:"spam_flag" doc:"X-Spam-Flag: YES tags a message."`
+	SubjectTags   []string      `yaml:"subject_tags" doc:"Subject tags (case-insensitive substrings) that tag a message."`
+	HeaderMatches []HeaderMatch `yaml:"header_matches" doc:"Header regular expressions that tag a message."`
+	Verdict       string        `yaml:"verdict" doc:"Verdict for a reply: hold, tag, defer or reject."`
+	Score         int           `yaml:"score" doc:"Points a reply adds to the account's score."`
+	DryRun        bool          `yaml:"dry_run" doc:"Report replies without acting."`
+}
+
+// HeaderMatch tags a message whose header matches a regular expression.
+type HeaderMatch struct {
+	Header  string `yaml:"header" doc:"Header name."`
+	Matches string `yaml:"matches" doc:"RE2 regular expression."`
 }
 
 // AccountsConfig configures automatic account state changes.
@@ -165,7 +184,19 @@ func Default() *Config {
 		// watch. A single bulk hold may be a legitimate sender (the Zimbra
 		// admins see one or two a year), so it alone does not restrict.
 		Accounts: AccountsConfig{WatchScore: 5, RestrictScore: 10, ScoreWindow: Duration(24 * time.Hour)},
-		Rules:    DefaultRules(),
+		// A reply to phish is how accounts get phished: hold it, and put
+		// the account on watch at once (score 5). 30 days covers mail read
+		// late from the Junk folder.
+		Phish: PhishConfig{
+			Enabled:       true,
+			Retention:     Duration(30 * 24 * time.Hour),
+			SpamFlag:      true,
+			SubjectTags:   []string{"[Fraud Alert: Suspected SPAM]"},
+			HeaderMatches: []HeaderMatch{},
+			Verdict:       "hold",
+			Score:         5,
+		},
+		Rules: DefaultRules(),
 	}
 }
 

@@ -87,6 +87,21 @@ func (c *Config) Validate() Errors {
 		add("accounts.score_window", "must be 1h or 24h, got %s", w)
 	}
 
+	if c.Phish.Enabled {
+		oneOf("phish.verdict", c.Phish.Verdict, "tag", "hold", "defer", "reject")
+		if c.Phish.Retention.D() <= 0 {
+			add("phish.retention", "must be positive")
+		}
+		for i, h := range c.Phish.HeaderMatches {
+			p := fmt.Sprintf("phish.header_matches[%d]", i)
+			if !validHeaderName(h.Header) || h.Header == "" {
+				add(p+".header", "not a valid header name: %q", h.Header)
+			}
+			if _, err := regexp.Compile(h.Matches); err != nil {
+				add(p+".matches", "invalid regular expression: %v", err)
+			}
+		}
+	}
 	names := map[string]int{}
 	for i, r := range c.Rules {
 		p := fmt.Sprintf("rules[%d]", i)

@@ -22,6 +22,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
@@ -104,7 +105,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if cfg.Engine.OnError == "defer" {
 		onErr = engine.ActionDefer
 	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log,
+	dets, err := detect.Build(cfg)
+	if err != nil {
+		return err
+	}
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: dets.All(),
 		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
 		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
 	if err != nil {

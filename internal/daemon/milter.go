@@ -73,6 +73,12 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		Size:           msg.BodySize,
 		Subject:        decodeSubject(msg.Header("Subject")),
 		QueueID:        msg.QueueID,
+		MessageID:      msg.Header("Message-ID"),
+		InReplyTo:      msg.Header("In-Reply-To"),
+		References:     strings.Fields(msg.Header("References")),
+		From:           msg.Header("From"),
+		ReplyTo:        msg.Header("Reply-To"),
+		Header:         msg.Header,
 	}
 	v, err := d.engine.Evaluate(ctx, sub)
 	if err != nil {

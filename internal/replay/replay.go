@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -112,7 +114,11 @@ func (s states) AccountState(a string) store.AccountState {
 // non-nil, is called after every line with the bytes read so far.
 func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, progress func(line int, bytes int64)) (*Summary, error) {
 	st := states{}
-	e, err := engine.New(engine.Options{
+	dets, err := detect.Build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.New(engine.Options{Detectors: dets.All(),
 		Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
 		States: st, Scores: counter.NewMemory(), WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
 		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow,
@@ -154,7 +160,14 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, p
 			o.Account = account
 			seen[account] = true
 			if rec.Direction == "inbound" {
-				o.Direction, o.Action = "inbound", "allow"
+				sub := submission(rec, account, n)
+				sub.Direction, sub.AccountSource = engine.Inbound, engine.SourceUnauthenticated
+				v, err := e.Evaluate(ctx, sub)
+				if err != nil {
+					return sum, fmt.Errorf("line %d: %w", n, err)
+				}
+				o.Direction, o.Action = "inbound", v.Action.String()
+				o.Reasons = engine.ReasonStrings(v.Reasons)
 				o.AccountState = string(st.AccountState(account))
 				sum.Inbound++
 			} else {
@@ -219,6 +232,16 @@ func submission(r *Record, account string, line int) *engine.Submission {
 		Account: account, AccountSource: engine.SourceSASL, ClientAddress: addr, Client: fp,
 		Sender: sender, Recipients: r.Recipients, RecipientCount: len(r.Recipients),
 		Size: r.Size, Subject: r.Subject,
+		MessageID: r.MessageID, InReplyTo: r.InReplyTo, References: r.References,
+		From: cmp.Or(r.Headers["From"], r.Sender), ReplyTo: r.Headers["Reply-To"],
+		Header: func(name string) string {
+			for k, v := range r.Headers {
+				if strings.EqualFold(k, name) {
+					return v
+				}
+			}
+			return ""
+		},
 		// A unique key per line, so both the counters and the scores
 		// charge each replayed message once.
 		QueueID: fmt.Sprintf("replay%d", line),

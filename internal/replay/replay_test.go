@@ -99,3 +99,26 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestReplyToPhishInReplay(t *testing.T) {
+	in := strings.Join([]string{
+		`{"time":"2026-11-02T09:00:00Z","account":"victim@example.edu","sender":"it-desk@phish.example","recipients":["victim@example.edu"],"direction":"inbound","message_id":"<p1@phish.example>","subject":"[Fraud Alert: Suspected SPAM] Mailbox quota","headers":{"Reply-To":"Desk <collect@drop.example>"}}`,
+		`{"time":"2026-11-03T09:00:00Z","account":"victim@example.edu","recipients":["collect@drop.example"],"client":"Mozilla Thunderbird"}`,
+		`{"time":"2026-11-03T09:05:00Z","account":"other@example.edu","recipients":["friend@example.org"],"in_reply_to":"<p1@phish.example>"}`,
+		`{"time":"2026-11-03T09:06:00Z","account":"other@example.edu","recipients":["friend@example.org"],"in_reply_to":"<unrelated@example.org>"}`,
+	}, "\n")
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), config.Default(), strings.NewReader(in), &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{`"action":"allow"`, `"reasons":["reply-to-suspected-phish"]`, `"reasons":["reply-to-suspected-phish"]`, `"action":"allow"`}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d: %s, want %s", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[1], `"account_state":"watch"`) {
+		t.Errorf("a reply to phish did not put the account on watch: %s", lines[1])
+	}
+}

@@ -1,0 +1,203 @@
+package phishmem
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+)
+
+// ReasonReplyToSuspectedPhish is reported for an outbound reply to
+// remembered phish.
+const ReasonReplyToSuspectedPhish engine.Reason = "reply-to-suspected-phish"
+
+// HeaderMatch tags a message when a header matches a regular expression.
+type HeaderMatch struct {
+	Header  string
+	Matches *regexp.Regexp
+}
+
+// Options configures the detector.
+type Options struct {
+	Retention   time.Duration // default 30 days
+	MaxEntries  int           // default 1,000,000
+	SpamFlag    bool          // X-Spam-Flag: YES tags
+	SubjectTags []string      // e.g. "[Fraud Alert: Suspected SPAM]" (case-insensitive substring)
+	Headers     []HeaderMatch
+	Action      engine.Action // default hold
+	Score       int
+	DryRun      bool
+}
+
+// Memory is the detector. Safe for concurrent use.
+type Memory struct {
+	o       Options
+	mu      sync.Mutex
+	ids     map[string]time.Time // normalised Message-ID → expiry
+	addrs   map[string]time.Time // normalised Reply-To/From address → expiry
+	inserts int
+}
+
+var _ engine.Detector = (*Memory)(nil)
+
+// New returns an empty memory.
+func New(o Options) *Memory {
+	if o.Retention <= 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 1_000_000
+	}
+	if o.Action == engine.ActionAllow {
+		o.Action = engine.ActionHold
+	}
+	return &Memory{o: o, ids: map[string]time.Time{}, addrs: map[string]time.Time{}}
+}
+
+// NormalizeID lower-cases a Message-ID and strips angle brackets and
+// whitespace; "" when it is not plausibly one.
+func NormalizeID(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	if s == "" || len(s) > 998 || strings.ContainsAny(s, " \t\r\n<>") {
+		return ""
+	}
+	return strings.ToLower(s)
+}
+
+// NormalizeAddress extracts and lower-cases an address from a header value
+// ("Name <a@b>" or "a@b"); "" when there is none.
+func NormalizeAddress(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if a, err := mail.ParseAddress(s); err == nil {
+		s = a.Address
+	}
+	s = strings.ToLower(strings.Trim(s, "<> \t"))
+	if !strings.Contains(s, "@") || len(s) > 320 || strings.ContainsAny(s, " \t\r\n") {
+		return ""
+	}
+	return s
+}
+
+// Tagged reports whether an inbound message carries a spam/phish tag, and
+// which.
+func (m *Memory) Tagged(sub *engine.Submission) (string, bool) {
+	if sub.Header == nil {
+		return "", false
+	}
+	if m.o.SpamFlag && strings.EqualFold(strings.TrimSpace(sub.Header("X-Spam-Flag")), "yes") {
+		return "X-Spam-Flag", true
+	}
+	subject := strings.ToLower(sub.Subject)
+	for _, tag := range m.o.SubjectTags {
+		if tag != "" && strings.Contains(subject, strings.ToLower(tag)) {
+			return "subject tag", true
+		}
+	}
+	for _, h := range m.o.Headers {
+		if h.Matches.MatchString(sub.Header(h.Header)) {
+			return h.Header, true
+		}
+	}
+	return "", false
+}
+
+// Inbound implements engine.Detector: remember tagged mail.
+func (m *Memory) Inbound(_ context.Context, sub *engine.Submission) []engine.Finding {
+	if _, ok := m.Tagged(sub); !ok {
+		return nil
+	}
+	exp := sub.Time.Add(m.o.Retention)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id := NormalizeID(sub.MessageID); id != "" {
+		m.put(m.ids, id, exp, sub.Time)
+	}
+	// A reply goes to Reply-To when there is one, else to From.
+	if a := NormalizeAddress(sub.ReplyTo); a != "" {
+		m.put(m.addrs, a, exp, sub.Time)
+	} else if a := NormalizeAddress(sub.From); a != "" {
+		m.put(m.addrs, a, exp, sub.Time)
+	}
+	return nil
+}
+
+func (m *Memory) put(into map[string]time.Time, key string, exp, now time.Time) {
+	if _, ok := into[key]; !ok && len(m.ids)+len(m.addrs) >= m.o.MaxEntries {
+		m.evict(now)
+	}
+	into[key] = exp
+}
+
+// evict drops expired entries, and if still full, about a tenth of the
+// entries closest to expiry.
+func (m *Memory) evict(now time.Time) {
+	for _, mp := range []map[string]time.Time{m.ids, m.addrs} {
+		for k, e := range mp {
+			if !e.After(now) {
+				delete(mp, k)
+			}
+		}
+	}
+	over := len(m.ids) + len(m.addrs) - m.o.MaxEntries*9/10
+	if over <= 0 {
+		return
+	}
+	type kv struct {
+		mp  map[string]time.Time
+		k   string
+		exp time.Time
+	}
+	all := make([]kv, 0, len(m.ids)+len(m.addrs))
+	for _, mp := range []map[string]time.Time{m.ids, m.addrs} {
+		for k, e := range mp {
+			all = append(all, kv{mp, k, e})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].exp.Before(all[j].exp) })
+	for _, x := range all[:over] {
+		delete(x.mp, x.k)
+	}
+}
+
+// Outbound implements engine.Detector: a reply to remembered phish.
+func (m *Memory) Outbound(_ context.Context, sub *engine.Submission) []engine.Finding {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := func(mp map[string]time.Time, k string) bool {
+		e, ok := mp[k]
+		return ok && e.After(sub.Time)
+	}
+	ids := append([]string{sub.InReplyTo}, sub.References...)
+	for _, id := range ids {
+		if n := NormalizeID(id); n != "" && live(m.ids, n) {
+			return []engine.Finding{m.finding("in-reply-to/references names remembered phish")}
+		}
+	}
+	for _, r := range sub.Recipients {
+		if a := NormalizeAddress(r); a != "" && live(m.addrs, a) {
+			return []engine.Finding{m.finding(fmt.Sprintf("recipient is the reply address of remembered phish (%d recipients)", len(sub.Recipients)))}
+		}
+	}
+	return nil
+}
+
+func (m *Memory) finding(evidence string) engine.Finding {
+	return engine.Finding{Rule: "reply-to-suspected-phish", Reason: ReasonReplyToSuspectedPhish, Action: m.o.Action, Score: m.o.Score, DryRun: m.o.DryRun, Evidence: evidence}
+}
+
+// Len returns how many Message-IDs and addresses are remembered.
+func (m *Memory) Len() (ids, addrs int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.ids), len(m.addrs)
+}

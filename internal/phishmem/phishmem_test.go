@@ -1,0 +1,87 @@
+package phishmem
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+)
+
+func headers(h map[string]string) func(string) string {
+	return func(n string) string { return h[n] }
+}
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+func TestReplyToRememberedPhish(t *testing.T) {
+	m := New(Options{SpamFlag: true, SubjectTags: []string{"[Fraud Alert: Suspected SPAM]"},
+		Headers: []HeaderMatch{{Header: "X-Spam-Status", Matches: regexp.MustCompile(`^Yes\b`)}}, Score: 5})
+	ctx := context.Background()
+	in := func(subject string, h map[string]string, id, from, replyTo string) {
+		m.Inbound(ctx, &engine.Submission{Time: t0, Subject: subject, Header: headers(h), MessageID: id, From: from, ReplyTo: replyTo})
+	}
+	in("[Fraud Alert: Suspected SPAM] Your mailbox is full", nil, "<ABC@phish.example>", "IT Desk <it@phish.example>", "Helpdesk <collect@drop.example>")
+	in("invoice", map[string]string{"X-Spam-Flag": "YES"}, "<def@spam.example>", "boss@spam.example", "")
+	in("hello", map[string]string{"X-Spam-Status": "Yes, score=9"}, "<ghi@x.example>", "a@x.example", "")
+	in("a normal newsletter", map[string]string{"X-Spam-Flag": "NO"}, "<ok@news.example>", "news@news.example", "")
+	if ids, addrs := m.Len(); ids != 3 || addrs != 3 {
+		t.Fatalf("remembered %d ids, %d addrs", ids, addrs)
+	}
+	out := func(at time.Duration, inReplyTo string, refs []string, rcpts ...string) []engine.Finding {
+		return m.Outbound(ctx, &engine.Submission{Time: t0.Add(at), InReplyTo: inReplyTo, References: refs, Recipients: rcpts})
+	}
+	cases := []struct {
+		name string
+		f    []engine.Finding
+		want bool
+	}{
+		{"in-reply-to", out(time.Hour, "<abc@PHISH.example>", nil, "someone@else.example"), true},
+		{"references", out(time.Hour, "", []string{"<x@y>", "<def@spam.example>"}, "z@z.example"), true},
+		{"to the reply-to", out(time.Hour, "", nil, "COLLECT@drop.example"), true},
+		{"to From when Reply-To is absent", out(time.Hour, "", nil, "boss@spam.example"), true},
+		{"not to From when Reply-To exists", out(time.Hour, "", nil, "it@phish.example"), false},
+		{"untagged mail", out(time.Hour, "<ok@news.example>", nil, "news@news.example"), false},
+		{"after retention", out(31*24*time.Hour, "<abc@phish.example>", nil, "collect@drop.example"), false},
+	}
+	for _, c := range cases {
+		if got := len(c.f) > 0; got != c.want {
+			t.Errorf("%s: finding %v, want %v", c.name, c.f, c.want)
+		}
+		if len(c.f) > 0 && (c.f[0].Reason != ReasonReplyToSuspectedPhish || c.f[0].Action != engine.ActionHold || c.f[0].Score != 5) {
+			t.Errorf("%s: finding %+v", c.name, c.f[0])
+		}
+	}
+}
+
+func TestBounded(t *testing.T) {
+	m := New(Options{SpamFlag: true, MaxEntries: 100})
+	for i := 0; i < 1000; i++ {
+		m.Inbound(context.Background(), &engine.Submission{Time: t0.Add(time.Duration(i) * time.Minute), Header: headers(map[string]string{"X-Spam-Flag": "YES"}),
+			MessageID: fmt.Sprintf("<%d@x>", i), From: fmt.Sprintf("s%d@x.example", i)})
+	}
+	ids, addrs := m.Len()
+	if ids+addrs > 100 {
+		t.Fatalf("%d entries, cap 100", ids+addrs)
+	}
+	// The newest are kept.
+	if f := m.Outbound(context.Background(), &engine.Submission{Time: t0.Add(1000 * time.Minute), InReplyTo: "<999@x>"}); len(f) == 0 {
+		t.Fatal("newest entry evicted")
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"<a@b>", "Name <A@B.example>", "", "<>", "a b@c", "\"x\" <y@z>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if id := NormalizeID(s); id != "" && NormalizeID("<"+id+">") != id {
+			t.Fatalf("NormalizeID not stable: %q → %q", s, id)
+		}
+		if a := NormalizeAddress(s); a != "" && NormalizeAddress(a) != a {
+			t.Fatalf("NormalizeAddress not stable: %q → %q → %q", s, a, NormalizeAddress(a))
+		}
+	})
+}
