@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,5 +122,37 @@ func TestParsePostfixTime(t *testing.T) {
 		if got := parsePostfixTime(in); got != want {
 			t.Errorf("%q: %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestUnixSockets: policy and milter can listen on unix sockets, which
+// Postfix (user postfix) must be able to reach.
+func TestUnixSockets(t *testing.T) {
+	dir := t.TempDir()
+	d := startInProcess(t, func(c *config.Config) {
+		c.Policy.Listen = "unix:" + filepath.Join(dir, "policy.sock")
+		c.Milter.Listen = "unix:" + filepath.Join(dir, "milter.sock")
+	})
+	cl, err := policy.Dial("unix", filepath.Join(dir, "policy.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	resp, err := cl.Check(context.Background(), &policy.Request{Request: policy.RequestType, ProtocolState: policy.StateRcpt, Recipient: "a@b.example", SASLUsername: "u@x.example", ClientAddress: "192.0.2.1"})
+	if err != nil || resp.Action != "DUNNO" {
+		t.Fatalf("%q %v", resp.Action, err)
+	}
+	if d.Milter.Network() != "unix" {
+		t.Fatalf("milter on %s", d.Milter.Network())
+	}
+	for _, s := range []string{"policy.sock", "milter.sock"} {
+		fi, err := os.Stat(filepath.Join(dir, s))
+		if err != nil || fi.Mode().Perm() != 0o666 {
+			t.Fatalf("%s: %v %v", s, fi.Mode(), err)
+		}
+	}
+	fi, err := os.Stat(d.Socket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket mode: %v %v", fi.Mode(), err)
 	}
 }
