@@ -87,6 +87,22 @@ func (c *Config) Validate() Errors {
 		add("accounts.score_window", "must be 1h or 24h, got %s", w)
 	}
 
+	if b := c.Baseline; b.Enabled {
+		oneOf("baseline.verdict", b.Verdict, "tag", "hold", "defer", "reject")
+		oneOf("baseline.new_client_verdict", b.NewClientVerdict, "allow", "tag", "hold", "defer", "reject")
+		if b.Days < 2 || b.Days > 366 {
+			add("baseline.days", "must be between 2 and 366, got %d", b.Days)
+		}
+		if b.Factor < 1 {
+			add("baseline.factor", "must be at least 1, got %g", b.Factor)
+		}
+		if b.FloorHour < 1 || b.FloorDay < 1 {
+			add("baseline.floor_hour", "floors must be positive")
+		}
+		if b.MinHistoryDays < 1 || b.MinHistoryDays >= b.Days {
+			add("baseline.min_history_days", "must be between 1 and days-1, got %d", b.MinHistoryDays)
+		}
+	}
 	if c.Phish.Enabled {
 		oneOf("phish.verdict", c.Phish.Verdict, "tag", "hold", "defer", "reject")
 		if c.Phish.Retention.D() <= 0 {

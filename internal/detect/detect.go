@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/mailbrake/mailbrake/internal/baseline"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/phishmem"
@@ -13,12 +14,16 @@ import (
 
 // Set is the built detectors.
 type Set struct {
-	Phish *phishmem.Memory // nil when off
+	Baseline *baseline.Detector // nil when off
+	Phish    *phishmem.Memory   // nil when off
 }
 
 // All returns the detectors as the engine takes them.
 func (s *Set) All() []engine.Detector {
 	var out []engine.Detector
+	if s.Baseline != nil {
+		out = append(out, s.Baseline)
+	}
 	if s.Phish != nil {
 		out = append(out, s.Phish)
 	}
@@ -28,6 +33,16 @@ func (s *Set) All() []engine.Detector {
 // Build builds every enabled detector.
 func Build(c *config.Config) (*Set, error) {
 	s := &Set{}
+	if b := c.Baseline; b.Enabled {
+		act, ok1 := engine.ParseAction(b.Verdict)
+		nact, ok2 := engine.ParseAction(b.NewClientVerdict)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("baseline: unknown verdict")
+		}
+		s.Baseline = baseline.New(baseline.Options{Days: b.Days, Factor: b.Factor, FloorHour: b.FloorHour, FloorDay: b.FloorDay,
+			MinHistoryDays: b.MinHistoryDays, Action: act, Score: b.Score, DryRun: b.DryRun,
+			NewClientAction: nact, NewClientScore: b.NewClientScore, NewClientMinRcpts: b.NewClientMinRcpts})
+	}
 	if p := c.Phish; p.Enabled {
 		act, ok := engine.ParseAction(p.Verdict)
 		if !ok {

@@ -65,9 +65,12 @@ func TestEvaluateDefaults(t *testing.T) {
 	if res.RestrictedShare() > 0.02 {
 		t.Errorf("legitimate senders restricted %.2f%% > 2%%", 100*res.RestrictedShare())
 	}
+	// Campaign targets (issue 3) met by the current detectors; the
+	// phisher reply needs the APRL detector (not wired in yet).
+	targets := map[string]int{"bulk-zimbra-html": 0, "bulk-zimbra-ajax": 100, "slow-drip-smtp": 300}
 	for _, c := range res.Campaigns {
-		if c.Campaign == "bulk-zimbra-html" && c.Through != 0 {
-			t.Errorf("bulk-zimbra-html: %d recipients got through, target 0", c.Through)
+		if max, ok := targets[c.Campaign]; ok && c.Through > max {
+			t.Errorf("%s: %d recipients got through, target ≤ %d", c.Campaign, c.Through, max)
 		}
 	}
 }

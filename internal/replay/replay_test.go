@@ -43,8 +43,10 @@ func TestReplaySample(t *testing.T) {
 	want := []struct{ action, reasons, state string }{
 		{"allow", "", "normal"},
 		{"hold", "bulk-from-scripted-client", "watch"},
-		{"hold", "bulk-from-scripted-client", "restricted"},
-		{"hold", "account-restricted", "restricted"},
+		// 102 recipients in an hour from an account without history is
+		// above the baseline floor (100) as well.
+		{"hold", "above-baseline-hour,bulk-from-scripted-client", "restricted"},
+		{"hold", "account-restricted,above-baseline-hour", "restricted"},
 		{"error", "", ""},
 		{"allow", "", "normal"},
 		{"error", "", ""},

@@ -1,0 +1,233 @@
+package baseline
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+)
+
+// Reasons reported by the detector.
+const (
+	ReasonAboveBaselineHour engine.Reason = "above-baseline-hour"
+	ReasonAboveBaselineDay  engine.Reason = "above-baseline-day"
+	ReasonNewClientFamily   engine.Reason = "new-client-family"
+)
+
+// Options configures the detector.
+type Options struct {
+	Days           int     // history kept, default 28
+	Factor         float64 // default 4
+	FloorHour      int     // recipients in an hour never flagged below this (default 100)
+	FloorDay       int     // recipients in a day never flagged below this (default 300)
+	MinHistoryDays int     // days of history before the learned normal is used (default 7)
+	Action         engine.Action
+	Score          int
+	DryRun         bool
+	// NewClient: a family not seen in the account's history, on a message
+	// with at least NewClientMinRcpts recipients.
+	NewClientAction   engine.Action
+	NewClientScore    int
+	NewClientMinRcpts int
+	NewClientDryRun   bool
+}
+
+type day struct {
+	num      int32 // days since the Unix epoch
+	rcpts    uint32
+	msgs     uint32
+	peakHour uint32 // most recipients in one hour of this day
+	curHour  int32  // hour of day of hourRcpts
+	hourRcpt uint32
+}
+
+type account struct {
+	days     []day // ring, len Days
+	first    int32 // first day seen
+	families []fingerprint.Family
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*account
+}
+
+// Detector is the baseline detector. Safe for concurrent use.
+type Detector struct {
+	o      Options
+	seed   maphash.Seed
+	shards [32]shard
+}
+
+var _ engine.Detector = (*Detector)(nil)
+
+// New returns a detector with no history.
+func New(o Options) *Detector {
+	if o.Days <= 0 {
+		o.Days = 28
+	}
+	o.Days = min(o.Days, 366)
+	if o.Factor <= 0 {
+		o.Factor = 4
+	}
+	if o.FloorHour <= 0 {
+		o.FloorHour = 100
+	}
+	if o.FloorDay <= 0 {
+		o.FloorDay = 300
+	}
+	if o.MinHistoryDays <= 0 {
+		o.MinHistoryDays = 7
+	}
+	if o.NewClientMinRcpts <= 0 {
+		o.NewClientMinRcpts = 10
+	}
+	d := &Detector{o: o, seed: maphash.MakeSeed()}
+	for i := range d.shards {
+		d.shards[i].m = map[string]*account{}
+	}
+	return d
+}
+
+// Normal is an account's learned normal.
+type Normal struct {
+	HistoryDays   int      `json:"history_days"`
+	DayRcpts      float64  `json:"day_recipients_median"`
+	PeakHourRcpts float64  `json:"peak_hour_recipients_p90"`
+	TodayRcpts    int      `json:"today_recipients"`
+	HourRcpts     int      `json:"hour_recipients"`
+	Families      []string `json:"client_families"`
+}
+
+func (d *Detector) shard(a string) *shard { return &d.shards[maphash.String(d.seed, a)%32] }
+
+func dayNum(t time.Time) int32 { return int32(t.Unix() / 86400) }
+
+// slot returns the ring entry for day n, resetting it when it held an
+// older day.
+func (a *account) slot(n int32) *day {
+	s := &a.days[int(n)%len(a.days)]
+	if s.num != n {
+		*s = day{num: n, curHour: -1}
+	}
+	return s
+}
+
+// normal computes the learned normal from the days before today.
+func (d *Detector) normal(a *account, today int32, withFamilies bool) Normal {
+	var dayBuf, peakBuf [64]float64 // Days is at most 366; small histories stay on the stack
+	dayVals, peakVals := dayBuf[:0], peakBuf[:0]
+	for n := today - int32(d.o.Days) + 1; n < today; n++ {
+		if n < a.first {
+			continue
+		}
+		s := a.days[int(n)%len(a.days)]
+		if s.num == n {
+			dayVals = append(dayVals, float64(s.rcpts))
+			peakVals = append(peakVals, float64(s.peakHour))
+		} else {
+			dayVals = append(dayVals, 0)
+			peakVals = append(peakVals, 0)
+		}
+	}
+	nm := Normal{HistoryDays: len(dayVals), DayRcpts: quantile(dayVals, 0.5), PeakHourRcpts: quantile(peakVals, 0.9)}
+	if withFamilies {
+		for _, f := range a.families {
+			nm.Families = append(nm.Families, string(f))
+		}
+	}
+	return nm
+}
+
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[int(q*float64(len(v)-1)+0.5)]
+}
+
+// Inbound implements engine.Detector; inbound mail teaches nothing here.
+func (d *Detector) Inbound(context.Context, *engine.Submission) []engine.Finding { return nil }
+
+// Outbound implements engine.Detector: record the message and compare the
+// account's current hour and day with its normal.
+func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.Finding {
+	sh := d.shard(sub.Account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.m[sub.Account]
+	today := dayNum(sub.Time)
+	if a == nil {
+		a = &account{days: make([]day, d.o.Days), first: today}
+		for i := range a.days {
+			a.days[i].num = -1
+		}
+		sh.m[sub.Account] = a
+	}
+	nm := d.normal(a, today, false)
+	hadFamilies := len(a.families) > 0
+	known := slices.Contains(a.families, sub.Client.Family)
+	hadHistory := nm.HistoryDays >= d.o.MinHistoryDays
+
+	s := a.slot(today)
+	hour := int32(sub.Time.UTC().Hour())
+	if s.curHour != hour {
+		s.curHour, s.hourRcpt = hour, 0
+	}
+	n := uint32(max(sub.RecipientCount, 0))
+	s.rcpts += n
+	s.msgs++
+	s.hourRcpt += n
+	s.peakHour = max(s.peakHour, s.hourRcpt)
+	if !slices.Contains(a.families, sub.Client.Family) && sub.Client.Family != fingerprint.FamilyUnknown {
+		if len(a.families) < 16 {
+			a.families = append(a.families, sub.Client.Family)
+		}
+	}
+
+	var out []engine.Finding
+	limitHour, limitDay := float64(d.o.FloorHour), float64(d.o.FloorDay)
+	if hadHistory {
+		limitHour = max(limitHour, d.o.Factor*nm.PeakHourRcpts)
+		limitDay = max(limitDay, d.o.Factor*nm.DayRcpts)
+	}
+	if float64(s.hourRcpt) > limitHour {
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineHour, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+			Evidence: fmt.Sprintf("hour_recipients=%d limit=%.0f (p90 peak hour %.0f over %d days)", s.hourRcpt, limitHour, nm.PeakHourRcpts, nm.HistoryDays)})
+	}
+	if float64(s.rcpts) > limitDay {
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineDay, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+			Evidence: fmt.Sprintf("day_recipients=%d limit=%.0f (median day %.0f over %d days)", s.rcpts, limitDay, nm.DayRcpts, nm.HistoryDays)})
+	}
+	if hadHistory && !known && hadFamilies && sub.Client.Family != fingerprint.FamilyUnknown && sub.RecipientCount >= d.o.NewClientMinRcpts {
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonNewClientFamily, Action: d.o.NewClientAction, Score: d.o.NewClientScore, DryRun: d.o.NewClientDryRun,
+			Evidence: fmt.Sprintf("client_family=%s never used in %d days", sub.Client.Family, nm.HistoryDays)})
+	}
+	return out
+}
+
+// Normal returns an account's learned normal at t (for account show).
+func (d *Detector) Normal(account string, t time.Time) (Normal, bool) {
+	sh := d.shard(account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.m[account]
+	if a == nil {
+		return Normal{}, false
+	}
+	today := dayNum(t)
+	nm := d.normal(a, today, true)
+	if s := a.days[int(today)%len(a.days)]; s.num == today {
+		nm.TodayRcpts = int(s.rcpts)
+		if s.curHour == int32(t.UTC().Hour()) {
+			nm.HourRcpts = int(s.hourRcpt)
+		}
+	}
+	return nm, true
+}

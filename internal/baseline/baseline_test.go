@@ -1,0 +1,96 @@
+package baseline
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+)
+
+var t0 = time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+
+func send(d *Detector, at time.Time, rcpts int, fam fingerprint.Family) []engine.Finding {
+	return d.Outbound(context.Background(), &engine.Submission{Account: "u@x", Time: at, RecipientCount: rcpts, Client: fingerprint.Result{Family: fam}})
+}
+
+func reasons(fs []engine.Finding) []engine.Reason {
+	var out []engine.Reason
+	for _, f := range fs {
+		out = append(out, f.Reason)
+	}
+	return out
+}
+
+func TestLearnedNormal(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold, Score: 5, NewClientScore: 2})
+	// Three weeks of a normal sender: 6 messages a day × 5 recipients,
+	// from Thunderbird.
+	for day := 0; day < 21; day++ {
+		for m := 0; m < 6; m++ {
+			if f := send(d, t0.AddDate(0, 0, day).Add(time.Duration(m)*time.Hour), 5, fingerprint.FamilyThunderbird); len(f) > 0 {
+				t.Fatalf("day %d msg %d: normal sending flagged: %v", day, m, reasons(f))
+			}
+		}
+	}
+	nm, ok := d.Normal("u@x", t0.AddDate(0, 0, 21))
+	if !ok || nm.HistoryDays != 21 || nm.DayRcpts != 30 || nm.PeakHourRcpts != 5 {
+		t.Fatalf("normal: %+v", nm)
+	}
+	day := t0.AddDate(0, 0, 21)
+	// Twice the usual is fine; over the floor (100/h) it is flagged.
+	if f := send(d, day, 60, fingerprint.FamilyThunderbird); len(f) != 0 {
+		t.Fatalf("60 recipients flagged: %v", reasons(f))
+	}
+	f := send(d, day.Add(time.Minute), 60, fingerprint.FamilyThunderbird)
+	if len(f) != 1 || f[0].Reason != ReasonAboveBaselineHour || f[0].Action != engine.ActionHold || f[0].Score != 5 {
+		t.Fatalf("120 in an hour: %+v", f)
+	}
+	// A new client family with many recipients.
+	f = send(d, day.Add(3*time.Hour), 20, fingerprint.FamilyZimbraHTML)
+	if len(f) != 1 || f[0].Reason != ReasonNewClientFamily {
+		t.Fatalf("new family: %+v", f)
+	}
+	// A new family with one recipient is not a finding (people get phones).
+	if f := send(d, day.Add(4*time.Hour), 1, fingerprint.FamilyAppleMail); len(f) != 0 {
+		t.Fatalf("new family, 1 recipient: %v", reasons(f))
+	}
+}
+
+func TestDayAboveBaseline(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold})
+	for day := 0; day < 14; day++ {
+		send(d, t0.AddDate(0, 0, day), 20, fingerprint.FamilyNone)
+	}
+	// A slow drip: 10 recipients every 10 minutes — never 100 in an hour,
+	// but over max(300, 4 × 20) in the day.
+	var got []engine.Reason
+	sent := 0
+	for i := 0; i < 144 && len(got) == 0; i++ {
+		got = reasons(send(d, t0.AddDate(0, 0, 14).Add(time.Duration(i)*10*time.Minute), 10, fingerprint.FamilyNone))
+		sent += 10
+	}
+	if len(got) == 0 || got[0] != ReasonAboveBaselineDay || sent != 310 {
+		t.Fatalf("drip: %v after %d recipients", got, sent)
+	}
+}
+
+func TestNewAccountUsesFloors(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold})
+	if f := send(d, t0, 100, fingerprint.FamilyNone); len(f) != 0 {
+		t.Fatalf("%v", reasons(f))
+	}
+	if f := send(d, t0, 1, fingerprint.FamilyNone); len(f) != 1 || f[0].Reason != ReasonAboveBaselineHour {
+		t.Fatalf("%v", reasons(f))
+	}
+}
+
+func BenchmarkOutbound(b *testing.B) {
+	d := New(Options{Action: engine.ActionHold})
+	sub := &engine.Submission{Account: "u@x", Time: t0, RecipientCount: 3, Client: fingerprint.Result{Family: fingerprint.FamilyThunderbird}}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Outbound(context.Background(), sub)
+	}
+}
