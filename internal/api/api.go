@@ -80,6 +80,7 @@ type ListAccountsRequest struct {
 type AccountDetail struct {
 	store.Account
 	Counters    store.Totals       `json:"counters"`
+	Baseline    any                `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
 	RecentHolds []store.Hold       `json:"recent_holds"`
 	History     []store.AuditEntry `json:"history"`
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -69,6 +70,10 @@ func accountCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "Last hour: %d messages, %d recipients\n", d.Counters.Messages1h, d.Counters.Recipients1h)
 			fmt.Fprintf(w, "Last day:  %d messages, %d recipients\n", d.Counters.Messages24h, d.Counters.Recipients24h)
+			if d.Baseline != nil {
+				b, _ := json.Marshal(d.Baseline)
+				fmt.Fprintf(w, "Baseline:  %s\n", b)
+			}
 			if len(d.RecentHolds) > 0 {
 				fmt.Fprintln(w, "\nRecent holds:")
 				for _, h := range d.RecentHolds {

@@ -126,6 +126,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log}
 	d.escalations = make(chan escalation, 1024)
+	if dets.Baseline != nil {
+		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

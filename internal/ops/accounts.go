@@ -94,6 +94,11 @@ func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDeta
 		}
 		d.Counters = t
 	}
+	if s.Baseline != nil {
+		if b, ok := s.Baseline(name, s.now()); ok {
+			d.Baseline = b
+		}
+	}
 	holds, err := s.Store.ListHolds(ctx, store.HoldFilter{Account: name, Limit: 20})
 	if err != nil {
 		return nil, err

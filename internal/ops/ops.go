@@ -29,9 +29,11 @@ type Service struct {
 	Accounts   store.Accounts
 	Counters   store.Counters
 	States     *States
-	Log        *slog.Logger
-	Status0    api.Status
-	Now        func() time.Time
+	// Baseline returns an account's learned normal (nil when off).
+	Baseline func(account string, at time.Time) (any, bool)
+	Log      *slog.Logger
+	Status0  api.Status
+	Now      func() time.Time
 
 	stateMu sync.Mutex // serialises account state changes
 }
