@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +14,9 @@ import (
 )
 
 func replayCmd(g *globals) *cobra.Command {
-	var input, output string
+	var input, output, report string
+	var postfixLog bool
+	var year int
 	cmd := &cobra.Command{
 		Use:   "replay --input FILE [--output FILE] [--config FILE]",
 		Short: "Run recorded submissions (JSON Lines) through the engine, with no MTA side effects",
@@ -34,6 +39,24 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 				return err
 			}
 			defer in.Close()
+			var src io.Reader = in
+			if postfixLog {
+				recs, bad, err := replay.ParsePostfixLog(in, year)
+				if err != nil {
+					return err
+				}
+				if bad > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "mailbrake: %d unreadable Postfix log lines skipped\n", bad)
+				}
+				var buf bytes.Buffer
+				enc := json.NewEncoder(&buf)
+				for _, r := range recs {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+				src = &buf
+			}
 			var out io.Writer = cmd.OutOrStdout()
 			if output != "" && output != "-" {
 				f, err := os.Create(output)
@@ -54,7 +77,22 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 					}
 				}
 			}
-			sum, err := replay.Run(cmd.Context(), c, in, out, progress)
+			var rep *replay.Report
+			if report != "" {
+				rep = replay.NewReport()
+				out = io.MultiWriter(out, rep)
+			}
+			sum, err := replay.Run(cmd.Context(), c, src, out, progress)
+			if err == nil && rep != nil {
+				f, ferr := os.Create(report)
+				if ferr != nil {
+					return ferr
+				}
+				defer f.Close()
+				if err := rep.WriteHTML(f, sum); err != nil {
+					return err
+				}
+			}
 			if progress != nil {
 				fmt.Fprintln(os.Stderr)
 			}
@@ -66,6 +104,9 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 	}
 	cmd.Flags().StringVar(&input, "input", "", "JSON Lines file of submissions")
 	cmd.Flags().StringVar(&output, "output", "", "output file (default stdout)")
+	cmd.Flags().StringVar(&report, "report", "", "also write a self-contained HTML report (per-account sending timelines with holds and state changes)")
+	cmd.Flags().BoolVar(&postfixLog, "postfix-log", false, "the input is a Postfix mail log (sasl_username, from, nrcpt, to=) instead of JSON Lines")
+	cmd.Flags().IntVar(&year, "year", time.Now().Year(), "year of syslog timestamps in a Postfix log (they carry none)")
 	return cmd
 }
 

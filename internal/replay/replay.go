@@ -84,6 +84,7 @@ type Output struct {
 	Action       string   `json:"action"`
 	Reasons      []string `json:"reasons"`
 	AccountState string   `json:"account_state"`
+	Recipients   int      `json:"recipients,omitempty"`
 	Error        string   `json:"error,omitempty"`
 }
 
@@ -158,6 +159,7 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, p
 			o.Time = rec.Time.UTC().Format(time.RFC3339)
 			account, _, _ := id.Resolve(rec.Account, "", "", netip.Addr{})
 			o.Account = account
+			o.Recipients = len(rec.Recipients)
 			seen[account] = true
 			if rec.Direction == "inbound" {
 				sub := submission(rec, account, n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -122,5 +123,32 @@ func TestReplyToPhishInReplay(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], `"account_state":"watch"`) {
 		t.Errorf("a reply to phish did not put the account on watch: %s", lines[1])
+	}
+}
+
+func TestReportHTML(t *testing.T) {
+	f, err := os.Open("testdata/sample.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep := NewReport()
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), config.Default(), f, io.MultiWriter(&out, rep), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var html bytes.Buffer
+	if err := rep.WriteHTML(&html, sum); err != nil {
+		t.Fatal(err)
+	}
+	h := html.String()
+	for _, want := range []string{"<svg", "b@example.edu", "normal → watch → restricted", "#d33", "stroke-dasharray"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Index(h, "b@example.edu") > strings.Index(h, "a@example.edu") {
+		t.Error("the account with holds is not listed first")
 	}
 }
