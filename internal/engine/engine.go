@@ -235,36 +235,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			}
 		}
 	}
-	for i := range e.rules {
-		r := &e.rules[i]
-		if r.stage != sub.Stage || r.dir == string(Inbound) {
-			continue
-		}
-		matched := true
-		for _, c := range r.conds {
-			if !c.test(&f) {
-				matched = false
-				break
-			}
-		}
-		if !matched {
-			continue
-		}
-		fd := Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Evidence: evidence(r, &f)}
-		v.Findings = append(v.Findings, fd)
-		if r.dryRun {
-			continue
-		}
-		score += int64(r.score)
-		switch {
-		case r.action > v.Action:
-			v.Action = r.action
-			v.Reasons = append(v.Reasons[:0], r.reason)
-			v.Text = r.text
-		case r.action == v.Action && r.action != ActionAllow:
-			v.Reasons = append(v.Reasons, r.reason)
-		}
-	}
+	score += e.applyRules(&f, sub.Stage, Inbound, &v)
 	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
 		e.scoreAndEscalate(ctx, sub, &v, score)
 	}
@@ -326,6 +297,34 @@ func (v *Verdict) add(fd Finding) int64 {
 	return int64(fd.Score)
 }
 
+// applyRules adds a finding for every rule of stage that matches, skipping
+// rules of direction skip, and returns the score they add.
+func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict) int64 {
+	var score int64
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.stage != stage || r.dir == string(skip) {
+			continue
+		}
+		matched := true
+		for _, c := range r.conds {
+			if !c.test(f) {
+				matched = false
+				break
+			}
+		}
+		if !matched {
+			continue
+		}
+		before := v.Action
+		score += v.add(Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Score: r.score, Evidence: evidence(r, f)})
+		if v.Action > before {
+			v.Text = r.text
+		}
+	}
+	return score
+}
+
 // evaluateInbound handles mail from outside: no counters, account states
 // or scores (the account is unauthenticated); the detectors observe it and
 // the inbound rules apply.
@@ -340,22 +339,7 @@ func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
 		}
 	}
 	f := facts{sub: sub}
-	for i := range e.rules {
-		r := &e.rules[i]
-		if r.stage != StageEOM || r.dir == string(Outbound) {
-			continue
-		}
-		matched := true
-		for _, c := range r.conds {
-			if !c.test(&f) {
-				matched = false
-				break
-			}
-		}
-		if matched {
-			v.add(Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Evidence: evidence(r, &f)})
-		}
-	}
+	e.applyRules(&f, StageEOM, Outbound, &v)
 	if e.o.Shadow {
 		v.Shadow, v.Action = v.Action, ActionAllow
 	} else {

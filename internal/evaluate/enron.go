@@ -18,19 +18,9 @@ import (
 // identity, not the address. The account is the mailbox owner's address
 // as the SASL login; the client is unknown (Enron's X-Mailer is empty).
 func ReadEnronSent(r io.Reader) ([]replay.Record, error) {
-	cr := csv.NewReader(r)
-	head, err := cr.Read()
+	cr, col, err := columns(r, "mailbox", "timestamp_utc", "sender", "rcpt_hashes", "rcpt_domains", "date_suspect")
 	if err != nil {
-		return nil, fmt.Errorf("reading header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
-	}
-	for _, need := range []string{"mailbox", "timestamp_utc", "sender", "rcpt_hashes", "rcpt_domains", "date_suspect"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("missing column %q", need)
-		}
+		return nil, err
 	}
 	var out []replay.Record
 	for line := 2; ; line++ {
@@ -72,19 +62,9 @@ func ReadEnronSent(r io.Reader) ([]replay.Record, error) {
 // ReadPerryWolfe converts enron-perry-wolfe/messages.csv (sender ids and
 // recipient ids of core employees) into replay records.
 func ReadPerryWolfe(r io.Reader) ([]replay.Record, error) {
-	cr := csv.NewReader(r)
-	head, err := cr.Read()
+	cr, col, err := columns(r, "timestamp_utc", "sender_id", "rcpt_ids")
 	if err != nil {
-		return nil, fmt.Errorf("reading header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
-	}
-	for _, need := range []string{"timestamp_utc", "sender_id", "rcpt_ids"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("missing column %q", need)
-		}
+		return nil, err
 	}
 	var out []replay.Record
 	for line := 2; ; line++ {
@@ -114,4 +94,23 @@ func ReadPerryWolfe(r io.Reader) ([]replay.Record, error) {
 		out = append(out, replay.Record{Time: t, Account: "pw" + row[col["sender_id"]] + "@enron.com", Recipients: rcpts})
 	}
 	return out, nil
+}
+
+// columns reads a CSV header and maps the needed column names to indexes.
+func columns(r io.Reader, need ...string) (*csv.Reader, map[string]int, error) {
+	cr := csv.NewReader(r)
+	head, err := cr.Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	for _, n := range need {
+		if _, ok := col[n]; !ok {
+			return nil, nil, fmt.Errorf("missing column %q", n)
+		}
+	}
+	return cr, col, nil
 }
