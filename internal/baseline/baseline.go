@@ -50,6 +50,7 @@ type account struct {
 	days     []day // ring, len Days
 	first    int32 // first day seen
 	families []fingerprint.Family
+	dirty    bool
 }
 
 type shard struct {
@@ -185,6 +186,7 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	s.msgs++
 	s.hourRcpt += n
 	s.peakHour = max(s.peakHour, s.hourRcpt)
+	a.dirty = true
 	if !slices.Contains(a.families, sub.Client.Family) && sub.Client.Family != fingerprint.FamilyUnknown {
 		if len(a.families) < 16 {
 			a.families = append(a.families, sub.Client.Family)

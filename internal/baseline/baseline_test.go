@@ -94,3 +94,49 @@ func BenchmarkOutbound(b *testing.B) {
 		d.Outbound(context.Background(), sub)
 	}
 }
+
+func TestSnapshotKeepsNormal(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold})
+	for day := 0; day < 10; day++ {
+		send(d, t0.AddDate(0, 0, day), 7, fingerprint.FamilyThunderbird)
+	}
+	snap := d.Dirty()
+	if len(snap) != 1 || len(d.Dirty()) != 0 {
+		t.Fatalf("dirty: %d", len(snap))
+	}
+	e := New(Options{Action: engine.ActionHold})
+	if err := e.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.AddDate(0, 0, 10)
+	a, _ := d.Normal("u@x", at)
+	b, _ := e.Normal("u@x", at)
+	if a.HistoryDays != b.HistoryDays || a.DayRcpts != b.DayRcpts || a.PeakHourRcpts != b.PeakHourRcpts || len(b.Families) != 1 {
+		t.Fatalf("%+v != %+v", a, b)
+	}
+	if err := e.Restore(map[string][]byte{"x": {1, 2, 3}}); err == nil {
+		t.Fatal("bad snapshot accepted")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	d := New(Options{})
+	send(d, t0, 3, fingerprint.FamilyOutlook)
+	for _, b := range d.Dirty() {
+		f.Add(b)
+	}
+	f.Add([]byte{snapVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decode(b, 28)
+		if err != nil {
+			return
+		}
+		a2, err := decode(encode(a), 28)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if string(encode(a2)) != string(encode(a)) {
+			t.Fatal("encoding not stable")
+		}
+	})
+}

@@ -55,7 +55,16 @@ type Daemon struct {
 	metrics  *metrics
 	preview  int
 
-	escalations chan escalation
+	escalations  chan escalation
+	snapshotters []snapshotter
+}
+
+// snapshotter is in-memory state kept across restarts in the store's
+// snapshots, under a key prefix (account names never contain NUL).
+type snapshotter struct {
+	prefix  string
+	dirty   func() map[string][]byte
+	restore func(map[string][]byte) error
 }
 
 // escalation is an account state change asked for by a verdict, applied
@@ -86,16 +95,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.counters = counter.NewMemory()
 	d.scores = counter.NewMemory()
+	dets, err := detect.Build(cfg)
+	if err != nil {
+		return err
+	}
+	d.snapshotters = []snapshotter{
+		{"", d.counters.Dirty, d.counters.Restore},
+		{"score\x00", d.scores.Dirty, d.scores.Restore},
+	}
+	if dets.Baseline != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"baseline\x00", dets.Baseline.Dirty, dets.Baseline.Restore})
+	}
 	if snaps, err := st.LoadSnapshots(ctx); err != nil {
-		d.log.Warn("loading counter snapshots failed; starting with empty counters", "err", err)
+		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
 	} else {
-		counts, scores := splitSnapshots(snaps)
-		if err := d.counters.Restore(counts); err != nil {
-			d.log.Warn("some counter snapshots could not be read", "err", err)
-		}
-		if err := d.scores.Restore(scores); err != nil {
-			d.log.Warn("some score snapshots could not be read", "err", err)
-		}
+		d.restoreSnapshots(snaps)
 	}
 	states, err := ops.NewStates(ctx, st)
 	if err != nil {
@@ -104,10 +118,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	onErr := engine.ActionAllow
 	if cfg.Engine.OnError == "defer" {
 		onErr = engine.ActionDefer
-	}
-	dets, err := detect.Build(cfg)
-	if err != nil {
-		return err
 	}
 	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: dets.All(),
 		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
@@ -270,20 +280,29 @@ func (d *Daemon) snapshotLoop(ctx context.Context) {
 	}
 }
 
-// scorePrefix marks score snapshots among counter snapshots (account names
-// never contain NUL).
-const scorePrefix = "score\x00"
-
-func splitSnapshots(all map[string][]byte) (counts, scores map[string][]byte) {
-	counts, scores = map[string][]byte{}, map[string][]byte{}
+// restoreSnapshots hands each snapshotter the entries under its prefix.
+func (d *Daemon) restoreSnapshots(all map[string][]byte) {
+	parts := make([]map[string][]byte, len(d.snapshotters))
+	for i := range parts {
+		parts[i] = map[string][]byte{}
+	}
 	for k, v := range all {
-		if name, ok := strings.CutPrefix(k, scorePrefix); ok {
-			scores[name] = v
-		} else {
-			counts[k] = v
+		// The longest matching prefix wins ("" matches everything).
+		best := -1
+		for i, sn := range d.snapshotters {
+			if strings.HasPrefix(k, sn.prefix) && (best < 0 || len(sn.prefix) > len(d.snapshotters[best].prefix)) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			parts[best][strings.TrimPrefix(k, d.snapshotters[best].prefix)] = v
 		}
 	}
-	return counts, scores
+	for i, sn := range d.snapshotters {
+		if err := sn.restore(parts[i]); err != nil {
+			d.log.Warn("some snapshots could not be read", "prefix", strings.TrimSuffix(sn.prefix, "\x00"), "err", err)
+		}
+	}
 }
 
 func (d *Daemon) escalationLoop(ctx context.Context) {
@@ -324,9 +343,11 @@ func findingReasons(v engine.Verdict) []engine.Reason {
 }
 
 func (d *Daemon) saveSnapshots(ctx context.Context) {
-	dirty := d.counters.Dirty()
-	for k, v := range d.scores.Dirty() {
-		dirty[scorePrefix+k] = v
+	dirty := map[string][]byte{}
+	for _, sn := range d.snapshotters {
+		for k, v := range sn.dirty() {
+			dirty[sn.prefix+k] = v
+		}
 	}
 	if len(dirty) == 0 {
 		return

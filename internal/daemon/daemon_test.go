@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -154,5 +155,51 @@ func TestUnixSockets(t *testing.T) {
 	fi, err := os.Stat(d.Socket)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin socket mode: %v %v", fi.Mode(), err)
+	}
+}
+
+// TestStateSurvivesRestart: counters and the learned baseline are restored
+// from the snapshots taken at shutdown.
+func TestStateSurvivesRestart(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	run := func(send bool) (int64, any) {
+		c := config.Default()
+		c.DataDir = dataDir
+		c.Policy.Listen, c.Milter.Listen, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.Postfix.SyncInterval = 0
+		d := New(c, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		<-d.Ready
+		if send {
+			cl, err := policy.Dial("tcp", d.Policy.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 3; i++ {
+				r := policy.Request{Request: policy.RequestType, ProtocolState: policy.StateEndOfMessage, SASLUsername: "keep@example.org",
+					ClientAddress: "192.0.2.1", RecipientCount: 4, QueueID: fmt.Sprintf("ABCDEF%d", i), Instance: fmt.Sprint(i)}
+				if _, err := cl.Check(ctx, &r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl.Close()
+		}
+		tot, _ := d.counters.Peek(ctx, "keep@example.org", time.Now())
+		b, _ := d.ops.Baseline("keep@example.org", time.Now())
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return tot.Recipients1h, b
+	}
+	before, b1 := run(true)
+	after, b2 := run(false)
+	if before != 12 || after != 12 {
+		t.Fatalf("recipients_1h before %d, after restart %d", before, after)
+	}
+	if fmt.Sprint(b1) != fmt.Sprint(b2) || b2 == nil {
+		t.Fatalf("baseline before %v, after %v", b1, b2)
 	}
 }
