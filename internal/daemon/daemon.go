@@ -106,6 +106,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if dets.Baseline != nil {
 		d.snapshotters = append(d.snapshotters, snapshotter{"baseline\x00", dets.Baseline.Dirty, dets.Baseline.Restore})
 	}
+	if dets.Phish != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"phish\x00", dets.Phish.Dirty, dets.Phish.Restore})
+	}
 	if snaps, err := st.LoadSnapshots(ctx); err != nil {
 		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
 	} else {

@@ -2,8 +2,10 @@ package phishmem
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/mail"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -42,6 +44,7 @@ type Memory struct {
 	ids     map[string]time.Time // normalised Message-ID → expiry
 	addrs   map[string]time.Time // normalised Reply-To/From address → expiry
 	inserts int
+	dirty   map[string]bool // snapshot keys changed since the last Dirty
 }
 
 var _ engine.Detector = (*Memory)(nil)
@@ -57,7 +60,7 @@ func New(o Options) *Memory {
 	if o.Action == engine.ActionAllow {
 		o.Action = engine.ActionHold
 	}
-	return &Memory{o: o, ids: map[string]time.Time{}, addrs: map[string]time.Time{}}
+	return &Memory{o: o, ids: map[string]time.Time{}, addrs: map[string]time.Time{}, dirty: map[string]bool{}}
 }
 
 // NormalizeID lower-cases a Message-ID and strips angle brackets and
@@ -136,6 +139,19 @@ func (m *Memory) put(into map[string]time.Time, key string, exp, now time.Time) 
 		m.evict(now)
 	}
 	into[key] = exp
+	m.dirty[m.snapKey(into, key)] = true
+}
+
+func (m *Memory) snapKey(mp map[string]time.Time, key string) string {
+	if isIDs(mp, m.ids) {
+		return "i:" + key
+	}
+	return "a:" + key
+}
+
+// isIDs reports whether mp is the Message-ID map (the same map value).
+func isIDs(mp, ids map[string]time.Time) bool {
+	return reflect.ValueOf(mp).UnsafePointer() == reflect.ValueOf(ids).UnsafePointer()
 }
 
 // evict drops expired entries, and if still full, about a tenth of the
@@ -145,6 +161,7 @@ func (m *Memory) evict(now time.Time) {
 		for k, e := range mp {
 			if !e.After(now) {
 				delete(mp, k)
+				m.dirty[m.snapKey(mp, k)] = true
 			}
 		}
 	}
@@ -166,6 +183,7 @@ func (m *Memory) evict(now time.Time) {
 	sort.Slice(all, func(i, j int) bool { return all[i].exp.Before(all[j].exp) })
 	for _, x := range all[:over] {
 		delete(x.mp, x.k)
+		m.dirty[m.snapKey(x.mp, x.k)] = true
 	}
 }
 
@@ -200,4 +218,53 @@ func (m *Memory) Len() (ids, addrs int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.ids), len(m.addrs)
+}
+
+// Dirty returns the snapshot entries changed since the last call: key
+// "i:<message-id>" or "a:<address>", value the expiry as Unix seconds
+// (varint), nil for a removed entry. The daemon stores them so remembered
+// phish survives a restart.
+func (m *Memory) Dirty() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]byte, len(m.dirty))
+	for k := range m.dirty {
+		mp := m.addrs
+		if strings.HasPrefix(k, "i:") {
+			mp = m.ids
+		}
+		if exp, ok := mp[k[2:]]; ok {
+			out[k] = binary.AppendVarint(nil, exp.Unix())
+		} else {
+			out[k] = nil
+		}
+	}
+	clear(m.dirty)
+	return out
+}
+
+// Restore loads entries from Dirty snapshots.
+func (m *Memory) Restore(snaps map[string][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bad := 0
+	for k, v := range snaps {
+		exp, n := binary.Varint(v)
+		if n <= 0 || n != len(v) || len(k) < 3 {
+			bad++
+			continue
+		}
+		switch k[:2] {
+		case "i:":
+			m.ids[k[2:]] = time.Unix(exp, 0)
+		case "a:":
+			m.addrs[k[2:]] = time.Unix(exp, 0)
+		default:
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("phishmem: %d undecodable snapshot entries skipped", bad)
+	}
+	return nil
 }

@@ -85,3 +85,22 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func TestSnapshot(t *testing.T) {
+	m := New(Options{SpamFlag: true})
+	m.Inbound(context.Background(), &engine.Submission{Time: t0, Header: headers(map[string]string{"X-Spam-Flag": "YES"}), MessageID: "<s@x>", ReplyTo: "r@x.example"})
+	snap := m.Dirty()
+	if len(snap) != 2 || len(m.Dirty()) != 0 {
+		t.Fatalf("dirty: %v", snap)
+	}
+	n := New(Options{SpamFlag: true})
+	if err := n.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if f := n.Outbound(context.Background(), &engine.Submission{Time: t0.Add(time.Hour), Recipients: []string{"r@x.example"}}); len(f) != 1 {
+		t.Fatal("restored memory does not match")
+	}
+	if err := n.Restore(map[string][]byte{"z:x": {2}}); err == nil {
+		t.Fatal("bad entry accepted")
+	}
+}
