@@ -68,8 +68,14 @@ func New(o Options) *Memory {
 func NormalizeID(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
-	if s == "" || len(s) > 998 || strings.ContainsAny(s, " \t\r\n<>") {
+	if s == "" || len(s) > 998 {
 		return ""
+	}
+	// RFC 5322 msg-id: printable US-ASCII, no angle brackets inside.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '<' || c == '>' {
+			return ""
+		}
 	}
 	return strings.ToLower(s)
 }
