@@ -66,7 +66,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		AccountSource:  source,
 		ClientAddress:  addr,
 		TrustedClient:  trusted,
-		Client:         fingerprint.Classify(msg.Header("X-Mailer"), msg.Header("User-Agent")),
+		Client:         fingerprint.Classify(xMailer(msg), msg.Header("User-Agent")),
 		Sender:         msg.Sender,
 		Recipients:     msg.Recipients,
 		RecipientCount: msg.RecipientCount,
@@ -116,4 +116,25 @@ func headerBlock(msg *milter.Message) string {
 		b.WriteByte('\n')
 	}
 	return strings.ToValidUTF8(b.String(), "\uFFFD")
+}
+
+// xMailer returns the X-Mailer to classify. Zimbra's MailSender adds its
+// own X-Mailer with addHeader, keeping one already in a message uploaded
+// through SOAP, so a message may carry two: the server's ("Zimbra …") says
+// how it was submitted.
+func xMailer(msg *milter.Message) string {
+	first := ""
+	for _, h := range msg.Headers {
+		if !strings.EqualFold(h.Name, "X-Mailer") {
+			continue
+		}
+		v := strings.TrimSpace(h.Value)
+		if strings.HasPrefix(v, "Zimbra ") {
+			return v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	return first
 }
