@@ -1,0 +1,608 @@
+package novelty
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	shards = 64
+
+	// DefaultLookback is how long a recipient stays known: a quarter covers
+	// the monthly and quarterly correspondents of an ordinary mailbox, so a
+	// hijacked account mailing its address book lights up while the
+	// account's own routine does not.
+	DefaultLookback = 90 * 24 * time.Hour
+	// DefaultMaxPerAccount bounds an account's table. Few mailboxes write
+	// to more than a few thousand people a quarter; beyond that the oldest
+	// correspondents are forgotten first, which at worst makes a returning
+	// correspondent look new.
+	DefaultMaxPerAccount = 5000
+
+	hourSlot  = int64(time.Minute / time.Second) // seconds per hour bucket
+	hourSlots = 60                               // 60 one-minute buckets, as in internal/counter
+	daySlot   = int64(10 * time.Minute / time.Second)
+	daySlots  = 144 // 144 ten-minute buckets: the day window spans 23h50m–24h
+
+	hour = int64(time.Hour / time.Second)
+	day  = int64(24 * time.Hour / time.Second)
+
+	none = -1 // no entry
+)
+
+// Options configures a Tracker. Zero fields take their defaults.
+type Options struct {
+	// Lookback is how long after its last message a recipient is still
+	// known; later it is first-time again. Default DefaultLookback.
+	Lookback time.Duration
+	// MaxPerAccount caps the recipients remembered per account; the least
+	// recently mailed is forgotten first. Default DefaultMaxPerAccount.
+	MaxPerAccount int
+	// LocalDomains are the domains whose recipients are not external
+	// (exact, case-insensitive match of the part after the last @).
+	LocalDomains []string
+	// Key keys the recipient hash. Any length; it is reduced with SHA-256.
+	// Empty: a random key per process, and snapshots only restore into the
+	// same Tracker. Set it (from a secret file) to keep novelty across
+	// restarts.
+	Key []byte
+}
+
+// Stats describes one message's recipients and the account's recent
+// recipients. The message fields are zero from Peek.
+type Stats struct {
+	New      int // recipients of this message not mailed by the account within Lookback
+	Distinct int // distinct recipients of this message
+	Domains  int // distinct recipient domains of this message
+	External int // distinct recipients of this message outside LocalDomains
+
+	FirstTime1h, FirstTime24h int // first-time recipients over the last hour / day (sliding buckets)
+	Distinct1h, Distinct24h   int // distinct recipients last mailed within the last hour / day (exact, from the table)
+	Known                     int // recipients currently remembered for the account
+}
+
+// entry is one remembered recipient: 24 bytes, linked into a list ordered
+// by last-seen time through indices into account.ents.
+type entry struct {
+	h            uint64 // keyed hash of the lower-cased address
+	seen         int64  // unix seconds of the last message to it
+	newer, older int32  // neighbours in the list, or none
+}
+
+type bucket struct {
+	slot int64
+	n    uint32
+}
+
+type account struct {
+	idx        map[uint64]int32 // hash → index into ents
+	ents       []entry
+	head, tail int32    // newest and oldest entry, or none
+	hour, day  []bucket // first-time counts, oldest first
+}
+
+func newAccount() *account {
+	return &account{idx: map[uint64]int32{}, head: none, tail: none}
+}
+
+func (a *account) unlink(i int32) {
+	e := &a.ents[i]
+	if e.newer != none {
+		a.ents[e.newer].older = e.older
+	} else {
+		a.head = e.older
+	}
+	if e.older != none {
+		a.ents[e.older].newer = e.newer
+	} else {
+		a.tail = e.newer
+	}
+	e.newer, e.older = none, none
+}
+
+func (a *account) pushHead(i int32) {
+	e := &a.ents[i]
+	e.older, e.newer = a.head, none
+	if a.head != none {
+		a.ents[a.head].newer = i
+	} else {
+		a.tail = i
+	}
+	a.head = i
+}
+
+// remove forgets entry i, moving the last entry into its place so ents
+// stays dense.
+func (a *account) remove(i int32) {
+	a.unlink(i)
+	delete(a.idx, a.ents[i].h)
+	last := int32(len(a.ents) - 1)
+	if i != last {
+		a.ents[i] = a.ents[last]
+		e := &a.ents[i]
+		if e.newer != none {
+			a.ents[e.newer].older = i
+		} else {
+			a.head = i
+		}
+		if e.older != none {
+			a.ents[e.older].newer = i
+		} else {
+			a.tail = i
+		}
+		a.idx[e.h] = i
+	}
+	a.ents = a.ents[:last]
+}
+
+// expire forgets recipients last seen at or before cutoff.
+func (a *account) expire(cutoff int64) {
+	for a.tail != none && a.ents[a.tail].seen <= cutoff {
+		a.remove(a.tail)
+	}
+}
+
+func (a *account) trim(max int) {
+	for len(a.ents) > max {
+		a.remove(a.tail)
+	}
+}
+
+// touch records h at now and reports whether it was new.
+func (a *account) touch(h uint64, now int64, max int) bool {
+	// Out-of-order messages (clock skew, replays) are stamped with the
+	// newest time seen so the list stays ordered.
+	if a.head != none && a.ents[a.head].seen > now {
+		now = a.ents[a.head].seen
+	}
+	if i, ok := a.idx[h]; ok {
+		a.unlink(i)
+		a.ents[i].seen = now
+		a.pushHead(i)
+		return false
+	}
+	if len(a.ents) >= max {
+		a.remove(a.tail)
+	}
+	i := int32(len(a.ents))
+	a.ents = append(a.ents, entry{h: h, seen: now, newer: none, older: none})
+	a.idx[h] = i
+	a.pushHead(i)
+	return true
+}
+
+// compact returns memory after a table shrank a lot.
+func (a *account) compact() {
+	if cap(a.ents) <= 64 || cap(a.ents) < 4*len(a.ents) {
+		return
+	}
+	a.ents = slices.Clone(a.ents)
+	idx := make(map[uint64]int32, len(a.ents))
+	for i, e := range a.ents {
+		idx[e.h] = int32(i)
+	}
+	a.idx = idx
+}
+
+func add(bs []bucket, slot int64, n uint32) []bucket {
+	// A message timestamped before the newest bucket lands in the newest
+	// bucket rather than reordering, as in internal/counter.
+	if k := len(bs); k > 0 && bs[k-1].slot >= slot {
+		bs[k-1].n += n
+		return bs
+	}
+	return append(bs, bucket{slot, n})
+}
+
+// prune drops buckets at or before oldest.
+func prune(bs []bucket, oldest int64) []bucket {
+	i := 0
+	for i < len(bs) && bs[i].slot <= oldest {
+		i++
+	}
+	if i == 0 {
+		return bs
+	}
+	n := copy(bs, bs[i:])
+	return bs[:n]
+}
+
+func sum(bs []bucket, oldest int64) int {
+	n := 0
+	for i := len(bs) - 1; i >= 0 && bs[i].slot > oldest; i-- {
+		n += int(bs[i].n)
+	}
+	return n
+}
+
+// windows fills the account fields of st at now. Walking from the newest
+// entry stops at the first one older than a day, so it costs the
+// account's distinct recipients of the last day, not its table.
+func (a *account) windows(now int64, st *Stats) {
+	st.FirstTime1h = sum(a.hour, now/hourSlot-hourSlots)
+	st.FirstTime24h = sum(a.day, now/daySlot-daySlots)
+	for i := a.head; i != none; i = a.ents[i].older {
+		seen := a.ents[i].seen
+		if seen <= now-day {
+			break
+		}
+		st.Distinct24h++
+		if seen > now-hour {
+			st.Distinct1h++
+		}
+	}
+	st.Known = len(a.ents)
+}
+
+type shard struct {
+	mu       sync.Mutex
+	accounts map[string]*account
+}
+
+// Tracker remembers, per account, which recipients it has mailed and when.
+// It is safe for concurrent use.
+type Tracker struct {
+	lookback int64 // seconds
+	max      int
+	local    map[string]struct{}
+	key      sipKey
+	keyID    uint64 // identifies key in snapshots without revealing it
+	seed     maphash.Seed
+	shards   [shards]shard
+}
+
+// New returns an empty Tracker.
+func New(o Options) *Tracker {
+	t := &Tracker{
+		lookback: int64(o.Lookback / time.Second),
+		max:      o.MaxPerAccount,
+		local:    map[string]struct{}{},
+		seed:     maphash.MakeSeed(),
+	}
+	if t.lookback <= 0 {
+		t.lookback = int64(DefaultLookback / time.Second)
+	}
+	if t.max <= 0 {
+		t.max = DefaultMaxPerAccount
+	}
+	for _, d := range o.LocalDomains {
+		t.local[strings.ToLower(strings.TrimSpace(d))] = struct{}{}
+	}
+	var kb [16]byte
+	if len(o.Key) > 0 {
+		s := sha256.Sum256(o.Key)
+		copy(kb[:], s[:])
+	} else {
+		rand.Read(kb[:]) // never fails (crypto/rand)
+	}
+	t.key = newSipKey(kb)
+	t.keyID = t.key.sum([]byte("mailbrake novelty key id"))
+	for i := range t.shards {
+		t.shards[i].accounts = map[string]*account{}
+	}
+	return t
+}
+
+func (t *Tracker) shard(account string) *shard {
+	return &t.shards[maphash.String(t.seed, account)%shards]
+}
+
+// rcpt is one recipient of a message, hashed.
+type rcpt struct {
+	h, dh uint64 // address and domain hashes
+	local bool
+}
+
+// lower returns s lower-cased in buf when s is short ASCII, else a new
+// slice.
+func lower(buf []byte, s string) []byte {
+	if len(s) > len(buf) {
+		return []byte(strings.ToLower(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return []byte(strings.ToLower(s))
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(s)]
+}
+
+// hashRecipients hashes rs into out, sorted by address hash, one entry per
+// distinct address. Empty addresses are skipped.
+func (t *Tracker) hashRecipients(rs []string, out []rcpt) []rcpt {
+	var buf [256]byte
+	for _, r := range rs {
+		r = strings.TrimSpace(r)
+		r = strings.TrimSuffix(strings.TrimPrefix(r, "<"), ">")
+		if r == "" {
+			continue
+		}
+		b := lower(buf[:], r)
+		var x rcpt
+		x.h = t.key.sum(b)
+		// A bare local part (no @) is delivered locally by Postfix.
+		dom := b[:0]
+		if at := bytes.LastIndexByte(b, '@'); at >= 0 {
+			dom = b[at+1:]
+			_, x.local = t.local[string(dom)]
+		} else {
+			x.local = true
+		}
+		x.dh = t.key.sum(dom)
+		out = append(out, x)
+	}
+	slices.SortFunc(out, func(a, b rcpt) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return 0
+	})
+	return slices.CompactFunc(out, func(a, b rcpt) bool { return a.h == b.h })
+}
+
+// Observe records one message from account to recipients at at, and
+// returns the message's novelty and the account's windows including it.
+func (t *Tracker) Observe(account string, recipients []string, at time.Time) Stats {
+	var arr [16]rcpt
+	rs := t.hashRecipients(recipients, arr[:0])
+	var st Stats
+	st.Distinct = len(rs)
+	var doms [16]uint64
+	ds := doms[:0]
+	for _, r := range rs {
+		if !r.local {
+			st.External++
+		}
+		ds = append(ds, r.dh)
+	}
+	slices.Sort(ds)
+	st.Domains = len(slices.Compact(ds))
+
+	now := at.Unix()
+	s := t.shard(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[account]
+	if a == nil {
+		a = newAccount()
+		s.accounts[account] = a
+	}
+	a.expire(now - t.lookback)
+	for _, r := range rs {
+		if a.touch(r.h, now, t.max) {
+			st.New++
+		}
+	}
+	a.hour = prune(a.hour, now/hourSlot-hourSlots)
+	a.day = prune(a.day, now/daySlot-daySlots)
+	if st.New > 0 {
+		a.hour = add(a.hour, now/hourSlot, uint32(st.New))
+		a.day = add(a.day, now/daySlot, uint32(st.New))
+	}
+	a.windows(now, &st)
+	return st
+}
+
+// Peek returns the account's windows at at without recording a message.
+func (t *Tracker) Peek(account string, at time.Time) Stats {
+	now := at.Unix()
+	s := t.shard(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st Stats
+	a := s.accounts[account]
+	if a == nil {
+		return st
+	}
+	a.expire(now - t.lookback)
+	a.windows(now, &st)
+	return st
+}
+
+// Sweep forgets recipients older than the lookback and accounts with
+// nothing left, and returns how many accounts remain.
+func (t *Tracker) Sweep(at time.Time) int {
+	now := at.Unix()
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for name, a := range s.accounts {
+			a.expire(now - t.lookback)
+			a.hour = prune(a.hour, now/hourSlot-hourSlots)
+			a.day = prune(a.day, now/daySlot-daySlots)
+			if len(a.ents) == 0 && len(a.hour) == 0 && len(a.day) == 0 {
+				delete(s.accounts, name)
+				continue
+			}
+			a.compact()
+		}
+		n += len(s.accounts)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Snapshot returns every account encoded. Snapshots hold hashes, never
+// addresses, and restore only into a Tracker with the same Key.
+func (t *Tracker) Snapshot() map[string][]byte {
+	out := map[string][]byte{}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for name, a := range s.accounts {
+			out[name] = encode(t.keyID, a)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// ErrKeyMismatch reports snapshots taken under another Key.
+var ErrKeyMismatch = errors.New("novelty: snapshot taken with another key")
+
+// Restore loads snapshots produced by Snapshot, replacing those accounts.
+// Undecodable entries and entries taken under another key are skipped and
+// reported in the returned error; the others are loaded.
+func (t *Tracker) Restore(snaps map[string][]byte) error {
+	bad, foreign := 0, 0
+	for name, b := range snaps {
+		id, a, err := decode(b)
+		if err != nil {
+			bad++
+			continue
+		}
+		if id != t.keyID {
+			foreign++
+			continue
+		}
+		a.trim(t.max)
+		s := t.shard(name)
+		s.mu.Lock()
+		s.accounts[name] = a
+		s.mu.Unlock()
+	}
+	var errs []error
+	if bad > 0 {
+		errs = append(errs, fmt.Errorf("skipped %d undecodable snapshots: %w", bad, errSnapshot))
+	}
+	if foreign > 0 {
+		errs = append(errs, fmt.Errorf("skipped %d snapshots: %w", foreign, ErrKeyMismatch))
+	}
+	return errors.Join(errs...)
+}
+
+const snapVersion = 1
+
+// encode writes: version, key id (8 bytes), entry count, entries oldest
+// first (hash as 8 bytes, last-seen as a varint then as increasing uvarint
+// deltas), then the hour and day buckets as in internal/counter.
+func encode(keyID uint64, a *account) []byte {
+	b := make([]byte, 0, 16+len(a.ents)*11+(len(a.hour)+len(a.day))*8)
+	b = append(b, snapVersion)
+	b = binary.LittleEndian.AppendUint64(b, keyID)
+	b = binary.AppendUvarint(b, uint64(len(a.ents)))
+	var prev int64
+	for i := a.tail; i != none; i = a.ents[i].newer {
+		e := a.ents[i]
+		b = binary.LittleEndian.AppendUint64(b, e.h)
+		if i == a.tail {
+			b = binary.AppendVarint(b, e.seen)
+		} else {
+			b = binary.AppendUvarint(b, uint64(e.seen-prev))
+		}
+		prev = e.seen
+	}
+	for _, bs := range [][]bucket{a.hour, a.day} {
+		b = binary.AppendUvarint(b, uint64(len(bs)))
+		for _, x := range bs {
+			b = binary.AppendVarint(b, x.slot)
+			b = binary.AppendUvarint(b, uint64(x.n))
+		}
+	}
+	return b
+}
+
+var errSnapshot = errors.New("novelty: bad snapshot")
+
+func decode(b []byte) (uint64, *account, error) {
+	if len(b) < 9 || b[0] != snapVersion {
+		return 0, nil, errSnapshot
+	}
+	keyID := binary.LittleEndian.Uint64(b[1:9])
+	b = b[9:]
+	uv := func() (uint64, bool) {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return v, true
+	}
+	v := func() (int64, bool) {
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return x, true
+	}
+	n, ok := uv()
+	// Each entry takes at least 9 bytes: bound the allocation by the input.
+	if !ok || n > uint64(len(b)/9) {
+		return 0, nil, errSnapshot
+	}
+	a := newAccount()
+	a.ents = make([]entry, 0, n)
+	var seen int64
+	for i := range int32(n) {
+		if len(b) < 8 {
+			return 0, nil, errSnapshot
+		}
+		h := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		if i == 0 {
+			if seen, ok = v(); !ok {
+				return 0, nil, errSnapshot
+			}
+		} else {
+			d, ok := uv()
+			if !ok || d > uint64(1<<62) || seen+int64(d) < seen {
+				return 0, nil, errSnapshot
+			}
+			seen += int64(d)
+		}
+		if _, dup := a.idx[h]; dup {
+			return 0, nil, errSnapshot
+		}
+		a.idx[h] = i
+		a.ents = append(a.ents, entry{h: h, seen: seen, newer: none, older: none})
+		a.pushHead(i)
+	}
+	readBuckets := func(max uint64) ([]bucket, bool) {
+		n, ok := uv()
+		if !ok || n > max {
+			return nil, false
+		}
+		var out []bucket
+		for range n {
+			slot, ok1 := v()
+			c, ok2 := uv()
+			if !ok1 || !ok2 || c > 1<<32-1 {
+				return nil, false
+			}
+			if len(out) > 0 && slot <= out[len(out)-1].slot {
+				return nil, false
+			}
+			out = append(out, bucket{slot, uint32(c)})
+		}
+		return out, true
+	}
+	if a.hour, ok = readBuckets(hourSlots + 1); !ok {
+		return 0, nil, errSnapshot
+	}
+	if a.day, ok = readBuckets(daySlots + 1); !ok {
+		return 0, nil, errSnapshot
+	}
+	if len(b) != 0 {
+		return 0, nil, errSnapshot
+	}
+	return keyID, a, nil
+}

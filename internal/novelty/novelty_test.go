@@ -1,0 +1,272 @@
+package novelty
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func TestObserve(t *testing.T) {
+	type step struct {
+		after time.Duration // since t0
+		rcpts []string
+		want  Stats
+	}
+	for _, tc := range []struct {
+		name  string
+		opts  Options
+		steps []step
+	}{
+		{"first time then repeat", Options{LocalDomains: []string{"Example.org"}}, []step{
+			{0, []string{"a@x.com", "b@example.org"}, Stats{New: 2, Distinct: 2, Domains: 2, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{time.Minute, []string{"a@x.com"}, Stats{New: 0, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{2 * time.Minute, []string{"c@x.com", "a@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+		}},
+		{"case and duplicates", Options{}, []step{
+			{0, []string{"A@X.com", "a@x.COM", " <a@x.com> ", "", "b@x.com"}, Stats{New: 2, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{time.Second, []string{"B@X.COM", "Ä@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{2 * time.Second, []string{"ä@X.com"}, Stats{New: 0, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+		}},
+		{"lookback expiry", Options{}, []step{
+			{0, []string{"a@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 1}},
+			{89 * 24 * time.Hour, []string{"b@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 2}},
+			// a@ was last mailed 91 days ago: first-time again; b@ is known.
+			{91 * 24 * time.Hour, []string{"a@x.com", "b@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+		}},
+		{"cap evicts least recently seen", Options{MaxPerAccount: 3}, []step{
+			{0, []string{"a@x", "b@x", "c@x"}, Stats{New: 3, Distinct: 3, Domains: 1, External: 3, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			// d@ evicts b@ or c@ (both older than a@), never a@.
+			{2 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{3 * time.Minute, []string{"a@x", "d@x"}, Stats{Distinct: 2, Domains: 1, External: 2, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+		}},
+		{"windows slide", Options{LocalDomains: []string{"corp.example"}}, []step{
+			{0, []string{"a@x", "b@y", "c@corp.example"}, Stats{New: 3, Distinct: 3, Domains: 3, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{30 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 4, Distinct24h: 4, Known: 4}},
+			// an hour after the first message it has left the hour window
+			{61 * time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 4, Distinct1h: 2, Distinct24h: 4, Known: 4}},
+			{26 * time.Hour, []string{"e@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 5}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := New(tc.opts)
+			for i, s := range tc.steps {
+				if got := tr.Observe("u@example.org", s.rcpts, t0.Add(s.after)); got != s.want {
+					t.Fatalf("step %d:\n got %+v\nwant %+v", i, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEvictionOrder(t *testing.T) {
+	tr := New(Options{MaxPerAccount: 3})
+	for i, r := range []string{"a@x", "b@x", "c@x", "a@x", "d@x"} {
+		tr.Observe("u", []string{r}, t0.Add(time.Duration(i)*time.Minute))
+	}
+	// b@ was least recently seen when d@ arrived: it alone is forgotten.
+	for _, tc := range []struct {
+		rcpt string
+		new  int
+	}{{"a@x", 0}, {"c@x", 0}, {"d@x", 0}} {
+		if got := tr.Observe("u", []string{tc.rcpt}, t0.Add(time.Hour)); got.New != tc.new {
+			t.Fatalf("%s: %+v", tc.rcpt, got)
+		}
+	}
+	if got := tr.Observe("u", []string{"b@x"}, t0.Add(2*time.Hour)); got.New != 1 || got.Known != 3 {
+		t.Fatalf("b@x: %+v", got)
+	}
+}
+
+func TestPeekAndSweep(t *testing.T) {
+	tr := New(Options{})
+	if got := tr.Peek("nobody", t0); got != (Stats{}) {
+		t.Fatalf("unknown account: %+v", got)
+	}
+	tr.Observe("u", []string{"a@x", "b@x"}, t0)
+	tr.Observe("v", []string{"a@x"}, t0.Add(50*24*time.Hour))
+	want := Stats{FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}
+	if got := tr.Peek("u", t0.Add(time.Minute)); got != want {
+		t.Fatalf("peek: %+v", got)
+	}
+	// Accounts are separate: a@x is new for v.
+	if got := tr.Peek("v", t0.Add(50*24*time.Hour)); got.FirstTime1h != 1 || got.Known != 1 {
+		t.Fatalf("peek v: %+v", got)
+	}
+	if n := tr.Sweep(t0.Add(2 * 24 * time.Hour)); n != 2 {
+		t.Fatalf("sweep after 2 days kept %d accounts", n)
+	}
+	if n := tr.Sweep(t0.Add(91 * 24 * time.Hour)); n != 1 {
+		t.Fatalf("sweep after 91 days kept %d accounts", n)
+	}
+	if got := tr.Peek("u", t0.Add(91*24*time.Hour)); got != (Stats{}) {
+		t.Fatalf("swept account: %+v", got)
+	}
+}
+
+func TestOutOfOrder(t *testing.T) {
+	tr := New(Options{})
+	tr.Observe("u", []string{"a@x"}, t0)
+	got := tr.Observe("u", []string{"b@x", "a@x"}, t0.Add(-10*time.Minute))
+	if got.New != 1 || got.Known != 2 || got.FirstTime1h != 2 {
+		t.Fatalf("%+v", got)
+	}
+	if got := tr.Peek("u", t0); got.Distinct1h != 2 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	key := []byte("secret from a file")
+	tr := New(Options{Key: key})
+	for i := range 300 {
+		tr.Observe(fmt.Sprintf("u%d", i%7), []string{fmt.Sprintf("r%d@x", i%41), fmt.Sprintf("r%d@y", i)}, t0.Add(time.Duration(i)*time.Minute))
+	}
+	snap := tr.Snapshot()
+	if len(snap) != 7 {
+		t.Fatalf("accounts: %d", len(snap))
+	}
+	d := New(Options{Key: key})
+	if err := d.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(300 * time.Minute)
+	for i := range 7 {
+		name := fmt.Sprintf("u%d", i)
+		if a, b := tr.Peek(name, at), d.Peek(name, at); a != b {
+			t.Fatalf("%s: %+v != %+v", name, a, b)
+		}
+		// The restored table knows the same recipients.
+		rs := []string{"r3@x", fmt.Sprintf("r%d@y", 290+i), "fresh@z"}
+		if a, b := tr.Observe(name, rs, at), d.Observe(name, rs, at); a != b {
+			t.Fatalf("%s after restore: %+v != %+v", name, a, b)
+		}
+	}
+	// A smaller cap trims on restore, oldest first.
+	small := New(Options{Key: key, MaxPerAccount: 5})
+	if err := small.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := small.Peek("u0", at); got.Known != 5 {
+		t.Fatalf("trimmed: %+v", got)
+	}
+	if err := New(Options{Key: []byte("other")}).Restore(snap); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("other key: %v", err)
+	}
+	if err := New(Options{}).Restore(map[string][]byte{"x": {9, 9}}); !errors.Is(err, errSnapshot) {
+		t.Fatalf("bad snapshot: %v", err)
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	tr := New(Options{MaxPerAccount: 100})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				at := t0.Add(time.Duration(i) * time.Second)
+				tr.Observe("shared", []string{fmt.Sprintf("r%d@x", i%150)}, at)
+				tr.Observe(fmt.Sprintf("own%d", g), []string{"a@x"}, at)
+				if i%100 == 0 {
+					tr.Peek("shared", at)
+					tr.Snapshot()
+					tr.Sweep(at)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := tr.Peek("shared", t0.Add(1000*time.Second)); got.Known != 100 || got.Distinct1h != 100 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// TestMemory measures the heap cost of remembered recipients: 1,000
+// accounts × 200 recipients.
+func TestMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates")
+	}
+	const accounts, per = 1000, 200
+	names := make([]string, accounts)
+	rcpts := make([][]string, per)
+	for i := range names {
+		names[i] = fmt.Sprintf("user%d@example.org", i)
+	}
+	for i := range rcpts {
+		rcpts[i] = []string{fmt.Sprintf("recipient%d@example.net", i)}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tr := New(Options{})
+	for i, name := range names {
+		for j, r := range rcpts {
+			tr.Observe(name, r, t0.Add(time.Duration(i+j)*time.Second))
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per1 := float64(after.HeapAlloc-before.HeapAlloc) / (accounts * per)
+	t.Logf("%d accounts × %d recipients: %.1f MiB, %.1f bytes per recipient, %.1f KiB per account",
+		accounts, per, float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), per1, per1*per/1024)
+	runtime.KeepAlive(tr)
+	// Generous bound: the figure in doc.go is about a third of this.
+	if per1 > 250 {
+		t.Errorf("%.1f bytes per recipient", per1)
+	}
+}
+
+// FuzzDecode: decoding arbitrary bytes never panics, and whatever decodes
+// re-encodes to bytes that decode to the same account and re-encode
+// identically.
+func FuzzDecode(f *testing.F) {
+	tr := New(Options{Key: []byte("k")})
+	tr.Observe("u", []string{"a@x", "b@y"}, t0)
+	tr.Observe("u", []string{"c@x", "a@x"}, t0.Add(time.Hour))
+	for _, b := range tr.Snapshot() {
+		f.Add(b)
+	}
+	f.Add(encode(7, newAccount()))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, a, err := decode(b)
+		if err != nil {
+			return
+		}
+		b2 := encode(id, a)
+		id2, a2, err := decode(b2)
+		if err != nil || id2 != id || !reflect.DeepEqual(a, a2) {
+			t.Fatalf("round trip: %v %+v %+v", err, a, a2)
+		}
+		if b3 := encode(id2, a2); string(b3) != string(b2) {
+			t.Fatalf("re-encoding differs: %x %x", b2, b3)
+		}
+	})
+}
+
+func BenchmarkObserve(b *testing.B) {
+	tr := New(Options{LocalDomains: []string{"example.org"}})
+	users := make([]string, 10000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d@example.org", i)
+	}
+	rcpts := make([][]string, 64)
+	for i := range rcpts {
+		rcpts[i] = []string{fmt.Sprintf("a%d@example.net", i), fmt.Sprintf("b%d@example.org", i%7), "Boss@Example.org"}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			tr.Observe(users[i%len(users)], rcpts[i%len(rcpts)], t0.Add(time.Duration(i)*time.Second))
+			i++
+		}
+	})
+}

@@ -1,0 +1,64 @@
+package novelty
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// sipKey is a SipHash-2-4 key (Aumasson and Bernstein, "SipHash: a fast
+// short-input PRF", 2012). The standard library's keyed hashes are either
+// unsettable (hash/maphash seeds cannot be exported or chosen, so a
+// snapshot taken under one seed is useless to the next process) or slow for
+// 20-byte inputs (HMAC-SHA-256), so the few lines of the reference
+// algorithm live here, checked against the paper's test vectors.
+type sipKey struct{ k0, k1 uint64 }
+
+func newSipKey(b [16]byte) sipKey {
+	return sipKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}
+
+// sum returns SipHash-2-4 of p under k.
+func (k sipKey) sum(p []byte) uint64 {
+	v0 := k.k0 ^ 0x736f6d6570736575
+	v1 := k.k1 ^ 0x646f72616e646f6d
+	v2 := k.k0 ^ 0x6c7967656e657261
+	v3 := k.k1 ^ 0x7465646279746573
+	round := func() {
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+	}
+	b := uint64(len(p)) << 56
+	for len(p) >= 8 {
+		m := binary.LittleEndian.Uint64(p)
+		v3 ^= m
+		round()
+		round()
+		v0 ^= m
+		p = p[8:]
+	}
+	for i := len(p) - 1; i >= 0; i-- {
+		b |= uint64(p[i]) << (8 * uint(i))
+	}
+	v3 ^= b
+	round()
+	round()
+	v0 ^= b
+	v2 ^= 0xff
+	round()
+	round()
+	round()
+	round()
+	return v0 ^ v1 ^ v2 ^ v3
+}
