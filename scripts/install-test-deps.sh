@@ -18,6 +18,10 @@ packages=(
   swaks            # internal/postfixtest: Instance.Send
   libsasl2-modules # internal/postfixtest: Cyrus SASL PLAIN/LOGIN for Postfix smtpd
   sasl2-bin        # internal/postfixtest: saslpasswd2 writes the private sasldb
+  slapd            # internal/ldaptest: the private OpenLDAP server
+  ldap-utils       # internal/ldaptest: ldapadd/ldapsearch for seeding and checks
+  dovecot-core     # internal/dovecottest: the private Dovecot (auth, doveadm HTTP API)
+  dovecot-imapd    # internal/dovecottest: IMAP sessions that a kick must end
 )
 # package:service for packages whose installation may start a system service;
 # the tests never use the system instances, so they must not be left running.
@@ -25,6 +29,8 @@ packages=(
 services=(
   postfix:postfix
   sasl2-bin:saslauthd
+  slapd:slapd
+  dovecot-core:dovecot
 )
 # ---------------------------------------------------------------------------
 
@@ -76,6 +82,10 @@ export DEBIAN_FRONTEND=noninteractive
 # system instance, so the quietest answer is enough.
 if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
+# slapd would otherwise configure a system directory; the tests run their own.
+if printf '%s\n' "${missing[@]}" | grep -qx slapd; then
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 fi
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
