@@ -81,6 +81,7 @@ type AccountDetail struct {
 	store.Account
 	Counters    store.Totals       `json:"counters"`
 	Baseline    any                `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
+	Novelty     any                `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
 	RecentHolds []store.Hold       `json:"recent_holds"`
 	History     []store.AuditEntry `json:"history"`
 }

@@ -153,6 +153,10 @@ func quantile(v []float64, q float64) float64 {
 	return v[int(q*float64(len(v)-1)+0.5)]
 }
 
+// Learns implements engine.Learner: every outbound message is recorded,
+// once per queue ID.
+func (d *Detector) Learns() bool { return true }
+
 // Inbound implements engine.Detector; inbound mail teaches nothing here.
 func (d *Detector) Inbound(context.Context, *engine.Submission) []engine.Finding { return nil }
 

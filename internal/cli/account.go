@@ -70,6 +70,10 @@ func accountCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "Last hour: %d messages, %d recipients\n", d.Counters.Messages1h, d.Counters.Recipients1h)
 			fmt.Fprintf(w, "Last day:  %d messages, %d recipients\n", d.Counters.Messages24h, d.Counters.Recipients24h)
+			if d.Novelty != nil {
+				b, _ := json.Marshal(d.Novelty)
+				fmt.Fprintf(w, "Novelty:   %s\n", b)
+			}
 			if d.Baseline != nil {
 				b, _ := json.Marshal(d.Baseline)
 				fmt.Fprintf(w, "Baseline:  %s\n", b)

@@ -118,6 +118,52 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
+	if n := c.Novelty; n.Enabled {
+		oneOf("novelty.verdict", n.Verdict, "tag", "hold", "defer", "reject")
+		if n.Lookback.D() < 24*time.Hour {
+			add("novelty.lookback", "must be at least 24h, got %s", n.Lookback)
+		}
+		if n.MaxPerAccount < 10 || n.MaxPerAccount > 1_000_000 {
+			add("novelty.max_per_account", "must be between 10 and 1000000, got %d", n.MaxPerAccount)
+		}
+		if n.KeyFile == "" {
+			add("novelty.key_file", "must not be empty")
+		}
+		if n.FirstTimeHour < 0 || n.FirstTimeDay < 0 {
+			add("novelty.first_time_day", "limits must not be negative")
+		}
+		if n.Score < 0 || n.Score > 1000 {
+			add("novelty.score", "must be between 0 and 1000, got %d", n.Score)
+		}
+		for i, d := range n.LocalDomains {
+			if d == "" || strings.ContainsAny(d, "@ \t") {
+				add(fmt.Sprintf("novelty.local_domains[%d]", i), "not a domain: %q", d)
+			}
+		}
+	}
+	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
+		oneOf("phishers.verdict", p.Verdict, "tag", "hold", "defer", "reject")
+		oneOf("phishers.inbound_verdict", p.InboundVerdict, "allow", "tag", "hold", "reject")
+		if p.Score < 0 || p.Score > 1000 {
+			add("phishers.score", "must be between 0 and 1000, got %d", p.Score)
+		}
+		if p.Reload.D() < time.Second {
+			add("phishers.reload", "must be at least 1s, got %s", p.Reload)
+		}
+	}
+	for _, l := range []struct {
+		key   string
+		files []string
+	}{{"phishers.lists", c.Phishers.Lists}, {"phishers.cleared", c.Phishers.Cleared}, {"phishers.blocklist", c.Phishers.Blocklist}, {"phishers.allowlist", c.Phishers.Allowlist}} {
+		for i, f := range l.files {
+			if f == "" {
+				add(fmt.Sprintf("%s[%d]", l.key, i), "must not be empty")
+			}
+		}
+	}
+	if len(c.Phishers.Cleared) > 0 && len(c.Phishers.Lists) == 0 {
+		add("phishers.cleared", "cleared files need at least one file in phishers.lists")
+	}
 	names := map[string]int{}
 	for i, r := range c.Rules {
 		p := fmt.Sprintf("rules[%d]", i)

@@ -57,6 +57,7 @@ type Daemon struct {
 
 	escalations  chan escalation
 	snapshotters []snapshotter
+	dets         *detect.Set
 }
 
 // snapshotter is in-memory state kept across restarts in the store's
@@ -95,10 +96,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.counters = counter.NewMemory()
 	d.scores = counter.NewMemory()
-	dets, err := detect.Build(cfg)
+	var dopts = detect.Options{Logger: d.log}
+	if cfg.Novelty.Enabled {
+		kf := cfg.Novelty.KeyFile
+		if !filepath.IsAbs(kf) {
+			kf = filepath.Join(cfg.DataDir, kf)
+		}
+		if dopts.NoveltyKey, err = loadOrCreateKey(kf); err != nil {
+			return fmt.Errorf("novelty.key_file: %w", err)
+		}
+	}
+	dets, err := detect.Build(cfg, dopts)
 	if err != nil {
 		return err
 	}
+	d.dets = dets
 	d.snapshotters = []snapshotter{
 		{"", d.counters.Dirty, d.counters.Restore},
 		{"score\x00", d.scores.Dirty, d.scores.Restore},
@@ -108,6 +120,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if dets.Phish != nil {
 		d.snapshotters = append(d.snapshotters, snapshotter{"phish\x00", dets.Phish.Dirty, dets.Phish.Restore})
+	}
+	if dets.Novelty != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"novelty\x00", dets.Novelty.Tracker.Dirty, dets.Novelty.Tracker.Restore})
+	}
+	if ph := dets.Phishers; ph != nil {
+		listed, block, allow := ph.Len()
+		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)
 	}
 	if snaps, err := st.LoadSnapshots(ctx); err != nil {
 		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
@@ -141,6 +160,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.escalations = make(chan escalation, 1024)
 	if dets.Baseline != nil {
 		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
+	}
+	if dets.Novelty != nil {
+		d.ops.Novelty = func(a string, at time.Time) (any, bool) {
+			st := dets.Novelty.Tracker.Peek(a, at)
+			if st.Known == 0 {
+				return nil, false
+			}
+			return struct {
+				FirstTime1h  int    `json:"first_time_recipients_1h"`
+				FirstTime24h int    `json:"first_time_recipients_24h"`
+				Distinct1h   int    `json:"distinct_recipients_1h"`
+				Distinct24h  int    `json:"distinct_recipients_24h"`
+				Known        int    `json:"known_recipients"`
+				Tracked      string `json:"tracked_for"`
+			}{st.FirstTime1h, st.FirstTime24h, st.Distinct1h, st.Distinct24h, st.Known, st.Tracked.Round(time.Minute).String()}, true
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -244,6 +279,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.snapshotLoop(ctx)
 	}()
+	if ph := dets.Phishers; ph != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ph.Run(ctx, cfg.Phishers.Reload.D())
+		}()
+	}
+	if nv := dets.Novelty; nv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Hour)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					nv.Tracker.Sweep(now)
+				}
+			}
+		}()
+	}
 	close(d.Ready)
 	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
 

@@ -4,35 +4,75 @@ package detect
 
 import (
 	"fmt"
+	"log/slog"
 	"regexp"
 
 	"github.com/mailbrake/mailbrake/internal/baseline"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/novelty"
 	"github.com/mailbrake/mailbrake/internal/phishmem"
 )
 
 // Set is the built detectors.
 type Set struct {
+	Novelty  *Novelty           // nil when off
 	Baseline *baseline.Detector // nil when off
 	Phish    *phishmem.Memory   // nil when off
+	Phishers *Phishers          // nil without lists
+}
+
+// Options carries what Build needs beyond the configuration.
+type Options struct {
+	// NoveltyKey keys the recipient hashes (from novelty.key_file); empty:
+	// a random key, for replay and tests.
+	NoveltyKey []byte
+	Logger     *slog.Logger
 }
 
 // All returns the detectors as the engine takes them.
 func (s *Set) All() []engine.Detector {
 	var out []engine.Detector
+	if s.Novelty != nil {
+		out = append(out, s.Novelty)
+	}
 	if s.Baseline != nil {
 		out = append(out, s.Baseline)
 	}
 	if s.Phish != nil {
 		out = append(out, s.Phish)
 	}
+	if s.Phishers != nil {
+		out = append(out, s.Phishers)
+	}
 	return out
 }
 
 // Build builds every enabled detector.
-func Build(c *config.Config) (*Set, error) {
+func Build(c *config.Config, o Options) (*Set, error) {
 	s := &Set{}
+	if n := c.Novelty; n.Enabled {
+		act, ok := engine.ParseAction(n.Verdict)
+		if !ok {
+			return nil, fmt.Errorf("novelty.verdict: unknown verdict %q", n.Verdict)
+		}
+		t := novelty.New(novelty.Options{Lookback: n.Lookback.D(), MaxPerAccount: n.MaxPerAccount, Key: o.NoveltyKey})
+		s.Novelty = NewNovelty(t, NoveltyOptions{FirstTimeHour: n.FirstTimeHour, FirstTimeDay: n.FirstTimeDay, Learning: n.Learning.D(),
+			LocalDomains: n.LocalDomains, Action: act, Score: n.Score, DryRun: n.DryRun})
+	}
+	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
+		act, ok1 := engine.ParseAction(p.Verdict)
+		in, ok2 := engine.ParseAction(p.InboundVerdict)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("phishers: unknown verdict")
+		}
+		ph, err := NewPhishers(PhishersOptions{Lists: p.Lists, Cleared: p.Cleared, Blocklist: p.Blocklist, Allowlist: p.Allowlist,
+			Action: act, Score: p.Score, InboundAction: in, DryRun: p.DryRun, Logger: o.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("phishers: %w", err)
+		}
+		s.Phishers = ph
+	}
 	if b := c.Baseline; b.Enabled {
 		act, ok1 := engine.ParseAction(b.Verdict)
 		nact, ok2 := engine.ParseAction(b.NewClientVerdict)

@@ -63,6 +63,8 @@ type Engine struct {
 	deferText  string
 	rejectText string
 	o          Options
+	// Detectors split: learners run once per queue ID, lookups on every path.
+	learners, lookups []Detector
 }
 
 // maxTrackedRecipients bounds the recipients remembered per in-flight
@@ -82,9 +84,10 @@ type inflight struct {
 }
 
 type instanceShard struct {
-	mu  sync.Mutex
-	m   map[string]*inflight
-	ops int
+	mu   sync.Mutex
+	m    map[string]*inflight
+	ops  int
+	once onceShard
 }
 
 // New compiles the rules and returns an engine.
@@ -112,6 +115,13 @@ func New(o Options) (*Engine, error) {
 	for _, r := range rules {
 		if r.stage == StageRcpt {
 			e.rcptRules = true
+		}
+	}
+	for _, d := range o.Detectors {
+		if l, ok := d.(Learner); ok && l.Learns() {
+			e.learners = append(e.learners, d)
+		} else {
+			e.lookups = append(e.lookups, d)
 		}
 	}
 	for i := range e.instances {
@@ -229,7 +239,12 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	}
 	score := int64(0)
 	if sub.Stage == StageEOM {
-		for _, d := range e.o.Detectors {
+		// Learners first: the novelty detector fills sub.Novelty for the
+		// other detectors and the rules.
+		for _, fd := range e.runLearners(ctx, sub, e.learners) {
+			score += v.add(fd)
+		}
+		for _, d := range e.lookups {
 			for _, fd := range d.Outbound(ctx, sub) {
 				score += v.add(fd)
 			}

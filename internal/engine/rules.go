@@ -82,6 +82,39 @@ var factTable = map[string]factDef{
 	"recipients_1h":   {kind: kindNumber, num: func(f *facts) float64 { return float64(f.totals.Recipients1h) }},
 	"messages_24h":    {kind: kindNumber, num: func(f *facts) float64 { return float64(f.totals.Messages24h) }},
 	"recipients_24h":  {kind: kindNumber, num: func(f *facts) float64 { return float64(f.totals.Recipients24h) }},
+	// Recipient novelty (end of message, outbound; 0 when the novelty
+	// detector is off).
+	"new_recipients":            {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.New })},
+	"first_time_recipients_1h":  {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.FirstTime1h })},
+	"first_time_recipients_24h": {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.FirstTime24h })},
+	"distinct_recipients_1h":    {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.Distinct1h })},
+	"distinct_recipients_24h":   {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.Distinct24h })},
+	"recipient_domains":         {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.Domains })},
+	"external_recipients":       {kind: kindNumber, num: noveltyFact(func(n *Novelty) int { return n.External })},
+	"external_share": {kind: kindNumber, num: func(f *facts) float64 {
+		if n := f.sub.Novelty; n != nil && n.Distinct > 0 {
+			return float64(n.External) / float64(n.Distinct)
+		}
+		return 0
+	}},
+}
+
+func noveltyFact(get func(*Novelty) int) func(*facts) float64 {
+	return func(f *facts) float64 {
+		if f.sub.Novelty == nil {
+			return 0
+		}
+		return float64(get(f.sub.Novelty))
+	}
+}
+
+func isNovelty(fact string) bool {
+	switch fact {
+	case "new_recipients", "first_time_recipients_1h", "first_time_recipients_24h", "distinct_recipients_1h",
+		"distinct_recipients_24h", "recipient_domains", "external_recipients", "external_share":
+		return true
+	}
+	return false
 }
 
 // FactNames returns the facts a condition may test, sorted.
@@ -161,6 +194,9 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 			}
 			if cr.stage == StageRcpt && c.Fact == "recipient_count" {
 				add(cp+".fact", "recipient_count is only known at end of message (Postfix sends 0 at RCPT); use stage eom")
+			}
+			if cr.stage == StageRcpt && isNovelty(c.Fact) {
+				add(cp+".fact", "%s is known at end of message, once all recipients are; use stage eom", c.Fact)
 			}
 			cr.conds = append(cr.conds, cc)
 		}

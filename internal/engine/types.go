@@ -138,6 +138,25 @@ type Submission struct {
 	// Header returns a header's first value ("" when absent or not
 	// visible on this path). Nil on the policy path.
 	Header func(name string) string
+	// Novelty of the recipients, filled at end of message by the novelty
+	// detector before the rules run; nil when unknown.
+	Novelty *Novelty
+}
+
+// Novelty describes how new a message's recipients are to its account
+// (see internal/novelty) and the account's recent first-time recipients.
+type Novelty struct {
+	New      int `json:"new"`      // recipients the account has not mailed within the lookback
+	Distinct int `json:"distinct"` // distinct recipients of the message
+	Domains  int `json:"domains"`  // distinct recipient domains
+	External int `json:"external"` // recipients outside the local domains
+
+	FirstTime1h  int `json:"first_time_1h"`
+	FirstTime24h int `json:"first_time_24h"`
+	Distinct1h   int `json:"distinct_1h"`
+	Distinct24h  int `json:"distinct_24h"`
+	// Tracked is how long the account has been observed.
+	Tracked time.Duration `json:"tracked"`
 }
 
 // Finding is one thing a rule noticed.

@@ -25,7 +25,9 @@ type Campaign struct {
 	To string
 }
 
-// Campaigns are the campaigns of the evaluation (issue 3, item 8).
+// Campaigns are the campaigns of the evaluation (issue 3, item 8). The
+// phisher reply goes to a made-up address; the evaluation test replaces it
+// with a real address from the APRL list in ../shared/data.
 var Campaigns = []Campaign{
 	{Name: "bulk-zimbra-html", Client: "Zimbra 8.8.15_GA_4545 (zclient/8.8.15_GA_4545)", Messages: 40, Rcpts: 60, Every: 20 * time.Second},
 	{Name: "bulk-zimbra-ajax", Client: "Zimbra 8.8.15_GA_3901 (ZimbraWebClient - GC120 (Win)/8.8.15_GA_3901)", Messages: 40, Rcpts: 60, Every: 20 * time.Second},
@@ -81,7 +83,7 @@ type label struct {
 // Run injects one campaign per account into the busiest accounts (a
 // campaign starts halfway through the account's own history), replays
 // everything in time order with cfg, and scores the result.
-func Run(ctx context.Context, cfg *config.Config, legit []replay.Record) (*Result, error) {
+func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaigns []Campaign) (*Result, error) {
 	byAccount := map[string][]replay.Record{}
 	for _, r := range legit {
 		byAccount[r.Account] = append(byAccount[r.Account], r)
@@ -95,8 +97,8 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record) (*Resul
 		ni, nj := len(byAccount[accounts[i]]), len(byAccount[accounts[j]])
 		return ni > nj || (ni == nj && accounts[i] < accounts[j])
 	})
-	if len(accounts) < len(Campaigns) {
-		return nil, fmt.Errorf("need at least %d accounts, have %d", len(Campaigns), len(accounts))
+	if len(accounts) < len(campaigns) {
+		return nil, fmt.Errorf("need at least %d accounts, have %d", len(campaigns), len(accounts))
 	}
 	type item struct {
 		rec replay.Record
@@ -104,7 +106,7 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record) (*Resul
 	}
 	var items []item
 	starts := map[string]time.Time{}
-	for ci, c := range Campaigns {
+	for ci, c := range campaigns {
 		acct := accounts[ci]
 		hist := byAccount[acct]
 		sort.Slice(hist, func(i, j int) bool { return hist[i].Time.Before(hist[j].Time) })
@@ -140,8 +142,8 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record) (*Resul
 		return nil, err
 	}
 	res := &Result{HeldByReason: map[string]int{}}
-	camp := make([]CampaignResult, len(Campaigns))
-	for ci, c := range Campaigns {
+	camp := make([]CampaignResult, len(campaigns))
+	for ci, c := range campaigns {
 		camp[ci] = CampaignResult{Campaign: c.Name, Account: accounts[ci]}
 	}
 	restricted := map[string]bool{}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailbrake/mailbrake/internal/aprl"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/replay"
 )
@@ -47,7 +48,22 @@ func load(t *testing.T) []replay.Record {
 // current detectors meet; the others are reported (see docs/detection.md).
 func TestEvaluateDefaults(t *testing.T) {
 	legit := load(t)
-	res, err := Run(context.Background(), config.Default(), legit)
+	cfg := config.Default()
+	// The default configuration names no phisher list (a site points
+	// phishers.lists at its copy of the APRL); the evaluation uses the
+	// real list in ../shared and replies to an address on it.
+	list := filepath.Join(shared, "aprl-phishing-reply-addresses/phishing_reply_addresses")
+	cleared := filepath.Join(shared, "aprl-phishing-reply-addresses/phishing_cleared_addresses")
+	cfg.Phishers.Lists, cfg.Phishers.Cleared = []string{list}, []string{cleared}
+	phisher := listedReplyTo(t, list)
+	campaigns := append([]Campaign(nil), Campaigns...)
+	for i := range campaigns {
+		if campaigns[i].Name == "phisher-reply" {
+			campaigns[i].To = phisher
+		}
+	}
+	t.Logf("phisher-reply campaign writes to %s, listed in the APRL", phisher)
+	res, err := Run(context.Background(), cfg, legit, campaigns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +81,36 @@ func TestEvaluateDefaults(t *testing.T) {
 	if res.RestrictedShare() > 0.02 {
 		t.Errorf("legitimate senders restricted %.2f%% > 2%%", 100*res.RestrictedShare())
 	}
-	// Campaign targets (issue 3) met by the current detectors; the
-	// phisher reply needs the APRL detector (not wired in yet).
-	targets := map[string]int{"bulk-zimbra-html": 0, "bulk-zimbra-ajax": 100, "slow-drip-smtp": 300}
+	// Campaign targets (issue 3). The first-time spray counts as "other
+	// bulk" (≤ 100).
+	targets := map[string]int{"bulk-zimbra-html": 0, "bulk-zimbra-ajax": 100, "slow-drip-smtp": 300, "first-time-spray": 100, "phisher-reply": 0}
 	for _, c := range res.Campaigns {
 		if max, ok := targets[c.Campaign]; ok && c.Through > max {
 			t.Errorf("%s: %d recipients got through, target ≤ %d", c.Campaign, c.Through, max)
 		}
 	}
+}
+
+// listedReplyTo returns the first address of the list used in phishing
+// Reply-To headers (type A) and not cleared.
+func listedReplyTo(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("APRL list not available: %v", err)
+	}
+	defer f.Close()
+	entries, _, err := aprl.Parse(f, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Types&aprl.TypeReplyTo != 0 {
+			return e.Address
+		}
+	}
+	t.Fatal("no type A address in the list")
+	return ""
 }
 
 func TestReadersRejectBadInput(t *testing.T) {

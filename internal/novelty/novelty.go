@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,6 +69,11 @@ type Stats struct {
 	FirstTime1h, FirstTime24h int // first-time recipients over the last hour / day (sliding buckets)
 	Distinct1h, Distinct24h   int // distinct recipients last mailed within the last hour / day (exact, from the table)
 	Known                     int // recipients currently remembered for the account
+	// Tracked is how long the account has been observed: since its first
+	// message, or since it was last forgotten (nothing mailed for
+	// Lookback). A caller can hold back judgement on accounts tracked
+	// only briefly, whose every recipient is first-time.
+	Tracked time.Duration
 }
 
 // entry is one remembered recipient: 24 bytes, linked into a list ordered
@@ -87,6 +93,8 @@ type account struct {
 	idx        map[uint64]int32 // hash → index into ents
 	ents       []entry
 	head, tail int32    // newest and oldest entry, or none
+	first      int64    // unix seconds of the first message observed
+	dirty      bool     // changed since the last Dirty
 	hour, day  []bucket // first-time counts, oldest first
 }
 
@@ -241,6 +249,9 @@ func (a *account) windows(now int64, st *Stats) {
 		}
 	}
 	st.Known = len(a.ents)
+	if a.first > 0 && now > a.first {
+		st.Tracked = time.Duration(now-a.first) * time.Second
+	}
 }
 
 type shard struct {
@@ -258,6 +269,8 @@ type Tracker struct {
 	keyID    uint64 // identifies key in snapshots without revealing it
 	seed     maphash.Seed
 	shards   [shards]shard
+	since    atomic.Int64 // earliest first-seen of any account, unix seconds; 0: none
+	gone     sync.Map     // accounts swept since the last Dirty
 }
 
 // New returns an empty Tracker.
@@ -382,8 +395,11 @@ func (t *Tracker) Observe(account string, recipients []string, at time.Time) Sta
 	a := s.accounts[account]
 	if a == nil {
 		a = newAccount()
+		a.first = now
 		s.accounts[account] = a
+		t.noteSince(now)
 	}
+	a.dirty = true
 	a.expire(now - t.lookback)
 	for _, r := range rs {
 		if a.touch(r.h, now, t.max) {
@@ -430,6 +446,7 @@ func (t *Tracker) Sweep(at time.Time) int {
 			a.day = prune(a.day, now/daySlot-daySlots)
 			if len(a.ents) == 0 && len(a.hour) == 0 && len(a.day) == 0 {
 				delete(s.accounts, name)
+				t.gone.Store(name, struct{}{})
 				continue
 			}
 			a.compact()
@@ -438,6 +455,51 @@ func (t *Tracker) Sweep(at time.Time) int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// noteSince lowers the tracker's earliest first-seen time to first.
+func (t *Tracker) noteSince(first int64) {
+	for {
+		cur := t.since.Load()
+		if (cur != 0 && cur <= first) || first <= 0 || t.since.CompareAndSwap(cur, first) {
+			return
+		}
+	}
+}
+
+// Since returns when the tracker first saw any account that it still
+// remembers (restored snapshots included), or the zero time. A caller can
+// treat a tracker that has been learning only briefly (a new installation)
+// differently from one that knows every account's correspondents.
+func (t *Tracker) Since() time.Time {
+	if s := t.since.Load(); s != 0 {
+		return time.Unix(s, 0).UTC()
+	}
+	return time.Time{}
+}
+
+// Dirty returns an encoded snapshot of every account changed since the
+// last call (nil value: the account was forgotten and its snapshot can be
+// deleted), and marks them clean.
+func (t *Tracker) Dirty() map[string][]byte {
+	out := map[string][]byte{}
+	t.gone.Range(func(k, _ any) bool {
+		out[k.(string)] = nil
+		t.gone.Delete(k)
+		return true
+	})
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for name, a := range s.accounts {
+			if a.dirty {
+				out[name] = encode(t.keyID, a)
+				a.dirty = false
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
 }
 
 // Snapshot returns every account encoded. Snapshots hold hashes, never
@@ -474,6 +536,7 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 			continue
 		}
 		a.trim(t.max)
+		t.noteSince(a.first)
 		s := t.shard(name)
 		s.mu.Lock()
 		s.accounts[name] = a
@@ -491,13 +554,14 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 
 const snapVersion = 1
 
-// encode writes: version, key id (8 bytes), entry count, entries oldest
+// encode writes: version, key id (8 bytes), first-seen time (varint), entry count, entries oldest
 // first (hash as 8 bytes, last-seen as a varint then as increasing uvarint
 // deltas), then the hour and day buckets as in internal/counter.
 func encode(keyID uint64, a *account) []byte {
 	b := make([]byte, 0, 16+len(a.ents)*11+(len(a.hour)+len(a.day))*8)
 	b = append(b, snapVersion)
 	b = binary.LittleEndian.AppendUint64(b, keyID)
+	b = binary.AppendVarint(b, a.first)
 	b = binary.AppendUvarint(b, uint64(len(a.ents)))
 	var prev int64
 	for i := a.tail; i != none; i = a.ents[i].newer {
@@ -544,12 +608,17 @@ func decode(b []byte) (uint64, *account, error) {
 		b = b[k:]
 		return x, true
 	}
+	first, ok := v()
+	if !ok {
+		return 0, nil, errSnapshot
+	}
 	n, ok := uv()
 	// Each entry takes at least 9 bytes: bound the allocation by the input.
 	if !ok || n > uint64(len(b)/9) {
 		return 0, nil, errSnapshot
 	}
 	a := newAccount()
+	a.first = first
 	a.ents = make([]entry, 0, n)
 	var seen int64
 	for i := range int32(n) {

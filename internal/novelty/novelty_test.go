@@ -57,6 +57,8 @@ func TestObserve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := New(tc.opts)
 			for i, s := range tc.steps {
+				// Every step observes the same account, first seen at step 0.
+				s.want.Tracked = s.after - tc.steps[0].after
 				if got := tr.Observe("u@example.org", s.rcpts, t0.Add(s.after)); got != s.want {
 					t.Fatalf("step %d:\n got %+v\nwant %+v", i, got, s.want)
 				}
@@ -91,7 +93,7 @@ func TestPeekAndSweep(t *testing.T) {
 	}
 	tr.Observe("u", []string{"a@x", "b@x"}, t0)
 	tr.Observe("v", []string{"a@x"}, t0.Add(50*24*time.Hour))
-	want := Stats{FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}
+	want := Stats{FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2, Tracked: time.Minute}
 	if got := tr.Peek("u", t0.Add(time.Minute)); got != want {
 		t.Fatalf("peek: %+v", got)
 	}
@@ -269,4 +271,62 @@ func BenchmarkObserve(b *testing.B) {
 			i++
 		}
 	})
+}
+
+func TestTracked(t *testing.T) {
+	tr := New(Options{Key: []byte("k")})
+	t0 := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	if st := tr.Observe("a@x.example", []string{"b@y.example"}, t0); st.Tracked != 0 {
+		t.Fatalf("first message: Tracked = %v, want 0", st.Tracked)
+	}
+	st := tr.Observe("a@x.example", []string{"b@y.example"}, t0.Add(50*time.Hour))
+	if st.Tracked != 50*time.Hour {
+		t.Fatalf("Tracked = %v, want 50h", st.Tracked)
+	}
+	// The first-seen time survives a snapshot.
+	tr2 := New(Options{Key: []byte("k")})
+	if err := tr2.Restore(tr.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr2.Peek("a@x.example", t0.Add(72*time.Hour)); st.Tracked != 72*time.Hour {
+		t.Fatalf("after restore: Tracked = %v, want 72h", st.Tracked)
+	}
+}
+
+func TestDirtyAndSince(t *testing.T) {
+	tr := New(Options{Key: []byte("k"), Lookback: 24 * time.Hour})
+	t0 := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	if !tr.Since().IsZero() {
+		t.Fatal("empty tracker has a Since")
+	}
+	tr.Observe("a", []string{"x@y"}, t0)
+	tr.Observe("b", []string{"x@y"}, t0.Add(time.Hour))
+	if got := tr.Since(); !got.Equal(t0) {
+		t.Fatalf("Since = %v, want %v", got, t0)
+	}
+	d := tr.Dirty()
+	if len(d) != 2 || d["a"] == nil || d["b"] == nil {
+		t.Fatalf("first Dirty: %d entries", len(d))
+	}
+	if d := tr.Dirty(); len(d) != 0 {
+		t.Fatalf("second Dirty without changes: %d entries", len(d))
+	}
+	tr.Observe("b", []string{"z@y"}, t0.Add(2*time.Hour))
+	if d := tr.Dirty(); len(d) != 1 || d["b"] == nil {
+		t.Fatalf("after one change: %v", d)
+	}
+	// Restoring into a new tracker carries Since.
+	tr2 := New(Options{Key: []byte("k"), Lookback: 24 * time.Hour})
+	if err := tr2.Restore(tr.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr2.Since(); !got.Equal(t0) {
+		t.Fatalf("restored Since = %v, want %v", got, t0)
+	}
+	// A swept account is reported for deletion.
+	tr.Sweep(t0.Add(30 * 24 * time.Hour))
+	d = tr.Dirty()
+	if v, ok := d["a"]; !ok || v != nil {
+		t.Fatalf("swept account not reported as deleted: %v", d)
+	}
 }

@@ -94,6 +94,11 @@ func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDeta
 		}
 		d.Counters = t
 	}
+	if s.Novelty != nil {
+		if n, ok := s.Novelty(name, s.now()); ok {
+			d.Novelty = n
+		}
+	}
 	if s.Baseline != nil {
 		if b, ok := s.Baseline(name, s.now()); ok {
 			d.Baseline = b

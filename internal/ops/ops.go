@@ -31,9 +31,12 @@ type Service struct {
 	States     *States
 	// Baseline returns an account's learned normal (nil when off).
 	Baseline func(account string, at time.Time) (any, bool)
-	Log      *slog.Logger
-	Status0  api.Status
-	Now      func() time.Time
+	// Novelty returns an account's recent first-time and distinct
+	// recipients (nil when off).
+	Novelty func(account string, at time.Time) (any, bool)
+	Log     *slog.Logger
+	Status0 api.Status
+	Now     func() time.Time
 
 	stateMu sync.Mutex // serialises account state changes
 }

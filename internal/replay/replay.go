@@ -115,7 +115,7 @@ func (s states) AccountState(a string) store.AccountState {
 // non-nil, is called after every line with the bytes read so far.
 func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, progress func(line int, bytes int64)) (*Summary, error) {
 	st := states{}
-	dets, err := detect.Build(cfg)
+	dets, err := detect.Build(cfg, detect.Options{})
 	if err != nil {
 		return nil, err
 	}

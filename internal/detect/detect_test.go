@@ -1,0 +1,265 @@
+package detect
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/novelty"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func rcpts(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + "@far.example"
+	}
+	return out
+}
+
+func TestNoveltyFindings(t *testing.T) {
+	tr := novelty.New(novelty.Options{Key: []byte("test")})
+	n := NewNovelty(tr, NoveltyOptions{FirstTimeHour: 20, FirstTimeDay: 30, Learning: 24 * time.Hour, Action: engine.ActionHold, Score: 5,
+		LocalDomains: []string{"example.edu"}})
+	ctx := context.Background()
+	sub := func(at time.Time, rs ...string) *engine.Submission {
+		return &engine.Submission{Time: at, Stage: engine.StageEOM, Account: "u@example.edu", Sender: "u@example.edu", Recipients: rs, RecipientCount: len(rs)}
+	}
+	// Learning: 25 first-time recipients in the first day are reported as
+	// dry-run only.
+	s := sub(t0, rcpts("l", 25)...)
+	fs := n.Outbound(ctx, s)
+	if len(fs) != 1 || fs[0].Reason != ReasonFirstTimeRecipientsHour || !fs[0].DryRun || !strings.Contains(fs[0].Evidence, "learning") {
+		t.Fatalf("during learning: %+v", fs)
+	}
+	if s.Novelty == nil || s.Novelty.New != 25 || s.Novelty.External != 25 || s.Novelty.Domains != 1 {
+		t.Fatalf("novelty facts: %+v", s.Novelty)
+	}
+	// Two days later: the same correspondents are known and internal
+	// recipients are not external.
+	at := t0.Add(48 * time.Hour)
+	s = sub(at, append(rcpts("l", 10), "colleague@example.edu")...)
+	if fs := n.Outbound(ctx, s); len(fs) != 0 {
+		t.Fatalf("known correspondents flagged: %+v", fs)
+	}
+	if s.Novelty.New != 1 || s.Novelty.External != 10 || s.Novelty.Distinct != 11 {
+		t.Fatalf("novelty facts: %+v", s.Novelty)
+	}
+	// 21 strangers in an hour: over the hour limit, acted on.
+	s = sub(at.Add(time.Minute), rcpts("s", 20)...)
+	if fs := n.Outbound(ctx, s); len(fs) != 1 || fs[0].Reason != ReasonFirstTimeRecipientsHour || fs[0].DryRun || fs[0].Action != engine.ActionHold {
+		t.Fatalf("21 first-time in an hour: %+v", fs)
+	}
+	// Later that day: over the day limit too. A reply to a known
+	// correspondent adds nothing new and is not flagged.
+	s = sub(at.Add(3*time.Hour), rcpts("t", 10)...)
+	fs = n.Outbound(ctx, s)
+	if len(fs) != 1 || fs[0].Reason != ReasonFirstTimeRecipientsDay {
+		t.Fatalf("31 first-time in a day: %+v", fs)
+	}
+	if fs := n.Outbound(ctx, sub(at.Add(3*time.Hour+time.Minute), "la@far.example")); len(fs) != 0 {
+		t.Fatalf("reply to a known correspondent flagged: %+v", fs)
+	}
+}
+
+// TestNoveltyFactsInRules: the rules see the novelty facts at end of
+// message, and a rule may not test them at RCPT.
+func TestNoveltyFactsInRules(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.FirstTimeDay = 0
+	cfg.Baseline.Enabled = false
+	gt := 0.5
+	cfg.Rules = []config.Rule{{Name: "mostly-external", Verdict: "tag", When: []config.Condition{{Fact: "external_share", Gt: &gt}}}}
+	set, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), Detectors: set.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Evaluate(context.Background(), &engine.Submission{Time: t0, Stage: engine.StageEOM, Account: "u@example.edu", AccountSource: engine.SourceSASL,
+		Sender: "u@example.edu", Recipients: []string{"a@far.example", "b@far.example", "c@example.edu"}, RecipientCount: 3, QueueID: "Q1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Action != engine.ActionTag || len(v.Reasons) != 1 || v.Reasons[0] != "mostly-external" {
+		t.Fatalf("verdict %+v", v)
+	}
+	cfg.Rules[0].Stage = "rcpt"
+	cfg.Rules[0].Verdict = "defer"
+	if _, errs := engine.Compile(cfg.Rules); len(errs) == 0 || !strings.Contains(errs.Error(), "end of message") {
+		t.Fatalf("novelty fact at rcpt: %v", errs)
+	}
+}
+
+// TestLearnersOncePerQueueID: when the policy path and the milter both
+// decide one message, the learning detectors record it once and both
+// paths get the same findings.
+func TestLearnersOncePerQueueID(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.FirstTimeHour, cfg.Novelty.FirstTimeDay, cfg.Novelty.Learning = 5, 0, 0
+	set, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), Detectors: set.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rs := rcpts("q", 6)
+	for _, path := range []engine.Path{engine.PathPolicy, engine.PathMilter} {
+		v, err := e.Evaluate(ctx, &engine.Submission{Time: t0, Stage: engine.StageEOM, Path: path, Account: "u@example.edu", AccountSource: engine.SourceSASL,
+			Sender: "u@example.edu", Recipients: rs, RecipientCount: len(rs), QueueID: "4XyZ1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Action != engine.ActionHold || v.Reasons[0] != ReasonFirstTimeRecipientsHour {
+			t.Fatalf("%s path: %+v", path, v)
+		}
+	}
+	if st := set.Novelty.Tracker.Peek("u@example.edu", t0); st.FirstTime1h != 6 {
+		t.Fatalf("message learned twice: first-time in the hour = %d, want 6", st.FirstTime1h)
+	}
+}
+
+func write(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const aprlHeader = "# ADDRESS,TYPE,DATE\n"
+
+func TestPhishers(t *testing.T) {
+	dir := t.TempDir()
+	list := write(t, dir, "phishing_reply_addresses", aprlHeader+
+		"verify.desk@phish.example,A,20260101\n"+
+		"hijacked@uni.example,E,20250101\n"+
+		"colleague@partner.example,BE,20240101\n"+
+		"not a line\n")
+	cleared := write(t, dir, "phishing_cleared_addresses", "# ADDRESS,DATE\nhijacked@uni.example,20250301\n")
+	block := write(t, dir, "block", "# site blocklist\n@evil.example\nbad.example\n")
+	allow := write(t, dir, "allow", "colleague@partner.example\n")
+	p, err := NewPhishers(PhishersOptions{Lists: []string{list}, Cleared: []string{cleared}, Blocklist: []string{block}, Allowlist: []string{allow},
+		Action: engine.ActionHold, Score: 5, InboundAction: engine.ActionTag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		want bool
+	}{
+		{"verify.desk@phish.example", true},
+		{"<Verify.Desk@PHISH.example>", true},
+		{"hijacked@uni.example", false},      // cleared after it was listed
+		{"colleague@partner.example", false}, // allowlisted over the list
+		{"anyone@evil.example", true},        // @domain
+		{"anyone@sub.evil.example", false},   // @domain is exact
+		{"x@mx.bad.example", true},           // bare domain: subdomains too
+		{"someone@example.edu", false},
+		{"", false},
+	} {
+		if _, got := p.Lookup(c.addr); got != c.want {
+			t.Errorf("Lookup(%q) = %v, want %v", c.addr, got, c.want)
+		}
+	}
+	ctx := context.Background()
+	out := &engine.Submission{Time: t0, Stage: engine.StageEOM, Account: "u@example.edu", Recipients: []string{"friend@example.edu", "verify.desk@phish.example"}}
+	fs := p.Outbound(ctx, out)
+	if len(fs) != 1 || fs[0].Reason != ReasonReplyToPhisher || fs[0].Action != engine.ActionHold || fs[0].Score != 5 ||
+		!strings.Contains(fs[0].Evidence, "verify.desk@phish.example") || !strings.Contains(fs[0].Evidence, "type A") {
+		t.Fatalf("outbound: %+v", fs)
+	}
+	in := &engine.Submission{Time: t0, Stage: engine.StageEOM, Direction: engine.Inbound, From: "it-support@uni.example", ReplyTo: "verify.desk@phish.example"}
+	fs = p.Inbound(ctx, in)
+	if len(fs) != 1 || fs[0].Reason != ReasonFromListedPhisher || fs[0].Action != engine.ActionTag || !strings.HasPrefix(fs[0].Evidence, "reply-to ") {
+		t.Fatalf("inbound: %+v", fs)
+	}
+	if fs := p.Inbound(ctx, &engine.Submission{From: "friend@example.org"}); len(fs) != 0 {
+		t.Fatalf("inbound from an unlisted address: %+v", fs)
+	}
+
+	// Reload: a new list renamed into place replaces the old one; a
+	// broken replacement keeps the previous lists.
+	next := write(t, dir, "next", aprlHeader+"new.phisher@phish.example,B,20260201\n")
+	if err := os.Rename(next, list); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "block", "now.blocked@else.example\n")
+	if err := p.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Lookup("new.phisher@phish.example"); !ok {
+		t.Error("reloaded list: new address not listed")
+	}
+	if _, ok := p.Lookup("verify.desk@phish.example"); ok {
+		t.Error("reloaded list: removed address still listed")
+	}
+	if _, ok := p.Lookup("now.blocked@else.example"); !ok {
+		t.Error("reloaded blocklist not used")
+	}
+	if err := os.Remove(list); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(); err == nil {
+		t.Error("reload of a missing list: no error")
+	}
+	if _, ok := p.Lookup("new.phisher@phish.example"); !ok {
+		t.Error("missing list file dropped the previous list")
+	}
+}
+
+func TestBuildPhishersErrors(t *testing.T) {
+	cfg := config.Default()
+	cfg.Phishers.Lists = []string{filepath.Join(t.TempDir(), "missing")}
+	if _, err := Build(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "phishers") {
+		t.Fatalf("missing list: %v", err)
+	}
+}
+
+func TestHeaderAddresses(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{"", ""},
+		{"a@b.example", "a@b.example"},
+		{"Help Desk <Verify.Desk@drop.example>", "Verify.Desk@drop.example"},
+		{`"Desk, IT" <x@y.example>, z@w.example`, "x@y.example z@w.example"},
+		{"broken <<x@y.example> ; other@z.example", "x@y.example other@z.example"},
+	} {
+		if got := strings.Join(headerAddresses(c.in), " "); got != c.want {
+			t.Errorf("headerAddresses(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzHeaderAddresses(f *testing.F) {
+	for _, s := range []string{"a@b", "N <a@b>", `"x" <a@b>, c@d`, "<<@>>", "=?utf-8?q?x?= <a@b>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		// Every address found needs an @ of its own in the input.
+		out := headerAddresses(s)
+		if len(out) > strings.Count(s, "@") {
+			t.Fatalf("%d addresses from %d @ in %q", len(out), strings.Count(s, "@"), s)
+		}
+		for _, a := range out {
+			if !strings.Contains(a, "@") {
+				t.Fatalf("%q: not an address", a)
+			}
+		}
+	})
+}
