@@ -71,6 +71,28 @@ var migrations = [][]string{
 		`CREATE INDEX accounts_state_at ON accounts (state, state_at DESC)`,
 		`CREATE INDEX accounts_at ON accounts (state_at DESC)`,
 	},
+	// 3: incidents. Reasons, evidence and steps are JSON: they are read
+	// and written with their incident, never queried on their own.
+	{
+		`CREATE TABLE incidents (
+			id       INTEGER PRIMARY KEY,
+			account  TEXT    NOT NULL,
+			state    TEXT    NOT NULL CHECK (state IN ('open', 'confirmed', 'contained', 'resolved', 'dismissed')),
+			severity TEXT    NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+			playbook TEXT    NOT NULL DEFAULT '',
+			reasons  TEXT    NOT NULL DEFAULT '[]',
+			evidence TEXT    NOT NULL DEFAULT '[]',
+			steps    TEXT    NOT NULL DEFAULT '[]',
+			opened   INTEGER NOT NULL, -- Unix microseconds, UTC
+			updated  INTEGER NOT NULL,
+			state_by TEXT    NOT NULL DEFAULT '',
+			note     TEXT    NOT NULL DEFAULT ''
+		) STRICT`,
+		// One active incident per account.
+		`CREATE UNIQUE INDEX incidents_active_account ON incidents (account) WHERE state IN ('open', 'confirmed', 'contained')`,
+		`CREATE INDEX incidents_updated ON incidents (updated DESC, id DESC)`,
+		`CREATE INDEX incidents_account ON incidents (account, updated DESC)`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

@@ -20,6 +20,7 @@ type Backend interface {
 	store.Audit
 	store.Snapshots
 	store.Accounts
+	store.Incidents
 }
 
 // Run runs the conformance suite. open must return a fresh, empty backend
@@ -54,6 +55,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Snapshots", testSnapshots},
 		{"ConcurrentPutHoldSameQueueID", testConcurrentPutHoldSameQueueID},
 		{"ConcurrentPutHoldDistinct", testConcurrentPutHoldDistinct},
+		{"Incidents", testIncidents},
+		{"IncidentStates", testIncidentStates},
+		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1057,5 +1061,161 @@ func testAccounts(t *testing.T, b Backend) {
 	w, err := b.ListAccounts(ctx, store.AccountFilter{State: store.AccountWatch})
 	if err != nil || len(w) != 1 || w[0].Name != "v@example.org" {
 		t.Fatalf("ListAccounts(watch) = %+v, %v", w, err)
+	}
+}
+
+func testIncidents(t *testing.T, b Backend) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	in, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "contain-bulk",
+		store.Evidence{Time: t0, Reason: "bulk-from-scripted-client", Detail: "recipient_count=60", HoldID: 7, QueueID: "ABC", By: "system"})
+	if err != nil || !created {
+		t.Fatalf("open: %v created=%v", err, created)
+	}
+	if in.ID == 0 || in.State != store.IncidentOpen || in.Severity != store.SeverityHigh || in.Playbook != "contain-bulk" ||
+		!slices.Equal(in.Reasons, []string{"bulk-from-scripted-client"}) || len(in.Evidence) != 1 || !in.Opened.Equal(t0) {
+		t.Fatalf("opened: %+v", in)
+	}
+	// More evidence joins the active incident; severity only rises.
+	in2, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityCritical, "contain-password-leak",
+		store.Evidence{Time: t0.Add(time.Minute), Reason: "password-leak", Detail: "text/plain part, token 3"})
+	if err != nil || created || in2.ID != in.ID {
+		t.Fatalf("second evidence: %v created=%v id %d vs %d", err, created, in2.ID, in.ID)
+	}
+	if in2.Severity != store.SeverityCritical || in2.Playbook != "contain-bulk" || !slices.Equal(in2.Reasons, []string{"bulk-from-scripted-client", "password-leak"}) ||
+		len(in2.Evidence) != 2 || !in2.Updated.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("joined: %+v", in2)
+	}
+	if _, _, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityLow, "", store.Evidence{Time: t0.Add(2 * time.Minute), Reason: "bulk-from-scripted-client"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetIncident(ctx, in.ID)
+	if err != nil || got.Severity != store.SeverityCritical || len(got.Reasons) != 2 || len(got.Evidence) != 3 || got.Evidence[0].HoldID != 7 {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+	act, err := b.ActiveIncident(ctx, "u@example.edu")
+	if err != nil || act.ID != in.ID {
+		t.Fatalf("active: %v %+v", err, act)
+	}
+	if _, err := b.ActiveIncident(ctx, "other@example.edu"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("active of another account: %v", err)
+	}
+	if _, err := b.GetIncident(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing incident: %v", err)
+	}
+	// Steps: recorded in order, replaced by name.
+	for _, st := range []store.StepRecord{
+		{Name: "restrict-sending", Status: store.StepDone, At: t0.Add(3 * time.Minute)},
+		{Name: "lock-login", Status: store.StepPending, At: t0.Add(3 * time.Minute)},
+		{Name: "lock-login", Status: store.StepFailed, Detail: "zimbra: connection refused", Attempts: 3, At: t0.Add(4 * time.Minute)},
+	} {
+		if err := b.PutStep(ctx, in.ID, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ = b.GetIncident(ctx, in.ID)
+	if len(got.Steps) != 2 || got.Steps[0].Name != "restrict-sending" || got.Step("lock-login").Status != store.StepFailed ||
+		got.Step("lock-login").Attempts != 3 || !got.Updated.Equal(t0.Add(4*time.Minute)) {
+		t.Fatalf("steps: %+v", got.Steps)
+	}
+	if err := b.PutStep(ctx, 999999, store.StepRecord{Name: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("step of a missing incident: %v", err)
+	}
+	// Evidence is bounded.
+	for i := range store.MaxEvidence + 10 {
+		if _, _, err := b.OpenIncident(ctx, "spam@example.edu", store.SeverityMedium, "", store.Evidence{Time: t0.Add(time.Hour + time.Duration(i)*time.Second), Reason: "rate-recipients-hour"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := b.ActiveIncident(ctx, "spam@example.edu")
+	if err != nil || len(sp.Evidence) != store.MaxEvidence {
+		t.Fatalf("bounded evidence: %v %d", err, len(sp.Evidence))
+	}
+	// Listing: most recently updated first; filters.
+	all, err := b.ListIncidents(ctx, store.IncidentFilter{})
+	if err != nil || len(all) != 2 || all[0].Account != "spam@example.edu" {
+		t.Fatalf("list: %v %d", err, len(all))
+	}
+	one, err := b.ListIncidents(ctx, store.IncidentFilter{Account: "u@example.edu"})
+	if err != nil || len(one) != 1 || one[0].ID != in.ID {
+		t.Fatalf("list by account: %v %+v", err, one)
+	}
+	if _, _, err := b.OpenIncident(ctx, "", store.SeverityLow, "", store.Evidence{}); err == nil {
+		t.Fatal("incident without an account accepted")
+	}
+	if _, _, err := b.OpenIncident(ctx, "x@example.edu", "severe", "", store.Evidence{}); err == nil {
+		t.Fatal("unknown severity accepted")
+	}
+}
+
+func testIncidentStates(t *testing.T, b Backend) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	in, _, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "p", store.Evidence{Time: t0, Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := []store.IncidentState{store.IncidentOpen}
+	if err := b.SetIncidentState(ctx, in.ID, open, store.IncidentConfirmed, "cli:root", "called the user", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetIncidentState(ctx, in.ID, open, store.IncidentDismissed, "cli:root", "", t0.Add(2*time.Minute)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("dismiss a confirmed incident as if open: %v", err)
+	}
+	got, _ := b.GetIncident(ctx, in.ID)
+	if got.State != store.IncidentConfirmed || got.StateBy != "cli:root" || got.Note != "called the user" {
+		t.Fatalf("after confirm: %+v", got)
+	}
+	if err := b.SetIncidentState(ctx, 999999, open, store.IncidentDismissed, "x", "", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if list, _ := b.ListIncidents(ctx, store.IncidentFilter{State: store.IncidentConfirmed}); len(list) != 1 {
+		t.Fatalf("list confirmed: %d", len(list))
+	}
+	if err := b.SetIncidentState(ctx, in.ID, []store.IncidentState{store.IncidentConfirmed}, store.IncidentResolved, "cli:root", "", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Resolved is not active: new evidence opens a new incident.
+	in2, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityLow, "p", store.Evidence{Time: t0.Add(2 * time.Hour), Reason: "r"})
+	if err != nil || !created || in2.ID == in.ID {
+		t.Fatalf("after resolve: %v created=%v", err, created)
+	}
+	if list, _ := b.ListIncidents(ctx, store.IncidentFilter{Active: true}); len(list) != 1 || list[0].ID != in2.ID {
+		t.Fatalf("active list: %+v", list)
+	}
+	// Reopening the resolved one while another is active is a conflict.
+	if err := b.SetIncidentState(ctx, in.ID, []store.IncidentState{store.IncidentResolved}, store.IncidentOpen, "cli:root", "", t0.Add(3*time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second active incident: %v", err)
+	}
+}
+
+func testConcurrentOpenIncident(t *testing.T, b Backend) {
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	ids := make([]int64, 16)
+	errs := make([]error, 16)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, _, err := b.OpenIncident(ctx, "race@example.edu", store.SeverityMedium, "p", store.Evidence{Reason: fmt.Sprintf("r%d", i%3)})
+			if err == nil {
+				ids[i] = in.ID
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[i] != ids[0] {
+			t.Fatalf("two incidents for one account: %d and %d", ids[0], ids[i])
+		}
+	}
+	in, _ := b.GetIncident(ctx, ids[0])
+	if len(in.Evidence) != 16 || len(in.Reasons) != 3 {
+		t.Fatalf("evidence %d reasons %v", len(in.Evidence), in.Reasons)
 	}
 }

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// IncidentState is the lifecycle state of an incident. The values are
+// stable: they appear in the API, the CLI, the UI and the audit log.
+type IncidentState string
+
+const (
+	IncidentOpen      IncidentState = "open"      // evidence seen; the playbook's immediate steps ran
+	IncidentConfirmed IncidentState = "confirmed" // an admin confirmed the compromise; the remaining steps run
+	IncidentContained IncidentState = "contained" // every step of the playbook is done
+	IncidentResolved  IncidentState = "resolved"  // the user was contacted and the account is back in use
+	IncidentDismissed IncidentState = "dismissed" // a false alarm
+)
+
+// Valid reports whether s is a known state.
+func (s IncidentState) Valid() bool {
+	switch s {
+	case IncidentOpen, IncidentConfirmed, IncidentContained, IncidentResolved, IncidentDismissed:
+		return true
+	}
+	return false
+}
+
+// Active reports whether an incident in state s is still being handled:
+// an account has at most one active incident, and new evidence joins it.
+func (s IncidentState) Active() bool {
+	return s == IncidentOpen || s == IncidentConfirmed || s == IncidentContained
+}
+
+// Severity orders incidents for review.
+type Severity string
+
+const (
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Rank orders severities; unknown ones rank lowest.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityMedium:
+		return 1
+	case SeverityHigh:
+		return 2
+	case SeverityCritical:
+		return 3
+	}
+	return 0
+}
+
+// Valid reports whether s is a known severity.
+func (s Severity) Valid() bool {
+	switch s {
+	case SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical:
+		return true
+	}
+	return false
+}
+
+// Evidence is one finding that opened or joined an incident. Detail never
+// holds a secret or a message body (a password leak's detail says where,
+// not what).
+type Evidence struct {
+	Time    time.Time `json:"time"`
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail,omitempty"`
+	HoldID  int64     `json:"hold_id,omitempty"`
+	QueueID string    `json:"queue_id,omitempty"`
+	By      string    `json:"by,omitempty"` // "system" for findings, the admin otherwise
+}
+
+// StepStatus is the outcome of one playbook step.
+type StepStatus string
+
+const (
+	StepPending StepStatus = "pending" // waits for an admin's confirmation
+	StepDone    StepStatus = "done"
+	StepFailed  StepStatus = "failed" // every attempt failed; Detail says why
+	StepSkipped StepStatus = "skipped"
+	StepDryRun  StepStatus = "dry-run" // would have run
+)
+
+// StepRecord is what happened to one step of an incident's playbook.
+type StepRecord struct {
+	Name     string     `json:"name"`
+	Status   StepStatus `json:"status"`
+	Detail   string     `json:"detail,omitempty"`
+	Attempts int        `json:"attempts,omitempty"`
+	At       time.Time  `json:"at"`
+}
+
+// Incident is a suspected compromise of one account and its handling.
+type Incident struct {
+	ID       int64         `json:"id"`
+	Account  string        `json:"account"`
+	State    IncidentState `json:"state"`
+	Severity Severity      `json:"severity"`
+	Playbook string        `json:"playbook,omitempty"`
+	Reasons  []string      `json:"reasons"`
+	Evidence []Evidence    `json:"evidence"`
+	Steps    []StepRecord  `json:"steps"`
+	Opened   time.Time     `json:"opened"`
+	Updated  time.Time     `json:"updated"`
+	StateBy  string        `json:"state_by,omitempty"`
+	Note     string        `json:"note,omitempty"`
+}
+
+// Step returns the record of the named step, or nil.
+func (in *Incident) Step(name string) *StepRecord {
+	for i := range in.Steps {
+		if in.Steps[i].Name == name {
+			return &in.Steps[i]
+		}
+	}
+	return nil
+}
+
+// MaxEvidence bounds the evidence kept per incident: the first findings
+// show how it started, and a spam run must not grow one row without end.
+const MaxEvidence = 200
+
+// IncidentFilter selects incidents. Zero values mean "any".
+type IncidentFilter struct {
+	State   IncidentState
+	Active  bool // only open, confirmed or contained
+	Account string
+	Limit   int // 0 means 100
+	Offset  int
+}
+
+// Incidents stores incidents.
+type Incidents interface {
+	// OpenIncident adds ev to the account's active incident, raising its
+	// severity to sev and adding ev.Reason to its reasons, or opens a new
+	// incident (state open, playbook pb) when the account has none. It
+	// reports whether the incident was created. Evidence beyond
+	// MaxEvidence is counted in the reasons but not kept.
+	OpenIncident(ctx context.Context, account string, sev Severity, pb string, ev Evidence) (*Incident, bool, error)
+	// GetIncident returns one incident, or ErrNotFound.
+	GetIncident(ctx context.Context, id int64) (*Incident, error)
+	// ActiveIncident returns the account's active incident, or ErrNotFound.
+	ActiveIncident(ctx context.Context, account string) (*Incident, error)
+	// ListIncidents returns incidents, most recently updated first.
+	ListIncidents(ctx context.Context, f IncidentFilter) ([]Incident, error)
+	// SetIncidentState moves an incident to state to when its current state
+	// is one of from; otherwise ErrConflict (or ErrNotFound).
+	SetIncidentState(ctx context.Context, id int64, from []IncidentState, to IncidentState, by, note string, at time.Time) error
+	// PutStep records a step's outcome, replacing an earlier record of the
+	// same step.
+	PutStep(ctx context.Context, id int64, s StepRecord) error
+}
