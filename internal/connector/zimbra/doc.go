@@ -1,0 +1,46 @@
+// Package zimbra is a client for the Zimbra SOAP admin API
+// (https://HOST:7071/service/admin/soap) in its JSON form, for the account
+// response playbook: read an account, lock and unlock it, scramble its
+// password, end its sessions, force a password change, and report the
+// settings an attacker leaves behind to keep reading mail.
+//
+// The wire format follows zm-mailbox store/docs/soap-admin.txt and the
+// handlers in store/src/java/com/zimbra/cs/service/admin: a JSON body (no
+// Envelope) whose Body holds one XRequest element with "_jsns", and, after
+// AuthRequest, a Header carrying the admin token in context.authToken.
+// Faults arrive as HTTP 500 with Body.Fault.Detail.Error.Code; Client
+// returns them as *Fault, and errors.Is matches them against ErrNoSuchAccount
+// and the other Err values by code.
+//
+// Client authenticates lazily with AuthRequest, caches the token for the
+// lifetime the server grants, and re-authenticates once and retries when a
+// call fails with service.AUTH_EXPIRED or service.AUTH_REQUIRED (Zimbra
+// checks the token before it dispatches the request, so the retried call
+// was not carried out the first time).
+//
+// Sessions: Zimbra has no admin call that revokes another user's tokens.
+// EndSessions raises zimbraAuthTokenValidityValue, which every token
+// carries and Zimbra compares on each request, and flushes the account
+// from the caches of every server (FlushCacheRequest allServers=1).
+//
+// Persistence: forwarding (zimbraPrefMailForwardingAddress, set by the
+// user, and zimbraMailForwardingAddress, set by admins), filters
+// (zimbraMailSieveScript, zimbraMailOutgoingSieveScript) and the default
+// identity's From/Reply-To are account attributes, read with GetAccount.
+// Further identities are LDAP children of the account that no admin call
+// returns; Persistence reads them the way zmprov does
+// (SoapProvisioning.getAllIdentities): the account-namespace
+// GetIdentitiesRequest sent to the admin endpoint with the target account
+// in the header context. That call needs rights a delegated admin may lack,
+// so its failure is reported in Persistence.IdentitiesError rather than
+// failing the whole report. Zimbra exposes no per-attribute change time;
+// zimbraPasswordModifiedTime is the one timestamp reported. Sieve scripts
+// are reported by presence, size and SHA-256, never by content.
+//
+// The admin password is read from a file, sent only in AuthRequest, and
+// never logged or put in an error; SetPassword's new password likewise.
+//
+// It does not decide anything: which steps run, and in what order, is the
+// playbook's business. Package zimbratest is a TLS test server that
+// answers the same calls as a real Zimbra does.
+package zimbra

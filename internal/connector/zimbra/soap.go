@@ -1,0 +1,427 @@
+package zimbra
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Namespaces of the JSON form: "_jsns" on the header context, on admin
+// requests, and on account-service requests sent to the admin endpoint.
+const (
+	nsZimbra  = "urn:zimbra"
+	nsAdmin   = "urn:zimbraAdmin"
+	nsAccount = "urn:zimbraAccount"
+)
+
+// Fault codes Zimbra returns in Body.Fault.Detail.Error.Code
+// (ServiceException and AccountServiceException in zm-mailbox).
+const (
+	CodeNoSuchAccount    = "account.NO_SUCH_ACCOUNT"
+	CodeAuthFailed       = "account.AUTH_FAILED"
+	CodeInvalidAttrValue = "account.INVALID_ATTR_VALUE"
+	CodeInvalidPassword  = "account.INVALID_PASSWORD"
+	CodeAuthExpired      = "service.AUTH_EXPIRED"
+	CodeAuthRequired     = "service.AUTH_REQUIRED"
+	CodePermDenied       = "service.PERM_DENIED"
+	CodeUnknownDocument  = "service.UNKNOWN_DOCUMENT"
+	CodeInvalidRequest   = "service.INVALID_REQUEST"
+)
+
+// Fault is a SOAP fault returned by Zimbra. errors.Is reports a match
+// when the target is a *Fault with the same Code, so
+// errors.Is(err, ErrNoSuchAccount) works on any wrapped fault.
+type Fault struct {
+	// Code is the Zimbra error code, e.g. "account.NO_SUCH_ACCOUNT".
+	Code string
+	// Reason is the server's human-readable text.
+	Reason string
+	// Trace is the server's request trace id, for its mailbox.log.
+	Trace string
+}
+
+// Error implements error.
+func (f *Fault) Error() string {
+	code := f.Code
+	if code == "" {
+		code = "(no code)"
+	}
+	if f.Reason == "" {
+		return "zimbra fault " + code
+	}
+	return "zimbra fault " + code + ": " + f.Reason
+}
+
+// Is reports whether target is a *Fault with f's Code.
+func (f *Fault) Is(target error) bool {
+	t, ok := target.(*Fault)
+	return ok && t.Code == f.Code
+}
+
+// Sentinel faults for errors.Is.
+var (
+	ErrNoSuchAccount   error = &Fault{Code: CodeNoSuchAccount}
+	ErrAuthFailed      error = &Fault{Code: CodeAuthFailed}
+	ErrAuthExpired     error = &Fault{Code: CodeAuthExpired}
+	ErrAuthRequired    error = &Fault{Code: CodeAuthRequired}
+	ErrPermDenied      error = &Fault{Code: CodePermDenied}
+	ErrUnknownDocument error = &Fault{Code: CodeUnknownDocument}
+)
+
+// errMalformed marks responses that are not the JSON SOAP Zimbra sends.
+var errMalformed = errors.New("zimbra: malformed response")
+
+// --- requests -------------------------------------------------------------
+
+// envelope is a JSON SOAP request: {"Header":{"context":...},"Body":{...}}.
+type envelope struct {
+	Header *header        `json:"Header,omitempty"`
+	Body   map[string]any `json:"Body"`
+}
+
+type header struct {
+	Context soapContext `json:"context"`
+}
+
+// soapContext is the header context (soap.txt: <context xmlns="urn:zimbra">).
+// Account names the target account of an account-service request an
+// admin sends on its behalf (SoapUtil.addTargetAccountToCtxt).
+type soapContext struct {
+	JSNS      string    `json:"_jsns"`
+	AuthToken *content  `json:"authToken,omitempty"`
+	Account   *selector `json:"account,omitempty"`
+}
+
+// content is an element with text only: {"_content":"..."}.
+type content struct {
+	Content string `json:"_content"`
+}
+
+// selector is <account by="name">u@dom</account> and its kin.
+type selector struct {
+	By      string `json:"by"`
+	Content string `json:"_content"`
+}
+
+// attr is one <a n="name">value</a>.
+type attr struct {
+	N       string `json:"n"`
+	Content string `json:"_content"`
+}
+
+type authRequest struct {
+	JSNS     string `json:"_jsns"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+type getAccountRequest struct {
+	JSNS    string   `json:"_jsns"`
+	Attrs   string   `json:"attrs,omitempty"`
+	Account selector `json:"account"`
+}
+
+type modifyAccountRequest struct {
+	JSNS string `json:"_jsns"`
+	ID   string `json:"id"`
+	A    []attr `json:"a"`
+}
+
+type setPasswordRequest struct {
+	JSNS        string `json:"_jsns"`
+	ID          string `json:"id"`
+	NewPassword string `json:"newPassword"`
+}
+
+type flushCacheRequest struct {
+	JSNS  string        `json:"_jsns"`
+	Cache cacheSelector `json:"cache"`
+}
+
+// cacheSelector is soap CacheSelector: type is a comma-separated list,
+// allServers a ZmBoolean ("1").
+type cacheSelector struct {
+	Type       string     `json:"type"`
+	AllServers string     `json:"allServers"`
+	Entry      []selector `json:"entry"`
+}
+
+type getIdentitiesRequest struct {
+	JSNS string `json:"_jsns"`
+}
+
+// encodeRequest renders one request. token is "" only for AuthRequest;
+// target, when set, is the zimbraId the request acts on behalf of.
+func encodeRequest(name string, req any, token, target string) ([]byte, error) {
+	env := envelope{Body: map[string]any{name: req}}
+	if token != "" {
+		env.Header = &header{Context: soapContext{JSNS: nsZimbra, AuthToken: &content{token}}}
+		if target != "" {
+			env.Header.Context.Account = &selector{By: "id", Content: target}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(env); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// --- responses ------------------------------------------------------------
+
+// parseResponse returns the Body element called name from a JSON SOAP
+// response, or the *Fault the Body carries instead. A body with both
+// returns the fault.
+func parseResponse(data []byte, name string) (json.RawMessage, error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+	}
+	rawBody, ok := env["Body"]
+	if !ok {
+		return nil, fmt.Errorf("%w: no Body", errMalformed)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(rawBody, &body); err != nil {
+		return nil, fmt.Errorf("%w: Body: %v", errMalformed, err)
+	}
+	if rawFault, ok := body["Fault"]; ok {
+		f, err := parseFault(rawFault)
+		if err != nil {
+			return nil, err
+		}
+		return nil, f
+	}
+	el, ok := body[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: Body has no %s", errMalformed, name)
+	}
+	return el, nil
+}
+
+// faultJSON is the SOAP 1.2 fault in Zimbra's JSON form:
+// {"Code":{"Value":"soap:Sender"},"Reason":{"Text":"..."},
+// "Detail":{"Error":{"Code":"account.AUTH_FAILED","Trace":"...","_jsns":"urn:zimbra"}}}.
+type faultJSON struct {
+	Code struct {
+		Value text `json:"Value"`
+	} `json:"Code"`
+	Reason struct {
+		Text text `json:"Text"`
+	} `json:"Reason"`
+	Detail struct {
+		Error struct {
+			Code  text `json:"Code"`
+			Trace text `json:"Trace"`
+		} `json:"Error"`
+	} `json:"Detail"`
+}
+
+func parseFault(raw json.RawMessage) (*Fault, error) {
+	var fj faultJSON
+	if err := json.Unmarshal(raw, &fj); err != nil {
+		return nil, fmt.Errorf("%w: Fault: %v", errMalformed, err)
+	}
+	f := &Fault{Code: string(fj.Detail.Error.Code), Reason: string(fj.Reason.Text), Trace: string(fj.Detail.Error.Trace)}
+	if f.Code == "" {
+		// A fault without a Zimbra code (a proxy's, say): keep the SOAP code.
+		f.Code = string(fj.Code.Value)
+	}
+	return f, nil
+}
+
+// maxTextDepth bounds how deeply text unwraps {"_content":...} and arrays;
+// Zimbra nests at most an array of one element holding an object.
+const maxTextDepth = 4
+
+// text is an element's text in Zimbra's JSON: a plain value ("x", 12,
+// true), an element {"_content":"x"}, or a repeated element
+// [{"_content":"x"}], of which the first counts. null and a missing
+// _content are "".
+type text string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *text) UnmarshalJSON(b []byte) error {
+	s, err := decodeText(b, 0)
+	*t = text(s)
+	return err
+}
+
+func decodeText(b []byte, depth int) (string, error) {
+	if depth > maxTextDepth {
+		return "", errors.New("text nested too deeply")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "", errors.New("empty value")
+	}
+	switch b[0] {
+	case '"':
+		var s string
+		err := json.Unmarshal(b, &s)
+		return s, err
+	case '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return "", err
+		}
+		c, ok := obj["_content"]
+		if !ok {
+			return "", nil
+		}
+		return decodeText(c, depth+1)
+	case '[':
+		var arr []json.RawMessage
+		if err := json.Unmarshal(b, &arr); err != nil {
+			return "", err
+		}
+		if len(arr) == 0 {
+			return "", nil
+		}
+		return decodeText(arr[0], depth+1)
+	case 'n':
+		return "", json.Unmarshal(b, new(any))
+	default: // number, true, false
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+}
+
+// elems decodes a repeated element, which Zimbra writes as an array, and
+// also accepts a single object.
+type elems[T any] []T
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *elems[T]) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var one T
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*e = elems[T]{one}
+		return nil
+	}
+	var many []T
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*e = many
+	return nil
+}
+
+type authResponse struct {
+	AuthToken text `json:"authToken"`
+	Lifetime  text `json:"lifetime"` // milliseconds (@ZimbraJsonAttribute long)
+}
+
+type attrJSON struct {
+	N       text `json:"n"`
+	Content text `json:"_content"`
+}
+
+type accountJSON struct {
+	Name text            `json:"name"`
+	ID   text            `json:"id"`
+	A    elems[attrJSON] `json:"a"`
+}
+
+type accountResponse struct {
+	Account elems[accountJSON] `json:"account"`
+}
+
+type setPasswordResponse struct {
+	Message text `json:"message"`
+}
+
+// identityJSON is account/type/Identity: name and id attributes, and its
+// attrs as key/value pairs ("_attrs", @ZimbraKeyValuePairs), a value being
+// a string or, when multi-valued, an array. The XML-style "a" list is
+// accepted too.
+type identityJSON struct {
+	Name  text                       `json:"name"`
+	ID    text                       `json:"id"`
+	Attrs map[string]json.RawMessage `json:"_attrs"`
+	A     elems[attrJSON]            `json:"a"`
+}
+
+type getIdentitiesResponse struct {
+	Identity elems[identityJSON] `json:"identity"`
+}
+
+// decodeAccount turns a GetAccountResponse or ModifyAccountResponse into
+// an Account.
+func decodeAccount(raw json.RawMessage) (*Account, error) {
+	var r accountResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: account: %v", errMalformed, err)
+	}
+	if len(r.Account) == 0 {
+		return nil, fmt.Errorf("%w: no account element", errMalformed)
+	}
+	aj := r.Account[0]
+	a := &Account{Name: string(aj.Name), ID: string(aj.ID), Attrs: make(map[string][]string, len(aj.A))}
+	for _, at := range aj.A {
+		n := string(at.N)
+		if n == "" {
+			continue
+		}
+		a.Attrs[n] = append(a.Attrs[n], string(at.Content))
+	}
+	if a.ID == "" {
+		a.ID = a.first(AttrID)
+	}
+	return a, nil
+}
+
+// decodeIdentities turns a GetIdentitiesResponse into Identities.
+func decodeIdentities(raw json.RawMessage) ([]Identity, error) {
+	var r getIdentitiesResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: identities: %v", errMalformed, err)
+	}
+	out := make([]Identity, 0, len(r.Identity))
+	for _, ij := range r.Identity {
+		attrs := make(map[string][]string, len(ij.Attrs)+len(ij.A))
+		for k, v := range ij.Attrs {
+			v = bytes.TrimSpace(v)
+			if len(v) > 0 && v[0] == '[' { // multi-valued
+				var vals []text
+				if err := json.Unmarshal(v, &vals); err != nil {
+					return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
+				}
+				for _, s := range vals {
+					attrs[k] = append(attrs[k], string(s))
+				}
+				continue
+			}
+			s, err := decodeText(v, 0)
+			if err != nil {
+				return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
+			}
+			attrs[k] = append(attrs[k], s)
+		}
+		for _, at := range ij.A {
+			if n := string(at.N); n != "" {
+				attrs[n] = append(attrs[n], string(at.Content))
+			}
+		}
+		out = append(out, identityFromAttrs(string(ij.Name), string(ij.ID), attrs))
+	}
+	return out, nil
+}
+
+// redact replaces every occurrence of secret in s.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}

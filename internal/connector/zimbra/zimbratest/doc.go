@@ -1,0 +1,25 @@
+// Package zimbratest runs an in-process stand-in for the Zimbra SOAP
+// admin endpoint (https://HOST:7071/service/admin/soap) for tests: an
+// httptest TLS server that speaks the JSON form of the calls the zimbra
+// connector makes and answers as zm-mailbox does (soap-admin.txt and the
+// admin handlers), over an in-memory account store.
+//
+// It implements AuthRequest (admin credentials, token with lifetime),
+// GetAccountRequest (by name or id, the attrs filter honoured),
+// ModifyAccountRequest (by id; an empty value removes an attribute; a few
+// attributes are validated as Zimbra's AttributeManager would),
+// SetPasswordRequest (raises zimbraAuthTokenValidityValue and sets
+// zimbraPasswordModifiedTime, like LdapProvisioning.setPassword, with an
+// optional policy message), FlushCacheRequest and the account-service
+// GetIdentitiesRequest sent on an account's behalf. Anything else is a
+// service.UNKNOWN_DOCUMENT fault; a missing or unknown token is
+// service.AUTH_REQUIRED and an expired one service.AUTH_EXPIRED.
+//
+// Calls records every request in order (name and key fields, never a
+// password: only that one was sent), so tests can assert the exact
+// sequence a step produced. ExpireTokens and FailNext inject the failures
+// a real server produces.
+//
+// It does not import the connector: it is an independent rendering of
+// the wire format, so the two check each other.
+package zimbratest

@@ -1,0 +1,128 @@
+package zimbratest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// post sends body and returns the HTTP status and the decoded response.
+func post(t *testing.T, s *Server, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := s.Client().Post(s.URL(), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("response %q: %v", data, err)
+	}
+	return resp.StatusCode, out
+}
+
+func faultCode(m map[string]any) string {
+	f, _ := m["Body"].(map[string]any)["Fault"].(map[string]any)
+	if f == nil {
+		return ""
+	}
+	return f["Detail"].(map[string]any)["Error"].(map[string]any)["Code"].(string)
+}
+
+func login(t *testing.T, s *Server) string {
+	t.Helper()
+	status, m := post(t, s, `{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"admin-secret"}}}`)
+	if status != 200 {
+		t.Fatalf("auth: %d %v", status, m)
+	}
+	ar := m["Body"].(map[string]any)["AuthResponse"].(map[string]any)
+	if ar["lifetime"].(float64) != float64(DefaultTokenLifetime.Milliseconds()) {
+		t.Fatalf("lifetime %v", ar["lifetime"])
+	}
+	return ar["authToken"].([]any)[0].(map[string]any)["_content"].(string)
+}
+
+func withToken(tok, body string) string {
+	return `{"Header":{"context":{"_jsns":"urn:zimbra","authToken":{"_content":"` + tok + `"}}},"Body":` + body + `}`
+}
+
+func TestFaults(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := Start(t, Options{Now: func() time.Time { return now }})
+	s.AddAccount("u@example.test", nil)
+	tok := login(t, s)
+	for _, tc := range []struct{ name, body, code string }{
+		{"no token", `{"Body":{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","account":{"by":"name","_content":"u@example.test"}}}}`, "service.AUTH_REQUIRED"},
+		{"bad token", withToken("0_forged", `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","account":{"by":"name","_content":"u@example.test"}}}`), "service.AUTH_REQUIRED"},
+		{"unknown request", withToken(tok, `{"DeleteAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"x"}}`), "service.UNKNOWN_DOCUMENT"},
+		{"wrong namespace", withToken(tok, `{"GetAccountRequest":{"_jsns":"urn:zimbraAccount","account":{"by":"name","_content":"u@example.test"}}}`), "service.UNKNOWN_DOCUMENT"},
+		{"no such account", withToken(tok, `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","account":{"by":"name","_content":"x@example.test"}}}`), "account.NO_SUCH_ACCOUNT"},
+		{"bad admin password", `{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`, "account.AUTH_FAILED"},
+		{"bad status", withToken(tok, `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"x","a":[{"n":"zimbraAccountStatus","_content":"gone"}]}}`), "account.NO_SUCH_ACCOUNT"},
+		{"not json", `<soap:Envelope/>`, "service.PARSE_ERROR"},
+	} {
+		status, m := post(t, s, tc.body)
+		if status != 500 || faultCode(m) != tc.code {
+			t.Errorf("%s: %d %s, want 500 %s", tc.name, status, faultCode(m), tc.code)
+		}
+	}
+	now = now.Add(DefaultTokenLifetime)
+	if _, m := post(t, s, withToken(tok, `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","account":{"by":"name","_content":"u@example.test"}}}`)); faultCode(m) != "service.AUTH_EXPIRED" {
+		t.Errorf("token past its lifetime: %s", faultCode(m))
+	}
+	for _, c := range s.Calls() {
+		if strings.Contains(c.String(), "guess") || strings.Contains(c.String(), "admin-secret") {
+			t.Fatalf("password in call log: %s", c)
+		}
+	}
+	resp, err := s.Client().Get(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", resp.StatusCode)
+	}
+}
+
+func TestModifyAccountSemantics(t *testing.T) {
+	s := Start(t, Options{})
+	id := s.AddAccount("u@example.test", map[string][]string{"zimbraMailForwardingAddress": {"a@x", "b@x"}, "description": {"d"}})
+	tok := login(t, s)
+	mod := func(a string) string {
+		_, m := post(t, s, withToken(tok, `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"`+id+`","a":`+a+`}}`))
+		return faultCode(m)
+	}
+	if c := mod(`[{"n":"-zimbraMailForwardingAddress","_content":"a@x"},{"n":"+zimbraMailForwardingAddress","_content":"c@x"},{"n":"description","_content":""}]`); c != "" {
+		t.Fatal(c)
+	}
+	if got := s.Attr("u@example.test", "zimbraMailForwardingAddress"); !slices.Equal(got, []string{"b@x", "c@x"}) {
+		t.Fatalf("+/-: %q", got)
+	}
+	if s.Attr("u@example.test", "description") != nil {
+		t.Fatal("empty value did not remove the attribute")
+	}
+	if c := mod(`[{"n":"zimbraMailForwardingAddress","_content":"z@x"},{"n":"zimbraMailForwardingAddress","_content":"y@x"}]`); c != "" {
+		t.Fatal(c)
+	}
+	if got := s.Attr("u@example.test", "zimbraMailForwardingAddress"); !slices.Equal(got, []string{"z@x", "y@x"}) {
+		t.Fatalf("replace: %q", got)
+	}
+	for _, bad := range []string{
+		`[{"n":"zimbraAccountStatus","_content":"gone"}]`,
+		`[{"n":"zimbraAuthTokenValidityValue","_content":"-1"}]`,
+		`[{"n":"zimbraPasswordMustChange","_content":"yes"}]`,
+	} {
+		if c := mod(bad); c != "account.INVALID_ATTR_VALUE" {
+			t.Errorf("%s: %q", bad, c)
+		}
+	}
+	if got := s.Attr("u@example.test", "zimbraAccountStatus"); !slices.Equal(got, []string{"active"}) {
+		t.Fatalf("a rejected modify changed the account: %q", got)
+	}
+}
