@@ -106,4 +106,51 @@ type Methods interface {
 	ListAccounts(ctx context.Context, r ListAccountsRequest) ([]store.Account, error)
 	GetAccount(ctx context.Context, name string) (*AccountDetail, error)
 	SetAccountState(ctx context.Context, r SetAccountStateRequest) (*store.Account, error)
+	UnlockAccount(ctx context.Context, r UnlockAccountRequest) (*store.Account, error)
+	MarkHoldSpam(ctx context.Context, id int64, note string) (*store.Incident, error)
+	ListIncidents(ctx context.Context, r ListIncidentsRequest) ([]store.Incident, error)
+	GetIncident(ctx context.Context, id int64) (*store.Incident, error)
+	OpenIncident(ctx context.Context, r OpenIncidentRequest) (*store.Incident, error)
+	ChangeIncident(ctx context.Context, r ChangeIncidentRequest) (*store.Incident, error)
+}
+
+// UnlockAccountRequest lifts a lock. Without Override the lock must have
+// lasted response.min_lock and the password must have changed since the
+// account was locked (and scrambled).
+type UnlockAccountRequest struct {
+	Account  string `json:"account"`
+	Override bool   `json:"override"`
+	Reason   string `json:"reason"`
+}
+
+// ListIncidentsRequest filters incidents. State "active" lists open,
+// confirmed and contained incidents; "" or "all" every state.
+type ListIncidentsRequest struct {
+	State   string `json:"state"`
+	Account string `json:"account"`
+	Limit   int    `json:"limit"`
+	Offset  int    `json:"offset"`
+}
+
+// OpenIncidentRequest opens an incident by hand (or adds to the account's
+// active one).
+type OpenIncidentRequest struct {
+	Account  string `json:"account"`
+	Playbook string `json:"playbook"` // default: the first playbook
+	Severity string `json:"severity"` // default: the playbook's
+	Note     string `json:"note"`
+}
+
+// Incident changes an admin can make.
+const (
+	IncidentConfirm = "confirm" // run the steps waiting for confirmation (and retry failed ones)
+	IncidentDismiss = "dismiss" // a false alarm: lift the restrictions mailbrake set
+	IncidentResolve = "resolve" // the user was contacted; close the incident
+)
+
+// ChangeIncidentRequest confirms, dismisses or resolves an incident.
+type ChangeIncidentRequest struct {
+	ID     int64  `json:"id"`
+	Change string `json:"change"`
+	Note   string `json:"note"`
 }

@@ -210,3 +210,73 @@ func (c *Client) SetAccountState(ctx context.Context, r SetAccountStateRequest) 
 	}
 	return &v, nil
 }
+
+// UnlockAccount implements Methods.
+func (c *Client) UnlockAccount(ctx context.Context, r UnlockAccountRequest) (*store.Account, error) {
+	var v store.Account
+	if err := c.doBody(ctx, "POST", "/v1/accounts/"+url.PathEscape(r.Account)+"/unlock", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// MarkHoldSpam implements Methods.
+func (c *Client) MarkHoldSpam(ctx context.Context, id int64, note string) (*store.Incident, error) {
+	var v store.Incident
+	body := struct {
+		Note string `json:"note"`
+	}{note}
+	if err := c.doBody(ctx, "POST", "/v1/holds/"+strconv.FormatInt(id, 10)+"/spam", nil, body, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// ListIncidents implements Methods.
+func (c *Client) ListIncidents(ctx context.Context, r ListIncidentsRequest) ([]store.Incident, error) {
+	q := url.Values{}
+	if r.State != "" {
+		q.Set("state", r.State)
+	}
+	if r.Account != "" {
+		q.Set("account", r.Account)
+	}
+	if r.Limit > 0 {
+		q.Set("limit", strconv.Itoa(r.Limit))
+	}
+	if r.Offset > 0 {
+		q.Set("offset", strconv.Itoa(r.Offset))
+	}
+	var v []store.Incident
+	if err := c.do(ctx, "GET", "/v1/incidents", q, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// GetIncident implements Methods.
+func (c *Client) GetIncident(ctx context.Context, id int64) (*store.Incident, error) {
+	var v store.Incident
+	if err := c.do(ctx, "GET", "/v1/incidents/"+strconv.FormatInt(id, 10), nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// OpenIncident implements Methods.
+func (c *Client) OpenIncident(ctx context.Context, r OpenIncidentRequest) (*store.Incident, error) {
+	var v store.Incident
+	if err := c.doBody(ctx, "POST", "/v1/incidents", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// ChangeIncident implements Methods.
+func (c *Client) ChangeIncident(ctx context.Context, r ChangeIncidentRequest) (*store.Incident, error) {
+	var v store.Incident
+	if err := c.doBody(ctx, "POST", "/v1/incidents/"+strconv.FormatInt(r.ID, 10)+"/"+url.PathEscape(r.Change), nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}

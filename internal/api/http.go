@@ -35,7 +35,103 @@ func Handler(m Methods, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/accounts", h.listAccounts)
 	mux.HandleFunc("GET /v1/accounts/{name}", h.getAccount)
 	mux.HandleFunc("POST /v1/accounts/{name}/state", h.setAccountState)
+	mux.HandleFunc("POST /v1/accounts/{name}/unlock", h.unlockAccount)
+	mux.HandleFunc("POST /v1/holds/{id}/spam", h.markSpam)
+	mux.HandleFunc("GET /v1/incidents", h.listIncidents)
+	mux.HandleFunc("POST /v1/incidents", h.openIncident)
+	mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
+	mux.HandleFunc("POST /v1/incidents/{id}/{change}", h.changeIncident)
 	return mux
+}
+
+func (h *handler) unlockAccount(w http.ResponseWriter, r *http.Request) {
+	var req UnlockAccountRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	req.Account = r.PathValue("name")
+	v, err := h.m.UnlockAccount(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) markSpam(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	var req struct {
+		Note string `json:"note"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.MarkHoldSpam(r.Context(), id, req.Note)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) listIncidents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := ListIncidentsRequest{State: q.Get("state"), Account: q.Get("account")}
+	var err error
+	if req.Limit, err = intParam(q.Get("limit")); err == nil {
+		req.Offset, err = intParam(q.Get("offset"))
+	}
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.ListIncidents(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) getIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.GetIncident(r.Context(), id)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) openIncident(w http.ResponseWriter, r *http.Request) {
+	var req OpenIncidentRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.OpenIncident(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) changeIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	var req ChangeIncidentRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	req.ID, req.Change = id, r.PathValue("change")
+	v, err := h.m.ChangeIncident(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func intParam(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: not a non-negative integer: %q", ErrBadRequest, s)
+	}
+	return n, nil
 }
 
 type handler struct {
@@ -174,4 +270,13 @@ func (h *handler) setAccountState(w http.ResponseWriter, r *http.Request) {
 	req.Account = r.PathValue("name")
 	v, err := h.m.SetAccountState(r.Context(), req)
 	h.reply(w, r, v, err)
+}
+
+// decodeBody reads a bounded JSON body; an empty body leaves v as it is.
+func decodeBody(r *http.Request, v any) error {
+	err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: invalid JSON body: %v", ErrBadRequest, err)
+	}
+	return nil
 }

@@ -120,7 +120,31 @@ func accountCmd(g *globals) *cobra.Command {
 		c.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
 		return c
 	}
-	cmd.AddCommand(list, show,
+	var override bool
+	var unlockReason string
+	unlock := &cobra.Command{
+		Use:   "unlock ACCOUNT [--reason TEXT] [--override --reason TEXT]",
+		Short: "Lift a lock: refused until the lock has lasted response.min_lock and the password has changed since the account was locked",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if override && strings.TrimSpace(unlockReason) == "" {
+				return &exitError{code: 2, err: fmt.Errorf("--override needs --reason: it goes into the audit log")}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			a, err := c.UnlockAccount(cmd.Context(), api.UnlockAccountRequest{Account: args[0], Override: override, Reason: unlockReason})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "account %s is unlocked (now %s)\n", a.Name, a.State)
+			return nil
+		},
+	}
+	unlock.Flags().BoolVar(&override, "override", false, "unlock although the password has not changed or the minimum lock time has not passed")
+	unlock.Flags().StringVar(&unlockReason, "reason", "", "why (recorded in the audit log; required with --override)")
+	cmd.AddCommand(list, show, unlock,
 		set("restrict", "Restrict an account: hold all its outbound mail, and put its queued mail on hold", "restricted"),
 		set("unrestrict", "Return an account to normal", "normal"),
 		set("watch", "Put an account on watch", "watch"),

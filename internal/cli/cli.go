@@ -75,6 +75,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		configCmd(g),
 		quarantineCmd(g),
 		accountCmd(g),
+		incidentCmd(g),
 		replayCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),

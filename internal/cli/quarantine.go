@@ -151,7 +151,31 @@ func quarantineCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, release, del, sync, auditCmd(g))
+	var spamNote string
+	spam := &cobra.Command{
+		Use:   "spam ID [--note TEXT]",
+		Short: "Mark a held message as spam: delete it and open (and confirm) an incident on its sender",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			inc, err := c.MarkHoldSpam(cmd.Context(), id, spamNote)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "hold %d deleted; incident %d on %s is %s\n", id, inc.ID, inc.Account, inc.State)
+			printSteps(cmd.OutOrStdout(), inc)
+			return nil
+		},
+	}
+	spam.Flags().StringVar(&spamNote, "note", "", "what you saw (recorded with the incident)")
+	cmd.AddCommand(list, show, release, del, sync, spam, auditCmd(g))
 	return cmd
 }
 

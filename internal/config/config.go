@@ -24,6 +24,9 @@ type Config struct {
 	Phish      PhishConfig      `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
 	Novelty    NoveltyConfig    `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
 	Phishers   PhishersConfig   `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
+	Directory  DirectoryConfig  `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
+	Response   ResponseConfig   `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
+	Playbooks  []PlaybookConfig `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
 	Rules      []Rule           `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 }
 
@@ -138,6 +141,82 @@ type PhishersConfig struct {
 	Score          int      `yaml:"score" doc:"Points such a message adds to the account's score."`
 	InboundVerdict string   `yaml:"inbound_verdict" doc:"Verdict for inbound mail from a listed address: allow (log only), tag (adds X-Mailbrake-Reasons), hold or reject."`
 	DryRun         bool     `yaml:"dry_run" doc:"Report without acting."`
+}
+
+// DirectoryConfig locates account data.
+type DirectoryConfig struct {
+	LDAP       LDAPConfig       `yaml:"ldap" doc:"LDAP directory (OpenLDAP, Zimbra's LDAP, 389 DS, Active Directory); empty url: none."`
+	PasswdFile PasswdFileConfig `yaml:"passwd_file" doc:"Dovecot passwd-file; empty path: none."`
+}
+
+// LDAPConfig configures the LDAP client.
+type LDAPConfig struct {
+	URL                string   `yaml:"url" doc:"ldap://host:389, ldaps://host:636 or ldapi://."`
+	BindDN             string   `yaml:"bind_dn" doc:"DN to bind as; empty: anonymous."`
+	BindPasswordFile   string   `yaml:"bind_password_file" doc:"File holding the bind password."`
+	BaseDN             string   `yaml:"base_dn" doc:"Search base for accounts."`
+	Filter             string   `yaml:"filter" doc:"Search filter; %s is the account (escaped). Zimbra: (&(objectClass=zimbraAccount)(mail=%s))."`
+	PasswordAttribute  string   `yaml:"password_attribute" doc:"Attribute holding the password hash."`
+	StartTLS           bool     `yaml:"start_tls" doc:"Use StartTLS on ldap:// URLs."`
+	CAFile             string   `yaml:"ca_file" doc:"CA certificates (PEM) to verify the server; empty: the system's."`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify" doc:"Do not verify the server certificate (testing only)."`
+	Timeout            Duration `yaml:"timeout" doc:"Per operation."`
+	LockAttribute      string   `yaml:"lock_attribute" doc:"Attribute written to lock a login (ppolicy: pwdAccountLockedTime)."`
+	LockValue          string   `yaml:"lock_value" doc:"Value that locks (ppolicy: 000001010000Z, locked until an admin unlocks)."`
+	UnlockValue        string   `yaml:"unlock_value" doc:"Value that unlocks; empty: the attribute is deleted."`
+	PasswordChangedAt  string   `yaml:"password_changed_attribute" doc:"Operational attribute with the time of the last password change (ppolicy: pwdChangedTime)."`
+}
+
+// PasswdFileConfig configures a Dovecot passwd-file.
+type PasswdFileConfig struct {
+	Path   string `yaml:"path" doc:"The passwd-file (user:{SCHEME}hash:uid:gid:gecos:home:shell:extra)."`
+	Scheme string `yaml:"scheme" doc:"Scheme for passwords mailbrake writes (scramble-password): SHA512-CRYPT or BLF-CRYPT."`
+}
+
+// ResponseConfig configures incidents and playbook steps.
+type ResponseConfig struct {
+	DryRun        bool          `yaml:"dry_run" doc:"Record what every step would do without doing it."`
+	MinLock       Duration      `yaml:"min_lock" doc:"A locked account stays locked at least this long, even after its password changed (an admin can override, with a reason)."`
+	Attempts      int           `yaml:"attempts" doc:"Attempts per step and system before the step is recorded as failed."`
+	Backoff       Duration      `yaml:"backoff" doc:"Wait after the first failed attempt; doubled after each."`
+	UseLDAP       bool          `yaml:"use_ldap" doc:"Playbooks lock, unlock and scramble through directory.ldap (Password Modify). Leave off for Zimbra's LDAP: use response.zimbra."`
+	UsePasswdFile bool          `yaml:"use_passwd_file" doc:"Playbooks lock (nologin), unlock and scramble in directory.passwd_file."`
+	Zimbra        ZimbraConfig  `yaml:"zimbra" doc:"Zimbra SOAP admin API; empty url: none."`
+	Dovecot       DovecotConfig `yaml:"dovecot" doc:"Dovecot doveadm HTTP API (end-sessions: kick, auth cache flush); empty url: none."`
+	Exec          ExecConfig    `yaml:"exec" doc:"A site command run for chosen steps, with the incident as JSON on stdin; empty command: none."`
+}
+
+// ZimbraConfig configures the Zimbra SOAP admin connector.
+type ZimbraConfig struct {
+	URL                string   `yaml:"url" doc:"Admin SOAP endpoint, e.g. https://mail.example.edu:7071/service/admin/soap."`
+	AdminUser          string   `yaml:"admin_user" doc:"Admin account name."`
+	AdminPasswordFile  string   `yaml:"admin_password_file" doc:"File holding the admin password."`
+	CAFile             string   `yaml:"ca_file" doc:"CA certificates (PEM) for the admin port; empty: the system's."`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify" doc:"Do not verify the certificate (testing only)."`
+	Timeout            Duration `yaml:"timeout" doc:"Per request."`
+}
+
+// DovecotConfig configures the doveadm HTTP API connector.
+type DovecotConfig struct {
+	URL        string   `yaml:"url" doc:"doveadm HTTP API base, e.g. http://127.0.0.1:8080."`
+	APIKeyFile string   `yaml:"api_key_file" doc:"File holding doveadm_api_key."`
+	Timeout    Duration `yaml:"timeout" doc:"Per request."`
+}
+
+// ExecConfig configures the command connector.
+type ExecConfig struct {
+	Command []string `yaml:"command" doc:"Program and arguments (no shell)."`
+	Steps   []string `yaml:"steps" doc:"Steps the command carries out; it gets {\"step\":…,\"incident\":…} on stdin and fails with a non-zero exit."`
+	Timeout Duration `yaml:"timeout" doc:"Per run."`
+}
+
+// PlaybookConfig is one playbook.
+type PlaybookConfig struct {
+	Name        string   `yaml:"name" doc:"Unique name."`
+	Triggers    []string `yaml:"triggers" doc:"Finding reasons that open an incident with this playbook."`
+	Severity    string   `yaml:"severity" doc:"low, medium, high or critical."`
+	Steps       []string `yaml:"steps" doc:"Ordered steps."`
+	ConfirmFrom string   `yaml:"confirm_from" doc:"First step that waits for an admin's confirmation; empty: all run at once."`
 }
 
 // HeaderMatch tags a message whose header matches a regular expression.
@@ -268,7 +347,38 @@ func Default() *Config {
 			Lists: []string{}, Cleared: []string{}, Blocklist: []string{}, Allowlist: []string{},
 			Reload: Duration(time.Minute), Verdict: "hold", Score: 5, InboundVerdict: "tag",
 		},
-		Rules: DefaultRules(),
+		Directory: DirectoryConfig{
+			LDAP: LDAPConfig{Filter: "(mail=%s)", PasswordAttribute: "userPassword", Timeout: Duration(10 * time.Second),
+				LockAttribute: "pwdAccountLockedTime", LockValue: "000001010000Z", PasswordChangedAt: "pwdChangedTime"},
+			PasswdFile: PasswdFileConfig{Scheme: "SHA512-CRYPT"},
+		},
+		// A lock lasts until the user was reached and changed the
+		// password; an hour keeps a quick toggle from undoing it.
+		Response: ResponseConfig{
+			MinLock: Duration(time.Hour), Attempts: 3, Backoff: Duration(time.Second),
+			Zimbra:  ZimbraConfig{Timeout: Duration(15 * time.Second)},
+			Dovecot: DovecotConfig{Timeout: Duration(10 * time.Second)},
+			Exec:    ExecConfig{Command: []string{}, Steps: []string{}, Timeout: Duration(30 * time.Second)},
+		},
+		Playbooks: DefaultPlaybooks(),
+		Rules:     DefaultRules(),
+	}
+}
+
+// DefaultPlaybooks returns the playbooks shipped by default: a password
+// in an outbound message is a certain compromise, contained at once; mass
+// sending is stopped at once and the rest waits for an admin; a reply to
+// a phisher notifies and waits.
+func DefaultPlaybooks() []PlaybookConfig {
+	full := []string{"restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify"}
+	return []PlaybookConfig{
+		{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: "critical", Steps: full},
+		{Name: "contain-mass-sending", Severity: "high", Steps: full, ConfirmFrom: "lock-login",
+			Triggers: []string{"bulk-from-scripted-client", "rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
+				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day"}},
+		{Name: "phish-reply", Severity: "high", ConfirmFrom: "lock-login",
+			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
+			Steps:    []string{"notify", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence"}},
 	}
 }
 

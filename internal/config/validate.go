@@ -164,6 +164,100 @@ func (c *Config) Validate() Errors {
 	if len(c.Phishers.Cleared) > 0 && len(c.Phishers.Lists) == 0 {
 		add("phishers.cleared", "cleared files need at least one file in phishers.lists")
 	}
+	validSteps := []string{"restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify"}
+	pbNames := map[string]int{}
+	triggers := map[string]string{}
+	for i, pb := range c.Playbooks {
+		p := fmt.Sprintf("playbooks[%d]", i)
+		if pb.Name == "" {
+			add(p+".name", "must not be empty")
+		} else if j, dup := pbNames[pb.Name]; dup {
+			add(p+".name", "duplicate playbook name %q (also playbooks[%d])", pb.Name, j)
+		} else {
+			pbNames[pb.Name] = i
+		}
+		oneOf(p+".severity", pb.Severity, "low", "medium", "high", "critical")
+		if len(pb.Triggers) == 0 {
+			add(p+".triggers", "a playbook needs at least one trigger")
+		}
+		for j, tr := range pb.Triggers {
+			if !reasonRe.MatchString(tr) {
+				add(fmt.Sprintf("%s.triggers[%d]", p, j), "must be a kebab-case reason, got %q", tr)
+			} else if other, dup := triggers[tr]; dup {
+				add(fmt.Sprintf("%s.triggers[%d]", p, j), "%q already triggers playbook %q", tr, other)
+			} else {
+				triggers[tr] = pb.Name
+			}
+		}
+		seen := map[string]bool{}
+		for j, st := range pb.Steps {
+			if !slicesContains(validSteps, st) {
+				add(fmt.Sprintf("%s.steps[%d]", p, j), "unknown step %q (known: %s)", st, strings.Join(validSteps, ", "))
+			} else if seen[st] {
+				add(fmt.Sprintf("%s.steps[%d]", p, j), "step %q listed twice", st)
+			}
+			seen[st] = true
+		}
+		if pb.ConfirmFrom != "" && !seen[pb.ConfirmFrom] {
+			add(p+".confirm_from", "%q is not one of the playbook's steps", pb.ConfirmFrom)
+		}
+	}
+	r := c.Response
+	if r.Attempts < 1 || r.Attempts > 20 {
+		add("response.attempts", "must be between 1 and 20, got %d", r.Attempts)
+	}
+	if r.UseLDAP && c.Directory.LDAP.URL == "" {
+		add("response.use_ldap", "needs directory.ldap.url")
+	}
+	if r.UsePasswdFile && c.Directory.PasswdFile.Path == "" {
+		add("response.use_passwd_file", "needs directory.passwd_file.path")
+	}
+	if l := c.Directory.LDAP; l.URL != "" {
+		if !strings.HasPrefix(l.URL, "ldap://") && !strings.HasPrefix(l.URL, "ldaps://") && !strings.HasPrefix(l.URL, "ldapi://") {
+			add("directory.ldap.url", "must start with ldap://, ldaps:// or ldapi://, got %q", l.URL)
+		}
+		if l.BaseDN == "" {
+			add("directory.ldap.base_dn", "must not be empty")
+		}
+		if !strings.Contains(l.Filter, "%s") {
+			add("directory.ldap.filter", "must contain %%s for the account")
+		}
+		if l.BindDN != "" && l.BindPasswordFile == "" {
+			add("directory.ldap.bind_password_file", "needed with bind_dn")
+		}
+	}
+	if pf := c.Directory.PasswdFile; pf.Path != "" {
+		oneOf("directory.passwd_file.scheme", pf.Scheme, "SHA512-CRYPT", "BLF-CRYPT")
+	}
+	if z := r.Zimbra; z.URL != "" {
+		if !strings.HasPrefix(z.URL, "https://") && !strings.HasPrefix(z.URL, "http://") {
+			add("response.zimbra.url", "must be an http(s) URL, got %q", z.URL)
+		}
+		if z.AdminUser == "" {
+			add("response.zimbra.admin_user", "must not be empty")
+		}
+		if z.AdminPasswordFile == "" {
+			add("response.zimbra.admin_password_file", "must not be empty")
+		}
+	}
+	if dv := r.Dovecot; dv.URL != "" {
+		if !strings.HasPrefix(dv.URL, "https://") && !strings.HasPrefix(dv.URL, "http://") {
+			add("response.dovecot.url", "must be an http(s) URL, got %q", dv.URL)
+		}
+		if dv.APIKeyFile == "" {
+			add("response.dovecot.api_key_file", "must not be empty")
+		}
+	}
+	if len(r.Exec.Command) > 0 {
+		if len(r.Exec.Steps) == 0 {
+			add("response.exec.steps", "name the steps the command carries out")
+		}
+		for j, st := range r.Exec.Steps {
+			if !slicesContains(validSteps, st) {
+				add(fmt.Sprintf("response.exec.steps[%d]", j), "unknown step %q", st)
+			}
+		}
+	}
 	names := map[string]int{}
 	for i, r := range c.Rules {
 		p := fmt.Sprintf("rules[%d]", i)
@@ -289,4 +383,13 @@ func ListenNetwork(s string) (network, addr string) {
 		return "unix", rest
 	}
 	return "tcp", s
+}
+
+func slicesContains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

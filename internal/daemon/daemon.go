@@ -23,8 +23,10 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
+	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
@@ -58,6 +60,10 @@ type Daemon struct {
 	escalations  chan escalation
 	snapshotters []snapshotter
 	dets         *detect.Set
+	incidents    chan incidentReport
+	ldap         *ldapdir.Client
+	// extraConnectors are added to the playbook runner (tests).
+	extraConnectors []playbook.Connector
 }
 
 // snapshotter is in-memory state kept across restarts in the store's
@@ -158,6 +164,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log}
 	d.escalations = make(chan escalation, 1024)
+	d.incidents = make(chan incidentReport, 1024)
+	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {
+		return err
+	}
+	defer func() {
+		if d.ldap != nil {
+			d.ldap.Close()
+		}
+	}()
 	if dets.Baseline != nil {
 		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
 	}
@@ -275,6 +290,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.escalationLoop(ctx)
 	}()
+	if d.ops.Response != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.incidentLoop(ctx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		d.snapshotLoop(ctx)
@@ -390,6 +412,50 @@ func (d *Daemon) escalate(sub *engine.Submission, v engine.Verdict) {
 	case d.escalations <- escalation{account: sub.Account, to: v.Escalate, reason: reason}:
 	default:
 		d.log.Error("account state change dropped: queue full", "account", sub.Account, "to", v.Escalate)
+	}
+}
+
+// incidentReport is a message's findings, for incidents.
+type incidentReport struct {
+	account  string
+	findings []ops.Finding
+}
+
+// reportIncident queues the message's acted-on findings for the incident
+// worker; it never blocks the request path. Shadow verdicts and dry-run
+// findings open no incident.
+func (d *Daemon) reportIncident(sub *engine.Submission, v engine.Verdict, holdID int64) {
+	if d.ops.Response == nil || v.Shadow != v.Action || sub.Account == engine.Unauthenticated || sub.Direction == engine.Inbound {
+		return
+	}
+	var fs []ops.Finding
+	for _, f := range v.Findings {
+		if f.DryRun || f.Action == engine.ActionAllow && f.Score == 0 {
+			continue
+		}
+		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: sub.QueueID})
+	}
+	if len(fs) == 0 {
+		return
+	}
+	select {
+	case d.incidents <- incidentReport{account: sub.Account, findings: fs}:
+	default:
+		d.log.Error("incident report dropped: queue full", "account", sub.Account)
+	}
+}
+
+func (d *Daemon) incidentLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-d.incidents:
+			if err := d.ops.ReportFindings(ctx, r.account, r.findings); err != nil {
+				d.metrics.storeErrors.WithLabelValues("incident").Inc()
+				d.log.Error("recording an incident failed", "account", r.account, "err", err)
+			}
+		}
 	}
 }
 

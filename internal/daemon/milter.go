@@ -87,9 +87,12 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 	}
 	d.logVerdict(sub, v)
 	d.escalate(sub, v)
+	if v.Action != engine.ActionHold {
+		d.reportIncident(sub, v, 0)
+	}
 	switch v.Action {
 	case engine.ActionHold:
-		d.recordHold(ctx, sub, v, headerBlock(msg), textPreview(msg, d.preview))
+		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, headerBlock(msg), textPreview(msg, d.preview)))
 		reason := "mailbrake: " + strings.Join(engine.ReasonStrings(v.Reasons), ",")
 		return milter.Decision{Kind: milter.Quarantine, Reason: reason}, nil
 	case engine.ActionDefer:

@@ -103,13 +103,16 @@ func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v e
 	d := a.d
 	d.logVerdict(sub, v)
 	d.escalate(sub, v)
+	if v.Action != engine.ActionHold {
+		d.reportIncident(sub, v, 0)
+	}
 	switch v.Action {
 	case engine.ActionHold:
 		if sub.Stage != engine.StageEOM {
 			// Config validation keeps hold rules at eom; be safe anyway.
 			return policy.Dunno()
 		}
-		d.recordHold(ctx, sub, v, "", "")
+		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, "", ""))
 		return policy.Hold("mailbrake: held for review (" + strings.Join(engine.ReasonStrings(v.Reasons), ",") + ")")
 	case engine.ActionDefer:
 		return policy.Defer(v.Text)
@@ -150,7 +153,7 @@ func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
 // recordHold stores the hold record; a failure is logged and counted, the
 // message stays held in Postfix regardless (and the next sync can still act
 // on it by queue id through postsuper directly).
-func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engine.Verdict, headers, preview string) {
+func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engine.Verdict, headers, preview string) int64 {
 	h := &store.Hold{
 		QueueID:        sub.QueueID,
 		Path:           string(sub.Path),
@@ -177,10 +180,11 @@ func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engin
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("hold").Inc()
 		d.log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
-		return
+		return 0
 	}
 	d.metrics.holds.WithLabelValues(string(sub.Path)).Inc()
 	d.log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
+	return stored.ID
 }
 
 // familyForHold leaves the family empty when this path could not see it, so

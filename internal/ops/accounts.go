@@ -129,6 +129,10 @@ func (s *Service) SetAccountState(ctx context.Context, r api.SetAccountStateRequ
 	if !to.Valid() {
 		return nil, fmt.Errorf("%w: state must be normal, watch, restricted or locked", api.ErrBadRequest)
 	}
+	name := strings.ToLower(strings.TrimSpace(r.Account))
+	if a, err := s.Accounts.GetAccount(ctx, name); err == nil && a.State == store.AccountLocked && to != store.AccountLocked {
+		return nil, fmt.Errorf("%w: %s is locked; a lock ends with `mailbrake account unlock` once the password has changed", api.ErrConflict, name)
+	}
 	return s.changeState(ctx, r.Account, to, api.ActorFrom(ctx).Name, r.Reason, false)
 }
 
@@ -161,7 +165,7 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	s.States.set(account, to)
 	s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
 	s.Log.Info("account state changed", "account", account, "from", from, "to", to, "actor", actor, "reason", reason)
-	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() {
+	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() && s.Quarantine != nil {
 		held, err := s.Quarantine.HoldQueuedFrom(ctx, account)
 		if len(held) > 0 {
 			s.audit(ctx, actor, AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))

@@ -38,7 +38,12 @@ type Service struct {
 	Status0 api.Status
 	Now     func() time.Time
 
+	// Response is account response; nil turns incidents off.
+	Response *Response
+
 	stateMu sync.Mutex // serialises account state changes
+	incMu   sync.Mutex // serialises opening incidents
+	playMu  sync.Mutex // serialises playbook runs
 }
 
 var _ api.Methods = (*Service)(nil)

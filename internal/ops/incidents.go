@@ -1,0 +1,471 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Audit actions for incidents.
+const (
+	AuditIncidentOpen     = "incident-open"
+	AuditIncidentEvidence = "incident-evidence"
+	AuditIncidentState    = "incident-state"
+	AuditAccountUnlock    = "account-unlock"
+	AuditHoldSpam         = "quarantine-spam"
+)
+
+// ReasonMarkedSpam is the evidence reason of a held message an admin
+// marked as spam.
+const ReasonMarkedSpam = "marked-spam"
+
+// PasswordChangeChecker reports when an account's password last changed
+// (Zimbra zimbraPasswordModifiedTime, LDAP pwdChangedTime).
+type PasswordChangeChecker interface {
+	Name() string
+	PasswordChangedAt(ctx context.Context, account string) (time.Time, error)
+}
+
+// Unlocker lifts a login lock on one system.
+type Unlocker interface {
+	Name() string
+	Unlock(ctx context.Context, account string) error
+}
+
+// Response is account response: playbooks by trigger and what runs them.
+type Response struct {
+	Incidents store.Incidents
+	Runner    *playbook.Runner
+	Playbooks []*playbook.Playbook
+	MinLock   time.Duration
+	Checkers  []PasswordChangeChecker
+	Unlockers []Unlocker
+}
+
+// Finding is one finding reported for incidents.
+type Finding struct {
+	Reason  string
+	Detail  string
+	HoldID  int64
+	QueueID string
+}
+
+func (r *Response) byTrigger(reason string) *playbook.Playbook {
+	for _, pb := range r.Playbooks {
+		if slices.Contains(pb.Triggers, reason) {
+			return pb
+		}
+	}
+	return nil
+}
+
+func (r *Response) byName(name string) *playbook.Playbook {
+	for _, pb := range r.Playbooks {
+		if pb.Name == name {
+			return pb
+		}
+	}
+	return nil
+}
+
+func (s *Service) response() (*Response, error) {
+	if s.Response == nil {
+		return nil, fmt.Errorf("%w: account response is not configured", api.ErrBadRequest)
+	}
+	return s.Response, nil
+}
+
+// ReportFindings opens (or adds to) the account's incident for every
+// finding whose reason triggers a playbook, and runs the playbook's due
+// steps. The daemon calls it off the request path.
+func (s *Service) ReportFindings(ctx context.Context, account string, fs []Finding) error {
+	r := s.Response
+	if r == nil || account == "" {
+		return nil
+	}
+	var inc *store.Incident
+	for _, f := range fs {
+		pb := r.byTrigger(f.Reason)
+		if pb == nil {
+			continue
+		}
+		s.incMu.Lock()
+		if f.QueueID != "" && seen(ctx, r.Incidents, account, f) {
+			// The other protocol path already reported this message.
+			s.incMu.Unlock()
+			continue
+		}
+		in, created, err := r.Incidents.OpenIncident(ctx, account, pb.Severity, pb.Name,
+			store.Evidence{Time: s.now(), Reason: f.Reason, Detail: f.Detail, HoldID: f.HoldID, QueueID: f.QueueID, By: "system"})
+		s.incMu.Unlock()
+		if err != nil {
+			return err
+		}
+		target := fmt.Sprintf("incident:%d", in.ID)
+		if created {
+			s.audit(ctx, "system", AuditIncidentOpen, target, fmt.Sprintf("account %s, %s, playbook %s: %s", account, in.Severity, in.Playbook, f.Reason))
+			s.Log.Warn("incident opened", "incident", in.ID, "account", account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
+		} else {
+			s.audit(ctx, "system", AuditIncidentEvidence, target, f.Reason+": "+f.Detail)
+		}
+		inc = in
+	}
+	if inc == nil {
+		return nil
+	}
+	_, err := s.runPlaybook(ctx, inc.ID, "system")
+	return err
+}
+
+// seen reports whether the account's active incident already holds this
+// finding of this message.
+func seen(ctx context.Context, st store.Incidents, account string, f Finding) bool {
+	in, err := st.ActiveIncident(ctx, account)
+	if err != nil {
+		return false
+	}
+	for _, e := range in.Evidence {
+		if e.QueueID == f.QueueID && e.Reason == f.Reason {
+			return true
+		}
+	}
+	return false
+}
+
+// runPlaybook runs the due steps of an incident's playbook and marks it
+// contained when all are done.
+func (s *Service) runPlaybook(ctx context.Context, id int64, actor string) (*store.Incident, error) {
+	r := s.Response
+	s.playMu.Lock()
+	defer s.playMu.Unlock()
+	if r.Runner.Audit == nil {
+		r.Runner.Audit = s.audit
+	}
+	inc, err := r.Incidents.GetIncident(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pb := r.byName(inc.Playbook)
+	if pb == nil {
+		return inc, nil // an admin-opened incident without a playbook, or one removed from the configuration
+	}
+	if !inc.State.Active() {
+		return inc, nil
+	}
+	inc, err = r.Runner.Run(ctx, inc, pb, actor)
+	if err != nil {
+		return nil, err
+	}
+	if playbook.Finished(pb, inc) && (inc.State == store.IncidentOpen || inc.State == store.IncidentConfirmed) {
+		if err := r.Incidents.SetIncidentState(ctx, inc.ID, []store.IncidentState{store.IncidentOpen, store.IncidentConfirmed},
+			store.IncidentContained, actor, "", s.now()); err == nil {
+			s.audit(ctx, actor, AuditIncidentState, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s -> contained: every step of %s done", inc.State, pb.Name))
+		}
+		return r.Incidents.GetIncident(ctx, inc.ID)
+	}
+	return inc, nil
+}
+
+// ListIncidents implements api.Methods.
+func (s *Service) ListIncidents(ctx context.Context, req api.ListIncidentsRequest) ([]store.Incident, error) {
+	r, err := s.response()
+	if err != nil {
+		return nil, err
+	}
+	f := store.IncidentFilter{Account: strings.ToLower(strings.TrimSpace(req.Account)), Limit: req.Limit, Offset: req.Offset}
+	switch req.State {
+	case "", "all":
+	case "active":
+		f.Active = true
+	default:
+		f.State = store.IncidentState(req.State)
+		if !f.State.Valid() {
+			return nil, fmt.Errorf("%w: state must be open, confirmed, contained, resolved, dismissed, active or all", api.ErrBadRequest)
+		}
+	}
+	return r.Incidents.ListIncidents(ctx, f)
+}
+
+// GetIncident implements api.Methods.
+func (s *Service) GetIncident(ctx context.Context, id int64) (*store.Incident, error) {
+	r, err := s.response()
+	if err != nil {
+		return nil, err
+	}
+	return r.Incidents.GetIncident(ctx, id)
+}
+
+// OpenIncident implements api.Methods: an admin opens an incident (or
+// adds to the account's active one). An admin's word is confirmation, so
+// every step of the playbook runs.
+func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest) (*store.Incident, error) {
+	r, err := s.response()
+	if err != nil {
+		return nil, err
+	}
+	account := strings.ToLower(strings.TrimSpace(req.Account))
+	if account == "" || strings.ContainsAny(account, " \t\r\n") {
+		return nil, fmt.Errorf("%w: invalid account name", api.ErrBadRequest)
+	}
+	if strings.TrimSpace(req.Note) == "" {
+		return nil, fmt.Errorf("%w: a note saying why is required", api.ErrBadRequest)
+	}
+	var pb *playbook.Playbook
+	if req.Playbook != "" {
+		if pb = r.byName(req.Playbook); pb == nil {
+			return nil, fmt.Errorf("%w: no playbook %q", api.ErrBadRequest, req.Playbook)
+		}
+	} else if len(r.Playbooks) > 0 {
+		pb = r.Playbooks[0]
+	}
+	sev, name := store.SeverityHigh, ""
+	if pb != nil {
+		sev, name = pb.Severity, pb.Name
+	}
+	if req.Severity != "" {
+		if sev = store.Severity(req.Severity); !sev.Valid() {
+			return nil, fmt.Errorf("%w: severity must be low, medium, high or critical", api.ErrBadRequest)
+		}
+	}
+	actor := api.ActorFrom(ctx).Name
+	s.incMu.Lock()
+	inc, created, err := r.Incidents.OpenIncident(ctx, account, sev, name, store.Evidence{Time: s.now(), Reason: "opened-by-admin", Detail: req.Note, By: actor})
+	s.incMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.audit(ctx, actor, AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
+	}
+	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: req.Note})
+}
+
+// MarkHoldSpam implements api.Methods: an admin verified that a held
+// message is spam. The message is deleted from the hold queue and the
+// sender's incident is opened and confirmed.
+func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*store.Incident, error) {
+	r, err := s.response()
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.Store.GetHold(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if h.Account == "" || h.Account == "unauthenticated" {
+		return nil, fmt.Errorf("%w: hold %d names no sending account", api.ErrBadRequest, id)
+	}
+	actor := api.ActorFrom(ctx).Name
+	if h.State == store.HoldHeld {
+		if _, err := s.DeleteHold(ctx, id); err != nil {
+			return nil, fmt.Errorf("deleting hold %d: %w", id, err)
+		}
+	}
+	pb := r.byTrigger(ReasonMarkedSpam)
+	sev, name := store.SeverityHigh, ""
+	if pb != nil {
+		sev, name = pb.Severity, pb.Name
+	}
+	detail := fmt.Sprintf("hold %d (%s) marked as spam", id, strings.Join(h.Reasons, ","))
+	if note != "" {
+		detail += ": " + note
+	}
+	s.incMu.Lock()
+	inc, _, err := r.Incidents.OpenIncident(ctx, h.Account, sev, name, store.Evidence{Time: s.now(), Reason: ReasonMarkedSpam, Detail: detail, HoldID: id, QueueID: h.QueueID, By: actor})
+	s.incMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, actor, AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
+	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: detail})
+}
+
+// ChangeIncident implements api.Methods.
+func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequest) (*store.Incident, error) {
+	r, err := s.response()
+	if err != nil {
+		return nil, err
+	}
+	actor := api.ActorFrom(ctx).Name
+	inc, err := r.Incidents.GetIncident(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	target := fmt.Sprintf("incident:%d", inc.ID)
+	active := []store.IncidentState{store.IncidentOpen, store.IncidentConfirmed, store.IncidentContained}
+	switch req.Change {
+	case api.IncidentConfirm:
+		// Confirming a confirmed or contained incident retries its failed steps.
+		if inc.State == store.IncidentOpen {
+			if err := r.Incidents.SetIncidentState(ctx, inc.ID, []store.IncidentState{store.IncidentOpen}, store.IncidentConfirmed, actor, req.Note, s.now()); err != nil {
+				return nil, err
+			}
+			s.audit(ctx, actor, AuditIncidentState, target, "open -> confirmed: "+req.Note)
+		} else if !inc.State.Active() {
+			return nil, fmt.Errorf("incident %d is %s: %w", inc.ID, inc.State, api.ErrConflict)
+		}
+		return s.runPlaybook(ctx, inc.ID, actor)
+	case api.IncidentDismiss:
+		if strings.TrimSpace(req.Note) == "" {
+			return nil, fmt.Errorf("%w: a note saying why it is a false alarm is required", api.ErrBadRequest)
+		}
+		if err := r.Incidents.SetIncidentState(ctx, inc.ID, active, store.IncidentDismissed, actor, req.Note, s.now()); err != nil {
+			return nil, err
+		}
+		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> dismissed: %s", inc.State, req.Note))
+		// A false alarm: lift what mailbrake set on the account.
+		if a, err := s.Accounts.GetAccount(ctx, inc.Account); err == nil && a.State.Rank() >= store.AccountRestricted.Rank() {
+			if a.State == store.AccountLocked {
+				s.unlockEverywhere(ctx, inc.Account)
+			}
+			if _, err := s.changeState(ctx, inc.Account, store.AccountNormal, actor, fmt.Sprintf("incident %d dismissed: %s", inc.ID, req.Note), false); err != nil {
+				return nil, err
+			}
+		}
+	case api.IncidentResolve:
+		if a, err := s.Accounts.GetAccount(ctx, inc.Account); err == nil && a.State == store.AccountLocked {
+			return nil, fmt.Errorf("%w: %s is still locked; unlock it (mailbrake account unlock) once the user has changed the password", api.ErrConflict, inc.Account)
+		}
+		if err := r.Incidents.SetIncidentState(ctx, inc.ID, active, store.IncidentResolved, actor, req.Note, s.now()); err != nil {
+			return nil, err
+		}
+		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> resolved: %s", inc.State, req.Note))
+	default:
+		return nil, fmt.Errorf("%w: change must be confirm, dismiss or resolve", api.ErrBadRequest)
+	}
+	return r.Incidents.GetIncident(ctx, inc.ID)
+}
+
+// UnlockAccount implements api.Methods. A lock lasts at least MinLock and
+// ends only when the password has changed since the account was locked
+// and scrambled, as a directory reports it; an admin may override either
+// with a reason.
+func (s *Service) UnlockAccount(ctx context.Context, req api.UnlockAccountRequest) (*store.Account, error) {
+	account := strings.ToLower(strings.TrimSpace(req.Account))
+	actor := api.ActorFrom(ctx).Name
+	a, err := s.Accounts.GetAccount(ctx, account)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.State != store.AccountLocked) {
+		return nil, fmt.Errorf("%w: %s is not locked", api.ErrConflict, account)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.Override {
+		if strings.TrimSpace(req.Reason) == "" {
+			return nil, fmt.Errorf("%w: an override needs a reason", api.ErrBadRequest)
+		}
+	} else {
+		if err := s.unlockAllowed(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	s.unlockEverywhere(ctx, account)
+	why := "password changed since the lock"
+	if req.Override {
+		why = "override: " + req.Reason
+	} else if req.Reason != "" {
+		why += ": " + req.Reason
+	}
+	s.audit(ctx, actor, AuditAccountUnlock, "account:"+account, why)
+	return s.changeState(ctx, account, store.AccountNormal, actor, "unlocked: "+why, false)
+}
+
+func (s *Service) unlockAllowed(ctx context.Context, a *store.Account) error {
+	var r *Response
+	if r = s.Response; r == nil {
+		return fmt.Errorf("%w: no directory can tell whether the password changed; use --override with a reason", api.ErrConflict)
+	}
+	if held := s.now().Sub(a.StateAt); held < r.MinLock {
+		return fmt.Errorf("%w: %s was locked %s ago; a lock lasts at least %s (response.min_lock), or use --override with a reason",
+			api.ErrConflict, a.Name, held.Round(time.Second), r.MinLock)
+	}
+	if len(r.Checkers) == 0 {
+		return fmt.Errorf("%w: no configured system reports password changes; use --override with a reason once the user has a new password", api.ErrConflict)
+	}
+	// The scramble changed the password after the lock: only a change
+	// after the scramble counts.
+	since := a.StateAt
+	if inc, err := r.Incidents.ActiveIncident(ctx, a.Name); err == nil {
+		if st := inc.Step(string(playbook.StepScramblePassword)); st != nil && st.Status == store.StepDone && st.At.After(since) {
+			since = st.At
+		}
+	}
+	var notes []string
+	for _, c := range r.Checkers {
+		t, err := c.PasswordChangedAt(ctx, a.Name)
+		if err != nil {
+			notes = append(notes, c.Name()+": "+err.Error())
+			continue
+		}
+		if t.After(since) {
+			return nil
+		}
+		if t.IsZero() {
+			notes = append(notes, c.Name()+": no password change recorded")
+		} else {
+			notes = append(notes, fmt.Sprintf("%s: last change %s", c.Name(), t.UTC().Format(time.RFC3339)))
+		}
+	}
+	return fmt.Errorf("%w: the password of %s has not changed since it was locked (%s): %s. Have the user reset it, or use --override with a reason",
+		api.ErrConflict, a.Name, since.UTC().Format(time.RFC3339), strings.Join(notes, "; "))
+}
+
+func (s *Service) unlockEverywhere(ctx context.Context, account string) {
+	if s.Response == nil {
+		return
+	}
+	for _, u := range s.Response.Unlockers {
+		if err := u.Unlock(ctx, account); err != nil {
+			s.Log.Warn("unlock failed", "account", account, "system", u.Name(), "err", err)
+			s.audit(ctx, "system", AuditAccountUnlock, "account:"+account, u.Name()+": unlock failed: "+err.Error())
+		}
+	}
+}
+
+// Connector returns mailbrake's own playbook connector: restrict-sending
+// and lock-login set the account's state (both hold every outbound
+// message), hold-queued-mail puts its queued mail on hold.
+func (s *Service) Connector() playbook.Connector { return selfConnector{s} }
+
+type selfConnector struct{ s *Service }
+
+func (selfConnector) Name() string { return "mailbrake" }
+
+func (selfConnector) Supports(st playbook.Step) bool {
+	return st == playbook.StepRestrictSending || st == playbook.StepHoldQueuedMail || st == playbook.StepLockLogin
+}
+
+func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Incident, _ []byte) (string, error) {
+	why := fmt.Sprintf("incident %d: %s", inc.ID, strings.Join(inc.Reasons, ","))
+	switch st {
+	case playbook.StepRestrictSending:
+		a, err := c.s.changeState(ctx, inc.Account, store.AccountRestricted, "system", why, true)
+		if err != nil {
+			return "", err
+		}
+		return "account " + string(a.State), nil
+	case playbook.StepLockLogin:
+		a, err := c.s.changeState(ctx, inc.Account, store.AccountLocked, "system", why, true)
+		if err != nil {
+			return "", err
+		}
+		return "account " + string(a.State), nil
+	case playbook.StepHoldQueuedMail:
+		held, err := c.s.Quarantine.HoldQueuedFrom(ctx, inc.Account)
+		if err != nil {
+			return "", err
+		}
+		if len(held) > 0 {
+			c.s.audit(ctx, "system", AuditAccountHoldQueued, "account:"+inc.Account, "queue_ids="+strings.Join(held, ","))
+		}
+		return fmt.Sprintf("%d queued messages put on hold", len(held)), nil
+	}
+	return "", fmt.Errorf("%w: step %s not supported", playbook.ErrPermanent, st)
+}

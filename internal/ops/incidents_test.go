@@ -1,0 +1,216 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+// directory is a connector and password-change source standing in for a
+// site directory: it records locks and password changes.
+type directory struct {
+	mu      sync.Mutex
+	locked  map[string]bool
+	changed map[string]time.Time
+	now     func() time.Time
+}
+
+func (d *directory) Name() string { return "dir" }
+func (d *directory) Supports(s playbook.Step) bool {
+	return s == playbook.StepLockLogin || s == playbook.StepScramblePassword
+}
+func (d *directory) Do(_ context.Context, s playbook.Step, inc *store.Incident, pw []byte) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch s {
+	case playbook.StepLockLogin:
+		d.locked[inc.Account] = true
+	case playbook.StepScramblePassword:
+		d.changed[inc.Account] = d.now()
+	}
+	return "", nil
+}
+func (d *directory) PasswordChangedAt(_ context.Context, a string) (time.Time, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed[a], nil
+}
+func (d *directory) Unlock(_ context.Context, a string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.locked, a)
+	return nil
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newService(t *testing.T) (*Service, *directory, *clock) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &clock{t: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}
+	dir := &directory{locked: map[string]bool{}, changed: map[string]time.Time{}, now: clk.now}
+	states, err := NewStates(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{Store: st, Audit: st, Accounts: st, States: states, Log: slog.New(slog.DiscardHandler), Now: clk.now}
+	full := []playbook.Step{playbook.StepRestrictSending, playbook.StepLockLogin, playbook.StepScramblePassword, playbook.StepNotify}
+	s.Response = &Response{Incidents: st, MinLock: time.Hour, Checkers: []PasswordChangeChecker{dir}, Unlockers: []Unlocker{dir},
+		Playbooks: []*playbook.Playbook{
+			{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: store.SeverityCritical, Steps: full, ConfirmFrom: len(full)},
+			{Name: "contain-mass-sending", Triggers: []string{"bulk-from-scripted-client", ReasonMarkedSpam}, Severity: store.SeverityHigh, Steps: full, ConfirmFrom: 1},
+		},
+		Runner: &playbook.Runner{Incidents: st, Connectors: []playbook.Connector{s.Connector(), dir}, Backoff: time.Millisecond, Now: clk.now}}
+	return s, dir, clk
+}
+
+func admin(ctx context.Context) context.Context { return api.WithActor(ctx, api.Actor{Name: "cli:root(0)"}) }
+
+func TestFindingsOpenIncidentAndConfirm(t *testing.T) {
+	s, dir, clk := newService(t)
+	ctx := admin(t.Context())
+	if err := s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "bulk-from-scripted-client", Detail: "recipient_count=60", HoldID: 3, QueueID: "Q1"},
+		{Reason: "no-playbook-for-this"}}); err != nil {
+		t.Fatal(err)
+	}
+	incs, _ := s.ListIncidents(ctx, api.ListIncidentsRequest{State: "active"})
+	if len(incs) != 1 {
+		t.Fatalf("incidents: %d", len(incs))
+	}
+	in := incs[0]
+	if in.State != store.IncidentOpen || in.Playbook != "contain-mass-sending" || in.Step("restrict-sending").Status != store.StepDone ||
+		in.Step("lock-login").Status != store.StepPending || len(in.Evidence) != 1 || in.Evidence[0].HoldID != 3 {
+		t.Fatalf("after the finding: %+v", in)
+	}
+	if st := s.States.AccountState("u@example.edu"); st != store.AccountRestricted {
+		t.Fatalf("account %s, want restricted", st)
+	}
+	if dir.locked["u@example.edu"] {
+		t.Fatal("locked before confirmation")
+	}
+	// The same message reported by the other path adds no evidence twice.
+	_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "bulk-from-scripted-client", HoldID: 3, QueueID: "Q1"}})
+	if got, _ := s.GetIncident(ctx, in.ID); len(got.Evidence) != 1 {
+		t.Fatalf("evidence duplicated across paths: %d", len(got.Evidence))
+	}
+	// An admin cannot "unrestrict" their way around a lock later, and
+	// resolving needs the account unlocked first.
+	got, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm, Note: "spam confirmed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.IncidentContained || !dir.locked["u@example.edu"] || s.States.AccountState("u@example.edu") != store.AccountLocked {
+		t.Fatalf("after confirm: %s, locked %v, state %s", got.State, dir.locked["u@example.edu"], s.States.AccountState("u@example.edu"))
+	}
+	if _, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: "u@example.edu", State: "normal", Reason: "oops"}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("unrestrict of a locked account: %v", err)
+	}
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentResolve}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("resolve while locked: %v", err)
+	}
+
+	// Unlock: refused before min_lock, refused while the password is the
+	// scrambled one, allowed once the user changed it.
+	_, err = s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "u@example.edu"})
+	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "min_lock") {
+		t.Fatalf("unlock at once: %v", err)
+	}
+	clk.add(2 * time.Hour)
+	_, err = s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "u@example.edu"})
+	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "has not changed") {
+		t.Fatalf("unlock with the scrambled password: %v", err)
+	}
+	dir.mu.Lock()
+	dir.changed["u@example.edu"] = clk.now().Add(-time.Minute) // the user reset it with the help desk
+	dir.mu.Unlock()
+	a, err := s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "u@example.edu", Reason: "user called, new password set"})
+	if err != nil || a.State != store.AccountNormal || dir.locked["u@example.edu"] {
+		t.Fatalf("unlock after the change: %v %+v locked=%v", err, a, dir.locked["u@example.edu"])
+	}
+	if got, err = s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentResolve, Note: "done"}); err != nil || got.State != store.IncidentResolved {
+		t.Fatalf("resolve: %v %+v", err, got)
+	}
+	audit, _ := s.ListAudit(ctx, store.AuditFilter{Limit: 100})
+	var actions []string
+	for _, e := range audit {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{AuditIncidentOpen, AuditIncidentState, playbook.AuditStep, AuditAccountUnlock, AuditAccountState} {
+		if !strings.Contains(strings.Join(actions, " "), want) {
+			t.Errorf("audit lacks %s: %v", want, actions)
+		}
+	}
+}
+
+func TestPasswordLeakRunsAtOnceAndOverride(t *testing.T) {
+	s, dir, _ := newService(t)
+	ctx := admin(t.Context())
+	if err := s.ReportFindings(ctx, "v@example.edu", []Finding{{Reason: "password-leak", Detail: "text/plain part"}}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Response.Incidents.ActiveIncident(ctx, "v@example.edu")
+	if err != nil || in.State != store.IncidentContained || in.Severity != store.SeverityCritical || !dir.locked["v@example.edu"] {
+		t.Fatalf("password leak: %v %+v", err, in)
+	}
+	if _, err := s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "v@example.edu", Override: true}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("override without a reason: %v", err)
+	}
+	if _, err := s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "v@example.edu", Override: true, Reason: "verified in person"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UnlockAccount(ctx, api.UnlockAccountRequest{Account: "v@example.edu"}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("unlock of an unlocked account: %v", err)
+	}
+}
+
+func TestDismissLiftsRestriction(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	_ = s.ReportFindings(ctx, "w@example.edu", []Finding{{Reason: "bulk-from-scripted-client"}})
+	in, _ := s.Response.Incidents.ActiveIncident(ctx, "w@example.edu")
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentDismiss}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("dismiss without a note: %v", err)
+	}
+	got, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentDismiss, Note: "the newsletter editor"})
+	if err != nil || got.State != store.IncidentDismissed || s.States.AccountState("w@example.edu") != store.AccountNormal {
+		t.Fatalf("dismiss: %v %+v %s", err, got, s.States.AccountState("w@example.edu"))
+	}
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("confirm a dismissed incident: %v", err)
+	}
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: "explode"}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("unknown change: %v", err)
+	}
+	// An admin opens one by hand: confirmed at once.
+	got, err = s.OpenIncident(ctx, api.OpenIncidentRequest{Account: "X@Example.edu", Playbook: "contain-mass-sending", Note: "user reported a phishing reply"})
+	if err != nil || got.Account != "x@example.edu" || got.State != store.IncidentContained {
+		t.Fatalf("open by hand: %v %+v", err, got)
+	}
+	if _, err := s.OpenIncident(ctx, api.OpenIncidentRequest{Account: "y@example.edu", Playbook: "nope", Note: "x"}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("unknown playbook: %v", err)
+	}
+}
