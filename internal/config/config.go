@@ -24,6 +24,7 @@ type Config struct {
 	Phish      PhishConfig      `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
 	Novelty    NoveltyConfig    `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
 	Phishers   PhishersConfig   `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
+	PasswordLeak PasswordLeakConfig `yaml:"password_leak" doc:"Password-leak detection: every candidate string of an outbound message (all text parts, decoded, quoted replies included) is tested against the sender's own password hash from the directory (directory.ldap and/or directory.passwd_file). Needs the milter path: the policy path carries no content."`
 	Directory  DirectoryConfig  `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
 	Response   ResponseConfig   `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
 	Playbooks  []PlaybookConfig `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
@@ -141,6 +142,23 @@ type PhishersConfig struct {
 	Score          int      `yaml:"score" doc:"Points such a message adds to the account's score."`
 	InboundVerdict string   `yaml:"inbound_verdict" doc:"Verdict for inbound mail from a listed address: allow (log only), tag (adds X-Mailbrake-Reasons), hold or reject."`
 	DryRun         bool     `yaml:"dry_run" doc:"Report without acting."`
+}
+
+// PasswordLeakConfig configures the password-leak detector.
+type PasswordLeakConfig struct {
+	Enabled           bool     `yaml:"enabled" doc:"Check outbound messages when a directory is configured."`
+	Sources           []string `yaml:"sources" doc:"Where hashes come from, in order: ldap, passwd_file."`
+	CacheTTL          Duration `yaml:"cache_ttl" doc:"How long an account's hash is cached; a changed password is seen after at most this long."`
+	MaxScanBytes      int      `yaml:"max_scan_bytes" doc:"Message bytes kept for the scan (the milter keeps this much of each body)."`
+	MinLength         int      `yaml:"min_length" doc:"Shortest candidate, in characters."`
+	MaxLength         int      `yaml:"max_length" doc:"Longest candidate, in characters."`
+	MaxCandidates     int      `yaml:"max_candidates" doc:"Candidates taken from one message."`
+	InlineBudget      Duration `yaml:"inline_budget" doc:"Time per message spent inline on slow schemes (crypt, bcrypt, argon2, PBKDF2), most likely candidates first."`
+	MaxSlowCandidates int      `yaml:"max_slow_candidates" doc:"Candidates checked against a slow scheme per message (inline, then in the background pool)."`
+	Workers           int      `yaml:"workers" doc:"Background workers for slow schemes."`
+	Verdict           string   `yaml:"verdict" doc:"Verdict for a message with the sender's password: hold, defer or reject."`
+	Score             int      `yaml:"score" doc:"Points it adds to the account's score."`
+	DryRun            bool     `yaml:"dry_run" doc:"Report without acting."`
 }
 
 // DirectoryConfig locates account data.
@@ -346,6 +364,14 @@ func Default() *Config {
 		Phishers: PhishersConfig{
 			Lists: []string{}, Cleared: []string{}, Blocklist: []string{}, Allowlist: []string{},
 			Reload: Duration(time.Minute), Verdict: "hold", Score: 5, InboundVerdict: "tag",
+		},
+		// Salted digests (Zimbra's {SSHA512}) cost under a microsecond per
+		// candidate, so every candidate is checked inline; slow schemes get
+		// 50 ms inline and 50 candidates in all.
+		PasswordLeak: PasswordLeakConfig{
+			Enabled: true, Sources: []string{"ldap", "passwd_file"}, CacheTTL: Duration(5 * time.Minute), MaxScanBytes: 512 << 10,
+			MinLength: 6, MaxLength: 64, MaxCandidates: 1000, InlineBudget: Duration(50 * time.Millisecond), MaxSlowCandidates: 50, Workers: 2,
+			Verdict: "hold", Score: 10,
 		},
 		Directory: DirectoryConfig{
 			LDAP: LDAPConfig{Filter: "(mail=%s)", PasswordAttribute: "userPassword", Timeout: Duration(10 * time.Second),

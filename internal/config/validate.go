@@ -164,6 +164,24 @@ func (c *Config) Validate() Errors {
 	if len(c.Phishers.Cleared) > 0 && len(c.Phishers.Lists) == 0 {
 		add("phishers.cleared", "cleared files need at least one file in phishers.lists")
 	}
+	if pl := c.PasswordLeak; pl.Enabled {
+		oneOf("password_leak.verdict", pl.Verdict, "hold", "defer", "reject")
+		for i, src := range pl.Sources {
+			oneOf(fmt.Sprintf("password_leak.sources[%d]", i), src, "ldap", "passwd_file")
+		}
+		if pl.MinLength < 1 || pl.MaxLength < pl.MinLength || pl.MaxLength > 1024 {
+			add("password_leak.max_length", "need 1 <= min_length <= max_length <= 1024, got %d and %d", pl.MinLength, pl.MaxLength)
+		}
+		if pl.MaxScanBytes < 1024 || pl.MaxScanBytes > 64<<20 {
+			add("password_leak.max_scan_bytes", "must be between 1024 and 67108864, got %d", pl.MaxScanBytes)
+		}
+		if pl.Workers < 1 || pl.Workers > 64 {
+			add("password_leak.workers", "must be between 1 and 64, got %d", pl.Workers)
+		}
+		if pl.MaxCandidates < 1 || pl.MaxSlowCandidates < 0 {
+			add("password_leak.max_candidates", "must be positive")
+		}
+	}
 	validSteps := []string{"restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify"}
 	pbNames := map[string]int{}
 	triggers := map[string]string{}

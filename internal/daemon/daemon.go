@@ -27,6 +27,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
@@ -61,6 +62,7 @@ type Daemon struct {
 	snapshotters []snapshotter
 	dets         *detect.Set
 	incidents    chan incidentReport
+	pwleak       *pwleak.Detector
 	ldap         *ldapdir.Client
 	// extraConnectors are added to the playbook runner (tests).
 	extraConnectors []playbook.Connector
@@ -147,7 +149,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if cfg.Engine.OnError == "defer" {
 		onErr = engine.ActionDefer
 	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: dets.All(),
+	d.incidents = make(chan incidentReport, 1024)
+	if d.pwleak, err = d.buildPasswordLeak(); err != nil {
+		return err
+	}
+	detectors := dets.All()
+	if d.pwleak != nil {
+		defer d.pwleak.Close()
+		detectors = append(detectors, d.pwleak)
+	}
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: detectors,
 		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
 		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
 	if err != nil {
@@ -164,7 +175,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log}
 	d.escalations = make(chan escalation, 1024)
-	d.incidents = make(chan incidentReport, 1024)
 	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/milter"
 )
 
@@ -23,7 +24,7 @@ func (d *Daemon) milterServer() *milter.Server {
 	return &milter.Server{
 		Handler:      &milterAdapter{d: d},
 		Logger:       d.log.With("path", "milter"),
-		PreviewLimit: d.cfg.Quarantine.PreviewBytes,
+		PreviewLimit: d.bodyLimit(),
 		OnError:      onErr,
 		Observe: func(dur time.Duration, kind milter.DecisionKind, err error) {
 			d.metrics.milterLatency.Observe(dur.Seconds())
@@ -80,6 +81,15 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		ReplyTo:        msg.Header("Reply-To"),
 		Header:         msg.Header,
 	}
+	if d.pwleak != nil && sub.Direction != engine.Inbound && source != engine.SourceUnauthenticated {
+		sub.Body = rawMessage(msg)
+		defer clear(sub.Body)
+	}
+	defer func() {
+		for _, s := range sub.Secrets {
+			clear(s)
+		}
+	}()
 	v, err := d.engine.Evaluate(ctx, sub)
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
@@ -92,7 +102,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 	}
 	switch v.Action {
 	case engine.ActionHold:
-		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, headerBlock(msg), textPreview(msg, d.preview)))
+		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, leakscan.Mask(headerBlock(msg), sub.Secrets), leakscan.Mask(textPreview(msg, d.preview), sub.Secrets)))
 		reason := "mailbrake: " + strings.Join(engine.ReasonStrings(v.Reasons), ",")
 		return milter.Decision{Kind: milter.Quarantine, Reason: reason}, nil
 	case engine.ActionDefer:
@@ -140,4 +150,32 @@ func xMailer(msg *milter.Message) string {
 		}
 	}
 	return first
+}
+
+// bodyLimit is how much of each body the milter keeps: the preview, or
+// more when the password-leak check reads the whole message.
+func (d *Daemon) bodyLimit() int {
+	n := d.cfg.Quarantine.PreviewBytes
+	if d.pwleak != nil {
+		n = max(n, d.cfg.PasswordLeak.MaxScanBytes)
+	}
+	return n
+}
+
+// rawMessage rebuilds the message as the detectors read it: the header
+// fields, a blank line and the body bytes kept.
+func rawMessage(msg *milter.Message) []byte {
+	n := len(msg.Preview) + 2
+	for _, h := range msg.Headers {
+		n += len(h.Name) + len(h.Value) + 4
+	}
+	b := make([]byte, 0, n)
+	for _, h := range msg.Headers {
+		b = append(b, h.Name...)
+		b = append(b, ": "...)
+		b = append(b, h.Value...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, msg.Preview...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -161,7 +162,7 @@ func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engin
 		Sender:         sub.Sender,
 		Recipients:     sub.Recipients,
 		RecipientCount: sub.RecipientCount,
-		Subject:        sub.Subject,
+		Subject:        leakscan.Mask(sub.Subject, sub.Secrets),
 		Client:         sub.Client.Client,
 		ClientFamily:   familyForHold(sub.Client.Family),
 		Reasons:        engine.ReasonStrings(v.Reasons),

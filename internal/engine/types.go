@@ -141,6 +141,12 @@ type Submission struct {
 	// Novelty of the recipients, filled at end of message by the novelty
 	// detector before the rules run; nil when unknown.
 	Novelty *Novelty
+	// Body is the raw message, headers and body (milter path only; nil on
+	// the policy path and in replay).
+	Body []byte
+	// Secrets are values a detector found that must never be shown (a
+	// leaked password): the caller masks them in previews and clears them.
+	Secrets [][]byte
 }
 
 // Novelty describes how new a message's recipients are to its account

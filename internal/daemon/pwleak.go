@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
+	"github.com/mailbrake/mailbrake/internal/directory/passwdfile"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/leakscan"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/pwleak"
+)
+
+// buildPasswordLeak builds the password-leak detector from the configured
+// hash sources; nil when it is off or no source is configured.
+func (d *Daemon) buildPasswordLeak() (*pwleak.Detector, error) {
+	cfg := d.cfg.PasswordLeak
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	var sources []pwleak.HashSource
+	for _, name := range cfg.Sources {
+		switch name {
+		case "ldap":
+			if d.cfg.Directory.LDAP.URL == "" {
+				continue
+			}
+			c, err := d.ldapClient()
+			if err != nil {
+				return nil, err
+			}
+			sources = append(sources, ldapSource{c})
+		case "passwd_file":
+			if d.cfg.Directory.PasswdFile.Path == "" {
+				continue
+			}
+			sources = append(sources, passwdFileSource{d.cfg.Directory.PasswdFile.Path})
+		}
+	}
+	if len(sources) == 0 {
+		d.log.Info("password-leak detection off: no directory configured (directory.ldap or directory.passwd_file)")
+		return nil, nil
+	}
+	act, ok := engine.ParseAction(cfg.Verdict)
+	if !ok {
+		return nil, fmt.Errorf("password_leak.verdict: unknown verdict %q", cfg.Verdict)
+	}
+	return pwleak.New(pwleak.Options{
+		Sources: sources, CacheTTL: cfg.CacheTTL.D(), InlineBudget: cfg.InlineBudget.D(), MaxSlowCandidates: cfg.MaxSlowCandidates, Workers: cfg.Workers,
+		Extract: leakscan.Options{MaxBytes: cfg.MaxScanBytes, MinLen: cfg.MinLength, MaxLen: cfg.MaxLength, MaxCandidates: cfg.MaxCandidates},
+		Action:  act, Score: cfg.Score, DryRun: cfg.DryRun, Log: d.log,
+		OnLateMatch: func(account, queueID string, f engine.Finding) {
+			if f.DryRun {
+				return
+			}
+			select {
+			case d.incidents <- incidentReport{account: account, findings: []ops.Finding{{Reason: string(f.Reason), Detail: f.Evidence, QueueID: queueID}}}:
+			default:
+				d.log.Error("incident report dropped: queue full", "account", account)
+			}
+		},
+	}), nil
+}
+
+type ldapSource struct{ c *ldapdir.Client }
+
+func (ldapSource) Name() string { return "ldap" }
+
+func (s ldapSource) PasswordHash(ctx context.Context, account string) (string, error) {
+	h, err := s.c.PasswordHash(ctx, account)
+	if errors.Is(err, ldapdir.ErrNoSuchAccount) || errors.Is(err, ldapdir.ErrNoPassword) {
+		return "", errors.Join(pwleak.ErrNoSuchAccount, err)
+	}
+	return h, err
+}
+
+type passwdFileSource struct{ path string }
+
+func (passwdFileSource) Name() string { return "passwd_file" }
+
+func (s passwdFileSource) PasswordHash(_ context.Context, account string) (string, error) {
+	h, err := passwdfile.Lookup(s.path, account)
+	if errors.Is(err, passwdfile.ErrNoSuchAccount) {
+		return "", errors.Join(pwleak.ErrNoSuchAccount, err)
+	}
+	return h, err
+}
