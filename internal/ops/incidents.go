@@ -458,6 +458,9 @@ func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Inci
 		}
 		return "account " + string(a.State), nil
 	case playbook.StepHoldQueuedMail:
+		if c.s.Quarantine == nil {
+			return "no Postfix queue managed", nil
+		}
 		held, err := c.s.Quarantine.HoldQueuedFrom(ctx, inc.Account)
 		if err != nil {
 			return "", err

@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra/zimbratest"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+// zimbraResponse builds account response against a fake Zimbra that
+// answers as the documented SOAP admin API does.
+func zimbraResponse(t *testing.T) (*ops.Service, *zimbratest.Server) {
+	t.Helper()
+	z := zimbratest.Start(t, zimbratest.Options{})
+	z.AddAccount("u@example.edu", map[string][]string{"zimbraAccountStatus": {"active"}, "zimbraAuthTokenValidityValue": {"4"},
+		"zimbraPrefMailForwardingAddress": {"drop@attacker.example"}})
+	cfg := config.Default()
+	cfg.Response.Zimbra = config.ZimbraConfig{URL: z.URL(), AdminUser: z.AdminUser(), AdminPasswordFile: z.AdminPasswordFile(t), CAFile: z.CAFile(), Timeout: config.Duration(5 * time.Second)}
+	cfg.Response.Backoff = config.Duration(time.Millisecond)
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	states, err := ops.NewStates(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	d.ops = &ops.Service{Store: st, Audit: st, Accounts: st, States: states, Log: d.log}
+	if d.ops.Response, err = d.buildResponse(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	z.ResetCalls()
+	return d.ops, z
+}
+
+// calls returns the fake Zimbra's calls with the account's zimbraId
+// written as ZID.
+func calls(z *zimbratest.Server) []string {
+	id := ""
+	if a := z.Attr("u@example.edu", "zimbraId"); len(a) > 0 {
+		id = a[0]
+	}
+	out := z.CallStrings()
+	for i := range out {
+		if id != "" {
+			out[i] = strings.ReplaceAll(out[i], id, "ZID")
+		}
+	}
+	return out
+}
+
+const persistenceAttrs = "zimbraId,zimbraAccountStatus,zimbraAuthTokenValidityValue,zimbraPasswordModifiedTime,zimbraPasswordMustChange,zimbraMailHost," +
+	"zimbraLastLogonTimestamp,zimbraPrefMailForwardingAddress,zimbraMailForwardingAddress,zimbraPrefMailLocalDeliveryDisabled,zimbraMailSieveScript," +
+	"zimbraMailOutgoingSieveScript,zimbraPrefIdentityName,zimbraPrefFromAddress,zimbraPrefFromDisplay,zimbraPrefReplyToEnabled,zimbraPrefReplyToAddress,zimbraPrefReplyToDisplay"
+
+// afterConfirm are the calls of lock-login through check-persistence.
+var afterConfirm = []string{
+	"GetAccountRequest account=u@example.edu attrs=zimbraId",
+	"ModifyAccountRequest account=ZID zimbraAccountStatus=locked",
+	"GetAccountRequest account=u@example.edu attrs=zimbraId",
+	"SetPasswordRequest account=ZID password=(set)",
+	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
+	"ModifyAccountRequest account=ZID zimbraAuthTokenValidityValue=6", // 4, +1 by SetPassword, +1 to end sessions
+	"FlushCacheRequest account=u@example.edu type=account allServers=1 entry=name:u@example.edu",
+	"GetAccountRequest account=u@example.edu attrs=zimbraId",
+	"ModifyAccountRequest account=ZID zimbraPasswordMustChange=TRUE",
+	"GetAccountRequest account=u@example.edu attrs=" + persistenceAttrs,
+	"GetIdentitiesRequest target=ZID",
+}
+
+func same(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n got:\n  %s\nwant:\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestZimbraPlaybookCalls asserts the exact SOAP calls of each default
+// playbook against a server that answers as the documented API does.
+func TestZimbraPlaybookCalls(t *testing.T) {
+	ctx := api.WithActor(context.Background(), api.Actor{Name: "cli:root(0)"})
+	auth := "AuthRequest account=admin@example.test password=(set)"
+	t.Run("password-leak runs at once", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak", Detail: "candidate 1"}}); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "calls", calls(z), append([]string{auth}, afterConfirm...))
+		in, err := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		if err != nil || in.State != store.IncidentContained {
+			t.Fatalf("incident: %v %+v", err, in)
+		}
+		if strings.Join(z.Attr("u@example.edu", "zimbraAccountStatus"), ",") != "locked" || strings.Join(z.Attr("u@example.edu", "zimbraPasswordMustChange"), ",") != "TRUE" {
+			t.Fatal("account not locked or must-change not set")
+		}
+		if p := in.Step("check-persistence"); p == nil || !strings.Contains(p.Detail, "FORWARDING to drop@attacker.example") {
+			t.Fatalf("persistence: %+v", p)
+		}
+		if z.CheckPassword("u@example.edu", "") {
+			t.Fatal("password not scrambled")
+		}
+	})
+	t.Run("mass sending restricts, the rest waits for confirmation", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "bulk-from-scripted-client"}}); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "calls before confirmation", calls(z), nil)
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		if in.State != store.IncidentOpen || s.States.AccountState("u@example.edu") != store.AccountRestricted {
+			t.Fatalf("incident %s, account %s", in.State, s.States.AccountState("u@example.edu"))
+		}
+		if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm, Note: "spam run"}); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "calls after confirmation", calls(z), append([]string{auth}, afterConfirm...))
+	})
+	t.Run("phish reply: nothing on Zimbra until confirmed; token expiry re-authenticates", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "reply-to-phisher"}}); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "calls before confirmation", calls(z), nil)
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		if in.Playbook != "phish-reply" || in.Step("lock-login").Status != store.StepPending {
+			t.Fatalf("incident %+v", in)
+		}
+		// The client authenticated before; its token has expired since.
+		s.Response.Runner.Connectors[1].Do(ctx, "check-persistence", in, nil)
+		z.ResetCalls()
+		z.ExpireTokens()
+		if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm, Note: "user confirmed replying"}); err != nil {
+			t.Fatal(err)
+		}
+		got := calls(z)
+		want := append([]string{"GetAccountRequest account=u@example.edu attrs=zimbraId fault=service.AUTH_EXPIRED", auth}, afterConfirm...)
+		same(t, "calls after confirmation", got, want)
+	})
+	t.Run("no such account fails the steps at once", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		if err := s.ReportFindings(ctx, "ghost@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "ghost@example.edu")
+		lock := in.Step("lock-login")
+		if lock.Status != store.StepFailed || !strings.Contains(lock.Detail, "NO_SUCH_ACCOUNT") || lock.Attempts != 1 {
+			t.Fatalf("lock-login on a missing account: %+v", lock)
+		}
+		if in.State != store.IncidentOpen {
+			t.Fatalf("incident with failed steps is %s", in.State)
+		}
+		_ = z
+	})
+}
