@@ -7,9 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-crypt/crypt/algorithm"
+	"github.com/go-crypt/crypt/algorithm/bcrypt"
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
+
 	"github.com/mailbrake/mailbrake/internal/connector/exec"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
+	"github.com/mailbrake/mailbrake/internal/directory/passwdfile"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -53,6 +58,11 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 		conns = append(conns, lc)
 		r.Checkers = append(r.Checkers, lc)
 		r.Unlockers = append(r.Unlockers, lc)
+	}
+	if pf := cfg.Directory.PasswdFile; pf.Path != "" && cfg.Response.UsePasswdFile {
+		pc := passwdFileConnector{path: pf.Path, scheme: pf.Scheme}
+		conns = append(conns, pc)
+		r.Unlockers = append(r.Unlockers, pc)
 	}
 	if e := cfg.Response.Exec; len(e.Command) > 0 {
 		c := &exec.Connector{Command: e.Command, Timeout: e.Timeout.D()}
@@ -215,4 +225,63 @@ func (l ldapConnector) PasswordChangedAt(ctx context.Context, account string) (t
 
 func (l ldapConnector) Unlock(ctx context.Context, account string) error {
 	return l.c.Unlock(ctx, account)
+}
+
+// passwdFileConnector locks and scrambles accounts in a Dovecot
+// passwd-file (Dovecot re-reads it when it changes; end-sessions through
+// the doveadm API flushes its auth cache).
+type passwdFileConnector struct {
+	path   string
+	scheme string // SHA512-CRYPT or BLF-CRYPT
+}
+
+func (passwdFileConnector) Name() string { return "passwd_file" }
+
+func (passwdFileConnector) Supports(s playbook.Step) bool {
+	return s == playbook.StepLockLogin || s == playbook.StepScramblePassword
+}
+
+func (p passwdFileConnector) Do(_ context.Context, s playbook.Step, inc *store.Incident, pw []byte) (string, error) {
+	perm := func(err error) error { return permanent(err, passwdfile.ErrNoSuchAccount) }
+	switch s {
+	case playbook.StepLockLogin:
+		return passwdfile.LockField + "=y set", perm(passwdfile.Lock(p.path, inc.Account))
+	case playbook.StepScramblePassword:
+		stored, err := hashPassword(p.scheme, pw)
+		if err != nil {
+			return "", errors.Join(playbook.ErrPermanent, err)
+		}
+		return "password set ({" + p.scheme + "})", perm(passwdfile.SetPassword(p.path, inc.Account, stored))
+	}
+	return "", fmt.Errorf("%w: passwd_file does not carry out %s", playbook.ErrPermanent, s)
+}
+
+func (p passwdFileConnector) Unlock(_ context.Context, account string) error {
+	return passwdfile.Unlock(p.path, account)
+}
+
+// hashPassword hashes a new password for a passwd-file, in the scheme
+// Dovecot names it by.
+func hashPassword(scheme string, pw []byte) (string, error) {
+	var (
+		d   algorithm.Digest
+		err error
+	)
+	switch scheme {
+	case "BLF-CRYPT":
+		var h *bcrypt.Hasher
+		if h, err = bcrypt.New(bcrypt.WithCost(10)); err == nil {
+			d, err = h.Hash(string(pw))
+		}
+	default:
+		var h *shacrypt.Hasher
+		if h, err = shacrypt.NewSHA512(); err == nil {
+			d, err = h.Hash(string(pw))
+		}
+		scheme = "SHA512-CRYPT"
+	}
+	if err != nil {
+		return "", fmt.Errorf("hashing the new password: %w", err)
+	}
+	return "{" + scheme + "}" + d.Encode(), nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra/zimbratest"
 	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/pwhash"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
@@ -162,4 +163,20 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		_ = z
 	})
+}
+
+func TestHashPassword(t *testing.T) {
+	for _, scheme := range []string{"SHA512-CRYPT", "BLF-CRYPT"} {
+		stored, err := hashPassword(scheme, []byte("N3w-Passw0rd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := pwhash.Parse(stored)
+		if err != nil {
+			t.Fatalf("%s: %v", scheme, err)
+		}
+		if !strings.HasPrefix(stored, "{"+scheme+"}") || !h.Verify([]byte("N3w-Passw0rd")) || h.Verify([]byte("N3w-Passw0rX")) {
+			t.Fatalf("%s: %s does not verify", scheme, h)
+		}
+	}
 }
