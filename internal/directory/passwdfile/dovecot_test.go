@@ -91,21 +91,33 @@ func TestSetPasswordDovecot(t *testing.T) {
 	}
 }
 
-// TestSameSizeRewriteDovecot checks, without an auth cache, that Dovecot
-// picks up one same-size password change after another within a second.
+// TestSameSizeRewriteDovecot checks that Dovecot picks up a password
+// change of the same size made in the second it last read the file, which
+// it would not without the mtime bump (it compares whole-second mtimes and
+// sizes).
 func TestSameSizeRewriteDovecot(t *testing.T) {
 	t.Parallel()
 	in, _ := start(t, dovecottest.Options{
 		DisableAuthCache: true,
 		Users:            []dovecottest.User{{Name: alice, Password: "{PLAIN}pass-0"}},
 	})
+	previous := "pass-0"
 	for _, pw := range []string{"pass-1", "pass-2", "pass-3"} {
+		// Make Dovecot read the file now, with an mtime in this second.
+		now := time.Now()
+		if err := os.Chtimes(in.PasswdFile, now, now); err != nil {
+			t.Fatal(err)
+		}
+		if ok, out, err := in.AuthTest(alice, previous); err != nil || !ok {
+			t.Fatalf("%s refused (%v):\n%s", previous, err, out)
+		}
 		if err := passwdfile.SetPassword(in.PasswdFile, alice, "{PLAIN}"+pw); err != nil {
 			t.Fatal(err)
 		}
 		if ok, out, err := in.AuthTest(alice, pw); err != nil || !ok {
-			t.Fatalf("%s refused right after SetPassword (%v):\n%s", pw, err, out)
+			t.Fatalf("%s refused after SetPassword (%v):\n%s", pw, err, out)
 		}
+		previous = pw
 	}
 }
 

@@ -78,6 +78,11 @@ const updateAttempts = 3
 // rename.
 var errChanged = errors.New("passwd-file changed while it was being rewritten")
 
+// changeError carries an error of the caller's change function.
+type changeError struct{ err error }
+
+func (e changeError) Error() string { return e.err.Error() }
+
 // writers serialises our own updates of one file.
 var writers sync.Map // real path → *sync.Mutex
 
@@ -123,12 +128,16 @@ func updateLocked(path string, change func(*File) error) (time.Time, error) {
 
 	for attempt := 1; ; attempt++ {
 		renamed, err := update(real, change)
-		if !errors.Is(err, errChanged) || attempt == updateAttempts {
-			if err != nil {
-				return time.Time{}, fmt.Errorf("passwdfile: %s: %w", path, err)
-			}
-			return renamed, nil
+		var ce changeError
+		switch {
+		case errors.As(err, &ce):
+			return time.Time{}, ce.err // already says which account and why
+		case errors.Is(err, errChanged) && attempt < updateAttempts:
+			continue
+		case err != nil:
+			return time.Time{}, fmt.Errorf("passwdfile: %s: %w", path, err)
 		}
+		return renamed, nil
 	}
 }
 
@@ -142,7 +151,7 @@ func update(path string, change func(*File) error) (renamed time.Time, err error
 		return time.Time{}, err
 	}
 	if err := change(f); err != nil {
-		return time.Time{}, err
+		return time.Time{}, changeError{err}
 	}
 	out := f.Bytes()
 	if bytes.Equal(out, data) {
