@@ -11,6 +11,7 @@ import (
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
 
+	"github.com/mailbrake/mailbrake/internal/connector/dovecot"
 	"github.com/mailbrake/mailbrake/internal/connector/exec"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
@@ -59,10 +60,19 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 		r.Checkers = append(r.Checkers, lc)
 		r.Unlockers = append(r.Unlockers, lc)
 	}
+	var pfw *passwdfile.Writer
 	if pf := cfg.Directory.PasswdFile; pf.Path != "" && cfg.Response.UsePasswdFile {
-		pc := passwdFileConnector{path: pf.Path, scheme: pf.Scheme}
+		pfw = &passwdfile.Writer{Path: pf.Path}
+		pc := passwdFileConnector{w: pfw, scheme: pf.Scheme}
 		conns = append(conns, pc)
 		r.Unlockers = append(r.Unlockers, pc)
+	}
+	if dv := cfg.Response.Dovecot; dv.URL != "" {
+		c, err := dovecot.New(dovecot.Config{URL: dv.URL, APIKeyFile: dv.APIKeyFile, Timeout: dv.Timeout.D()})
+		if err != nil {
+			return nil, fmt.Errorf("response.dovecot: %w", err)
+		}
+		conns = append(conns, dovecotConnector{c: c, pf: pfw})
 	}
 	if e := cfg.Response.Exec; len(e.Command) > 0 {
 		c := &exec.Connector{Command: e.Command, Timeout: e.Timeout.D()}
@@ -214,7 +224,18 @@ func (l ldapConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incid
 	case playbook.StepLockLogin:
 		return "lock attribute set", perm(l.c.Lock(ctx, inc.Account))
 	case playbook.StepScramblePassword:
-		return "password set (Password Modify)", perm(l.c.SetPassword(ctx, inc.Account, pw))
+		if err := l.c.SetPassword(ctx, inc.Account, pw); err != nil {
+			return "", perm(err)
+		}
+		// ppolicy lifts pwdAccountLockedTime when an administrator sets a
+		// password: lock again if this incident locked the login.
+		if st := inc.Step(string(playbook.StepLockLogin)); st != nil && st.Status == store.StepDone {
+			if err := l.c.Lock(ctx, inc.Account); err != nil {
+				return "", fmt.Errorf("password set, but locking again failed: %w", err)
+			}
+			return "password set (Password Modify), lock kept", nil
+		}
+		return "password set (Password Modify)", nil
 	}
 	return "", fmt.Errorf("%w: ldap does not carry out %s", playbook.ErrPermanent, s)
 }
@@ -231,7 +252,7 @@ func (l ldapConnector) Unlock(ctx context.Context, account string) error {
 // passwd-file (Dovecot re-reads it when it changes; end-sessions through
 // the doveadm API flushes its auth cache).
 type passwdFileConnector struct {
-	path   string
+	w      *passwdfile.Writer
 	scheme string // SHA512-CRYPT or BLF-CRYPT
 }
 
@@ -245,19 +266,23 @@ func (p passwdFileConnector) Do(_ context.Context, s playbook.Step, inc *store.I
 	perm := func(err error) error { return permanent(err, passwdfile.ErrNoSuchAccount) }
 	switch s {
 	case playbook.StepLockLogin:
-		return passwdfile.LockField + "=y set", perm(passwdfile.Lock(p.path, inc.Account))
+		return passwdfile.LockField + "=y set", perm(p.w.Lock(inc.Account))
 	case playbook.StepScramblePassword:
 		stored, err := hashPassword(p.scheme, pw)
 		if err != nil {
 			return "", errors.Join(playbook.ErrPermanent, err)
 		}
-		return "password set ({" + p.scheme + "})", perm(passwdfile.SetPassword(p.path, inc.Account, stored))
+		return "password set ({" + p.scheme + "})", perm(p.w.SetPassword(inc.Account, stored))
 	}
 	return "", fmt.Errorf("%w: passwd_file does not carry out %s", playbook.ErrPermanent, s)
 }
 
 func (p passwdFileConnector) Unlock(_ context.Context, account string) error {
-	return passwdfile.Unlock(p.path, account)
+	if err := p.w.Unlock(account); err != nil {
+		return err
+	}
+	p.w.Wait()
+	return nil
 }
 
 // hashPassword hashes a new password for a passwd-file, in the scheme
@@ -275,7 +300,10 @@ func hashPassword(scheme string, pw []byte) (string, error) {
 		}
 	default:
 		var h *shacrypt.Hasher
-		if h, err = shacrypt.NewSHA512(); err == nil {
+		// 5,000 rounds: glibc's and Dovecot's default. The password is
+		// random (192 bits), so more rounds add nothing but cost to every
+		// login Dovecot checks against it.
+		if h, err = shacrypt.New(shacrypt.WithSHA512(), shacrypt.WithRounds(5000)); err == nil {
 			d, err = h.Hash(string(pw))
 		}
 		scheme = "SHA512-CRYPT"
@@ -284,4 +312,35 @@ func hashPassword(scheme string, pw []byte) (string, error) {
 		return "", fmt.Errorf("hashing the new password: %w", err)
 	}
 	return "{" + scheme + "}" + d.Encode(), nil
+}
+
+// dovecotConnector ends IMAP and POP3 sessions through the doveadm HTTP
+// API: the auth cache is flushed first, so a reconnect has to
+// authenticate against the new password or the lock.
+type dovecotConnector struct {
+	c  *dovecot.Client
+	pf *passwdfile.Writer // nil: no passwd-file written by playbooks
+}
+
+func (dovecotConnector) Name() string { return "dovecot" }
+
+func (dovecotConnector) Supports(s playbook.Step) bool { return s == playbook.StepEndSessions }
+
+func (d dovecotConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incident, _ []byte) (string, error) {
+	if s != playbook.StepEndSessions {
+		return "", fmt.Errorf("%w: dovecot does not carry out %s", playbook.ErrPermanent, s)
+	}
+	if d.pf != nil {
+		// Dovecot must see the lock and the new password in the
+		// passwd-file before sessions end, or a reconnect could log in.
+		d.pf.Wait()
+	}
+	if err := d.c.AuthCacheFlush(ctx, inc.Account); err != nil {
+		return "", permanent(err, dovecot.ErrUnauthorized)
+	}
+	n, err := d.c.Kick(ctx, inc.Account)
+	if err != nil {
+		return "", permanent(err, dovecot.ErrUnauthorized)
+	}
+	return fmt.Sprintf("auth cache flushed, %d account(s) kicked", n), nil
 }
