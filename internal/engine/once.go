@@ -22,9 +22,10 @@ type Learner interface {
 // within Postfix's 300 s timeouts; keep the first path's results this long.
 const onceTTL = 10 * time.Minute
 
-// maxOncePerShard bounds the remembered messages (32 shards × 4,096: over
-// 200 messages a second for the whole TTL).
-const maxOncePerShard = 4096
+// maxOncePerShard bounds the remembered messages: a shard keeps two
+// generations of up to this many (32 shards × 2 × 2,048: the last 65,536
+// to 131,072 messages, minutes of traffic at hundreds a second).
+const maxOncePerShard = 2048
 
 type onceEntry struct {
 	at       time.Time
@@ -32,9 +33,26 @@ type onceEntry struct {
 	novelty  *Novelty
 }
 
+// onceShard keeps two generations of maps: entries go into cur; when cur
+// is full it becomes prev and a new cur starts. Nothing is deleted one by
+// one, so the maps never fill with tombstones.
 type onceShard struct {
-	m     map[string]*onceEntry
-	order []string // insertion order, for expiry
+	cur, prev map[string]onceEntry
+}
+
+func (o *onceShard) get(k string) (onceEntry, bool) {
+	if en, ok := o.cur[k]; ok {
+		return en, true
+	}
+	en, ok := o.prev[k]
+	return en, ok
+}
+
+func (o *onceShard) put(k string, en onceEntry) {
+	if o.cur == nil || len(o.cur) >= maxOncePerShard {
+		o.prev, o.cur = o.cur, make(map[string]onceEntry, maxOncePerShard)
+	}
+	o.cur[k] = en
 }
 
 // runLearners runs the Learner detectors for sub, or returns what they
@@ -53,7 +71,7 @@ func (e *Engine) runLearners(ctx context.Context, sub *Submission, learners []De
 	// fast; the policy path's RCPT bookkeeping shares these shards.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if en, ok := s.once.m[sub.QueueID]; ok && sub.Time.Sub(en.at) < onceTTL {
+	if en, ok := s.once.get(sub.QueueID); ok && sub.Time.Sub(en.at) < onceTTL {
 		if sub.Novelty == nil {
 			sub.Novelty = en.novelty
 		}
@@ -63,19 +81,6 @@ func (e *Engine) runLearners(ctx context.Context, sub *Submission, learners []De
 	for _, d := range learners {
 		out = append(out, d.Outbound(ctx, sub)...)
 	}
-	if s.once.m == nil {
-		s.once.m = map[string]*onceEntry{}
-	}
-	for len(s.once.order) > 0 {
-		k := s.once.order[0]
-		en := s.once.m[k]
-		if en != nil && len(s.once.order) < maxOncePerShard && sub.Time.Sub(en.at) < onceTTL {
-			break
-		}
-		delete(s.once.m, k)
-		s.once.order = s.once.order[1:]
-	}
-	s.once.m[sub.QueueID] = &onceEntry{at: sub.Time, findings: out, novelty: sub.Novelty}
-	s.once.order = append(s.once.order, sub.QueueID)
+	s.once.put(sub.QueueID, onceEntry{at: sub.Time, findings: out, novelty: sub.Novelty})
 	return out
 }

@@ -87,8 +87,11 @@ func NormalizeAddress(s string) string {
 	if s == "" {
 		return ""
 	}
-	if a, err := mail.ParseAddress(s); err == nil {
-		s = a.Address
+	// A bare address (every envelope recipient) needs no header parser.
+	if strings.ContainsAny(s, "<>\"(),;: \t\\") || !isASCII(s) {
+		if a, err := mail.ParseAddress(s); err == nil {
+			s = a.Address
+		}
 	}
 	s = strings.ToLower(strings.Trim(s, "<> \t"))
 	if !strings.Contains(s, "@") || len(s) > 320 || strings.ContainsAny(s, " \t\r\n") {
@@ -273,4 +276,13 @@ func (m *Memory) Restore(snaps map[string][]byte) error {
 		return fmt.Errorf("phishmem: %d undecodable snapshot entries skipped", bad)
 	}
 	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
