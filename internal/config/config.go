@@ -9,26 +9,26 @@ import (
 // truth: defaults come from Default, `mailbrake config example` is generated
 // from the doc tags, and Load checks every key against it.
 type Config struct {
-	DataDir    string           `yaml:"data_dir" doc:"Directory for the embedded database and the admin socket. Overridden by --data-dir or MAILBRAKE_DATA_DIR."`
-	Log        LogConfig        `yaml:"log" doc:"Logging."`
-	Policy     PolicyConfig     `yaml:"policy" doc:"Postfix SMTP access policy delegation server (check_policy_service)."`
-	Milter     MilterConfig     `yaml:"milter" doc:"Milter server (smtpd_milters)."`
-	HTTP       HTTPConfig       `yaml:"http" doc:"HTTP listener for /healthz, /readyz and /metrics (the web UI comes later)."`
-	Admin      AdminConfig      `yaml:"admin" doc:"Admin API used by the mailbrake CLI: HTTP over a unix socket, access controlled by file permissions."`
-	Identity   IdentityConfig   `yaml:"identity" doc:"How the sending account is determined."`
-	Postfix    PostfixConfig    `yaml:"postfix" doc:"The local Postfix instance whose hold queue mailbrake manages."`
-	Quarantine QuarantineConfig `yaml:"quarantine" doc:"What is recorded about held messages."`
-	Engine     EngineConfig     `yaml:"engine" doc:"Decision engine behaviour."`
-	Accounts   AccountsConfig   `yaml:"accounts" doc:"Account states: normal, watch, restricted (every outbound message held), locked."`
-	Baseline   BaselineConfig   `yaml:"baseline" doc:"Learned per-account normal: flags sending far above what the account itself usually sends, and a client family it never used on a message to many recipients."`
-	Phish      PhishConfig      `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
-	Novelty    NoveltyConfig    `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
-	Phishers   PhishersConfig   `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
+	DataDir      string             `yaml:"data_dir" doc:"Directory for the embedded database and the admin socket. Overridden by --data-dir or MAILBRAKE_DATA_DIR."`
+	Log          LogConfig          `yaml:"log" doc:"Logging."`
+	Policy       PolicyConfig       `yaml:"policy" doc:"Postfix SMTP access policy delegation server (check_policy_service)."`
+	Milter       MilterConfig       `yaml:"milter" doc:"Milter server (smtpd_milters)."`
+	HTTP         HTTPConfig         `yaml:"http" doc:"HTTP listener for /healthz, /readyz and /metrics (the web UI comes later)."`
+	Admin        AdminConfig        `yaml:"admin" doc:"Admin API used by the mailbrake CLI: HTTP over a unix socket, access controlled by file permissions."`
+	Identity     IdentityConfig     `yaml:"identity" doc:"How the sending account is determined."`
+	Postfix      PostfixConfig      `yaml:"postfix" doc:"The local Postfix instance whose hold queue mailbrake manages."`
+	Quarantine   QuarantineConfig   `yaml:"quarantine" doc:"What is recorded about held messages."`
+	Engine       EngineConfig       `yaml:"engine" doc:"Decision engine behaviour."`
+	Accounts     AccountsConfig     `yaml:"accounts" doc:"Account states: normal, watch, restricted (every outbound message held), locked."`
+	Baseline     BaselineConfig     `yaml:"baseline" doc:"Learned per-account normal: flags sending far above what the account itself usually sends, and a client family it never used on a message to many recipients."`
+	Phish        PhishConfig        `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
+	Novelty      NoveltyConfig      `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
+	Phishers     PhishersConfig     `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
 	PasswordLeak PasswordLeakConfig `yaml:"password_leak" doc:"Password-leak detection: every candidate string of an outbound message (all text parts, decoded, quoted replies included) is tested against the sender's own password hash from the directory (directory.ldap and/or directory.passwd_file). Needs the milter path: the policy path carries no content."`
-	Directory  DirectoryConfig  `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
-	Response   ResponseConfig   `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
-	Playbooks  []PlaybookConfig `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
-	Rules      []Rule           `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
+	Directory    DirectoryConfig    `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
+	Response     ResponseConfig     `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
+	Playbooks    []PlaybookConfig   `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
+	Rules        []Rule             `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 }
 
 // LogConfig configures log/slog output on stderr.

@@ -88,7 +88,9 @@ func newService(t *testing.T) (*Service, *directory, *clock) {
 	return s, dir, clk
 }
 
-func admin(ctx context.Context) context.Context { return api.WithActor(ctx, api.Actor{Name: "cli:root(0)"}) }
+func admin(ctx context.Context) context.Context {
+	return api.WithActor(ctx, api.Actor{Name: "cli:root(0)"})
+}
 
 func TestFindingsOpenIncidentAndConfirm(t *testing.T) {
 	s, dir, clk := newService(t)

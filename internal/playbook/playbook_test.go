@@ -70,7 +70,9 @@ func TestRunConfirmAndContain(t *testing.T) {
 	self := &recorder{name: "mailbrake", steps: []Step{StepRestrictSending, StepHoldQueuedMail}}
 	var audit []string
 	r := &Runner{Incidents: st, Connectors: []Connector{self, zim, ldap}, Backoff: time.Millisecond,
-		Audit: func(_ context.Context, actor, action, target, detail string) { audit = append(audit, actor+" "+target+" "+detail) }}
+		Audit: func(_ context.Context, actor, action, target, detail string) {
+			audit = append(audit, actor+" "+target+" "+detail)
+		}}
 	pb := &Playbook{Name: "contain-sending", Severity: store.SeverityHigh,
 		Steps: []Step{StepRestrictSending, StepHoldQueuedMail, StepLockLogin, StepScramblePassword, StepEndSessions, StepForcePasswordChange, StepCheckPersistence, StepNotify}, ConfirmFrom: 2}
 	inc, _, err := st.OpenIncident(ctx, "u@example.edu", pb.Severity, pb.Name, store.Evidence{Reason: "bulk-from-scripted-client"})

@@ -138,7 +138,8 @@ type IncidentFilter struct {
 // Incidents stores incidents.
 type Incidents interface {
 	// OpenIncident adds ev to the account's active incident, raising its
-	// severity to sev and adding ev.Reason to its reasons, or opens a new
+	// severity to sev (and then taking playbook pb, when not empty) and
+	// adding ev.Reason to its reasons, or opens a new
 	// incident (state open, playbook pb) when the account has none. It
 	// reports whether the incident was created. Evidence beyond
 	// MaxEvidence is counted in the reasons but not kept.

@@ -83,7 +83,11 @@ func (s *Store) OpenIncident(ctx context.Context, account string, sev store.Seve
 			return err
 		}
 		if sev.Rank() > in.Severity.Rank() {
+			// Stronger evidence brings its stronger playbook.
 			in.Severity = sev
+			if pb != "" {
+				in.Playbook = pb
+			}
 		}
 		if in.Playbook == "" {
 			in.Playbook = pb

@@ -1082,7 +1082,7 @@ func testIncidents(t *testing.T, b Backend) {
 	if err != nil || created || in2.ID != in.ID {
 		t.Fatalf("second evidence: %v created=%v id %d vs %d", err, created, in2.ID, in.ID)
 	}
-	if in2.Severity != store.SeverityCritical || in2.Playbook != "contain-bulk" || !slices.Equal(in2.Reasons, []string{"bulk-from-scripted-client", "password-leak"}) ||
+	if in2.Severity != store.SeverityCritical || in2.Playbook != "contain-password-leak" || !slices.Equal(in2.Reasons, []string{"bulk-from-scripted-client", "password-leak"}) ||
 		len(in2.Evidence) != 2 || !in2.Updated.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("joined: %+v", in2)
 	}
