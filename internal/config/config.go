@@ -401,7 +401,7 @@ func DefaultPlaybooks() []PlaybookConfig {
 		{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: "critical", Steps: full},
 		{Name: "contain-mass-sending", Severity: "high", Steps: full, ConfirmFrom: "lock-login",
 			Triggers: []string{"bulk-from-scripted-client", "rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
-				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day"}},
+				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day", "marked-spam"}},
 		{Name: "phish-reply", Severity: "high", ConfirmFrom: "lock-login",
 			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
 			Steps:    []string{"notify", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence"}},
