@@ -93,6 +93,26 @@ var migrations = [][]string{
 		`CREATE INDEX incidents_updated ON incidents (updated DESC, id DESC)`,
 		`CREATE INDEX incidents_account ON incidents (account, updated DESC)`,
 	},
+	// 4: users and API tokens of the web UI and REST API.
+	{
+		`CREATE TABLE users (
+			name    TEXT    PRIMARY KEY,
+			role    TEXT    NOT NULL CHECK (role IN ('admin', 'helpdesk', 'viewer')),
+			hash    TEXT    NOT NULL,
+			created INTEGER NOT NULL,
+			updated INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE TABLE tokens (
+			id        TEXT    PRIMARY KEY,
+			name      TEXT    NOT NULL,
+			role      TEXT    NOT NULL CHECK (role IN ('admin', 'helpdesk', 'viewer')),
+			hash      BLOB    NOT NULL,
+			created   INTEGER NOT NULL,
+			expires   INTEGER NOT NULL DEFAULT 0,
+			last_used INTEGER NOT NULL DEFAULT 0,
+			by        TEXT    NOT NULL DEFAULT ''
+		) STRICT, WITHOUT ROWID`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

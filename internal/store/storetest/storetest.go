@@ -21,6 +21,7 @@ type Backend interface {
 	store.Snapshots
 	store.Accounts
 	store.Incidents
+	store.Users
 }
 
 // Run runs the conformance suite. open must return a fresh, empty backend
@@ -58,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Incidents", testIncidents},
 		{"IncidentStates", testIncidentStates},
 		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
+		{"UsersAndTokens", testUsersAndTokens},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1217,5 +1219,57 @@ func testConcurrentOpenIncident(t *testing.T, b Backend) {
 	in, _ := b.GetIncident(ctx, ids[0])
 	if len(in.Evidence) != 16 || len(in.Reasons) != 3 {
 		t.Fatalf("evidence %d reasons %v", len(in.Evidence), in.Reasons)
+	}
+}
+
+func testUsersAndTokens(t *testing.T, b Backend) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := b.GetUser(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing user: %v", err)
+	}
+	u := store.User{Name: "alice", Role: "admin", Hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", Created: t0, Updated: t0}
+	if err := b.PutUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	u.Role, u.Hash, u.Updated = "viewer", "$argon2id$new", t0.Add(time.Hour)
+	if err := b.PutUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetUser(ctx, "alice")
+	if err != nil || got.Role != "viewer" || got.Hash != "$argon2id$new" || !got.Created.Equal(t0) || !got.Updated.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("user: %v %+v", err, got)
+	}
+	if err := b.PutUser(ctx, store.User{Name: "bob", Role: "superuser", Hash: "x", Created: t0, Updated: t0}); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+	if list, _ := b.ListUsers(ctx); len(list) != 1 || list[0].Hash != "" {
+		t.Fatalf("list users: %+v", list)
+	}
+	if err := b.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteUser(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	tok := store.Token{ID: "t1", Name: "ci", Role: "viewer", Hash: []byte{1, 2, 3}, Created: t0, By: "cli:root"}
+	if err := b.PutToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TouchToken(ctx, "t1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	gt, err := b.GetToken(ctx, "t1")
+	if err != nil || !bytes.Equal(gt.Hash, []byte{1, 2, 3}) || !gt.LastUsed.Equal(t0.Add(time.Minute)) || !gt.Expires.IsZero() || gt.By != "cli:root" {
+		t.Fatalf("token: %v %+v", err, gt)
+	}
+	if list, _ := b.ListTokens(ctx); len(list) != 1 || list[0].Hash != nil {
+		t.Fatalf("list tokens exposes hashes: %+v", list)
+	}
+	if err := b.DeleteToken(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetToken(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted token: %v", err)
 	}
 }
