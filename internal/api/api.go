@@ -42,8 +42,13 @@ type HoldList struct {
 
 // ListHoldsRequest filters holds. State "all" or "" lists every state.
 type ListHoldsRequest struct {
-	State   string `json:"state"`
-	Account string `json:"account"`
+	State        string    `json:"state"`
+	Account      string    `json:"account"`
+	Reason       string    `json:"reason,omitempty"`
+	ClientFamily string    `json:"client_family,omitempty"`
+	Since        time.Time `json:"since,omitzero"`
+	Until        time.Time `json:"until,omitzero"`
+	Query        string    `json:"q,omitempty"`
 	Limit   int    `json:"limit"`
 	Offset  int    `json:"offset"`
 }

@@ -125,6 +125,17 @@ func (c *Client) ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, 
 	if r.Account != "" {
 		q.Set("account", r.Account)
 	}
+	for k, v := range map[string]string{"reason": r.Reason, "client_family": r.ClientFamily, "q": r.Query} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !r.Since.IsZero() {
+		q.Set("since", r.Since.UTC().Format(time.RFC3339))
+	}
+	if !r.Until.IsZero() {
+		q.Set("until", r.Until.UTC().Format(time.RFC3339))
+	}
 	if r.Limit > 0 {
 		q.Set("limit", strconv.Itoa(r.Limit))
 	}

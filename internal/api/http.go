@@ -176,8 +176,19 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) listHolds(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := ListHoldsRequest{State: q.Get("state"), Account: q.Get("account")}
+	req := ListHoldsRequest{State: q.Get("state"), Account: q.Get("account"), Reason: q.Get("reason"), ClientFamily: q.Get("client_family"), Query: q.Get("q")}
 	var err error
+	for _, tp := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &req.Since}, {"until", &req.Until}} {
+		if s := q.Get(tp.name); s != "" {
+			if *tp.t, err = time.Parse(time.RFC3339, s); err != nil {
+				h.reply(w, r, nil, fmt.Errorf("%w: %s must be an RFC 3339 time (2026-01-02T15:04:05Z)", ErrBadRequest, tp.name))
+				return
+			}
+		}
+	}
 	if s := q.Get("limit"); s != "" {
 		if req.Limit, err = strconv.Atoi(s); err != nil || req.Limit < 0 {
 			h.reply(w, r, nil, fmt.Errorf("%w: limit must be a non-negative integer", ErrBadRequest))

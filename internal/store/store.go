@@ -60,8 +60,14 @@ type Hold struct {
 
 // HoldFilter selects holds for listing. Zero values mean "any".
 type HoldFilter struct {
-	State   HoldState
-	Account string
+	State        HoldState
+	Account      string
+	Reason       string    // holds with this reason among theirs
+	ClientFamily string    // fingerprint family
+	Since, Until time.Time // held at or after Since, before Until (zero: open)
+	// Query matches a substring of the subject, sender or a recipient,
+	// case-insensitively.
+	Query string
 	Limit   int // 0 means a backend default (100)
 	Offset  int
 }

@@ -241,6 +241,27 @@ func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold
 		where = append(where, "account = ?")
 		args = append(args, f.Account)
 	}
+	if f.Reason != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM json_each(holds.reasons) WHERE value = ?)")
+		args = append(args, f.Reason)
+	}
+	if f.ClientFamily != "" {
+		where = append(where, "client_family = ?")
+		args = append(args, f.ClientFamily)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "held_at >= ?")
+		args = append(args, toDB(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "held_at < ?")
+		args = append(args, toDB(f.Until))
+	}
+	if f.Query != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.Query)) + "%"
+		where = append(where, `(lower(subject) LIKE ? ESCAPE '\' OR lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\')`)
+		args = append(args, like, like, like)
+	}
 	q := `SELECT ` + holdColumns + ` FROM holds`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

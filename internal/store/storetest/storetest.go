@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"IncidentStates", testIncidentStates},
 		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
 		{"UsersAndTokens", testUsersAndTokens},
+		{"ListHoldsSearch", testListHoldsSearch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1271,5 +1273,47 @@ func testUsersAndTokens(t *testing.T, b Backend) {
 	}
 	if _, err := b.GetToken(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted token: %v", err)
+	}
+}
+
+func testListHoldsSearch(t *testing.T, b Backend) {
+	ctx := t.Context()
+	mk := func(qid, subject, family string, reasons []string, minute int) {
+		h := sampleHold(qid)
+		h.Subject, h.ClientFamily, h.Reasons, h.HeldAt, h.StateAt = subject, family, reasons, at(minute), at(minute)
+		put(t, b, h)
+	}
+	mk("S1", "Invoice 50% off_now", "zimbra-html", []string{"bulk-from-scripted-client"}, 1)
+	mk("S2", "Re: lunch", "thunderbird", []string{"reply-to-phisher", "first-time-recipients-day"}, 2)
+	mk("S3", "Quarterly report", "zimbra-html", []string{"first-time-recipients-day"}, 3)
+	ids := func(f store.HoldFilter) string {
+		hs, err := b.ListHolds(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q []string
+		for _, h := range hs {
+			q = append(q, h.QueueID)
+		}
+		return strings.Join(q, ",")
+	}
+	for _, c := range []struct {
+		f    store.HoldFilter
+		want string
+	}{
+		{store.HoldFilter{Reason: "first-time-recipients-day"}, "S3,S2"},
+		{store.HoldFilter{Reason: "first-time"}, ""}, // whole reasons only
+		{store.HoldFilter{ClientFamily: "zimbra-html"}, "S3,S1"},
+		{store.HoldFilter{Since: at(2)}, "S3,S2"},
+		{store.HoldFilter{Until: at(2)}, "S1"},
+		{store.HoldFilter{Query: "LUNCH"}, "S2"},
+		{store.HoldFilter{Query: "50%"}, "S1"},   // % is literal
+		{store.HoldFilter{Query: "e_5"}, ""},     // _ is literal, not "any character" ("Invoice 50")
+		{store.HoldFilter{Query: "off_now"}, "S1"},
+		{store.HoldFilter{ClientFamily: "zimbra-html", Reason: "first-time-recipients-day"}, "S3"},
+	} {
+		if got := ids(c.f); got != c.want {
+			t.Errorf("%+v: got %q, want %q", c.f, got, c.want)
+		}
 	}
 }
