@@ -49,8 +49,8 @@ type ListHoldsRequest struct {
 	Since        time.Time `json:"since,omitzero"`
 	Until        time.Time `json:"until,omitzero"`
 	Query        string    `json:"q,omitempty"`
-	Limit   int    `json:"limit"`
-	Offset  int    `json:"offset"`
+	Limit        int       `json:"limit"`
+	Offset       int       `json:"offset"`
 }
 
 // Status describes the running daemon.

@@ -67,9 +67,9 @@ type HoldFilter struct {
 	Since, Until time.Time // held at or after Since, before Until (zero: open)
 	// Query matches a substring of the subject, sender or a recipient,
 	// case-insensitively.
-	Query string
-	Limit   int // 0 means a backend default (100)
-	Offset  int
+	Query  string
+	Limit  int // 0 means a backend default (100)
+	Offset int
 }
 
 // Quarantine stores the index of held messages.

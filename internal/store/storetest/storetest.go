@@ -1307,8 +1307,8 @@ func testListHoldsSearch(t *testing.T, b Backend) {
 		{store.HoldFilter{Since: at(2)}, "S3,S2"},
 		{store.HoldFilter{Until: at(2)}, "S1"},
 		{store.HoldFilter{Query: "LUNCH"}, "S2"},
-		{store.HoldFilter{Query: "50%"}, "S1"},   // % is literal
-		{store.HoldFilter{Query: "e_5"}, ""},     // _ is literal, not "any character" ("Invoice 50")
+		{store.HoldFilter{Query: "50%"}, "S1"}, // % is literal
+		{store.HoldFilter{Query: "e_5"}, ""},   // _ is literal, not "any character" ("Invoice 50")
 		{store.HoldFilter{Query: "off_now"}, "S1"},
 		{store.HoldFilter{ClientFamily: "zimbra-html", Reason: "first-time-recipients-day"}, "S3"},
 	} {
