@@ -18,6 +18,9 @@ var (
 // Actor identifies who makes a request, for the audit log.
 type Actor struct {
 	Name string // "cli:root(0)", "api:alice"
+	// NoContent hides message content (headers and previews) from this
+	// actor: the helpdesk role never sees what users wrote.
+	NoContent bool
 }
 
 type actorKey struct{}
@@ -117,6 +120,76 @@ type Methods interface {
 	GetIncident(ctx context.Context, id int64) (*store.Incident, error)
 	OpenIncident(ctx context.Context, r OpenIncidentRequest) (*store.Incident, error)
 	ChangeIncident(ctx context.Context, r ChangeIncidentRequest) (*store.Incident, error)
+	ReleaseAndTrust(ctx context.Context, id int64, r TrustRequest) (*store.Hold, error)
+	ListTrust(ctx context.Context) ([]store.TrustEntry, error)
+	DeleteTrust(ctx context.Context, id int64) error
+	Dashboard(ctx context.Context) (*Dashboard, error)
+	AccountTimeline(ctx context.Context, name string) (*Timeline, error)
+	Config(ctx context.Context) (string, error)
+	ListUsers(ctx context.Context) ([]store.User, error)
+	PutUser(ctx context.Context, r PutUserRequest) (*store.User, error)
+	RemoveUser(ctx context.Context, name string) error
+	ListTokens(ctx context.Context) ([]store.Token, error)
+	CreateToken(ctx context.Context, r CreateTokenRequest) (*NewToken, error)
+	RevokeToken(ctx context.Context, id string) error
+}
+
+// TrustRequest releases a held message and trusts its sender with its
+// client family for Duration (default 7 days, at most 90).
+type TrustRequest struct {
+	Duration time.Duration `json:"duration"`
+	Note     string        `json:"note"`
+}
+
+// VolumePoint is one hour of outbound mail.
+type VolumePoint struct {
+	Time       time.Time `json:"time"`
+	Messages   int64     `json:"messages"`
+	Recipients int64     `json:"recipients"`
+	Held       int64     `json:"held"`
+}
+
+// Dashboard is the overview of the dashboard page.
+type Dashboard struct {
+	Held            int           `json:"held"`
+	ActiveIncidents int           `json:"active_incidents"`
+	Restricted      int           `json:"restricted"`
+	Locked          int           `json:"locked"`
+	Volume          []VolumePoint `json:"volume"` // hourly, last 24 h, oldest first
+}
+
+// TimelineEvent marks a hold, a state change or an incident on a timeline.
+type TimelineEvent struct {
+	Time time.Time `json:"time"`
+	Kind string    `json:"kind"` // hold, state, incident
+	Text string    `json:"text"`
+}
+
+// Timeline is an account's last 24 hours.
+type Timeline struct {
+	Points []VolumePoint   `json:"points"` // hourly, oldest first
+	Events []TimelineEvent `json:"events"`
+}
+
+// PutUserRequest adds a user or changes one's role or password (an empty
+// field leaves it as it is; a new user needs both).
+type PutUserRequest struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Password string `json:"password"`
+}
+
+// CreateTokenRequest makes an API token.
+type CreateTokenRequest struct {
+	Name string        `json:"name"`
+	Role string        `json:"role"`
+	TTL  time.Duration `json:"ttl"` // 0: no expiry
+}
+
+// NewToken is a created token with its secret, shown once.
+type NewToken struct {
+	store.Token
+	Secret string `json:"secret"`
 }
 
 // UnlockAccountRequest lifts a lock. Without Override the lock must have

@@ -291,3 +291,84 @@ func (c *Client) ChangeIncident(ctx context.Context, r ChangeIncidentRequest) (*
 	}
 	return &v, nil
 }
+
+// ReleaseAndTrust implements Methods.
+func (c *Client) ReleaseAndTrust(ctx context.Context, id int64, r TrustRequest) (*store.Hold, error) {
+	var v store.Hold
+	if err := c.doBody(ctx, "POST", "/v1/holds/"+strconv.FormatInt(id, 10)+"/release-and-trust", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// ListTrust implements Methods.
+func (c *Client) ListTrust(ctx context.Context) ([]store.TrustEntry, error) {
+	var v []store.TrustEntry
+	return v, c.do(ctx, "GET", "/v1/trust", nil, &v)
+}
+
+// DeleteTrust implements Methods.
+func (c *Client) DeleteTrust(ctx context.Context, id int64) error {
+	return c.do(ctx, "DELETE", "/v1/trust/"+strconv.FormatInt(id, 10), nil, nil)
+}
+
+// Dashboard implements Methods.
+func (c *Client) Dashboard(ctx context.Context) (*Dashboard, error) {
+	var v Dashboard
+	return &v, c.do(ctx, "GET", "/v1/dashboard", nil, &v)
+}
+
+// AccountTimeline implements Methods.
+func (c *Client) AccountTimeline(ctx context.Context, name string) (*Timeline, error) {
+	var v Timeline
+	return &v, c.do(ctx, "GET", "/v1/accounts/"+url.PathEscape(name)+"/timeline", nil, &v)
+}
+
+// Config implements Methods.
+func (c *Client) Config(ctx context.Context) (string, error) {
+	var v struct {
+		YAML string `json:"yaml"`
+	}
+	err := c.do(ctx, "GET", "/v1/config", nil, &v)
+	return v.YAML, err
+}
+
+// ListUsers implements Methods.
+func (c *Client) ListUsers(ctx context.Context) ([]store.User, error) {
+	var v []store.User
+	return v, c.do(ctx, "GET", "/v1/users", nil, &v)
+}
+
+// PutUser implements Methods.
+func (c *Client) PutUser(ctx context.Context, r PutUserRequest) (*store.User, error) {
+	var v store.User
+	if err := c.doBody(ctx, "PUT", "/v1/users/"+url.PathEscape(r.Name), nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// RemoveUser implements Methods.
+func (c *Client) RemoveUser(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/users/"+url.PathEscape(name), nil, nil)
+}
+
+// ListTokens implements Methods.
+func (c *Client) ListTokens(ctx context.Context) ([]store.Token, error) {
+	var v []store.Token
+	return v, c.do(ctx, "GET", "/v1/tokens", nil, &v)
+}
+
+// CreateToken implements Methods.
+func (c *Client) CreateToken(ctx context.Context, r CreateTokenRequest) (*NewToken, error) {
+	var v NewToken
+	if err := c.doBody(ctx, "POST", "/v1/tokens", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// RevokeToken implements Methods.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil)
+}

@@ -41,7 +41,116 @@ func Handler(m Methods, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/incidents", h.openIncident)
 	mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
 	mux.HandleFunc("POST /v1/incidents/{id}/{change}", h.changeIncident)
+	mux.HandleFunc("POST /v1/holds/{id}/release-and-trust", h.releaseAndTrust)
+	mux.HandleFunc("GET /v1/trust", h.listTrust)
+	mux.HandleFunc("DELETE /v1/trust/{id}", h.deleteTrust)
+	mux.HandleFunc("GET /v1/dashboard", h.dashboard)
+	mux.HandleFunc("GET /v1/accounts/{name}/timeline", h.timeline)
+	mux.HandleFunc("GET /v1/config", h.config)
+	mux.HandleFunc("GET /v1/users", h.listUsers)
+	mux.HandleFunc("PUT /v1/users/{name}", h.putUser)
+	mux.HandleFunc("DELETE /v1/users/{name}", h.removeUser)
+	mux.HandleFunc("GET /v1/tokens", h.listTokens)
+	mux.HandleFunc("POST /v1/tokens", h.createToken)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", h.revokeToken)
 	return mux
+}
+
+// Routes lists every route of the API handler, as "METHOD /path", for
+// the permission table of the server that mounts it.
+func Routes() []string {
+	return []string{
+		"GET /v1/status", "GET /v1/holds", "GET /v1/holds/{id}", "POST /v1/holds/{id}/release", "POST /v1/holds/{id}/delete",
+		"POST /v1/queue/sync", "GET /v1/audit", "GET /v1/accounts", "GET /v1/accounts/{name}", "POST /v1/accounts/{name}/state",
+		"POST /v1/accounts/{name}/unlock", "POST /v1/holds/{id}/spam", "GET /v1/incidents", "POST /v1/incidents", "GET /v1/incidents/{id}",
+		"POST /v1/incidents/{id}/{change}", "POST /v1/holds/{id}/release-and-trust", "GET /v1/trust", "DELETE /v1/trust/{id}",
+		"GET /v1/dashboard", "GET /v1/accounts/{name}/timeline", "GET /v1/config", "GET /v1/users", "PUT /v1/users/{name}",
+		"DELETE /v1/users/{name}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{id}",
+	}
+}
+
+func (h *handler) releaseAndTrust(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	var req TrustRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.ReleaseAndTrust(r.Context(), id, req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) listTrust(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.ListTrust(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) deleteTrust(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err == nil {
+		err = h.m.DeleteTrust(r.Context(), id)
+	}
+	h.reply(w, r, struct{}{}, err)
+}
+
+func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.Dashboard(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) timeline(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.AccountTimeline(r.Context(), r.PathValue("name"))
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) config(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.Config(r.Context())
+	h.reply(w, r, struct {
+		YAML string `json:"yaml"`
+	}{v}, err)
+}
+
+func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.ListUsers(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) putUser(w http.ResponseWriter, r *http.Request) {
+	var req PutUserRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	req.Name = r.PathValue("name")
+	v, err := h.m.PutUser(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) removeUser(w http.ResponseWriter, r *http.Request) {
+	h.reply(w, r, struct{}{}, h.m.RemoveUser(r.Context(), r.PathValue("name")))
+}
+
+func (h *handler) listTokens(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.ListTokens(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) createToken(w http.ResponseWriter, r *http.Request) {
+	var req CreateTokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.CreateToken(r.Context(), req)
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request) {
+	h.reply(w, r, struct{}{}, h.m.RevokeToken(r.Context(), r.PathValue("id")))
 }
 
 func (h *handler) unlockAccount(w http.ResponseWriter, r *http.Request) {

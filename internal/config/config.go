@@ -53,8 +53,10 @@ type MilterConfig struct {
 
 // HTTPConfig configures the HTTP listener.
 type HTTPConfig struct {
-	Enabled bool   `yaml:"enabled" doc:"Serve health and metrics over HTTP."`
-	Listen  string `yaml:"listen" doc:"host:port."`
+	Enabled bool   `yaml:"enabled" doc:"Serve the web UI, the REST API (/api/v1/…), health (/healthz, /readyz) and metrics (/metrics)."`
+	Listen  string `yaml:"listen" doc:"host:port. Anything but loopback without TLS is warned about at start: sessions and API tokens would cross the network in clear."`
+	TLSCert string `yaml:"tls_cert" doc:"Certificate chain (PEM) for HTTPS; with tls_key. Session cookies are then Secure."`
+	TLSKey  string `yaml:"tls_key" doc:"Private key (PEM) for HTTPS."`
 }
 
 // AdminConfig configures the admin API socket.

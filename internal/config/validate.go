@@ -276,6 +276,9 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		add("http.tls_cert", "tls_cert and tls_key go together")
+	}
 	names := map[string]int{}
 	for i, r := range c.Rules {
 		p := fmt.Sprintf("rules[%d]", i)

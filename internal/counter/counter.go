@@ -305,3 +305,31 @@ func decode(b []byte) (*account, error) {
 	}
 	return &account{hour: h, day: d}, nil
 }
+
+// Point is one ten-minute bucket of an account's day window.
+type Point struct {
+	Time       time.Time // start of the bucket, UTC
+	Messages   int64
+	Recipients int64
+}
+
+// Series returns the non-empty ten-minute buckets of an account's last 24
+// hours at t, oldest first (for timelines).
+func (c *Memory) Series(acct string, t time.Time) []Point {
+	s := c.shard(acct)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[acct]
+	if a == nil {
+		return nil
+	}
+	oldest := t.Unix()/daySlot - daySlots
+	var out []Point
+	for _, b := range a.day {
+		if b.slot <= oldest {
+			continue
+		}
+		out = append(out, Point{Time: time.Unix(b.slot*daySlot, 0).UTC(), Messages: int64(b.m), Recipients: int64(b.r)})
+	}
+	return out
+}

@@ -161,3 +161,22 @@ func BenchmarkCharge(b *testing.B) {
 		}
 	})
 }
+
+func TestSeries(t *testing.T) {
+	c := NewMemory()
+	t0 := time.Date(2026, 1, 1, 10, 3, 0, 0, time.UTC)
+	ctx := context.Background()
+	c.Charge(ctx, "a", "q1", t0, 1, 5)
+	c.Charge(ctx, "a", "q2", t0.Add(2*time.Minute), 1, 2)
+	c.Charge(ctx, "a", "q3", t0.Add(3*time.Hour), 1, 1)
+	got := c.Series("a", t0.Add(3*time.Hour))
+	if len(got) != 2 || !got[0].Time.Equal(time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)) || got[0].Messages != 2 || got[0].Recipients != 7 || got[1].Recipients != 1 {
+		t.Fatalf("series: %+v", got)
+	}
+	if got := c.Series("a", t0.Add(25*time.Hour)); len(got) != 1 {
+		t.Fatalf("a day later only the last bucket is in the window: %+v", got)
+	}
+	if c.Series("nobody", t0) != nil {
+		t.Fatal("series of an unknown account")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
@@ -63,6 +64,7 @@ type Daemon struct {
 	dets         *detect.Set
 	incidents    chan incidentReport
 	pwleak       *pwleak.Detector
+	auth         *auth.Service
 	ldap         *ldapdir.Client
 	// extraConnectors are added to the playbook runner (tests).
 	extraConnectors []playbook.Connector
@@ -145,6 +147,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading account states: %w", err)
 	}
+	trusts, err := ops.NewTrusts(ctx, st)
+	if err != nil {
+		return fmt.Errorf("loading trust entries: %w", err)
+	}
+	volume := &ops.Volume{}
+	d.auth = auth.New(st, auth.Options{Log: d.log})
 	onErr := engine.ActionAllow
 	if cfg.Engine.OnError == "defer" {
 		onErr = engine.ActionDefer
@@ -153,14 +161,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.pwleak, err = d.buildPasswordLeak(); err != nil {
 		return err
 	}
-	detectors := dets.All()
+	detectors := append(dets.All(), volumeCounter{volume})
 	if d.pwleak != nil {
 		defer d.pwleak.Close()
 		detectors = append(detectors, d.pwleak)
 	}
 	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: detectors,
 		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
-		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Trust: trusts})
 	if err != nil {
 		return fmt.Errorf("compiling rules: %w", err)
 	}
@@ -173,7 +181,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
-	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log}
+	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
+		TrustStore: st, Trusts: trusts, Volume: volume, ConfigText: func() string { return redactedConfig(cfg) },
+		Users: st, Tokens: d.auth, Sessions: d.auth}
 	d.escalations = make(chan escalation, 1024)
 	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {
 		return err
@@ -254,16 +264,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.HTTP = ln.Addr()
 		status.HTTP = ln.Addr().String()
-		hs := &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		tls := cfg.HTTP.TLSCert != ""
+		hs := &http.Server{Handler: d.httpHandler(tls), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		shutdowns = append(shutdowns, hs.Shutdown)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if tls {
+				err = hs.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+			} else {
+				err = hs.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server: %w", err)
 			}
 		}()
-		d.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+		if !tls && !loopbackOnly(ln.Addr()) {
+			d.log.Warn("the web UI and API listen on a non-loopback address without TLS: passwords, session cookies and API tokens cross the network in clear; set http.tls_cert and http.tls_key", "addr", ln.Addr().String())
+		}
+		d.log.Info("http listening", "addr", ln.Addr().String(), "tls", tls, "paths", "/ (web UI) /api/v1/ /healthz /readyz /metrics")
 	}
 
 	// Admin socket for the CLI.
@@ -495,8 +515,9 @@ func (d *Daemon) saveSnapshots(ctx context.Context) {
 	}
 }
 
-func (d *Daemon) httpHandler() http.Handler {
+func (d *Daemon) httpHandler(tls bool) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/api/", apiGate(d.ops, d.auth, d.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -40,6 +41,20 @@ type Service struct {
 
 	// Response is account response; nil turns incidents off.
 	Response *Response
+	// Trust entries ("release and trust") and their in-memory view.
+	TrustStore store.Trust
+	Trusts     *Trusts
+	// Volume counts site-wide outbound mail for the dashboard.
+	Volume *Volume
+	// ConfigText returns the effective configuration, secrets redacted.
+	ConfigText func() string
+	// Users and API tokens of the web UI and API; Sessions ends a user's
+	// sessions when the user changes.
+	Users  store.Users
+	Tokens interface {
+		CreateToken(ctx context.Context, name string, role auth.Role, ttl time.Duration, by string) (store.Token, string, error)
+	}
+	Sessions interface{ EndSessions(name string) }
 
 	stateMu sync.Mutex // serialises account state changes
 	incMu   sync.Mutex // serialises opening incidents
@@ -109,7 +124,11 @@ func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.H
 
 // GetHold implements api.Methods.
 func (s *Service) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
-	return s.Store.GetHold(ctx, id)
+	h, err := s.Store.GetHold(ctx, id)
+	if err == nil && api.ActorFrom(ctx).NoContent {
+		h.Headers, h.Preview = "", ""
+	}
+	return h, err
 }
 
 // ReleaseHold implements api.Methods.
@@ -186,6 +205,9 @@ func (s *Service) RecordHold(ctx context.Context, h *store.Hold) (*store.Hold, e
 		return nil, err
 	}
 	s.audit(ctx, "system", AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
+	if s.Volume != nil && stored.HeldAt.Equal(h.HeldAt) && stored.Path == h.Path {
+		s.Volume.AddHeld(stored.HeldAt)
+	}
 	return stored, nil
 }
 

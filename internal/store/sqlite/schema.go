@@ -113,6 +113,20 @@ var migrations = [][]string{
 			by        TEXT    NOT NULL DEFAULT ''
 		) STRICT, WITHOUT ROWID`,
 	},
+	// 5: trust entries ("release and trust").
+	{
+		`CREATE TABLE trust (
+			id            INTEGER PRIMARY KEY,
+			account       TEXT    NOT NULL,
+			client_family TEXT    NOT NULL,
+			until         INTEGER NOT NULL,
+			created       INTEGER NOT NULL,
+			by            TEXT    NOT NULL DEFAULT '',
+			note          TEXT    NOT NULL DEFAULT '',
+			hold_id       INTEGER NOT NULL DEFAULT 0
+		) STRICT`,
+		`CREATE INDEX trust_until ON trust (until)`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

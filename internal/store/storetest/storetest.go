@@ -23,6 +23,7 @@ type Backend interface {
 	store.Accounts
 	store.Incidents
 	store.Users
+	store.Trust
 }
 
 // Run runs the conformance suite. open must return a fresh, empty backend
@@ -62,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
 		{"UsersAndTokens", testUsersAndTokens},
 		{"ListHoldsSearch", testListHoldsSearch},
+		{"Trust", testTrust},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1315,5 +1317,33 @@ func testListHoldsSearch(t *testing.T, b Backend) {
 		if got := ids(c.f); got != c.want {
 			t.Errorf("%+v: got %q, want %q", c.f, got, c.want)
 		}
+	}
+}
+
+func testTrust(t *testing.T, b Backend) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	id1, err := b.PutTrust(ctx, store.TrustEntry{Account: "u@example.edu", ClientFamily: "zimbra-html", Until: t0.Add(time.Hour), Created: t0, By: "api:alice", Note: "newsletter", HoldID: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutTrust(ctx, store.TrustEntry{Account: "v@example.edu", ClientFamily: "outlook", Until: t0.Add(24 * time.Hour), Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutTrust(ctx, store.TrustEntry{Account: "v@example.edu"}); err == nil {
+		t.Fatal("entry without family and until accepted")
+	}
+	list, err := b.ListTrust(ctx, t0)
+	if err != nil || len(list) != 2 || list[0].ID != id1 || list[0].Note != "newsletter" || list[0].HoldID != 4 || !list[0].Until.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if list, _ := b.ListTrust(ctx, t0.Add(2*time.Hour)); len(list) != 1 || list[0].Account != "v@example.edu" {
+		t.Fatalf("expired entries listed: %+v", list)
+	}
+	if err := b.DeleteTrust(ctx, id1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteTrust(ctx, id1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
 	}
 }

@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+func TestAPIRoutesGated(t *testing.T) {
+	for _, r := range api.Routes() {
+		if _, ok := apiPermissions[r]; !ok {
+			t.Errorf("route %s has no permission", r)
+		}
+	}
+	if len(apiPermissions) != len(api.Routes()) {
+		t.Errorf("%d permissions for %d routes", len(apiPermissions), len(api.Routes()))
+	}
+}
+
+// TestAPIAuthTable: every API route refuses unauthenticated requests,
+// every state change made with a session refuses a missing or wrong CSRF
+// token, and each role gets exactly its permissions.
+func TestAPIAuthTable(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	states, _ := ops.NewStates(ctx, st)
+	as := auth.New(st, auth.Options{})
+	const secret = "admin-Secret-Sentinel-42"
+	cfg := config.Default()
+	qs := &quarantine.Service{Store: st, Queue: &quarantine.Postfix{Postsuper: "/nonexistent/postsuper", Postqueue: "/nonexistent/postqueue"}, Log: slog.New(slog.DiscardHandler)}
+	svc := &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, States: states, Log: slog.New(slog.DiscardHandler), TrustStore: st, Users: st,
+		Tokens: as, Sessions: as, ConfigText: func() string { return redactedConfig(cfg) }}
+	sessions := map[auth.Role]*auth.Principal{}
+	for _, role := range auth.Roles {
+		name := string(role) + "-user"
+		if _, err := svc.PutUser(api.WithActor(ctx, api.Actor{Name: "test"}), api.PutUserRequest{Name: name, Role: string(role), Password: secret}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := as.Login(ctx, name, secret, "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[role] = p
+	}
+	_, viewerToken, err := as.CreateToken(ctx, "monitor", auth.RoleViewer, time.Hour, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := apiGate(svc, as, slog.New(slog.DiscardHandler))
+	path := func(route string) (string, string) {
+		m, p, _ := strings.Cut(route, " ")
+		p = strings.NewReplacer("{id}", "1", "{name}", "u@example.edu", "{change}", "confirm").Replace(p)
+		return m, "/api" + p
+	}
+	do := func(method, target string, set func(*http.Request)) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, target, strings.NewReader("{}"))
+		r.Header.Set("Content-Type", "application/json")
+		if set != nil {
+			set(r)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if strings.Contains(w.Body.String(), secret) {
+			t.Fatalf("%s %s: the password appears in the answer", method, target)
+		}
+		return w
+	}
+	withSession := func(p *auth.Principal, csrf string) func(*http.Request) {
+		return func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: p.SessionID})
+			if csrf != "" {
+				r.Header.Set(auth.CSRFHeader, csrf)
+			}
+		}
+	}
+	for _, route := range api.Routes() {
+		method, target := path(route)
+		perm := apiPermissions[route]
+		if w := do(method, target, nil); w.Code != http.StatusUnauthorized {
+			t.Errorf("%s unauthenticated: %d", route, w.Code)
+		}
+		if w := do(method, target, func(r *http.Request) { r.Header.Set("Authorization", "Bearer mbk_forged_secret") }); w.Code != http.StatusUnauthorized {
+			t.Errorf("%s forged token: %d", route, w.Code)
+		}
+		if method != http.MethodGet {
+			for _, bad := range []string{"", "wrong-token"} {
+				if w := do(method, target, withSession(sessions[auth.RoleAdmin], bad)); w.Code != http.StatusForbidden {
+					t.Errorf("%s with CSRF %q: %d", route, bad, w.Code)
+				}
+			}
+		}
+		for _, role := range auth.Roles {
+			p := sessions[role]
+			w := do(method, target, withSession(p, p.CSRF))
+			allowed := role.Can(perm)
+			if got := w.Code != http.StatusForbidden && w.Code != http.StatusUnauthorized; got != allowed {
+				t.Errorf("%s as %s: %d (allowed %v): %s", route, role, w.Code, allowed, w.Body.String())
+			}
+		}
+		// API tokens need no CSRF token.
+		w := do(method, target, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+viewerToken) })
+		if allowed := auth.RoleViewer.Can(perm); (w.Code != http.StatusForbidden && w.Code != http.StatusUnauthorized) != allowed {
+			t.Errorf("%s with a viewer token: %d", route, w.Code)
+		}
+	}
+	// Unknown API paths are 404, not open.
+	if w := do("GET", "/api/v1/nothing-here", withSession(sessions[auth.RoleAdmin], "")); w.Code != http.StatusNotFound {
+		t.Errorf("unknown route: %d", w.Code)
+	}
+}
+
+// TestHelpdeskSeesNoContent: the API hides headers and previews from the
+// helpdesk role.
+func TestHelpdeskSeesNoContent(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored, err := st.PutHold(ctx, &store.Hold{QueueID: "Q1", Account: "u@example.edu", Recipients: []string{"x@y"}, Reasons: []string{"bulk-from-scripted-client"},
+		Headers: "Subject: CONTENT-SENTINEL\n", Preview: "my secret CONTENT-SENTINEL", HeldAt: time.Now(), State: store.HoldHeld})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := auth.New(st, auth.Options{})
+	svc := &ops.Service{Store: st, Audit: st, Accounts: st, Log: slog.New(slog.DiscardHandler)}
+	h := apiGate(svc, as, slog.New(slog.DiscardHandler))
+	for _, role := range []auth.Role{auth.RoleHelpdesk, auth.RoleViewer} {
+		_, tok, _ := as.CreateToken(ctx, string(role), role, time.Hour, "test")
+		r := httptest.NewRequest("GET", "/api/v1/holds/"+itoa(stored.ID), nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		has := strings.Contains(w.Body.String(), "CONTENT-SENTINEL")
+		if w.Code != 200 || has != role.Can(auth.PermHoldsContent) {
+			t.Errorf("%s: %d, content shown %v", role, w.Code, has)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
