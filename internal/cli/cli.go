@@ -76,6 +76,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		quarantineCmd(g),
 		accountCmd(g),
 		incidentCmd(g),
+		userCmd(g),
+		tokenCmd(g),
 		replayCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),

@@ -175,7 +175,32 @@ func quarantineCmd(g *globals) *cobra.Command {
 		},
 	}
 	spam.Flags().StringVar(&spamNote, "note", "", "what you saw (recorded with the incident)")
-	cmd.AddCommand(list, show, release, del, sync, spam, auditCmd(g))
+	var trustFor time.Duration
+	var trustNote string
+	trust := &cobra.Command{
+		Use:   "trust ID [--for 168h] [--note TEXT]",
+		Short: "Release a held message and trust its sender with its client for a while (rule and volume findings do not act)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			h, err := c.ReleaseAndTrust(cmd.Context(), id, api.TrustRequest{Duration: trustFor, Note: trustNote})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "hold %d (queue id %s) released; %s trusted with %s\n", h.ID, h.QueueID, h.Account, h.ClientFamily)
+			return nil
+		},
+	}
+	trust.Flags().DurationVar(&trustFor, "for", 7*24*time.Hour, "how long the trust lasts (at most 90 days)")
+	trust.Flags().StringVar(&trustNote, "note", "", "why (recorded in the audit log)")
+	cmd.AddCommand(list, show, release, del, sync, spam, trust, auditCmd(g))
 	return cmd
 }
 

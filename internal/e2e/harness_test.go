@@ -78,8 +78,12 @@ type daemon struct {
 	config  string
 	policy  string
 	milter  string
+	http    string
 	done    chan struct{}
 }
+
+// httpAddr is the daemon's HTTP listener (web UI, API, metrics).
+func (d *daemon) httpAddr() string { return d.http }
 
 type daemonOptions struct {
 	Policy, Milter   string // listen addresses; "" disables
@@ -94,7 +98,8 @@ func startDaemon(t *testing.T, o daemonOptions) *daemon {
 	d := &daemon{t: t, log: &syncBuffer{}, dataDir: filepath.Join(dir, "data"), policy: o.Policy, milter: o.Milter, done: make(chan struct{})}
 	d.socket = filepath.Join(d.dataDir, "admin.sock")
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "data_dir: %s\nlog: {level: debug}\nhttp: {listen: %s}\n", d.dataDir, freeAddr(t))
+	d.http = freeAddr(t)
+	fmt.Fprintf(&cfg, "data_dir: %s\nlog: {level: debug}\nhttp: {listen: %s}\n", d.dataDir, d.http)
 	if o.Policy != "" {
 		fmt.Fprintf(&cfg, "policy: {listen: %s}\n", o.Policy)
 	} else {
