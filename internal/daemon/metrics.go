@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +20,10 @@ type metrics struct {
 	holds          *prometheus.CounterVec // path
 	storeErrors    *prometheus.CounterVec // op
 	shadow         *prometheus.CounterVec // path, action
+	adminOps       *prometheus.CounterVec // op: release, delete, spam, trust, unlock, …
+	incidents      *prometheus.CounterVec // severity
+	steps          *prometheus.CounterVec // step, status
+	logins         *prometheus.CounterVec // result
 }
 
 func newMetrics() *metrics {
@@ -53,8 +59,65 @@ func newMetrics() *metrics {
 		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailbrake_shadow_verdicts_total", Help: "Verdicts not acted on because of shadow mode, by path and the action they would have had.",
 		}, []string{"path", "action"}),
+		adminOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_admin_operations_total", Help: "Admin operations that changed state (audit log actions), by action.",
+		}, []string{"action"}),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_incidents_opened_total", Help: "Incidents opened, by severity.",
+		}, []string{"severity"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_playbook_steps_total", Help: "Playbook steps run, by step and outcome.",
+		}, []string{"step", "status"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_web_logins_total", Help: "Web UI logins, by result (ok, failed, rate-limited).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
+		m.adminOps, m.incidents, m.steps, m.logins,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// observeAudit turns audit entries into metrics: admin operations by
+// action, incidents opened by severity, playbook steps by step and
+// outcome. Labels come from fixed sets only.
+func (d *Daemon) observeAudit(action, detail string) {
+	switch action {
+	case "quarantine-hold", "incident-evidence":
+		return // counted elsewhere, or not an operation
+	case "incident-open":
+		for _, sev := range []string{"critical", "high", "medium", "low"} {
+			if strings.Contains(detail, ", "+sev+",") {
+				d.metrics.incidents.WithLabelValues(sev).Inc()
+				return
+			}
+		}
+		d.metrics.incidents.WithLabelValues("unknown").Inc()
+		return
+	case "incident-step":
+		// detail: "STEP STATUS: …"
+		step, rest, _ := strings.Cut(detail, " ")
+		status, _, _ := strings.Cut(rest, ":")
+		if playbookStep(step) && stepStatus(status) {
+			d.metrics.steps.WithLabelValues(step, status).Inc()
+		}
+		return
+	}
+	d.metrics.adminOps.WithLabelValues(action).Inc()
+}
+
+func playbookStep(s string) bool {
+	switch s {
+	case "restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify":
+		return true
+	}
+	return false
+}
+
+func stepStatus(s string) bool {
+	switch s {
+	case "done", "failed", "skipped", "dry-run", "pending":
+		return true
+	}
+	return false
 }

@@ -67,6 +67,20 @@ func TestAPIOverHTTP(t *testing.T) {
 	if code, _ := get("/healthz", ""); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
+	// Metrics: admin operations and incidents by fixed labels only, no
+	// account or address anywhere.
+	_, metrics := get("/metrics", "")
+	for _, want := range []string{`mailbrake_admin_operations_total{action="token"}`, `mailbrake_incidents_opened_total{severity="high"} 1`,
+		`mailbrake_playbook_steps_total{status="done",step="restrict-sending"} 1`, `mailbrake_holds_total{path="milter"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, never := range []string{"alice@campus.example", "campus.example", "reviewer"} {
+		if strings.Contains(metrics, never) {
+			t.Errorf("metrics name %q", never)
+		}
+	}
 	d.mustCLI("token", "revoke", strings.Split(strings.TrimPrefix(secret, "mbk_"), "_")[0])
 	if code, _ := get("/api/v1/holds", secret); code != http.StatusUnauthorized {
 		t.Fatalf("revoked token: %d", code)

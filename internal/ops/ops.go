@@ -55,6 +55,9 @@ type Service struct {
 		CreateToken(ctx context.Context, name string, role auth.Role, ttl time.Duration, by string) (store.Token, string, error)
 	}
 	Sessions interface{ EndSessions(name string) }
+	// OnAudit, when set, is called for every audit entry written (metrics
+	// by action; the action names are a fixed set).
+	OnAudit func(action, detail string)
 
 	stateMu sync.Mutex // serialises account state changes
 	incMu   sync.Mutex // serialises opening incidents
@@ -71,6 +74,9 @@ func (s *Service) now() time.Time {
 }
 
 func (s *Service) audit(ctx context.Context, actor, action, target, detail string) {
+	if s.OnAudit != nil {
+		s.OnAudit(action, detail)
+	}
 	err := s.Audit.AppendAudit(ctx, store.AuditEntry{Time: s.now(), Actor: actor, Action: action, Target: target, Detail: detail})
 	if err != nil {
 		s.Log.Error("writing audit entry failed", "action", action, "target", target, "err", err)
