@@ -22,6 +22,7 @@ packages=(
   ldap-utils       # internal/ldaptest: ldapadd/ldapsearch for seeding and checks
   dovecot-core     # internal/dovecottest: the private Dovecot (auth, doveadm HTTP API)
   dovecot-imapd    # internal/dovecottest: IMAP sessions that a kick must end
+  chromium         # internal/e2e: the web UI driven in headless Chromium (chromedp)
 )
 # package:service for packages whose installation may start a system service;
 # the tests never use the system instances, so they must not be left running.
