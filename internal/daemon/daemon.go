@@ -32,6 +32,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"github.com/mailbrake/mailbrake/internal/web"
 )
 
 // snapshotEvery: how much counter history a crash of a single node can
@@ -265,7 +266,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.HTTP = ln.Addr()
 		status.HTTP = ln.Addr().String()
 		tls := cfg.HTTP.TLSCert != ""
-		hs := &http.Server{Handler: d.httpHandler(tls), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		handler, err := d.httpHandler(tls)
+		if err != nil {
+			return fmt.Errorf("web UI: %w", err)
+		}
+		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		shutdowns = append(shutdowns, hs.Shutdown)
 		wg.Add(1)
 		go func() {
@@ -515,9 +520,14 @@ func (d *Daemon) saveSnapshots(ctx context.Context) {
 	}
 }
 
-func (d *Daemon) httpHandler(tls bool) http.Handler {
+func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiGate(d.ops, d.auth, d.log))
+	ui, err := web.New(web.Options{Methods: d.ops, Auth: loginMetrics{d.auth, d.metrics}, Logger: d.log.With("path", "web"), Secure: tls, Version: d.version})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", ui.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -531,7 +541,7 @@ func (d *Daemon) httpHandler(tls bool) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
-	return mux
+	return mux, nil
 }
 
 func listen(addr string) (net.Listener, error) {

@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailbrake/mailbrake/internal/auth"
 )
 
 // metrics are declared once per daemon on its own registry. Labels come
@@ -120,4 +124,23 @@ func stepStatus(s string) bool {
 		return true
 	}
 	return false
+}
+
+// loginMetrics counts web logins by result.
+type loginMetrics struct {
+	*auth.Service
+	m *metrics
+}
+
+func (l loginMetrics) Login(ctx context.Context, name, password, remoteIP string) (*auth.Principal, error) {
+	p, err := l.Service.Login(ctx, name, password, remoteIP)
+	switch {
+	case err == nil:
+		l.m.logins.WithLabelValues("ok").Inc()
+	case errors.Is(err, auth.ErrRateLimited):
+		l.m.logins.WithLabelValues("rate-limited").Inc()
+	default:
+		l.m.logins.WithLabelValues("failed").Inc()
+	}
+	return p, err
 }

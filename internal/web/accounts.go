@@ -1,0 +1,200 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+var accountStates = []string{"all", string(store.AccountWatch), string(store.AccountRestricted), string(store.AccountLocked), string(store.AccountNormal)}
+
+type accountsData struct {
+	State    string
+	States   []string
+	Limit    int
+	Accounts []store.Account
+}
+
+func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if name := strings.TrimSpace(q.Get("name")); name != "" { // the "go to account" box
+		http.Redirect(w, r, "/accounts/"+url.PathEscape(name), http.StatusSeeOther)
+		return
+	}
+	d := accountsData{State: cmp.Or(q.Get("state"), "all"), States: accountStates}
+	var err error
+	if d.Limit, err = intParam(q.Get("limit"), 100, 1000); err != nil {
+		s.fail(w, r, err, "/accounts")
+		return
+	}
+	d.Accounts, err = s.o.Methods.ListAccounts(r.Context(), api.ListAccountsRequest{State: d.State, Limit: d.Limit})
+	if err != nil {
+		s.fail(w, r, err, "/accounts")
+		return
+	}
+	pg := s.newPage(w, r, "Accounts", "accounts")
+	pg.Data = d
+	s.render(w, r, http.StatusOK, "accounts", pg)
+}
+
+type accountData struct {
+	A                 *api.AccountDetail
+	Path              string // /accounts/NAME, escaped
+	Baseline, Novelty []kv
+	Incidents         []store.Incident
+	Chart             *chart
+	Events            []api.TimelineEvent
+	TimelineError     string
+}
+
+type kv struct{ Key, Value string }
+
+func (s *Server) account(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	ctx := r.Context()
+	a, err := s.o.Methods.GetAccount(ctx, name)
+	if err != nil {
+		s.fail(w, r, err, "/accounts")
+		return
+	}
+	d := accountData{A: a, Path: "/accounts/" + url.PathEscape(a.Name), Baseline: flatten(a.Baseline), Novelty: flatten(a.Novelty)}
+	if tl, err := s.o.Methods.AccountTimeline(ctx, a.Name); err != nil {
+		d.TimelineError = "The sending timeline is not available."
+		if statusOf(err) == http.StatusInternalServerError {
+			s.log.Error("web: account timeline", "account", a.Name, "err", err)
+		} else {
+			d.TimelineError += " " + err.Error()
+		}
+	} else {
+		d.Chart = newChart("Messages sent by "+a.Name+" per hour, last 24 hours", tl.Points, tl.Events)
+		d.Events = tl.Events
+	}
+	if auth.FromContext(ctx).Can(auth.PermIncidentsRead) {
+		if d.Incidents, err = s.o.Methods.ListIncidents(ctx, api.ListIncidentsRequest{State: "all", Account: a.Name, Limit: 20}); err != nil {
+			s.fail(w, r, err, "/accounts")
+			return
+		}
+	}
+	pg := s.newPage(w, r, a.Name, "accounts")
+	pg.Data = d
+	s.render(w, r, http.StatusOK, "account", pg)
+}
+
+// accountChanges are the states an admin sets from the account page; a
+// lock comes from a playbook and ends with unlock.
+var accountChanges = map[string]string{
+	string(store.AccountRestricted): "restricted",
+	string(store.AccountNormal):     "back to normal",
+	string(store.AccountWatch):      "watched",
+}
+
+func (s *Server) setAccountState(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	self := "/accounts/" + url.PathEscape(name)
+	state, reason := r.PostFormValue("state"), strings.TrimSpace(r.PostFormValue("reason"))
+	done, ok := accountChanges[state]
+	switch {
+	case !ok:
+		s.fail(w, r, fmt.Errorf("%w: the state must be restricted, normal or watch", errBadForm), self)
+		return
+	case reason == "":
+		s.fail(w, r, fmt.Errorf("%w: a reason is required", errBadForm), self)
+		return
+	}
+	a, err := s.o.Methods.SetAccountState(r.Context(), api.SetAccountStateRequest{Account: name, State: state, Reason: reason})
+	if err != nil {
+		s.fail(w, r, err, self)
+		return
+	}
+	s.redirect(w, r, self, fmt.Sprintf("%s is %s.", a.Name, done))
+}
+
+func (s *Server) unlockAccount(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	self := "/accounts/" + url.PathEscape(name)
+	req := api.UnlockAccountRequest{Account: name, Override: r.PostFormValue("override") != "", Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	a, err := s.o.Methods.UnlockAccount(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err, self)
+		return
+	}
+	s.redirect(w, r, self, fmt.Sprintf("%s is unlocked.", a.Name))
+}
+
+// maxKV bounds the rows of a baseline or novelty table.
+const maxKV = 200
+
+// flatten shows a JSON-shaped value as sorted key/value rows: nested keys
+// joined with ".", lists of plain values on one row.
+func flatten(v any) []kv {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []kv{{"(error)", err.Error()}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return []kv{{"(error)", err.Error()}}
+	}
+	var out []kv
+	var walk func(key string, x any)
+	walk = func(key string, x any) {
+		if len(out) >= maxKV {
+			return
+		}
+		switch t := x.(type) {
+		case map[string]any:
+			if len(t) == 0 {
+				out = append(out, kv{key, "—"})
+			}
+			keys := make([]string, 0, len(t))
+			for k := range t {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				walk(strings.TrimPrefix(key+"."+k, "."), t[k])
+			}
+		case []any:
+			plain := make([]string, 0, len(t))
+			for _, e := range t {
+				switch e.(type) {
+				case map[string]any, []any:
+					for i, e := range t {
+						walk(fmt.Sprintf("%s[%d]", key, i), e)
+					}
+					return
+				}
+				plain = append(plain, scalar(e))
+			}
+			out = append(out, kv{key, cmp.Or(strings.Join(plain, ", "), "—")})
+		default:
+			out = append(out, kv{cmp.Or(key, "value"), scalar(t)})
+		}
+	}
+	walk("", x)
+	return out
+}
+
+func scalar(x any) string {
+	switch t := x.(type) {
+	case nil:
+		return "—"
+	case string:
+		return t
+	}
+	return fmt.Sprint(x)
+}

@@ -1,0 +1,64 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+type dashboardData struct {
+	D     *api.Dashboard
+	Chart *chart
+}
+
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	d, err := s.o.Methods.Dashboard(r.Context())
+	if err != nil {
+		s.fail(w, r, err, "")
+		return
+	}
+	pg := s.newPage(w, r, "Dashboard", "dashboard")
+	pg.Data = dashboardData{D: d, Chart: newChart("Outbound messages per hour, last 24 hours", d.Volume, nil)}
+	s.render(w, r, http.StatusOK, "dashboard", pg)
+}
+
+type auditData struct {
+	Target, Since string
+	Limit         int
+	Entries       []store.AuditEntry
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := auditData{Target: strings.TrimSpace(q.Get("target")), Since: q.Get("since")}
+	f := store.AuditFilter{Target: d.Target}
+	var err error
+	if d.Limit, err = intParam(q.Get("limit"), 100, 1000); err == nil {
+		f.Since, err = timeParam(d.Since)
+	}
+	if err != nil {
+		s.fail(w, r, err, "/audit")
+		return
+	}
+	f.Limit = d.Limit
+	if d.Entries, err = s.o.Methods.ListAudit(r.Context(), f); err != nil {
+		s.fail(w, r, err, "/audit")
+		return
+	}
+	pg := s.newPage(w, r, "Audit log", "audit")
+	pg.Data = d
+	s.render(w, r, http.StatusOK, "audit", pg)
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	text, err := s.o.Methods.Config(r.Context())
+	if err != nil {
+		s.fail(w, r, err, "")
+		return
+	}
+	pg := s.newPage(w, r, "Configuration", "config")
+	pg.Data = text
+	s.render(w, r, http.StatusOK, "config", pg)
+}
