@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
@@ -158,3 +161,39 @@ func TestHelpdeskSeesNoContent(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRedactedConfigHasNoSecrets: the configuration page and API show
+// paths of secret files, never their contents, and hide a secret put
+// inline by mistake.
+func TestRedactedConfigHasNoSecrets(t *testing.T) {
+	cfg := config.Default()
+	pwFile := filepath.Join(t.TempDir(), "zimbra.pw")
+	const zimbraSecret = "Zimbra-Admin-Secret-77"
+	if err := os.WriteFile(pwFile, []byte(zimbraSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Response.Zimbra = config.ZimbraConfig{URL: "https://mail.example.edu:7071/service/admin/soap", AdminUser: "admin@example.edu", AdminPasswordFile: pwFile}
+	out := redactedConfig(cfg)
+	if strings.Contains(out, zimbraSecret) || !strings.Contains(out, pwFile) || !strings.Contains(out, "admin@example.edu") {
+		t.Fatalf("redacted config:\n%s", out)
+	}
+	var n struct {
+		Password string `yaml:"password"`
+		APIKey   string `yaml:"api_key"`
+		Nested   struct {
+			Secret string `yaml:"client_secret"`
+		} `yaml:"nested"`
+	}
+	n.Password, n.APIKey, n.Nested.Secret = "p1-inline", "k1-inline", "s1-inline"
+	var node yaml.Node
+	if err := node.Encode(n); err != nil {
+		t.Fatal(err)
+	}
+	redactNode(&node)
+	b, _ := yaml.Marshal(&node)
+	for _, s := range []string{"p1-inline", "k1-inline", "s1-inline"} {
+		if strings.Contains(string(b), s) {
+			t.Fatalf("inline secret %s not redacted:\n%s", s, b)
+		}
+	}
+}
