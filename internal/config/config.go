@@ -27,6 +27,7 @@ type Config struct {
 	PasswordLeak PasswordLeakConfig `yaml:"password_leak" doc:"Password-leak detection: every candidate string of an outbound message (all text parts, decoded, quoted replies included) is tested against the sender's own password hash from the directory (directory.ldap and/or directory.passwd_file). Needs the milter path: the policy path carries no content."`
 	Directory    DirectoryConfig    `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
 	Response     ResponseConfig     `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
+	Notify       NotifyConfig       `yaml:"notify" doc:"Who is told about incidents (the notify playbook step): e-mail to the help desk, admins and optionally the user, a signed webhook, syslog. Rate-limited per incident and per hour."`
 	Playbooks    []PlaybookConfig   `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
 	Rules        []Rule             `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 }
@@ -230,6 +231,48 @@ type ExecConfig struct {
 	Timeout Duration `yaml:"timeout" doc:"Per run."`
 }
 
+// NotifyConfig configures notifications.
+type NotifyConfig struct {
+	SMTP            NotifySMTPConfig    `yaml:"smtp" doc:"Mail submission for notification e-mail; empty addr: no e-mail."`
+	HelpDesk        []string            `yaml:"helpdesk" doc:"Help-desk addresses: what happened and what to do with the user."`
+	Admins          []string            `yaml:"admins" doc:"Admin addresses: the same with every technical detail."`
+	NotifyUser      bool                `yaml:"notify_user" doc:"Also mail the user's recovery address (from the directory) when the account is locked."`
+	HelpDeskContact string              `yaml:"helpdesk_contact" doc:"How users reach the help desk (phone, room), quoted in the mail to the user."`
+	Webhook         NotifyWebhookConfig `yaml:"webhook" doc:"JSON POST signed with HMAC-SHA256 (X-Mailbrake-Signature); empty url: none."`
+	Syslog          NotifySyslogConfig  `yaml:"syslog" doc:"RFC 5424 lines to a syslog server; empty network: none."`
+	TemplatesDir    string              `yaml:"templates_dir" doc:"Directory with helpdesk.txt, admin.txt, user.txt (text/template) replacing the built-in mails."`
+	PerIncident     int                 `yaml:"per_incident" doc:"At most this many notifications per channel and incident in an hour."`
+	PerHour         int                 `yaml:"per_hour" doc:"At most this many notifications per channel in an hour."`
+}
+
+// NotifySMTPConfig configures notification mail.
+type NotifySMTPConfig struct {
+	Addr         string   `yaml:"addr" doc:"host:port of the submission server (e.g. the local Postfix on 127.0.0.1:25)."`
+	HelloName    string   `yaml:"hello_name" doc:"EHLO name, also the domain of Message-IDs."`
+	From         string   `yaml:"from" doc:"Sender address."`
+	StartTLS     string   `yaml:"starttls" doc:"none, opportunistic or required."`
+	Username     string   `yaml:"username" doc:"SMTP AUTH user (PLAIN, only over TLS or loopback)."`
+	PasswordFile string   `yaml:"password_file" doc:"File holding the SMTP AUTH password."`
+	CAFile       string   `yaml:"ca_file" doc:"CA certificates (PEM) for STARTTLS."`
+	Timeout      Duration `yaml:"timeout" doc:"Per delivery."`
+}
+
+// NotifyWebhookConfig configures the webhook.
+type NotifyWebhookConfig struct {
+	URL        string   `yaml:"url" doc:"Receiver URL."`
+	SecretFile string   `yaml:"secret_file" doc:"File holding the HMAC secret."`
+	Timeout    Duration `yaml:"timeout" doc:"Per attempt."`
+	Retries    int      `yaml:"retries" doc:"Retries after a 5xx answer or a network error, with backoff."`
+}
+
+// NotifySyslogConfig configures syslog.
+type NotifySyslogConfig struct {
+	Network  string `yaml:"network" doc:"udp, tcp or unix; empty: no syslog."`
+	Addr     string `yaml:"addr" doc:"host:port, or the socket path for unix."`
+	Tag      string `yaml:"tag" doc:"APP-NAME."`
+	Facility string `yaml:"facility" doc:"Facility name, e.g. auth, daemon, local0."`
+}
+
 // PlaybookConfig is one playbook.
 type PlaybookConfig struct {
 	Name        string   `yaml:"name" doc:"Unique name."`
@@ -387,6 +430,15 @@ func Default() *Config {
 			Zimbra:  ZimbraConfig{Timeout: Duration(15 * time.Second)},
 			Dovecot: DovecotConfig{Timeout: Duration(10 * time.Second)},
 			Exec:    ExecConfig{Command: []string{}, Steps: []string{}, Timeout: Duration(30 * time.Second)},
+		},
+		// Five notifications per incident and channel an hour keep one
+		// incident's steps and retries from flooding the help desk.
+		Notify: NotifyConfig{
+			SMTP:     NotifySMTPConfig{HelloName: "localhost", StartTLS: "opportunistic", Timeout: Duration(30 * time.Second)},
+			HelpDesk: []string{}, Admins: []string{},
+			Webhook:     NotifyWebhookConfig{Timeout: Duration(10 * time.Second), Retries: 3},
+			Syslog:      NotifySyslogConfig{Tag: "mailbrake", Facility: "auth"},
+			PerIncident: 5, PerHour: 100,
 		},
 		Playbooks: DefaultPlaybooks(),
 		Rules:     DefaultRules(),

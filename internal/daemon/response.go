@@ -81,6 +81,13 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 		}
 		conns = append(conns, c)
 	}
+	nt, err := d.buildNotifier()
+	if err != nil {
+		return nil, err
+	}
+	if nt != nil {
+		conns = append(conns, notifyConnector{nt})
+	}
 	conns = append(conns, d.extraConnectors...)
 	r.Runner = &playbook.Runner{Incidents: st, Connectors: conns, Attempts: cfg.Response.Attempts, Backoff: cfg.Response.Backoff.D(),
 		DryRun: cfg.Response.DryRun, Log: d.log}
