@@ -46,9 +46,9 @@ var Permissions = []Permission{PermHoldsRead, PermHoldsContent, PermHoldsAct, Pe
 	PermIncidentsRead, PermIncidentsAct, PermAuditRead, PermConfigRead, PermUsersAdmin}
 
 var grants = map[Role][]Permission{
-	RoleAdmin: Permissions,
+	RoleAdmin:    Permissions,
 	RoleHelpdesk: {PermHoldsRead, PermAccountsRead, PermAccountsUnlock, PermIncidentsRead},
-	RoleViewer: {PermHoldsRead, PermHoldsContent, PermAccountsRead, PermIncidentsRead, PermAuditRead, PermConfigRead},
+	RoleViewer:   {PermHoldsRead, PermHoldsContent, PermAccountsRead, PermIncidentsRead, PermAuditRead, PermConfigRead},
 }
 
 // Can reports whether role r has permission p.
