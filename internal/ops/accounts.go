@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
@@ -133,7 +134,30 @@ func (s *Service) SetAccountState(ctx context.Context, r api.SetAccountStateRequ
 	if a, err := s.Accounts.GetAccount(ctx, name); err == nil && a.State == store.AccountLocked && to != store.AccountLocked {
 		return nil, fmt.Errorf("%w: %s is locked; a lock ends with `mailbrake account unlock` once the password has changed", api.ErrConflict, name)
 	}
-	return s.changeState(ctx, r.Account, to, api.ActorFrom(ctx).Name, r.Reason, false)
+	a, err := s.changeState(ctx, r.Account, to, api.ActorFrom(ctx).Name, r.Reason, false)
+	if err == nil && to == store.AccountLocked {
+		s.lockEverywhere(ctx, a.Name, api.ActorFrom(ctx).Name)
+	}
+	return a, err
+}
+
+// lockEverywhere locks the login on every system a playbook would (an
+// admin's lock by hand); outcomes are audited.
+func (s *Service) lockEverywhere(ctx context.Context, account, actor string) {
+	if s.Response == nil || s.Response.Runner == nil {
+		return
+	}
+	for _, c := range s.Response.Runner.Connectors {
+		if c.Name() == "mailbrake" || !c.Supports(playbook.StepLockLogin) {
+			continue
+		}
+		detail, err := c.Do(ctx, playbook.StepLockLogin, &store.Incident{Account: account}, nil)
+		if err != nil {
+			detail = "lock failed: " + err.Error()
+			s.Log.Warn("lock failed", "account", account, "system", c.Name(), "err", err)
+		}
+		s.audit(ctx, actor, AuditAccountState, "account:"+account, c.Name()+": "+detail)
+	}
 }
 
 // Escalate raises an account's state because its findings crossed a

@@ -95,6 +95,7 @@ var accountChanges = map[string]string{
 	string(store.AccountRestricted): "restricted",
 	string(store.AccountNormal):     "back to normal",
 	string(store.AccountWatch):      "watched",
+	string(store.AccountLocked):     "locked on every configured system",
 }
 
 func (s *Server) setAccountState(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +105,7 @@ func (s *Server) setAccountState(w http.ResponseWriter, r *http.Request) {
 	done, ok := accountChanges[state]
 	switch {
 	case !ok:
-		s.fail(w, r, fmt.Errorf("%w: the state must be restricted, normal or watch", errBadForm), self)
+		s.fail(w, r, fmt.Errorf("%w: the state must be restricted, normal, watch or locked", errBadForm), self)
 		return
 	case reason == "":
 		s.fail(w, r, fmt.Errorf("%w: a reason is required", errBadForm), self)

@@ -491,7 +491,7 @@ func TestErrors(t *testing.T) {
 		{call{method: "POST", path: "/accounts/alice@example.org/unlock", form: url.Values{"override": {"1"}}}, 400, "an override needs a reason"},
 		{call{method: "POST", path: "/accounts/alice@example.org/state", form: url.Values{"state": {"normal"}, "reason": {"x"}}}, 409, "is locked"},
 		{call{method: "POST", path: "/accounts/bob@example.org/state", form: url.Values{"state": {"restricted"}}}, 400, "a reason is required"},
-		{call{method: "POST", path: "/accounts/bob@example.org/state", form: url.Values{"state": {"locked"}, "reason": {"x"}}}, 400, "restricted, normal or watch"},
+		{call{method: "POST", path: "/accounts/bob@example.org/state", form: url.Values{"state": {"deleted"}, "reason": {"x"}}}, 400, "restricted, normal, watch or locked"},
 		{call{method: "POST", path: "/incidents/7/explode"}, 404, "no such incident change"},
 		{call{method: "POST", path: "/quarantine/1/trust", form: url.Values{"duration": {"1s"}}}, 400, "between 1 minute and 90 days"},
 		{call{method: "GET", path: "/quarantine?since=yesterday"}, 400, "not a time"},
