@@ -148,6 +148,7 @@ func accountCmd(g *globals) *cobra.Command {
 		set("restrict", "Restrict an account: hold all its outbound mail, and put its queued mail on hold", "restricted"),
 		set("unrestrict", "Return an account to normal", "normal"),
 		set("watch", "Put an account on watch", "watch"),
+		set("lock", "Lock an account's login on every configured system (ends only with unlock, once the password changed)", "locked"),
 	)
 	return cmd
 }
