@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"sync"
 	"time"
 
@@ -81,8 +83,24 @@ func NormalizeID(s string) string {
 }
 
 // NormalizeAddress extracts and lower-cases an address from a header value
-// ("Name <a@b>" or "a@b"); "" when there is none.
+// ("Name <a@b>" or "a@b"); "" when there is none. The result normalizes to
+// itself: a value whose parse changes again on a second pass (malformed
+// quoting or brackets) is normalized until it stops changing, or refused.
 func NormalizeAddress(s string) string {
+	if !utf8.ValidString(s) {
+		return ""
+	}
+	for range 4 {
+		n := normalizeAddressOnce(s)
+		if n == "" || n == s {
+			return n
+		}
+		s = n
+	}
+	return ""
+}
+
+func normalizeAddressOnce(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
@@ -93,8 +111,11 @@ func NormalizeAddress(s string) string {
 			s = a.Address
 		}
 	}
-	s = strings.ToLower(strings.Trim(s, "<> \t"))
-	if !strings.Contains(s, "@") || len(s) > 320 || strings.ContainsAny(s, " \t\r\n") {
+	// Trim brackets and every kind of white space together, and refuse
+	// any white space or control character left inside, so that the
+	// result normalizes to itself.
+	s = strings.ToLower(strings.TrimFunc(s, func(r rune) bool { return r == '<' || r == '>' || unicode.IsSpace(r) }))
+	if !strings.Contains(s, "@") || len(s) > 320 || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return ""
 	}
 	return s
