@@ -220,7 +220,7 @@ type ldapConnector struct{ c *ldapdir.Client }
 func (ldapConnector) Name() string { return "ldap" }
 
 func (ldapConnector) Supports(s playbook.Step) bool {
-	return s == playbook.StepLockLogin || s == playbook.StepScramblePassword
+	return s == playbook.StepLockLogin || s == playbook.StepScramblePassword || s == playbook.StepForcePasswordChange
 }
 
 func (l ldapConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incident, pw []byte) (string, error) {
@@ -243,6 +243,8 @@ func (l ldapConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incid
 			return "password set (Password Modify), lock kept", nil
 		}
 		return "password set (Password Modify)", nil
+	case playbook.StepForcePasswordChange:
+		return "pwdReset=TRUE", perm(l.c.MustChangePassword(ctx, inc.Account))
 	}
 	return "", fmt.Errorf("%w: ldap does not carry out %s", playbook.ErrPermanent, s)
 }

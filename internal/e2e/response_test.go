@@ -83,9 +83,9 @@ response:
 		time.Sleep(50 * time.Millisecond)
 	}
 	last := time.Time{}
-	// Neither LDAP nor Dovecot forces a password change or keeps
-	// forwarding rules: those steps have no connector here.
-	noConnector := map[string]bool{"force-password-change": true, "check-persistence": true}
+	// Neither LDAP nor Dovecot keeps forwarding rules: that step has no
+	// connector here.
+	noConnector := map[string]bool{"check-persistence": true}
 	for _, s := range inc.Steps {
 		t.Logf("  %-22s %-8s +%-6s %s", s.Name, s.Status, s.At.Sub(hold.HeldAt).Round(time.Millisecond), s.Detail)
 		if s.Status != store.StepDone && !(noConnector[s.Name] && s.Status == store.StepSkipped) {
@@ -125,8 +125,8 @@ response:
 	if err := imap.WaitDisconnected(5 * time.Second); !errors.Is(err, dovecottest.ErrDisconnected) {
 		t.Errorf("IMAP session not ended: %v", err)
 	}
-	if e := ld.Entry(t, dn); len(e["pwdAccountLockedTime"]) == 0 {
-		t.Errorf("LDAP lock attribute not set: %v", e)
+	if e := ld.Entry(t, dn); len(e["pwdAccountLockedTime"]) == 0 || strings.Join(e["pwdReset"], "") != "TRUE" {
+		t.Errorf("LDAP lock attribute or pwdReset not set: %v", e)
 	}
 	// Unlock is refused: the password is still the scrambled one.
 	if _, err := d.cli("account", "unlock", acct); err == nil || !strings.Contains(err.Error(), "has not changed") {

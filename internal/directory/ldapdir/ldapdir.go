@@ -232,6 +232,17 @@ func (c *Client) Unlock(ctx context.Context, account string) error {
 	})
 }
 
+// MustChangePassword sets ppolicy's pwdReset to TRUE: with a policy whose
+// pwdMustChange is TRUE, the user's next bind may only change the
+// password. Servers without ppolicy refuse the attribute.
+func (c *Client) MustChangePassword(ctx context.Context, account string) error {
+	return c.modify(ctx, account, "forcing a password change", func(dn string) *ldap.ModifyRequest {
+		req := ldap.NewModifyRequest(dn, nil)
+		req.Replace("pwdReset", []string{"TRUE"})
+		return req
+	})
+}
+
 // Locked reports whether LockAttr of the account holds a value other than
 // UnlockValue. With pwdAccountLockedTime that includes a lock ppolicy set
 // after failed binds, even one whose pwdLockoutDuration has passed (slapd

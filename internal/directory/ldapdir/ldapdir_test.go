@@ -454,3 +454,18 @@ func TestParseGeneralizedTime(t *testing.T) {
 		}
 	}
 }
+
+func TestMustChangePassword(t *testing.T) {
+	in, c := start(t, nil)
+	ctx := t.Context()
+	dn := in.AddUser(t, "alice", "alice@example.test", cryptHash)
+	if err := c.MustChangePassword(ctx, "alice@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Entry(t, dn)["pwdReset"]; len(got) != 1 || got[0] != "TRUE" {
+		t.Fatalf("pwdReset = %q", got)
+	}
+	if err := c.MustChangePassword(ctx, "carol"); !errors.Is(err, ErrNoSuchAccount) {
+		t.Fatalf("unknown account: %v", err)
+	}
+}
