@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -35,6 +36,12 @@ func TestAPIOverHTTP(t *testing.T) {
 	a := in.Send(t, postfixtest.SendOptions{From: "alice@campus.example", To: recipients(60, "dest.example"),
 		Headers: map[string]string{"X-Mailer": zclient, "Subject": "api test"}, Body: "spam\n"})
 	d.waitHold(a.QueueID)
+	// The hold opens an incident off the request path; wait for its
+	// immediate step before reading the metrics.
+	waitIncident(t, d, "alice@campus.example", func(in store.Incident) bool {
+		s := in.Step("restrict-sending")
+		return s != nil && s.Status == store.StepDone
+	})
 
 	base := "http://" + d.httpAddr()
 	get := func(path, tok string) (int, string) {
@@ -69,7 +76,19 @@ func TestAPIOverHTTP(t *testing.T) {
 	}
 	// Metrics: admin operations and incidents by fixed labels only, no
 	// account or address anywhere.
-	_, metrics := get("/metrics", "")
+	wants := []string{`mailbrake_admin_operations_total{action="token"}`, `mailbrake_incidents_opened_total{severity="high"} 1`,
+		`mailbrake_playbook_steps_total{status="done",step="restrict-sending"} 1`, `mailbrake_holds_total{path="milter"} 1`}
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, metrics = get("/metrics", "")
+		all := true
+		for _, w := range wants {
+			all = all && strings.Contains(metrics, w)
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, want := range []string{`mailbrake_admin_operations_total{action="token"}`, `mailbrake_incidents_opened_total{severity="high"} 1`,
 		`mailbrake_playbook_steps_total{status="done",step="restrict-sending"} 1`, `mailbrake_holds_total{path="milter"} 1`} {
 		if !strings.Contains(metrics, want) {
