@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // TestReplyToListedPhisher: with an APRL list configured, a user's mail to
@@ -52,9 +53,20 @@ func TestReplyToListedPhisher(t *testing.T) {
 	if !strings.Contains(strings.Join(hold.Reasons, ","), "reply-to-phisher") || hold.Account != "victim@campus.example" {
 		t.Fatalf("hold: %+v", hold)
 	}
-	// The account is on watch (score 5).
-	if out := d.mustCLI("account", "show", "victim@campus.example"); !strings.Contains(out, "watch") {
-		t.Fatalf("account not on watch after a reply to a phisher:\n%s", out)
+	// The account goes on watch (score 5), off the request path.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := d.mustCLI("account", "show", "victim@campus.example")
+		if strings.Contains(out, "watch") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("account not on watch after a reply to a phisher:\n%s", out)
+		}
+	}
+	// And an incident with the phish-reply playbook waits for an admin.
+	inc := waitIncident(t, d, "victim@campus.example", func(in store.Incident) bool { return in.Step("notify") != nil })
+	if inc.Playbook != "phish-reply" || inc.State != store.IncidentOpen || inc.Step("lock-login").Status != store.StepPending {
+		t.Fatalf("incident: %+v", inc)
 	}
 	// Mail to anyone else is delivered.
 	ok := in.Send(t, postfixtest.SendOptions{From: "victim@campus.example", To: []string{"friend@example.org"},
