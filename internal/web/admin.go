@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -61,4 +62,28 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	pg := s.newPage(w, r, "Configuration", "config")
 	pg.Data = text
 	s.render(w, r, http.StatusOK, "config", pg)
+}
+
+func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
+	es, err := s.o.Methods.ListTrust(r.Context())
+	if err != nil {
+		s.fail(w, r, err, "")
+		return
+	}
+	pg := s.newPage(w, r, "Trusted senders", "trust")
+	pg.Data = es
+	s.render(w, r, http.StatusOK, "trust", pg)
+}
+
+func (s *Server) endTrust(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		s.renderError(w, r, http.StatusNotFound, "There is no such trust entry.")
+		return
+	}
+	if err := s.o.Methods.DeleteTrust(r.Context(), id); err != nil {
+		s.fail(w, r, err, "/trust")
+		return
+	}
+	s.redirect(w, r, "/trust", fmt.Sprintf("Trust entry %d ended: that sender's findings act again.", id))
 }

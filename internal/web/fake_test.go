@@ -375,3 +375,15 @@ func (a *fakeAuth) Authenticate(r *http.Request) (*auth.Principal, error) {
 	}
 	return &p, nil
 }
+
+func (f *fakeMethods) ListTrust(context.Context) ([]store.TrustEntry, error) {
+	return []store.TrustEntry{{ID: 5, Account: "carol@example.org", ClientFamily: "zimbra-html", Until: t0.Add(7 * 24 * time.Hour), Created: t0, By: "web:admin", Note: "newsletter", HoldID: 1}}, nil
+}
+
+func (f *fakeMethods) DeleteTrust(ctx context.Context, id int64) error {
+	if id != 5 {
+		return api.ErrNotFound
+	}
+	f.change(ctx)
+	return nil
+}

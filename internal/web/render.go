@@ -59,6 +59,7 @@ var nav = []struct {
 	{navItem{"quarantine", "/quarantine", "Quarantine"}, perms(auth.PermHoldsRead)},
 	{navItem{"accounts", "/accounts", "Accounts"}, perms(auth.PermAccountsRead)},
 	{navItem{"incidents", "/incidents", "Incidents"}, perms(auth.PermIncidentsRead)},
+	{navItem{"trust", "/trust", "Trusted"}, perms(auth.PermHoldsRead)},
 	{navItem{"audit", "/audit", "Audit log"}, perms(auth.PermAuditRead)},
 	{navItem{"config", "/config", "Configuration"}, perms(auth.PermConfigRead)},
 }

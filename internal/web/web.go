@@ -128,6 +128,9 @@ func New(o Options) (*Server, error) {
 		{method: "GET", pattern: "/incidents/{id}", perms: perms(auth.PermIncidentsRead), h: s.incident},
 		{method: "POST", pattern: "/incidents/{id}/{change}", perms: perms(auth.PermIncidentsAct), h: s.changeIncident},
 
+		{method: "GET", pattern: "/trust", perms: perms(auth.PermHoldsRead), h: s.trust},
+		{method: "POST", pattern: "/trust/{id}/end", perms: perms(auth.PermHoldsAct), h: s.endTrust},
+
 		{method: "GET", pattern: "/audit", perms: perms(auth.PermAuditRead), h: s.audit},
 		{method: "GET", pattern: "/config", perms: perms(auth.PermConfigRead), h: s.config},
 	}

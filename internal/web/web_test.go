@@ -111,6 +111,8 @@ var routeCases = []routeCase{
 	{"POST /incidents", "/incidents", url.Values{"account": {"bob@example.org"}, "note": {"reported"}}, []auth.Permission{auth.PermIncidentsAct}},
 	{"GET /incidents/{id}", "/incidents/7", nil, []auth.Permission{auth.PermIncidentsRead}},
 	{"POST /incidents/{id}/{change}", "/incidents/7/confirm", url.Values{"note": {"checked"}}, []auth.Permission{auth.PermIncidentsAct}},
+	{"GET /trust", "/trust", nil, []auth.Permission{auth.PermHoldsRead}},
+	{"POST /trust/{id}/end", "/trust/5/end", nil, []auth.Permission{auth.PermHoldsAct}},
 	{"GET /audit", "/audit?target=hold:1", nil, []auth.Permission{auth.PermAuditRead}},
 	{"GET /config", "/config", nil, []auth.Permission{auth.PermConfigRead}},
 	{"POST /logout", "/logout", nil, nil},
