@@ -87,11 +87,14 @@ type ListAccountsRequest struct {
 // AccountDetail is one account: state, counters, recent holds and state history.
 type AccountDetail struct {
 	store.Account
-	Counters    store.Totals       `json:"counters"`
-	Baseline    any                `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
-	Novelty     any                `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
-	RecentHolds []store.Hold       `json:"recent_holds"`
-	History     []store.AuditEntry `json:"history"`
+	Counters    store.Totals `json:"counters"`
+	Baseline    any          `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
+	Novelty     any          `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
+	RecentHolds []store.Hold `json:"recent_holds"`
+	// RecentVerdicts are the account's last decisions other than a plain
+	// allow, newest first (kept in memory since the daemon started).
+	RecentVerdicts []VerdictRecord    `json:"recent_verdicts,omitempty"`
+	History        []store.AuditEntry `json:"history"`
 }
 
 // SetAccountStateRequest moves an account to a state.
@@ -231,4 +234,17 @@ type ChangeIncidentRequest struct {
 	ID     int64  `json:"id"`
 	Change string `json:"change"`
 	Note   string `json:"note"`
+}
+
+// VerdictRecord is one recent decision about an account's message that
+// was not a plain allow (or had dry-run findings).
+type VerdictRecord struct {
+	Time       time.Time `json:"time"`
+	Path       string    `json:"path"`
+	QueueID    string    `json:"queue_id,omitempty"`
+	Action     string    `json:"action"`            // what was done
+	Would      string    `json:"would,omitempty"`   // shadow mode: what would have been done
+	Reasons    []string  `json:"reasons"`           // of the findings acted on
+	DryRun     []string  `json:"dry_run,omitempty"` // reasons of dry-run findings
+	Recipients int       `json:"recipients"`
 }

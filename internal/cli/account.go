@@ -84,6 +84,19 @@ func accountCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "  %d  %s  %s  %d rcpts  %s  %s\n", h.ID, h.HeldAt.Local().Format(time.DateTime), h.State, h.RecipientCount, h.ClientFamily, strings.Join(h.Reasons, ","))
 				}
 			}
+			if len(d.RecentVerdicts) > 0 {
+				fmt.Fprintln(w, "\nRecent verdicts:")
+				for _, v := range d.RecentVerdicts {
+					line := fmt.Sprintf("  %s  %-6s  %-5s  %d rcpts  %s", v.Time.Local().Format(time.DateTime), v.Path, v.Action, v.Recipients, strings.Join(v.Reasons, ","))
+					if v.Would != "" {
+						line += "  (shadow: would " + v.Would + ")"
+					}
+					if len(v.DryRun) > 0 {
+						line += "  dry-run: " + strings.Join(v.DryRun, ",")
+					}
+					fmt.Fprintln(w, line)
+				}
+			}
 			if len(d.History) > 0 {
 				fmt.Fprintln(w, "\nHistory:")
 				for _, e := range d.History {

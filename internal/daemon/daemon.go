@@ -183,7 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
-		TrustStore: st, Trusts: trusts, Volume: volume, ConfigText: func() string { return redactedConfig(cfg) },
+		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit}
 	d.escalations = make(chan escalation, 1024)
 	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
@@ -125,8 +126,10 @@ func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v e
 	return policy.Dunno()
 }
 
-// logVerdict logs every non-allow verdict and every dry-run finding.
+// logVerdict logs every non-allow verdict and every dry-run finding, and
+// keeps it for the account's recent verdicts.
 func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
+	d.recordVerdict(sub, v)
 	for _, f := range v.Findings {
 		if f.DryRun {
 			d.log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
@@ -195,4 +198,27 @@ func familyForHold(f fingerprint.Family) string {
 		return ""
 	}
 	return string(f)
+}
+
+// recordVerdict keeps an account's end-of-message verdicts that are not a
+// plain allow, for `account show` and the web UI.
+func (d *Daemon) recordVerdict(sub *engine.Submission, v engine.Verdict) {
+	if d.ops == nil || d.ops.Verdicts == nil || sub.Stage != engine.StageEOM || sub.Account == engine.Unauthenticated {
+		return
+	}
+	var dry []string
+	for _, f := range v.Findings {
+		if f.DryRun {
+			dry = append(dry, string(f.Reason))
+		}
+	}
+	if v.Action == engine.ActionAllow && v.Shadow == v.Action && len(dry) == 0 {
+		return
+	}
+	r := api.VerdictRecord{Time: sub.Time.UTC(), Path: string(sub.Path), QueueID: sub.QueueID, Action: v.Action.String(),
+		Reasons: engine.ReasonStrings(v.Reasons), DryRun: dry, Recipients: sub.RecipientCount}
+	if v.Shadow != v.Action {
+		r.Would = v.Shadow.String()
+	}
+	d.ops.Verdicts.Add(sub.Account, r)
 }

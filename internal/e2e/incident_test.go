@@ -31,8 +31,9 @@ func TestBulkHoldIncidentAndMarkSpam(t *testing.T) {
 	if inc.State != store.IncidentOpen || inc.Playbook != "contain-mass-sending" || inc.Step("lock-login").Status != store.StepPending {
 		t.Fatalf("incident after the hold: %+v", inc)
 	}
-	if show := d.mustCLI("account", "show", "mallory@campus.example"); !strings.Contains(show, "restricted") {
-		t.Fatalf("account not restricted:\n%s", show)
+	if show := d.mustCLI("account", "show", "mallory@campus.example"); !strings.Contains(show, "restricted") ||
+		!strings.Contains(show, "Recent verdicts:") || !strings.Contains(show, "hold   60 rcpts  bulk-from-scripted-client") {
+		t.Fatalf("account not restricted, or its verdict not shown:\n%s", show)
 	}
 	out := d.mustCLI("quarantine", "spam", fmt.Sprint(h.ID), "--note", "invoice phish")
 	if !strings.Contains(out, "contained") {

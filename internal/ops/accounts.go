@@ -113,6 +113,11 @@ func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDeta
 		holds[i].Headers, holds[i].Preview = "", ""
 	}
 	d.RecentHolds = holds
+	if s.Verdicts != nil {
+		if rv := s.Verdicts.Recent(name); len(rv) > 0 {
+			d.RecentVerdicts = rv
+		}
+	}
 	d.History, err = s.Audit.ListAudit(ctx, store.AuditFilter{Target: "account:" + name, Limit: 20})
 	if err != nil {
 		return nil, err

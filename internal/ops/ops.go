@@ -46,6 +46,8 @@ type Service struct {
 	Trusts     *Trusts
 	// Volume counts site-wide outbound mail for the dashboard.
 	Volume *Volume
+	// Verdicts keeps each account's recent verdicts for account show.
+	Verdicts *Verdicts
 	// ConfigText returns the effective configuration, secrets redacted.
 	ConfigText func() string
 	// Users and API tokens of the web UI and API; Sessions ends a user's
