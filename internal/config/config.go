@@ -186,6 +186,7 @@ type LDAPConfig struct {
 	LockValue          string   `yaml:"lock_value" doc:"Value that locks (ppolicy: 000001010000Z, locked until an admin unlocks)."`
 	UnlockValue        string   `yaml:"unlock_value" doc:"Value that unlocks; empty: the attribute is deleted."`
 	PasswordChangedAt  string   `yaml:"password_changed_attribute" doc:"Operational attribute with the time of the last password change (ppolicy: pwdChangedTime)."`
+	RecoveryAddress    string   `yaml:"recovery_address_attribute" doc:"Attribute with the user's recovery address, for notify.notify_user (e.g. mailAlternateAddress); empty: none."`
 }
 
 // PasswdFileConfig configures a Dovecot passwd-file.
@@ -236,7 +237,7 @@ type NotifyConfig struct {
 	SMTP            NotifySMTPConfig    `yaml:"smtp" doc:"Mail submission for notification e-mail; empty addr: no e-mail."`
 	HelpDesk        []string            `yaml:"helpdesk" doc:"Help-desk addresses: what happened and what to do with the user."`
 	Admins          []string            `yaml:"admins" doc:"Admin addresses: the same with every technical detail."`
-	NotifyUser      bool                `yaml:"notify_user" doc:"Also mail the user's recovery address (from the directory) when the account is locked."`
+	NotifyUser      bool                `yaml:"notify_user" doc:"Also mail the user's recovery address when the account is contained: directory.ldap.recovery_address_attribute, else Zimbra's zimbraPrefPasswordRecoveryAddress; without either, nothing is sent to the user."`
 	HelpDeskContact string              `yaml:"helpdesk_contact" doc:"How users reach the help desk (phone, room), quoted in the mail to the user."`
 	Webhook         NotifyWebhookConfig `yaml:"webhook" doc:"JSON POST signed with HMAC-SHA256 (X-Mailbrake-Signature); empty url: none."`
 	Syslog          NotifySyslogConfig  `yaml:"syslog" doc:"RFC 5424 lines to a syslog server; empty network: none."`

@@ -23,6 +23,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/engine"
@@ -67,6 +68,7 @@ type Daemon struct {
 	pwleak       *pwleak.Detector
 	auth         *auth.Service
 	ldap         *ldapdir.Client
+	zimbra       *zimbra.Client
 	// extraConnectors are added to the playbook runner (tests).
 	extraConnectors []playbook.Connector
 }

@@ -27,6 +27,9 @@ func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 		TemplatesDir: n.TemplatesDir,
 		RateLimit:    notify.RateLimitConfig{PerIncident: n.PerIncident, PerHour: n.PerHour},
 	}
+	if n.NotifyUser {
+		nc.UserAddress = d.recoveryAddress
+	}
 	nt, err := notify.New(nc, d.log.With("component", "notify"))
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
@@ -109,4 +112,39 @@ func notifyEvent(inc *store.Incident) notify.Event {
 		ev.NextSteps = fmt.Sprintf("Sending from %s is held. An admin must review the evidence and confirm (`mailbrake incident confirm %d`: lock, new password, end sessions) or dismiss it as a false alarm (`mailbrake incident dismiss %d --note …`).", inc.Account, inc.ID, inc.ID)
 	}
 	return ev
+}
+
+// recoveryAddress looks up a user's recovery address: the LDAP attribute
+// directory.ldap.recovery_address_attribute, else Zimbra's
+// zimbraPrefPasswordRecoveryAddress. The compromised mailbox itself is
+// never used. "" when there is none.
+func (d *Daemon) recoveryAddress(ctx context.Context, account string) (string, error) {
+	if attr := d.cfg.Directory.LDAP.RecoveryAddress; attr != "" && d.cfg.Directory.LDAP.URL != "" {
+		c, err := d.ldapClient()
+		if err != nil {
+			return "", err
+		}
+		vs, err := c.Attribute(ctx, account, attr)
+		if err != nil {
+			return "", err
+		}
+		for _, v := range vs {
+			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, account) {
+				return v, nil
+			}
+		}
+		return "", nil
+	}
+	if d.zimbra != nil {
+		a, err := d.zimbra.GetAccount(ctx, account, "zimbraPrefPasswordRecoveryAddress")
+		if err != nil {
+			return "", err
+		}
+		for _, v := range a.Values("zimbraPrefPasswordRecoveryAddress") {
+			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, account) {
+				return v, nil
+			}
+		}
+	}
+	return "", nil
 }

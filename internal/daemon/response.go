@@ -45,6 +45,7 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 		if err != nil {
 			return nil, fmt.Errorf("response.zimbra: %w", err)
 		}
+		d.zimbra = c
 		zc := zimbraConnector{c}
 		conns = append(conns, zc)
 		r.Checkers = append(r.Checkers, zc)

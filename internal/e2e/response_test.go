@@ -29,6 +29,8 @@ func TestPasswordLeakContainment(t *testing.T) {
 	dn := ld.AddUser(t, "alice", acct, ldaptest.SSHA(pw))
 	// A password change before the test, so ppolicy keeps pwdChangedTime.
 	ld.SetAttr(t, dn, "pwdChangedTime", "20200101000000Z")
+	// A second address outside the compromised mailbox, for the user mail.
+	ld.SetAttr(t, dn, "mail", acct, "alice.home@home.example")
 	dv := dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{{Name: acct, Password: pw}}})
 	dir := t.TempDir()
 	ldapPW := filepath.Join(dir, "ldap.pw")
@@ -46,8 +48,9 @@ func TestPasswordLeakContainment(t *testing.T) {
 notify:
   smtp: {addr: %q, from: mailbrake@campus.example, starttls: none}
   helpdesk: [helpdesk@campus.example]
+  notify_user: true
 directory:
-  ldap: {url: %q, bind_dn: %q, bind_password_file: %q, base_dn: %q, filter: "(mail=%%s)"}
+  ldap: {url: %q, bind_dn: %q, bind_password_file: %q, base_dn: %q, filter: "(mail=%%s)", recovery_address_attribute: mail}
   passwd_file: {path: %q}
 password_leak: {sources: [ldap]}
 response:
@@ -101,10 +104,20 @@ response:
 	}
 
 	// The help desk got the notification: account, reasons, steps.
-	notes := helpdesk.WaitMessages(t, 1, 20*time.Second)
-	note := string(notes[0].Data)
-	if notes[0].Recipients[0] != "helpdesk@campus.example" {
-		t.Errorf("notification to %v", notes[0].Recipients)
+	notes := helpdesk.WaitMessages(t, 2, 20*time.Second)
+	var note, userNote string
+	for _, m := range notes {
+		switch m.Recipients[0] {
+		case "helpdesk@campus.example":
+			note = string(m.Data)
+		case "alice.home@home.example":
+			userNote = string(m.Data)
+		default:
+			t.Errorf("notification to %v", m.Recipients)
+		}
+	}
+	if userNote == "" || strings.Contains(userNote, pw) {
+		t.Errorf("no mail to the user's recovery address, or it holds the password")
 	}
 	for _, want := range []string{acct, "password-leak", "lock-login", "scramble-password", "end-sessions", "done"} {
 		if !strings.Contains(note, want) {

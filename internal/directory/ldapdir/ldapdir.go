@@ -232,6 +232,16 @@ func (c *Client) Unlock(ctx context.Context, account string) error {
 	})
 }
 
+// Attribute returns the values of one attribute of the account's entry
+// (for example a recovery address); none when it has no such attribute.
+func (c *Client) Attribute(ctx context.Context, account, attr string) ([]string, error) {
+	e, err := c.find(ctx, account, attr)
+	if err != nil {
+		return nil, err
+	}
+	return e.GetEqualFoldAttributeValues(attr), nil
+}
+
 // MustChangePassword sets ppolicy's pwdReset to TRUE: with a policy whose
 // pwdMustChange is TRUE, the user's next bind may only change the
 // password. Servers without ppolicy refuse the attribute.
