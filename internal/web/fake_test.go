@@ -22,6 +22,7 @@ const (
 	previewSentinel  = "PREVIEW-SENTINEL-c0ffee"
 	headersSentinel  = "HEADERS-SENTINEL-deadbeef"
 	passwordSentinel = "PASSWORD-SENTINEL-9f8e7d"
+	tokenSentinel    = "TOKEN-SENTINEL-5a5a5a"
 )
 
 var t0 = time.Date(2025, 3, 4, 12, 0, 0, 0, time.UTC)
@@ -384,6 +385,34 @@ func (f *fakeMethods) DeleteTrust(ctx context.Context, id int64) error {
 	if id != 5 {
 		return api.ErrNotFound
 	}
+	f.change(ctx)
+	return nil
+}
+
+func (f *fakeMethods) ListUsers(context.Context) ([]store.User, error) {
+	return []store.User{{Name: "admin", Role: "admin", Created: t0, Updated: t0}}, nil
+}
+
+func (f *fakeMethods) PutUser(ctx context.Context, r api.PutUserRequest) (*store.User, error) {
+	f.change(ctx)
+	return &store.User{Name: r.Name, Role: r.Role, Created: t0, Updated: t0}, nil
+}
+
+func (f *fakeMethods) RemoveUser(ctx context.Context, name string) error {
+	f.change(ctx)
+	return nil
+}
+
+func (f *fakeMethods) ListTokens(context.Context) ([]store.Token, error) {
+	return []store.Token{{ID: "abc", Name: "ci", Role: "viewer", Created: t0}}, nil
+}
+
+func (f *fakeMethods) CreateToken(ctx context.Context, r api.CreateTokenRequest) (*api.NewToken, error) {
+	f.change(ctx)
+	return &api.NewToken{Token: store.Token{ID: "new1", Name: r.Name, Role: r.Role, Created: t0}, Secret: "mbk_new1_" + tokenSentinel}, nil
+}
+
+func (f *fakeMethods) RevokeToken(ctx context.Context, id string) error {
 	f.change(ctx)
 	return nil
 }

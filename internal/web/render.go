@@ -62,6 +62,7 @@ var nav = []struct {
 	{navItem{"trust", "/trust", "Trusted"}, perms(auth.PermHoldsRead)},
 	{navItem{"audit", "/audit", "Audit log"}, perms(auth.PermAuditRead)},
 	{navItem{"config", "/config", "Configuration"}, perms(auth.PermConfigRead)},
+	{navItem{"users", "/users", "Users"}, perms(auth.PermUsersAdmin)},
 }
 
 // newPage starts a page for the request's principal and takes the flash

@@ -131,6 +131,12 @@ func New(o Options) (*Server, error) {
 		{method: "GET", pattern: "/trust", perms: perms(auth.PermHoldsRead), h: s.trust},
 		{method: "POST", pattern: "/trust/{id}/end", perms: perms(auth.PermHoldsAct), h: s.endTrust},
 
+		{method: "GET", pattern: "/users", perms: perms(auth.PermUsersAdmin), h: s.users},
+		{method: "POST", pattern: "/users", perms: perms(auth.PermUsersAdmin), h: s.putUser},
+		{method: "POST", pattern: "/users/{name}/remove", perms: perms(auth.PermUsersAdmin), h: s.removeUser},
+		{method: "POST", pattern: "/tokens", perms: perms(auth.PermUsersAdmin), h: s.createToken},
+		{method: "POST", pattern: "/tokens/{id}/revoke", perms: perms(auth.PermUsersAdmin), h: s.revokeToken},
+
 		{method: "GET", pattern: "/audit", perms: perms(auth.PermAuditRead), h: s.audit},
 		{method: "GET", pattern: "/config", perms: perms(auth.PermConfigRead), h: s.config},
 	}

@@ -113,6 +113,11 @@ var routeCases = []routeCase{
 	{"POST /incidents/{id}/{change}", "/incidents/7/confirm", url.Values{"note": {"checked"}}, []auth.Permission{auth.PermIncidentsAct}},
 	{"GET /trust", "/trust", nil, []auth.Permission{auth.PermHoldsRead}},
 	{"POST /trust/{id}/end", "/trust/5/end", nil, []auth.Permission{auth.PermHoldsAct}},
+	{"GET /users", "/users", nil, []auth.Permission{auth.PermUsersAdmin}},
+	{"POST /users", "/users", url.Values{"name": {"carol"}, "role": {"viewer"}, "password": {"a-long-enough-password"}}, []auth.Permission{auth.PermUsersAdmin}},
+	{"POST /users/{name}/remove", "/users/carol/remove", nil, []auth.Permission{auth.PermUsersAdmin}},
+	{"POST /tokens", "/tokens", url.Values{"name": {"ci"}, "role": {"viewer"}, "ttl": {"720h"}}, []auth.Permission{auth.PermUsersAdmin}},
+	{"POST /tokens/{id}/revoke", "/tokens/abc/revoke", nil, []auth.Permission{auth.PermUsersAdmin}},
 	{"GET /audit", "/audit?target=hold:1", nil, []auth.Permission{auth.PermAuditRead}},
 	{"GET /config", "/config", nil, []auth.Permission{auth.PermConfigRead}},
 	{"POST /logout", "/logout", nil, nil},
@@ -266,7 +271,9 @@ func TestRolePermissions(t *testing.T) {
 				want := http.StatusForbidden
 				if allowed {
 					want = http.StatusOK
-					if rc.method() == http.MethodPost {
+					// Posts redirect, except token creation, whose
+					// answer is the only page that shows the secret.
+					if rc.method() == http.MethodPost && rc.pattern != "POST /tokens" {
 						want = http.StatusSeeOther
 					}
 				}
@@ -652,5 +659,21 @@ func TestTemplatesFitCSP(t *testing.T) {
 	body := newEnv(t, false).do(call{method: "GET", path: "/login"}).Body.String()
 	if !strings.Contains(body, `<meta name="htmx-config" content='{"includeIndicatorStyles":false`) {
 		t.Errorf("htmx config missing:\n%s", body)
+	}
+}
+
+// TestTokenSecretShownOnce: a new token's secret is on the answer to its
+// creation and on no other page.
+func TestTokenSecretShownOnce(t *testing.T) {
+	e := newEnv(t, false)
+	w := e.as("admin", call{method: "POST", path: "/tokens", form: url.Values{"name": {"ci"}, "role": {"viewer"}}})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), tokenSentinel) || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("create: %d, secret shown %v, cache %q", w.Code, strings.Contains(w.Body.String(), tokenSentinel), w.Header().Get("Cache-Control"))
+	}
+	if w := e.as("admin", call{method: "GET", path: "/users"}); strings.Contains(w.Body.String(), tokenSentinel) {
+		t.Fatal("the token secret is shown again")
+	}
+	if w := e.as("admin", call{method: "POST", path: "/tokens", form: url.Values{"name": {"ci"}, "ttl": {"soon"}}}); w.Code != http.StatusBadRequest {
+		t.Fatalf("bad lifetime: %d", w.Code)
 	}
 }
