@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Reply kinds: the first element of a reply entry.
@@ -94,7 +95,7 @@ func parseReply(data []byte) (reply, error) {
 
 // parseRows parses a doveadmResponse's data: an array of objects. doveadm
 // writes every value as a JSON string; other values are kept as their JSON
-// text.
+// text, with invalid UTF-8 replaced by U+FFFD.
 func parseRows(data json.RawMessage) ([]map[string]string, error) {
 	var raw []map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -109,7 +110,10 @@ func parseRows(data json.RawMessage) ([]map[string]string, error) {
 		for k, v := range obj {
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				s = string(bytes.TrimSpace(v))
+				// A non-string value is kept as its JSON text, made valid
+				// UTF-8 as every decoded string is (a raw value may hold
+				// invalid bytes inside a nested string).
+				s = strings.ToValidUTF8(string(bytes.TrimSpace(v)), "\uFFFD")
 			}
 			row[k] = s
 		}
