@@ -68,8 +68,12 @@ type AdminConfig struct {
 
 // IdentityConfig decides whose counters a message is charged to.
 type IdentityConfig struct {
-	TrustedNetworks []string `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
-	AccountHeader   string   `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User)."`
+	TrustedNetworks     []string `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
+	AccountHeader       string   `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User). Only the last copy counts: the relay adds its own after any copy the client wrote. Configure it only if the relay always adds it."`
+	RelayedOnPolicy     string   `yaml:"relayed_on_policy" doc:"Mail from trusted_networks without SASL on the policy path, which sees no headers: milter (the milter names the account from account_header and decides; the policy path answers DUNNO and charges nothing) or sender (the policy path charges the envelope sender; only for sites without the milter, since the sender is not always the account: aliases, personas, send-as)."`
+	ForgedVerdict       string   `yaml:"forged_verdict" doc:"Verdict for a message whose account header appears more than once with different accounts (reason identity-header-forged; the account is the relay's, the last copy): hold, tag or allow."`
+	ForgedScore         int      `yaml:"forged_score" doc:"Points identity-header-forged adds to the relay-named account's score."`
+	ClientMismatchScore int      `yaml:"client_mismatch_score" doc:"Points added when the message's X-Mailer copies name different client families (reason client-header-mismatch; the relay's copy, the last, decides the family). Evidence only: the verdict is allow, since real clients do it too (a message composed by one client and sent through Zimbra by another)."`
 }
 
 // PostfixConfig locates the Postfix tools.
@@ -360,6 +364,12 @@ func Default() *Config {
 		Identity: IdentityConfig{
 			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
 			AccountHeader:   "X-Authenticated-User",
+			RelayedOnPolicy: "milter",
+			// No client writes this header: several disagreeing copies
+			// mean a client forged one (a raw MIME upload through SOAP).
+			// Hold that message; the score puts the account on watch but
+			// one message never restricts it.
+			ForgedVerdict: "hold", ForgedScore: 5, ClientMismatchScore: 0,
 		},
 		Postfix: PostfixConfig{
 			Postsuper:    "postsuper",

@@ -64,6 +64,14 @@ func (c *Config) Validate() Errors {
 	if h := c.Identity.AccountHeader; h != "" && !validHeaderName(h) {
 		add("identity.account_header", "not a valid header name: %q", h)
 	}
+	oneOf("identity.relayed_on_policy", c.Identity.RelayedOnPolicy, "milter", "sender")
+	oneOf("identity.forged_verdict", c.Identity.ForgedVerdict, "hold", "tag", "allow")
+	if c.Identity.ForgedScore < 0 {
+		add("identity.forged_score", "must not be negative")
+	}
+	if c.Identity.ClientMismatchScore < 0 {
+		add("identity.client_mismatch_score", "must not be negative")
+	}
 	if c.Postfix.Postsuper == "" {
 		add("postfix.postsuper", "must not be empty")
 	}

@@ -76,10 +76,16 @@ func (a *account) totals(now int64) store.Totals {
 	return t
 }
 
+// charged is what one message key has been charged so far.
+type charged struct {
+	exp  int64 // unix seconds
+	m, r int64
+}
+
 type shard struct {
 	mu       sync.Mutex
 	accounts map[string]*account
-	keys     map[string]int64 // message key → expiry (unix seconds)
+	keys     map[string]charged // account + message key → what it was charged
 	charges  int
 }
 
@@ -96,7 +102,7 @@ func NewMemory() *Memory {
 	m := &Memory{seed: maphash.MakeSeed()}
 	for i := range m.shards {
 		m.shards[i].accounts = map[string]*account{}
-		m.shards[i].keys = map[string]int64{}
+		m.shards[i].keys = map[string]charged{}
 	}
 	return m
 }
@@ -126,16 +132,19 @@ func (c *Memory) Charge(_ context.Context, acct, msgKey string, t time.Time, msg
 		a = &account{}
 		s.accounts[acct] = a
 	}
-	charge := true
 	if msgKey != "" {
+		// msgs and rcpts are the message's amounts so far: charge only
+		// what exceeds what the key was charged before.
 		k := acct + "\x00" + msgKey
-		if exp, ok := s.keys[k]; ok && exp > now {
-			charge = false
-		} else {
-			s.keys[k] = now + int64(keyTTL/time.Second)
+		prev := s.keys[k]
+		if prev.exp <= now {
+			prev = charged{}
 		}
+		next := charged{exp: now + int64(keyTTL/time.Second), m: max(prev.m, msgs), r: max(prev.r, rcpts)}
+		s.keys[k] = next
+		msgs, rcpts = next.m-prev.m, next.r-prev.r
 	}
-	if charge {
+	if msgs > 0 || rcpts > 0 {
 		m, r := clamp(msgs), clamp(rcpts)
 		a.hour = add(prune(a.hour, now/hourSlot-hourSlots), now/hourSlot, m, r)
 		a.day = add(prune(a.day, now/daySlot-daySlots), now/daySlot, m, r)
@@ -143,8 +152,8 @@ func (c *Memory) Charge(_ context.Context, acct, msgKey string, t time.Time, msg
 	}
 	s.charges++
 	if s.charges%sweepEvery == 0 {
-		for k, exp := range s.keys {
-			if exp <= now {
+		for k, c := range s.keys {
+			if c.exp <= now {
 				delete(s.keys, k)
 			}
 		}
@@ -179,8 +188,8 @@ func (c *Memory) Sweep(t time.Time) int {
 				delete(s.accounts, name)
 			}
 		}
-		for k, exp := range s.keys {
-			if exp <= now {
+		for k, c := range s.keys {
+			if c.exp <= now {
 				delete(s.keys, k)
 			}
 		}

@@ -66,6 +66,35 @@ func TestMessageKeyChargedOnce(t *testing.T) {
 	}
 }
 
+// TestMessageKeyChargedUpTo: a message reported recipient by recipient
+// (policy RCPT) and then whole (end of message, milter) is counted at its
+// largest report, once.
+func TestMessageKeyChargedUpTo(t *testing.T) {
+	c := NewMemory()
+	now := time.Unix(1_800_000_000, 0)
+	for n := int64(1); n <= 3; n++ {
+		got, _ := c.Charge(ctx, "u", "i:7", now, 1, n)
+		if got.Messages1h != 1 || got.Recipients1h != n {
+			t.Fatalf("after RCPT %d: %+v", n, got)
+		}
+	}
+	// end of message reports 5 recipients (2 more than seen at RCPT)
+	if got, _ := c.Charge(ctx, "u", "i:7", now, 1, 5); got.Messages1h != 1 || got.Recipients1h != 5 {
+		t.Fatalf("end of message: %+v", got)
+	}
+	// a smaller later report (the milter saw fewer) takes nothing back
+	if got, _ := c.Charge(ctx, "u", "i:7", now, 1, 4); got.Messages1h != 1 || got.Recipients1h != 5 {
+		t.Fatalf("smaller report: %+v", got)
+	}
+	// scores use the same contract: the largest total of one message
+	if got, _ := c.Charge(ctx, "u", "q:9", now, 5, 0); got.Messages1h != 6 {
+		t.Fatalf("score 5: %+v", got)
+	}
+	if got, _ := c.Charge(ctx, "u", "q:9", now, 15, 0); got.Messages1h != 16 {
+		t.Fatalf("score raised to 15: %+v", got)
+	}
+}
+
 func TestOutOfOrderCharges(t *testing.T) {
 	c := NewMemory()
 	now := time.Unix(1_800_000_000, 0)

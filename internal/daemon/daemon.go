@@ -22,13 +22,14 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/config"
-	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
+	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -60,6 +61,9 @@ type Daemon struct {
 	ops      *ops.Service
 	metrics  *metrics
 	preview  int
+	// wiring records which protocol states each Postfix smtpd service
+	// asks the policy server in.
+	wiring policy.Wiring
 
 	escalations  chan escalation
 	snapshotters []snapshotter
@@ -179,6 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
 	d.metrics = newMetrics()
 	d.preview = cfg.Quarantine.PreviewBytes
 
@@ -540,7 +545,15 @@ func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 			http.Error(w, "store not ready", http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ready\n"))
+		var b strings.Builder
+		b.WriteString("ready\n")
+		// Which stages each Postfix service really sends: a policy
+		// service wired at RCPT only never sees END-OF-MESSAGE.
+		for _, s := range d.wiring.Services() {
+			fmt.Fprintf(&b, "policy service %s: %s (RCPT %d, DATA %d, END-OF-MESSAGE %d, last %s)\n",
+				s.Service, s.Stages(), s.RCPT, s.DATA, s.EOM, s.LastSeen.UTC().Format(time.RFC3339))
+		}
+		w.Write([]byte(b.String()))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	return mux, nil

@@ -71,8 +71,16 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 	}
 	// Other states are answered DUNNO.
 	r := base
-	r.ProtocolState = policy.StateData
+	r.ProtocolState = policy.StateMail
 	if resp, err := cl.Check(ctx, &r); err != nil || resp.Action != "DUNNO" {
+		t.Fatalf("MAIL: %q %v", resp.Action, err)
+	}
+	// DATA (smtpd_data_restrictions: on Zimbra the one restriction list
+	// zmconfigd copies from an attribute, zimbraMtaSmtpdDataRestrictions)
+	// knows recipient_count and decides for the whole message, as
+	// END-OF-MESSAGE does; both may come for one message.
+	r.ProtocolState, r.RecipientCount = policy.StateData, 60
+	if resp, err := cl.Check(ctx, &r); err != nil || !strings.HasPrefix(resp.Action, "HOLD ") {
 		t.Fatalf("DATA: %q %v", resp.Action, err)
 	}
 	r.ProtocolState, r.RecipientCount = policy.StateEndOfMessage, 60
@@ -98,7 +106,8 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 	res.Body.Close()
 	m := string(body)
 	for _, want := range []string{`mailbrake_policy_requests_total{action="HOLD",state="END-OF-MESSAGE"} 1`, `mailbrake_holds_total{path="policy"} 1`,
-		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 1`} {
+		// a verdict per decision (DATA and END-OF-MESSAGE), a hold per message
+		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 2`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}

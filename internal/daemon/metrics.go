@@ -28,6 +28,7 @@ type metrics struct {
 	incidents      *prometheus.CounterVec // severity
 	steps          *prometheus.CounterVec // step, status
 	logins         *prometheus.CounterVec // result
+	policyServices *prometheus.GaugeVec   // stages
 }
 
 func newMetrics() *metrics {
@@ -75,9 +76,13 @@ func newMetrics() *metrics {
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailbrake_web_logins_total", Help: "Web UI logins, by result (ok, failed, rate-limited).",
 		}, []string{"result"}),
+		policyServices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mailbrake_policy_services",
+			Help: "Postfix smtpd services asking the policy server, by the protocol states they send (rcpt-only, rcpt+eom, …; pending until enough requests came).",
+		}, []string{"stages"}),
 	}
 	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
-		m.adminOps, m.incidents, m.steps, m.logins,
+		m.adminOps, m.incidents, m.steps, m.logins, m.policyServices,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -54,32 +55,41 @@ func decodeSubject(s string) string {
 func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (milter.Decision, error) {
 	d := a.d
 	addr, _ := netip.ParseAddr(msg.ClientAddr)
-	headerAccount := ""
+	// Headers a trusted relay adds are its last copies; earlier copies
+	// were written by the client (engine.HeaderAccount).
+	headerAccount, forged := "", []string(nil)
 	if d.identity.Header != "" {
-		headerAccount = msg.Header(d.identity.Header)
+		headerAccount, forged = engine.HeaderAccount(msg.HeaderValues(d.identity.Header))
 	}
 	account, source, trusted := d.identity.Resolve(msg.AuthAuthen, headerAccount, msg.Sender, addr)
+	if source != engine.SourceHeader {
+		forged = nil
+	}
+	client, otherFamilies := classifyClient(msg)
 	sub := &engine.Submission{
-		Time:           time.Now(),
-		Stage:          engine.StageEOM,
-		Path:           engine.PathMilter,
-		Account:        account,
-		AccountSource:  source,
-		ClientAddress:  addr,
-		TrustedClient:  trusted,
-		Client:         fingerprint.Classify(xMailer(msg), msg.Header("User-Agent")),
-		Sender:         msg.Sender,
-		Recipients:     msg.Recipients,
-		RecipientCount: msg.RecipientCount,
-		Size:           msg.BodySize,
-		Subject:        decodeSubject(msg.Header("Subject")),
-		QueueID:        msg.QueueID,
-		MessageID:      msg.Header("Message-ID"),
-		InReplyTo:      msg.Header("In-Reply-To"),
-		References:     strings.Fields(msg.Header("References")),
-		From:           msg.Header("From"),
-		ReplyTo:        msg.Header("Reply-To"),
-		Header:         msg.Header,
+		Time:                time.Now(),
+		Stage:               engine.StageEOM,
+		Path:                engine.PathMilter,
+		Account:             account,
+		AccountSource:       source,
+		ClientAddress:       addr,
+		ClientPort:          msg.ClientPort,
+		TrustedClient:       trusted,
+		Client:              client,
+		OtherClientFamilies: otherFamilies,
+		ForgedAccounts:      forged,
+		Sender:              msg.Sender,
+		Recipients:          msg.Recipients,
+		RecipientCount:      msg.RecipientCount,
+		Size:                msg.BodySize,
+		Subject:             decodeSubject(msg.Header("Subject")),
+		QueueID:             msg.QueueID,
+		MessageID:           msg.Header("Message-ID"),
+		InReplyTo:           msg.Header("In-Reply-To"),
+		References:          strings.Fields(msg.Header("References")),
+		From:                msg.Header("From"),
+		ReplyTo:             msg.Header("Reply-To"),
+		Header:              msg.Header,
 	}
 	if d.pwleak != nil && sub.Direction != engine.Inbound && source != engine.SourceUnauthenticated {
 		sub.Body = rawMessage(msg)
@@ -131,25 +141,27 @@ func headerBlock(msg *milter.Message) string {
 	return strings.ToValidUTF8(b.String(), "\uFFFD")
 }
 
-// xMailer returns the X-Mailer to classify. Zimbra's MailSender adds its
-// own X-Mailer with addHeader, keeping one already in a message uploaded
-// through SOAP, so a message may carry two: the server's ("Zimbra …") says
-// how it was submitted.
-func xMailer(msg *milter.Message) string {
-	first := ""
-	for _, h := range msg.Headers {
-		if !strings.EqualFold(h.Name, "X-Mailer") {
-			continue
-		}
-		v := strings.TrimSpace(h.Value)
-		if strings.HasPrefix(v, "Zimbra ") {
-			return v
-		}
-		if first == "" {
-			first = v
+// classifyClient names the client family from the relay's X-Mailer (the
+// last copy: Zimbra's MailSender adds its own after any copy the client
+// wrote) and the User-Agent, and returns the other families that earlier
+// X-Mailer copies name, as evidence. A bare Zimbra X-Mailer without the
+// relay's X-Originating-IP is the server's own mail (fingerprint.System).
+func classifyClient(msg *milter.Message) (fingerprint.Result, []fingerprint.Family) {
+	mailers := msg.HeaderValues("X-Mailer")
+	last := ""
+	if len(mailers) > 0 {
+		last = mailers[len(mailers)-1]
+	}
+	r := fingerprint.Classify(last, msg.LastHeader("User-Agent"))
+	r = fingerprint.System(r, msg.LastHeader("X-Originating-IP") != "")
+	var others []fingerprint.Family
+	for _, m := range mailers[:max(len(mailers)-1, 0)] {
+		f := fingerprint.Classify(m, "").Family
+		if f != r.Family && !slices.Contains(others, f) {
+			others = append(others, f)
 		}
 	}
-	return first
+	return r, others
 }
 
 // bodyLimit is how much of each body the milter keeps: the preview, or

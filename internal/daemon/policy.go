@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
@@ -16,7 +18,11 @@ import (
 
 // policyAdapter turns policy requests into engine submissions and verdicts
 // into policy actions.
-type policyAdapter struct{ d *Daemon }
+type policyAdapter struct {
+	d *Daemon
+	// relayedLogged: the first relayed request left to the milter was logged.
+	relayedLogged atomic.Bool
+}
 
 func (d *Daemon) policyServer() *policy.Server {
 	a := &policyAdapter{d: d}
@@ -48,18 +54,22 @@ func stateLabel(s string) string {
 // protocol state is answered DUNNO.
 func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.Response, error) {
 	d := a.d
+	a.observeWiring(req)
 	var stage engine.Stage
 	switch req.ProtocolState {
 	case "RCPT":
 		stage = engine.StageRcpt
-	case "END-OF-MESSAGE":
+	case "DATA", "END-OF-MESSAGE":
+		// DATA (smtpd_data_restrictions, which zmconfigd copies from
+		// zimbraMtaSmtpdDataRestrictions) knows recipient_count like
+		// END-OF-MESSAGE, and HOLD there applies to the whole message.
 		stage = engine.StageEOM
 	default:
 		d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), "DUNNO").Inc()
 		return policy.Dunno(), nil
 	}
 	addr, _ := netip.ParseAddr(req.ClientAddress)
-	account, source, trusted := d.identity.Resolve(req.SASLUsername, "", req.Sender, addr)
+	account, source, trusted := d.identity.ResolvePolicy(req.SASLUsername, req.Sender, addr)
 	sub := &engine.Submission{
 		Time:           time.Now(),
 		Stage:          stage,
@@ -67,6 +77,7 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		Account:        account,
 		AccountSource:  source,
 		ClientAddress:  addr,
+		ClientPort:     clientPort(req.ClientPort),
 		TrustedClient:  trusted,
 		Client:         fingerprint.Result{Family: fingerprint.FamilyUnknown}, // the policy protocol carries no headers
 		Sender:         req.Sender,
@@ -84,9 +95,49 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
 		d.log.Warn("engine error; on_error verdict applies", "instance", req.Instance, "account", account, "err", err)
 	}
+	if v.Undecided && a.relayedLogged.CompareAndSwap(false, true) {
+		d.log.Info("policy: mail from trusted networks without SASL is left to the milter, which reads the relay's account header; the policy path answers DUNNO and charges nothing (identity.relayed_on_policy: milter)",
+			"client_address", req.ClientAddress, "instance", req.Instance)
+	}
 	resp := a.respond(ctx, sub, v)
 	d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), actionKeyword(resp.Action)).Inc()
 	return resp, nil
+}
+
+// clientPort parses client_port ("unknown" or absent before Postfix 3.0).
+func clientPort(s string) uint16 {
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(p)
+}
+
+// observeWiring records which protocol states each smtpd service sends and
+// says so: in the log at a service's first request and whenever what it
+// sends changes (loudly for RCPT-only wiring), in /readyz and the
+// mailbrake_policy_services gauge.
+func (a *policyAdapter) observeWiring(req *policy.Request) {
+	d := a.d
+	ch := d.wiring.Observe(req, time.Now())
+	if ch.First {
+		d.log.Info("policy: first request from a Postfix smtpd service", "service", ch.Now.Service, "protocol_state", req.ProtocolState)
+	}
+	if !ch.Changed {
+		return
+	}
+	if ch.From != "" && !ch.First {
+		d.metrics.policyServices.WithLabelValues(ch.From).Dec()
+	}
+	d.metrics.policyServices.WithLabelValues(ch.Now.Stages()).Inc()
+	switch ch.Now.Stages() {
+	case "pending":
+	case "rcpt-only":
+		d.log.Warn("policy: this Postfix smtpd service asks at RCPT only (check_policy_service in smtpd_recipient_restrictions, not in smtpd_end_of_data_restrictions): messages are charged and rate-limited at RCPT; holds and end-of-message rules come from the milter, or add check_policy_service to smtpd_end_of_data_restrictions",
+			"service", ch.Now.Service, "rcpt_requests", ch.Now.RCPT)
+	default:
+		d.log.Info("policy: Postfix smtpd service wiring", "service", ch.Now.Service, "stages", ch.Now.Stages())
+	}
 }
 
 func actionKeyword(action string) string {
@@ -131,6 +182,13 @@ func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v e
 func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
 	d.recordVerdict(sub, v)
 	for _, f := range v.Findings {
+		if !f.DryRun && f.Action == engine.ActionAllow {
+			// Evidence that decides nothing (client-header-mismatch,
+			// a new client family): logged so the account's story is
+			// complete.
+			d.log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
+				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
+		}
 		if f.DryRun {
 			d.log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
 				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
@@ -180,13 +238,16 @@ func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engin
 	if h.Recipients == nil {
 		h.Recipients = []string{}
 	}
-	stored, err := d.ops.RecordHold(context.WithoutCancel(ctx), h)
+	stored, created, err := d.ops.RecordHold(context.WithoutCancel(ctx), h)
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("hold").Inc()
 		d.log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
 		return 0
 	}
-	d.metrics.holds.WithLabelValues(string(sub.Path)).Inc()
+	if created {
+		// Once per message: the other path's hold of it merged into this.
+		d.metrics.holds.WithLabelValues(string(sub.Path)).Inc()
+	}
 	d.log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
 	return stored.ID
 }
@@ -208,6 +269,13 @@ func (d *Daemon) recordVerdict(sub *engine.Submission, v engine.Verdict) {
 	}
 	var dry []string
 	for _, f := range v.Findings {
+		if !f.DryRun && f.Action == engine.ActionAllow {
+			// Evidence that decides nothing (client-header-mismatch,
+			// a new client family): logged so the account's story is
+			// complete.
+			d.log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
+				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
+		}
 		if f.DryRun {
 			dry = append(dry, string(f.Reason))
 		}

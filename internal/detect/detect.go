@@ -20,6 +20,7 @@ type Set struct {
 	Baseline *baseline.Detector // nil when off
 	Phish    *phishmem.Memory   // nil when off
 	Phishers *Phishers          // nil without lists
+	Identity *Identity          // always on
 }
 
 // Options carries what Build needs beyond the configuration.
@@ -45,12 +46,23 @@ func (s *Set) All() []engine.Detector {
 	if s.Phishers != nil {
 		out = append(out, s.Phishers)
 	}
+	if s.Identity != nil {
+		out = append(out, s.Identity)
+	}
 	return out
 }
 
 // Build builds every enabled detector.
 func Build(c *config.Config, o Options) (*Set, error) {
 	s := &Set{}
+	{
+		act, ok := engine.ParseAction(c.Identity.ForgedVerdict)
+		if !ok {
+			return nil, fmt.Errorf("identity.forged_verdict: unknown verdict %q", c.Identity.ForgedVerdict)
+		}
+		s.Identity = NewIdentity(IdentityOptions{Header: c.Identity.AccountHeader, ForgedAction: act,
+			ForgedScore: c.Identity.ForgedScore, MismatchScore: c.Identity.ClientMismatchScore})
+	}
 	if n := c.Novelty; n.Enabled {
 		act, ok := engine.ParseAction(n.Verdict)
 		if !ok {

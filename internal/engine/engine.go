@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
@@ -67,8 +66,7 @@ type Engine struct {
 	counters   store.Counters
 	onError    Action
 	log        *slog.Logger
-	seed       maphash.Seed
-	instances  [instanceShards]instanceShard
+	book       book
 	deferText  string
 	rejectText string
 	o          Options
@@ -79,25 +77,6 @@ type Engine struct {
 // maxTrackedRecipients bounds the recipients remembered per in-flight
 // message for hold records; the count stays exact.
 const maxTrackedRecipients = 1000
-
-// instanceTTL: Postfix's smtpd finishes a transaction well within its
-// 300 s command timeouts; forget in-flight state after twice that.
-const instanceTTL = 10 * time.Minute
-
-const instanceShards = 32
-
-type inflight struct {
-	rcpts    []string
-	count    int
-	lastSeen time.Time
-}
-
-type instanceShard struct {
-	mu   sync.Mutex
-	m    map[string]*inflight
-	ops  int
-	once onceShard
-}
 
 // New compiles the rules and returns an engine.
 func New(o Options) (*Engine, error) {
@@ -116,7 +95,6 @@ func New(o Options) (*Engine, error) {
 		counters:   o.Counters,
 		onError:    o.OnError,
 		log:        o.Logger,
-		seed:       maphash.MakeSeed(),
 		o:          o,
 		deferText:  "4.7.1 Sending limit reached, try again later",
 		rejectText: "5.7.1 Message refused by local policy",
@@ -133,55 +111,8 @@ func New(o Options) (*Engine, error) {
 			e.lookups = append(e.lookups, d)
 		}
 	}
-	for i := range e.instances {
-		e.instances[i].m = map[string]*inflight{}
-	}
+	e.book.seed = maphash.MakeSeed()
 	return e, nil
-}
-
-func (e *Engine) instanceShard(id string) *instanceShard {
-	return &e.instances[maphash.String(e.seed, id)%instanceShards]
-}
-
-// noteRecipient remembers a recipient accepted for an in-flight message and
-// returns how many it has so far.
-func (e *Engine) noteRecipient(instance, rcpt string, now time.Time) int {
-	s := e.instanceShard(instance)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in := s.m[instance]
-	if in == nil {
-		in = &inflight{}
-		s.m[instance] = in
-	}
-	in.count++
-	if len(in.rcpts) < maxTrackedRecipients {
-		in.rcpts = append(in.rcpts, rcpt)
-	}
-	in.lastSeen = now
-	s.ops++
-	if s.ops%1024 == 0 {
-		for k, v := range s.m {
-			if now.Sub(v.lastSeen) > instanceTTL {
-				delete(s.m, k)
-			}
-		}
-	}
-	return in.count
-}
-
-// Recipients returns and forgets the recipients seen at RCPT for an
-// in-flight message (the policy protocol names them only there).
-func (e *Engine) takeInstance(instance string) []string {
-	s := e.instanceShard(instance)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in := s.m[instance]
-	if in == nil {
-		return nil
-	}
-	delete(s.m, instance)
-	return in.rcpts
 }
 
 // Evaluate decides about a submission. At StageRcpt it checks one
@@ -190,6 +121,19 @@ func (e *Engine) takeInstance(instance string) []string {
 // the end-of-message rules. On a counter error the configured on_error
 // verdict is returned with ReasonEngineError, together with the error.
 func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error) {
+	m := e.book.find(sub)
+	if m != nil {
+		if replaced := m.bind(sub); replaced != "" {
+			e.log.Warn("message identity replaced by a stronger source; the earlier account was charged for it too",
+				"queue_id", sub.QueueID, "instance", sub.Instance, "path", sub.Path, "account", sub.Account, "source", sub.AccountSource, "replaced", replaced)
+		}
+	}
+	if sub.AccountSource == SourceRelayed {
+		// A trusted relay without SASL: only the milter, which reads the
+		// relay's account header, can name the account. This path neither
+		// charges nor decides on a guess.
+		return Verdict{Action: ActionAllow, Shadow: ActionAllow, AccountState: store.AccountNormal, Undecided: true}, nil
+	}
 	if sub.Direction == "" {
 		sub.Direction = DirectionOf(sub.AccountSource)
 	}
@@ -198,32 +142,41 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	}
 	f := facts{sub: sub}
 	var err error
+	key := sub.QueueID
+	if m != nil {
+		key = m.key
+	}
 	switch sub.Stage {
 	case StageRcpt:
 		n := 1
-		if sub.Instance != "" {
-			n = e.noteRecipient(sub.Instance, sub.Recipient, sub.Time)
-		}
-		if !e.rcptRules {
-			return Verdict{Action: ActionAllow}, nil
+		var chargedMsgs, chargedRcpts int64
+		if m != nil {
+			chargedMsgs, chargedRcpts = m.chargedSoFar()
+			n = m.countSoFar() + 1
 		}
 		f.totals, err = e.counters.Peek(ctx, sub.Account, sub.Time)
-		// Recipients already accepted in this transaction count too:
-		// a 60-recipient message from an account at 480 of 500 is over
-		// the limit at its 21st RCPT.
-		f.totals.Recipients1h += int64(n)
-		f.totals.Recipients24h += int64(n)
+		// The rules see the account's messages before this one, and its
+		// recipients including those already accepted for this message
+		// and this one: a 60-recipient message from an account at 480 of
+		// 500 is over the limit at its 21st RCPT. What this message was
+		// charged at earlier RCPTs is taken out and added back as n.
+		f.totals.Messages1h = max(0, f.totals.Messages1h-chargedMsgs)
+		f.totals.Messages24h = max(0, f.totals.Messages24h-chargedMsgs)
+		f.totals.Recipients1h = max(0, f.totals.Recipients1h-chargedRcpts) + int64(n)
+		f.totals.Recipients24h = max(0, f.totals.Recipients24h-chargedRcpts) + int64(n)
 	case StageEOM:
-		if sub.Instance != "" {
-			if rc := e.takeInstance(sub.Instance); len(sub.Recipients) == 0 {
+		if m != nil {
+			if rc := m.recipients(); len(sub.Recipients) == 0 {
 				sub.Recipients = rc
 			}
 		}
 		if sub.RecipientCount < len(sub.Recipients) {
 			sub.RecipientCount = len(sub.Recipients)
 		}
-		key := sub.QueueID
 		f.totals, err = e.counters.Charge(ctx, sub.Account, key, sub.Time, 1, int64(sub.RecipientCount))
+		if err == nil && m != nil {
+			m.noteCharged(1, int64(sub.RecipientCount))
+		}
 	default:
 		return Verdict{}, fmt.Errorf("engine: unknown stage %q", sub.Stage)
 	}
@@ -262,7 +215,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	if sub.Stage == StageEOM {
 		// Learners first: the novelty detector fills sub.Novelty for the
 		// other detectors and the rules.
-		for _, fd := range e.runLearners(ctx, sub, e.learners) {
+		for _, fd := range e.runLearners(ctx, sub, m) {
 			score += v.add(trusted(fd))
 		}
 		for _, d := range e.lookups {
@@ -273,7 +226,25 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	}
 	score += e.applyRules(&f, sub.Stage, Inbound, &v, trusted)
 	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
-		e.scoreAndEscalate(ctx, sub, &v, score)
+		if m != nil {
+			// The message's score is the sum over the findings both paths
+			// reported, each reason counted once at its highest score.
+			score = m.addScores(v.Findings)
+		}
+		e.scoreAndEscalate(ctx, sub, &v, key, score)
+	}
+	if sub.Stage == StageRcpt && v.Action < ActionDefer && m != nil {
+		// Charge at RCPT too: many sites wire the policy service at RCPT
+		// only, and END-OF-MESSAGE then never comes. The message's
+		// charges are amounts so far (store.Counters), so the charge at
+		// end of message, on either path, adds only what RCPT missed.
+		// A deferred or rejected recipient is not sent and not charged.
+		n := int64(m.noteRecipient(sub.Recipient))
+		if _, cerr := e.counters.Charge(ctx, sub.Account, key, sub.Time, 1, n); cerr == nil {
+			m.noteCharged(1, n)
+		} else {
+			e.log.Warn("charging at RCPT failed", "account", sub.Account, "instance", sub.Instance, "err", cerr)
+		}
 	}
 	if e.o.Shadow {
 		v.Shadow, v.Action, v.Escalate = v.Action, ActionAllow, ""
@@ -392,11 +363,11 @@ func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
 // scoreAndEscalate adds this message's finding score to the account's
 // window (once per queue ID across both paths) and asks for a state change
 // when a threshold is crossed. Errors only skip escalation.
-func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, score int64) {
+func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, key string, score int64) {
 	var t store.Totals
 	var err error
 	if score > 0 {
-		t, err = e.o.Scores.Charge(ctx, sub.Account, sub.QueueID, sub.Time, score, 0)
+		t, err = e.o.Scores.Charge(ctx, sub.Account, key, sub.Time, score, 0)
 	} else {
 		t, err = e.o.Scores.Peek(ctx, sub.Account, sub.Time)
 	}

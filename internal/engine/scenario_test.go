@@ -149,6 +149,11 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 			if repeat > 1 && sub.QueueID != "" {
 				sub.QueueID = fmt.Sprintf("%s%04d", sub.QueueID, i)
 			}
+			if i > 0 && sub.Instance != "" && sub.Stage == engine.StageEOM {
+				// Postfix's instance names one message: repeated messages
+				// get their own (repeated RCPTs are one message's).
+				sub.Instance = fmt.Sprintf("%s.%04d", sub.Instance, i)
+			}
 			if v, err = e.Evaluate(context.Background(), sub); err != nil {
 				t.Fatalf("input line %d: %v", n+1, err)
 			}

@@ -71,6 +71,13 @@ const (
 	// ReasonEngineError is used when the engine could not decide and the
 	// configured on_error verdict applied.
 	ReasonEngineError Reason = "engine-error"
+	// ReasonIdentityHeaderForged: the account header appears more than
+	// once naming different accounts; a client wrote one (the relay's copy,
+	// the last, names the account charged).
+	ReasonIdentityHeaderForged Reason = "identity-header-forged"
+	// ReasonClientHeaderMismatch: X-Mailer copies name different client
+	// families; the relay's copy (the last) decided. Evidence only.
+	ReasonClientHeaderMismatch Reason = "client-header-mismatch"
 )
 
 // AccountSource says how the account was determined.
@@ -81,6 +88,11 @@ const (
 	SourceHeader          AccountSource = "header"          // account header from a trusted relay
 	SourceSender          AccountSource = "sender"          // envelope sender of a trusted relay
 	SourceUnauthenticated AccountSource = "unauthenticated" // none of the above
+	// SourceRelayed: a trusted relay without SASL on the policy path,
+	// which carries no headers and so cannot see the relay's account
+	// header. The milter names the account; the policy path neither
+	// charges nor decides (identity.relayed_on_policy: milter).
+	SourceRelayed AccountSource = "relayed"
 )
 
 // Unauthenticated is the account name used when nobody can be named.
@@ -114,6 +126,11 @@ type Submission struct {
 	Account       string
 	AccountSource AccountSource
 	ClientAddress netip.Addr
+	// ClientPort is the SMTP client's TCP port (policy client_port,
+	// Postfix 3.0 and later; the milter's connect information), 0 when
+	// unknown. With the address it ties the milter's view of a message to
+	// the policy path's when the policy path never learned the queue ID.
+	ClientPort    uint16
 	TrustedClient bool
 	Client        fingerprint.Result
 	Sender        string
@@ -138,6 +155,13 @@ type Submission struct {
 	// Header returns a header's first value ("" when absent or not
 	// visible on this path). Nil on the policy path.
 	Header func(name string) string
+	// ForgedAccounts are the accounts named by earlier copies of the
+	// account header that differ from the relay's copy (the last), which
+	// named Account; set only when the account came from the header.
+	ForgedAccounts []string
+	// OtherClientFamilies are the client families of X-Mailer copies other
+	// than the relay's (the last, which gave Client) that differ from it.
+	OtherClientFamilies []fingerprint.Family
 	// Novelty of the recipients, filled at end of message by the novelty
 	// detector before the rules run; nil when unknown.
 	Novelty *Novelty
@@ -193,4 +217,7 @@ type Verdict struct {
 	// Escalate, when set, is the state the account should move to because
 	// its score crossed a threshold. The daemon applies it through ops.
 	Escalate store.AccountState
+	// Undecided: this path could not name the account (SourceRelayed) and
+	// left the message to the other path; nothing was charged.
+	Undecided bool
 }

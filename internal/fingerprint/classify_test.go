@@ -306,6 +306,27 @@ func TestFamilies(t *testing.T) {
 	}
 }
 
+// TestSystem: a bare Zimbra X-Mailer is the mailbox server's own mail
+// (out-of-office, reminders, send-later) when the relay added no
+// X-Originating-IP, which it adds for every SOAP request with a client
+// address (zm-mailbox MailSender.updateHeaders, commit 2b7f9787c69e).
+func TestSystem(t *testing.T) {
+	bare := Classify("Zimbra 10.0.6_GA_4638", "")
+	if got := System(bare, false).Family; got != FamilyZimbraSystem {
+		t.Errorf("bare without X-Originating-IP = %q, want zimbra-system", got)
+	}
+	if got := System(bare, true).Family; got != FamilyZimbraBare {
+		t.Errorf("bare with X-Originating-IP = %q, want zimbra-bare", got)
+	}
+	html := Classify("Zimbra 10.0.6_GA_4638 (zclient/10.0.6_GA_4638)", "")
+	if got := System(html, false).Family; got != FamilyZimbraHTML {
+		t.Errorf("zclient without X-Originating-IP = %q, want zimbra-html", got)
+	}
+	if FamilyZimbraSystem.Scripted() {
+		t.Error("zimbra-system is scripted")
+	}
+}
+
 func TestScripted(t *testing.T) {
 	for _, f := range Families() {
 		want := f == FamilyZimbraHTML || f == FamilyZimbraBare

@@ -28,7 +28,9 @@
 //     "(ZimbraXDesktopClient - (<OS>)/<build>)", FamilyZimbraModern: the
 //     Modern UI of 9.x and later and its desktop build.
 //   - no parenthesis, FamilyZimbraBare: a SOAP request without a user agent,
-//     as raw SOAP scripts send (seen only in phishing mail).
+//     as raw SOAP scripts send (seen only in phishing mail); with no
+//     X-Originating-IP beside it, FamilyZimbraSystem: the server's own mail
+//     (out-of-office, reminders, send-later).
 //   - any other name, FamilyZimbraOther: the Zimbra Connector for Outlook
 //     ("ZimbraConnectorForOutlook/…"), migration tools, custom scripts.
 //
@@ -52,10 +54,20 @@
 // and so says more about the submission path than anything the client
 // wrote. When neither is recognised the family is FamilyOther and Client is
 // the X-Mailer value (the User-Agent value when there is no X-Mailer).
-// MailSender writes its X-Mailer with addHeader, which keeps an X-Mailer
-// already in the message, so a message uploaded through SOAP with its own
-// may carry two; the caller should then pass the one that starts with
-// "Zimbra ".
+//
+// # Which copy
+//
+// MailSender writes its X-Mailer with addHeader, which ZInternetHeaders
+// places right after the last copy already in the message (zm-mailbox
+// common/src/java/com/zimbra/common/zmime/ZInternetHeaders.java, commit
+// 2b7f9787c69e), and a SOAP client can upload a raw message with copies of
+// its own (SendMsg <m aid=…>): a scripted run can carry a forged
+// "Zimbra … (ZimbraWebClient …)" first and the relay's "(zclient/…)" last.
+// The caller passes the last copy, the relay's, which decides the family;
+// an earlier copy that names another family is evidence that a client wrote
+// it (engine reason client-header-mismatch), never the decision. A bare
+// "Zimbra <ver>" without the relay's X-Originating-IP is the server's own
+// mail (System, FamilyZimbraSystem).
 //
 // # Robustness
 //

@@ -20,9 +20,19 @@ const (
 	// FamilyZimbraModern is "Zimbra <ver> (ZimbraXWebClient - …)", the Modern
 	// UI of Zimbra 9 and later, and its ZimbraXDesktopClient build.
 	FamilyZimbraModern Family = "zimbra-modern"
-	// FamilyZimbraBare is "Zimbra <ver>" with no client part: a SOAP request
-	// that named no user agent.
+	// FamilyZimbraBare is "Zimbra <ver>" with no client part on a message
+	// that carries the relay's X-Originating-IP: a SOAP request that named
+	// no user agent, as raw SOAP scripts send.
 	FamilyZimbraBare Family = "zimbra-bare"
+	// FamilyZimbraSystem is "Zimbra <ver>" with no client part and no
+	// X-Originating-IP: mail the mailbox server sends on its own, outside
+	// any client request — out-of-office and sieve replies, calendar
+	// reminders, resource auto-replies, scheduled ("send later") messages.
+	// MailSender adds X-Originating-IP only when the request has a client
+	// address (zm-mailbox store/src/java/com/zimbra/cs/mailbox/
+	// MailSender.java updateHeaders, commit 2b7f9787c69e), and a SOAP
+	// request always has one. Not scripted. See System.
+	FamilyZimbraSystem Family = "zimbra-system"
 	// FamilyZimbraOther is any other Zimbra X-Mailer, such as
 	// "Zimbra <ver> (ZimbraConnectorForOutlook/…)".
 	FamilyZimbraOther Family = "zimbra-other"
@@ -71,6 +81,7 @@ var families = [...]Family{
 	FamilyZimbraAjax,
 	FamilyZimbraModern,
 	FamilyZimbraBare,
+	FamilyZimbraSystem,
 	FamilyZimbraOther,
 	FamilyRoundcube,
 	FamilySOGo,
@@ -112,7 +123,22 @@ func ParseFamily(s string) (Family, error) {
 // Scripted reports whether f is one of the families the default hold rule
 // targets: zimbra-html (the Standard HTML client, through which spam runs
 // from phished Zimbra accounts are scripted, and ZMailbox scripts) and
-// zimbra-bare (SOAP requests that name no client at all).
+// zimbra-bare (SOAP requests that name no client at all). Zimbra's own
+// mail (zimbra-system) is not scripted.
 func (f Family) Scripted() bool {
 	return f == FamilyZimbraHTML || f == FamilyZimbraBare
+}
+
+// System refines a Classify result with what the relay added beside its
+// X-Mailer: a bare "Zimbra <ver>" X-Mailer on a message without
+// X-Originating-IP is the mailbox server's own mail (FamilyZimbraSystem),
+// not a SOAP script. originatingIP says whether the message carries an
+// X-Originating-IP header. Sites that turned zimbraSmtpSendAddOriginatingIP
+// off (default TRUE) lose the distinction: every bare X-Mailer is then
+// system mail.
+func System(r Result, originatingIP bool) Result {
+	if r.Family == FamilyZimbraBare && !originatingIP {
+		r.Family = FamilyZimbraSystem
+	}
+	return r
 }

@@ -108,6 +108,31 @@ func (m *Message) Header(name string) string {
 	return ""
 }
 
+// HeaderValues returns the values of every header field named name, in the
+// order they appear in the message, compared case-insensitively. A header
+// that a relay adds to a message already carrying a copy (Zimbra's
+// X-Authenticated-User and X-Mailer) is the last one.
+func (m *Message) HeaderValues(name string) []string {
+	var out []string
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, h.Value)
+		}
+	}
+	return out
+}
+
+// LastHeader returns the value of the last header field named name, or ""
+// when there is none.
+func (m *Message) LastHeader(name string) string {
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if strings.EqualFold(m.Headers[i].Name, name) {
+			return m.Headers[i].Value
+		}
+	}
+	return ""
+}
+
 // DecisionKind is what the MTA is told to do with a message.
 type DecisionKind int
 

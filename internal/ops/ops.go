@@ -206,17 +206,28 @@ func (s *Service) auditChanges(ctx context.Context, changes []quarantine.Change)
 	}
 }
 
-// RecordHold stores a hold decided by the engine and audits it.
-func (s *Service) RecordHold(ctx context.Context, h *store.Hold) (*store.Hold, error) {
-	stored, err := s.Quarantine.Record(ctx, h)
+// RecordHold stores a hold decided by the engine and audits it. created
+// is false when the hold merged into the record of the same queue ID (the
+// other protocol path, or DATA and END-OF-MESSAGE, held it first).
+func (s *Service) RecordHold(ctx context.Context, h *store.Hold) (stored *store.Hold, created bool, err error) {
+	// Stores keep microseconds: truncate so that a new record can be told
+	// from a merge by its time below.
+	h.HeldAt = h.HeldAt.Truncate(time.Microsecond)
+	stored, err = s.Quarantine.Record(ctx, h)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	s.audit(ctx, "system", AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
-	if s.Volume != nil && stored.HeldAt.Equal(h.HeldAt) && stored.Path == h.Path {
-		s.Volume.AddHeld(stored.HeldAt)
+	// Both protocol paths may hold one message (same queue ID): the store
+	// merges them into one record, audited and counted once, when it is
+	// first written.
+	created = stored.HeldAt.Equal(h.HeldAt) && stored.Path == h.Path
+	if created {
+		s.audit(ctx, "system", AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
+		if s.Volume != nil {
+			s.Volume.AddHeld(stored.HeldAt)
+		}
 	}
-	return stored, nil
+	return stored, created, nil
 }
 
 // ListAudit implements api.Methods.

@@ -136,9 +136,13 @@ type Totals struct {
 // nodes sharing one backend must agree (one atomic call per charge).
 type Counters interface {
 	// Charge adds msgs and rcpts to account at t and returns the totals
-	// including them. A non-empty msgKey (the Postfix queue ID) is charged
-	// once: a second Charge with the same key, from the other protocol
-	// path, returns the totals without adding again.
+	// including them. With a non-empty msgKey (one message, see
+	// engine's message book) msgs and rcpts are what the message amounts
+	// to so far, not increments: only what exceeds the largest amounts
+	// charged under that key before is added. A message charged at RCPT
+	// (one recipient at a time) and again at end of message, or by both
+	// protocol paths, is so counted once, and never less than its largest
+	// report. Keys are remembered for an hour.
 	Charge(ctx context.Context, account, msgKey string, t time.Time, msgs, rcpts int64) (Totals, error)
 	// Peek returns the totals at t without changing them.
 	Peek(ctx context.Context, account string, t time.Time) (Totals, error)

@@ -1,0 +1,315 @@
+package engine
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// message is what the engine knows of one message across the protocol
+// paths: the policy path's requests for it (RCPT, one per recipient, and
+// END-OF-MESSAGE), tied together by Postfix's instance attribute, and the
+// milter's end of message, tied to them by the queue ID or, when the policy
+// path never learned the queue ID, by the SMTP client's address and port.
+//
+// Everything that must happen once per message is keyed by it: the charge
+// to the account's counters (Key), the learners (once), the finding score,
+// and the account the message is charged to (decided once, by the first
+// path that could name it; see Engine.bind).
+type message struct {
+	mu sync.Mutex
+	// key is the message's charge key, "i:<instance>" when the policy
+	// path saw it first, else "q:<queue ID>". Fixed when created.
+	key     string
+	queueID string
+	sender  string
+	conn    string       // client address and port, "" when unknown
+	seen    atomic.Int64 // unix nanoseconds of the last request
+
+	// identity decided for the message; source "" until then.
+	account string
+	source  AccountSource
+
+	// policy RCPT bookkeeping: recipients accepted so far (bounded), their
+	// count, and what was charged under key.
+	rcpts         []string
+	count         int
+	chargedMsgs   int64
+	chargedRcpts  int64
+	claimedByMilt bool
+
+	// learners' results, run once (nil until run).
+	learned  []Finding
+	novelty  *Novelty
+	didLearn bool
+	// scores of the findings acted on, by reason: the message's score is
+	// their sum, whichever paths reported them.
+	scores map[Reason]int64
+}
+
+// bookTTL: both paths decide one message within the SMTP transaction,
+// well within Postfix's 300 s timeouts; a message is remembered at least
+// this long while there is room.
+const bookTTL = 10 * time.Minute
+
+// maxBookPerShard bounds the remembered messages: a shard keeps two
+// generations of up to this many index entries (32 shards × 2 × 4,096:
+// the last 131,072 to 262,144 entries, each message using two or three, so
+// minutes of traffic at hundreds of messages a second).
+const maxBookPerShard = 4096
+
+const bookShards = 32
+
+// bookShard is one shard of the message index. Keys are namespaced: "i:"
+// instance, "q:" queue ID, "c:" client connection. Two generations of maps:
+// entries go into cur; when cur is full it becomes prev. Nothing is deleted
+// one by one, so the maps never fill with tombstones.
+type bookShard struct {
+	mu        sync.Mutex
+	cur, prev map[string]*message
+}
+
+func (s *bookShard) get(k string, now time.Time) *message {
+	m, ok := s.cur[k]
+	if !ok {
+		m, ok = s.prev[k]
+	}
+	if !ok {
+		return nil
+	}
+	if now.UnixNano()-m.seen.Load() > int64(bookTTL) {
+		return nil
+	}
+	return m
+}
+
+func (s *bookShard) put(k string, m *message) {
+	if s.cur == nil || len(s.cur) >= maxBookPerShard {
+		s.prev, s.cur = s.cur, make(map[string]*message, maxBookPerShard)
+	}
+	s.cur[k] = m
+}
+
+// book indexes in-flight messages.
+type book struct {
+	seed   maphash.Seed
+	shards [bookShards]bookShard
+}
+
+func (b *book) shard(k string) *bookShard {
+	return &b.shards[maphash.String(b.seed, k)%bookShards]
+}
+
+func (b *book) lookup(k string, now time.Time) *message {
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.get(k, now)
+}
+
+// link points k at m unless k already names a live message; it returns
+// the message k names afterwards.
+func (b *book) link(k string, m *message, now time.Time, replace bool) *message {
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.get(k, now); old != nil && !replace {
+		return old
+	}
+	s.put(k, m)
+	return m
+}
+
+// connKey names an SMTP client connection as both paths see it: the
+// policy protocol's client_address and client_port (Postfix 3.0 and
+// later), the milter's connect information.
+func connKey(addr netip.Addr, port uint16) string {
+	if !addr.IsValid() || port == 0 {
+		return ""
+	}
+	return "c:" + netip.AddrPortFrom(addr.Unmap(), port).String()
+}
+
+// find returns the message record for sub, creating and indexing it. It
+// returns nil when sub cannot be tied to a message (neither instance nor
+// queue ID: replays, tests): such a submission is its own message.
+func (b *book) find(sub *Submission) *message {
+	now := sub.Time
+	conn := connKey(sub.ClientAddress, sub.ClientPort)
+	if sub.Path == PathMilter || sub.Instance == "" {
+		if sub.QueueID == "" {
+			return nil
+		}
+		qk := "q:" + sub.QueueID
+		if m := b.lookup(qk, now); m != nil {
+			m.touch(now)
+			return m
+		}
+		// The policy path may have charged this message under its
+		// instance before it knew the queue ID (a one-recipient message
+		// wired at RCPT only): the same client connection, the same
+		// sender, a message not yet claimed by another queue ID.
+		if conn != "" && sub.Path == PathMilter {
+			if m := b.lookup(conn, now); m != nil && m.claim(sub.QueueID, sub.Sender) {
+				m.touch(now)
+				return b.link(qk, m, now, false)
+			}
+		}
+		m := &message{key: qk, queueID: sub.QueueID, sender: sub.Sender, conn: conn}
+		m.touch(now)
+		if sub.Path == PathMilter {
+			m.claimedByMilt = true
+		}
+		return b.link(qk, m, now, false)
+	}
+	ik := "i:" + sub.Instance
+	m := b.lookup(ik, now)
+	if m == nil && sub.QueueID != "" {
+		// The milter decided first and keyed it by queue ID.
+		m = b.lookup("q:"+sub.QueueID, now)
+	}
+	if m == nil {
+		m = &message{key: ik, sender: sub.Sender, conn: conn}
+	}
+	m.touch(now)
+	m = b.link(ik, m, now, false)
+	m.mu.Lock()
+	if sub.QueueID != "" && m.queueID == "" {
+		m.queueID = sub.QueueID
+	}
+	qid := m.queueID
+	m.mu.Unlock()
+	if qid != "" {
+		b.link("q:"+qid, m, now, false)
+	}
+	if conn != "" {
+		// The latest transaction on this connection: the SMTP client
+		// sends one message after the other on a connection.
+		b.link(conn, m, now, true)
+	}
+	return m
+}
+
+func (m *message) touch(now time.Time) {
+	m.seen.Store(now.UnixNano())
+}
+
+// claim ties a policy-path message found by its connection to the milter's
+// queue ID: only a message the milter has not claimed, with no other queue
+// ID and the same envelope sender.
+func (m *message) claim(queueID, sender string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.claimedByMilt || (m.queueID != "" && m.queueID != queueID) || m.sender != sender {
+		return false
+	}
+	m.claimedByMilt = true
+	m.queueID = queueID
+	return true
+}
+
+// sourceRank orders how much an account source knows: a SASL login beats
+// the relay's header, which beats the envelope sender.
+func sourceRank(s AccountSource) int {
+	switch s {
+	case SourceSASL:
+		return 3
+	case SourceHeader:
+		return 2
+	case SourceSender:
+		return 1
+	}
+	return 0
+}
+
+// bind decides the message's identity once. The first path that names the
+// account decides it; a later path with a weaker source (the milter
+// without the SASL macros, say) takes the decided identity, so both paths,
+// every counter, hold and incident name the same account. A later path
+// with a stronger source replaces a guess (the envelope sender) and reports
+// the account it replaced.
+func (m *message) bind(sub *Submission) (replaced string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sub.AccountSource == SourceUnauthenticated || sub.AccountSource == SourceRelayed {
+		if m.source != "" {
+			sub.Account, sub.AccountSource = m.account, m.source
+		}
+		return ""
+	}
+	switch {
+	case m.source == "":
+		m.account, m.source = sub.Account, sub.AccountSource
+	case sourceRank(sub.AccountSource) > sourceRank(m.source):
+		if m.account != sub.Account {
+			replaced = m.account
+		}
+		m.account, m.source = sub.Account, sub.AccountSource
+	default:
+		sub.Account, sub.AccountSource = m.account, m.source
+	}
+	return replaced
+}
+
+// noteRecipient records a recipient accepted at RCPT and returns how many
+// the message has so far.
+func (m *message) noteRecipient(rcpt string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.count++
+	if len(m.rcpts) < maxTrackedRecipients {
+		m.rcpts = append(m.rcpts, rcpt)
+	}
+	return m.count
+}
+
+// countSoFar returns how many recipients were accepted at RCPT so far.
+func (m *message) countSoFar() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.count
+}
+
+// chargedSoFar returns what the message has been charged so far.
+func (m *message) chargedSoFar() (msgs, rcpts int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.chargedMsgs, m.chargedRcpts
+}
+
+func (m *message) noteCharged(msgs, rcpts int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.chargedMsgs = max(m.chargedMsgs, msgs)
+	m.chargedRcpts = max(m.chargedRcpts, rcpts)
+}
+
+// recipients returns the recipients seen at RCPT.
+func (m *message) recipients() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rcpts
+}
+
+// addScores merges this path's acted-on findings into the message's and
+// returns the message's total score.
+func (m *message) addScores(fs []Finding) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.scores == nil {
+		m.scores = map[Reason]int64{}
+	}
+	for _, f := range fs {
+		if f.DryRun || f.Score == 0 {
+			continue
+		}
+		m.scores[f.Reason] = max(m.scores[f.Reason], int64(f.Score))
+	}
+	var total int64
+	for _, s := range m.scores {
+		total += s
+	}
+	return total
+}
