@@ -82,6 +82,8 @@ type PostfixConfig struct {
 	Postsuper    string   `yaml:"postsuper" doc:"postsuper command."`
 	Postqueue    string   `yaml:"postqueue" doc:"postqueue command."`
 	SyncInterval Duration `yaml:"sync_interval" doc:"How often held messages are reconciled with the real queue (postqueue -j); 0 turns the periodic sync off."`
+	// ReinjectionListeners: see the doc tag.
+	ReinjectionListeners []string `yaml:"reinjection_listeners" doc:"smtpd listeners (address:port) that take mail back from a content filter: amavis or another FILTER_README re-injection service (Zimbra: [127.0.0.1]:10025). Mail arriving there passed mailbrake already: it is neither charged nor held again, and the spam tags the filter added are learned (phish.trust_tags). Give these listeners mailbrake's milter with the master.cf lines postfix-config prints. Mail re-injected elsewhere is recognised by its Received header naming a message mailbrake just saw."`
 }
 
 // QuarantineConfig configures hold records.
@@ -121,6 +123,7 @@ type PhishConfig struct {
 	Verdict       string        `yaml:"verdict" doc:"Verdict for a reply: hold, tag, defer or reject."`
 	Score         int           `yaml:"score" doc:"Points a reply adds to the account's score."`
 	DryRun        bool          `yaml:"dry_run" doc:"Report replies without acting."`
+	TrustTags     string        `yaml:"trust_tags" doc:"Which tags are believed. reinjection: only tags a content filter added after mailbrake's first look (seen on a postfix.reinjection_listeners listener; a tag the message already carried when it arrived was written by its sender and is ignored). first-pass: tags on the message as it arrives (anyone can write them). auto: first-pass until re-injected mail is seen, then reinjection."`
 }
 
 // NoveltyConfig configures the recipient-novelty detector.
@@ -375,6 +378,9 @@ func Default() *Config {
 			Postsuper:    "postsuper",
 			Postqueue:    "postqueue",
 			SyncInterval: Duration(30 * time.Second),
+			// Postfix's FILTER_README, amavis's default forward_method and
+			// Zimbra's master.cf all re-inject on port 10025 of loopback.
+			ReinjectionListeners: []string{"127.0.0.1:10025", "[::1]:10025"},
 		},
 		// 16 KiB: enough to judge a spam run from its first screen of text,
 		// small enough that a thousand holds stay in a few megabytes.
@@ -404,6 +410,7 @@ func Default() *Config {
 			HeaderMatches: []HeaderMatch{},
 			Verdict:       "hold",
 			Score:         5,
+			TrustTags:     "auto",
 		},
 		// First-time recipients: the busiest of the 81 real senders in
 		// ../shared/data/enron-* reached 89 in an hour and 91 in a day

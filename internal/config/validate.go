@@ -78,6 +78,12 @@ func (c *Config) Validate() Errors {
 	if c.Postfix.Postqueue == "" {
 		add("postfix.postqueue", "must not be empty")
 	}
+	for i, l := range c.Postfix.ReinjectionListeners {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			add(fmt.Sprintf("postfix.reinjection_listeners[%d]", i), "not an address:port (IPv6 in brackets): %q", l)
+		}
+	}
+	oneOf("phish.trust_tags", c.Phish.TrustTags, "auto", "reinjection", "first-pass")
 	if c.Quarantine.PreviewBytes < 0 || c.Quarantine.PreviewBytes > 1<<20 {
 		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
 	}

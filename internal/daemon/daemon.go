@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,6 +65,8 @@ type Daemon struct {
 	// wiring records which protocol states each Postfix smtpd service
 	// asks the policy server in.
 	wiring policy.Wiring
+	// reinjection are postfix.reinjection_listeners.
+	reinjection []netip.AddrPort
 
 	escalations  chan escalation
 	snapshotters []snapshotter
@@ -184,6 +187,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
+	for _, l := range cfg.Postfix.ReinjectionListeners {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			return fmt.Errorf("postfix.reinjection_listeners: %w", err)
+		}
+		d.reinjection = append(d.reinjection, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
 	d.metrics = newMetrics()
 	d.preview = cfg.Quarantine.PreviewBytes
 
@@ -191,7 +201,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
-		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit}
+		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection}
 	d.escalations = make(chan escalation, 1024)
 	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {
 		return err

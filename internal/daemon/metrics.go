@@ -29,6 +29,7 @@ type metrics struct {
 	steps          *prometheus.CounterVec // step, status
 	logins         *prometheus.CounterVec // result
 	policyServices *prometheus.GaugeVec   // stages
+	reinjected     *prometheus.CounterVec // path
 }
 
 func newMetrics() *metrics {
@@ -80,9 +81,13 @@ func newMetrics() *metrics {
 			Name: "mailbrake_policy_services",
 			Help: "Postfix smtpd services asking the policy server, by the protocol states they send (rcpt-only, rcpt+eom, …; pending until enough requests came).",
 		}, []string{"stages"}),
+		reinjected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailbrake_reinjected_total",
+			Help: "Requests and messages recognised as a content filter's re-injection of mail decided before (learned from, not charged or held), by path.",
+		}, []string{"path"}),
 	}
 	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
-		m.adminOps, m.incidents, m.steps, m.logins, m.policyServices,
+		m.adminOps, m.incidents, m.steps, m.logins, m.policyServices, m.reinjected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

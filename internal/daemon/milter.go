@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,6 +14,8 @@ import (
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/milter"
+	"github.com/mailbrake/mailbrake/internal/received"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 type milterAdapter struct{ d *Daemon }
@@ -90,6 +93,15 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		From:                msg.Header("From"),
 		ReplyTo:             msg.Header("Reply-To"),
 		Header:              msg.Header,
+		HeaderValues:        msg.HeaderValues,
+		Reinjected:          d.reinjectionListener(msg.Macros["{daemon_addr}"], msg.Macros["{daemon_port}"]),
+		ReceivedIDs:         received.QueueIDs(msg.HeaderValues("Received")),
+	}
+	if sub.Reinjected {
+		// Back from a content filter: decided on its first pass.
+		v, _ := d.engine.Evaluate(ctx, sub)
+		d.logReinjected(sub, v)
+		return milter.Decision{Kind: milter.Accept}, nil
 	}
 	if d.pwleak != nil && sub.Direction != engine.Inbound && source != engine.SourceUnauthenticated {
 		sub.Body = rawMessage(msg)
@@ -104,6 +116,11 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
 		d.log.Warn("engine error; on_error verdict applies", "queue_id", msg.QueueID, "account", account, "err", err)
+	}
+	if v.Reinjected {
+		// Recognised by its Received header (engine.reinjectionOf).
+		d.logReinjected(sub, v)
+		return milter.Decision{Kind: milter.Accept}, nil
 	}
 	d.logVerdict(sub, v)
 	d.escalate(sub, v)
@@ -190,4 +207,52 @@ func rawMessage(msg *milter.Message) []byte {
 	}
 	b = append(b, "\r\n"...)
 	return append(b, msg.Preview...)
+}
+
+// reinjectionListener reports whether the smtpd listener a message came in
+// on ({daemon_addr}/{daemon_port}, or server_address/server_port on the
+// policy path) is one of postfix.reinjection_listeners.
+func (d *Daemon) reinjectionListener(addr, port string) bool {
+	if addr == "" || port == "" || len(d.reinjection) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(strings.Trim(addr, "[]"))
+	if err != nil {
+		return false
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(d.reinjection, netip.AddrPortFrom(a.Unmap(), uint16(p)))
+}
+
+// logReinjected logs a re-injected message at debug: it is counted under
+// mailbrake_reinjected_total and was logged on its first pass.
+func (d *Daemon) logReinjected(sub *engine.Submission, v engine.Verdict) {
+	d.metrics.reinjected.WithLabelValues(string(sub.Path)).Inc()
+	d.log.Debug("re-injected message: decided on its first pass; not charged or held again", "path", sub.Path,
+		"queue_id", sub.QueueID, "instance", sub.Instance, "direction", sub.Direction, "received_ids", sub.ReceivedIDs, "learned", len(v.Findings))
+}
+
+// expectReinjection tells the engine that a released message may come back
+// through smtpd from a content filter (see engine.Expect).
+func (d *Daemon) expectReinjection(h *store.Hold) {
+	dir := engine.Outbound
+	if h.Account == engine.Unauthenticated {
+		dir = engine.Inbound
+	}
+	d.engine.Expect(h.QueueID, h.Sender, headerValue(h.Headers, "Message-ID"), h.Recipients, dir, time.Now())
+}
+
+// headerValue returns the first value of a header in a header block as
+// headerBlock writes it ("Name: value" lines).
+func headerValue(block, name string) string {
+	for _, line := range strings.Split(block, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

@@ -86,6 +86,7 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		Size:           req.Size,
 		QueueID:        req.QueueID,
 		Instance:       req.Instance,
+		Reinjected:     d.reinjectionListener(req.ServerAddress, req.ServerPort),
 	}
 	if stage == engine.StageEOM && req.RecipientCount == 1 && req.Recipient != "" {
 		sub.Recipients = []string{req.Recipient}
@@ -94,6 +95,11 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
 		d.log.Warn("engine error; on_error verdict applies", "instance", req.Instance, "account", account, "err", err)
+	}
+	if v.Reinjected {
+		d.logReinjected(sub, v)
+		d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), "DUNNO").Inc()
+		return policy.Dunno(), nil
 	}
 	if v.Undecided && a.relayedLogged.CompareAndSwap(false, true) {
 		d.log.Info("policy: mail from trusted networks without SASL is left to the milter, which reads the relay's account header; the policy path answers DUNNO and charges nothing (identity.relayed_on_policy: milter)",

@@ -100,7 +100,7 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		if !ok {
 			return nil, fmt.Errorf("phish.verdict: unknown verdict %q", p.Verdict)
 		}
-		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: act, Score: p.Score, DryRun: p.DryRun}
+		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: act, Score: p.Score, DryRun: p.DryRun, TrustTags: p.TrustTags}
 		for i, h := range p.HeaderMatches {
 			re, err := regexp.Compile(h.Matches)
 			if err != nil {

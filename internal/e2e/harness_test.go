@@ -88,7 +88,10 @@ func (d *daemon) httpAddr() string { return d.http }
 type daemonOptions struct {
 	Policy, Milter   string // listen addresses; "" disables
 	PostfixConfigDir string
-	ExtraYAML        string // appended to the generated config
+	// ReinjectionListeners is postfix.reinjection_listeners; nil keeps
+	// the default.
+	ReinjectionListeners []string
+	ExtraYAML            string // appended to the generated config
 }
 
 // startDaemon runs `mailbrake serve` with a private data directory.
@@ -110,7 +113,11 @@ func startDaemon(t *testing.T, o daemonOptions) *daemon {
 	} else {
 		cfg.WriteString("milter: {enabled: false}\n")
 	}
-	fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s}\n", o.PostfixConfigDir)
+	if o.ReinjectionListeners != nil {
+		fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s, reinjection_listeners: [%s]}\n", o.PostfixConfigDir, strings.Join(o.ReinjectionListeners, ", "))
+	} else {
+		fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s}\n", o.PostfixConfigDir)
+	}
 	cfg.WriteString(o.ExtraYAML)
 	d.config = filepath.Join(dir, "mailbrake.yaml")
 	if err := os.WriteFile(d.config, []byte(cfg.String()), 0o600); err != nil {

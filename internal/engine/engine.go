@@ -54,6 +54,14 @@ type Detector interface {
 	Outbound(ctx context.Context, sub *Submission) []Finding
 }
 
+// ReinjectionNoter is a Detector that wants to know that re-injected mail
+// flows (a content filter hands messages back through a listener mailbrake
+// sees): NoteReinjection is called for every re-injected message, outbound
+// ones too, whose Inbound is not called.
+type ReinjectionNoter interface {
+	NoteReinjection()
+}
+
 // StateSource answers an account's current state on the hot path.
 type StateSource interface {
 	AccountState(account string) store.AccountState
@@ -121,6 +129,20 @@ func New(o Options) (*Engine, error) {
 // the end-of-message rules. On a counter error the configured on_error
 // verdict is returned with ReasonEngineError, together with the error.
 func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error) {
+	if !sub.Reinjected && sub.Path == PathMilter && len(sub.ReceivedIDs) > 0 && sub.TrustedClient && sub.AccountSource != SourceSASL {
+		// A trusted client handing back a message this engine saw: a
+		// content filter's re-injection on a listener not configured as
+		// one.
+		if orig := e.book.reinjectionOf(sub); orig != nil {
+			sub.Reinjected = true
+			orig.mu.Lock()
+			sub.Direction = orig.direction
+			orig.mu.Unlock()
+		}
+	}
+	if sub.Reinjected {
+		return e.evaluateReinjected(ctx, sub), nil
+	}
 	m := e.book.find(sub)
 	if m != nil {
 		if replaced := m.bind(sub); replaced != "" {
@@ -136,6 +158,9 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	}
 	if sub.Direction == "" {
 		sub.Direction = DirectionOf(sub.AccountSource)
+	}
+	if m != nil && sub.Path == PathMilter {
+		m.remember(sub)
 	}
 	if sub.Direction == Inbound {
 		return e.evaluateInbound(ctx, sub), nil
@@ -330,6 +355,45 @@ func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, a
 		}
 	}
 	return score
+}
+
+// evaluateReinjected handles a message a content filter handed back: it was
+// decided on its first pass, so nothing is charged, held or escalated
+// again. A message that came from outside is shown to the inbound
+// detectors once more, since the filter has now added its tags (phish
+// memory learns them); their findings are not acted on.
+func (e *Engine) evaluateReinjected(ctx context.Context, sub *Submission) Verdict {
+	v := Verdict{Action: ActionAllow, Shadow: ActionAllow, AccountState: store.AccountNormal, Reinjected: true}
+	if sub.Stage != StageEOM {
+		return v
+	}
+	for _, d := range e.o.Detectors {
+		if n, ok := d.(ReinjectionNoter); ok {
+			n.NoteReinjection()
+		}
+	}
+	if sub.Direction == "" {
+		sub.Direction = e.book.directionOf(sub)
+	}
+	if sub.Direction == "" {
+		// Listener-recognised and not in the book (a release days
+		// later, a restart): mail the relay named no account for came
+		// from outside.
+		sub.Direction = Outbound
+		if sub.AccountSource == SourceUnauthenticated || sub.AccountSource == SourceSender || sub.AccountSource == SourceRelayed {
+			sub.Direction = Inbound
+		}
+	}
+	if sub.Direction != Inbound {
+		return v
+	}
+	for _, d := range e.o.Detectors {
+		for _, fd := range d.Inbound(ctx, sub) {
+			fd.DryRun = true
+			v.Findings = append(v.Findings, fd)
+		}
+	}
+	return v
 }
 
 // evaluateInbound handles mail from outside: no counters, account states

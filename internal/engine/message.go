@@ -3,6 +3,8 @@ package engine
 import (
 	"hash/maphash"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,16 @@ type message struct {
 	// identity decided for the message; source "" until then.
 	account string
 	source  AccountSource
+
+	// What the milter saw, to recognise the message when a content filter
+	// hands it back (reinjectionOf): its direction, normalised Message-ID
+	// and recipients (bounded; rcptsAll false when some were not kept),
+	// and the recipients re-injected so far.
+	direction  Direction
+	messageID  string
+	sent       []string
+	sentAll    bool
+	reinjected map[string]bool
 
 	// policy RCPT bookkeeping: recipients accepted so far (bounded), their
 	// count, and what was charged under key.
@@ -312,4 +324,108 @@ func (m *message) addScores(fs []Finding) int64 {
 		total += s
 	}
 	return total
+}
+
+// remember keeps what the milter saw of the message for reinjectionOf.
+func (m *message) remember(sub *Submission) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.direction = sub.Direction
+	m.messageID = normalizeMessageID(sub.MessageID)
+	n := min(len(sub.Recipients), maxTrackedRecipients)
+	m.sent = make([]string, n)
+	for i := range n {
+		m.sent[i] = strings.ToLower(sub.Recipients[i])
+	}
+	m.sentAll = n == sub.RecipientCount || (sub.RecipientCount == 0 && n == len(sub.Recipients))
+}
+
+// reinjectionOf returns the message that sub is a content filter's
+// re-injection of, or nil: a message this engine saw named by one of sub's
+// Received queue IDs, with the same envelope sender and Message-ID, whose
+// recipients include sub's and were not re-injected before. A client
+// cannot pass a new message off as a re-injection: it would have to name a
+// queue ID seen here in the last minutes and could only repeat that
+// message to recipients it already went to, once.
+func (b *book) reinjectionOf(sub *Submission) *message {
+	now := sub.Time
+	mid := normalizeMessageID(sub.MessageID)
+	for _, id := range sub.ReceivedIDs {
+		if id == sub.QueueID {
+			continue
+		}
+		m := b.lookup("q:"+id, now)
+		if m == nil || !m.takeReinjection(sub.Sender, mid, sub.Recipients) {
+			continue
+		}
+		return m
+	}
+	return nil
+}
+
+// directionOf returns the direction of the first pass of a message known
+// to be re-injected (by its listener), from the book, or "".
+func (b *book) directionOf(sub *Submission) Direction {
+	for _, id := range sub.ReceivedIDs {
+		if id == sub.QueueID {
+			continue
+		}
+		if m := b.lookup("q:"+id, sub.Time); m != nil {
+			m.mu.Lock()
+			d := m.direction
+			m.mu.Unlock()
+			if d != "" {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
+// takeReinjection checks sub's envelope against the message and, when it
+// fits, marks its recipients re-injected.
+func (m *message) takeReinjection(sender, messageID string, rcpts []string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.sentAll || !strings.EqualFold(m.sender, sender) || (m.messageID != "" && m.messageID != messageID) || len(rcpts) == 0 {
+		return false
+	}
+	for _, r := range rcpts {
+		r = strings.ToLower(r)
+		if !slices.Contains(m.sent, r) || m.reinjected[r] {
+			return false
+		}
+	}
+	if m.reinjected == nil {
+		m.reinjected = map[string]bool{}
+	}
+	for _, r := range rcpts {
+		m.reinjected[strings.ToLower(r)] = true
+	}
+	return true
+}
+
+// Expect tells the engine that a message it decided earlier is about to
+// pass it again: a held message released to a content filter comes back
+// through smtpd (the book forgets messages after minutes; a release may
+// come days later). queueID is the held message's, the rest as recorded.
+func (e *Engine) Expect(queueID, sender, messageID string, recipients []string, dir Direction, at time.Time) {
+	if queueID == "" {
+		return
+	}
+	m := &message{key: "q:" + queueID, queueID: queueID, sender: sender, claimedByMilt: true}
+	m.touch(at)
+	m.remember(&Submission{Direction: dir, MessageID: messageID, Recipients: recipients, RecipientCount: len(recipients)})
+	e.book.link("q:"+queueID, m, at, true)
+}
+
+// normalizeMessageID trims the angle brackets and white space of a
+// Message-ID and bounds it.
+func normalizeMessageID(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	if len(s) > 998 {
+		s = s[:998]
+	}
+	return s
 }

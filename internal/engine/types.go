@@ -162,6 +162,18 @@ type Submission struct {
 	// OtherClientFamilies are the client families of X-Mailer copies other
 	// than the relay's (the last, which gave Client) that differ from it.
 	OtherClientFamilies []fingerprint.Family
+	// HeaderValues returns every value of a header, in message order (nil
+	// on the policy path).
+	HeaderValues func(name string) []string
+	// Reinjected: the message came back from a content filter and passed
+	// this engine before (a postfix.reinjection_listeners listener, or
+	// ReceivedIDs naming a message the engine just saw). It is neither
+	// charged nor held again; inbound detectors learn from it (the filter
+	// has added its tags by now).
+	Reinjected bool
+	// ReceivedIDs are the queue IDs the message's Received headers name
+	// (package received), newest first (milter path only).
+	ReceivedIDs []string
 	// Novelty of the recipients, filled at end of message by the novelty
 	// detector before the rules run; nil when unknown.
 	Novelty *Novelty
@@ -220,4 +232,7 @@ type Verdict struct {
 	// Undecided: this path could not name the account (SourceRelayed) and
 	// left the message to the other path; nothing was charged.
 	Undecided bool
+	// Reinjected: the message passed the engine before (see Submission);
+	// it was only learned from.
+	Reinjected bool
 }

@@ -19,7 +19,9 @@ var macroRequests = []struct {
 	stage gomilter.MacroStage
 	names []gomilter.MacroName
 }{
-	{gomilter.StageConnect, []string{"j", "{daemon_name}", "{daemon_addr}", "{client_addr}", "{client_ptr}"}},
+	// {daemon_addr} and {daemon_port} (Postfix 3.2 and later) name the
+	// smtpd listener: a content filter's re-injection service is one.
+	{gomilter.StageConnect, []string{"j", "{daemon_name}", "{daemon_addr}", "{daemon_port}", "{client_addr}", "{client_ptr}"}},
 	{gomilter.StageHelo, []string{"{tls_version}", "{cipher}"}},
 	// Postfix knows the queue ID from MAIL only when
 	// smtpd_delay_open_until_valid_rcpt = no; otherwise from the first

@@ -91,7 +91,7 @@ type Message struct {
 
 	// Macros holds the non-empty values of the connection, HELO and MAIL
 	// macros this package requests, keyed by name as the MTA sends them:
-	// j, {daemon_name}, {daemon_addr}, {client_addr}, {client_ptr},
+	// j, {daemon_name}, {daemon_addr}, {daemon_port}, {client_addr}, {client_ptr},
 	// {tls_version}, {cipher}, i, {auth_type}, {auth_authen},
 	// {auth_author} and {mail_addr}. "i" holds the final queue ID.
 	Macros map[string]string

@@ -46,6 +46,10 @@ type Service struct {
 	Trusts     *Trusts
 	// Volume counts site-wide outbound mail for the dashboard.
 	Volume *Volume
+	// Released, when set, is told of every message released from hold:
+	// with a content filter it comes back through smtpd, and must be
+	// recognised as re-injected, not decided again.
+	Released func(h *store.Hold)
 	// Verdicts keeps each account's recent verdicts for account show.
 	Verdicts *Verdicts
 	// ConfigText returns the effective configuration, secrets redacted.
@@ -148,6 +152,9 @@ func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error
 	}
 	s.audit(ctx, actor, AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message released", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
+	if s.Released != nil {
+		s.Released(h)
+	}
 	return h, nil
 }
 

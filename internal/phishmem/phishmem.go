@@ -37,7 +37,25 @@ type Options struct {
 	Action      engine.Action // default hold
 	Score       int
 	DryRun      bool
+	// TrustTags says which tags are believed: TrustFirstPass, TrustReinjection
+	// or TrustAuto (the default).
+	TrustTags string
 }
+
+// The TrustTags values. A tag on a message as it arrives may have been
+// written by its sender: an outsider who puts X-Spam-Flag: YES or the
+// site's subject tag into their own mail would make every reply to them
+// held. Tags a content filter adds after mailbrake's first look at the
+// message are the site's own: on its re-injection pass (engine
+// Submission.Reinjected) a tag counts only when the message carries more
+// of it than it did on the first pass.
+const (
+	TrustFirstPass   = "first-pass"
+	TrustReinjection = "reinjection"
+	// TrustAuto believes the first pass until a re-injected message has
+	// been seen, then only re-injection passes.
+	TrustAuto = "auto"
+)
 
 // Memory is the detector. Safe for concurrent use.
 type Memory struct {
@@ -47,7 +65,17 @@ type Memory struct {
 	addrs   map[string]time.Time // normalised Reply-To/From address → expiry
 	inserts int
 	dirty   map[string]bool // snapshot keys changed since the last Dirty
+	// firstPass keeps, per Message-ID, how many tags a message carried on
+	// its first pass, until its re-injection (two generations, bounded).
+	firstPass, firstPassOld map[string]int
+	// sawReinjection: a re-injected message has been seen (TrustAuto).
+	sawReinjection bool
 }
+
+// maxFirstPass bounds the first-pass tag counts kept per generation: a
+// content filter hands a message back within seconds, so minutes of
+// inbound mail is plenty.
+const maxFirstPass = 50_000
 
 var _ engine.Detector = (*Memory)(nil)
 
@@ -62,7 +90,10 @@ func New(o Options) *Memory {
 	if o.Action == engine.ActionAllow {
 		o.Action = engine.ActionHold
 	}
-	return &Memory{o: o, ids: map[string]time.Time{}, addrs: map[string]time.Time{}, dirty: map[string]bool{}}
+	if o.TrustTags == "" {
+		o.TrustTags = TrustAuto
+	}
+	return &Memory{o: o, ids: map[string]time.Time{}, addrs: map[string]time.Time{}, dirty: map[string]bool{}, firstPass: map[string]int{}}
 }
 
 // NormalizeID lower-cases a Message-ID and strips angle brackets and
@@ -121,38 +152,89 @@ func normalizeAddressOnce(s string) string {
 	return s
 }
 
-// Tagged reports whether an inbound message carries a spam/phish tag, and
-// which.
-func (m *Memory) Tagged(sub *engine.Submission) (string, bool) {
-	if sub.Header == nil {
-		return "", false
+// NoteReinjection implements engine.ReinjectionNoter: with TrustAuto, tags
+// are believed only from re-injection passes once one has been seen.
+func (m *Memory) NoteReinjection() {
+	m.mu.Lock()
+	m.sawReinjection = true
+	m.mu.Unlock()
+}
+
+// tagCount counts the tags a message carries: every X-Spam-Flag: YES copy,
+// every occurrence of a subject tag, every matching header copy.
+func (m *Memory) tagCount(sub *engine.Submission) int {
+	values := sub.HeaderValues
+	if values == nil {
+		if sub.Header == nil {
+			return 0
+		}
+		values = func(name string) []string {
+			if v := sub.Header(name); v != "" {
+				return []string{v}
+			}
+			return nil
+		}
 	}
-	if m.o.SpamFlag && strings.EqualFold(strings.TrimSpace(sub.Header("X-Spam-Flag")), "yes") {
-		return "X-Spam-Flag", true
+	n := 0
+	if m.o.SpamFlag {
+		for _, v := range values("X-Spam-Flag") {
+			if strings.EqualFold(strings.TrimSpace(v), "yes") {
+				n++
+			}
+		}
 	}
 	subject := strings.ToLower(sub.Subject)
 	for _, tag := range m.o.SubjectTags {
-		if tag != "" && strings.Contains(subject, strings.ToLower(tag)) {
-			return "subject tag", true
+		if tag != "" {
+			n += strings.Count(subject, strings.ToLower(tag))
 		}
 	}
 	for _, h := range m.o.Headers {
-		if h.Matches.MatchString(sub.Header(h.Header)) {
-			return h.Header, true
+		for _, v := range values(h.Header) {
+			if h.Matches.MatchString(v) {
+				n++
+			}
 		}
 	}
-	return "", false
+	return n
 }
 
-// Inbound implements engine.Detector: remember tagged mail.
+// Inbound implements engine.Detector: remember tagged mail, believing the
+// tags TrustTags says to.
 func (m *Memory) Inbound(_ context.Context, sub *engine.Submission) []engine.Finding {
-	if _, ok := m.Tagged(sub); !ok {
-		return nil
-	}
-	exp := sub.Time.Add(m.o.Retention)
+	n := m.tagCount(sub)
+	id := NormalizeID(sub.MessageID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if id := NormalizeID(sub.MessageID); id != "" {
+	if sub.Reinjected {
+		m.sawReinjection = true
+	}
+	fromFilter := m.o.TrustTags == TrustReinjection || (m.o.TrustTags == TrustAuto && m.sawReinjection)
+	switch {
+	case !fromFilter:
+		if n == 0 {
+			return nil
+		}
+	case !sub.Reinjected:
+		// First pass: remember what the sender wrote; learn nothing yet.
+		if id != "" && n > 0 {
+			if len(m.firstPass) >= maxFirstPass {
+				m.firstPassOld, m.firstPass = m.firstPass, make(map[string]int, maxFirstPass)
+			}
+			m.firstPass[id] = n
+		}
+		return nil
+	default:
+		before, ok := m.firstPass[id]
+		if !ok {
+			before = m.firstPassOld[id]
+		}
+		if n <= before {
+			return nil
+		}
+	}
+	exp := sub.Time.Add(m.o.Retention)
+	if id != "" {
 		m.put(m.ids, id, exp, sub.Time)
 	}
 	// A reply goes to Reply-To when there is one, else to From.

@@ -104,3 +104,51 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal("bad entry accepted")
 	}
 }
+
+// TestTrustTagsFromFilter: with a content filter handing mail back through
+// a re-injection listener, only tags the filter added count. An outsider
+// who writes X-Spam-Flag or the subject tag into their own message (to
+// have replies to someone held) is not learned; a tag the filter added on
+// the way is.
+func TestTrustTagsFromFilter(t *testing.T) {
+	for _, mode := range []string{TrustReinjection, TrustAuto} {
+		t.Run(mode, func(t *testing.T) {
+			m := New(Options{SpamFlag: true, SubjectTags: []string{"[SPAM]"}, Score: 5, TrustTags: mode})
+			ctx := context.Background()
+			pass := func(reinjected bool, subject, id, from string, flags ...string) {
+				m.Inbound(ctx, &engine.Submission{Time: t0, Subject: subject, MessageID: id, From: from, Reinjected: reinjected,
+					HeaderValues: func(n string) []string {
+						if n == "X-Spam-Flag" {
+							return flags
+						}
+						return nil
+					}})
+			}
+			if mode == TrustAuto {
+				// Until a re-injection is seen, auto believes first passes.
+				pass(false, "[SPAM] early", "<early@x.example>", "early@x.example", "YES")
+				if ids, _ := m.Len(); ids != 1 {
+					t.Fatalf("auto before any re-injection: %d ids remembered, want 1", ids)
+				}
+				pass(true, "warm-up", "<warm@x.example>", "warm@x.example")
+			}
+			before, _ := m.Len()
+			// The poisoner's own tags, unchanged by the filter.
+			pass(false, "[SPAM] hello", "<poison@bad.example>", "victim-of-poison@good.example", "YES")
+			pass(true, "[SPAM] hello", "<poison@bad.example>", "victim-of-poison@good.example", "YES")
+			// Real phish: the filter adds the flag and the subject tag.
+			pass(false, "Your mailbox is full", "<phish@phish.example>", "it@phish.example")
+			pass(true, "[SPAM] Your mailbox is full", "<phish@phish.example>", "it@phish.example", "YES")
+			if ids, _ := m.Len(); ids != before+1 {
+				t.Fatalf("%d new ids remembered, want 1 (the filter-tagged phish only)", ids-before)
+			}
+			f := m.Outbound(ctx, &engine.Submission{Time: t0.Add(time.Hour), Recipients: []string{"victim-of-poison@good.example"}})
+			if len(f) != 0 {
+				t.Errorf("a reply to the poisoner's address is caught: %+v", f)
+			}
+			if f := m.Outbound(ctx, &engine.Submission{Time: t0.Add(time.Hour), InReplyTo: "<phish@phish.example>"}); len(f) != 1 {
+				t.Errorf("a reply to the filter-tagged phish is not caught: %+v", f)
+			}
+		})
+	}
+}

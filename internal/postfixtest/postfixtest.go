@@ -55,6 +55,18 @@ type Options struct {
 	// ExtraMainCF is written to main.cf after everything else, so it
 	// overrides the generated settings.
 	ExtraMainCF map[string]string
+	// ContentFilter routes every message through an after-queue content
+	// filter (Postfix FILTER_README: content_filter = smtp:[127.0.0.1]:port)
+	// that hands it back to a re-injection smtpd, Instance.ReinjectAddr,
+	// as amavis does. Filter is the filter: nil passes messages on
+	// unchanged.
+	ContentFilter bool
+	Filter        func(from string, to []string, data []byte) []byte
+	// ReinjectOptions are the re-injection service's master.cf options
+	// ("-o name=value" lines). Empty: FILTER_README's minimum,
+	// "-o content_filter=", so the service inherits main.cf's milters
+	// and restrictions.
+	ReinjectOptions []string
 }
 
 // Instance is a running private Postfix. Its directories are removed and its
@@ -76,6 +88,12 @@ type Instance struct {
 	// SubmissionAddr is the 127.0.0.1:port of the SASL smtpd; empty
 	// without Options.SASL.
 	SubmissionAddr string
+	// ReinjectAddr is the 127.0.0.1:port of the smtpd the content filter
+	// hands messages back to; empty without Options.ContentFilter.
+	ReinjectAddr string
+	// Filter is the running content filter; nil without
+	// Options.ContentFilter.
+	Filter *Filter
 	// Sink receives every message the instance delivers.
 	Sink *Sink
 	// StartupTime is how long Start took, sink and config included.
@@ -116,7 +134,11 @@ func Start(t testing.TB, opts Options) *Instance {
 	}
 
 	sink := StartSink(t)
-	in, err := launch(opts, sink)
+	var filter *Filter
+	if opts.ContentFilter {
+		filter = startFilter(t, opts.Filter)
+	}
+	in, err := launch(opts, sink, filter)
 	if in != nil {
 		t.Cleanup(func() { in.cleanup(t) })
 	}
@@ -131,7 +153,7 @@ func Start(t testing.TB, opts Options) *Instance {
 
 // launch creates the instance's directory, writes its configuration and
 // starts Postfix. A non-nil Instance must be cleaned up even with an error.
-func launch(opts Options, sink *Sink) (*Instance, error) {
+func launch(opts Options, sink *Sink, filter *Filter) (*Instance, error) {
 	postfixUID, postfixGID, err := lookupPostfix()
 	if err != nil {
 		return nil, err
@@ -149,6 +171,7 @@ func launch(opts Options, sink *Sink) (*Instance, error) {
 		DataDir:   filepath.Join(dir, "data"),
 		LogFile:   filepath.Join(dir, "maillog"),
 		Sink:      sink,
+		Filter:    filter,
 		opts:      opts,
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -198,6 +221,10 @@ func launch(opts Options, sink *Sink) (*Instance, error) {
 		return in, fmt.Errorf("%w\nmaillog:\n%s", err, tail(in.MailLog(), 40))
 	}
 	in.masterPID = pid
+	if filter != nil {
+		addr := in.ReinjectAddr
+		filter.target.Store(&addr)
+	}
 	return in, nil
 }
 
@@ -226,7 +253,12 @@ func (in *Instance) pickPorts() error {
 	if in.SMTPAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	in.SubmissionAddr = ""
+	in.SubmissionAddr, in.ReinjectAddr = "", ""
+	if in.opts.ContentFilter {
+		if in.ReinjectAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
 	if in.opts.SASL {
 		if in.SubmissionAddr, err = freeAddr(); err != nil {
 			return err
@@ -321,6 +353,9 @@ func (in *Instance) mainCF() map[string]string {
 		cf["smtpd_recipient_restrictions"] = check + ", permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination"
 		cf["smtpd_end_of_data_restrictions"] = check
 	}
+	if o.ContentFilter {
+		cf["content_filter"] = "smtp:[" + hostOf(in.Filter.Addr) + "]:" + portOf(in.Filter.Addr)
+	}
 	if o.SASL {
 		cf["smtpd_sasl_type"] = "cyrus"
 		cf["smtpd_sasl_path"] = "smtpd"
@@ -344,6 +379,17 @@ func (in *Instance) masterCF() string {
 		b.WriteString("  -o syslog_name=postfix/submission\n")
 		b.WriteString("  -o smtpd_sasl_auth_enable=yes\n")
 		b.WriteString("  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n")
+	}
+	if in.ReinjectAddr != "" {
+		fmt.Fprintf(&b, "%s inet n - n - - smtpd\n", in.ReinjectAddr)
+		b.WriteString("  -o syslog_name=postfix/reinject\n")
+		opts := in.opts.ReinjectOptions
+		if len(opts) == 0 {
+			opts = []string{"-o content_filter="}
+		}
+		for _, o := range opts {
+			fmt.Fprintf(&b, "  %s\n", o)
+		}
 	}
 	b.WriteString(`pickup     unix  n - n 60    1 pickup
 cleanup    unix  n - n -     0 cleanup

@@ -254,7 +254,7 @@ func BenchmarkStart(b *testing.B) {
 	}
 	sink := StartSink(b)
 	for b.Loop() {
-		in, err := launch(Options{}, sink)
+		in, err := launch(Options{}, sink, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

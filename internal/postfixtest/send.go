@@ -43,6 +43,11 @@ type SendOptions struct {
 	AuthMechanism string
 	// Timeout is swaks' per-reply timeout; default 30s.
 	Timeout time.Duration
+	// LocalAddr is the loopback address to connect from (swaks
+	// --local-interface), e.g. "127.0.0.5" for a client that a test's
+	// mailbrake does not trust while Postfix still relays for it; empty:
+	// the system's choice (127.0.0.1).
+	LocalAddr string
 }
 
 // NullSender as SendOptions.From sends MAIL FROM:<> (swaks' own spelling).
@@ -162,6 +167,9 @@ func swaksArgs(server string, o SendOptions) ([]string, string) {
 		"--timeout", strconv.Itoa(max(1, int(timeout.Seconds()+0.5))) + "s",
 		"--data", "-",
 		"--no-data-fixup",
+	}
+	if o.LocalAddr != "" {
+		args = append(args, "--local-interface", o.LocalAddr)
 	}
 	if o.AuthUser != "" {
 		mech := o.AuthMechanism
