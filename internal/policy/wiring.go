@@ -27,9 +27,10 @@ type Wiring struct {
 const maxWiringServices = 256
 
 // rcptOnlyAfter is how many RCPT requests a service must have sent, with
-// no DATA or END-OF-MESSAGE request, before it is called RCPT-only: a few
-// messages' worth, so a message in flight is not mistaken for the wiring.
-const rcptOnlyAfter = 50
+// no DATA or END-OF-MESSAGE request, before it is called RCPT-only: more
+// than one message can have (smtpd_recipient_limit, default 1000), so at
+// least one whole message went by without END-OF-MESSAGE.
+const rcptOnlyAfter = 1001
 
 // ServiceWiring is what one smtpd service has sent.
 type ServiceWiring struct {
