@@ -49,15 +49,23 @@ func TestPostfixConfig(t *testing.T) {
 	}
 }
 
+// TestZimbraConfig checks the script's shape; internal/e2e
+// (TestZimbraConfigAgainstTemplates) renders it the way zmconfigd does from
+// Zimbra's templates and loads the result into a real Postfix.
 func TestZimbraConfig(t *testing.T) {
 	code, out, _ := run(t, "zimbra-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"zimbraSmtpSendAddAuthenticatedUser TRUE", "zimbraMtaSmtpdMilters inet:127.0.0.1:10042", "zimbraMtaMilterDefaultAction tempfail"} {
+	for _, want := range []string{"zmprov mcf zimbraSmtpSendAddAuthenticatedUser TRUE", "zmprov fc -a config",
+		"zimbraMilterServerEnabled TRUE", "{ inet:127.0.0.1:10042, default_action=tempfail }", "smtpd_milters=inet:127.0.0.1:10042"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
+	}
+	// zmconfigd drops a policy service in zimbraMtaRestriction: never print one.
+	if strings.Contains(out, "zmprov mcf +zimbraMtaRestriction") || strings.Contains(out, "check_policy_service inet:") {
+		t.Errorf("prints a policy service zmconfigd would drop:\n%s", out)
 	}
 }
 
