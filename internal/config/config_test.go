@@ -204,3 +204,25 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestDocsConfigBlocks loads every YAML block of the docs that shows a
+// configuration, so a guide never tells an admin to write something
+// `config check` refuses.
+func TestDocsConfigBlocks(t *testing.T) {
+	for _, doc := range []string{"../../docs/zimbra.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(data), "```yaml\n")
+		if len(blocks) < 2 {
+			t.Fatalf("%s: no yaml block", doc)
+		}
+		for i, b := range blocks[1:] {
+			y, _, _ := strings.Cut(b, "```")
+			if _, err := Load([]byte(y)); err != nil {
+				t.Errorf("%s yaml block %d: %v\n%s", doc, i+1, err, y)
+			}
+		}
+	}
+}
