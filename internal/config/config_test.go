@@ -153,6 +153,38 @@ rules:
 	}
 }
 
+// TestPlaybookStepOrder: a playbook whose steps undo each other on Zimbra
+// is refused by `config check` (and so by serve).
+func TestPlaybookStepOrder(t *testing.T) {
+	_, err := Load([]byte(`
+playbooks:
+  - name: wrong-order
+    triggers: [marked-spam]
+    severity: high
+    steps: [force-password-change, scramble-password, end-sessions, lock-login]
+`))
+	if err == nil {
+		t.Fatal("accepted force-password-change before scramble-password and end-sessions before lock-login")
+	}
+	for _, want := range []string{
+		"playbooks[0].steps[0]: force-password-change must come after scramble-password",
+		"playbooks[0].steps[2]: end-sessions needs lock-login before it",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if _, err := Load([]byte(`
+playbooks:
+  - name: right-order
+    triggers: [marked-spam]
+    severity: high
+    steps: [lock-login, scramble-password, end-sessions, force-password-change]
+`)); err != nil {
+		t.Errorf("refused the right order: %v", err)
+	}
+}
+
 func TestBadDocuments(t *testing.T) {
 	for name, in := range map[string]string{
 		"syntax":     "policy: [",

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -232,6 +233,22 @@ func (c *Config) Validate() Errors {
 		}
 		if pb.ConfirmFrom != "" && !seen[pb.ConfirmFrom] {
 			add(p+".confirm_from", "%q is not one of the playbook's steps", pb.ConfirmFrom)
+		}
+		at := func(step string) int { return slices.Index(pb.Steps, step) }
+		// Setting a password clears zimbraPasswordMustChange (zm-mailbox
+		// LdapProvisioning.setPassword, commit 2b7f9787c69e): the demand
+		// for a new password must come after the scramble.
+		if f, sp := at("force-password-change"), at("scramble-password"); f >= 0 && sp > f {
+			add(fmt.Sprintf("%s.steps[%d]", p, f), "force-password-change must come after scramble-password: setting a password clears Zimbra's zimbraPasswordMustChange")
+		}
+		// Raising the token validity value ends web and SOAP sessions only;
+		// IMAP and POP sessions re-check nothing but the account status at
+		// their next command (zm-mailbox ImapHandler.checkAccountStatus),
+		// and a fresh login starts new ones: lock first.
+		if e := at("end-sessions"); e >= 0 {
+			if l := at("lock-login"); l < 0 || l > e {
+				add(fmt.Sprintf("%s.steps[%d]", p, e), "end-sessions needs lock-login before it: IMAP and POP sessions end only once the account is not active")
+			}
 		}
 	}
 	r := c.Response

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -168,7 +169,11 @@ func (r *Runner) runStep(ctx context.Context, s Step, inc *store.Incident, log *
 	}
 	var password []byte
 	if s == StepScramblePassword {
-		password = NewPassword()
+		var err error
+		if password, err = r.passwordFor(ctx, inc.Account, conns); err != nil {
+			rec.Status, rec.Detail = store.StepFailed, err.Error()
+			return rec
+		}
 		defer clear(password)
 	}
 	attempts := r.Attempts
@@ -229,6 +234,96 @@ func Finished(pb *Playbook, inc *store.Incident) bool {
 		}
 	}
 	return true
+}
+
+// PasswordChecker is a Connector whose system enforces a password policy
+// on the passwords it is given (Zimbra's SetPassword does for delegated
+// admins, and a refused password is not retried). The runner generates one
+// password for every system that satisfies each checker.
+type PasswordChecker interface {
+	// CheckPassword returns nil when pw satisfies the account's password
+	// policy on this system, else why not (without the password).
+	CheckPassword(ctx context.Context, account string, pw []byte) error
+}
+
+// passwordShapes are the shapes of password tried in turn until one
+// satisfies every system's policy: length, the least number of characters
+// of each class (upper, lower, digit, punctuation) and the punctuation
+// used. Each gives well over 128 bits of entropy.
+var passwordShapes = []struct {
+	length, each int
+	punct        string
+}{
+	{32, 1, "-_"},
+	{32, 4, "!#%+-.:=?@_"},
+	{24, 3, "!#%+-.:=?@_"},
+	{48, 10, "!#$%&*+-.:;=?@^_~"},
+	{64, 8, "-_"},
+	{28, 4, ""},
+}
+
+// passwordFor returns a new random password that every PasswordChecker
+// among conns accepts, or an error saying which policy refused all shapes.
+func (r *Runner) passwordFor(ctx context.Context, account string, conns []Connector) ([]byte, error) {
+	var checkers []Connector
+	for _, c := range conns {
+		if _, ok := c.(PasswordChecker); ok {
+			checkers = append(checkers, c)
+		}
+	}
+	if len(checkers) == 0 {
+		return NewPassword(), nil
+	}
+	var last error
+	for _, shape := range passwordShapes {
+		pw := newShapedPassword(shape.length, shape.each, shape.punct)
+		ok := true
+		for _, c := range checkers {
+			if err := c.(PasswordChecker).CheckPassword(ctx, account, pw); err != nil {
+				last, ok = fmt.Errorf("%s: %w", c.Name(), err), false
+				break
+			}
+		}
+		if ok {
+			return pw, nil
+		}
+		clear(pw)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("no generated password satisfies the password policy (%v); the password was not changed anywhere", last)
+}
+
+// newShapedPassword returns length random characters from upper- and
+// lower-case letters, digits and punct, with at least each of every class
+// (punctuation only when punct is not empty).
+func newShapedPassword(length, each int, punct string) []byte {
+	classes := []string{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz", "0123456789"}
+	if punct != "" {
+		classes = append(classes, punct)
+	}
+	all := strings.Join(classes, "")
+	pick := func(set string) byte {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(set)))) // crypto/rand never fails
+		return set[n.Int64()]
+	}
+	out := make([]byte, 0, length)
+	for _, c := range classes {
+		for range each {
+			out = append(out, pick(c))
+		}
+	}
+	for len(out) < length {
+		out = append(out, pick(all))
+	}
+	// Shuffle (Fisher–Yates) so the classes are not in fixed places.
+	for i := len(out) - 1; i > 0; i-- {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
+		j := int(n.Int64())
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
 }
 
 // NewPassword returns a random password of 24 bytes of entropy, encoded

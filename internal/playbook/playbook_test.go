@@ -189,3 +189,63 @@ func TestNewPassword(t *testing.T) {
 		}
 	}
 }
+
+// policyConn is a connector with a password policy (as Zimbra enforces for
+// delegated admins): it accepts only passwords the policy allows.
+type policyConn struct {
+	recorder
+	check func(pw []byte) error
+}
+
+func (c *policyConn) CheckPassword(_ context.Context, _ string, pw []byte) error { return c.check(pw) }
+
+// TestPasswordSatisfiesEveryPolicy: the scrambled password, one for every
+// system, satisfies each system's policy; when no shape can, the step fails
+// without setting a password anywhere.
+func TestPasswordSatisfiesEveryPolicy(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	countIn := func(pw []byte, set string) int {
+		n := 0
+		for _, c := range pw {
+			if strings.IndexByte(set, c) >= 0 {
+				n++
+			}
+		}
+		return n
+	}
+	strict := &policyConn{recorder: recorder{name: "zimbra", steps: []Step{StepScramblePassword}}, check: func(pw []byte) error {
+		// zimbraPasswordMinPunctuationChars 3, MinUpperCaseChars 2, MaxLength 40
+		if countIn(pw, "!#%+-.:=?@_") < 3 || countIn(pw, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") < 2 || len(pw) > 40 {
+			return errors.New("invalid password: not enough punctuation characters")
+		}
+		return nil
+	}}
+	plain := &recorder{name: "ldap", steps: []Step{StepScramblePassword}}
+	r := &Runner{Incidents: st, Connectors: []Connector{strict, plain}, Attempts: 1, Backoff: time.Millisecond}
+	pb := &Playbook{Name: "p", Severity: store.SeverityCritical, Steps: []Step{StepScramblePassword}, ConfirmFrom: 1}
+	inc, _, _ := st.OpenIncident(ctx, "u@example.edu", pb.Severity, pb.Name, store.Evidence{Reason: "password-leak"})
+	inc, err := r.Run(ctx, inc, pb, "system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.Step("scramble-password").Status != store.StepDone || strict.check(strict.pw) != nil || string(strict.pw) != string(plain.pw) {
+		t.Fatalf("step %+v; zimbra got a password its policy refuses or another one than ldap", inc.Step("scramble-password"))
+	}
+	impossible := &policyConn{recorder: recorder{name: "zimbra", steps: []Step{StepScramblePassword}}, check: func([]byte) error {
+		return errors.New("invalid password: too short")
+	}}
+	plain2 := &recorder{name: "ldap", steps: []Step{StepScramblePassword}}
+	r = &Runner{Incidents: st, Connectors: []Connector{impossible, plain2}, Attempts: 1}
+	inc2, _, _ := st.OpenIncident(ctx, "v@example.edu", pb.Severity, pb.Name, store.Evidence{Reason: "password-leak"})
+	inc2, _ = r.Run(ctx, inc2, pb, "system")
+	if s := inc2.Step("scramble-password"); s.Status != store.StepFailed || !strings.Contains(s.Detail, "too short") || len(impossible.calls)+len(plain2.calls) != 0 {
+		t.Fatalf("impossible policy: %+v, calls %v %v", s, impossible.calls, plain2.calls)
+	}
+	for _, shape := range passwordShapes {
+		pw := newShapedPassword(shape.length, shape.each, shape.punct)
+		if len(pw) != shape.length || countIn(pw, "0123456789") < shape.each || countIn(pw, shape.punct) < min(shape.each, len(shape.punct)*shape.length) {
+			t.Errorf("shape %+v gave %d characters", shape, len(pw))
+		}
+	}
+}
