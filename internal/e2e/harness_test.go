@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +86,22 @@ type daemon struct {
 
 // httpAddr is the daemon's HTTP listener (web UI, API, metrics).
 func (d *daemon) httpAddr() string { return d.http }
+
+// httpGet returns the body of an unauthenticated GET of path (/metrics,
+// /readyz) on the daemon's HTTP listener.
+func (d *daemon) httpGet(path string) string {
+	d.t.Helper()
+	res, err := http.Get("http://" + d.http + path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return string(body)
+}
 
 type daemonOptions struct {
 	Policy, Milter   string // listen addresses; "" disables

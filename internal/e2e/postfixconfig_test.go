@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,13 +93,7 @@ func postfixConfigOnRealPostfix(t *testing.T, onFailure string) {
 	if n := len(bySubject(t, in.Sink, "wired bulk")); n != 0 {
 		t.Fatalf("the held message was delivered %d times", n)
 	}
-	res, err := http.Get("http://" + d.httpAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if !strings.Contains(string(ready), "rcpt+eom") {
+	if ready := d.httpGet("/readyz"); !strings.Contains(ready, "rcpt+eom") {
 		t.Errorf("/readyz does not show the policy service asked at RCPT and END-OF-MESSAGE:\n%s", ready)
 	}
 	if !strings.Contains(d.log.String(), "re-injected message") {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -162,14 +160,8 @@ func contentFilterLoop(t *testing.T, applied bool) {
 	if p := in.Filter.Passed(); p != 5 {
 		t.Errorf("the filter passed %d messages, want 5 (all but the held reply)", p)
 	}
-	res, err := http.Get("http://" + d.httpAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if !strings.Contains(string(body), `mailbrake_reinjected_total{path="milter"} 5`) {
-		t.Errorf("metrics do not count 5 re-injected messages on the milter path:\n%s", grep(string(body), "reinjected"))
+	if body := d.httpGet("/metrics"); !strings.Contains(body, `mailbrake_reinjected_total{path="milter"} 5`) {
+		t.Errorf("metrics do not count 5 re-injected messages on the milter path:\n%s", grep(body, "reinjected"))
 	}
 }
 

@@ -131,14 +131,6 @@ func (w *Wiring) Services() []ServiceWiring {
 	for _, s := range w.services {
 		out = append(out, *s)
 	}
-	slices.SortFunc(out, func(a, b ServiceWiring) int {
-		switch {
-		case a.Service < b.Service:
-			return -1
-		case a.Service > b.Service:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ServiceWiring) int { return strings.Compare(a.Service, b.Service) })
 	return out
 }
