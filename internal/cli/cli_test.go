@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,4 +79,75 @@ func TestClientWithoutDaemon(t *testing.T) {
 	if code, _, errOut := run(t, "--socket", sock, "quarantine", "release", "abc"); code != 2 || !strings.Contains(errOut, "positive number") {
 		t.Fatalf("bad id: exit %d: %s", code, errOut)
 	}
+}
+
+// TestConfigCheckAgreesWithServe: `config check` refuses exactly what
+// serve refuses, with the YAML's key paths and exit 2, because both build
+// the daemon the same way (daemon.Check, daemon.Build).
+func TestConfigCheckAgreesWithServe(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"notify", `
+notify:
+  smtp: {addr: "127.0.0.1:25", from: "mailbrake@example.edu", starttls: bogus}
+  helpdesk: ["x@"]
+  syslog: {network: udp, addr: "127.0.0.1:514", facility: nonsense}
+  per_hour: -1
+`, []string{"notify.smtp.starttls: must be one of", "notify.helpdesk[0]:", "notify.syslog.facility:", "notify.per_hour: must not be negative"}},
+		{"misspelled trigger", `
+playbooks:
+  - name: phish
+    triggers: [reply-to-phiser]
+    severity: high
+    steps: [notify]
+`, []string{`playbooks[0].triggers[0]: no rule or detector reports "reply-to-phiser" (did you mean "reply-to-phisher"?)`}},
+		{"missing secret", `
+response:
+  zimbra: {url: "https://127.0.0.1:7071/service/admin/soap", admin_user: admin@example.edu, admin_password_file: ` + dir + `/missing}
+`, []string{"response.zimbra:"}},
+		{"tls", `
+http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
+`, []string{"http.tls_cert:"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			yaml := "data_dir: " + filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-")) + "\npolicy: {listen: 127.0.0.1:0}\nmilter: {listen: 127.0.0.1:0}\nhttp: {listen: 127.0.0.1:0}\n" + c.yaml
+			if strings.Contains(c.yaml, "\nhttp:") {
+				yaml = "data_dir: " + filepath.Join(dir, "data-tls") + "\npolicy: {listen: 127.0.0.1:0}\nmilter: {listen: 127.0.0.1:0}\n" + strings.Replace(c.yaml, "http: {", "http: {listen: 127.0.0.1:0, ", 1)
+			}
+			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, checkErr := run(t, "config", "check", path)
+			scode, _, serveErr := run(t, "--config", path, "serve")
+			if code != 2 || scode != 2 {
+				t.Fatalf("config check exit %d, serve exit %d, want 2 and 2\ncheck: %s\nserve: %s", code, scode, checkErr, serveErr)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(checkErr, want) {
+					t.Errorf("config check lacks %q:\n%s", want, checkErr)
+				}
+			}
+			if errorLines(checkErr) != errorLines(serveErr) {
+				t.Errorf("config check and serve disagree:\ncheck: %s\nserve: %s", checkErr, serveErr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-"), "mailbrake.db")); err == nil {
+				t.Error("a refused configuration created a database")
+			}
+		})
+	}
+}
+
+// errorLines returns the indented error lines of a config error message.
+func errorLines(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "  ") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/daemon"
 	"github.com/mailbrake/mailbrake/internal/engine"
 )
 
@@ -29,8 +30,17 @@ func configCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				path = args[0]
 			}
-			if _, err := CheckConfig(path); err != nil {
+			c, err := CheckConfig(path)
+			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			// What serve would refuse, found the way serve finds it:
+			// provisioning everything without starting (daemon.Check).
+			if g.dataDir != "" {
+				c.DataDir = g.dataDir
+			}
+			if errs := daemon.Check(c); len(errs) > 0 {
+				return &exitError{code: 2, err: fmt.Errorf("%s: %d error(s):\n  %s", nameOf(path), len(errs), strings.ReplaceAll(errs.Error(), "\n", "\n  "))}
 			}
 			name := path
 			if name == "" {

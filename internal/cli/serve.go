@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +51,12 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(400)
 			}
-			return daemon.New(c, log, Version).Run(cmd.Context())
+			d, err := daemon.Build(c, log, Version)
+			if err != nil {
+				// The same problems `config check` reports, exit 2.
+				return &exitError{code: 2, err: fmt.Errorf("%s: %d error(s):\n  %s", nameOf(g.configFile), strings.Count(err.Error(), "\n")+1, strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+			}
+			return d.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()

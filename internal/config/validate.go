@@ -52,7 +52,8 @@ func (c *Config) Validate() Errors {
 			add("http.listen", "%v", err)
 		}
 	}
-	if c.Policy.Enabled && c.Milter.Enabled && c.Policy.Listen == c.Milter.Listen {
+	// Port 0 asks for any free port: two of them never collide.
+	if c.Policy.Enabled && c.Milter.Enabled && c.Policy.Listen == c.Milter.Listen && !strings.HasSuffix(c.Policy.Listen, ":0") {
 		add("milter.listen", "same address as policy.listen")
 	}
 	for i, n := range c.Identity.TrustedNetworks {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/notify"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/policy"
@@ -78,6 +77,17 @@ type Daemon struct {
 	zimbra       *zimbra.Client
 	// extraConnectors are added to the playbook runner (tests).
 	extraConnectors []playbook.Connector
+
+	// Lifecycle (lifecycle.go).
+	built            bool
+	createNoveltyKey bool
+	pwleakOpts       *pwleak.Options
+	notifier         *notify.Notifier
+	response         responseParts
+	stages           []stage
+	errc             chan error
+	loopCtx          context.Context
+	loopCancel       context.CancelFunc
 }
 
 // snapshotter is in-memory state kept across restarts in the store's
@@ -94,310 +104,6 @@ type escalation struct {
 	account string
 	to      store.AccountState
 	reason  string
-}
-
-// New prepares a daemon; Run starts it.
-func New(cfg *config.Config, log *slog.Logger, version string) *Daemon {
-	return &Daemon{cfg: cfg, log: log, version: version, Ready: make(chan struct{})}
-}
-
-// Run serves until ctx is cancelled, then shuts down gracefully.
-func (d *Daemon) Run(ctx context.Context) error {
-	cfg := d.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailbrake.db"), d.log)
-	if err != nil {
-		return fmt.Errorf("opening store: %w", err)
-	}
-	d.store = st
-	defer st.Close()
-
-	d.counters = counter.NewMemory()
-	d.scores = counter.NewMemory()
-	var dopts = detect.Options{Logger: d.log}
-	if cfg.Novelty.Enabled {
-		kf := cfg.Novelty.KeyFile
-		if !filepath.IsAbs(kf) {
-			kf = filepath.Join(cfg.DataDir, kf)
-		}
-		if dopts.NoveltyKey, err = loadOrCreateKey(kf); err != nil {
-			return fmt.Errorf("novelty.key_file: %w", err)
-		}
-	}
-	dets, err := detect.Build(cfg, dopts)
-	if err != nil {
-		return err
-	}
-	d.dets = dets
-	d.snapshotters = []snapshotter{
-		{"", d.counters.Dirty, d.counters.Restore},
-		{"score\x00", d.scores.Dirty, d.scores.Restore},
-	}
-	if dets.Baseline != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"baseline\x00", dets.Baseline.Dirty, dets.Baseline.Restore})
-	}
-	if dets.Phish != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"phish\x00", dets.Phish.Dirty, dets.Phish.Restore})
-	}
-	if dets.Novelty != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"novelty\x00", dets.Novelty.Tracker.Dirty, dets.Novelty.Tracker.Restore})
-	}
-	if ph := dets.Phishers; ph != nil {
-		listed, block, allow := ph.Len()
-		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)
-	}
-	if snaps, err := st.LoadSnapshots(ctx); err != nil {
-		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
-	} else {
-		d.restoreSnapshots(snaps)
-	}
-	states, err := ops.NewStates(ctx, st)
-	if err != nil {
-		return fmt.Errorf("loading account states: %w", err)
-	}
-	trusts, err := ops.NewTrusts(ctx, st)
-	if err != nil {
-		return fmt.Errorf("loading trust entries: %w", err)
-	}
-	volume := &ops.Volume{}
-	d.auth = auth.New(st, auth.Options{Log: d.log})
-	onErr := engine.ActionAllow
-	if cfg.Engine.OnError == "defer" {
-		onErr = engine.ActionDefer
-	}
-	d.incidents = make(chan incidentReport, 1024)
-	if d.pwleak, err = d.buildPasswordLeak(); err != nil {
-		return err
-	}
-	detectors := append(dets.All(), volumeCounter{volume})
-	if d.pwleak != nil {
-		defer d.pwleak.Close()
-		detectors = append(detectors, d.pwleak)
-	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: detectors,
-		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
-		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Trust: trusts})
-	if err != nil {
-		return fmt.Errorf("compiling rules: %w", err)
-	}
-	d.identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader)
-	if err != nil {
-		return err
-	}
-	d.identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
-	for _, l := range cfg.Postfix.ReinjectionListeners {
-		ap, err := netip.ParseAddrPort(l)
-		if err != nil {
-			return fmt.Errorf("postfix.reinjection_listeners: %w", err)
-		}
-		d.reinjection = append(d.reinjection, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	}
-	d.metrics = newMetrics()
-	d.preview = cfg.Quarantine.PreviewBytes
-
-	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
-	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
-	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
-		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
-		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection}
-	d.escalations = make(chan escalation, 1024)
-	if d.ops.Response, err = d.buildResponse(ctx, st); err != nil {
-		return err
-	}
-	defer func() {
-		if d.ldap != nil {
-			d.ldap.Close()
-		}
-	}()
-	if dets.Baseline != nil {
-		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
-	}
-	if dets.Novelty != nil {
-		d.ops.Novelty = func(a string, at time.Time) (any, bool) {
-			st := dets.Novelty.Tracker.Peek(a, at)
-			if st.Known == 0 {
-				return nil, false
-			}
-			return struct {
-				FirstTime1h  int    `json:"first_time_recipients_1h"`
-				FirstTime24h int    `json:"first_time_recipients_24h"`
-				Distinct1h   int    `json:"distinct_recipients_1h"`
-				Distinct24h  int    `json:"distinct_recipients_24h"`
-				Known        int    `json:"known_recipients"`
-				Tracked      string `json:"tracked_for"`
-			}{st.FirstTime1h, st.FirstTime24h, st.Distinct1h, st.Distinct24h, st.Known, st.Tracked.Round(time.Minute).String()}, true
-		}
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	var shutdowns []func(context.Context) error
-
-	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir}
-
-	if cfg.Policy.Enabled {
-		ln, err := listen(cfg.Policy.Listen)
-		if err != nil {
-			return fmt.Errorf("policy listener: %w", err)
-		}
-		d.Policy = ln.Addr()
-		status.Policy = ln.Addr().String()
-		srv := d.policyServer()
-		shutdowns = append(shutdowns, srv.Shutdown)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				errc <- fmt.Errorf("policy server: %w", err)
-			}
-		}()
-		d.log.Info("policy server listening", "addr", ln.Addr().String())
-	}
-	if cfg.Milter.Enabled {
-		ln, err := listen(cfg.Milter.Listen)
-		if err != nil {
-			return fmt.Errorf("milter listener: %w", err)
-		}
-		d.Milter = ln.Addr()
-		status.Milter = ln.Addr().String()
-		srv := d.milterServer()
-		shutdowns = append(shutdowns, srv.Shutdown)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				errc <- fmt.Errorf("milter server: %w", err)
-			}
-		}()
-		d.log.Info("milter listening", "addr", ln.Addr().String())
-	}
-	if cfg.HTTP.Enabled {
-		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			return fmt.Errorf("http listener: %w", err)
-		}
-		d.HTTP = ln.Addr()
-		status.HTTP = ln.Addr().String()
-		tls := cfg.HTTP.TLSCert != ""
-		handler, err := d.httpHandler(tls)
-		if err != nil {
-			return fmt.Errorf("web UI: %w", err)
-		}
-		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-		shutdowns = append(shutdowns, hs.Shutdown)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if tls {
-				err = hs.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
-			} else {
-				err = hs.Serve(ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("http server: %w", err)
-			}
-		}()
-		if !tls && !loopbackOnly(ln.Addr()) {
-			d.log.Warn("the web UI and API listen on a non-loopback address without TLS: passwords, session cookies and API tokens cross the network in clear; set http.tls_cert and http.tls_key", "addr", ln.Addr().String())
-		}
-		d.log.Info("http listening", "addr", ln.Addr().String(), "tls", tls, "paths", "/ (web UI) /api/v1/ /healthz /readyz /metrics")
-	}
-
-	// Admin socket for the CLI.
-	d.Socket = cfg.Admin.Socket
-	if d.Socket == "" {
-		d.Socket = filepath.Join(cfg.DataDir, "admin.sock")
-	}
-	d.ops.Status0 = status
-	aln, err := listenAdmin(d.Socket, cfg.Admin.Group)
-	if err != nil {
-		return fmt.Errorf("admin socket: %w", err)
-	}
-	as := &http.Server{
-		Handler:           adminAuth(api.Handler(d.ops, d.log)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnContext:       peerContext,
-	}
-	shutdowns = append(shutdowns, as.Shutdown)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := as.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("admin server: %w", err)
-		}
-	}()
-	d.log.Info("admin socket listening", "path", d.Socket)
-
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D())
-	}()
-	go func() {
-		defer wg.Done()
-		d.escalationLoop(ctx)
-	}()
-	if d.ops.Response != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.incidentLoop(ctx)
-		}()
-	}
-	go func() {
-		defer wg.Done()
-		d.snapshotLoop(ctx)
-	}()
-	if ph := dets.Phishers; ph != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ph.Run(ctx, cfg.Phishers.Reload.D())
-		}()
-	}
-	if nv := dets.Novelty; nv != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(time.Hour)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case now := <-t.C:
-					nv.Tracker.Sweep(now)
-				}
-			}
-		}()
-	}
-	close(d.Ready)
-	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		d.log.Error("a server failed; shutting down", "err", runErr)
-	}
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	for i := len(shutdowns) - 1; i >= 0; i-- {
-		if err := shutdowns[i](sctx); err != nil {
-			d.log.Warn("shutdown", "err", err)
-		}
-	}
-	wg.Wait()
-	d.saveSnapshots(context.Background())
-	_ = os.Remove(d.Socket)
-	d.log.Info("mailbrake stopped")
-	return runErr
 }
 
 func (d *Daemon) snapshotLoop(ctx context.Context) {
@@ -440,16 +146,13 @@ func (d *Daemon) restoreSnapshots(all map[string][]byte) {
 	}
 }
 
+// escalationLoop applies queued account state changes until the queue is
+// closed and empty.
 func (d *Daemon) escalationLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e := <-d.escalations:
-			if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
-				d.metrics.storeErrors.WithLabelValues("account").Inc()
-				d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
-			}
+	for e := range d.escalations {
+		if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
+			d.metrics.storeErrors.WithLabelValues("account").Inc()
+			d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
 		}
 	}
 }
@@ -497,16 +200,16 @@ func (d *Daemon) reportIncident(sub *engine.Submission, v engine.Verdict, holdID
 	}
 }
 
+// incidentLoop records queued findings as incidents until the queue is
+// closed and empty.
 func (d *Daemon) incidentLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-d.incidents:
-			if err := d.ops.ReportFindings(ctx, r.account, r.findings); err != nil {
-				d.metrics.storeErrors.WithLabelValues("incident").Inc()
-				d.log.Error("recording an incident failed", "account", r.account, "err", err)
-			}
+	for r := range d.incidents {
+		if d.ops.Response == nil {
+			continue
+		}
+		if err := d.ops.ReportFindings(ctx, r.account, r.findings); err != nil {
+			d.metrics.storeErrors.WithLabelValues("incident").Inc()
+			d.log.Error("recording an incident failed", "account", r.account, "err", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/notify"
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -32,7 +33,17 @@ func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 	}
 	nt, err := notify.New(nc, d.log.With("component", "notify"))
 	if err != nil {
-		return nil, fmt.Errorf("notify: %w", err)
+		// notify reports each problem under the YAML key it came from.
+		var errs config.Errors
+		for _, e := range unjoin(err) {
+			var ce *notify.ConfigError
+			if errors.As(e, &ce) {
+				errs = append(errs, config.FieldError{Path: ce.Path, Msg: ce.Msg})
+			} else {
+				errs = append(errs, config.FieldError{Path: "notify", Msg: e.Error()})
+			}
+		}
+		return nil, errs
 	}
 	return nt, nil
 }
@@ -147,4 +158,12 @@ func (d *Daemon) recoveryAddress(ctx context.Context, account string) (string, e
 		}
 	}
 	return "", nil
+}
+
+// unjoin returns the errors an errors.Join holds, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -13,12 +13,13 @@ import (
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 )
 
-// buildPasswordLeak builds the password-leak detector from the configured
-// hash sources; nil when it is off or no source is configured.
-func (d *Daemon) buildPasswordLeak() (*pwleak.Detector, error) {
+// buildPasswordLeak checks the password-leak settings and keeps the
+// detector's options for Start; d.pwleakOpts stays nil when the detector is
+// off or no hash source is configured.
+func (d *Daemon) buildPasswordLeak() error {
 	cfg := d.cfg.PasswordLeak
 	if !cfg.Enabled {
-		return nil, nil
+		return nil
 	}
 	var sources []pwleak.HashSource
 	for _, name := range cfg.Sources {
@@ -29,7 +30,7 @@ func (d *Daemon) buildPasswordLeak() (*pwleak.Detector, error) {
 			}
 			c, err := d.ldapClient()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			sources = append(sources, ldapSource{c})
 		case "passwd_file":
@@ -41,13 +42,13 @@ func (d *Daemon) buildPasswordLeak() (*pwleak.Detector, error) {
 	}
 	if len(sources) == 0 {
 		d.log.Info("password-leak detection off: no directory configured (directory.ldap or directory.passwd_file)")
-		return nil, nil
+		return nil
 	}
 	act, ok := engine.ParseAction(cfg.Verdict)
 	if !ok {
-		return nil, fmt.Errorf("password_leak.verdict: unknown verdict %q", cfg.Verdict)
+		return fmt.Errorf("password_leak.verdict: unknown verdict %q", cfg.Verdict)
 	}
-	return pwleak.New(pwleak.Options{
+	d.pwleakOpts = &pwleak.Options{
 		Sources: sources, CacheTTL: cfg.CacheTTL.D(), InlineBudget: cfg.InlineBudget.D(), MaxSlowCandidates: cfg.MaxSlowCandidates, Workers: cfg.Workers,
 		Extract: leakscan.Options{MaxBytes: cfg.MaxScanBytes, MinLen: cfg.MinLength, MaxLen: cfg.MaxLength, MaxCandidates: cfg.MaxCandidates},
 		Action:  act, Score: cfg.Score, DryRun: cfg.DryRun, Log: d.log,
@@ -61,8 +62,12 @@ func (d *Daemon) buildPasswordLeak() (*pwleak.Detector, error) {
 				d.log.Error("incident report dropped: queue full", "account", account)
 			}
 		},
-	}), nil
+	}
+	return nil
 }
+
+// newPasswordLeak starts the password-leak detector (its worker pool).
+func (d *Daemon) newPasswordLeak() *pwleak.Detector { return pwleak.New(*d.pwleakOpts) }
 
 type ldapSource struct{ c *ldapdir.Client }
 

@@ -11,23 +11,51 @@ import (
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
 
+	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/connector/dovecot"
 	"github.com/mailbrake/mailbrake/internal/connector/exec"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
+	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/directory/passwdfile"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
-// buildResponse builds account response from the configuration: the
-// playbooks, mailbrake's own connector and every configured system's.
-func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Response, error) {
+// responseParts is what buildResponse provisions for account response:
+// the playbooks and every configured system's connector.
+type responseParts struct {
+	playbooks []*playbook.Playbook
+	conns     []playbook.Connector
+	checkers  []ops.PasswordChangeChecker
+	unlockers []ops.Unlocker
+}
+
+// buildResponse provisions account response from the configuration
+// without connecting anywhere: the playbooks, whose triggers must be
+// reasons something reports, and the connectors of the configured
+// systems (secret and CA files are read here). The error is config.Errors.
+func (d *Daemon) buildResponse() error {
 	cfg := d.cfg
-	r := &ops.Response{Incidents: st, MinLock: cfg.Response.MinLock.D()}
-	for _, pc := range cfg.Playbooks {
+	var errs config.Errors
+	add := func(path string, err error) { errs = append(errs, config.FieldError{Path: path, Msg: err.Error()}) }
+	known := map[string]bool{string(pwleak.ReasonPasswordLeak): true, ops.ReasonMarkedSpam: true}
+	for _, r := range detect.BuiltinReasons() {
+		known[string(r)] = true
+	}
+	for _, r := range cfg.Rules {
+		known[r.ReasonOrName()] = true
+	}
+	r := &d.response
+	for i, pc := range cfg.Playbooks {
+		for j, tr := range pc.Triggers {
+			if !known[tr] {
+				add(fmt.Sprintf("playbooks[%d].triggers[%d]", i, j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, suggestReason(tr, known)))
+			}
+		}
 		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: store.Severity(pc.Severity)}
 		pb.ConfirmFrom = len(pc.Steps)
 		for i, s := range pc.Steps {
@@ -36,59 +64,113 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 				pb.ConfirmFrom = i
 			}
 		}
-		r.Playbooks = append(r.Playbooks, pb)
+		r.playbooks = append(r.playbooks, pb)
 	}
-	conns := []playbook.Connector{d.ops.Connector()}
 	if z := cfg.Response.Zimbra; z.URL != "" {
 		c, err := zimbra.New(zimbra.Config{URL: z.URL, AdminUser: z.AdminUser, AdminPasswordFile: z.AdminPasswordFile, CAFile: z.CAFile,
 			InsecureSkipVerify: z.InsecureSkipVerify, Timeout: z.Timeout.D(), Logger: d.log})
 		if err != nil {
-			return nil, fmt.Errorf("response.zimbra: %w", err)
+			add("response.zimbra", err)
+		} else {
+			d.zimbra = c
+			zc := zimbraConnector{c}
+			r.conns = append(r.conns, zc)
+			r.checkers = append(r.checkers, zc)
+			r.unlockers = append(r.unlockers, zc)
 		}
-		d.zimbra = c
-		zc := zimbraConnector{c}
-		conns = append(conns, zc)
-		r.Checkers = append(r.Checkers, zc)
-		r.Unlockers = append(r.Unlockers, zc)
 	}
 	if l := cfg.Directory.LDAP; l.URL != "" && cfg.Response.UseLDAP {
 		c, err := d.ldapClient()
 		if err != nil {
-			return nil, err
+			add("directory.ldap", err)
+		} else {
+			lc := ldapConnector{c}
+			r.conns = append(r.conns, lc)
+			r.checkers = append(r.checkers, lc)
+			r.unlockers = append(r.unlockers, lc)
 		}
-		lc := ldapConnector{c}
-		conns = append(conns, lc)
-		r.Checkers = append(r.Checkers, lc)
-		r.Unlockers = append(r.Unlockers, lc)
 	}
 	var pfw *passwdfile.Writer
 	if pf := cfg.Directory.PasswdFile; pf.Path != "" && cfg.Response.UsePasswdFile {
 		pfw = &passwdfile.Writer{Path: pf.Path}
 		pc := passwdFileConnector{w: pfw, scheme: pf.Scheme}
-		conns = append(conns, pc)
-		r.Unlockers = append(r.Unlockers, pc)
+		r.conns = append(r.conns, pc)
+		r.unlockers = append(r.unlockers, pc)
 	}
 	if dv := cfg.Response.Dovecot; dv.URL != "" {
 		c, err := dovecot.New(dovecot.Config{URL: dv.URL, APIKeyFile: dv.APIKeyFile, Timeout: dv.Timeout.D()})
 		if err != nil {
-			return nil, fmt.Errorf("response.dovecot: %w", err)
+			add("response.dovecot", err)
+		} else {
+			r.conns = append(r.conns, dovecotConnector{c: c, pf: pfw})
 		}
-		conns = append(conns, dovecotConnector{c: c, pf: pfw})
 	}
 	if e := cfg.Response.Exec; len(e.Command) > 0 {
 		c := &exec.Connector{Command: e.Command, Timeout: e.Timeout.D()}
 		for _, s := range e.Steps {
 			c.Steps = append(c.Steps, playbook.Step(s))
 		}
-		conns = append(conns, c)
+		r.conns = append(r.conns, c)
 	}
 	nt, err := d.buildNotifier()
-	if err != nil {
-		return nil, err
+	var ce config.Errors
+	switch {
+	case errors.As(err, &ce):
+		errs = append(errs, ce...)
+	case err != nil:
+		add("notify", err)
+	case nt != nil:
+		r.conns = append(r.conns, notifyConnector{nt})
 	}
-	if nt != nil {
-		conns = append(conns, notifyConnector{nt})
+	if len(errs) > 0 {
+		return errs
 	}
+	return nil
+}
+
+// suggestReason returns ` (did you mean "x"?)` for the known reason
+// closest to s, or "".
+func suggestReason(s string, known map[string]bool) string {
+	best, bestD := "", 4
+	for k := range known {
+		if d := editDistance(s, k); d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// startResponse assembles account response over the store: the runner
+// with mailbrake's own connector first, then the configured systems'.
+func (d *Daemon) startResponse(st *sqlite.Store) *ops.Response {
+	cfg := d.cfg
+	p := d.response
+	r := &ops.Response{Incidents: st, MinLock: cfg.Response.MinLock.D(), Playbooks: p.playbooks, Checkers: p.checkers, Unlockers: p.unlockers}
+	conns := append([]playbook.Connector{d.ops.Connector()}, p.conns...)
 	conns = append(conns, d.extraConnectors...)
 	r.Runner = &playbook.Runner{Incidents: st, Connectors: conns, Attempts: cfg.Response.Attempts, Backoff: cfg.Response.Backoff.D(),
 		DryRun: cfg.Response.DryRun, Log: d.log}
@@ -97,7 +179,7 @@ func (d *Daemon) buildResponse(ctx context.Context, st *sqlite.Store) (*ops.Resp
 		names[i] = c.Name()
 	}
 	d.log.Info("account response ready", "playbooks", len(r.Playbooks), "connectors", strings.Join(names, ","), "dry_run", cfg.Response.DryRun)
-	return r, nil
+	return r
 }
 
 // ldapClient returns the directory's LDAP client (one per daemon).

@@ -38,9 +38,10 @@ func zimbraResponse(t *testing.T) (*ops.Service, *zimbratest.Server) {
 	}
 	d := &Daemon{cfg: cfg, log: slog.New(slog.DiscardHandler)}
 	d.ops = &ops.Service{Store: st, Audit: st, Accounts: st, States: states, Log: d.log}
-	if d.ops.Response, err = d.buildResponse(t.Context(), st); err != nil {
+	if err := d.buildResponse(); err != nil {
 		t.Fatal(err)
 	}
+	d.ops.Response = d.startResponse(st)
 	z.ResetCalls()
 	return d.ops, z
 }

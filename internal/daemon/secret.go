@@ -14,22 +14,8 @@ import (
 // when it does not exist. A key file readable by others is refused: it
 // keys hashes of the recipients every account mails.
 func loadOrCreateKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("key file %s is accessible to group or others (mode %v); chmod 600 it", path, fi.Mode().Perm())
-		}
-		if len(b) < 16 {
-			return nil, fmt.Errorf("key file %s holds %d bytes; want at least 16", path, len(b))
-		}
-		return b, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading key file: %w", err)
+	if b, err := readKey(path); err != nil || b != nil {
+		return b, err
 	}
 	key := make([]byte, 32)
 	rand.Read(key) // never fails (crypto/rand)
@@ -62,4 +48,27 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("creating key file: %w", err)
 	}
 	return key, nil
+}
+
+// readKey reads a key file, refusing one readable by group or others or
+// shorter than 16 bytes; nil and no error when it does not exist.
+func readKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is accessible to group or others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	if len(b) < 16 {
+		return nil, fmt.Errorf("key file %s holds %d bytes; want at least 16", path, len(b))
+	}
+	return b, nil
 }

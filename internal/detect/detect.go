@@ -112,3 +112,18 @@ func Build(c *config.Config, o Options) (*Set, error) {
 	}
 	return s, nil
 }
+
+// BuiltinReasons are the reasons the engine and the detectors built here
+// report, besides those of the configuration's rules and of password-leak
+// detection (package pwleak) and admin actions (ops): the catalogue that
+// playbook triggers are checked against.
+func BuiltinReasons() []engine.Reason {
+	return []engine.Reason{
+		engine.ReasonBulkFromScriptedClient, engine.ReasonRateRecipientsHour, engine.ReasonRateMessagesHour, engine.ReasonRateRecipientsDay,
+		engine.ReasonAccountRestricted, engine.ReasonAccountLocked, engine.ReasonEngineError,
+		engine.ReasonIdentityHeaderForged, engine.ReasonClientHeaderMismatch,
+		ReasonFirstTimeRecipientsHour, ReasonFirstTimeRecipientsDay, ReasonReplyToPhisher, ReasonFromListedPhisher,
+		baseline.ReasonAboveBaselineHour, baseline.ReasonAboveBaselineDay, baseline.ReasonNewClientFamily,
+		phishmem.ReasonReplyToSuspectedPhish,
+	}
+}

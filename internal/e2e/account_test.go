@@ -26,7 +26,7 @@ func TestRestrictAccount(t *testing.T) {
 	queued := send("eve@campus.example", "queued before")
 	other := send("frank@campus.example", "someone else")
 	in.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool {
-		return inQueue(q, queued.QueueID) == "deferred" && inQueue(q, other.QueueID) == "deferred"
+		return attempted(q, queued.QueueID) && attempted(q, other.QueueID)
 	})
 
 	out := d.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run confirmed by the help desk")
@@ -68,7 +68,7 @@ func TestRestrictAccount(t *testing.T) {
 
 	d.mustCLI("account", "unrestrict", "eve@campus.example", "--reason", "password reset, user contacted")
 	after := send("eve@campus.example", "after unrestrict")
-	in.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, after.QueueID) == "deferred" })
+	in.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, after.QueueID) })
 
 	// The state survives a restart of the daemon.
 	d.mustCLI("account", "restrict", "eve@campus.example", "--reason", "again")

@@ -310,4 +310,28 @@ func inQueue(q []postfixtest.QueueEntry, qid string) string {
 	return ""
 }
 
+// attempted reports that the message is not held and Postfix tried to
+// deliver it (the test's relay defers): it is in the deferred queue, or —
+// when qmgr took it up again while the agent that deferred it still held
+// it ("skipped, still being delivered") — back in incoming or active with
+// the delay reason recorded.
+func attempted(q []postfixtest.QueueEntry, qid string) bool {
+	for _, e := range q {
+		if e.QueueID != qid {
+			continue
+		}
+		if e.QueueName == "deferred" {
+			return true
+		}
+		if e.QueueName == "incoming" || e.QueueName == "active" {
+			for _, r := range e.Recipients {
+				if r.DelayReason != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -188,10 +188,10 @@ func validate(cfg Config) (*settings, []error) {
 	sc := cfg.SMTP
 	wantMail := len(cfg.HelpDesk) > 0 || len(cfg.Admins) > 0 || cfg.NotifyUser
 	if sc.Addr == "" && wantMail {
-		add("notify.smtp.addr", "required when help_desk, admins or notify_user is set")
+		add("notify.smtp.addr", "required when helpdesk, admins or notify_user is set")
 	}
 	if sc.Addr != "" && !wantMail {
-		add("notify.smtp", "no recipients: set help_desk, admins or notify_user")
+		add("notify.smtp", "no recipients: set helpdesk, admins or notify_user")
 	}
 	if sc.Addr != "" {
 		s.smtp.on = true
@@ -276,7 +276,7 @@ func validate(cfg Config) (*settings, []error) {
 	for i, r := range cfg.HelpDesk {
 		a, err := parseAddress(r)
 		if err != nil {
-			add(fmt.Sprintf("notify.help_desk[%d]", i), "%v", err)
+			add(fmt.Sprintf("notify.helpdesk[%d]", i), "%v", err)
 			continue
 		}
 		s.smtp.helpDesk = append(s.smtp.helpDesk, a)
@@ -291,7 +291,7 @@ func validate(cfg Config) (*settings, []error) {
 	}
 	s.smtp.notifyUsr = cfg.NotifyUser
 	if utf8.RuneCountInString(cfg.HelpDeskContact) > maxLine {
-		add("notify.help_desk_contact", "longer than %d characters", maxLine)
+		add("notify.helpdesk_contact", "longer than %d characters", maxLine)
 	}
 
 	// Webhook.
@@ -392,12 +392,12 @@ func validate(cfg Config) (*settings, []error) {
 	if s.perIncident == 0 {
 		s.perIncident = defaultPerIncident
 	} else if s.perIncident < 0 {
-		add("notify.rate_limit.per_incident", "must not be negative")
+		add("notify.per_incident", "must not be negative")
 	}
 	if s.perHour == 0 {
 		s.perHour = defaultPerHour
 	} else if s.perHour < 0 {
-		add("notify.rate_limit.per_hour", "must not be negative")
+		add("notify.per_hour", "must not be negative")
 	}
 
 	if !s.smtp.on && !s.webhook.on && !s.syslog.on && len(errs) == 0 {

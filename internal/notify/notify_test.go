@@ -105,7 +105,7 @@ func TestNewErrors(t *testing.T) {
 			`notify.smtp.from: bad address "not an address"`,
 			`notify.smtp.starttls: must be one of none, opportunistic, required, got "sometimes"`,
 			"notify.smtp.password_file: required when username is set",
-			`notify.help_desk[1]: bad address "broken"`,
+			`notify.helpdesk[1]: bad address "broken"`,
 			"notify.admins[0]: address contains CR, LF or NUL",
 			`notify.webhook.url: scheme must be http or https, got "ftp"`,
 			"notify.webhook.secret_file: secret shorter than 16 bytes",
@@ -113,7 +113,7 @@ func TestNewErrors(t *testing.T) {
 			"notify.syslog.addr: missing port in address",
 			`notify.syslog.facility: unknown facility "local9"`,
 			"notify.syslog.tag: must be 1 to 48 printable ASCII",
-			"notify.rate_limit.per_incident: must not be negative",
+			"notify.per_incident: must not be negative",
 		}},
 		{"auth in clear text to a remote host", Config{
 			SMTP:     SMTPConfig{Addr: "mail.example.edu:25", HelloName: "h.test", From: "a@b.c", StartTLS: "opportunistic", Username: "u", PasswordFile: good},

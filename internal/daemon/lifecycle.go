@@ -1,0 +1,523 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/detect"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+// The daemon's life, in Caddy's shape (caddyserver/caddy caddy.go: Validate
+// provisions without starting; a failed start unwinds what started; apps
+// stop in reverse):
+//
+//   - Build provisions and checks everything the configuration describes
+//     without listening, connecting or writing: detectors, identity,
+//     notify, connectors, playbooks and their triggers, TLS certificates.
+//     `mailbrake config check` is Build, so it refuses exactly what serve
+//     refuses, with the YAML's own key paths.
+//   - Start opens the store and starts the components in order; when one
+//     fails, the ones already started are stopped in reverse and the store
+//     is closed.
+//   - Stop stops in reverse: the listeners stop accepting and drain their
+//     connections, then the queues fed by them drain (account state
+//     changes, incident reports, password-leak checks still running), then
+//     the background loops end, the snapshots are saved and the store is
+//     closed. Nothing decided is lost.
+
+// Check builds the daemon for c without starting anything and returns
+// every problem with its key path: what `config check` reports and serve
+// refuses.
+func Check(c *config.Config) config.Errors {
+	d := New(c, slog.New(slog.DiscardHandler), "check")
+	return d.build()
+}
+
+// Build returns a daemon for c, provisioned and checked, not started. The
+// error is config.Errors.
+func Build(c *config.Config, log *slog.Logger, version string) (*Daemon, error) {
+	d := New(c, log, version)
+	if errs := d.build(); len(errs) > 0 {
+		return nil, errs
+	}
+	return d, nil
+}
+
+// New returns a daemon for c; Run builds and starts it.
+func New(cfg *config.Config, log *slog.Logger, version string) *Daemon {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Daemon{cfg: cfg, log: log, version: version, Ready: make(chan struct{})}
+}
+
+// build provisions what the configuration describes and checks it,
+// without side effects: nothing listens, connects or is written. It may be
+// called once.
+func (d *Daemon) build() config.Errors {
+	if d.built {
+		return nil
+	}
+	cfg := d.cfg
+	var errs config.Errors
+	add := func(path string, err error) {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			errs = append(errs, ce...)
+			return
+		}
+		errs = append(errs, config.FieldError{Path: path, Msg: err.Error()})
+	}
+	if verrs := cfg.Validate(); len(verrs) > 0 {
+		return verrs
+	}
+	if _, ces := engine.Compile(cfg.Rules); len(ces) > 0 {
+		errs = append(errs, ces...)
+	}
+
+	d.counters = counter.NewMemory()
+	d.scores = counter.NewMemory()
+	d.metrics = newMetrics()
+	d.preview = cfg.Quarantine.PreviewBytes
+	d.incidents = make(chan incidentReport, 1024)
+	d.escalations = make(chan escalation, 1024)
+
+	// Detectors. The novelty key is read when it exists; a missing one is
+	// created at Start (a random key stands in for the check).
+	dopts := detect.Options{Logger: d.log}
+	if cfg.Novelty.Enabled {
+		key, err := readKey(d.noveltyKeyPath())
+		switch {
+		case err != nil:
+			add("novelty.key_file", err)
+		case key != nil:
+			dopts.NoveltyKey = key
+		default:
+			d.createNoveltyKey = true
+		}
+	}
+	dets, err := detect.Build(cfg, dopts)
+	if err != nil {
+		add("", err)
+	} else {
+		d.dets = dets
+	}
+
+	// Identity.
+	if d.identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader); err != nil {
+		add("identity.trusted_networks", err)
+	} else {
+		d.identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
+	}
+	for i, l := range cfg.Postfix.ReinjectionListeners {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			add(fmt.Sprintf("postfix.reinjection_listeners[%d]", i), err)
+			continue
+		}
+		d.reinjection = append(d.reinjection, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+
+	// Password-leak sources, notify, connectors and playbooks.
+	if err := d.buildPasswordLeak(); err != nil {
+		add("password_leak", err)
+	}
+	if err := d.buildResponse(); err != nil {
+		add("", err)
+	}
+
+	// Listeners' files and groups.
+	if cfg.HTTP.Enabled && (cfg.HTTP.TLSCert != "" || cfg.HTTP.TLSKey != "") {
+		if cfg.HTTP.TLSCert == "" || cfg.HTTP.TLSKey == "" {
+			add("http.tls_cert", errors.New("tls_cert and tls_key go together"))
+		} else if _, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey); err != nil {
+			add("http.tls_cert", err)
+		}
+	}
+	if g := cfg.Admin.Group; g != "" {
+		if _, err := user.LookupGroup(g); err != nil {
+			add("admin.group", err)
+		}
+	}
+	d.built = len(errs) == 0
+	return errs
+}
+
+func (d *Daemon) noveltyKeyPath() string {
+	kf := d.cfg.Novelty.KeyFile
+	if !filepath.IsAbs(kf) {
+		kf = filepath.Join(d.cfg.DataDir, kf)
+	}
+	return kf
+}
+
+// Run builds and starts the daemon, serves until ctx is cancelled or a
+// server fails, then stops it.
+func (d *Daemon) Run(ctx context.Context) error {
+	if errs := d.build(); len(errs) > 0 {
+		return errs
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-d.errc:
+		d.log.Error("a server failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Stop(sctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// stage is a started part of the daemon; stop undoes its start.
+type stage struct {
+	name string
+	stop func(ctx context.Context) error
+}
+
+// Start opens the store and starts every component in order. On a failure
+// it stops what it started, in reverse, closes the store and returns the
+// error: a failed start leaves nothing running.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	if !d.built {
+		return errors.New("daemon: Start before a successful build")
+	}
+	cfg := d.cfg
+	d.errc = make(chan error, 8)
+	d.loopCtx, d.loopCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d.unwind(sctx)
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailbrake.db"), d.log)
+	if err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	d.store = st
+	d.push("store", func(context.Context) error { return st.Close() })
+	if d.createNoveltyKey {
+		// A new installation: create the key and build the detectors
+		// with it (Build checked them with a stand-in).
+		key, err := loadOrCreateKey(d.noveltyKeyPath())
+		if err != nil {
+			return fmt.Errorf("novelty.key_file: %w", err)
+		}
+		if d.dets, err = detect.Build(cfg, detect.Options{Logger: d.log, NoveltyKey: key}); err != nil {
+			return err
+		}
+	}
+	dets := d.dets
+	d.snapshotters = []snapshotter{
+		{"", d.counters.Dirty, d.counters.Restore},
+		{"score\x00", d.scores.Dirty, d.scores.Restore},
+	}
+	if dets.Baseline != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"baseline\x00", dets.Baseline.Dirty, dets.Baseline.Restore})
+	}
+	if dets.Phish != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"phish\x00", dets.Phish.Dirty, dets.Phish.Restore})
+	}
+	if dets.Novelty != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"novelty\x00", dets.Novelty.Tracker.Dirty, dets.Novelty.Tracker.Restore})
+	}
+	if ph := dets.Phishers; ph != nil {
+		listed, block, allow := ph.Len()
+		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)
+	}
+	if snaps, err := st.LoadSnapshots(ctx); err != nil {
+		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
+	} else {
+		d.restoreSnapshots(snaps)
+	}
+	// Saved before the store closes (stages stop in reverse).
+	d.push("snapshots", func(ctx context.Context) error { d.saveSnapshots(ctx); return nil })
+	if d.ldap != nil {
+		d.push("ldap", func(context.Context) error { d.ldap.Close(); return nil })
+	}
+
+	states, err := ops.NewStates(ctx, st)
+	if err != nil {
+		return fmt.Errorf("loading account states: %w", err)
+	}
+	trusts, err := ops.NewTrusts(ctx, st)
+	if err != nil {
+		return fmt.Errorf("loading trust entries: %w", err)
+	}
+	volume := &ops.Volume{}
+	d.auth = auth.New(st, auth.Options{Log: d.log})
+	onErr := engine.ActionAllow
+	if cfg.Engine.OnError == "defer" {
+		onErr = engine.ActionDefer
+	}
+	detectors := append(dets.All(), volumeCounter{volume})
+	if d.pwleakOpts != nil {
+		d.pwleak = d.newPasswordLeak()
+		detectors = append(detectors, d.pwleak)
+	}
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: detectors,
+		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Trust: trusts})
+	if err != nil {
+		return fmt.Errorf("compiling rules: %w", err)
+	}
+
+	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
+	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
+	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
+		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
+		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection}
+	d.ops.Response = d.startResponse(st)
+	if dets.Baseline != nil {
+		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
+	}
+	if dets.Novelty != nil {
+		d.ops.Novelty = func(a string, at time.Time) (any, bool) {
+			st := dets.Novelty.Tracker.Peek(a, at)
+			if st.Known == 0 {
+				return nil, false
+			}
+			return struct {
+				FirstTime1h  int    `json:"first_time_recipients_1h"`
+				FirstTime24h int    `json:"first_time_recipients_24h"`
+				Distinct1h   int    `json:"distinct_recipients_1h"`
+				Distinct24h  int    `json:"distinct_recipients_24h"`
+				Known        int    `json:"known_recipients"`
+				Tracked      string `json:"tracked_for"`
+			}{st.FirstTime1h, st.FirstTime24h, st.Distinct1h, st.Distinct24h, st.Known, st.Tracked.Round(time.Minute).String()}, true
+		}
+	}
+
+	// The queues the servers feed: they drain after the servers stopped.
+	d.startQueues()
+	if d.pwleak != nil {
+		// Stopped after the listeners, before the incident queue drains:
+		// a late match still reports its incident.
+		d.push("password-leak workers", func(context.Context) error { d.pwleak.Close(); return nil })
+	}
+
+	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir}
+	if cfg.Policy.Enabled {
+		ln, err := listen(cfg.Policy.Listen)
+		if err != nil {
+			return fmt.Errorf("policy listener: %w", err)
+		}
+		d.Policy = ln.Addr()
+		status.Policy = ln.Addr().String()
+		srv := d.policyServer()
+		d.serve("policy server", ln, srv.Serve, srv.Shutdown)
+		d.log.Info("policy server listening", "addr", ln.Addr().String())
+	}
+	if cfg.Milter.Enabled {
+		ln, err := listen(cfg.Milter.Listen)
+		if err != nil {
+			return fmt.Errorf("milter listener: %w", err)
+		}
+		d.Milter = ln.Addr()
+		status.Milter = ln.Addr().String()
+		srv := d.milterServer()
+		d.serve("milter server", ln, srv.Serve, srv.Shutdown)
+		d.log.Info("milter listening", "addr", ln.Addr().String())
+	}
+	if cfg.HTTP.Enabled {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		d.HTTP = ln.Addr()
+		status.HTTP = ln.Addr().String()
+		useTLS := cfg.HTTP.TLSCert != ""
+		handler, err := d.httpHandler(useTLS)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("web UI: %w", err)
+		}
+		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		serve := hs.Serve
+		if useTLS {
+			serve = func(l net.Listener) error { return hs.ServeTLS(l, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey) }
+		}
+		d.serve("http server", ln, serve, hs.Shutdown)
+		if !useTLS && !loopbackOnly(ln.Addr()) {
+			d.log.Warn("the web UI and API listen on a non-loopback address without TLS: passwords, session cookies and API tokens cross the network in clear; set http.tls_cert and http.tls_key", "addr", ln.Addr().String())
+		}
+		d.log.Info("http listening", "addr", ln.Addr().String(), "tls", useTLS, "paths", "/ (web UI) /api/v1/ /healthz /readyz /metrics")
+	}
+
+	// Admin socket for the CLI.
+	d.Socket = cfg.Admin.Socket
+	if d.Socket == "" {
+		d.Socket = filepath.Join(cfg.DataDir, "admin.sock")
+	}
+	d.ops.Status0 = status
+	aln, err := listenAdmin(d.Socket, cfg.Admin.Group)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	socket := d.Socket
+	as := &http.Server{Handler: adminAuth(api.Handler(d.ops, d.log)), ReadHeaderTimeout: 10 * time.Second, ConnContext: peerContext}
+	d.serve("admin server", aln, as.Serve, func(ctx context.Context) error {
+		err := as.Shutdown(ctx)
+		os.Remove(socket)
+		return err
+	})
+	d.log.Info("admin socket listening", "path", d.Socket)
+
+	d.startLoops()
+	close(d.Ready)
+	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
+	return nil
+}
+
+// push records a started stage.
+func (d *Daemon) push(name string, stop func(context.Context) error) {
+	d.stages = append(d.stages, stage{name, stop})
+}
+
+// serve runs a server on ln and records its shutdown as a stage. A
+// server that fails while running is reported on d.errc.
+func (d *Daemon) serve(name string, ln net.Listener, serve func(net.Listener) error, shutdown func(context.Context) error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case d.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+	d.push(name, func(ctx context.Context) error {
+		err := shutdown(ctx)
+		<-done
+		return err
+	})
+}
+
+// startQueues starts the workers of the queues the servers feed. Their
+// stage closes the queues and waits until every queued item is handled, so
+// it must stop after the servers (stages stop in reverse).
+func (d *Daemon) startQueues() {
+	// The workers' own context outlives the loops': a playbook started
+	// while draining runs to its end unless Stop's deadline passes.
+	qctx, qcancel := context.WithCancel(context.WithoutCancel(d.loopCtx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		d.escalationLoop(qctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.incidentLoop(qctx)
+	}()
+	d.push("account and incident queues", func(ctx context.Context) error {
+		close(d.escalations)
+		close(d.incidents)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		defer qcancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			qcancel()
+			<-done
+			return fmt.Errorf("draining the account and incident queues: %w", ctx.Err())
+		}
+	})
+}
+
+// startLoops starts the background loops; they end when the loop context
+// is cancelled, before the queues drain.
+func (d *Daemon) startLoops() {
+	cfg, ctx := d.cfg, d.loopCtx
+	var wg sync.WaitGroup
+	loop := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	loop(func() { d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D()) })
+	loop(func() { d.snapshotLoop(ctx) })
+	if ph := d.dets.Phishers; ph != nil {
+		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })
+	}
+	if nv := d.dets.Novelty; nv != nil {
+		loop(func() {
+			t := time.NewTicker(time.Hour)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					nv.Tracker.Sweep(now)
+				}
+			}
+		})
+	}
+	d.push("background loops", func(context.Context) error {
+		d.loopCancel()
+		wg.Wait()
+		return nil
+	})
+}
+
+// Stop stops every started stage in reverse order: the background loops,
+// then the servers (they stop accepting and drain their connections), the
+// password-leak workers, the account and incident queues (drained), the
+// snapshots and the store. It returns the stages' errors joined.
+func (d *Daemon) Stop(ctx context.Context) error {
+	err := d.unwind(ctx)
+	d.log.Info("mailbrake stopped")
+	return err
+}
+
+func (d *Daemon) unwind(ctx context.Context) error {
+	if d.loopCancel != nil {
+		defer d.loopCancel()
+	}
+	var errs []error
+	for i := len(d.stages) - 1; i >= 0; i-- {
+		s := d.stages[i]
+		if err := s.stop(ctx); err != nil {
+			d.log.Warn("stopping "+s.name, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
+	d.stages = nil
+	return errors.Join(errs...)
+}
