@@ -1,0 +1,148 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// memQueue is a Postfix queue in memory for the quarantine service.
+type memQueue struct{ q map[string]string }
+
+func (m *memQueue) Release(_ context.Context, qid string) error {
+	if m.q[qid] != "hold" {
+		return quarantine.ErrNotInHold
+	}
+	m.q[qid] = "active"
+	return nil
+}
+func (m *memQueue) Delete(_ context.Context, qid string) error {
+	if m.q[qid] != "hold" {
+		return quarantine.ErrNotInHold
+	}
+	delete(m.q, qid)
+	return nil
+}
+func (m *memQueue) Hold(_ context.Context, qid string) error {
+	if _, ok := m.q[qid]; !ok {
+		return quarantine.ErrNotInHold
+	}
+	m.q[qid] = "hold"
+	return nil
+}
+func (m *memQueue) Queue(context.Context) ([]quarantine.QueueEntry, error) {
+	var out []quarantine.QueueEntry
+	for id, name := range m.q {
+		out = append(out, quarantine.QueueEntry{QueueID: id, QueueName: name, Sender: "eve@example.org"})
+	}
+	return out, nil
+}
+
+func withQueue(t *testing.T) (*Service, *memQueue) {
+	t.Helper()
+	s, _, _ := newService(t)
+	q := &memQueue{q: map[string]string{}}
+	s.Quarantine = &quarantine.Service{Store: s.Store, Queue: q, Log: s.Log, Now: s.Now}
+	return s, q
+}
+
+func auditCount(t *testing.T, s *Service, action string) int {
+	t.Helper()
+	es, err := s.Audit.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRecordHoldOncePerMessage: the two protocol paths holding one message
+// make one record, one audit line, one count; the second path's reasons
+// join the record.
+func TestRecordHoldOncePerMessage(t *testing.T) {
+	s, q := withQueue(t)
+	ctx := context.Background()
+	q.q["4ABC"] = "hold"
+	at := s.now()
+	first, created, err := s.RecordHold(ctx, &store.Hold{QueueID: "4ABC", Path: "policy", Account: "eve@example.org", Reasons: []string{"rate-recipients-hour"}, HeldAt: at})
+	if err != nil || !created {
+		t.Fatalf("first: %v created=%v", err, created)
+	}
+	second, created, err := s.RecordHold(ctx, &store.Hold{QueueID: "4ABC", Path: "milter", Account: "eve@example.org", Reasons: []string{"bulk-from-scripted-client"}, HeldAt: at.Add(time.Millisecond)})
+	if err != nil || created || second.ID != first.ID {
+		t.Fatalf("second: %v created=%v ids %d %d", err, created, first.ID, second.ID)
+	}
+	if got := strings.Join(second.Reasons, ","); !strings.Contains(got, "rate-recipients-hour") || !strings.Contains(got, "bulk-from-scripted-client") {
+		t.Errorf("merged reasons %q", got)
+	}
+	if n := auditCount(t, s, AuditHold); n != 1 {
+		t.Errorf("%d hold audit lines, want 1", n)
+	}
+}
+
+// TestReleaseHold: an admin's release acts on Postfix, is audited with the
+// actor, and the Released hook learns of it (re-injection expected).
+func TestReleaseHold(t *testing.T) {
+	s, q := withQueue(t)
+	ctx := admin(context.Background())
+	q.q["4REL"] = "hold"
+	h, _, err := s.RecordHold(ctx, &store.Hold{QueueID: "4REL", Path: "milter", Account: "eve@example.org", Reasons: []string{"x"}, HeldAt: s.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var told *store.Hold
+	s.Released = func(h *store.Hold) { told = h }
+	got, err := s.ReleaseHold(ctx, h.ID)
+	if err != nil || got.State != store.HoldReleased || q.q["4REL"] != "active" || told == nil || told.QueueID != "4REL" {
+		t.Fatalf("release: %+v %v, hook %+v", got, err, told)
+	}
+	if n := auditCount(t, s, AuditRelease); n != 1 {
+		t.Errorf("%d release audit lines", n)
+	}
+	if _, err := s.ReleaseHold(ctx, h.ID); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second release: %v", err)
+	}
+}
+
+// TestAccountStates: an admin may move an account up and down with a
+// reason; escalation only raises; restricting puts the account's queued
+// mail on hold.
+func TestAccountStates(t *testing.T) {
+	s, q := withQueue(t)
+	ctx := admin(context.Background())
+	q.q["Q1"], q.q["Q2"] = "deferred", "active"
+	if _, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: "eve@example.org", State: "restricted"}); err == nil {
+		t.Fatal("a state change without a reason was accepted")
+	}
+	a, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: " Eve@Example.org ", State: "restricted", Reason: "spam run"})
+	if err != nil || a.Name != "eve@example.org" || a.State != store.AccountRestricted {
+		t.Fatalf("restrict: %+v %v", a, err)
+	}
+	if q.q["Q1"] != "hold" || q.q["Q2"] != "hold" {
+		t.Errorf("queued mail not held: %v", q.q)
+	}
+	if s.States.AccountState("eve@example.org") != store.AccountRestricted {
+		t.Error("the engine's view of the state did not change")
+	}
+	// Escalation never lowers.
+	if a, err := s.Escalate(context.Background(), "eve@example.org", store.AccountWatch, "score"); err != nil || a.State != store.AccountRestricted {
+		t.Fatalf("escalate down: %+v %v", a, err)
+	}
+	if a, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: "eve@example.org", State: "normal", Reason: "password reset"}); err != nil || a.State != store.AccountNormal {
+		t.Fatalf("unrestrict: %+v %v", a, err)
+	}
+	if n := auditCount(t, s, AuditAccountState); n != 2 {
+		t.Errorf("%d account-state audit lines, want 2", n)
+	}
+}

@@ -1,0 +1,216 @@
+package quarantine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+)
+
+// fakeQueue is a Postfix queue in memory: queue ID → queue name.
+type fakeQueue struct {
+	mu    sync.Mutex
+	q     map[string]string
+	calls []string
+	fail  error // returned by the next Release/Delete
+}
+
+func (f *fakeQueue) act(op, qid, to string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, op+" "+qid)
+	if err := f.fail; err != nil {
+		f.fail = nil
+		return err
+	}
+	if f.q[qid] != "hold" {
+		return ErrNotInHold
+	}
+	if to == "" {
+		delete(f.q, qid)
+	} else {
+		f.q[qid] = to
+	}
+	return nil
+}
+
+func (f *fakeQueue) Release(_ context.Context, qid string) error { return f.act("release", qid, "active") }
+func (f *fakeQueue) Delete(_ context.Context, qid string) error  { return f.act("delete", qid, "") }
+func (f *fakeQueue) Hold(_ context.Context, qid string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.q[qid]; !ok {
+		return ErrNotInHold
+	}
+	f.q[qid] = "hold"
+	return nil
+}
+func (f *fakeQueue) Queue(context.Context) ([]QueueEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []QueueEntry
+	for id, name := range f.q {
+		out = append(out, QueueEntry{QueueID: id, QueueName: name, Sender: "s-" + id + "@example.org"})
+	}
+	return out, nil
+}
+
+func newService(t *testing.T) (*Service, *fakeQueue, *time.Time) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	q := &fakeQueue{q: map[string]string{}}
+	s := &Service{Store: st, Queue: q, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, MaxQueueLifetime: 5 * 24 * time.Hour}
+	return s, q, &now
+}
+
+func hold(t *testing.T, s *Service, q *fakeQueue, qid string) *store.Hold {
+	t.Helper()
+	q.mu.Lock()
+	q.q[qid] = "hold"
+	q.mu.Unlock()
+	h, err := s.Record(t.Context(), &store.Hold{QueueID: qid, Account: "a@example.org", Recipients: []string{"r@example.net"}, RecipientCount: 1, Reasons: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestTransitions: release and delete act on Postfix and then record the
+// state; acting on a hold that is not held is a conflict; when Postfix no
+// longer has the message in hold, the service syncs and reports what
+// happened instead of recording its own action.
+func TestTransitions(t *testing.T) {
+	s, q, _ := newService(t)
+	ctx := t.Context()
+	a := hold(t, s, q, "4AAA")
+	got, err := s.Release(ctx, a.ID, "cli:root")
+	if err != nil || got.State != store.HoldReleased || got.StateBy != "cli:root" || q.q["4AAA"] != "active" {
+		t.Fatalf("release: %+v %v (queue %q)", got, err, q.q["4AAA"])
+	}
+	if _, err := s.Release(ctx, a.ID, "cli:root"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second release: %v, want a conflict", err)
+	}
+	if _, err := s.Delete(ctx, a.ID, "cli:root"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("delete after release: %v, want a conflict", err)
+	}
+	b := hold(t, s, q, "4BBB")
+	if got, err := s.Delete(ctx, b.ID, "web:admin"); err != nil || got.State != store.HoldDeleted || q.q["4BBB"] != "" {
+		t.Fatalf("delete: %+v %v", got, err)
+	}
+	// Someone released it with postsuper directly: the service finds out.
+	c := hold(t, s, q, "4CCC")
+	q.q["4CCC"] = "deferred"
+	got, err = s.Delete(ctx, c.ID, "cli:root")
+	if !errors.Is(err, ErrNotInHold) || got.State != store.HoldReleased || got.StateBy != "postfix" {
+		t.Fatalf("delete of a message released elsewhere: %+v %v", got, err)
+	}
+	// A failing postsuper records nothing.
+	d := hold(t, s, q, "4DDD")
+	q.fail = errors.New("postsuper: fatal: queue busy")
+	if got, err := s.Release(ctx, d.ID, "cli:root"); err == nil || got.State != store.HoldHeld {
+		t.Fatalf("failed release: %+v %v", got, err)
+	}
+	if h, _ := s.Store.GetHold(ctx, d.ID); h.State != store.HoldHeld {
+		t.Fatalf("failed release recorded %s", h.State)
+	}
+}
+
+// TestSyncPaging: Sync walks every held record however many pages there
+// are (it reads 500 at a time while records leave the held state under
+// it), and records each one's fate once: still held, released (now in
+// another queue) or deleted (gone). Expiry: TestSyncExpired.
+func TestSyncPaging(t *testing.T) {
+	s, q, _ := newService(t)
+	ctx := t.Context()
+	const n = 1234
+	want := map[string]store.HoldState{}
+	for i := range n {
+		qid := fmt.Sprintf("Q%05X", i)
+		hold(t, s, q, qid)
+		switch i % 3 {
+		case 0:
+			want[qid] = store.HoldHeld
+		case 1:
+			q.q[qid] = "deferred"
+			want[qid] = store.HoldReleased
+		case 2:
+			delete(q.q, qid)
+			want[qid] = store.HoldDeleted
+		}
+	}
+	changes, err := s.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, c := range changes {
+		seen[c.QueueID]++
+	}
+	all, err := s.Store.ListHolds(ctx, store.HoldFilter{Limit: 2 * n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("%d records, want %d", len(all), n)
+	}
+	wrong := 0
+	for _, h := range all {
+		if h.State != want[h.QueueID] {
+			wrong++
+		}
+		if want[h.QueueID] != store.HoldHeld && seen[h.QueueID] != 1 {
+			t.Errorf("%s changed %d times in the sync", h.QueueID, seen[h.QueueID])
+		}
+	}
+	if wrong > 0 {
+		t.Fatalf("%d of %d records in the wrong state after Sync", wrong, n)
+	}
+	if again, err := s.Sync(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("second sync: %d changes, %v", len(again), err)
+	}
+}
+
+// TestSyncExpired: a held message gone from the queue after
+// maximal_queue_lifetime expired; one gone sooner was deleted.
+func TestSyncExpired(t *testing.T) {
+	s, q, now := newService(t)
+	ctx := t.Context()
+	old := hold(t, s, q, "4OLD")
+	*now = now.Add(6 * 24 * time.Hour)
+	young := hold(t, s, q, "4NEW")
+	delete(q.q, "4OLD")
+	delete(q.q, "4NEW")
+	if _, err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Store.GetHold(ctx, old.ID); h.State != store.HoldExpired {
+		t.Errorf("old: %s, want expired", h.State)
+	}
+	if h, _ := s.Store.GetHold(ctx, young.ID); h.State != store.HoldDeleted {
+		t.Errorf("young: %s, want deleted", h.State)
+	}
+}
+
+// TestHoldQueuedFrom: a restricted account's queued mail goes on hold;
+// another sender's does not; a message gone meanwhile is reported.
+func TestHoldQueuedFrom(t *testing.T) {
+	s, q, _ := newService(t)
+	q.q = map[string]string{"A1": "deferred", "A2": "active", "A3": "hold", "B1": "deferred"}
+	// fakeQueue names every sender s-<qid>@example.org: match A1 only.
+	held, err := s.HoldQueuedFrom(context.Background(), "S-A1@example.org")
+	if err != nil || len(held) != 1 || held[0] != "A1" || q.q["A1"] != "hold" || q.q["B1"] != "deferred" {
+		t.Fatalf("held %v, %v, queue %v", held, err, q.q)
+	}
+}
