@@ -41,8 +41,10 @@ func (f *fakeQueue) act(op, qid, to string) error {
 	return nil
 }
 
-func (f *fakeQueue) Release(_ context.Context, qid string) error { return f.act("release", qid, "active") }
-func (f *fakeQueue) Delete(_ context.Context, qid string) error  { return f.act("delete", qid, "") }
+func (f *fakeQueue) Release(_ context.Context, qid string) error {
+	return f.act("release", qid, "active")
+}
+func (f *fakeQueue) Delete(_ context.Context, qid string) error { return f.act("delete", qid, "") }
 func (f *fakeQueue) Hold(_ context.Context, qid string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
