@@ -96,6 +96,7 @@ func incidentCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				in = follow(cmd, c, in)
 				fmt.Fprintf(cmd.OutOrStdout(), "incident %d on %s is %s\n", in.ID, in.Account, in.State)
 				printSteps(cmd.OutOrStdout(), in)
 				return nil
@@ -122,6 +123,7 @@ func incidentCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			in = follow(cmd, c, in)
 			fmt.Fprintf(cmd.OutOrStdout(), "incident %d on %s is %s\n", in.ID, in.Account, in.State)
 			printSteps(cmd.OutOrStdout(), in)
 			return nil
@@ -183,4 +185,36 @@ func printSteps(w io.Writer, in *store.Incident) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, s.Status, s.At.Local().Format(time.DateTime), s.Detail)
 	}
 	tw.Flush()
+}
+
+// followLimit bounds how long the CLI follows a playbook run: steps retry
+// with backoff, and a system that does not answer fails its step well
+// within it. The run goes on in the daemon either way.
+const followLimit = 3 * time.Minute
+
+// follow waits while the incident's playbook runs in the daemon (the API
+// answers at once) and returns the incident as the run left it. On
+// stderr it says that it waits, and when it gives up.
+func follow(cmd *cobra.Command, c *api.Client, in *store.Incident) *store.Incident {
+	if in == nil || !in.Running {
+		return in
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "incident %d: the playbook is running…\n", in.ID)
+	deadline := time.Now().Add(followLimit)
+	for in.Running && time.Now().Before(deadline) {
+		select {
+		case <-cmd.Context().Done():
+			return in
+		case <-time.After(200 * time.Millisecond):
+		}
+		next, err := c.GetIncident(cmd.Context(), in.ID)
+		if err != nil {
+			break
+		}
+		in = next
+	}
+	if in.Running {
+		fmt.Fprintf(cmd.ErrOrStderr(), "incident %d: still running; follow it with `mailbrake incident show %d`\n", in.ID, in.ID)
+	}
+	return in
 }

@@ -169,6 +169,7 @@ func quarantineCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			inc = follow(cmd, c, inc)
 			fmt.Fprintf(cmd.OutOrStdout(), "hold %d deleted; incident %d on %s is %s\n", id, inc.ID, inc.Account, inc.State)
 			printSteps(cmd.OutOrStdout(), inc)
 			return nil

@@ -25,6 +25,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
+	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/notify"
 	"github.com/mailbrake/mailbrake/internal/ops"
@@ -66,6 +67,8 @@ type Daemon struct {
 	wiring policy.Wiring
 	// reinjection are postfix.reinjection_listeners.
 	reinjection []netip.AddrPort
+	// enforcer carries out verdicts for both adapters.
+	enforcer *enforce.Enforcer
 
 	escalations  chan escalation
 	snapshotters []snapshotter
@@ -157,16 +160,12 @@ func (d *Daemon) escalationLoop(ctx context.Context) {
 	}
 }
 
-// escalate queues a state change; it never blocks the request path.
-func (d *Daemon) escalate(sub *engine.Submission, v engine.Verdict) {
-	if v.Escalate == "" {
-		return
-	}
-	reason := fmt.Sprintf("score %d in %s from findings: %s", v.Score, d.cfg.Accounts.ScoreWindow, strings.Join(engine.ReasonStrings(findingReasons(v)), ", "))
+// queueEscalation queues a state change; it never blocks the request path.
+func (d *Daemon) queueEscalation(account string, to store.AccountState, reason string) {
 	select {
-	case d.escalations <- escalation{account: sub.Account, to: v.Escalate, reason: reason}:
+	case d.escalations <- escalation{account: account, to: to, reason: reason}:
 	default:
-		d.log.Error("account state change dropped: queue full", "account", sub.Account, "to", v.Escalate)
+		d.log.Error("account state change dropped: queue full", "account", account, "to", to)
 	}
 }
 
@@ -176,27 +175,13 @@ type incidentReport struct {
 	findings []ops.Finding
 }
 
-// reportIncident queues the message's acted-on findings for the incident
-// worker; it never blocks the request path. Shadow verdicts and dry-run
-// findings open no incident.
-func (d *Daemon) reportIncident(sub *engine.Submission, v engine.Verdict, holdID int64) {
-	if d.ops.Response == nil || v.Shadow != v.Action || sub.Account == engine.Unauthenticated || sub.Direction == engine.Inbound {
-		return
-	}
-	var fs []ops.Finding
-	for _, f := range v.Findings {
-		if f.DryRun || f.Action == engine.ActionAllow && f.Score == 0 {
-			continue
-		}
-		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: sub.QueueID})
-	}
-	if len(fs) == 0 {
-		return
-	}
+// queueFindings queues a message's acted-on findings for the incident
+// worker; it never blocks the request path.
+func (d *Daemon) queueFindings(account string, fs []ops.Finding) {
 	select {
-	case d.incidents <- incidentReport{account: sub.Account, findings: fs}:
+	case d.incidents <- incidentReport{account: account, findings: fs}:
 	default:
-		d.log.Error("incident report dropped: queue full", "account", sub.Account)
+		d.log.Error("incident report dropped: queue full", "account", account)
 	}
 }
 
@@ -212,16 +197,6 @@ func (d *Daemon) incidentLoop(ctx context.Context) {
 			d.log.Error("recording an incident failed", "account", r.account, "err", err)
 		}
 	}
-}
-
-func findingReasons(v engine.Verdict) []engine.Reason {
-	var out []engine.Reason
-	for _, f := range v.Findings {
-		if !f.DryRun {
-			out = append(out, f.Reason)
-		}
-	}
-	return out
 }
 
 func (d *Daemon) saveSnapshots(ctx context.Context) {

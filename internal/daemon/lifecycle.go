@@ -21,6 +21,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
+	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
@@ -298,6 +299,21 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection}
 	d.ops.Response = d.startResponse(st)
+	// Playbooks run in the background with a context of their own; the
+	// stage waits for them after the incident queue (which starts runs)
+	// has drained, and cancels them only when Stop's deadline passes.
+	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.ops.RunContext = runCtx
+	d.push("playbook runs", func(ctx context.Context) error {
+		defer runCancel()
+		if err := d.ops.WaitPlaybooks(ctx); err != nil {
+			runCancel()
+			return fmt.Errorf("playbooks still running: %w", err)
+		}
+		return nil
+	})
+	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.ops, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
+		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true}
 	if dets.Baseline != nil {
 		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
 	}

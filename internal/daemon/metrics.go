@@ -154,3 +154,13 @@ func (l loginMetrics) Login(ctx context.Context, name, password, remoteIP string
 	}
 	return p, err
 }
+
+// enforceMetrics counts what the enforcer does (enforce.Metrics).
+type enforceMetrics struct{ m *metrics }
+
+func (e enforceMetrics) Verdict(path, action, reason string) {
+	e.m.verdicts.WithLabelValues(path, action, reason).Inc()
+}
+func (e enforceMetrics) Shadow(path, action string) { e.m.shadow.WithLabelValues(path, action).Inc() }
+func (e enforceMetrics) Held(path string)           { e.m.holds.WithLabelValues(path).Inc() }
+func (e enforceMetrics) StoreError(op string)       { e.m.storeErrors.WithLabelValues(op).Inc() }

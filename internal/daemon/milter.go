@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
@@ -122,14 +123,12 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		d.logReinjected(sub, v)
 		return milter.Decision{Kind: milter.Accept}, nil
 	}
-	d.logVerdict(sub, v)
-	d.escalate(sub, v)
-	if v.Action != engine.ActionHold {
-		d.reportIncident(sub, v, 0)
-	}
+	log := d.log.With("path", "milter", "conn", msg.ConnID)
+	d.enforcer.Enforce(ctx, log, sub, v, func() enforce.Content {
+		return enforce.Content{Headers: leakscan.Mask(headerBlock(msg), sub.Secrets), Preview: leakscan.Mask(textPreview(msg, d.preview), sub.Secrets)}
+	})
 	switch v.Action {
 	case engine.ActionHold:
-		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, leakscan.Mask(headerBlock(msg), sub.Secrets), leakscan.Mask(textPreview(msg, d.preview), sub.Secrets)))
 		reason := "mailbrake: " + strings.Join(engine.ReasonStrings(v.Reasons), ",")
 		return milter.Decision{Kind: milter.Quarantine, Reason: reason}, nil
 	case engine.ActionDefer:

@@ -8,12 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
-	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/policy"
-	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // policyAdapter turns policy requests into engine submissions and verdicts
@@ -160,18 +157,17 @@ func actionKeyword(action string) string {
 
 func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
 	d := a.d
-	d.logVerdict(sub, v)
-	d.escalate(sub, v)
-	if v.Action != engine.ActionHold {
-		d.reportIncident(sub, v, 0)
+	log := d.log.With("path", "policy")
+	if id, ok := policy.ConnID(ctx); ok {
+		log = log.With("conn", id)
 	}
+	d.enforcer.Enforce(ctx, log, sub, v, nil)
 	switch v.Action {
 	case engine.ActionHold:
 		if sub.Stage != engine.StageEOM {
 			// Config validation keeps hold rules at eom; be safe anyway.
 			return policy.Dunno()
 		}
-		d.reportIncident(sub, v, d.recordHold(ctx, sub, v, "", ""))
 		return policy.Hold("mailbrake: held for review (" + strings.Join(engine.ReasonStrings(v.Reasons), ",") + ")")
 	case engine.ActionDefer:
 		return policy.Defer(v.Text)
@@ -181,118 +177,4 @@ func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v e
 	// allow, and tag: PREPEND is not allowed in smtpd_end_of_data_restrictions,
 	// so the policy path logs tags; the milter path adds the header.
 	return policy.Dunno()
-}
-
-// logVerdict logs every non-allow verdict and every dry-run finding, and
-// keeps it for the account's recent verdicts.
-func (d *Daemon) logVerdict(sub *engine.Submission, v engine.Verdict) {
-	d.recordVerdict(sub, v)
-	for _, f := range v.Findings {
-		if !f.DryRun && f.Action == engine.ActionAllow {
-			// Evidence that decides nothing (client-header-mismatch,
-			// a new client family): logged so the account's story is
-			// complete.
-			d.log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
-				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
-		}
-		if f.DryRun {
-			d.log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
-				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
-		}
-	}
-	if v.Shadow != v.Action {
-		d.metrics.shadow.WithLabelValues(string(sub.Path), v.Shadow.String()).Inc()
-		d.log.Info("shadow verdict (not acted on)", "path", sub.Path, "stage", sub.Stage, "would", v.Shadow.String(), "reasons", engine.ReasonStrings(v.Reasons),
-			"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "client_family", sub.Client.Family, "recipients", sub.RecipientCount)
-		return
-	}
-	if v.Action == engine.ActionAllow {
-		return
-	}
-	for _, r := range v.Reasons {
-		d.metrics.verdicts.WithLabelValues(string(sub.Path), v.Action.String(), string(r)).Inc()
-	}
-	d.log.Info("verdict", "path", sub.Path, "stage", sub.Stage, "action", v.Action.String(), "reasons", engine.ReasonStrings(v.Reasons),
-		"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "account_source", sub.AccountSource,
-		"client_family", sub.Client.Family, "recipients", sub.RecipientCount,
-		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h)
-}
-
-// recordHold stores the hold record; a failure is logged and counted, the
-// message stays held in Postfix regardless (and the next sync can still act
-// on it by queue id through postsuper directly).
-func (d *Daemon) recordHold(ctx context.Context, sub *engine.Submission, v engine.Verdict, headers, preview string) int64 {
-	h := &store.Hold{
-		QueueID:        sub.QueueID,
-		Path:           string(sub.Path),
-		Account:        sub.Account,
-		Sender:         sub.Sender,
-		Recipients:     sub.Recipients,
-		RecipientCount: sub.RecipientCount,
-		Subject:        leakscan.Mask(sub.Subject, sub.Secrets),
-		Client:         sub.Client.Client,
-		ClientFamily:   familyForHold(sub.Client.Family),
-		Reasons:        engine.ReasonStrings(v.Reasons),
-		Size:           sub.Size,
-		Headers:        headers,
-		Preview:        preview,
-		HeldAt:         sub.Time.UTC(),
-	}
-	if sub.ClientAddress.IsValid() {
-		h.ClientAddress = sub.ClientAddress.String()
-	}
-	if h.Recipients == nil {
-		h.Recipients = []string{}
-	}
-	stored, created, err := d.ops.RecordHold(context.WithoutCancel(ctx), h)
-	if err != nil {
-		d.metrics.storeErrors.WithLabelValues("hold").Inc()
-		d.log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
-		return 0
-	}
-	if created {
-		// Once per message: the other path's hold of it merged into this.
-		d.metrics.holds.WithLabelValues(string(sub.Path)).Inc()
-	}
-	d.log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
-	return stored.ID
-}
-
-// familyForHold leaves the family empty when this path could not see it, so
-// a hold of the same message by the milter path fills it in.
-func familyForHold(f fingerprint.Family) string {
-	if f == fingerprint.FamilyUnknown {
-		return ""
-	}
-	return string(f)
-}
-
-// recordVerdict keeps an account's end-of-message verdicts that are not a
-// plain allow, for `account show` and the web UI.
-func (d *Daemon) recordVerdict(sub *engine.Submission, v engine.Verdict) {
-	if d.ops == nil || d.ops.Verdicts == nil || sub.Stage != engine.StageEOM || sub.Account == engine.Unauthenticated {
-		return
-	}
-	var dry []string
-	for _, f := range v.Findings {
-		if !f.DryRun && f.Action == engine.ActionAllow {
-			// Evidence that decides nothing (client-header-mismatch,
-			// a new client family): logged so the account's story is
-			// complete.
-			d.log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
-				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
-		}
-		if f.DryRun {
-			dry = append(dry, string(f.Reason))
-		}
-	}
-	if v.Action == engine.ActionAllow && v.Shadow == v.Action && len(dry) == 0 {
-		return
-	}
-	r := api.VerdictRecord{Time: sub.Time.UTC(), Path: string(sub.Path), QueueID: sub.QueueID, Action: v.Action.String(),
-		Reasons: engine.ReasonStrings(v.Reasons), DryRun: dry, Recipients: sub.RecipientCount}
-	if v.Shadow != v.Action {
-		r.Would = v.Shadow.String()
-	}
-	d.ops.Verdicts.Add(sub.Account, r)
 }

@@ -56,11 +56,7 @@ func (d *Daemon) buildPasswordLeak() error {
 			if f.DryRun {
 				return
 			}
-			select {
-			case d.incidents <- incidentReport{account: account, findings: []ops.Finding{{Reason: string(f.Reason), Detail: f.Evidence, QueueID: queueID}}}:
-			default:
-				d.log.Error("incident report dropped: queue full", "account", account)
-			}
+			d.queueFindings(account, []ops.Finding{{Reason: string(f.Reason), Detail: f.Evidence, QueueID: queueID}})
 		},
 	}
 	return nil

@@ -98,6 +98,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak", Detail: "candidate 1"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		same(t, "calls", calls(z), append([]string{auth}, afterConfirm...))
 		in, err := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
 		if err != nil || in.State != store.IncidentContained {
@@ -118,6 +119,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "bulk-from-scripted-client"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		same(t, "calls before confirmation", calls(z), nil)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
 		if in.State != store.IncidentOpen || s.States.AccountState("u@example.edu") != store.AccountRestricted {
@@ -126,6 +128,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm, Note: "spam run"}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		same(t, "calls after confirmation", calls(z), append([]string{auth}, afterConfirm...))
 	})
 	t.Run("phish reply: nothing on Zimbra until confirmed; token expiry re-authenticates", func(t *testing.T) {
@@ -133,6 +136,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "reply-to-phisher"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		same(t, "calls before confirmation", calls(z), nil)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
 		if in.Playbook != "phish-reply" || in.Step("lock-login").Status != store.StepPending {
@@ -145,6 +149,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentConfirm, Note: "user confirmed replying"}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		got := calls(z)
 		want := append([]string{"GetAccountRequest account=u@example.edu attrs=zimbraId fault=service.AUTH_EXPIRED", auth}, afterConfirm...)
 		same(t, "calls after confirmation", got, want)
@@ -154,6 +159,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "ghost@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "ghost@example.edu")
 		lock := in.Step("lock-login")
 		if lock.Status != store.StepFailed || !strings.Contains(lock.Detail, "NO_SUCH_ACCOUNT") || lock.Attempts != 1 {

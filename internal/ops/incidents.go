@@ -120,8 +120,8 @@ func (s *Service) ReportFindings(ctx context.Context, account string, fs []Findi
 	if inc == nil {
 		return nil
 	}
-	_, err := s.runPlaybook(ctx, inc.ID, "system")
-	return err
+	s.schedule(inc.ID, "system")
+	return nil
 }
 
 // seen reports whether the account's active incident already holds this
@@ -143,11 +143,11 @@ func seen(ctx context.Context, st store.Incidents, account string, f Finding) bo
 // contained when all are done.
 func (s *Service) runPlaybook(ctx context.Context, id int64, actor string) (*store.Incident, error) {
 	r := s.Response
-	s.playMu.Lock()
-	defer s.playMu.Unlock()
-	if r.Runner.Audit == nil {
-		r.Runner.Audit = s.audit
-	}
+	s.auditOnce.Do(func() {
+		if r.Runner.Audit == nil {
+			r.Runner.Audit = s.audit
+		}
+	})
 	inc, err := r.Incidents.GetIncident(ctx, id)
 	if err != nil {
 		return nil, err
@@ -190,7 +190,11 @@ func (s *Service) ListIncidents(ctx context.Context, req api.ListIncidentsReques
 			return nil, fmt.Errorf("%w: state must be open, confirmed, contained, resolved, dismissed, active or all", api.ErrBadRequest)
 		}
 	}
-	return r.Incidents.ListIncidents(ctx, f)
+	list, err := r.Incidents.ListIncidents(ctx, f)
+	for i := range list {
+		list[i].Running = s.running(list[i].ID)
+	}
+	return list, err
 }
 
 // GetIncident implements api.Methods.
@@ -199,7 +203,11 @@ func (s *Service) GetIncident(ctx context.Context, id int64) (*store.Incident, e
 	if err != nil {
 		return nil, err
 	}
-	return r.Incidents.GetIncident(ctx, id)
+	in, err := r.Incidents.GetIncident(ctx, id)
+	if err == nil {
+		in.Running = s.running(id)
+	}
+	return in, err
 }
 
 // OpenIncident implements api.Methods: an admin opens an incident (or
@@ -311,7 +319,10 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 		} else if !inc.State.Active() {
 			return nil, fmt.Errorf("incident %d is %s: %w", inc.ID, inc.State, api.ErrConflict)
 		}
-		return s.runPlaybook(ctx, inc.ID, actor)
+		// The steps run in the background; the answer says so
+		// (Running) and the caller follows their progress.
+		s.schedule(inc.ID, actor)
+		return s.GetIncident(ctx, inc.ID)
 	case api.IncidentDismiss:
 		if strings.TrimSpace(req.Note) == "" {
 			return nil, fmt.Errorf("%w: a note saying why it is a false alarm is required", api.ErrBadRequest)

@@ -99,6 +99,7 @@ func TestFindingsOpenIncidentAndConfirm(t *testing.T) {
 		{Reason: "no-playbook-for-this"}}); err != nil {
 		t.Fatal(err)
 	}
+	s.WaitPlaybooks(ctx)
 	incs, _ := s.ListIncidents(ctx, api.ListIncidentsRequest{State: "active"})
 	if len(incs) != 1 {
 		t.Fatalf("incidents: %d", len(incs))
@@ -125,6 +126,9 @@ func TestFindingsOpenIncidentAndConfirm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The steps run in the background: wait for them.
+	s.WaitPlaybooks(ctx)
+	got, _ = s.GetIncident(ctx, in.ID)
 	if got.State != store.IncidentContained || !dir.locked["u@example.edu"] || s.States.AccountState("u@example.edu") != store.AccountLocked {
 		t.Fatalf("after confirm: %s, locked %v, state %s", got.State, dir.locked["u@example.edu"], s.States.AccountState("u@example.edu"))
 	}
@@ -174,6 +178,7 @@ func TestPasswordLeakRunsAtOnceAndOverride(t *testing.T) {
 	if err := s.ReportFindings(ctx, "v@example.edu", []Finding{{Reason: "password-leak", Detail: "text/plain part"}}); err != nil {
 		t.Fatal(err)
 	}
+	s.WaitPlaybooks(ctx)
 	in, err := s.Response.Incidents.ActiveIncident(ctx, "v@example.edu")
 	if err != nil || in.State != store.IncidentContained || in.Severity != store.SeverityCritical || !dir.locked["v@example.edu"] {
 		t.Fatalf("password leak: %v %+v", err, in)
@@ -193,6 +198,7 @@ func TestDismissLiftsRestriction(t *testing.T) {
 	s, _, _ := newService(t)
 	ctx := admin(t.Context())
 	_ = s.ReportFindings(ctx, "w@example.edu", []Finding{{Reason: "bulk-from-scripted-client"}})
+	s.WaitPlaybooks(ctx)
 	in, _ := s.Response.Incidents.ActiveIncident(ctx, "w@example.edu")
 	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentDismiss}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("dismiss without a note: %v", err)
@@ -209,10 +215,77 @@ func TestDismissLiftsRestriction(t *testing.T) {
 	}
 	// An admin opens one by hand: confirmed at once.
 	got, err = s.OpenIncident(ctx, api.OpenIncidentRequest{Account: "X@Example.edu", Playbook: "contain-mass-sending", Note: "user reported a phishing reply"})
+	if err == nil {
+		s.WaitPlaybooks(ctx)
+		got, err = s.GetIncident(ctx, got.ID)
+	}
 	if err != nil || got.Account != "x@example.edu" || got.State != store.IncidentContained {
 		t.Fatalf("open by hand: %v %+v", err, got)
 	}
 	if _, err := s.OpenIncident(ctx, api.OpenIncidentRequest{Account: "y@example.edu", Playbook: "nope", Note: "x"}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("unknown playbook: %v", err)
+	}
+}
+
+// slowSystem is a connector whose lock step waits until released, as a
+// Zimbra timing out would.
+type slowSystem struct {
+	release chan struct{}
+	slowFor string
+}
+
+func (slowSystem) Name() string                  { return "slow" }
+func (slowSystem) Supports(s playbook.Step) bool { return s == playbook.StepLockLogin }
+func (c slowSystem) Do(ctx context.Context, _ playbook.Step, inc *store.Incident, _ []byte) (string, error) {
+	if inc.Account == c.slowFor {
+		select {
+		case <-c.release:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	return "locked", nil
+}
+
+// TestSlowSystemStallsOneIncidentOnly: confirm answers at once with the
+// run under way; a system that hangs for one incident does not hold up
+// another incident's playbook or the admin.
+func TestSlowSystemStallsOneIncidentOnly(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	slow := slowSystem{release: make(chan struct{}), slowFor: "a@example.edu"}
+	s.Response.Runner.Connectors = append(s.Response.Runner.Connectors, slow)
+	for _, acct := range []string{"a@example.edu", "b@example.edu"} {
+		_ = s.ReportFindings(ctx, acct, []Finding{{Reason: "bulk-from-scripted-client"}})
+	}
+	s.WaitPlaybooks(ctx) // restrict-sending ran for both; the rest waits for confirmation
+	a, _ := s.Response.Incidents.ActiveIncident(ctx, "a@example.edu")
+	b, _ := s.Response.Incidents.ActiveIncident(ctx, "b@example.edu")
+	got, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: a.ID, Change: api.IncidentConfirm, Note: "confirmed"})
+	if err != nil || got.State != store.IncidentConfirmed || !got.Running {
+		t.Fatalf("confirm of a: %v %+v", err, got)
+	}
+	// b's playbook completes while a's lock hangs.
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: b.ID, Change: api.IncidentConfirm, Note: "confirmed"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := s.GetIncident(ctx, b.ID)
+		if got.State == store.IncidentContained && !got.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b not contained while a's system hangs: %+v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, _ := s.GetIncident(ctx, a.ID); !got.Running || got.State != store.IncidentConfirmed {
+		t.Fatalf("a: %+v", got)
+	}
+	close(slow.release)
+	s.WaitPlaybooks(ctx)
+	if got, _ := s.GetIncident(ctx, a.ID); got.Running || got.State != store.IncidentContained {
+		t.Fatalf("a after the system answered: %+v", got)
 	}
 }

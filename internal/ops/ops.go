@@ -46,6 +46,9 @@ type Service struct {
 	Trusts     *Trusts
 	// Volume counts site-wide outbound mail for the dashboard.
 	Volume *Volume
+	// RunContext is the context background playbook runs get; its
+	// cancellation stops them at their next step. Nil: Background.
+	RunContext context.Context
 	// Released, when set, is told of every message released from hold:
 	// with a content filter it comes back through smtpd, and must be
 	// recognised as re-injected, not decided again.
@@ -66,8 +69,10 @@ type Service struct {
 	OnAudit func(action, detail string)
 
 	stateMu sync.Mutex // serialises account state changes
+	runs    runs       // playbook runs in the background (runs.go)
 	incMu   sync.Mutex // serialises opening incidents
-	playMu  sync.Mutex // serialises playbook runs
+	// auditOnce hands the playbook runner the audit function once.
+	auditOnce sync.Once
 }
 
 var _ api.Methods = (*Service)(nil)

@@ -110,6 +110,9 @@ type Incident struct {
 	Updated  time.Time     `json:"updated"`
 	StateBy  string        `json:"state_by,omitempty"`
 	Note     string        `json:"note,omitempty"`
+	// Running is set by ops, not stored: the incident's playbook is
+	// running now (in the background); its steps' records change.
+	Running bool `json:"running,omitempty"`
 }
 
 // Step returns the record of the named step, or nil.

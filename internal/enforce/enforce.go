@@ -1,0 +1,235 @@
+// Package enforce carries out the engine's verdicts: the one per-message
+// tail both protocol adapters share. For a submission and its verdict it
+// logs the decision (and dry-run, shadow and evidence findings), keeps it
+// for `account show`, records a hold with what the path could see, asks for
+// the account state change a score crossing asked for, and reports the
+// acted-on findings for incidents. The adapters (internal/daemon) differ
+// only in what they can see and how they answer the MTA; they never decide
+// or record anything themselves.
+//
+// It does not talk to the MTA, open incidents or change states itself: the
+// hold is recorded through Holds (ops), state changes and incident reports
+// go to queues the daemon drains off the request path.
+package enforce
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/leakscan"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// Holds records holds (ops.Service).
+type Holds interface {
+	RecordHold(ctx context.Context, h *store.Hold) (stored *store.Hold, created bool, err error)
+}
+
+// Metrics counts what the enforcer does; labels come from fixed sets.
+type Metrics interface {
+	Verdict(path, action, reason string)
+	Shadow(path, action string)
+	Held(path string)
+	StoreError(op string)
+}
+
+// Enforcer carries out verdicts. Every field but Log may be nil.
+type Enforcer struct {
+	Log     *slog.Logger
+	Holds   Holds
+	Metrics Metrics
+	// Verdicts keeps each account's recent verdicts for account show.
+	Verdicts *ops.Verdicts
+	// Escalate queues an account state change; it must not block.
+	Escalate func(account string, to store.AccountState, reason string)
+	// Report queues findings for the incident worker; it must not block.
+	Report func(account string, findings []ops.Finding)
+	// ScoreWindow is accounts.score_window, quoted in state changes.
+	ScoreWindow time.Duration
+	// Incidents says whether account response is on: without it no
+	// findings are reported.
+	Incidents bool
+}
+
+// Content is what a path saw of a held message beyond the envelope, masked
+// of secrets: the header block and a text preview (milter path).
+type Content struct {
+	Headers, Preview string
+}
+
+// Enforce carries out v for sub. log carries the adapter's connection and
+// queue ids. content, when not nil, is called only when the message is
+// held. It returns the hold record's id, 0 when nothing was held or the
+// record could not be written (the message is held in Postfix regardless).
+func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, content func() Content) int64 {
+	if log == nil {
+		log = e.Log
+	}
+	e.logVerdict(log, sub, v)
+	e.keepVerdict(sub, v)
+	e.escalate(sub, v)
+	var holdID int64
+	if v.Action == engine.ActionHold && sub.Stage == engine.StageEOM {
+		var c Content
+		if content != nil {
+			c = content()
+		}
+		holdID = e.recordHold(ctx, log, sub, v, c)
+	}
+	e.report(sub, v, holdID)
+	return holdID
+}
+
+// logVerdict logs every non-allow verdict, every dry-run and shadow
+// decision and every evidence finding, and counts them.
+func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine.Verdict) {
+	for _, f := range v.Findings {
+		switch {
+		case f.DryRun:
+			log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
+				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
+		case f.Action == engine.ActionAllow:
+			// Evidence that decides nothing (client-header-mismatch, a new
+			// client family): logged so the account's story is complete.
+			log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
+				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
+		}
+	}
+	if v.Shadow != v.Action {
+		if e.Metrics != nil {
+			e.Metrics.Shadow(string(sub.Path), v.Shadow.String())
+		}
+		log.Info("shadow verdict (not acted on)", "path", sub.Path, "stage", sub.Stage, "would", v.Shadow.String(), "reasons", engine.ReasonStrings(v.Reasons),
+			"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "client_family", sub.Client.Family, "recipients", sub.RecipientCount)
+		return
+	}
+	if v.Action == engine.ActionAllow {
+		return
+	}
+	if e.Metrics != nil {
+		for _, r := range v.Reasons {
+			e.Metrics.Verdict(string(sub.Path), v.Action.String(), string(r))
+		}
+	}
+	log.Info("verdict", "path", sub.Path, "stage", sub.Stage, "action", v.Action.String(), "reasons", engine.ReasonStrings(v.Reasons),
+		"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "account_source", sub.AccountSource,
+		"client_family", sub.Client.Family, "recipients", sub.RecipientCount,
+		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h)
+}
+
+// keepVerdict keeps an account's end-of-message verdicts that are not a
+// plain allow, for `account show` and the web UI.
+func (e *Enforcer) keepVerdict(sub *engine.Submission, v engine.Verdict) {
+	if e.Verdicts == nil || sub.Stage != engine.StageEOM || sub.Account == engine.Unauthenticated {
+		return
+	}
+	var dry []string
+	for _, f := range v.Findings {
+		if f.DryRun {
+			dry = append(dry, string(f.Reason))
+		}
+	}
+	if v.Action == engine.ActionAllow && v.Shadow == v.Action && len(dry) == 0 {
+		return
+	}
+	r := api.VerdictRecord{Time: sub.Time.UTC(), Path: string(sub.Path), QueueID: sub.QueueID, Action: v.Action.String(),
+		Reasons: engine.ReasonStrings(v.Reasons), DryRun: dry, Recipients: sub.RecipientCount}
+	if v.Shadow != v.Action {
+		r.Would = v.Shadow.String()
+	}
+	e.Verdicts.Add(sub.Account, r)
+}
+
+// escalate queues the state change the verdict asks for.
+func (e *Enforcer) escalate(sub *engine.Submission, v engine.Verdict) {
+	if v.Escalate == "" || e.Escalate == nil {
+		return
+	}
+	var reasons []string
+	for _, f := range v.Findings {
+		if !f.DryRun {
+			reasons = append(reasons, string(f.Reason))
+		}
+	}
+	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d in %s from findings: %s", v.Score, e.ScoreWindow, strings.Join(reasons, ", ")))
+}
+
+// recordHold stores the hold record; a failure is logged and counted, the
+// message stays held in Postfix regardless (the queue sync can still act
+// on it by queue id).
+func (e *Enforcer) recordHold(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, c Content) int64 {
+	if e.Holds == nil {
+		return 0
+	}
+	h := &store.Hold{
+		QueueID:        sub.QueueID,
+		Path:           string(sub.Path),
+		Account:        sub.Account,
+		Sender:         sub.Sender,
+		Recipients:     sub.Recipients,
+		RecipientCount: sub.RecipientCount,
+		Subject:        leakscan.Mask(sub.Subject, sub.Secrets),
+		Client:         sub.Client.Client,
+		ClientFamily:   familyForHold(sub.Client.Family),
+		Reasons:        engine.ReasonStrings(v.Reasons),
+		Size:           sub.Size,
+		Headers:        c.Headers,
+		Preview:        c.Preview,
+		HeldAt:         sub.Time.UTC(),
+	}
+	if sub.ClientAddress.IsValid() {
+		h.ClientAddress = sub.ClientAddress.String()
+	}
+	if h.Recipients == nil {
+		h.Recipients = []string{}
+	}
+	stored, created, err := e.Holds.RecordHold(context.WithoutCancel(ctx), h)
+	if err != nil {
+		if e.Metrics != nil {
+			e.Metrics.StoreError("hold")
+		}
+		log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
+		return 0
+	}
+	if created && e.Metrics != nil {
+		// Once per message: the other path's hold of it merged into this.
+		e.Metrics.Held(string(sub.Path))
+	}
+	log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
+	return stored.ID
+}
+
+// familyForHold leaves the family empty when this path could not see it, so
+// a hold of the same message by the milter path fills it in.
+func familyForHold(f fingerprint.Family) string {
+	if f == fingerprint.FamilyUnknown {
+		return ""
+	}
+	return string(f)
+}
+
+// report queues the message's acted-on findings for the incident worker.
+// Shadow verdicts, dry-run findings, inbound mail and evidence without a
+// score open no incident.
+func (e *Enforcer) report(sub *engine.Submission, v engine.Verdict, holdID int64) {
+	if !e.Incidents || e.Report == nil || v.Shadow != v.Action || sub.Account == engine.Unauthenticated || sub.Direction == engine.Inbound {
+		return
+	}
+	var fs []ops.Finding
+	for _, f := range v.Findings {
+		if f.DryRun || f.Action == engine.ActionAllow && f.Score == 0 {
+			continue
+		}
+		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: sub.QueueID})
+	}
+	if len(fs) > 0 {
+		e.Report(sub.Account, fs)
+	}
+}

@@ -1,0 +1,90 @@
+package enforce
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/ops"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+type fakeHolds struct {
+	mu    sync.Mutex
+	holds []*store.Hold
+}
+
+func (f *fakeHolds) RecordHold(_ context.Context, h *store.Hold) (*store.Hold, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, x := range f.holds {
+		if x.QueueID == h.QueueID {
+			return x, false, nil
+		}
+	}
+	c := *h
+	c.ID = int64(len(f.holds) + 1)
+	f.holds = append(f.holds, &c)
+	return &c, true, nil
+}
+
+type counts struct {
+	mu                            sync.Mutex
+	verdicts, shadows, held, errs int
+}
+
+func (c *counts) Verdict(string, string, string) { c.mu.Lock(); c.verdicts++; c.mu.Unlock() }
+func (c *counts) Shadow(string, string)          { c.mu.Lock(); c.shadows++; c.mu.Unlock() }
+func (c *counts) Held(string)                    { c.mu.Lock(); c.held++; c.mu.Unlock() }
+func (c *counts) StoreError(string)              { c.mu.Lock(); c.errs++; c.mu.Unlock() }
+
+// TestEnforce: one tail for both paths — a hold is recorded once per
+// message with what the path saw, reported with its hold id, and the state
+// change queued; evidence and shadow decisions open nothing; the content
+// is built only for a hold.
+func TestEnforce(t *testing.T) {
+	holds, m := &fakeHolds{}, &counts{}
+	var reports []ops.Finding
+	var escalations []store.AccountState
+	e := &Enforcer{Log: slog.New(slog.DiscardHandler), Holds: holds, Metrics: m, Verdicts: &ops.Verdicts{}, Incidents: true,
+		Escalate: func(_ string, to store.AccountState, _ string) { escalations = append(escalations, to) },
+		Report:   func(_ string, fs []ops.Finding) { reports = append(reports, fs...) }, ScoreWindow: 24 * time.Hour}
+	sub := func(path engine.Path) *engine.Submission {
+		return &engine.Submission{Time: time.Now(), Stage: engine.StageEOM, Path: path, Account: "eve@example.org", AccountSource: engine.SourceSASL,
+			Direction: engine.Outbound, Client: fingerprint.Result{Family: fingerprint.FamilyUnknown}, QueueID: "4ABC", RecipientCount: 60, Subject: "hi"}
+	}
+	hold := engine.Verdict{Action: engine.ActionHold, Shadow: engine.ActionHold, Reasons: []engine.Reason{"bulk"}, Escalate: store.AccountWatch,
+		Findings: []engine.Finding{{Rule: "bulk", Reason: "bulk", Action: engine.ActionHold, Score: 5}}}
+	built := 0
+	content := func() Content { built++; return Content{Headers: "X-Mailer: zclient\n", Preview: "buy"} }
+	if id := e.Enforce(context.Background(), nil, sub(engine.PathPolicy), hold, nil); id != 1 {
+		t.Fatalf("policy hold id %d", id)
+	}
+	if id := e.Enforce(context.Background(), nil, sub(engine.PathMilter), hold, content); id != 1 {
+		t.Fatalf("milter hold of the same message: id %d", id)
+	}
+	if len(holds.holds) != 1 || m.held != 1 || built != 1 {
+		t.Fatalf("%d records, %d counted, content built %d times", len(holds.holds), m.held, built)
+	}
+	if len(reports) != 2 || reports[0].HoldID != 1 || len(escalations) != 2 || escalations[0] != store.AccountWatch {
+		t.Fatalf("reports %+v escalations %v", reports, escalations)
+	}
+	// Evidence without a score, and a shadow verdict: nothing opens.
+	reports = nil
+	evidence := engine.Verdict{Action: engine.ActionAllow, Shadow: engine.ActionAllow,
+		Findings: []engine.Finding{{Reason: engine.ReasonClientHeaderMismatch, Action: engine.ActionAllow}}}
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), evidence, content)
+	shadow := hold
+	shadow.Action = engine.ActionAllow
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), shadow, content)
+	if len(reports) != 0 || built != 1 || m.shadows != 1 {
+		t.Fatalf("reports %+v, content built %d, shadows %d", reports, built, m.shadows)
+	}
+	if len(e.Verdicts.Recent("eve@example.org")) == 0 {
+		t.Error("verdicts not kept for account show")
+	}
+}
