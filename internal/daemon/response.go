@@ -141,7 +141,9 @@ func (zimbraConnector) Supports(s playbook.Step) bool {
 
 func (z zimbraConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incident, pw []byte) (string, error) {
 	perm := func(err error) error {
-		return permanent(err, zimbra.ErrNoSuchAccount, zimbra.ErrAuthFailed, zimbra.ErrPermDenied)
+		// ErrPasswordRejected: the policy refused this password; the
+		// same password would be refused again.
+		return permanent(err, zimbra.ErrNoSuchAccount, zimbra.ErrAuthFailed, zimbra.ErrPermDenied, zimbra.ErrPasswordRejected)
 	}
 	switch s {
 	case playbook.StepLockLogin:

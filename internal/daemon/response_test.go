@@ -21,7 +21,13 @@ import (
 // answers as the documented SOAP admin API does.
 func zimbraResponse(t *testing.T) (*ops.Service, *zimbratest.Server) {
 	t.Helper()
-	z := zimbratest.Start(t, zimbratest.Options{})
+	return zimbraResponseWith(t, zimbratest.Options{})
+}
+
+// zimbraResponseWith is zimbraResponse against a fake started with opts.
+func zimbraResponseWith(t *testing.T, opts zimbratest.Options) (*ops.Service, *zimbratest.Server) {
+	t.Helper()
+	z := zimbratest.Start(t, opts)
 	z.AddAccount("u@example.edu", map[string][]string{"zimbraAccountStatus": {"active"}, "zimbraAuthTokenValidityValue": {"4"},
 		"zimbraPrefMailForwardingAddress": {"drop@attacker.example"}})
 	cfg := config.Default()
@@ -147,6 +153,25 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		got := calls(z)
 		want := append([]string{"GetAccountRequest account=u@example.edu attrs=zimbraId fault=service.AUTH_EXPIRED", auth}, afterConfirm...)
 		same(t, "calls after confirmation", got, want)
+	})
+	t.Run("a delegated admin's SetPassword refused by the policy fails at once", func(t *testing.T) {
+		// Without setAccountPassword Zimbra enforces the policy
+		// (SetPassword.checkAccountRights, SetPassword.java lines 120–141
+		// at zm-mailbox 2b7f9787c69e); the same password would be refused
+		// again, so the step is not retried.
+		s, z := zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
+		z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"64"}})
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		sc := in.Step("scramble-password")
+		if sc.Status != store.StepFailed || sc.Attempts != 1 || !strings.Contains(sc.Detail, "INVALID_PASSWORD") || !strings.Contains(sc.Detail, "zimbraPasswordMinLength=64") {
+			t.Fatalf("scramble-password: %+v", sc)
+		}
+		if len(z.Attr("u@example.edu", "zimbraPasswordModifiedTime")) > 0 {
+			t.Fatal("a refused password was set")
+		}
 	})
 	t.Run("no such account fails the steps at once", func(t *testing.T) {
 		s, z := zimbraResponse(t)

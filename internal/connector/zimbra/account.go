@@ -3,6 +3,7 @@ package zimbra
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -101,14 +102,27 @@ func (a *Account) first(name string) string {
 // Status returns zimbraAccountStatus ("active", "locked", ...).
 func (a *Account) Status() string { return a.first(AttrAccountStatus) }
 
-// AuthTokenValidityValue returns zimbraAuthTokenValidityValue; an unset
-// or unreadable value counts as 0, as Zimbra counts it.
+// AuthTokenValidityValue returns zimbraAuthTokenValidityValue, -1 when it
+// is unset or unreadable, as Zimbra counts it
+// (ZAttrAccount.getAuthTokenValidityValue: getIntAttr(…, -1), lines
+// 5089–5091 at zm-mailbox 2b7f9787c69e). Tokens minted while it is unset
+// carry -1.
 func (a *Account) AuthTokenValidityValue() int {
-	n, err := strconv.Atoi(strings.TrimSpace(a.first(AttrAuthTokenValidityValue)))
-	if err != nil || n < 0 {
+	n, err := strconv.ParseInt(a.first(AttrAuthTokenValidityValue), 10, 32)
+	if err != nil {
+		return -1
+	}
+	return int(n)
+}
+
+// nextValidityValue is the value after v as LdapProvisioning.setPassword
+// computes it (lines 6318–6320 at zm-mailbox 2b7f9787c69e): v+1, wrapping
+// to 0 after the largest int32, so an unset value (-1) becomes 0.
+func nextValidityValue(v int) int {
+	if v >= math.MaxInt32 {
 		return 0
 	}
-	return n
+	return v + 1
 }
 
 // PasswordModifiedTime returns zimbraPasswordModifiedTime; the zero Time
@@ -256,12 +270,25 @@ func (c *Client) SetMustChangePassword(ctx context.Context, name string, must bo
 	return nil
 }
 
-// SetPassword sets the account's password (SetPasswordRequest). Zimbra
-// then raises zimbraAuthTokenValidityValue itself, which invalidates the
-// account's tokens. A non-empty warning is the server's policy message
-// (soap-admin.txt: "If the password had violated any policy, it is
-// returned in the <message> element, and the password is still set
-// successfully"). newPassword appears in no log and no error.
+// SetPassword sets the account's password (SetPasswordRequest), as
+// LdapProvisioning.setPassword does it (lines 6010–6034 and 6271–6320 at
+// zm-mailbox 2b7f9787c69e): it raises zimbraAuthTokenValidityValue by one
+// (an unset value counts as -1, so the first set writes 0), which
+// invalidates the account's web and SOAP tokens, clears
+// zimbraPasswordMustChange if it was TRUE, and sets
+// zimbraPasswordModifiedTime. To make the user choose a password at next
+// login, call SetMustChangePassword afterwards.
+//
+// Zimbra first checks the password against the account's policy in a dry
+// run. For an admin holding the setAccountPassword right (every global
+// admin) a violation does not stop the set: warning is then Zimbra's
+// message ("Password violation: account=…, violation=invalid password:
+// too short.  Password is set successfully.", in the account's locale).
+// For a delegated admin who holds only changeAccountPassword the policy is
+// enforced and a violation is an error matching ErrPasswordRejected
+// (account.INVALID_PASSWORD with the policy attribute as its argument,
+// PASSWORD_RECENTLY_USED, or PASSWORD_CHANGE_TOO_SOON); the password is
+// then not set. newPassword appears in no log and no error.
 func (c *Client) SetPassword(ctx context.Context, name string, newPassword []byte) (warning string, err error) {
 	if len(newPassword) == 0 {
 		return "", fmt.Errorf("zimbra: setting password of %s: empty password", name)
@@ -274,6 +301,10 @@ func (c *Client) SetPassword(ctx context.Context, name string, newPassword []byt
 	req := setPasswordRequest{JSNS: nsAdmin, ID: a.ID, NewPassword: secret}
 	var resp setPasswordResponse
 	if err := c.call(ctx, "SetPasswordRequest", req, "", name, secret, &resp); err != nil {
+		var f *Fault
+		if errors.As(err, &f) && passwordRejection(f) {
+			return "", fmt.Errorf("zimbra: setting password of %s: %w: %w", name, ErrPasswordRejected, err)
+		}
 		return "", fmt.Errorf("zimbra: setting password of %s: %w", name, err)
 	}
 	return redact(string(resp.Message), secret), nil
@@ -291,10 +322,7 @@ func (c *Client) EndSessions(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	next := a.AuthTokenValidityValue() + 1
-	if next > math.MaxInt32 { // the attribute is an LDAP integer (int32)
-		next = 0
-	}
+	next := nextValidityValue(a.AuthTokenValidityValue())
 	if err := c.modify(ctx, name, a.ID, attr{N: AttrAuthTokenValidityValue, Content: strconv.Itoa(next)}); err != nil {
 		return fmt.Errorf("zimbra: raising %s of %s: %w", AttrAuthTokenValidityValue, name, err)
 	}

@@ -233,16 +233,6 @@ func TestSetPassword(t *testing.T) {
 	if pm, _ := a.PasswordModifiedTime(); !pm.Equal(e.clock.Now()) {
 		t.Fatalf("PasswordModifiedTime %v, want %v", pm, e.clock.Now())
 	}
-
-	// A policy message is a warning: the password is still set.
-	e.srv.SetPasswordMessage("password does not meet the policy: too short")
-	warning, err = e.c.SetPassword(ctx, user, []byte("Tiny1"))
-	if err != nil || !strings.Contains(warning, "too short") {
-		t.Fatalf("SetPassword with policy message: %q, %v", warning, err)
-	}
-	if !e.srv.CheckPassword(user, "Tiny1") {
-		t.Fatal("password with a policy warning not set")
-	}
 	if _, err := e.c.SetPassword(ctx, user, nil); err == nil {
 		t.Fatal("empty password accepted")
 	}
@@ -250,9 +240,104 @@ func TestSetPassword(t *testing.T) {
 		"GetAccountRequest account="+user+" attrs=zimbraId",
 		"SetPasswordRequest account="+id+" password=(set)",
 		"GetAccountRequest account="+user+" attrs="+strings.Join(zimbra.DefaultAttrs, ","),
-		"GetAccountRequest account="+user+" attrs=zimbraId",
-		"SetPasswordRequest account="+id+" password=(set)",
 	)
+}
+
+// TestSetPasswordPolicy runs SetPassword against the fake's model of
+// LdapProvisioning.setPassword (zm-mailbox 2b7f9787c69e, lines 6010–6034
+// and 6271–6320) and SetPassword.checkAccountRights (SetPassword.java
+// lines 120–141): a global admin's set always succeeds and carries the
+// dry run's violation as a warning; a delegated admin without
+// setAccountPassword is refused with ErrPasswordRejected.
+func TestSetPasswordPolicy(t *testing.T) {
+	const hourAgo = "20260301083000Z" // the test clock is 2026-03-01 09:30
+	delegated := []string{zimbratest.RightSetAccountPassword}
+	for _, tc := range []struct {
+		name     string
+		missing  []string
+		cos      map[string][]string
+		attrs    map[string][]string
+		before   []string // passwords set first (by a global admin's rules)
+		pw       string
+		warning  string // substring of the warning; "" for none
+		code     string // fault code when refused
+		arg      string // "name=value" of the fault's argument
+		validity string // zimbraAuthTokenValidityValue afterwards
+	}{
+		{name: "unset validity becomes 0, must-change cleared", attrs: map[string][]string{"zimbraPasswordMustChange": {"TRUE"}},
+			pw: "Good-Passw0rd", validity: "0"},
+		{name: "global admin: violation is a warning", cos: map[string][]string{"zimbraPasswordMinLength": {"8"}},
+			pw: "Tiny1", warning: "Password violation: account=" + user + ", violation=invalid password: too short.  Password is set successfully.", validity: "0"},
+		{name: "global admin: history is a warning", attrs: map[string][]string{"zimbraPasswordEnforceHistory": {"3"}},
+			before: []string{"Old-Passw0rd-1"}, pw: "Old-Passw0rd-1", warning: "password was recently used", validity: "1"},
+		{name: "delegated: too short", missing: delegated, cos: map[string][]string{"zimbraPasswordMinLength": {"8"}},
+			pw: "Tiny1", code: zimbra.CodeInvalidPassword, arg: "zimbraPasswordMinLength=8"},
+		{name: "delegated: account value wins over COS", missing: delegated, cos: map[string][]string{"zimbraPasswordMinLength": {"6"}},
+			attrs: map[string][]string{"zimbraPasswordMinLength": {"20"}}, pw: "Twelve-chars", code: zimbra.CodeInvalidPassword, arg: "zimbraPasswordMinLength=20"},
+		{name: "delegated: classes in Zimbra's order", missing: delegated, cos: map[string][]string{"zimbraPasswordMinUpperCaseChars": {"1"}, "zimbraPasswordMinNumericChars": {"2"}},
+			pw: "lower-only-1", code: zimbra.CodeInvalidPassword, arg: "zimbraPasswordMinUpperCaseChars=1"},
+		{name: "delegated: history", missing: delegated, attrs: map[string][]string{"zimbraPasswordEnforceHistory": {"2"}},
+			before: []string{"First-Passw0rd"}, pw: "First-Passw0rd", code: zimbra.CodePasswordRecentlyUsed, validity: "0"},
+		{name: "delegated: minimum age", missing: delegated,
+			attrs: map[string][]string{"zimbraPasswordMinAge": {"1"}, "zimbraPasswordModifiedTime": {hourAgo}}, pw: "Fresh-Passw0rd", code: zimbra.CodePasswordChangeTooSoon},
+		{name: "delegated: minimum age skipped when a change is due", missing: delegated,
+			attrs: map[string][]string{"zimbraPasswordMinAge": {"1"}, "zimbraPasswordModifiedTime": {hourAgo}, "zimbraPasswordMustChange": {"TRUE"}}, pw: "Fresh-Passw0rd", validity: "0"},
+		{name: "delegated: a compliant password is set", missing: delegated, cos: map[string][]string{"zimbraPasswordMinLength": {"8"}, "zimbraPasswordMinPunctuationChars": {"1"}},
+			pw: "Compliant-1", validity: "0"},
+		{name: "delegated: the refused character is not echoed", missing: delegated, cos: map[string][]string{"zimbraPasswordAllowedChars": {"[a-z]"}},
+			pw: "abcQxyz", code: zimbra.CodeInvalidPassword, arg: "zimbraPasswordAllowedChars=[a-z]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, zimbratest.Options{MissingRights: tc.missing})
+			e.srv.SetCOS(tc.cos)
+			e.srv.AddAccount(user, tc.attrs)
+			ctx := context.Background()
+			for _, pw := range tc.before {
+				if !e.srv.SetPassword(user, pw) {
+					t.Fatal("no account")
+				}
+			}
+			before := e.srv.Attr(user, "zimbraAuthTokenValidityValue")
+			warning, err := e.c.SetPassword(ctx, user, []byte(tc.pw))
+			if tc.code != "" {
+				var f *zimbra.Fault
+				if !errors.Is(err, zimbra.ErrPasswordRejected) || !errors.As(err, &f) || f.Code != tc.code {
+					t.Fatalf("err = %v, want ErrPasswordRejected with %s", err, tc.code)
+				}
+				if tc.arg != "" {
+					n, v, _ := strings.Cut(tc.arg, "=")
+					if got, ok := f.Arg(n); !ok || got != v {
+						t.Fatalf("fault args %+v, want %s", f.Args, tc.arg)
+					}
+				}
+				if strings.Contains(err.Error(), tc.pw) || strings.Contains(err.Error(), "Q is not") {
+					t.Fatalf("error echoes the password: %v", err)
+				}
+				if e.srv.CheckPassword(user, tc.pw) && len(tc.before) == 0 {
+					t.Fatal("a refused password was set")
+				}
+				if got := e.srv.Attr(user, "zimbraAuthTokenValidityValue"); !slices.Equal(got, before) {
+					t.Fatalf("a refused set changed the validity value: %q → %q", before, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.warning == "" && warning != "" || !strings.Contains(warning, tc.warning) {
+				t.Fatalf("warning %q, want %q", warning, tc.warning)
+			}
+			if !e.srv.CheckPassword(user, tc.pw) {
+				t.Fatal("password not set")
+			}
+			if got := e.srv.Attr(user, "zimbraAuthTokenValidityValue"); !slices.Equal(got, []string{tc.validity}) {
+				t.Fatalf("validity value %q, want %s", got, tc.validity)
+			}
+			if got := e.srv.Attr(user, "zimbraPasswordMustChange"); got != nil {
+				t.Fatalf("zimbraPasswordMustChange %q after SetPassword", got)
+			}
+		})
+	}
 }
 
 func TestEndSessions(t *testing.T) {
@@ -274,7 +359,8 @@ func TestEndSessions(t *testing.T) {
 		"ModifyAccountRequest account="+id+" zimbraAuthTokenValidityValue=5",
 		"FlushCacheRequest account="+user+" type=account allServers=1 entry=name:"+user,
 		"GetAccountRequest account=bob@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
-		"ModifyAccountRequest account="+unset+" zimbraAuthTokenValidityValue=1",
+		// Unset counts as -1 (ZAttrAccount.getAuthTokenValidityValue).
+		"ModifyAccountRequest account="+unset+" zimbraAuthTokenValidityValue=0",
 		"FlushCacheRequest account=bob@example.edu type=account allServers=1 entry=name:bob@example.edu",
 	)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Namespaces of the JSON form: "_jsns" on the header context, on admin
@@ -23,11 +24,17 @@ const (
 	CodeAuthFailed       = "account.AUTH_FAILED"
 	CodeInvalidAttrValue = "account.INVALID_ATTR_VALUE"
 	CodeInvalidPassword  = "account.INVALID_PASSWORD"
-	CodeAuthExpired      = "service.AUTH_EXPIRED"
-	CodeAuthRequired     = "service.AUTH_REQUIRED"
-	CodePermDenied       = "service.PERM_DENIED"
-	CodeUnknownDocument  = "service.UNKNOWN_DOCUMENT"
-	CodeInvalidRequest   = "service.INVALID_REQUEST"
+	// CodePasswordRecentlyUsed and CodePasswordChangeTooSoon are the
+	// other two policy refusals of LdapProvisioning.setPassword
+	// (AccountServiceException lines 39–40, 198–200, 409–411 at zm-mailbox
+	// 2b7f9787c69e).
+	CodePasswordRecentlyUsed  = "account.PASSWORD_RECENTLY_USED"
+	CodePasswordChangeTooSoon = "account.PASSWORD_CHANGE_TOO_SOON"
+	CodeAuthExpired           = "service.AUTH_EXPIRED"
+	CodeAuthRequired          = "service.AUTH_REQUIRED"
+	CodePermDenied            = "service.PERM_DENIED"
+	CodeUnknownDocument       = "service.UNKNOWN_DOCUMENT"
+	CodeInvalidRequest        = "service.INVALID_REQUEST"
 )
 
 // Fault is a SOAP fault returned by Zimbra. errors.Is reports a match
@@ -40,6 +47,27 @@ type Fault struct {
 	Reason string
 	// Trace is the server's request trace id, for its mailbox.log.
 	Trace string
+	// Args are the fault's arguments (Detail.Error.a, written by
+	// Soap12Protocol.soapFault lines 120–127 at zm-mailbox 2b7f9787c69e),
+	// e.g. the policy attribute an INVALID_PASSWORD fault names:
+	// {Name: "zimbraPasswordMinLength", Type: "NUM", Value: "8"}.
+	Args []FaultArg
+}
+
+// FaultArg is one argument of a fault (ServiceException.Argument).
+type FaultArg struct {
+	Name, Type, Value string
+}
+
+// Arg returns the value of the argument called name, and whether there is
+// one.
+func (f *Fault) Arg(name string) (string, bool) {
+	for _, a := range f.Args {
+		if a.Name == name {
+			return a.Value, true
+		}
+	}
+	return "", false
 }
 
 // Error implements error.
@@ -48,10 +76,18 @@ func (f *Fault) Error() string {
 	if code == "" {
 		code = "(no code)"
 	}
-	if f.Reason == "" {
-		return "zimbra fault " + code
+	s := "zimbra fault " + code
+	if f.Reason != "" {
+		s += ": " + f.Reason
 	}
-	return "zimbra fault " + code + ": " + f.Reason
+	if len(f.Args) > 0 {
+		args := make([]string, len(f.Args))
+		for i, a := range f.Args {
+			args[i] = a.Name + "=" + a.Value
+		}
+		s += " (" + strings.Join(args, ", ") + ")"
+	}
+	return s
 }
 
 // Is reports whether target is a *Fault with f's Code.
@@ -69,6 +105,27 @@ var (
 	ErrPermDenied      error = &Fault{Code: CodePermDenied}
 	ErrUnknownDocument error = &Fault{Code: CodeUnknownDocument}
 )
+
+// ErrPasswordRejected matches an error of SetPassword when Zimbra refused
+// the new password under the account's password policy: the faults
+// account.INVALID_PASSWORD, account.PASSWORD_RECENTLY_USED and
+// account.PASSWORD_CHANGE_TOO_SOON. Zimbra enforces the policy on
+// SetPassword only for an admin who lacks the setAccountPassword right but
+// holds changeAccountPassword (SetPassword.checkAccountRights, lines
+// 120–141 at zm-mailbox 2b7f9787c69e). Sending the same password again
+// cannot succeed: the error is permanent. The fault itself is wrapped too,
+// so errors.As still finds the *Fault and its Args.
+var ErrPasswordRejected = errors.New("zimbra: the password policy refused the new password")
+
+// passwordRejection reports whether f is one of ErrPasswordRejected's
+// faults.
+func passwordRejection(f *Fault) bool {
+	switch f.Code {
+	case CodeInvalidPassword, CodePasswordRecentlyUsed, CodePasswordChangeTooSoon:
+		return true
+	}
+	return false
+}
 
 // errMalformed marks responses that are not the JSON SOAP Zimbra sends.
 var errMalformed = errors.New("zimbra: malformed response")
@@ -205,7 +262,8 @@ func parseResponse(data []byte, name string) (json.RawMessage, error) {
 
 // faultJSON is the SOAP 1.2 fault in Zimbra's JSON form:
 // {"Code":{"Value":"soap:Sender"},"Reason":{"Text":"..."},
-// "Detail":{"Error":{"Code":"account.AUTH_FAILED","Trace":"...","_jsns":"urn:zimbra"}}}.
+// "Detail":{"Error":{"Code":"account.AUTH_FAILED","Trace":"...","_jsns":"urn:zimbra",
+// "a":[{"n":"zimbraPasswordMinLength","t":"NUM","_content":"8"}]}}}.
 type faultJSON struct {
 	Code struct {
 		Value text `json:"Value"`
@@ -215,10 +273,18 @@ type faultJSON struct {
 	} `json:"Reason"`
 	Detail struct {
 		Error struct {
-			Code  text `json:"Code"`
-			Trace text `json:"Trace"`
+			Code  text                `json:"Code"`
+			Trace text                `json:"Trace"`
+			A     elems[faultArgJSON] `json:"a"`
 		} `json:"Error"`
 	} `json:"Detail"`
+}
+
+// faultArgJSON is one ServiceException.Argument: {"n":…,"t":…,"_content":…}.
+type faultArgJSON struct {
+	N       text `json:"n"`
+	T       text `json:"t"`
+	Content text `json:"_content"`
 }
 
 func parseFault(raw json.RawMessage) (*Fault, error) {
@@ -227,6 +293,9 @@ func parseFault(raw json.RawMessage) (*Fault, error) {
 		return nil, fmt.Errorf("%w: Fault: %v", errMalformed, err)
 	}
 	f := &Fault{Code: string(fj.Detail.Error.Code), Reason: string(fj.Reason.Text), Trace: string(fj.Detail.Error.Trace)}
+	for _, a := range fj.Detail.Error.A {
+		f.Args = append(f.Args, FaultArg{Name: string(a.N), Type: string(a.T), Value: string(a.Content)})
+	}
 	if f.Code == "" {
 		// A fault without a Zimbra code (a proxy's, say): keep the SOAP code.
 		f.Code = string(fj.Code.Value)
@@ -418,10 +487,36 @@ func decodeIdentities(raw json.RawMessage) ([]Identity, error) {
 	return out, nil
 }
 
-// redact replaces every occurrence of secret in s.
+// redact replaces every occurrence of secret in s, and the one character
+// of it Zimbra quotes when a password has a character
+// zimbraPasswordAllowedChars refuses ("invalid password: <ch> is not an
+// allowed character", LdapProvisioning.checkPasswordStrength lines
+// 6196–6200 at zm-mailbox 2b7f9787c69e): the same text reaches the
+// SetPassword warning when the password is set all the same.
 func redact(s, secret string) string {
 	if secret == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
+	s = strings.ReplaceAll(s, secret, "[redacted]")
+	const prefix, suffix = "invalid password: ", " is not an allowed character"
+	var b strings.Builder
+	for {
+		i := strings.Index(s, prefix)
+		if i < 0 {
+			break
+		}
+		rest := s[i+len(prefix):]
+		j := strings.Index(rest, suffix)
+		// The quoted character is one UTF-16 unit: a rune, or U+FFFD
+		// for half of a surrogate pair.
+		if j < 0 || utf8.RuneCountInString(rest[:j]) > 2 {
+			b.WriteString(s[:i+len(prefix)])
+			s = rest
+			continue
+		}
+		b.WriteString(s[:i+len(prefix)] + "[redacted]")
+		s = rest[j:]
+	}
+	b.WriteString(s)
+	return b.String()
 }

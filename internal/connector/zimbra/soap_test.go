@@ -23,6 +23,8 @@ func TestParseResponse(t *testing.T) {
 		{name: "element", data: `{"Body":{"AuthResponse":{"lifetime":1}},"_jsns":"urn:zimbraSoap"}`, want: `{"lifetime":1}`},
 		{name: "fault", data: noSuchAccountFault, fault: &Fault{Code: CodeNoSuchAccount, Reason: "no such account: x@example.edu", Trace: "qtp1-12:1618483353424:1240"}},
 		{name: "fault wins", data: `{"Body":{"AuthResponse":{},"Fault":{"Detail":{"Error":{"Code":"service.FAILURE"}}}}}`, fault: &Fault{Code: "service.FAILURE"}},
+		{name: "fault with arguments", data: `{"Body":{"Fault":{"Code":{"Value":"soap:Sender"},"Reason":{"Text":"invalid password: too short"},"Detail":{"Error":{"Code":"account.INVALID_PASSWORD","Trace":"t","a":[{"n":"zimbraPasswordMinLength","t":"NUM","_content":"8"}],"_jsns":"urn:zimbra"}}}}}`,
+			fault: &Fault{Code: CodeInvalidPassword, Reason: "invalid password: too short", Trace: "t", Args: []FaultArg{{Name: "zimbraPasswordMinLength", Type: "NUM", Value: "8"}}}},
 		{name: "fault without zimbra code", data: `{"Body":{"Fault":{"Code":{"Value":"soap:Receiver"},"Reason":{"Text":"proxy"}}}}`, fault: &Fault{Code: "soap:Receiver", Reason: "proxy"}},
 		{name: "other element", data: `{"Body":{"GetAccountResponse":{}}}`, malformed: true},
 		{name: "no body", data: `{"Header":{}}`, malformed: true},
@@ -34,7 +36,7 @@ func TestParseResponse(t *testing.T) {
 		var f *Fault
 		switch {
 		case tc.fault != nil:
-			if !errors.As(err, &f) || *f != *tc.fault {
+			if !errors.As(err, &f) || !reflect.DeepEqual(f, tc.fault) {
 				t.Errorf("%s: %v, want fault %+v", tc.name, err, tc.fault)
 			}
 		case tc.malformed:
@@ -105,6 +107,24 @@ func TestDecodeIdentities(t *testing.T) {
 	}
 }
 
+// TestRedact: the password, and the one character of it Zimbra quotes
+// when zimbraPasswordAllowedChars refuses it, never survive.
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, secret, want string }{
+		{"invalid password: S3cret is in the history", "S3cret", "invalid password: [redacted] is in the history"},
+		{"invalid password: Q is not an allowed character", "abcQ", "invalid password: [redacted] is not an allowed character"},
+		{"Password violation: account=u@x, violation=invalid password: é is not an allowed character.  Password is set successfully.", "aé",
+			"Password violation: account=u@x, violation=invalid password: [redacted] is not an allowed character.  Password is set successfully."},
+		{"invalid password: too short", "abc", "invalid password: too short"},
+		{"invalid password: a long reason is not an allowed character", "x", "invalid password: a long reason is not an allowed character"},
+		{"no secret", "", "no secret"},
+	} {
+		if got := redact(tc.in, tc.secret); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestValuesCaseInsensitive(t *testing.T) {
 	a := &Account{Attrs: map[string][]string{"ZIMBRAACCOUNTSTATUS": {"locked"}, "zimbraAccountSTATUS": {"active"}}}
 	for range 20 { // map order must not matter
@@ -128,10 +148,18 @@ func encodeFault(f *Fault) []byte {
 	if f.Code == "" {
 		value = ""
 	}
+	errEl := map[string]any{"Code": f.Code, "Trace": f.Trace, "_jsns": "urn:zimbra"}
+	if len(f.Args) > 0 {
+		var args []any
+		for _, a := range f.Args {
+			args = append(args, map[string]any{"n": a.Name, "t": a.Type, "_content": a.Value})
+		}
+		errEl["a"] = args
+	}
 	b, _ := json.Marshal(map[string]any{"Body": map[string]any{"Fault": map[string]any{
 		"Code":   map[string]any{"Value": value},
 		"Reason": map[string]any{"Text": f.Reason},
-		"Detail": map[string]any{"Error": map[string]any{"Code": f.Code, "Trace": f.Trace, "_jsns": "urn:zimbra"}},
+		"Detail": map[string]any{"Error": errEl},
 	}}})
 	return b
 }
@@ -177,7 +205,7 @@ func FuzzParseResponse(f *testing.F) {
 				}
 				_, err2 := parseResponse(encodeFault(fl), name)
 				var f2 *Fault
-				if !errors.As(err2, &f2) || *f2 != *fl {
+				if !errors.As(err2, &f2) || !reflect.DeepEqual(f2, fl) {
 					t.Fatalf("fault round trip: %+v → %v", fl, err2)
 				}
 				continue

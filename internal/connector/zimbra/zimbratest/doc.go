@@ -8,9 +8,13 @@
 // GetAccountRequest (by name or id, the attrs filter honoured),
 // ModifyAccountRequest (by id; an empty value removes an attribute; a few
 // attributes are validated as Zimbra's AttributeManager would),
-// SetPasswordRequest (raises zimbraAuthTokenValidityValue and sets
-// zimbraPasswordModifiedTime, like LdapProvisioning.setPassword, with an
-// optional policy message), FlushCacheRequest and the account-service
+// SetPasswordRequest (LdapProvisioning.setPassword: a dry run against
+// the account's password policy, COS values inherited; the policy enforced
+// only when Options.MissingRights withholds setAccountPassword, else its
+// violation returned as <message>; zimbraPasswordMustChange cleared,
+// zimbraAuthTokenValidityValue raised from -1 when unset,
+// zimbraPasswordModifiedTime and the history written; see password.go),
+// FlushCacheRequest and the account-service
 // GetIdentitiesRequest sent on an account's behalf. Anything else is a
 // service.UNKNOWN_DOCUMENT fault; a missing or unknown token is
 // service.AUTH_REQUIRED and an expired one service.AUTH_EXPIRED.

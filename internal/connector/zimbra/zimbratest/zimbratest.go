@@ -44,7 +44,21 @@ type Options struct {
 	// Now is the server's clock (token expiry, zimbraPasswordModifiedTime);
 	// nil means time.Now.
 	Now func() time.Time
+	// MissingRights are admin rights the admin account lacks, as for a
+	// delegated admin; every other right is held, as a global admin holds
+	// them all. The fake honours RightSetAccountPassword.
+	MissingRights []string
 }
+
+// Admin rights (zimbra-rights.xml) the fake can withhold with
+// Options.MissingRights.
+const (
+	// RightSetAccountPassword: without it (and with changeAccountPassword,
+	// which the fake always grants) SetPassword enforces the account's
+	// password policy (SetPassword.checkAccountRights, SetPassword.java
+	// lines 120–141 at zm-mailbox 2b7f9787c69e).
+	RightSetAccountPassword = "setAccountPassword"
+)
 
 // Call is one request the server received.
 type Call struct {
@@ -96,9 +110,9 @@ type Server struct {
 
 	mu          sync.Mutex
 	accounts    []*account // in creation order
+	cos         map[string][]string
 	tokens      map[string]*token
 	calls       []Call
-	pwMessage   string
 	injected    map[string][]fault
 	traceSerial int
 }
@@ -108,6 +122,7 @@ type account struct {
 	id         string
 	attrs      map[string][]string
 	password   string
+	history    []historyEntry // zimbraPasswordHistory, kept out of attrs
 	identities []*identity
 }
 
@@ -122,13 +137,18 @@ type token struct {
 	revoked bool
 }
 
-// fault is a ServiceException: code, message, and whether it is the
-// sender's fault (soap:Sender) or the server's (soap:Receiver).
+// fault is a ServiceException: code, message, whether it is the sender's
+// fault (soap:Sender) or the server's (soap:Receiver), and its externally
+// visible arguments.
 type fault struct {
 	code   string
 	reason string
 	sender bool
+	args   []faultArg
 }
+
+// faultArg is a ServiceException.Argument: name, type (NUM, STR…), value.
+type faultArg struct{ name, typ, value string }
 
 // Error implements error.
 func (f *fault) Error() string { return f.code + ": " + f.reason }
@@ -148,7 +168,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, tokens: map[string]*token{}, injected: map[string][]fault{}, dir: tb.TempDir()}
+	s := &Server{opts: opts, tokens: map[string]*token{}, injected: map[string][]fault{}, cos: map[string][]string{}, dir: tb.TempDir()}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	// A client that rejects the certificate is a case tests provoke.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -250,6 +270,21 @@ func (s *Server) Attr(name, attr string) []string {
 	return nil
 }
 
+// SetPassword sets the account's password as a global admin's
+// SetPasswordRequest does (the policy not enforced; history, must-change,
+// validity value and modified time updated), without a request. It
+// reports false if there is no such account.
+func (s *Server) SetPassword(name, pw string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.byName(name)
+	if a == nil {
+		return false
+	}
+	_, _ = s.setAccountPassword(a, pw, false)
+	return true
+}
+
 // CheckPassword reports whether pw is the password last set for the
 // account (by SetPasswordRequest).
 func (s *Server) CheckPassword(name, pw string) bool {
@@ -259,13 +294,17 @@ func (s *Server) CheckPassword(name, pw string) bool {
 	return a != nil && a.password != "" && a.password == pw
 }
 
-// SetPasswordMessage makes SetPasswordResponse carry msg, the policy
-// warning Zimbra returns when a password violates a policy it still
-// accepts; "" turns it off.
-func (s *Server) SetPasswordMessage(msg string) {
+// SetCOS sets the attributes of the class of service every account
+// belongs to (copied): an account without its own value of an attribute
+// inherits the COS's, as GetAccount shows with applyCos (the default) and
+// the password policy reads it (Entry.getAttr with defaults).
+func (s *Server) SetCOS(attrs map[string][]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pwMessage = msg
+	s.cos = map[string][]string{}
+	for k, v := range attrs {
+		s.cos[k] = slices.Clone(v)
+	}
 }
 
 // ExpireTokens expires every token issued so far: the next request that
@@ -441,17 +480,28 @@ func (s *Server) writeFault(w http.ResponseWriter, f *fault) {
 	if f.sender {
 		codeValue = "soap:Sender"
 	}
-	// Soap12Protocol in JSON form; HTTP 500 as soap-admin's callers see.
+	errEl := map[string]any{
+		"Code":  f.code,
+		"Trace": fmt.Sprintf("qtp-zimbratest-%d:%d", s.traceSerial, s.opts.Now().UnixMilli()),
+		"_jsns": "urn:zimbra",
+	}
+	// Soap12Protocol.soapFault lines 120–127 (zm-mailbox 2b7f9787c69e):
+	// one <a n t>value</a> per argument.
+	if len(f.args) > 0 {
+		var args []any
+		for _, a := range f.args {
+			args = append(args, map[string]any{"n": a.name, "t": a.typ, "_content": a.value})
+		}
+		errEl["a"] = args
+	}
+	// Soap12Protocol in JSON form; HTTP 500 (SoapServlet.sendResponse
+	// lines 358–361).
 	s.writeJSON(w, http.StatusInternalServerError, map[string]any{
 		"Header": map[string]any{"context": map[string]any{"_jsns": "urn:zimbra"}},
 		"Body": map[string]any{"Fault": map[string]any{
 			"Code":   map[string]any{"Value": codeValue},
 			"Reason": map[string]any{"Text": f.reason},
-			"Detail": map[string]any{"Error": map[string]any{
-				"Code":  f.code,
-				"Trace": fmt.Sprintf("qtp-zimbratest-%d:%d", s.traceSerial, s.opts.Now().UnixMilli()),
-				"_jsns": "urn:zimbra",
-			}},
+			"Detail": map[string]any{"Error": errEl},
 		}},
 		"_jsns": "urn:zimbraSoap",
 	})
@@ -517,7 +567,12 @@ func (s *Server) getAccount(f map[string]json.RawMessage, req *request, call *Ca
 	if attrsReq != "" {
 		only = strings.Split(attrsReq, ",")
 	}
-	return map[string]any{"account": []any{a.encode(only)}, "_jsns": "urn:zimbraAdmin"}, nil
+	// GetAccount.java line 86: COS values apply unless applyCos="0".
+	var cos map[string][]string
+	if ac := str(f["applyCos"]); ac != "0" && ac != "false" {
+		cos = s.cos
+	}
+	return map[string]any{"account": []any{a.encode(only, cos)}, "_jsns": "urn:zimbraAdmin"}, nil
 }
 
 // accountStatuses are zimbraAccountStatus's enum values (zimbra-attrs.xml).
@@ -575,7 +630,7 @@ func (s *Server) modifyAccount(f map[string]json.RawMessage, req *request, call 
 			delete(a.attrs, n)
 		}
 	}
-	return map[string]any{"account": []any{a.encode(nil)}, "_jsns": "urn:zimbraAdmin"}, nil
+	return map[string]any{"account": []any{a.encode(nil, s.cos)}, "_jsns": "urn:zimbraAdmin"}, nil
 }
 
 func validate(name, value string) *fault {
@@ -620,19 +675,15 @@ func (s *Server) setPassword(f map[string]json.RawMessage, req *request, call *C
 	if a == nil {
 		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + id, sender: true}
 	}
-	a.password = pw
-	// LdapProvisioning.setPassword: the new password also invalidates the
-	// account's tokens, and its time is recorded.
-	v, _ := strconv.ParseInt(firstOf(a.get("zimbraAuthTokenValidityValue")), 10, 64)
-	v++
-	if v > math.MaxInt32 {
-		v = 0
+	msg, flt := s.setAccountPassword(a, pw, s.lacksRight(RightSetAccountPassword))
+	if flt != nil {
+		return nil, flt
 	}
-	a.set("zimbraAuthTokenValidityValue", strconv.FormatInt(v, 10))
-	a.set("zimbraPasswordModifiedTime", s.opts.Now().UTC().Format("20060102150405Z"))
+	// SetPassword.java lines 109–114: the dry run's violation, if any, as
+	// <message>.
 	resp := map[string]any{"_jsns": "urn:zimbraAdmin"}
-	if s.pwMessage != "" {
-		resp["message"] = []any{map[string]any{"_content": s.pwMessage}}
+	if msg != "" {
+		resp["message"] = []any{map[string]any{"_content": msg}}
 	}
 	return resp, nil
 }
@@ -758,11 +809,41 @@ func (a *account) get(name string) []string { return a.attrs[a.canonical(name)] 
 
 func (a *account) set(name, value string) { a.attrs[a.canonical(name)] = []string{value} }
 
+// effective returns the values of an attribute of the account, or those
+// of its COS when the account has none (Entry.getAttr with defaults).
+func (s *Server) effective(a *account, name string) []string {
+	if v := a.get(name); len(v) > 0 {
+		return v
+	}
+	for k, v := range s.cos {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return nil
+}
+
+// lacksRight reports whether Options.MissingRights withholds right.
+func (s *Server) lacksRight(right string) bool { return slices.Contains(s.opts.MissingRights, right) }
+
 // encode renders the account as ToXML.encodeAccount does: name and id,
-// then one {"n","_content"} per value, limited to only when given.
-func (a *account) encode(only []string) map[string]any {
-	names := make([]string, 0, len(a.attrs))
-	for k := range a.attrs {
+// then one {"n","_content"} per value of its attributes merged over cos,
+// limited to only when given.
+func (a *account) encode(only []string, cos map[string][]string) map[string]any {
+	attrs := map[string][]string{}
+	for k, v := range cos {
+		attrs[k] = v
+	}
+	for k, v := range a.attrs {
+		for c := range attrs {
+			if strings.EqualFold(c, k) {
+				delete(attrs, c)
+			}
+		}
+		attrs[k] = v
+	}
+	names := make([]string, 0, len(attrs))
+	for k := range attrs {
 		if only == nil || slices.ContainsFunc(only, func(o string) bool { return strings.EqualFold(strings.TrimSpace(o), k) }) {
 			names = append(names, k)
 		}
@@ -770,7 +851,7 @@ func (a *account) encode(only []string) map[string]any {
 	slices.Sort(names)
 	list := []any{}
 	for _, k := range names {
-		for _, v := range a.attrs[k] {
+		for _, v := range attrs[k] {
 			list = append(list, map[string]any{"n": k, "_content": v})
 		}
 	}

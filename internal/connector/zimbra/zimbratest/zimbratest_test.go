@@ -126,3 +126,27 @@ func TestModifyAccountSemantics(t *testing.T) {
 		t.Fatalf("a rejected modify changed the account: %q", got)
 	}
 }
+
+// TestSetPasswordFault checks the wire form of an enforced policy
+// violation: HTTP 500, account.INVALID_PASSWORD, the reason
+// "invalid password: too short" and the argument
+// {"n":"zimbraPasswordMinLength","t":"NUM","_content":"8"}
+// (AccountServiceException lines 202–208, Soap12Protocol.soapFault lines
+// 120–127 at zm-mailbox 2b7f9787c69e).
+func TestSetPasswordFault(t *testing.T) {
+	s := Start(t, Options{MissingRights: []string{RightSetAccountPassword}})
+	s.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"8"}})
+	id := s.AddAccount("u@example.test", nil)
+	tok := login(t, s)
+	status, m := post(t, s, withToken(tok, `{"SetPasswordRequest":{"_jsns":"urn:zimbraAdmin","id":"`+id+`","newPassword":"short"}}`))
+	f := m["Body"].(map[string]any)["Fault"].(map[string]any)
+	errEl := f["Detail"].(map[string]any)["Error"].(map[string]any)
+	args, _ := json.Marshal(errEl["a"])
+	if status != 500 || errEl["Code"] != "account.INVALID_PASSWORD" || f["Reason"].(map[string]any)["Text"] != "invalid password: too short" ||
+		string(args) != `[{"_content":"8","n":"zimbraPasswordMinLength","t":"NUM"}]` {
+		t.Fatalf("%d %v", status, m)
+	}
+	if s.Attr("u@example.test", "zimbraPasswordModifiedTime") != nil {
+		t.Fatal("refused password set")
+	}
+}
