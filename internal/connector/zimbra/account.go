@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ const (
 	AttrPrefReplyToDisplay            = "zimbraPrefReplyToDisplay"
 	AttrMailHost                      = "zimbraMailHost"
 	AttrLastLogonTimestamp            = "zimbraLastLogonTimestamp"
+
+	AttrPrefPasswordRecoveryAddress       = "zimbraPrefPasswordRecoveryAddress"
+	AttrPrefPasswordRecoveryAddressStatus = "zimbraPrefPasswordRecoveryAddressStatus"
 )
 
 // Values of zimbraAccountStatus. StatusLocked refuses logins but still
@@ -64,6 +68,27 @@ type Account struct {
 	// Attrs holds every value of each returned attribute, in the
 	// server's order.
 	Attrs map[string][]string
+	// DeniedAttrs are the attributes the server listed without a value
+	// because the admin has no right to read them: {"n":…,"pd":true}
+	// (admin ToXML.encodeAttr, lines 173–184 at zm-mailbox 2b7f9787c69e).
+	// ToXML lists only attributes that have a value, so each of these is
+	// set; what it is set to is unknown. They are not in Attrs.
+	DeniedAttrs []string
+	// UnknownAttrs are the requested attributes this server does not
+	// have (it predates them): the account has no such setting.
+	UnknownAttrs []string
+}
+
+// Denied reports whether the admin has no right to read the attribute
+// name: it is set, to a value we cannot see. Values returns nil for it.
+func (a *Account) Denied(name string) bool {
+	return slices.ContainsFunc(a.DeniedAttrs, func(d string) bool { return strings.EqualFold(d, name) })
+}
+
+// Unsupported reports whether the server does not know the attribute
+// name (GetAccount was asked for it and the server is older).
+func (a *Account) Unsupported(name string) bool {
+	return slices.ContainsFunc(a.UnknownAttrs, func(d string) bool { return strings.EqualFold(d, name) })
 }
 
 // LogValue implements slog.LogValuer: the name and id only, never the
@@ -195,26 +220,107 @@ func dedupe(lists ...[]string) []string {
 	return out
 }
 
+// unknownAttrRE matches the fault GetAccount gives for a requested
+// attribute the server does not have: "invalid request: requested
+// attribute X is not on account" (AdminDocumentHandler.getReqAttrs, lines
+// 700–723 at zm-mailbox 2b7f9787c69e).
+var unknownAttrRE = regexp.MustCompile(`requested attribute (\S+) is not on account`)
+
 // GetAccount returns the account called name (its primary address or an
 // alias) with the attributes attrs, or DefaultAttrs when none are given.
 // A missing account is an error that matches ErrNoSuchAccount.
+//
+// Zimbra refuses the whole request when one requested attribute is not in
+// its schema, as on a server older than the attribute
+// (zimbraPrefPasswordRecoveryAddress arrived in 8.8.9, the two-factor
+// attributes in 8.7.0). GetAccount then asks again without it, remembers
+// for the life of the Client that the server lacks it, and lists it in
+// the result's UnknownAttrs. Attributes the admin may not read come back
+// in DeniedAttrs.
 func (c *Client) GetAccount(ctx context.Context, name string, attrs ...string) (*Account, error) {
 	if len(attrs) == 0 {
 		attrs = DefaultAttrs
 	}
-	req := getAccountRequest{JSNS: nsAdmin, Attrs: strings.Join(attrs, ","), Account: selector{By: "name", Content: name}}
-	var raw json.RawMessage
-	if err := c.call(ctx, "GetAccountRequest", req, "", name, "", &raw); err != nil {
-		return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+	var unknown []string
+	for range len(attrs) + 1 {
+		var ask []string
+		for _, at := range attrs {
+			if c.attrUnknown(at) {
+				if !slices.Contains(unknown, at) {
+					unknown = append(unknown, at)
+				}
+				continue
+			}
+			ask = append(ask, at)
+		}
+		if len(ask) == 0 {
+			// An empty list would mean every attribute.
+			ask = []string{AttrID}
+		}
+		req := getAccountRequest{JSNS: nsAdmin, Attrs: strings.Join(ask, ","), Account: selector{By: "name", Content: name}}
+		var raw json.RawMessage
+		err := c.call(ctx, "GetAccountRequest", req, "", name, "", &raw)
+		var f *Fault
+		if errors.As(err, &f) && f.Code == CodeInvalidRequest {
+			if m := unknownAttrRE.FindStringSubmatch(f.Reason); m != nil && slices.Contains(ask, m[1]) {
+				c.markAttrUnknown(m[1])
+				c.log.LogAttrs(ctx, slog.LevelInfo, "zimbra server lacks an account attribute; asking without it",
+					slog.String("attr", m[1]), slog.String("account", name))
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+		}
+		a, err := decodeAccount(raw)
+		if err != nil {
+			return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+		}
+		if a.ID == "" {
+			return nil, fmt.Errorf("zimbra: getting account %s: %w: account without id", name, errMalformed)
+		}
+		a.UnknownAttrs = unknown
+		return a, nil
 	}
-	a, err := decodeAccount(raw)
+	return nil, fmt.Errorf("zimbra: getting account %s: the server refused every attribute list", name)
+}
+
+func (c *Client) attrUnknown(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unknownAttrs[name]
+}
+
+func (c *Client) markAttrUnknown(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unknownAttrs == nil {
+		c.unknownAttrs = map[string]bool{}
+	}
+	c.unknownAttrs[name] = true
+}
+
+// RecoveryAddress returns the account's password recovery address
+// (zimbraPrefPasswordRecoveryAddress) and its verification status
+// (zimbraPrefPasswordRecoveryAddressStatus: "verified", "pending" or "").
+// Both are user preferences since Zimbra 8.8.9 (zimbra-attrs.xml lines
+// 9495–9501 at zm-mailbox 2b7f9787c69e) that ModifyPrefs lets the user,
+// or an attacker in the user's session, set to anything, "verified"
+// included; the reset flow then trusts the address
+// (ResetPasswordUtil.validateVerifiedPasswordRecoveryAccount). known is
+// false when the server predates the attributes or the admin has no right
+// to read them; address and status are then "".
+func (c *Client) RecoveryAddress(ctx context.Context, name string) (address, status string, known bool, err error) {
+	a, err := c.GetAccount(ctx, name, AttrID, AttrPrefPasswordRecoveryAddress, AttrPrefPasswordRecoveryAddressStatus)
 	if err != nil {
-		return nil, fmt.Errorf("zimbra: getting account %s: %w", name, err)
+		return "", "", false, err
 	}
-	if a.ID == "" {
-		return nil, fmt.Errorf("zimbra: getting account %s: %w: account without id", name, errMalformed)
+	for _, at := range []string{AttrPrefPasswordRecoveryAddress, AttrPrefPasswordRecoveryAddressStatus} {
+		if a.Unsupported(at) || a.Denied(at) {
+			return "", "", false, nil
+		}
 	}
-	return a, nil
+	return a.first(AttrPrefPasswordRecoveryAddress), a.first(AttrPrefPasswordRecoveryAddressStatus), true, nil
 }
 
 // accountID returns the zimbraId of name, for the calls that take one.

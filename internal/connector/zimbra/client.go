@@ -77,9 +77,12 @@ type Client struct {
 	now      func() time.Time
 
 	authMu  sync.Mutex // held while authenticating, so concurrent calls share one AuthRequest
-	mu      sync.Mutex // guards token and expires
+	mu      sync.Mutex // guards token, expires and unknownAttrs
 	token   string
 	expires time.Time
+	// unknownAttrs are the account attributes the server said it does
+	// not know (an older version): GetAccount no longer asks for them.
+	unknownAttrs map[string]bool
 }
 
 // New checks cfg, reads the admin password and CA files, and returns a

@@ -145,6 +145,86 @@ func TestGetAccount(t *testing.T) {
 	}
 }
 
+// TestGetAccountDeniedAttrs: a delegated admin without the right to read
+// an attribute gets it listed with pd and no value; the connector keeps it
+// apart, so it is never taken for an unset attribute.
+func TestGetAccountDeniedAttrs(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{DeniedAttrs: []string{"zimbraPrefMailForwardingAddress", "zimbraMailSieveScript"}})
+	e.srv.AddAccount(user, map[string][]string{"zimbraPrefMailForwardingAddress": {"evil@attacker.example"}})
+	a, err := e.c.GetAccount(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Denied("zimbraPrefMailForwardingAddress") || a.Values("zimbraPrefMailForwardingAddress") != nil || len(a.ForwardingAddresses()) != 0 {
+		t.Fatalf("denied forwarding: %q %v", a.DeniedAttrs, a.Attrs)
+	}
+	// ToXML lists only attributes with a value: an unset denied one is absent.
+	if a.Denied("zimbraMailSieveScript") {
+		t.Fatal("an unset attribute reported as denied")
+	}
+}
+
+// TestGetAccountUnknownAttrs plays an 8.8.8 server, which has no
+// zimbraPrefPasswordRecoveryAddress(Status): GetAccount naming them fails
+// with service.INVALID_REQUEST (AdminDocumentHandler.getReqAttrs, lines
+// 700–723 at zm-mailbox 2b7f9787c69e). The connector drops each, once,
+// and remembers it.
+func TestGetAccountUnknownAttrs(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{UnknownAttrs: zimbratest.AttrsSince889})
+	e.srv.AddAccount(user, map[string][]string{"displayName": {"Alice"}})
+	ctx := context.Background()
+	addr, status, known, err := e.c.RecoveryAddress(ctx, user)
+	if err != nil || known || addr != "" || status != "" {
+		t.Fatalf("RecoveryAddress on 8.8.8: %q %q %v %v", addr, status, known, err)
+	}
+	a, err := e.c.GetAccount(ctx, user, "displayName", zimbra.AttrPrefPasswordRecoveryAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Values("displayName")[0] != "Alice" || !a.Unsupported(zimbra.AttrPrefPasswordRecoveryAddress) || a.Unsupported("displayName") {
+		t.Fatalf("attrs %v unknown %q", a.Attrs, a.UnknownAttrs)
+	}
+	if _, err := e.c.GetAccount(ctx, user, zimbra.AttrPrefPasswordRecoveryAddress); err != nil {
+		t.Fatal(err)
+	}
+	const q = "GetAccountRequest account=" + user + " attrs="
+	wantCalls(t, e.srv, authCall,
+		q+"zimbraId,zimbraPrefPasswordRecoveryAddress,zimbraPrefPasswordRecoveryAddressStatus fault=service.INVALID_REQUEST",
+		q+"zimbraId,zimbraPrefPasswordRecoveryAddressStatus fault=service.INVALID_REQUEST",
+		q+"zimbraId",
+		q+"displayName",
+		q+"zimbraId", // never an empty list, which would mean every attribute
+	)
+}
+
+// TestRecoveryAddress reads what an attacker may have set (both
+// attributes are user preferences; status "verified" included).
+func TestRecoveryAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		opts         zimbratest.Options
+		attrs        map[string][]string
+		addr, status string
+		known        bool
+	}{
+		{"set by an attacker", zimbratest.Options{}, map[string][]string{zimbra.AttrPrefPasswordRecoveryAddress: {"me@attacker.example"},
+			zimbra.AttrPrefPasswordRecoveryAddressStatus: {"verified"}}, "me@attacker.example", "verified", true},
+		{"unset", zimbratest.Options{}, nil, "", "", true},
+		{"no right", zimbratest.Options{DeniedAttrs: []string{zimbra.AttrPrefPasswordRecoveryAddress}},
+			map[string][]string{zimbra.AttrPrefPasswordRecoveryAddress: {"me@attacker.example"}}, "", "", false},
+		{"8.8.8", zimbratest.Options{UnknownAttrs: zimbratest.AttrsSince889}, map[string][]string{zimbra.AttrPrefPasswordRecoveryAddress: {"x@y"}}, "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opts)
+			e.srv.AddAccount(user, tc.attrs)
+			addr, status, known, err := e.c.RecoveryAddress(context.Background(), user)
+			if err != nil || addr != tc.addr || status != tc.status || known != tc.known {
+				t.Fatalf("got %q %q %v %v", addr, status, known, err)
+			}
+		})
+	}
+}
+
 func TestNoSuchAccount(t *testing.T) {
 	e := newEnv(t, zimbratest.Options{})
 	ctx := context.Background()

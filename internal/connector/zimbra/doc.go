@@ -18,6 +18,13 @@
 // checks the token before it dispatches the request, so the retried call
 // was not carried out the first time).
 //
+// Attributes: GetAccount asks for a list of attributes. An attribute the
+// admin has no right to read comes back without its value ({"n":…,
+// "pd":true}); Account keeps those in DeniedAttrs, never as unset. An
+// attribute the server's version lacks makes Zimbra refuse the whole
+// request (service.INVALID_REQUEST); GetAccount asks again without it and
+// remembers that the server lacks it.
+//
 // Sessions: Zimbra has no admin call that revokes another user's tokens.
 // EndSessions raises zimbraAuthTokenValidityValue, which every token
 // carries and Zimbra compares on each request, and flushes the account

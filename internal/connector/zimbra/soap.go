@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -391,9 +392,13 @@ type authResponse struct {
 	Lifetime  text `json:"lifetime"` // milliseconds (@ZimbraJsonAttribute long)
 }
 
+// attrJSON is one <a n="name">value</a>; pd ("permission denied", true
+// in JSON, "1" in XML) marks a value the admin has no right to read
+// (admin ToXML.encodeAttr, lines 173–184 at zm-mailbox 2b7f9787c69e).
 type attrJSON struct {
 	N       text `json:"n"`
 	Content text `json:"_content"`
+	PD      text `json:"pd"`
 }
 
 type accountJSON struct {
@@ -440,6 +445,13 @@ func decodeAccount(raw json.RawMessage) (*Account, error) {
 	for _, at := range aj.A {
 		n := string(at.N)
 		if n == "" {
+			continue
+		}
+		if pd := string(at.PD); pd == "true" || pd == "1" {
+			// Listed without its value: set, but not readable by us.
+			if !slices.Contains(a.DeniedAttrs, n) {
+				a.DeniedAttrs = append(a.DeniedAttrs, n)
+			}
 			continue
 		}
 		a.Attrs[n] = append(a.Attrs[n], string(at.Content))

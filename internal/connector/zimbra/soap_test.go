@@ -125,6 +125,26 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestDecodeDeniedAttrs: an attribute the admin may not read comes as
+// {"n":…,"pd":true} (JSON) or pd="1" (XML form) without a value (admin
+// ToXML.encodeAttr lines 173–184 at zm-mailbox 2b7f9787c69e): it is kept
+// apart from the values, never read as an empty value.
+func TestDecodeDeniedAttrs(t *testing.T) {
+	raw := `{"account":[{"name":"u@x","id":"Z","a":[{"n":"zimbraId","_content":"Z"},{"n":"zimbraPrefMailForwardingAddress","pd":true},
+		{"n":"zimbraMailForwardingAddress","pd":true},{"n":"zimbraMailForwardingAddress","pd":true},{"n":"zimbraMailSieveScript","pd":"1"}]}]}`
+	a, err := decodeAccount(json.RawMessage(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"zimbraPrefMailForwardingAddress", "zimbraMailForwardingAddress", "zimbraMailSieveScript"}
+	if !slices.Equal(a.DeniedAttrs, want) || len(a.Attrs) != 1 || a.Values("zimbraPrefMailForwardingAddress") != nil {
+		t.Fatalf("denied %q attrs %v", a.DeniedAttrs, a.Attrs)
+	}
+	if !a.Denied("ZIMBRAMAILSIEVESCRIPT") || a.Denied("zimbraId") || len(a.ForwardingAddresses()) != 0 {
+		t.Fatal("Denied")
+	}
+}
+
 func TestValuesCaseInsensitive(t *testing.T) {
 	a := &Account{Attrs: map[string][]string{"ZIMBRAACCOUNTSTATUS": {"locked"}, "zimbraAccountSTATUS": {"active"}}}
 	for range 20 { // map order must not matter
@@ -171,11 +191,14 @@ func encodeAccount(a *Account) json.RawMessage {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	list := []attr{}
+	list := []any{}
 	for _, k := range keys {
 		for _, v := range a.Attrs[k] {
 			list = append(list, attr{N: k, Content: v})
 		}
+	}
+	for _, k := range a.DeniedAttrs {
+		list = append(list, map[string]any{"n": k, "pd": true})
 	}
 	b, _ := json.Marshal(map[string]any{"account": []any{map[string]any{"name": a.Name, "id": a.ID, "a": list}}})
 	return b

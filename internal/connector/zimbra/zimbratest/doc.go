@@ -5,7 +5,10 @@
 // admin handlers), over an in-memory account store.
 //
 // It implements AuthRequest (admin credentials, token with lifetime),
-// GetAccountRequest (by name or id, the attrs filter honoured),
+// GetAccountRequest (by name or id, the attrs filter honoured, COS values
+// applied, secrets as "VALUE-BLOCKED", attributes the admin may not read
+// as {"n","pd":true} and attributes an older version lacks refused with
+// service.INVALID_REQUEST: Options.DeniedAttrs and UnknownAttrs),
 // ModifyAccountRequest (by id; an empty value removes an attribute; a few
 // attributes are validated as Zimbra's AttributeManager would),
 // SetPasswordRequest (LdapProvisioning.setPassword: a dry run against

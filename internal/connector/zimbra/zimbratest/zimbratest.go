@@ -48,7 +48,23 @@ type Options struct {
 	// delegated admin; every other right is held, as a global admin holds
 	// them all. The fake honours RightSetAccountPassword.
 	MissingRights []string
+	// DeniedAttrs are attributes the admin has no right to read: GetAccount
+	// lists each value of them as {"n":name,"pd":true} without the value
+	// (admin ToXML.encodeAttr, lines 173–184 at zm-mailbox 2b7f9787c69e).
+	DeniedAttrs []string
+	// UnknownAttrs are attributes this server's version does not have
+	// (e.g. AttrsSince889 to play an 8.8.8 server): GetAccount naming one
+	// in attrs= fails with service.INVALID_REQUEST "requested attribute X
+	// is not on account" (AdminDocumentHandler.getReqAttrs, lines
+	// 700–723), and a GetAccount without attrs= never shows them.
+	UnknownAttrs []string
 }
+
+// AttrsSince889 are the account attributes Zimbra 8.8.9 added that
+// mailbrake reads (zimbra-attrs.xml lines 9495–9501 at zm-mailbox
+// 2b7f9787c69e, since="8.8.9"): Options.UnknownAttrs plays an 8.8.8 server
+// with them.
+var AttrsSince889 = []string{"zimbraPrefPasswordRecoveryAddress", "zimbraPrefPasswordRecoveryAddressStatus"}
 
 // Admin rights (zimbra-rights.xml) the fake can withhold with
 // Options.MissingRights.
@@ -566,13 +582,18 @@ func (s *Server) getAccount(f map[string]json.RawMessage, req *request, call *Ca
 	var only []string
 	if attrsReq != "" {
 		only = strings.Split(attrsReq, ",")
+		for _, at := range only {
+			if s.unknownAttr(at) {
+				return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: requested attribute " + at + " is not on account", sender: true}
+			}
+		}
 	}
 	// GetAccount.java line 86: COS values apply unless applyCos="0".
 	var cos map[string][]string
 	if ac := str(f["applyCos"]); ac != "0" && ac != "false" {
 		cos = s.cos
 	}
-	return map[string]any{"account": []any{a.encode(only, cos)}, "_jsns": "urn:zimbraAdmin"}, nil
+	return map[string]any{"account": []any{s.encode(a, only, cos)}, "_jsns": "urn:zimbraAdmin"}, nil
 }
 
 // accountStatuses are zimbraAccountStatus's enum values (zimbra-attrs.xml).
@@ -630,7 +651,7 @@ func (s *Server) modifyAccount(f map[string]json.RawMessage, req *request, call 
 			delete(a.attrs, n)
 		}
 	}
-	return map[string]any{"account": []any{a.encode(nil, s.cos)}, "_jsns": "urn:zimbraAdmin"}, nil
+	return map[string]any{"account": []any{s.encode(a, nil, s.cos)}, "_jsns": "urn:zimbraAdmin"}, nil
 }
 
 func validate(name, value string) *fault {
@@ -826,10 +847,35 @@ func (s *Server) effective(a *account, name string) []string {
 // lacksRight reports whether Options.MissingRights withholds right.
 func (s *Server) lacksRight(right string) bool { return slices.Contains(s.opts.MissingRights, right) }
 
-// encode renders the account as ToXML.encodeAccount does: name and id,
-// then one {"n","_content"} per value of its attributes merged over cos,
-// limited to only when given.
-func (a *account) encode(only []string, cos map[string][]string) map[string]any {
+// unknownAttr reports whether Options.UnknownAttrs removes name from this
+// server's schema.
+func (s *Server) unknownAttr(name string) bool {
+	return slices.ContainsFunc(s.opts.UnknownAttrs, func(u string) bool { return strings.EqualFold(u, strings.TrimSpace(name)) })
+}
+
+// blockedAttrs are the attributes whose values Zimbra never returns:
+// Provisioning.sanitizedAttrValue (Provisioning.java lines 464–481 at
+// zm-mailbox 2b7f9787c69e) replaces the whole value, however many values
+// there are, by the one string "VALUE-BLOCKED"; zimbraDataSourcePassword
+// is skipped altogether (admin ToXML.encodeAttrs lines 140–145).
+var blockedAttrs = []string{"userPassword", "zimbraDataSourcePassword", "zimbraFreebusyExchangeAuthPassword", "zimbraUCPassword",
+	"zimbraTwoFactorAuthSecret", "zimbraTwoFactorAuthScratchCodes", "zimbraAppSpecificPassword", "zimbraTwoFactorAuthTrustedDevices",
+	"zimbraDataSourceOAuthToken", "zimbraDataSourceOAuthClientSecret", "zimbraDataSourceOAuthRefreshToken", "zimbraTwoFactorCodeForEmail"}
+
+// sanitized is Provisioning.sanitizedAttrValue.
+func sanitized(name string, v []string) []string {
+	if slices.ContainsFunc(blockedAttrs, func(b string) bool { return strings.EqualFold(b, name) }) {
+		return []string{"VALUE-BLOCKED"}
+	}
+	return v
+}
+
+// encode renders the account as admin ToXML.encodeAccount and encodeAttrs
+// do (lines 62–89, 118–184): name and id, then one {"n","_content"} per
+// value of its attributes merged over cos, secrets sanitized, limited to
+// only when given; an attribute in Options.DeniedAttrs keeps one
+// {"n","pd":true} per value and loses the values.
+func (s *Server) encode(a *account, only []string, cos map[string][]string) map[string]any {
 	attrs := map[string][]string{}
 	for k, v := range cos {
 		attrs[k] = v
@@ -844,6 +890,9 @@ func (a *account) encode(only []string, cos map[string][]string) map[string]any 
 	}
 	names := make([]string, 0, len(attrs))
 	for k := range attrs {
+		if s.unknownAttr(k) || strings.EqualFold(k, "zimbraDataSourcePassword") {
+			continue
+		}
 		if only == nil || slices.ContainsFunc(only, func(o string) bool { return strings.EqualFold(strings.TrimSpace(o), k) }) {
 			names = append(names, k)
 		}
@@ -851,8 +900,13 @@ func (a *account) encode(only []string, cos map[string][]string) map[string]any 
 	slices.Sort(names)
 	list := []any{}
 	for _, k := range names {
-		for _, v := range attrs[k] {
-			list = append(list, map[string]any{"n": k, "_content": v})
+		denied := slices.ContainsFunc(s.opts.DeniedAttrs, func(d string) bool { return strings.EqualFold(d, k) })
+		for _, v := range sanitized(k, attrs[k]) {
+			if denied {
+				list = append(list, map[string]any{"n": k, "pd": true})
+			} else {
+				list = append(list, map[string]any{"n": k, "_content": v})
+			}
 		}
 	}
 	return map[string]any{"name": a.name, "id": a.id, "a": list}

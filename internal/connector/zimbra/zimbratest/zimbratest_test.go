@@ -150,3 +150,46 @@ func TestSetPasswordFault(t *testing.T) {
 		t.Fatal("refused password set")
 	}
 }
+
+// TestGetAccountEncoding checks GetAccountResponse against admin ToXML
+// (lines 62–89 and 118–184 at zm-mailbox 2b7f9787c69e): a denied
+// attribute is one {"n","pd":true} per value; a sanitized one is one
+// "VALUE-BLOCKED" however many values it has (Provisioning.sanitizedAttrValue
+// lines 464–481); an attribute the server version lacks is absent; COS
+// values apply unless applyCos="0".
+func TestGetAccountEncoding(t *testing.T) {
+	s := Start(t, Options{DeniedAttrs: []string{"zimbraMailForwardingAddress"}, UnknownAttrs: AttrsSince889})
+	s.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"6"}})
+	s.AddAccount("u@example.test", map[string][]string{
+		"zimbraMailForwardingAddress":       {"a@x", "b@x"},
+		"zimbraAppSpecificPassword":         {"h1", "h2", "h3"},
+		"zimbraPrefPasswordRecoveryAddress": {"r@x"},
+	})
+	tok := login(t, s)
+	get := func(extra string) string {
+		_, m := post(t, s, withToken(tok, `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin"`+extra+`,"account":{"by":"name","_content":"u@example.test"}}}`))
+		a := m["Body"].(map[string]any)["GetAccountResponse"].(map[string]any)["account"].([]any)[0].(map[string]any)["a"]
+		b, _ := json.Marshal(a)
+		return string(b)
+	}
+	got := get("")
+	for _, want := range []string{
+		`{"_content":"VALUE-BLOCKED","n":"zimbraAppSpecificPassword"},{"_content":"`,
+		`{"n":"zimbraMailForwardingAddress","pd":true},{"n":"zimbraMailForwardingAddress","pd":true}`,
+		`{"_content":"6","n":"zimbraPasswordMinLength"}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("GetAccount: %s\nwant %s", got, want)
+		}
+	}
+	if strings.Contains(got, "RecoveryAddress") || strings.Contains(got, "h1") || strings.Contains(got, "a@x") {
+		t.Errorf("GetAccount shows what it must not: %s", got)
+	}
+	if got := get(`,"applyCos":"0"`); strings.Contains(got, "zimbraPasswordMinLength") {
+		t.Errorf("applyCos=0: %s", got)
+	}
+	_, m := post(t, s, withToken(tok, `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId,zimbraPrefPasswordRecoveryAddress","account":{"by":"name","_content":"u@example.test"}}}`))
+	if faultCode(m) != "service.INVALID_REQUEST" {
+		t.Errorf("unknown attribute requested: %v", m)
+	}
+}
