@@ -183,6 +183,11 @@ func (z zimbraConnector) Unlock(ctx context.Context, account string) error {
 	return z.c.Unlock(ctx, account)
 }
 
+// PasswordPolicy returns the account's password policy on this system, for the runner to generate one password that satisfies every system.
+func (z zimbraConnector) PasswordPolicy(ctx context.Context, account string) (zimbra.PasswordPolicy, error) {
+	return z.c.PasswordPolicy(ctx, account)
+}
+
 // describePersistence summarises what an attacker may have left behind.
 func describePersistence(p *zimbra.Persistence) string {
 	var parts []string

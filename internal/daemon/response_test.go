@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra/zimbratest"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/pwhash"
@@ -188,6 +189,29 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		_ = z
 	})
+}
+
+// TestZimbraPasswordPolicy: the Zimbra connector reports the account's
+// effective policy, from which zimbra.GeneratePassword makes a password a
+// delegated admin's SetPassword (policy enforced) accepts.
+func TestZimbraPasswordPolicy(t *testing.T) {
+	s, z := zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
+	z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"40"}, "zimbraPasswordMinPunctuationChars": {"3"}})
+	zc, ok := s.Response.Runner.Connectors[1].(zimbraConnector)
+	if !ok {
+		t.Fatalf("connector 1 is %T", s.Response.Runner.Connectors[1])
+	}
+	p, err := zc.PasswordPolicy(context.Background(), "u@example.edu")
+	if err != nil || p.MinLength != 40 || p.MinPunctuation != 3 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	pw, err := zimbra.GeneratePassword([]zimbra.PasswordPolicy{p}, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if detail, err := zc.Do(context.Background(), "scramble-password", &store.Incident{Account: "u@example.edu"}, pw); err != nil || detail != "password set" {
+		t.Fatalf("%q %v", detail, err)
+	}
 }
 
 func TestHashPassword(t *testing.T) {

@@ -225,6 +225,53 @@ func TestRecoveryAddress(t *testing.T) {
 	}
 }
 
+// TestPasswordPolicy reads the effective policy (COS values inherited,
+// the account's own values winning) and shows that a password
+// GeneratePassword makes for it passes the fake's rendering of Zimbra's
+// checks when a delegated admin's SetPassword enforces them.
+func TestPasswordPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    zimbratest.Options
+		wantErr string
+	}{
+		{name: "10.1", opts: zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}}},
+		{name: "8.8.15 (no BlockCommon, no AllowUsername)", opts: zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword},
+			UnknownAttrs: []string{zimbra.AttrPasswordBlockCommonEnabled, zimbra.AttrFeatureAllowUsernameInPassword}}},
+		{name: "no right to read the policy", opts: zimbratest.Options{DeniedAttrs: []string{zimbra.AttrPasswordMinLength}}, wantErr: "no right to read zimbraPasswordMinLength"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opts)
+			e.srv.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"12"}, "zimbraPasswordMaxLength": {"24"}, "zimbraPasswordMinUpperCaseChars": {"2"},
+				"zimbraPasswordMinPunctuationChars": {"2"}, "zimbraPasswordAllowedPunctuationChars": {"[#%]"}, "zimbraPasswordBlockCommonEnabled": {"TRUE"}})
+			e.srv.AddAccount(user, map[string][]string{"zimbraPasswordMinNumericChars": {"3"}, "zimbraPasswordMinLength": {"16"}, "zimbraPasswordMinAge": {"1"}})
+			ctx := context.Background()
+			p, err := e.c.PasswordPolicy(ctx, user)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := zimbra.PasswordPolicy{MinLength: 16, MaxLength: 24, MinUpperCase: 2, MinPunctuation: 2, MinNumeric: 3,
+				AllowedPunctuationChars: "[#%]", BlockCommon: !strings.HasPrefix(tc.name, "8.8"), MinAgeDays: 1}
+			if p != want {
+				t.Fatalf("policy\n %+v\nwant\n %+v", p, want)
+			}
+			pw, err := zimbra.GeneratePassword([]zimbra.PasswordPolicy{p}, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if warning, err := e.c.SetPassword(ctx, user, pw); err != nil || warning != "" {
+				t.Fatalf("the generated password: %q, %v", warning, err)
+			}
+		})
+	}
+}
+
 func TestNoSuchAccount(t *testing.T) {
 	e := newEnv(t, zimbratest.Options{})
 	ctx := context.Background()

@@ -25,6 +25,13 @@
 // request (service.INVALID_REQUEST); GetAccount asks again without it and
 // remembers that the server lacks it.
 //
+// Passwords: PasswordPolicy reads an account's effective password policy
+// and PasswordPolicy.Check renders Zimbra's checkPasswordStrength;
+// GeneratePassword makes one random password that several policies (of
+// several systems) accept. SetPassword enforces the policy only for a
+// delegated admin without the setAccountPassword right; its refusals
+// match ErrPasswordRejected, which retrying cannot cure.
+//
 // Sessions: Zimbra has no admin call that revokes another user's tokens.
 // EndSessions raises zimbraAuthTokenValidityValue, which every token
 // carries and Zimbra compares on each request, and flushes the account

@@ -148,8 +148,10 @@ func isASCIIPunct(r rune) bool {
 
 // compileJavaPattern compiles a Pattern.compile'd policy attribute for
 // Matcher.matches (a whole-string match). Go's RE2 stands in for
-// java.util.regex; a pattern it cannot compile gets Zimbra's answer to an
-// invalid one (lines 6162–6167).
+// java.util.regex, which it matches on plain character classes and
+// ranges, what tests use; it reads Java's POSIX \p{Punct}-style classes,
+// "&&" and nested classes differently. A pattern it cannot compile gets
+// Zimbra's answer to an invalid one (lines 6162–6167).
 func compileJavaPattern(v []string, attr string) (*regexp.Regexp, *fault) {
 	if len(v) == 0 {
 		return nil, nil
