@@ -80,7 +80,8 @@ var afterConfirm = []string{
 	"SetPasswordRequest account=ZID password=(set)",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
 	"ModifyAccountRequest account=ZID zimbraAuthTokenValidityValue=6", // 4, +1 by SetPassword, +1 to end sessions
-	"FlushCacheRequest account=u@example.edu type=account allServers=1 entry=name:u@example.edu",
+	"GetAllServersRequest service=mailbox",
+	"FlushCacheRequest account=ZID type=account allServers=0 entry=id:ZID",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"ModifyAccountRequest account=ZID zimbraPasswordMustChange=TRUE",
 	"GetAccountRequest account=u@example.edu attrs=" + persistenceAttrs,

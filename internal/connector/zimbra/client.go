@@ -21,7 +21,8 @@ import (
 
 const (
 	// DefaultTimeout bounds one HTTP round trip. FlushCacheRequest with
-	// allServers=1 visits every mailbox server and IMAP daemon in turn
+	// allServers=1, the fallback of FlushAccountCache, visits every
+	// mailbox server and IMAP daemon in turn
 	// (FlushCache.flushCacheOnAllServers), which soap-admin.txt warns "can
 	// take a long time on systems with lots of servers"; a minute leaves
 	// room for that without hanging a playbook step forever.
@@ -157,11 +158,17 @@ func (c *Client) Close() {
 	c.http.CloseIdleConnections()
 }
 
-// call sends one authenticated request and decodes the response element
-// respName into out (when out is not nil). On AUTH_EXPIRED or
-// AUTH_REQUIRED it authenticates again and retries once. secret, when set,
-// is scrubbed from fault reasons.
+// call sends one authenticated request to the configured endpoint and
+// decodes the response element respName into out (when out is not nil).
+// On AUTH_EXPIRED or AUTH_REQUIRED it authenticates again and retries
+// once. secret, when set, is scrubbed from fault reasons.
 func (c *Client) call(ctx context.Context, reqName string, req any, target, account, secret string, out any) error {
+	return c.callAt(ctx, c.url, reqName, req, target, account, secret, out)
+}
+
+// callAt is call to the admin endpoint url, which may be another server's
+// than the configured one (the token is valid on every server).
+func (c *Client) callAt(ctx context.Context, url, reqName string, req any, target, account, secret string, out any) error {
 	respName := strings.TrimSuffix(reqName, "Request") + "Response"
 	for attempt := 0; ; attempt++ {
 		token, err := c.authToken(ctx)
@@ -172,7 +179,7 @@ func (c *Client) call(ctx context.Context, reqName string, req any, target, acco
 		if err != nil {
 			return fmt.Errorf("zimbra: encoding %s: %w", reqName, err)
 		}
-		raw, err := c.post(ctx, reqName, account, body)
+		raw, err := c.post(ctx, url, reqName, account, body)
 		clear(body)
 		var f *Fault
 		if errors.As(err, &f) {
@@ -223,7 +230,7 @@ func (c *Client) authToken(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("zimbra: encoding AuthRequest: %w", err)
 	}
 	start := c.now()
-	raw, err := c.post(ctx, "AuthRequest", c.user, body)
+	raw, err := c.post(ctx, c.url, "AuthRequest", c.user, body)
 	clear(body)
 	if err != nil {
 		var f *Fault
@@ -268,25 +275,25 @@ func (c *Client) dropToken(token string) {
 	}
 }
 
-// post sends one request body and returns the response element, or the
-// fault. account is for the log line only.
-func (c *Client) post(ctx context.Context, reqName, account string, body []byte) (json.RawMessage, error) {
+// post sends one request body to url and returns the response element, or
+// the fault. account is for the log line only.
+func (c *Client) post(ctx context.Context, url, reqName, account string, body []byte) (json.RawMessage, error) {
 	start := c.now()
-	raw, status, err := c.roundTrip(ctx, reqName, body)
+	raw, status, err := c.roundTrip(ctx, url, reqName, body)
 	code := ""
 	var f *Fault
 	if errors.As(err, &f) {
 		code = f.Code
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "zimbra call",
-		slog.String("request", reqName), slog.String("account", account),
+		slog.String("request", reqName), slog.String("account", account), slog.String("url", url),
 		slog.Int("status", status), slog.Duration("duration", c.now().Sub(start)),
 		slog.String("fault", code), slog.Bool("ok", err == nil))
 	return raw, err
 }
 
-func (c *Client) roundTrip(ctx context.Context, reqName string, body []byte) (json.RawMessage, int, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+func (c *Client) roundTrip(ctx context.Context, url, reqName string, body []byte) (json.RawMessage, int, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, fmt.Errorf("zimbra: %s: %w", reqName, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -484,12 +485,104 @@ func TestEndSessions(t *testing.T) {
 	wantCalls(t, e.srv, authCall,
 		"GetAccountRequest account="+user+" attrs=zimbraId,zimbraAuthTokenValidityValue",
 		"ModifyAccountRequest account="+id+" zimbraAuthTokenValidityValue=5",
-		"FlushCacheRequest account="+user+" type=account allServers=1 entry=name:"+user,
+		"GetAllServersRequest service=mailbox",
+		"FlushCacheRequest account="+id+" type=account allServers=0 entry=id:"+id,
 		"GetAccountRequest account=bob@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
 		// Unset counts as -1 (ZAttrAccount.getAuthTokenValidityValue).
 		"ModifyAccountRequest account="+unset+" zimbraAuthTokenValidityValue=0",
-		"FlushCacheRequest account=bob@example.edu type=account allServers=1 entry=name:bob@example.edu",
+		"GetAllServersRequest service=mailbox",
+		"FlushCacheRequest account="+unset+" type=account allServers=0 entry=id:"+unset,
 	)
+}
+
+// TestFlushAccountCache flushes the account by id on each mailbox server
+// and reports each server's outcome, which FlushCache allServers=1 cannot
+// (FlushCache.flushCacheOnAllServers only logs a peer's failure, lines
+// 227–252 at zm-mailbox 2b7f9787c69e). Each peer acts on its cached copy
+// of the account until then (a lock is not seen for up to 15 minutes).
+func TestFlushAccountCache(t *testing.T) {
+	peers := []string{"mbox2.example.test", "mbox3.example.test"}
+	for _, tc := range []struct {
+		name    string
+		opts    zimbratest.Options
+		setup   func(*zimbratest.Server)
+		want    []string // substrings of the report
+		failed  []string
+		all     bool     // fell back to allServers=1
+		flushed []string // peers that see the lock afterwards
+		stale   []string // peers that do not
+	}{
+		{name: "every server", want: []string{"caches flushed by id on mbox1.example.test (ok), mbox2.example.test (ok), mbox3.example.test (ok)"},
+			flushed: peers},
+		{name: "one server down", setup: func(s *zimbratest.Server) { s.Peer("mbox3.example.test").Stop() },
+			want: []string{"mbox2.example.test (ok), mbox3.example.test (failed: ", "connection refused"}, failed: []string{"mbox3.example.test"},
+			flushed: peers[:1]},
+		{name: "one server faults", setup: func(s *zimbratest.Server) {
+			s.Peer("mbox2.example.test").FailNext("FlushCacheRequest", "service.FAILURE", "system failure: boom")
+		}, want: []string{"mbox2.example.test (failed: zimbra fault service.FAILURE: system failure: boom)"}, failed: []string{"mbox2.example.test"},
+			flushed: peers[1:], stale: peers[:1]},
+		{name: "server list fails: allServers=1", setup: func(s *zimbratest.Server) {
+			s.FailNext("GetAllServersRequest", "service.FAILURE", "system failure: unable to list all servers")
+		}, want: []string{"could not be listed", "cache flushed with allServers=1 instead (Zimbra does not report failures on the other servers)"},
+			all: true, flushed: peers},
+		{name: "no listServer right: allServers=1", opts: zimbratest.Options{MissingRights: []string{zimbratest.RightListServer}},
+			want: []string{"listed none", "allServers=1 instead"}, all: true, flushed: peers},
+		{name: "allServers=1 hides a dead peer", setup: func(s *zimbratest.Server) {
+			s.FailNext("GetAllServersRequest", "service.FAILURE", "system failure")
+			s.Peer("mbox3.example.test").Stop()
+		}, want: []string{"allServers=1 instead"}, all: true, flushed: peers[:1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Peers = peers
+			e := newEnv(t, opts)
+			e.srv.AddAccount(user, nil)
+			for _, p := range peers {
+				if st, _, _ := e.srv.Peer(p).SeenAccount(user); st != "active" { // cached now
+					t.Fatal(st)
+				}
+			}
+			ctx := context.Background()
+			if err := e.c.Lock(ctx, user); err != nil {
+				t.Fatal(err)
+			}
+			if st, _, _ := e.srv.Peer(peers[0]).SeenAccount(user); st != "active" {
+				t.Fatalf("a peer saw the lock before any flush: %s", st)
+			}
+			if tc.setup != nil {
+				tc.setup(e.srv)
+			}
+			r, err := e.c.FlushAccountCache(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.String(), w) {
+					t.Errorf("report %q lacks %q", r, w)
+				}
+			}
+			if !slices.Equal(r.Failed(), tc.failed) || r.AllServers != tc.all {
+				t.Errorf("failed %q allServers %v", r.Failed(), r.AllServers)
+			}
+			for _, p := range tc.flushed {
+				if st, _, _ := e.srv.Peer(p).SeenAccount(user); st != "locked" {
+					t.Errorf("%s still sees %s", p, st)
+				}
+			}
+			for _, p := range tc.stale {
+				if st, _, _ := e.srv.Peer(p).SeenAccount(user); st != "active" {
+					t.Errorf("%s sees %s", p, st)
+				}
+			}
+			if len(tc.stale) > 0 {
+				// Its copy expires after ldap_cache_account_maxage.
+				e.clock.Add(15 * time.Minute)
+				if st, _, _ := e.srv.Peer(tc.stale[0]).SeenAccount(user); st != "locked" {
+					t.Errorf("after 15 minutes %s still sees %s", tc.stale[0], st)
+				}
+			}
+		})
+	}
 }
 
 func TestPersistence(t *testing.T) {
@@ -737,6 +830,10 @@ func TestRequestShapes(t *testing.T) {
 			resp = `{"SetPasswordResponse":{"_jsns":"urn:zimbraAdmin"}}`
 		case strings.Contains(string(b), `"FlushCacheRequest"`):
 			resp = `{"FlushCacheResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetAllServersRequest"`):
+			host, port, _ := net.SplitHostPort(r.Host)
+			resp = `{"GetAllServersResponse":{"server":[{"name":"mbox1.dom","id":"S1","a":[{"n":"zimbraServiceHostname","_content":"` + host +
+				`"},{"n":"zimbraAdminPort","_content":"` + port + `"}]}],"_jsns":"urn:zimbraAdmin"}}`
 		case strings.Contains(string(b), `"GetIdentitiesRequest"`):
 			resp = `{"GetIdentitiesResponse":{"identity":[],"_jsns":"urn:zimbraAccount"}}`
 		}
@@ -771,7 +868,8 @@ func TestRequestShapes(t *testing.T) {
 		`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@dom","password":"s3cr<e>t&\""}}}`,
 		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId,zimbraAuthTokenValidityValue","account":{"by":"name","_content":"u@dom"}}}}`,
 		hdr + `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","a":[{"n":"zimbraAuthTokenValidityValue","_content":"3"}]}}}`,
-		hdr + `{"FlushCacheRequest":{"_jsns":"urn:zimbraAdmin","cache":{"type":"account","allServers":"1","entry":[{"by":"name","_content":"u@dom"}]}}}}`,
+		hdr + `{"GetAllServersRequest":{"_jsns":"urn:zimbraAdmin","service":"mailbox"}}}`,
+		hdr + `{"FlushCacheRequest":{"_jsns":"urn:zimbraAdmin","cache":{"type":"account","allServers":"0","entry":[{"by":"id","_content":"ZID"}]}}}}`,
 		getID,
 		hdr + `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","a":[{"n":"zimbraAccountStatus","_content":"locked"}]}}}`,
 		getID,

@@ -35,7 +35,19 @@
 // Sessions: Zimbra has no admin call that revokes another user's tokens.
 // EndSessions raises zimbraAuthTokenValidityValue, which every token
 // carries and Zimbra compares on each request, and flushes the account
-// from the caches of every server (FlushCacheRequest allServers=1).
+// from the caches of every server.
+//
+// Caches: every mailbox server caches accounts for up to 15 minutes and
+// acts on its copy (token checks, IMAP and POP3 status checks).
+// FlushAccountCache lists the mailbox servers (GetAllServersRequest) and
+// sends each, at its own admin endpoint (zimbraServiceHostname and
+// zimbraAdminPort, over https with the same CA and token), a
+// FlushCacheRequest for the account by zimbraId, the key a cache finds it
+// by exactly; the report says which servers answered. Zimbra's own
+// allServers=1 only logs a server's failure and answers success, so it is
+// the fallback when the servers cannot be listed or none answers, and the
+// report says that failures are then unknown. CAFile must therefore cover
+// every mailbox server's certificate.
 //
 // Persistence: forwarding (zimbraPrefMailForwardingAddress, set by the
 // user, and zimbraMailForwardingAddress, set by admins), filters

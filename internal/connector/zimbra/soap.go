@@ -210,6 +210,11 @@ type getIdentitiesRequest struct {
 	JSNS string `json:"_jsns"`
 }
 
+type getAllServersRequest struct {
+	JSNS    string `json:"_jsns"`
+	Service string `json:"service,omitempty"`
+}
+
 // encodeRequest renders one request. token is "" only for AuthRequest;
 // target, when set, is the zimbraId the request acts on behalf of.
 func encodeRequest(name string, req any, token, target string) ([]byte, error) {
@@ -460,6 +465,56 @@ func decodeAccount(raw json.RawMessage) (*Account, error) {
 		a.ID = a.first(AttrID)
 	}
 	return a, nil
+}
+
+// entryJSON is a directory entry as admin ToXML encodes it (a server,
+// the global config): name, id and its attributes as "a".
+type entryJSON struct {
+	Name text            `json:"name"`
+	ID   text            `json:"id"`
+	A    elems[attrJSON] `json:"a"`
+}
+
+// entry is a decoded entryJSON; attributes the admin may not read are
+// left out.
+type entry struct {
+	Name, ID string
+	Attrs    map[string][]string
+}
+
+func (e *entry) first(name string) string {
+	if v := e.Attrs[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func decodeEntry(ej entryJSON) entry {
+	e := entry{Name: string(ej.Name), ID: string(ej.ID), Attrs: map[string][]string{}}
+	for _, at := range ej.A {
+		if pd := string(at.PD); pd == "true" || pd == "1" || string(at.N) == "" {
+			continue
+		}
+		e.Attrs[string(at.N)] = append(e.Attrs[string(at.N)], string(at.Content))
+	}
+	return e
+}
+
+type getAllServersResponse struct {
+	Server elems[entryJSON] `json:"server"`
+}
+
+// decodeServers turns a GetAllServersResponse into entries.
+func decodeServers(raw json.RawMessage) ([]entry, error) {
+	var r getAllServersResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: servers: %v", errMalformed, err)
+	}
+	out := make([]entry, 0, len(r.Server))
+	for _, s := range r.Server {
+		out = append(out, decodeEntry(s))
+	}
+	return out, nil
 }
 
 // decodeIdentities turns a GetIdentitiesResponse into Identities.

@@ -211,7 +211,7 @@ func encodeAccount(a *Account) json.RawMessage {
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte(noSuchAccountFault))
 	f.Add([]byte(`{"Body":{"GetAccountResponse":{"account":[{"name":"u@d","id":"Z","a":[{"n":"zimbraId","_content":"Z"},{"n":"x","_content":"1"},{"n":"x","_content":"2"}]}]}}}`))
-	names := []string{"AuthResponse", "GetAccountResponse", "SetPasswordResponse", "GetIdentitiesResponse"}
+	names := []string{"AuthResponse", "GetAccountResponse", "SetPasswordResponse", "GetIdentitiesResponse", "GetAllServersResponse"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range names {
 			raw, err := parseResponse(data, name)
@@ -253,6 +253,8 @@ func FuzzParseResponse(f *testing.F) {
 				}
 			case "GetIdentitiesResponse":
 				_, _ = decodeIdentities(raw)
+			case "GetAllServersResponse":
+				_, _ = decodeServers(raw)
 			case "AuthResponse":
 				var ar authResponse
 				_ = json.Unmarshal(raw, &ar)

@@ -17,10 +17,17 @@
 // violation returned as <message>; zimbraPasswordMustChange cleared,
 // zimbraAuthTokenValidityValue raised from -1 when unset,
 // zimbraPasswordModifiedTime and the history written; see password.go),
-// FlushCacheRequest and the account-service
+// FlushCacheRequest (type=account by id or name on this server's own
+// account cache, allServers=1 repeated on the other servers, their
+// failures hidden), GetAllServersRequest and the account-service
 // GetIdentitiesRequest sent on an account's behalf. Anything else is a
 // service.UNKNOWN_DOCUMENT fault; a missing or unknown token is
 // service.AUTH_REQUIRED and an expired one service.AUTH_EXPIRED.
+//
+// A deployment has several mailbox servers (Options.Peers), each with its
+// own endpoint and account cache: a server other than the account's home
+// acts on its cached copy of the account for up to 15 minutes unless
+// flushed (SeenAccount); Stop takes a server down.
 //
 // Calls records every request in order (name and key fields, never a
 // password: only that one was sent), so tests can assert the exact

@@ -193,3 +193,75 @@ func TestGetAccountEncoding(t *testing.T) {
 		t.Errorf("unknown attribute requested: %v", m)
 	}
 }
+
+// TestFlushCacheKeys models FlushCache type=account on one server
+// (LdapProvisioning.flushCache lines 9043–9075, AccountCache lines 83–158
+// at zm-mailbox 2b7f9787c69e): by="id" finds the cached account by the
+// key exactly as given, by="name" lower-cases it and tries names then
+// aliases; a key not in the cache does nothing and is no error; a found
+// account leaves every index. allServers=1 repeats the request with
+// allServers=0 on every other server and answers success even when one
+// is down (lines 227–252).
+func TestFlushCacheKeys(t *testing.T) {
+	s := Start(t, Options{Peers: []string{"mbox2.example.test", "mbox3.example.test"}})
+	id := s.AddAccount("u@example.test", map[string][]string{"zimbraMailAlias": {"Alias@example.test"}})
+	peer := s.Peer("mbox2.example.test")
+	tok := login(t, s)
+	flush := func(srv *Server, cache string) {
+		t.Helper()
+		status, m := post(t, srv, withToken(tok, `{"FlushCacheRequest":{"_jsns":"urn:zimbraAdmin","cache":`+cache+`}}`))
+		if status != 200 {
+			t.Fatalf("%s: %d %v", cache, status, m)
+		}
+	}
+	locked := func(srv *Server) bool {
+		st, _, _ := srv.SeenAccount("u@example.test")
+		return st == "locked"
+	}
+	lock := func(status string) {
+		_, m := post(t, s, withToken(tok, `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"`+id+`","a":[{"n":"zimbraAccountStatus","_content":"`+status+`"}]}}`))
+		if faultCode(m) != "" {
+			t.Fatal(m)
+		}
+	}
+	for _, tc := range []struct {
+		name, cache string
+		flushed     bool
+	}{
+		{"id as given", `{"type":"account","entry":[{"by":"id","_content":"` + id + `"}]}`, true},
+		{"id in another case", `{"type":"account","entry":[{"by":"id","_content":"` + strings.ToUpper(id) + `"}]}`, false},
+		{"name in another case", `{"type":"account","entry":[{"by":"name","_content":"U@EXAMPLE.TEST"}]}`, true},
+		{"alias", `{"type":"account","entry":[{"by":"name","_content":"alias@example.test"}]}`, true},
+		{"unknown name", `{"type":"account","entry":[{"by":"name","_content":"other@example.test"}]}`, false},
+		{"another cache", `{"type":"cos","entry":[{"by":"id","_content":"` + id + `"}]}`, false},
+		{"no entry clears all", `{"type":"account"}`, true},
+	} {
+		lock("active")
+		peer.SeenAccount("u@example.test") // cache it
+		lock("locked")
+		flush(peer, tc.cache)
+		if locked(peer) != tc.flushed {
+			t.Errorf("%s: flushed = %v, want %v", tc.name, !tc.flushed, tc.flushed)
+		}
+		peer.cache.clear()
+	}
+
+	lock("active")
+	for _, p := range s.Servers()[1:] {
+		p.SeenAccount("u@example.test")
+	}
+	lock("locked")
+	s.Peer("mbox3.example.test").Stop()
+	s.ResetCalls()
+	flush(s, `{"type":"account","allServers":"1","entry":[{"by":"id","_content":"`+id+`"}]}`)
+	if !locked(peer) || locked(s.Peer("mbox3.example.test")) {
+		t.Fatal("allServers=1 did not flush the live peer only")
+	}
+	want := []string{
+		"FlushCacheRequest account=" + id + " type=account allServers=1 entry=id:" + id,
+		"FlushCacheRequest account=" + id + " type=account allServers=0 entry=id:" + id + " server=mbox2.example.test",
+	}
+	if got := s.CallStrings(); !slices.Equal(got, want) {
+		t.Fatalf("calls %q\nwant %q", got, want)
+	}
+}
