@@ -158,7 +158,11 @@ func (z zimbraConnector) Do(ctx context.Context, s playbook.Step, inc *store.Inc
 		}
 		return "password set", nil
 	case playbook.StepEndSessions:
-		return "auth tokens revoked, caches flushed on all servers", perm(z.c.EndSessions(ctx, inc.Account))
+		r, err := z.c.EndSessions(ctx, inc.Account)
+		if err != nil {
+			return "", perm(err)
+		}
+		return r.String(), nil
 	case playbook.StepForcePasswordChange:
 		return "zimbraPasswordMustChange=TRUE", perm(z.c.SetMustChangePassword(ctx, inc.Account, true))
 	case playbook.StepCheckPersistence:

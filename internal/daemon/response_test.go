@@ -78,7 +78,8 @@ var afterConfirm = []string{
 	"ModifyAccountRequest account=ZID zimbraAccountStatus=locked",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"SetPasswordRequest account=ZID password=(set)",
-	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
+	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus",
+	"GetConfigRequest a=zimbraAuthTokenValidityValueEnabled",
 	"ModifyAccountRequest account=ZID zimbraAuthTokenValidityValue=6", // 4, +1 by SetPassword, +1 to end sessions
 	"GetAllServersRequest service=mailbox",
 	"FlushCacheRequest account=ZID type=account allServers=0 entry=id:ZID",
@@ -115,6 +116,10 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		if p := in.Step("check-persistence"); p == nil || !strings.Contains(p.Detail, "FORWARDING to drop@attacker.example") {
 			t.Fatalf("persistence: %+v", p)
+		}
+		if es := in.Step("end-sessions"); es == nil || es.Detail != "zimbra: web and SOAP tokens revoked (validity 5→6); account locked: "+
+			"IMAP/POP sessions end at their next command; caches flushed by id on mbox1.example.test (ok)" {
+			t.Fatalf("end-sessions: %+v", es)
 		}
 		if z.CheckPassword("u@example.edu", "") {
 			t.Fatal("password not scrambled")
@@ -173,6 +178,22 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		if len(z.Attr("u@example.edu", "zimbraPasswordModifiedTime")) > 0 {
 			t.Fatal("a refused password was set")
+		}
+	})
+	t.Run("end-sessions says which server's cache was not flushed", func(t *testing.T) {
+		s, z := zimbraResponseWith(t, zimbratest.Options{Peers: []string{"mbox2.example.test"}})
+		z.Peer("mbox2.example.test").Stop()
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		es := in.Step("end-sessions")
+		for _, want := range []string{"web and SOAP tokens revoked (validity 5→6); account locked: IMAP/POP sessions end at their next command; " +
+			"caches flushed by id on mbox1.example.test (ok), mbox2.example.test (failed: ", "connection refused",
+			"a server whose cache was not flushed acts on its copy of the account (old tokens, old status) for up to 15 minutes"} {
+			if es.Status != store.StepDone || !strings.Contains(es.Detail, want) {
+				t.Fatalf("end-sessions %+v lacks %q", es, want)
+			}
 		}
 	})
 	t.Run("no such account fails the steps at once", func(t *testing.T) {

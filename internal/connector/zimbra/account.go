@@ -415,25 +415,3 @@ func (c *Client) SetPassword(ctx context.Context, name string, newPassword []byt
 	}
 	return redact(string(resp.Message), secret), nil
 }
-
-// EndSessions invalidates every auth token of the account: it reads
-// zimbraAuthTokenValidityValue, writes it back plus one (tokens carry the
-// value they were issued with and fail once it differs), then flushes the
-// account from the cache of every mailbox server (FlushAccountCache) so
-// none keeps honouring the old value. Zimbra has no admin call that ends
-// another user's sessions; IMAP connections drop at their next command
-// once the account is not active.
-func (c *Client) EndSessions(ctx context.Context, name string) error {
-	a, err := c.accountID(ctx, name, AttrID, AttrAuthTokenValidityValue)
-	if err != nil {
-		return err
-	}
-	next := nextValidityValue(a.AuthTokenValidityValue())
-	if err := c.modify(ctx, name, a.ID, attr{N: AttrAuthTokenValidityValue, Content: strconv.Itoa(next)}); err != nil {
-		return fmt.Errorf("zimbra: raising %s of %s: %w", AttrAuthTokenValidityValue, name, err)
-	}
-	if r := c.flushByID(ctx, name, a.ID); r.AllServers && r.AllServersErr != nil {
-		return fmt.Errorf("zimbra: flushing the cache for %s: %s", name, r)
-	}
-	return nil
-}

@@ -279,7 +279,7 @@ func TestNoSuchAccount(t *testing.T) {
 	for name, op := range map[string]func() error{
 		"GetAccount":  func() error { _, err := e.c.GetAccount(ctx, "nobody@example.edu"); return err },
 		"Lock":        func() error { return e.c.Lock(ctx, "nobody@example.edu") },
-		"EndSessions": func() error { return e.c.EndSessions(ctx, "nobody@example.edu") },
+		"EndSessions": func() error { _, err := e.c.EndSessions(ctx, "nobody@example.edu"); return err },
 		"SetPassword": func() error { _, err := e.c.SetPassword(ctx, "nobody@example.edu", []byte("x")); return err },
 		"Persistence": func() error { _, err := e.c.Persistence(ctx, "nobody@example.edu"); return err },
 	} {
@@ -473,26 +473,132 @@ func TestEndSessions(t *testing.T) {
 	id := e.srv.AddAccount(user, map[string][]string{"zimbraAuthTokenValidityValue": {"4"}})
 	unset := e.srv.AddAccount("bob@example.edu", nil)
 	ctx := context.Background()
-	if err := e.c.EndSessions(ctx, user); err != nil {
+	r, err := e.c.EndSessions(ctx, user)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.c.EndSessions(ctx, "bob@example.edu"); err != nil {
+	if r.OldValidity != 4 || r.NewValidity != 5 || !r.TokensRevoked() || r.IMAPEnds() {
+		t.Fatalf("report %+v", r)
+	}
+	r, err = e.c.EndSessions(ctx, "bob@example.edu")
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Unset counts as -1 (ZAttrAccount.getAuthTokenValidityValue).
+	if r.OldValidity != -1 || r.NewValidity != 0 || !strings.HasPrefix(r.String(), "web and SOAP tokens revoked (validity unset→0)") {
+		t.Fatalf("report %+v %s", r, r)
 	}
 	if got := e.srv.Attr(user, "zimbraAuthTokenValidityValue"); !slices.Equal(got, []string{"5"}) {
 		t.Fatalf("validity value %q, want 5", got)
 	}
 	wantCalls(t, e.srv, authCall,
-		"GetAccountRequest account="+user+" attrs=zimbraId,zimbraAuthTokenValidityValue",
+		"GetAccountRequest account="+user+" attrs=zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus",
+		"GetConfigRequest a=zimbraAuthTokenValidityValueEnabled",
 		"ModifyAccountRequest account="+id+" zimbraAuthTokenValidityValue=5",
 		"GetAllServersRequest service=mailbox",
 		"FlushCacheRequest account="+id+" type=account allServers=0 entry=id:"+id,
-		"GetAccountRequest account=bob@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
-		// Unset counts as -1 (ZAttrAccount.getAuthTokenValidityValue).
+		"GetAccountRequest account=bob@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus",
+		"GetConfigRequest a=zimbraAuthTokenValidityValueEnabled",
 		"ModifyAccountRequest account="+unset+" zimbraAuthTokenValidityValue=0",
 		"GetAllServersRequest service=mailbox",
 		"FlushCacheRequest account="+unset+" type=account allServers=0 entry=id:"+unset,
 	)
+}
+
+// TestEndSessionsWhatEnds runs EndSessions against the fake's model of
+// sessions (zm-mailbox 2b7f9787c69e): tokens carry the validity value
+// (AuthTokenProperties lines 70–73) and fail once it differs, unless
+// zimbraAuthTokenValidityValueEnabled is FALSE (Account.java 327–406);
+// IMAP/POP sessions look only at the account status, at each command
+// (ImapHandler 438–456); a server acts on its cached account until
+// flushed. The report must say exactly that.
+func TestEndSessionsWhatEnds(t *testing.T) {
+	const mbox2 = "mbox2.example.test"
+	for _, tc := range []struct {
+		name        string
+		opts        zimbratest.Options
+		lock        bool
+		setup       func(*zimbratest.Server)
+		report      string // the report's words, with ZID for the id
+		tokenAlive  map[string]bool
+		imapAlive   bool
+		staleServer string // a server that still takes the old token, until its cache expires
+	}{
+		{name: "active account: tokens revoked, IMAP goes on",
+			report: "web and SOAP tokens revoked (validity 4→5); account active: open IMAP/POP sessions are NOT ended (Zimbra checks only the account status, " +
+				"at each command; lock the account to end them); caches flushed by id on mbox1.example.test (ok), mbox2.example.test (ok)",
+			tokenAlive: map[string]bool{}, imapAlive: true},
+		{name: "locked account: IMAP ends at the next command", lock: true,
+			report:     "web and SOAP tokens revoked (validity 4→5); account locked: IMAP/POP sessions end at their next command; caches flushed by id on mbox1.example.test (ok), mbox2.example.test (ok)",
+			tokenAlive: map[string]bool{}, imapAlive: false},
+		{name: "validity check off", lock: true, setup: func(s *zimbratest.Server) { s.SetGlobalConfig("zimbraAuthTokenValidityValueEnabled", "FALSE") },
+			report: "WARNING: zimbraAuthTokenValidityValueEnabled is FALSE, so raising zimbraAuthTokenValidityValue (4→5) revoked no web or SOAP token; " +
+				"account locked: IMAP/POP sessions end at their next command",
+			// Locked, so refused all the same (AuthProvider lines 957–966).
+			tokenAlive: map[string]bool{}, imapAlive: false},
+		{name: "validity check off, account active", setup: func(s *zimbratest.Server) { s.SetGlobalConfig("zimbraAuthTokenValidityValueEnabled", "FALSE") },
+			report:     "WARNING: zimbraAuthTokenValidityValueEnabled is FALSE",
+			tokenAlive: map[string]bool{"mbox1.example.test": true, mbox2: true}, imapAlive: true},
+		{name: "no right to read the check", opts: zimbratest.Options{DeniedAttrs: []string{"zimbraAuthTokenValidityValueEnabled"}},
+			report: "zimbraAuthTokenValidityValue raised (4→5), but whether that revoked the web and SOAP tokens is unknown: zimbraAuthTokenValidityValueEnabled " +
+				"could not be read (no right to read it)",
+			tokenAlive: map[string]bool{}, imapAlive: true},
+		{name: "a peer's flush fails", lock: true, setup: func(s *zimbratest.Server) {
+			s.Peer(mbox2).FailNext("FlushCacheRequest", "service.FAILURE", "system failure: boom")
+		},
+			report: "caches flushed by id on mbox1.example.test (ok), mbox2.example.test (failed: zimbra fault service.FAILURE: system failure: boom); " +
+				"a server whose cache was not flushed acts on its copy of the account (old tokens, old status) for up to 15 minutes",
+			tokenAlive: map[string]bool{mbox2: true}, imapAlive: false, staleServer: mbox2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Peers = []string{mbox2}
+			e := newEnv(t, opts)
+			e.srv.AddAccount(user, map[string][]string{"zimbraAuthTokenValidityValue": {"4"}})
+			tok, _ := e.srv.IssueUserToken(user)
+			sessions := map[*zimbratest.Server]int{}
+			for _, srv := range e.srv.Servers() {
+				if !srv.UserTokenValid(tok) {
+					t.Fatalf("%s refuses a fresh token", srv.Name())
+				}
+				sessions[srv], _ = srv.OpenIMAPSession(user) // caches the account on the peer
+			}
+			ctx := context.Background()
+			if tc.lock {
+				if err := e.c.Lock(ctx, user); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.setup != nil {
+				tc.setup(e.srv)
+			}
+			r, err := e.c.EndSessions(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(r.String(), tc.report) {
+				t.Fatalf("report:\n %s\nwant it to contain:\n %s", r, tc.report)
+			}
+			for _, srv := range e.srv.Servers() {
+				if got := srv.UserTokenValid(tok); got != tc.tokenAlive[srv.Name()] {
+					t.Errorf("%s takes the old token: %v, want %v", srv.Name(), got, tc.tokenAlive[srv.Name()])
+				}
+				alive := tc.imapAlive
+				if srv.Name() == tc.staleServer {
+					alive = true // its cache still says active
+				}
+				if got := srv.IMAPSessionAlive(sessions[srv]); got != alive {
+					t.Errorf("IMAP session on %s alive: %v, want %v", srv.Name(), got, alive)
+				}
+			}
+			if tc.staleServer != "" {
+				e.clock.Add(15 * time.Minute)
+				if srv := e.srv.Peer(tc.staleServer); srv.UserTokenValid(tok) || srv.IMAPSessionAlive(sessions[srv]) {
+					t.Errorf("%s still takes the old token or keeps the session after its cache expired", tc.staleServer)
+				}
+			}
+		})
+	}
 }
 
 // TestFlushAccountCache flushes the account by id on each mailbox server
@@ -830,6 +936,8 @@ func TestRequestShapes(t *testing.T) {
 			resp = `{"SetPasswordResponse":{"_jsns":"urn:zimbraAdmin"}}`
 		case strings.Contains(string(b), `"FlushCacheRequest"`):
 			resp = `{"FlushCacheResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetConfigRequest"`):
+			resp = `{"GetConfigResponse":{"a":[{"n":"zimbraAuthTokenValidityValueEnabled","_content":"TRUE"}],"_jsns":"urn:zimbraAdmin"}}`
 		case strings.Contains(string(b), `"GetAllServersRequest"`):
 			host, port, _ := net.SplitHostPort(r.Host)
 			resp = `{"GetAllServersResponse":{"server":[{"name":"mbox1.dom","id":"S1","a":[{"n":"zimbraServiceHostname","_content":"` + host +
@@ -850,7 +958,7 @@ func TestRequestShapes(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.EndSessions(ctx, "u@dom"); err != nil {
+	if _, err := c.EndSessions(ctx, "u@dom"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Lock(ctx, "u@dom"); err != nil {
@@ -866,7 +974,8 @@ func TestRequestShapes(t *testing.T) {
 	getID := hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId","account":{"by":"name","_content":"u@dom"}}}}`
 	want := []string{
 		`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@dom","password":"s3cr<e>t&\""}}}`,
-		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId,zimbraAuthTokenValidityValue","account":{"by":"name","_content":"u@dom"}}}}`,
+		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus","account":{"by":"name","_content":"u@dom"}}}}`,
+		hdr + `{"GetConfigRequest":{"_jsns":"urn:zimbraAdmin","a":{"n":"zimbraAuthTokenValidityValueEnabled"}}}}`,
 		hdr + `{"ModifyAccountRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","a":[{"n":"zimbraAuthTokenValidityValue","_content":"3"}]}}}`,
 		hdr + `{"GetAllServersRequest":{"_jsns":"urn:zimbraAdmin","service":"mailbox"}}}`,
 		hdr + `{"FlushCacheRequest":{"_jsns":"urn:zimbraAdmin","cache":{"type":"account","allServers":"0","entry":[{"by":"id","_content":"ZID"}]}}}}`,
@@ -911,7 +1020,8 @@ func TestPasswordsNeverLeak(t *testing.T) {
 	e.srv.ExpireTokens()
 	_, err = e.c.SetPassword(ctx, user, []byte(newPw))
 	errs = append(errs, err)
-	errs = append(errs, e.c.EndSessions(ctx, user), e.c.Lock(ctx, user))
+	_, err = e.c.EndSessions(ctx, user)
+	errs = append(errs, err, e.c.Lock(ctx, user))
 	_, err = e.c.SetPassword(ctx, "nobody@example.edu", []byte(newPw))
 	errs = append(errs, err)
 

@@ -33,9 +33,13 @@
 // match ErrPasswordRejected, which retrying cannot cure.
 //
 // Sessions: Zimbra has no admin call that revokes another user's tokens.
-// EndSessions raises zimbraAuthTokenValidityValue, which every token
-// carries and Zimbra compares on each request, and flushes the account
-// from the caches of every server.
+// EndSessions raises zimbraAuthTokenValidityValue, which every web and
+// SOAP token carries and Zimbra compares on each request (unless the
+// global zimbraAuthTokenValidityValueEnabled is FALSE, which it reads and
+// warns about), and flushes the account from the caches of every server.
+// Open IMAP and POP3 sessions look only at the account status, before each
+// command: they end only if the account is locked. The SessionsReport says
+// exactly which of these happened.
 //
 // Caches: every mailbox server caches accounts for up to 15 minutes and
 // acts on its copy (token checks, IMAP and POP3 status checks).

@@ -19,6 +19,10 @@ type cachedAccount struct {
 	status   string
 	validity int // zimbraAuthTokenValidityValue, -1 when unset
 	loaded   time.Time
+	// reloadedFor is the highest token validity value the entry was
+	// reloaded for (EntryCacheDataKey.ACCOUNT_VALIDITY_VALUE_HIGHEST_RELOAD,
+	// Account.java lines 386–396).
+	reloadedFor int
 }
 
 // accountCache is one server's account cache (AccountCache.java), indexed
@@ -68,7 +72,7 @@ func (d *deployment) snapshot(a *account) *cachedAccount {
 		v = -1
 	}
 	return &cachedAccount{id: a.id, name: a.name, aliases: a.get("zimbraMailAlias"), status: firstOf(a.get("zimbraAccountStatus")),
-		validity: int(v), loaded: d.opts.Now()}
+		validity: int(v), loaded: d.opts.Now(), reloadedFor: -1}
 }
 
 // home returns the account's home server: the one its zimbraMailHost

@@ -27,7 +27,12 @@
 // A deployment has several mailbox servers (Options.Peers), each with its
 // own endpoint and account cache: a server other than the account's home
 // acts on its cached copy of the account for up to 15 minutes unless
-// flushed (SeenAccount); Stop takes a server down.
+// flushed (SeenAccount); Stop takes a server down. User sessions are
+// modelled as Zimbra ends them (sessions.go): web/SOAP tokens carrying the
+// validity value (IssueUserToken, UserTokenValid) unless the global
+// zimbraAuthTokenValidityValueEnabled is FALSE (SetGlobalConfig,
+// GetConfigRequest), and IMAP/POP sessions that only check the account
+// status at their next command (OpenIMAPSession, IMAPSessionAlive).
 //
 // Calls records every request in order (name and key fields, never a
 // password: only that one was sent), so tests can assert the exact

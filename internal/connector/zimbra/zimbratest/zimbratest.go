@@ -147,6 +147,7 @@ type Server struct {
 	srv      *httptest.Server
 	injected map[string][]fault
 	cache    *accountCache
+	imap     []*imapSession
 	stopped  bool
 }
 
@@ -161,7 +162,9 @@ type deployment struct {
 	servers     []*Server // the first is the one Start returned
 	accounts    []*account
 	cos         map[string][]string
+	config      map[string][]string // the global config
 	tokens      map[string]*token
+	userTokens  map[string]*userToken
 	calls       []Call
 	traceSerial int
 }
@@ -226,7 +229,8 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.ServerName == "" {
 		opts.ServerName = DefaultServerName
 	}
-	d := &deployment{opts: opts, tokens: map[string]*token{}, cos: map[string][]string{}, dir: tb.TempDir()}
+	d := &deployment{opts: opts, tokens: map[string]*token{}, userTokens: map[string]*userToken{}, cos: map[string][]string{}, dir: tb.TempDir(),
+		config: map[string][]string{"zimbraAuthTokenValidityValueEnabled": {"TRUE"}}}
 	for _, name := range append([]string{opts.ServerName}, opts.Peers...) {
 		s := &Server{deployment: d, name: name, id: newUUID(), injected: map[string][]fault{}, cache: newAccountCache()}
 		s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
@@ -552,6 +556,7 @@ func (s *Server) handle(name string, el json.RawMessage, req *request, call *Cal
 		"SetPasswordRequest":   {"urn:zimbraAdmin", s.setPassword},
 		"FlushCacheRequest":    {"urn:zimbraAdmin", s.flushCache},
 		"GetAllServersRequest": {"urn:zimbraAdmin", s.getAllServers},
+		"GetConfigRequest":     {"urn:zimbraAdmin", s.getConfig},
 		"GetIdentitiesRequest": {"urn:zimbraAccount", s.getIdentities},
 	}
 	h, ok := handlers[name]

@@ -265,3 +265,41 @@ func TestFlushCacheKeys(t *testing.T) {
 		t.Fatalf("calls %q\nwant %q", got, want)
 	}
 }
+
+// TestSessionModel checks the fake's sessions against zm-mailbox
+// 2b7f9787c69e: a password change (validity bump) leaves IMAP sessions
+// open (ImapHandler 438–456 looks at the status only); a server with a
+// cached account takes the old token until the cache is flushed or
+// expires; a token newer than the cached account makes the server reload
+// it once (Account.java 340–403, bug 46287).
+func TestSessionModel(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := Start(t, Options{Now: func() time.Time { return now }, Peers: []string{"mbox2.example.test"}})
+	s.AddAccount("u@example.test", map[string][]string{"zimbraAuthTokenValidityValue": {"4"}})
+	peer := s.Peer("mbox2.example.test")
+	old, _ := s.IssueUserToken("u@example.test")
+	imapHome, _ := s.OpenIMAPSession("u@example.test")
+	imapPeer, _ := peer.OpenIMAPSession("u@example.test")
+	if !peer.UserTokenValid(old) { // caches the account (validity 4)
+		t.Fatal("fresh token refused")
+	}
+	s.SetPassword("u@example.test", "N3w-password")
+	if s.UserTokenValid(old) || !peer.UserTokenValid(old) {
+		t.Fatal("after the password change the home server must refuse the old token and the peer (stale cache) still take it")
+	}
+	if !s.IMAPSessionAlive(imapHome) || !peer.IMAPSessionAlive(imapPeer) {
+		t.Fatal("a password change closed an IMAP session")
+	}
+	fresh, _ := s.IssueUserToken("u@example.test")
+	if !peer.UserTokenValid(fresh) || peer.UserTokenValid(old) {
+		t.Fatal("a newer token must make the peer reload the account, after which the old one fails")
+	}
+	if _, v, _ := peer.SeenAccount("u@example.test"); v != 5 {
+		t.Fatalf("peer sees validity %d after the reload", v)
+	}
+	s.SetPassword("u@example.test", "N3w-password-2") // 6
+	now = now.Add(15 * time.Minute)
+	if peer.UserTokenValid(fresh) {
+		t.Fatal("the peer's copy outlived ldap_cache_account_maxage")
+	}
+}
