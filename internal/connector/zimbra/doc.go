@@ -54,18 +54,24 @@
 // every mailbox server's certificate.
 //
 // Persistence: forwarding (zimbraPrefMailForwardingAddress, set by the
-// user, and zimbraMailForwardingAddress, set by admins), filters
-// (zimbraMailSieveScript, zimbraMailOutgoingSieveScript) and the default
-// identity's From/Reply-To are account attributes, read with GetAccount.
-// Further identities are LDAP children of the account that no admin call
-// returns; Persistence reads them the way zmprov does
-// (SoapProvisioning.getAllIdentities): the account-namespace
-// GetIdentitiesRequest sent to the admin endpoint with the target account
-// in the header context. That call needs rights a delegated admin may lack,
-// so its failure is reported in Persistence.IdentitiesError rather than
-// failing the whole report. Zimbra exposes no per-attribute change time;
-// zimbraPasswordModifiedTime is the one timestamp reported. Sieve scripts
-// are reported by presence, size and SHA-256, never by content.
+// user, zimbraMailForwardingAddress, set by admins, and a forwarding
+// address waiting for verification), filters (zimbraMailSieveScript,
+// zimbraMailOutgoingSieveScript), the default identity's From/Reply-To,
+// the password recovery address and its status, and the two-factor state
+// are account attributes, read with GetAccount. Further identities are
+// LDAP children of the account that no admin call returns; Persistence
+// reads them the way zmprov does (SoapProvisioning.getAllIdentities): the
+// account-namespace GetIdentitiesRequest sent to the admin endpoint with
+// the target account in the header context. Rights granted on the account
+// (GetGrantsRequest), shared folders (GetShareInfoRequest) and external
+// data sources (GetDataSourcesRequest) are read too. Each of these calls
+// needs rights a delegated admin may lack (viewGrants, adminLoginAs), so
+// each failure is reported in its own field of Persistence rather than
+// failing the whole report, and an attribute the admin may not read is
+// reported as such, never as unset. Zimbra exposes no per-attribute change
+// time; zimbraPasswordModifiedTime is the one timestamp reported. Sieve
+// scripts are reported by presence, size and SHA-256, never by content;
+// data sources by name, type and host, never a password.
 //
 // The admin password is read from a file, sent only in AuthRequest, and
 // never logged or put in an error; SetPassword's new password likewise.

@@ -210,6 +210,28 @@ type getIdentitiesRequest struct {
 	JSNS string `json:"_jsns"`
 }
 
+// getGrantsRequest is <GetGrantsRequest><target type by>…</target>.
+type getGrantsRequest struct {
+	JSNS   string      `json:"_jsns"`
+	Target grantTarget `json:"target"`
+}
+
+type grantTarget struct {
+	Type    string `json:"type"`
+	By      string `json:"by"`
+	Content string `json:"_content"`
+}
+
+type getShareInfoRequest struct {
+	JSNS  string   `json:"_jsns"`
+	Owner selector `json:"owner"`
+}
+
+type getDataSourcesRequest struct {
+	JSNS string `json:"_jsns"`
+	ID   string `json:"id"`
+}
+
 type getAllServersRequest struct {
 	JSNS    string `json:"_jsns"`
 	Service string `json:"service,omitempty"`
@@ -517,6 +539,47 @@ func decodeServers(raw json.RawMessage) ([]entry, error) {
 	return out, nil
 }
 
+// kvAttrs reads the attributes of an account-namespace element: the
+// key/value pairs of "_attrs" (a string, or an array when multi-valued;
+// account ToXML.encodeAttr lines 270–295 at zm-mailbox 2b7f9787c69e) and
+// any XML-style "a" list. A pair the admin may not read (pd) has no value
+// and is left out.
+func kvAttrs(kv map[string]json.RawMessage, a elems[attrJSON]) (map[string][]string, error) {
+	attrs := make(map[string][]string, len(kv)+len(a))
+	for k, v := range kv {
+		v = bytes.TrimSpace(v)
+		vals := []json.RawMessage{v}
+		if len(v) > 0 && v[0] == '[' { // multi-valued
+			if err := json.Unmarshal(v, &vals); err != nil {
+				return nil, fmt.Errorf("%w: attr %s: %v", errMalformed, k, err)
+			}
+		}
+		for _, v := range vals {
+			// A pair with attributes is an object: {"_content":"","pd":true}.
+			var pd struct {
+				PD text `json:"pd"`
+			}
+			if v = bytes.TrimSpace(v); len(v) > 0 && v[0] == '{' && json.Unmarshal(v, &pd) == nil && truthy(pd.PD) {
+				continue
+			}
+			s, err := decodeText(v, 0)
+			if err != nil {
+				return nil, fmt.Errorf("%w: attr %s: %v", errMalformed, k, err)
+			}
+			attrs[k] = append(attrs[k], s)
+		}
+	}
+	for _, at := range a {
+		if pd := string(at.PD); pd == "true" || pd == "1" {
+			continue
+		}
+		if n := string(at.N); n != "" {
+			attrs[n] = append(attrs[n], string(at.Content))
+		}
+	}
+	return attrs, nil
+}
+
 // decodeIdentities turns a GetIdentitiesResponse into Identities.
 func decodeIdentities(raw json.RawMessage) ([]Identity, error) {
 	var r getIdentitiesResponse
@@ -525,31 +588,118 @@ func decodeIdentities(raw json.RawMessage) ([]Identity, error) {
 	}
 	out := make([]Identity, 0, len(r.Identity))
 	for _, ij := range r.Identity {
-		attrs := make(map[string][]string, len(ij.Attrs)+len(ij.A))
-		for k, v := range ij.Attrs {
-			v = bytes.TrimSpace(v)
-			if len(v) > 0 && v[0] == '[' { // multi-valued
-				var vals []text
-				if err := json.Unmarshal(v, &vals); err != nil {
-					return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
-				}
-				for _, s := range vals {
-					attrs[k] = append(attrs[k], string(s))
-				}
-				continue
-			}
-			s, err := decodeText(v, 0)
-			if err != nil {
-				return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
-			}
-			attrs[k] = append(attrs[k], s)
-		}
-		for _, at := range ij.A {
-			if n := string(at.N); n != "" {
-				attrs[n] = append(attrs[n], string(at.Content))
-			}
+		attrs, err := kvAttrs(ij.Attrs, ij.A)
+		if err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
 		}
 		out = append(out, identityFromAttrs(string(ij.Name), string(ij.ID), attrs))
+	}
+	return out, nil
+}
+
+// grantJSON is one <grant> of GetGrantsResponse (RightCommand.Grants.toXML,
+// lines 166–208): <target type id name/><grantee type id name/>
+// <right deny canDelegate …>name</right>; the booleans are real booleans
+// in JSON, "0"/"1" in XML.
+type grantJSON struct {
+	Grantee elems[struct {
+		Type text `json:"type"`
+		ID   text `json:"id"`
+		Name text `json:"name"`
+	}] `json:"grantee"`
+	Right elems[struct {
+		Deny        text `json:"deny"`
+		CanDelegate text `json:"canDelegate"`
+		Content     text `json:"_content"`
+	}] `json:"right"`
+}
+
+func truthy(t text) bool { return t == "true" || t == "1" || t == "TRUE" }
+
+// decodeGrants turns a GetGrantsResponse into Grants.
+func decodeGrants(raw json.RawMessage) ([]Grant, error) {
+	var r struct {
+		Grant elems[grantJSON] `json:"grant"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: grants: %v", errMalformed, err)
+	}
+	out := make([]Grant, 0, len(r.Grant))
+	for _, g := range r.Grant {
+		var gr Grant
+		if len(g.Grantee) > 0 {
+			gr.GranteeType, gr.GranteeID, gr.GranteeName = string(g.Grantee[0].Type), string(g.Grantee[0].ID), string(g.Grantee[0].Name)
+		}
+		if len(g.Right) > 0 {
+			gr.Right, gr.Deny, gr.CanDelegate = string(g.Right[0].Content), truthy(g.Right[0].Deny), truthy(g.Right[0].CanDelegate)
+		}
+		out = append(out, gr)
+	}
+	return out, nil
+}
+
+// shareJSON is one <share> of GetShareInfoResponse (soap/type/ShareInfo.java
+// lines 44–137).
+type shareJSON struct {
+	FolderID    text `json:"folderId"`
+	FolderPath  text `json:"folderPath"`
+	View        text `json:"view"`
+	Rights      text `json:"rights"`
+	GranteeType text `json:"granteeType"`
+	GranteeID   text `json:"granteeId"`
+	GranteeName text `json:"granteeName"`
+}
+
+// decodeShares turns a GetShareInfoResponse into Shares.
+func decodeShares(raw json.RawMessage) ([]Share, error) {
+	var r struct {
+		Share elems[shareJSON] `json:"share"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: shares: %v", errMalformed, err)
+	}
+	out := make([]Share, 0, len(r.Share))
+	for _, s := range r.Share {
+		out = append(out, Share{FolderID: string(s.FolderID), FolderPath: string(s.FolderPath), View: string(s.View), Rights: string(s.Rights),
+			GranteeType: string(s.GranteeType), GranteeID: string(s.GranteeID), GranteeName: string(s.GranteeName)})
+	}
+	return out, nil
+}
+
+// dataSourceJSON is one <dataSource name id type> of GetDataSourcesResponse
+// with its attributes (account ToXML.encodeDataSource, lines 261–268).
+type dataSourceJSON struct {
+	Name  text                       `json:"name"`
+	ID    text                       `json:"id"`
+	Type  text                       `json:"type"`
+	Attrs map[string]json.RawMessage `json:"_attrs"`
+	A     elems[attrJSON]            `json:"a"`
+}
+
+// decodeDataSources turns a GetDataSourcesResponse into DataSources,
+// keeping only what describes them (never a password or token, which
+// Zimbra does not send anyway).
+func decodeDataSources(raw json.RawMessage) ([]DataSource, error) {
+	var r struct {
+		DataSource elems[dataSourceJSON] `json:"dataSource"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: data sources: %v", errMalformed, err)
+	}
+	out := make([]DataSource, 0, len(r.DataSource))
+	for _, d := range r.DataSource {
+		attrs, err := kvAttrs(d.Attrs, d.A)
+		if err != nil {
+			return nil, fmt.Errorf("data source: %w", err)
+		}
+		first := func(k string) string {
+			if v := attrs[k]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+		out = append(out, DataSource{Name: string(d.Name), ID: string(d.ID), Type: string(d.Type),
+			Host: first(AttrDataSourceHost), Enabled: first(AttrDataSourceEnabled)})
 	}
 	return out, nil
 }

@@ -145,6 +145,35 @@ func TestDecodeDeniedAttrs(t *testing.T) {
 	}
 }
 
+// TestDecodePersistenceResponses decodes the responses Persistence reads,
+// in the shapes zm-mailbox 2b7f9787c69e writes them: GetGrants
+// (RightCommand.Grants.toXML lines 166–208), GetShareInfo
+// (soap/type/ShareInfo.java lines 44–137) and GetDataSources (account
+// ToXML.encodeDataSource lines 261–268, "_attrs" key/value pairs).
+func TestDecodePersistenceResponses(t *testing.T) {
+	g, err := decodeGrants(json.RawMessage(`{"grant":[{"target":[{"type":"account","id":"Z","name":"u@x"}],"grantee":[{"type":"usr","id":"G","name":"m@x"}],
+		"right":[{"deny":false,"canDelegate":true,"disinheritSubGroups":false,"subDomain":false,"_content":"sendAs"}]},
+		{"target":{"type":"account"},"grantee":{"type":"pub"},"right":{"deny":"1","_content":"viewFreeBusy"}}],"_jsns":"urn:zimbraAdmin"}`))
+	want := []Grant{{GranteeType: "usr", GranteeID: "G", GranteeName: "m@x", Right: "sendAs", CanDelegate: true}, {GranteeType: "pub", Right: "viewFreeBusy", Deny: true}}
+	if err != nil || !slices.Equal(g, want) {
+		t.Fatalf("grants %+v %v", g, err)
+	}
+	sh, err := decodeShares(json.RawMessage(`{"share":[{"ownerId":"Z","ownerEmail":"u@x","ownerName":"U","folderId":257,"folderUuid":"F","folderPath":"/Inbox",
+		"view":"message","rights":"rwidx","granteeType":"usr","granteeId":"G","granteeName":"m@x","granteeDisplayName":"M","activeSyncDisabled":false}]}`))
+	if err != nil || len(sh) != 1 || sh[0] != (Share{FolderID: "257", FolderPath: "/Inbox", View: "message", Rights: "rwidx", GranteeType: "usr", GranteeID: "G", GranteeName: "m@x"}) {
+		t.Fatalf("shares %+v %v", sh, err)
+	}
+	ds, err := decodeDataSources(json.RawMessage(`{"dataSource":[{"name":"Ex","id":"D","type":"imap","_attrs":{"zimbraDataSourceHost":"imap.evil",
+		"zimbraDataSourceEnabled":"TRUE","zimbraDataSourceOAuthToken":"VALUE-BLOCKED","zimbraDataSourceUsername":{"_content":"","pd":true}}}]}`))
+	if err != nil || len(ds) != 1 || ds[0] != (DataSource{Name: "Ex", ID: "D", Type: "imap", Host: "imap.evil", Enabled: "TRUE"}) {
+		t.Fatalf("data sources %+v %v", ds, err)
+	}
+	ids, err := decodeIdentities(json.RawMessage(`{"identity":[{"name":"I","id":"1","_attrs":{"zimbraPrefReplyToAddress":{"_content":"","pd":true},"zimbraPrefFromAddress":"f@x"}}]}`))
+	if err != nil || len(ids) != 1 || ids[0].ReplyToAddress != "" || ids[0].FromAddress != "f@x" {
+		t.Fatalf("identity with a denied pair: %+v %v", ids, err)
+	}
+}
+
 func TestValuesCaseInsensitive(t *testing.T) {
 	a := &Account{Attrs: map[string][]string{"ZIMBRAACCOUNTSTATUS": {"locked"}, "zimbraAccountSTATUS": {"active"}}}
 	for range 20 { // map order must not matter
@@ -211,7 +240,8 @@ func encodeAccount(a *Account) json.RawMessage {
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte(noSuchAccountFault))
 	f.Add([]byte(`{"Body":{"GetAccountResponse":{"account":[{"name":"u@d","id":"Z","a":[{"n":"zimbraId","_content":"Z"},{"n":"x","_content":"1"},{"n":"x","_content":"2"}]}]}}}`))
-	names := []string{"AuthResponse", "GetAccountResponse", "SetPasswordResponse", "GetIdentitiesResponse", "GetAllServersResponse"}
+	names := []string{"AuthResponse", "GetAccountResponse", "SetPasswordResponse", "GetIdentitiesResponse", "GetAllServersResponse",
+		"GetGrantsResponse", "GetShareInfoResponse", "GetDataSourcesResponse", "GetConfigResponse"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range names {
 			raw, err := parseResponse(data, name)
@@ -255,6 +285,17 @@ func FuzzParseResponse(f *testing.F) {
 				_, _ = decodeIdentities(raw)
 			case "GetAllServersResponse":
 				_, _ = decodeServers(raw)
+			case "GetGrantsResponse":
+				_, _ = decodeGrants(raw)
+			case "GetShareInfoResponse":
+				_, _ = decodeShares(raw)
+			case "GetDataSourcesResponse":
+				_, _ = decodeDataSources(raw)
+			case "GetConfigResponse":
+				var e entryJSON
+				if json.Unmarshal(raw, &e) == nil {
+					_ = decodeEntry(e)
+				}
 			case "AuthResponse":
 				var ar authResponse
 				_ = json.Unmarshal(raw, &ar)

@@ -19,8 +19,12 @@
 // zimbraPasswordModifiedTime and the history written; see password.go),
 // FlushCacheRequest (type=account by id or name on this server's own
 // account cache, allServers=1 repeated on the other servers, their
-// failures hidden), GetAllServersRequest and the account-service
-// GetIdentitiesRequest sent on an account's behalf. Anything else is a
+// failures hidden), GetAllServersRequest, GetConfigRequest,
+// GetGrantsRequest, GetShareInfoRequest, GetDataSourcesRequest
+// (persistence.go; AddGrant, AddShare, AddDataSource; Options.MissingRights
+// withholds viewGrants or adminLoginAs) and the account-service
+// GetIdentitiesRequest sent on an account's behalf (its DEFAULT identity
+// built as Provisioning.getDefaultIdentity does). Anything else is a
 // service.UNKNOWN_DOCUMENT fault; a missing or unknown token is
 // service.AUTH_REQUIRED and an expired one service.AUTH_EXPIRED.
 //

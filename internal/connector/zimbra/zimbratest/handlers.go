@@ -316,12 +316,41 @@ func (s *Server) getIdentities(_ map[string]json.RawMessage, req *request, call 
 	if a == nil {
 		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + key, sender: true}
 	}
-	// LdapProvisioning.getAllIdentities: the default identity (the
-	// account's own attributes) first, then the LDAP children.
+	if s.lacksRight(RightAdminLoginAs) {
+		return nil, defendHarvest(key) // ZimbraSoapContext.java line 647
+	}
+	// LdapProvisioning.getAllIdentities (lines 7997–8021 at zm-mailbox
+	// 2b7f9787c69e): the LDAP children, then the default identity made by
+	// Provisioning.getDefaultIdentity (lines 2276–2295) from the account's
+	// own attributes, its From falling back to the account's canonical
+	// address or name and the display name or cn
+	// (AccountUtil.getFriendlyEmailAddress lines 158–176).
+	var list []any
+	for _, id := range a.identities {
+		attrs := map[string]any{}
+		for k, v := range id.attrs {
+			attrs[k] = kv(v)
+		}
+		list = append(list, map[string]any{"name": id.name, "id": id.id, "_attrs": attrs})
+	}
 	defAttrs := map[string]any{}
 	for k, v := range a.attrs {
 		if strings.HasPrefix(k, "zimbraPrefFrom") || strings.HasPrefix(k, "zimbraPrefReplyTo") {
 			defAttrs[k] = kv(v)
+		}
+	}
+	if _, ok := defAttrs["zimbraPrefFromAddress"]; !ok {
+		addr := firstOf(a.get("zimbraMailCanonicalAddress"))
+		if addr == "" {
+			addr = a.name
+		}
+		defAttrs["zimbraPrefFromAddress"] = addr
+	}
+	if _, ok := defAttrs["zimbraPrefFromDisplay"]; !ok {
+		if d := firstOf(a.get("displayName")); d != "" {
+			defAttrs["zimbraPrefFromDisplay"] = d
+		} else if cn := firstOf(a.get("cn")); cn != "" {
+			defAttrs["zimbraPrefFromDisplay"] = cn
 		}
 	}
 	defName := firstOf(a.get("zimbraPrefIdentityName"))
@@ -330,14 +359,7 @@ func (s *Server) getIdentities(_ map[string]json.RawMessage, req *request, call 
 	}
 	defAttrs["zimbraPrefIdentityName"] = defName
 	defAttrs["zimbraPrefIdentityId"] = a.id
-	list := []any{map[string]any{"name": defName, "id": a.id, "_attrs": defAttrs}}
-	for _, id := range a.identities {
-		attrs := map[string]any{}
-		for k, v := range id.attrs {
-			attrs[k] = kv(v)
-		}
-		list = append(list, map[string]any{"name": id.name, "id": id.id, "_attrs": attrs})
-	}
+	list = append(list, map[string]any{"name": defName, "id": a.id, "_attrs": defAttrs})
 	return map[string]any{"identity": list, "_jsns": "urn:zimbraAccount"}, nil
 }
 

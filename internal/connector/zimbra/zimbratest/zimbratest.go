@@ -51,8 +51,8 @@ type Options struct {
 	Peers      []string
 	// MissingRights are admin rights the admin account lacks, as for a
 	// delegated admin; every other right is held, as a global admin holds
-	// them all. The fake honours RightSetAccountPassword and
-	// RightListServer.
+	// them all. The fake honours RightSetAccountPassword,
+	// RightListServer, RightAdminLoginAs and RightViewGrants.
 	MissingRights []string
 	// DeniedAttrs are attributes the admin has no right to read: GetAccount
 	// lists each value of them as {"n":name,"pd":true} without the value
@@ -83,6 +83,15 @@ const (
 	// RightListServer: without it GetAllServers lists no server
 	// (GetAllServers.java line 66).
 	RightListServer = "listServer"
+	// RightAdminLoginAs: without it GetShareInfo and GetDataSources
+	// (GetShareInfo.java lines 82–83, GetDataSources.java lines 72–73)
+	// and account-namespace requests on the account's behalf
+	// (ZimbraSoapContext.validateDelegatedAccess lines 536–647, via
+	// ACLAccessManager.canAccessAccount lines 89–106) fail with
+	// service.PERM_DENIED.
+	RightAdminLoginAs = "adminLoginAs"
+	// RightViewGrants: without it GetGrants fails (GetGrants.java line 61).
+	RightViewGrants = "viewGrants"
 )
 
 // Call is one request the server received.
@@ -170,12 +179,15 @@ type deployment struct {
 }
 
 type account struct {
-	name       string
-	id         string
-	attrs      map[string][]string
-	password   string
-	history    []historyEntry // zimbraPasswordHistory, kept out of attrs
-	identities []*identity
+	name        string
+	id          string
+	attrs       map[string][]string
+	password    string
+	history     []historyEntry // zimbraPasswordHistory, kept out of attrs
+	identities  []*identity
+	grants      []grant
+	shares      []share
+	dataSources []*dataSource
 }
 
 type identity struct {
@@ -550,14 +562,17 @@ func (s *Server) handle(name string, el json.RawMessage, req *request, call *Cal
 		ns string
 		fn func(map[string]json.RawMessage, *request, *Call) (map[string]any, *fault)
 	}{
-		"AuthRequest":          {"urn:zimbraAdmin", s.auth},
-		"GetAccountRequest":    {"urn:zimbraAdmin", s.getAccount},
-		"ModifyAccountRequest": {"urn:zimbraAdmin", s.modifyAccount},
-		"SetPasswordRequest":   {"urn:zimbraAdmin", s.setPassword},
-		"FlushCacheRequest":    {"urn:zimbraAdmin", s.flushCache},
-		"GetAllServersRequest": {"urn:zimbraAdmin", s.getAllServers},
-		"GetConfigRequest":     {"urn:zimbraAdmin", s.getConfig},
-		"GetIdentitiesRequest": {"urn:zimbraAccount", s.getIdentities},
+		"AuthRequest":           {"urn:zimbraAdmin", s.auth},
+		"GetAccountRequest":     {"urn:zimbraAdmin", s.getAccount},
+		"ModifyAccountRequest":  {"urn:zimbraAdmin", s.modifyAccount},
+		"SetPasswordRequest":    {"urn:zimbraAdmin", s.setPassword},
+		"FlushCacheRequest":     {"urn:zimbraAdmin", s.flushCache},
+		"GetAllServersRequest":  {"urn:zimbraAdmin", s.getAllServers},
+		"GetConfigRequest":      {"urn:zimbraAdmin", s.getConfig},
+		"GetGrantsRequest":      {"urn:zimbraAdmin", s.getGrants},
+		"GetShareInfoRequest":   {"urn:zimbraAdmin", s.getShareInfo},
+		"GetDataSourcesRequest": {"urn:zimbraAdmin", s.getDataSources},
+		"GetIdentitiesRequest":  {"urn:zimbraAccount", s.getIdentities},
 	}
 	h, ok := handlers[name]
 	if !ok || h.ns != ns {
