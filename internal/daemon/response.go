@@ -142,8 +142,11 @@ func (zimbraConnector) Supports(s playbook.Step) bool {
 func (z zimbraConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incident, pw []byte) (string, error) {
 	perm := func(err error) error {
 		// ErrPasswordRejected: the policy refused this password; the
-		// same password would be refused again.
-		return permanent(err, zimbra.ErrNoSuchAccount, zimbra.ErrAuthFailed, zimbra.ErrPermDenied, zimbra.ErrPasswordRejected)
+		// same password would be refused again. ErrLoginSuspended:
+		// Zimbra refuses this IP for up to 20 minutes, longer than the
+		// runner's retries.
+		return permanent(err, zimbra.ErrNoSuchAccount, zimbra.ErrAuthFailed, zimbra.ErrPermDenied, zimbra.ErrPasswordRejected,
+			zimbra.ErrLoginSuspended)
 	}
 	switch s {
 	case playbook.StepLockLogin:

@@ -201,6 +201,28 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ZimbraInvalidLoginFilter's 503 fails the steps at once", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		for range 11 { // more than zimbraInvalidLoginFilterMaxFailedLogin from this IP
+			resp, err := z.Client().Post(z.URL(), "application/json",
+				strings.NewReader(`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		z.ResetCalls()
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		lock := in.Step("lock-login")
+		if lock.Status != store.StepFailed || lock.Attempts != 1 || !strings.Contains(lock.Detail, "ZimbraInvalidLoginFilter") {
+			t.Fatalf("lock-login: %+v", lock)
+		}
+		// One request reached Zimbra; the later steps held back.
+		same(t, "calls", calls(z), []string{"AuthRequest http=503"})
+	})
 	t.Run("no such account fails the steps at once", func(t *testing.T) {
 		s, z := zimbraResponse(t)
 		if err := s.ReportFindings(ctx, "ghost@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {

@@ -930,6 +930,105 @@ func TestWrongAdminPassword(t *testing.T) {
 	wantCalls(t, e.srv, authCall+" fault=account.AUTH_FAILED")
 }
 
+// TestInvalidLoginFilter: after more than 10 failed logins from an IP,
+// Zimbra's ZimbraInvalidLoginFilter answers every request from it with
+// HTTP 503, not a SOAP fault, for 15 to 20 minutes
+// (ZimbraInvalidLoginFilter.java lines 107–200 at zm-mailbox 2b7f9787c69e).
+// The client recognises it, fails with ErrLoginSuspended naming the filter
+// and the time, and sends no AuthRequest until 20 minutes have passed.
+func TestInvalidLoginFilter(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{})
+	e.srv.AddAccount(user, nil)
+	// Another tool on the same host guesses the admin password eleven times.
+	for range 11 {
+		resp, err := e.srv.Client().Post(e.srv.URL(), "application/json",
+			strings.NewReader(`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	e.srv.ResetCalls()
+	start := e.clock.Now()
+	ctx := context.Background()
+	_, err := e.c.GetAccount(ctx, user)
+	var le *zimbra.LoginSuspendedError
+	if !errors.Is(err, zimbra.ErrLoginSuspended) || !errors.As(err, &le) || le.HeldBack || !le.RetryAfter.Equal(start.Add(20*time.Minute)) ||
+		!strings.Contains(err.Error(), "ZimbraInvalidLoginFilter") || !strings.Contains(err.Error(), "2026-03-01T09:50:00Z") {
+		t.Fatalf("err = %v", err)
+	}
+	wantCalls(t, e.srv, "AuthRequest http=503")
+
+	// Held back: nothing is sent, neither now nor at 19 minutes.
+	for _, d := range []time.Duration{0, 19 * time.Minute} {
+		e.clock.Add(d)
+		if _, err := e.c.GetAccount(ctx, user); !errors.As(err, &le) || !le.HeldBack || !errors.Is(err, zimbra.ErrLoginSuspended) {
+			t.Fatalf("after %v: %v", d, err)
+		}
+	}
+	wantCalls(t, e.srv, "AuthRequest http=503")
+	// The filter has reinstated the IP (suspended for more than 15
+	// minutes at a 5-minutely task run); the client tries again at 20.
+	e.clock.Add(time.Minute)
+	if _, err := e.c.GetAccount(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.logs.String(), "ZimbraInvalidLoginFilter") {
+		t.Error("the suspension is not logged")
+	}
+}
+
+// TestAuthFailedHold: a wrong admin password is not tried again at every
+// call, as each failure counts towards ZimbraInvalidLoginFilter's limit
+// for the daemon's IP.
+func TestAuthFailedHold(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{}, func(c *zimbra.Config) {
+		c.AdminPasswordFile = filepath.Join(t.TempDir(), "pw")
+		if err := os.WriteFile(c.AdminPasswordFile, []byte("wrong\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.srv.AddAccount(user, nil)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := e.c.GetAccount(ctx, user); !errors.Is(err, zimbra.ErrAuthFailed) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	e.clock.Add(5 * time.Minute)
+	if _, err := e.c.GetAccount(ctx, user); !errors.Is(err, zimbra.ErrAuthFailed) {
+		t.Fatalf("err = %v", err)
+	}
+	wantCalls(t, e.srv, authCall+" fault=account.AUTH_FAILED", authCall+" fault=account.AUTH_FAILED")
+}
+
+// TestInvalidLoginFilterOnAPeer: a peer that suspended the IP fails its
+// flush with the filter named; the configured endpoint is not held back.
+func TestInvalidLoginFilterOnAPeer(t *testing.T) {
+	e := newEnv(t, zimbratest.Options{Peers: []string{"mbox2.example.test"}, InvalidLoginFilterMaxFailedLogin: 2})
+	e.srv.AddAccount(user, nil)
+	peer := e.srv.Peer("mbox2.example.test")
+	for range 3 {
+		resp, err := peer.Client().Post(peer.URL(), "application/json",
+			strings.NewReader(`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	r, err := e.c.FlushAccountCache(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Failed(), []string{"mbox2.example.test"}) || !errors.Is(r.Servers[1].Err, zimbra.ErrLoginSuspended) ||
+		!strings.Contains(r.String(), "ZimbraInvalidLoginFilter") {
+		t.Fatalf("report %s", r)
+	}
+	if _, err := e.c.GetAccount(context.Background(), user); err != nil {
+		t.Fatalf("the configured endpoint held back after a peer's 503: %v", err)
+	}
+}
+
 func TestTLS(t *testing.T) {
 	srv := zimbratest.Start(t, zimbratest.Options{})
 	srv.AddAccount(user, nil)

@@ -18,6 +18,14 @@
 // checks the token before it dispatches the request, so the retried call
 // was not carried out the first time).
 //
+// Zimbra's ZimbraInvalidLoginFilter answers every request from a client
+// IP with HTTP 503, not a SOAP fault, for 15 to 20 minutes once that IP
+// has had more than zimbraInvalidLoginFilterMaxFailedLogin (default 10)
+// failed logins, and never forgets a failure before that. Client returns
+// such a 503 as ErrLoginSuspended, naming the filter and the time, and
+// sends no AuthRequest for 20 minutes; after a failed AuthRequest it
+// sends none for 5 minutes.
+//
 // Attributes: GetAccount asks for a list of attributes. An attribute the
 // admin has no right to read comes back without its value ({"n":…,
 // "pd":true}); Account keeps those in DeniedAttrs, never as unset. An

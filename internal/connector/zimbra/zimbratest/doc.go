@@ -38,6 +38,10 @@
 // GetConfigRequest), and IMAP/POP sessions that only check the account
 // status at their next command (OpenIMAPSession, IMAPSessionAlive).
 //
+// Each server runs ZimbraInvalidLoginFilter (filter.go): past
+// Options.InvalidLoginFilterMaxFailedLogin failed AuthRequests from an IP
+// it answers that IP HTTP 503 for 15 to 20 minutes.
+//
 // Calls records every request in order (name and key fields, never a
 // password: only that one was sent), so tests can assert the exact
 // sequence a step produced. ExpireTokens and FailNext inject the failures

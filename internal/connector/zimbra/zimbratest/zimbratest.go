@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,12 @@ type Options struct {
 	// endpoint (see Peer).
 	ServerName string
 	Peers      []string
+	// InvalidLoginFilterMaxFailedLogin is each server's
+	// zimbraInvalidLoginFilterMaxFailedLogin: past this many failed
+	// AuthRequests from one client IP, that IP gets HTTP 503 for 15 to 20
+	// minutes (filter.go). 0 means Zimbra's default, 10; a negative value
+	// turns the filter off.
+	InvalidLoginFilterMaxFailedLogin int
 	// MissingRights are admin rights the admin account lacks, as for a
 	// delegated admin; every other right is held, as a global admin holds
 	// them all. The fake honours RightSetAccountPassword,
@@ -112,6 +119,9 @@ type Call struct {
 	Fault string
 	// Server is the name of the server that received the request.
 	Server string
+	// HTTPStatus is set when the request got an HTTP error instead of a
+	// SOAP answer (503 from ZimbraInvalidLoginFilter).
+	HTTPStatus int
 	// primary is whether that is the server Start returned.
 	primary bool
 }
@@ -137,6 +147,9 @@ func (c Call) String() string {
 	if c.Fault != "" {
 		b.WriteString(" fault=" + c.Fault)
 	}
+	if c.HTTPStatus != 0 {
+		b.WriteString(" http=" + strconv.Itoa(c.HTTPStatus))
+	}
 	if !c.primary && c.Server != "" {
 		b.WriteString(" server=" + c.Server)
 	}
@@ -157,6 +170,7 @@ type Server struct {
 	injected map[string][]fault
 	cache    *accountCache
 	imap     []*imapSession
+	filter   loginFilter
 	stopped  bool
 }
 
@@ -244,7 +258,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	d := &deployment{opts: opts, tokens: map[string]*token{}, userTokens: map[string]*userToken{}, cos: map[string][]string{}, dir: tb.TempDir(),
 		config: map[string][]string{"zimbraAuthTokenValidityValueEnabled": {"TRUE"}}}
 	for _, name := range append([]string{opts.ServerName}, opts.Peers...) {
-		s := &Server{deployment: d, name: name, id: newUUID(), injected: map[string][]fault{}, cache: newAccountCache()}
+		s := &Server{deployment: d, name: name, id: newUUID(), injected: map[string][]fault{}, cache: newAccountCache(), filter: newLoginFilter(opts.Now())}
 		s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 		// A client that rejects the certificate is a case tests provoke.
 		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -492,6 +506,16 @@ type request struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil || len(data) > maxRequestBytes {
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	// ZimbraInvalidLoginFilter is mapped to /*: it comes first.
+	ip := clientIP(r)
+	if s.refuseSuspended(w, ip, data) {
+		return
+	}
 	// The admin servlet is mapped to /service/admin/soap/* (web.xml); the
 	// URL Zimbra builds for a server ends in a slash (URLUtil.getAdminURL
 	// with AdminConstants.ADMIN_SERVICE_URI).
@@ -502,11 +526,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
-	if err != nil || len(data) > maxRequestBytes {
-		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	// SoapServlet: a body that starts with '{' is the JSON protocol.
@@ -523,7 +542,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	var el json.RawMessage
 	for name, el = range req.Body {
 	}
-	resp, f := s.dispatch(name, el, &req)
+	resp, f := s.dispatch(name, el, &req, ip)
 	if f != nil {
 		s.writeFault(w, f)
 		return
@@ -536,7 +555,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // dispatch runs one request and records it.
-func (s *Server) dispatch(name string, el json.RawMessage, req *request) (map[string]any, *fault) {
+func (s *Server) dispatch(name string, el json.RawMessage, req *request, ip string) (map[string]any, *fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	call := Call{Request: name, Server: s.name, primary: s == s.servers[0]}
@@ -547,6 +566,9 @@ func (s *Server) dispatch(name string, el json.RawMessage, req *request) (map[st
 	resp, f := s.handle(name, el, req, &call)
 	if f != nil {
 		call.Fault = f.code
+		if f.code == "account.AUTH_FAILED" { // an AuthFailedServiceException
+			s.loginFailed(ip)
+		}
 	}
 	s.calls[i] = call
 	return resp, f

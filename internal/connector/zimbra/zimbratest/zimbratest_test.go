@@ -303,3 +303,53 @@ func TestSessionModel(t *testing.T) {
 		t.Fatal("the peer's copy outlived ldap_cache_account_maxage")
 	}
 }
+
+// TestInvalidLoginFilter follows ZimbraInvalidLoginFilter (lines 107–200
+// at zm-mailbox 2b7f9787c69e): the count exceeding the limit (10 by
+// default) suspends the IP; the failure that does it is still answered;
+// then every request, good credentials included, gets HTTP 503 (not a
+// SOAP fault) until the 5-minutely task finds the IP suspended for more
+// than 15 minutes; a success does not reset the count.
+func TestInvalidLoginFilter(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	s := Start(t, Options{Now: func() time.Time { return now }})
+	bad := `{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`
+	send := func(body string) int {
+		t.Helper()
+		resp, err := s.Client().Post(s.URL(), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 503 && (!strings.Contains(string(b), "HTTP ERROR 503") || strings.Contains(string(b), "Fault")) {
+			t.Fatalf("503 body %q", b)
+		}
+		return resp.StatusCode
+	}
+	for i := range 10 {
+		if c := send(bad); c != 500 {
+			t.Fatalf("failure %d: %d", i+1, c)
+		}
+	}
+	login(t, s) // a success does not reset the count
+	now = start.Add(2 * time.Second)
+	if c := send(bad); c != 500 { // the 11th is answered, and suspends
+		t.Fatalf("11th failure: %d", c)
+	}
+	for _, at := range []time.Duration{3 * time.Second, 15 * time.Minute, 20 * time.Minute} {
+		now = start.Add(at)
+		good := `{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"admin-secret"}}}`
+		if c := send(good); c != 503 {
+			t.Fatalf("at +%v: %d, want 503", at, c)
+		}
+	}
+	// Suspended at +2s: the run at +15m1s finds 14m59s, the one at +20m1s
+	// more than 15 minutes.
+	now = start.Add(20*time.Minute + time.Second)
+	login(t, s)
+	if got := s.CallStrings(); got[len(got)-2] != "AuthRequest http=503" {
+		t.Fatalf("calls %q", got)
+	}
+}
