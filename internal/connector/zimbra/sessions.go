@@ -151,6 +151,9 @@ func (c *Client) EndSessions(ctx context.Context, name string) (*SessionsReport,
 		return nil, fmt.Errorf("zimbra: raising %s of %s: %w", AttrAuthTokenValidityValue, name, err)
 	}
 	r.Flush = c.flushByID(ctx, name, a.ID)
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("zimbra: ending sessions of %s: %w (%s)", name, err, r)
+	}
 	if r.Flush.AllServers && r.Flush.AllServersErr != nil {
 		return r, fmt.Errorf("zimbra: ending sessions of %s: no server's cache flushed: %s", name, r)
 	}
