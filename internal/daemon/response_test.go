@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/connector/zimbra/zimbratest"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/pwhash"
@@ -21,7 +22,13 @@ import (
 // answers as the documented SOAP admin API does.
 func zimbraResponse(t *testing.T) (*ops.Service, *zimbratest.Server) {
 	t.Helper()
-	z := zimbratest.Start(t, zimbratest.Options{})
+	return zimbraResponseWith(t, zimbratest.Options{})
+}
+
+// zimbraResponseWith is zimbraResponse against a fake started with opts.
+func zimbraResponseWith(t *testing.T, opts zimbratest.Options) (*ops.Service, *zimbratest.Server) {
+	t.Helper()
+	z := zimbratest.Start(t, opts)
 	z.AddAccount("u@example.edu", map[string][]string{"zimbraAccountStatus": {"active"}, "zimbraAuthTokenValidityValue": {"4"},
 		"zimbraPrefMailForwardingAddress": {"drop@attacker.example"}})
 	cfg := config.Default()
@@ -64,7 +71,9 @@ func calls(z *zimbratest.Server) []string {
 
 const persistenceAttrs = "zimbraId,zimbraAccountStatus,zimbraAuthTokenValidityValue,zimbraPasswordModifiedTime,zimbraPasswordMustChange,zimbraMailHost," +
 	"zimbraLastLogonTimestamp,zimbraPrefMailForwardingAddress,zimbraMailForwardingAddress,zimbraPrefMailLocalDeliveryDisabled,zimbraMailSieveScript," +
-	"zimbraMailOutgoingSieveScript,zimbraPrefIdentityName,zimbraPrefFromAddress,zimbraPrefFromDisplay,zimbraPrefReplyToEnabled,zimbraPrefReplyToAddress,zimbraPrefReplyToDisplay"
+	"zimbraMailOutgoingSieveScript,zimbraPrefIdentityName,zimbraPrefFromAddress,zimbraPrefFromDisplay,zimbraPrefReplyToEnabled,zimbraPrefReplyToAddress,zimbraPrefReplyToDisplay," +
+	"zimbraMailAlias,zimbraMailCanonicalAddress,zimbraFeatureAddressUnderVerification,zimbraPrefPasswordRecoveryAddress,zimbraPrefPasswordRecoveryAddressStatus," +
+	"zimbraTwoFactorAuthEnabled,zimbraFeatureTwoFactorAuthRequired,zimbraFeatureAppSpecificPasswordsEnabled,zimbraAppSpecificPassword,zimbraTwoFactorAuthTrustedDevices"
 
 // afterConfirm are the calls of lock-login through check-persistence.
 var afterConfirm = []string{
@@ -72,13 +81,18 @@ var afterConfirm = []string{
 	"ModifyAccountRequest account=ZID zimbraAccountStatus=locked",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"SetPasswordRequest account=ZID password=(set)",
-	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue",
+	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus",
+	"GetConfigRequest a=zimbraAuthTokenValidityValueEnabled",
 	"ModifyAccountRequest account=ZID zimbraAuthTokenValidityValue=6", // 4, +1 by SetPassword, +1 to end sessions
-	"FlushCacheRequest account=u@example.edu type=account allServers=1 entry=name:u@example.edu",
+	"GetAllServersRequest service=mailbox",
+	"FlushCacheRequest account=ZID type=account allServers=0 entry=id:ZID",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"ModifyAccountRequest account=ZID zimbraPasswordMustChange=TRUE",
 	"GetAccountRequest account=u@example.edu attrs=" + persistenceAttrs,
 	"GetIdentitiesRequest target=ZID",
+	"GetGrantsRequest account=ZID target=account:id",
+	"GetShareInfoRequest account=ZID",
+	"GetDataSourcesRequest account=ZID",
 }
 
 func same(t *testing.T, what string, got, want []string) {
@@ -109,6 +123,10 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		if p := in.Step("check-persistence"); p == nil || !strings.Contains(p.Detail, "FORWARDING to drop@attacker.example") {
 			t.Fatalf("persistence: %+v", p)
+		}
+		if es := in.Step("end-sessions"); es == nil || es.Detail != "zimbra: web and SOAP tokens revoked (validity 5→6); account locked: "+
+			"IMAP/POP sessions end at their next command; caches flushed by id on mbox1.example.test (ok)" {
+			t.Fatalf("end-sessions: %+v", es)
 		}
 		if z.CheckPassword("u@example.edu", "") {
 			t.Fatal("password not scrambled")
@@ -154,6 +172,63 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		want := append([]string{"GetAccountRequest account=u@example.edu attrs=zimbraId fault=service.AUTH_EXPIRED", auth}, afterConfirm...)
 		same(t, "calls after confirmation", got, want)
 	})
+	t.Run("a delegated admin's SetPassword refused by the policy fails at once", func(t *testing.T) {
+		// Without setAccountPassword Zimbra enforces the policy
+		// (SetPassword.checkAccountRights, SetPassword.java lines 120–141
+		// at zm-mailbox 2b7f9787c69e); the same password would be refused
+		// again, so the step is not retried.
+		s, z := zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
+		z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"64"}})
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		sc := in.Step("scramble-password")
+		if sc.Status != store.StepFailed || sc.Attempts != 1 || !strings.Contains(sc.Detail, "INVALID_PASSWORD") || !strings.Contains(sc.Detail, "zimbraPasswordMinLength=64") {
+			t.Fatalf("scramble-password: %+v", sc)
+		}
+		if len(z.Attr("u@example.edu", "zimbraPasswordModifiedTime")) > 0 {
+			t.Fatal("a refused password was set")
+		}
+	})
+	t.Run("end-sessions says which server's cache was not flushed", func(t *testing.T) {
+		s, z := zimbraResponseWith(t, zimbratest.Options{Peers: []string{"mbox2.example.test"}})
+		z.Peer("mbox2.example.test").Stop()
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		es := in.Step("end-sessions")
+		for _, want := range []string{"web and SOAP tokens revoked (validity 5→6); account locked: IMAP/POP sessions end at their next command; " +
+			"caches flushed by id on mbox1.example.test (ok), mbox2.example.test (failed: ", "connection refused",
+			"a server whose cache was not flushed acts on its copy of the account (old tokens, old status) for up to 15 minutes"} {
+			if es.Status != store.StepDone || !strings.Contains(es.Detail, want) {
+				t.Fatalf("end-sessions %+v lacks %q", es, want)
+			}
+		}
+	})
+	t.Run("ZimbraInvalidLoginFilter's 503 fails the steps at once", func(t *testing.T) {
+		s, z := zimbraResponse(t)
+		for range 11 { // more than zimbraInvalidLoginFilterMaxFailedLogin from this IP
+			resp, err := z.Client().Post(z.URL(), "application/json",
+				strings.NewReader(`{"Body":{"AuthRequest":{"_jsns":"urn:zimbraAdmin","name":"admin@example.test","password":"guess"}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		z.ResetCalls()
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		lock := in.Step("lock-login")
+		if lock.Status != store.StepFailed || lock.Attempts != 1 || !strings.Contains(lock.Detail, "ZimbraInvalidLoginFilter") {
+			t.Fatalf("lock-login: %+v", lock)
+		}
+		// One request reached Zimbra; the later steps held back.
+		same(t, "calls", calls(z), []string{"AuthRequest http=503"})
+	})
 	t.Run("no such account fails the steps at once", func(t *testing.T) {
 		s, z := zimbraResponse(t)
 		if err := s.ReportFindings(ctx, "ghost@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
@@ -170,6 +245,89 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		}
 		_ = z
 	})
+}
+
+// TestZimbraPasswordPolicy: the Zimbra connector reports the account's
+// effective policy, from which zimbra.GeneratePassword makes a password a
+// delegated admin's SetPassword (policy enforced) accepts.
+func TestZimbraPasswordPolicy(t *testing.T) {
+	s, z := zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
+	z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"40"}, "zimbraPasswordMinPunctuationChars": {"3"}})
+	zc, ok := s.Response.Runner.Connectors[1].(zimbraConnector)
+	if !ok {
+		t.Fatalf("connector 1 is %T", s.Response.Runner.Connectors[1])
+	}
+	p, err := zc.PasswordPolicy(context.Background(), "u@example.edu")
+	if err != nil || p.MinLength != 40 || p.MinPunctuation != 3 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	pw, err := zimbra.GeneratePassword([]zimbra.PasswordPolicy{p}, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if detail, err := zc.Do(context.Background(), "scramble-password", &store.Incident{Account: "u@example.edu"}, pw); err != nil || detail != "password set" {
+		t.Fatalf("%q %v", detail, err)
+	}
+}
+
+// TestDescribePersistence: what check-persistence records for each kind
+// of persistence, with an attribute the admin may not read reported as
+// unknown, never as absent, and no false alarm for identities sending as
+// the account's own addresses.
+func TestDescribePersistence(t *testing.T) {
+	base := func() *zimbra.Persistence {
+		return &zimbra.Persistence{Account: "u@example.edu", Aliases: []string{"alias@example.edu"},
+			Identities: []zimbra.Identity{{Name: "DEFAULT", FromAddress: "u@example.edu"}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		edit      func(*zimbra.Persistence)
+		want, not []string
+	}{
+		{"nothing", func(*zimbra.Persistence) {}, []string{"no forwarding"}, []string{"sends as", "unknown"}},
+		{"forwarding denied is unknown, not absent", func(p *zimbra.Persistence) { p.DeniedAttrs = []string{zimbra.AttrPrefMailForwardingAddress} },
+			[]string{"user forwarding unknown (no right)"}, []string{"no forwarding"}},
+		{"admin forwarding readable, user forwarding denied", func(p *zimbra.Persistence) {
+			p.AdminForwardingAddresses = []string{"archive@example.edu"}
+			p.DeniedAttrs = []string{zimbra.AttrPrefMailForwardingAddress}
+		}, []string{"FORWARDING to archive@example.edu", "user forwarding unknown (no right)"}, []string{"no forwarding"}},
+		{"DEFAULT sends as an alias: no alarm", func(p *zimbra.Persistence) { p.Identities[0].FromAddress = "Alias@Example.edu" }, nil, []string{"sends as"}},
+		{"an identity sends as a stranger", func(p *zimbra.Persistence) {
+			p.Identities = append(p.Identities, zimbra.Identity{Name: "Pay", FromAddress: "ceo@example.edu", ReplyToEnabled: true, ReplyToAddress: "x@attacker.example"})
+		}, []string{`identity "Pay" sends as ceo@example.edu`, `identity "Pay" replies to x@attacker.example`}, nil},
+		{"filters denied", func(p *zimbra.Persistence) { p.DeniedAttrs = []string{zimbra.AttrMailSieveScript} }, []string{"incoming filters unknown (no right)"}, nil},
+		{"recovery address", func(p *zimbra.Persistence) {
+			p.RecoveryAddress, p.RecoveryAddressStatus = "r@attacker.example", "verified"
+		},
+			[]string{"RECOVERY ADDRESS r@attacker.example (verified)"}, nil},
+		{"recovery address denied", func(p *zimbra.Persistence) { p.DeniedAttrs = []string{zimbra.AttrPrefPasswordRecoveryAddress} },
+			[]string{"password recovery address unknown (no right)"}, nil},
+		{"two-factor", func(p *zimbra.Persistence) {
+			p.TwoFactor = zimbra.TwoFactor{Enabled: "TRUE", AppSpecificPasswords: 1}
+		}, []string{"two-factor authentication on", "app-specific passwords: at least one (Zimbra does not say how many)"}, nil},
+		{"grants, shares, data sources", func(p *zimbra.Persistence) {
+			p.Grants = []zimbra.Grant{{GranteeType: "usr", GranteeName: "m@example.edu", Right: "sendAs"}}
+			p.Shares = []zimbra.Share{{FolderPath: "/Inbox", Rights: "r", GranteeType: "pub"}}
+			p.DataSources = []zimbra.DataSource{{Name: "Ex", Type: "imap", Host: "imap.attacker.example"}}
+		}, []string{"GRANTS on the account: sendAs to usr m@example.edu", "SHARES: /Inbox (r) to pub ", `DATA SOURCES: imap "Ex" from imap.attacker.example`}, nil},
+		{"sub-checks that failed", func(p *zimbra.Persistence) {
+			p.SharesError, p.DataSourcesError, p.GrantsError = "PERM_DENIED a", "PERM_DENIED b", "PERM_DENIED c"
+		}, []string{"shares not read: PERM_DENIED a", "data sources not read: PERM_DENIED b", "grants not read: PERM_DENIED c"}, nil},
+	} {
+		p := base()
+		tc.edit(p)
+		got := describePersistence(p)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q lacks %q", tc.name, got, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(got, n) {
+				t.Errorf("%s: %q has %q", tc.name, got, n)
+			}
+		}
+	}
 }
 
 func TestHashPassword(t *testing.T) {

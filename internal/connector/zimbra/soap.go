@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Namespaces of the JSON form: "_jsns" on the header context, on admin
@@ -23,11 +25,17 @@ const (
 	CodeAuthFailed       = "account.AUTH_FAILED"
 	CodeInvalidAttrValue = "account.INVALID_ATTR_VALUE"
 	CodeInvalidPassword  = "account.INVALID_PASSWORD"
-	CodeAuthExpired      = "service.AUTH_EXPIRED"
-	CodeAuthRequired     = "service.AUTH_REQUIRED"
-	CodePermDenied       = "service.PERM_DENIED"
-	CodeUnknownDocument  = "service.UNKNOWN_DOCUMENT"
-	CodeInvalidRequest   = "service.INVALID_REQUEST"
+	// CodePasswordRecentlyUsed and CodePasswordChangeTooSoon are the
+	// other two policy refusals of LdapProvisioning.setPassword
+	// (AccountServiceException lines 39–40, 198–200, 409–411 at zm-mailbox
+	// 2b7f9787c69e).
+	CodePasswordRecentlyUsed  = "account.PASSWORD_RECENTLY_USED"
+	CodePasswordChangeTooSoon = "account.PASSWORD_CHANGE_TOO_SOON"
+	CodeAuthExpired           = "service.AUTH_EXPIRED"
+	CodeAuthRequired          = "service.AUTH_REQUIRED"
+	CodePermDenied            = "service.PERM_DENIED"
+	CodeUnknownDocument       = "service.UNKNOWN_DOCUMENT"
+	CodeInvalidRequest        = "service.INVALID_REQUEST"
 )
 
 // Fault is a SOAP fault returned by Zimbra. errors.Is reports a match
@@ -40,6 +48,27 @@ type Fault struct {
 	Reason string
 	// Trace is the server's request trace id, for its mailbox.log.
 	Trace string
+	// Args are the fault's arguments (Detail.Error.a, written by
+	// Soap12Protocol.soapFault lines 120–127 at zm-mailbox 2b7f9787c69e),
+	// e.g. the policy attribute an INVALID_PASSWORD fault names:
+	// {Name: "zimbraPasswordMinLength", Type: "NUM", Value: "8"}.
+	Args []FaultArg
+}
+
+// FaultArg is one argument of a fault (ServiceException.Argument).
+type FaultArg struct {
+	Name, Type, Value string
+}
+
+// Arg returns the value of the argument called name, and whether there is
+// one.
+func (f *Fault) Arg(name string) (string, bool) {
+	for _, a := range f.Args {
+		if a.Name == name {
+			return a.Value, true
+		}
+	}
+	return "", false
 }
 
 // Error implements error.
@@ -48,10 +77,18 @@ func (f *Fault) Error() string {
 	if code == "" {
 		code = "(no code)"
 	}
-	if f.Reason == "" {
-		return "zimbra fault " + code
+	s := "zimbra fault " + code
+	if f.Reason != "" {
+		s += ": " + f.Reason
 	}
-	return "zimbra fault " + code + ": " + f.Reason
+	if len(f.Args) > 0 {
+		args := make([]string, len(f.Args))
+		for i, a := range f.Args {
+			args[i] = a.Name + "=" + a.Value
+		}
+		s += " (" + strings.Join(args, ", ") + ")"
+	}
+	return s
 }
 
 // Is reports whether target is a *Fault with f's Code.
@@ -69,6 +106,27 @@ var (
 	ErrPermDenied      error = &Fault{Code: CodePermDenied}
 	ErrUnknownDocument error = &Fault{Code: CodeUnknownDocument}
 )
+
+// ErrPasswordRejected matches an error of SetPassword when Zimbra refused
+// the new password under the account's password policy: the faults
+// account.INVALID_PASSWORD, account.PASSWORD_RECENTLY_USED and
+// account.PASSWORD_CHANGE_TOO_SOON. Zimbra enforces the policy on
+// SetPassword only for an admin who lacks the setAccountPassword right but
+// holds changeAccountPassword (SetPassword.checkAccountRights, lines
+// 120–141 at zm-mailbox 2b7f9787c69e). Sending the same password again
+// cannot succeed: the error is permanent. The fault itself is wrapped too,
+// so errors.As still finds the *Fault and its Args.
+var ErrPasswordRejected = errors.New("zimbra: the password policy refused the new password")
+
+// passwordRejection reports whether f is one of ErrPasswordRejected's
+// faults.
+func passwordRejection(f *Fault) bool {
+	switch f.Code {
+	case CodeInvalidPassword, CodePasswordRecentlyUsed, CodePasswordChangeTooSoon:
+		return true
+	}
+	return false
+}
 
 // errMalformed marks responses that are not the JSON SOAP Zimbra sends.
 var errMalformed = errors.New("zimbra: malformed response")
@@ -152,6 +210,33 @@ type getIdentitiesRequest struct {
 	JSNS string `json:"_jsns"`
 }
 
+// getGrantsRequest is <GetGrantsRequest><target type by>…</target>.
+type getGrantsRequest struct {
+	JSNS   string      `json:"_jsns"`
+	Target grantTarget `json:"target"`
+}
+
+type grantTarget struct {
+	Type    string `json:"type"`
+	By      string `json:"by"`
+	Content string `json:"_content"`
+}
+
+type getShareInfoRequest struct {
+	JSNS  string   `json:"_jsns"`
+	Owner selector `json:"owner"`
+}
+
+type getDataSourcesRequest struct {
+	JSNS string `json:"_jsns"`
+	ID   string `json:"id"`
+}
+
+type getAllServersRequest struct {
+	JSNS    string `json:"_jsns"`
+	Service string `json:"service,omitempty"`
+}
+
 // encodeRequest renders one request. token is "" only for AuthRequest;
 // target, when set, is the zimbraId the request acts on behalf of.
 func encodeRequest(name string, req any, token, target string) ([]byte, error) {
@@ -205,7 +290,8 @@ func parseResponse(data []byte, name string) (json.RawMessage, error) {
 
 // faultJSON is the SOAP 1.2 fault in Zimbra's JSON form:
 // {"Code":{"Value":"soap:Sender"},"Reason":{"Text":"..."},
-// "Detail":{"Error":{"Code":"account.AUTH_FAILED","Trace":"...","_jsns":"urn:zimbra"}}}.
+// "Detail":{"Error":{"Code":"account.AUTH_FAILED","Trace":"...","_jsns":"urn:zimbra",
+// "a":[{"n":"zimbraPasswordMinLength","t":"NUM","_content":"8"}]}}}.
 type faultJSON struct {
 	Code struct {
 		Value text `json:"Value"`
@@ -215,10 +301,18 @@ type faultJSON struct {
 	} `json:"Reason"`
 	Detail struct {
 		Error struct {
-			Code  text `json:"Code"`
-			Trace text `json:"Trace"`
+			Code  text                `json:"Code"`
+			Trace text                `json:"Trace"`
+			A     elems[faultArgJSON] `json:"a"`
 		} `json:"Error"`
 	} `json:"Detail"`
+}
+
+// faultArgJSON is one ServiceException.Argument: {"n":…,"t":…,"_content":…}.
+type faultArgJSON struct {
+	N       text `json:"n"`
+	T       text `json:"t"`
+	Content text `json:"_content"`
 }
 
 func parseFault(raw json.RawMessage) (*Fault, error) {
@@ -227,6 +321,9 @@ func parseFault(raw json.RawMessage) (*Fault, error) {
 		return nil, fmt.Errorf("%w: Fault: %v", errMalformed, err)
 	}
 	f := &Fault{Code: string(fj.Detail.Error.Code), Reason: string(fj.Reason.Text), Trace: string(fj.Detail.Error.Trace)}
+	for _, a := range fj.Detail.Error.A {
+		f.Args = append(f.Args, FaultArg{Name: string(a.N), Type: string(a.T), Value: string(a.Content)})
+	}
 	if f.Code == "" {
 		// A fault without a Zimbra code (a proxy's, say): keep the SOAP code.
 		f.Code = string(fj.Code.Value)
@@ -322,9 +419,13 @@ type authResponse struct {
 	Lifetime  text `json:"lifetime"` // milliseconds (@ZimbraJsonAttribute long)
 }
 
+// attrJSON is one <a n="name">value</a>; pd ("permission denied", true
+// in JSON, "1" in XML) marks a value the admin has no right to read
+// (admin ToXML.encodeAttr, lines 173–184 at zm-mailbox 2b7f9787c69e).
 type attrJSON struct {
 	N       text `json:"n"`
 	Content text `json:"_content"`
+	PD      text `json:"pd"`
 }
 
 type accountJSON struct {
@@ -373,12 +474,110 @@ func decodeAccount(raw json.RawMessage) (*Account, error) {
 		if n == "" {
 			continue
 		}
+		if pd := string(at.PD); pd == "true" || pd == "1" {
+			// Listed without its value: set, but not readable by us.
+			if !slices.Contains(a.DeniedAttrs, n) {
+				a.DeniedAttrs = append(a.DeniedAttrs, n)
+			}
+			continue
+		}
 		a.Attrs[n] = append(a.Attrs[n], string(at.Content))
 	}
 	if a.ID == "" {
 		a.ID = a.first(AttrID)
 	}
 	return a, nil
+}
+
+// entryJSON is a directory entry as admin ToXML encodes it (a server,
+// the global config): name, id and its attributes as "a".
+type entryJSON struct {
+	Name text            `json:"name"`
+	ID   text            `json:"id"`
+	A    elems[attrJSON] `json:"a"`
+}
+
+// entry is a decoded entryJSON; attributes the admin may not read are
+// left out.
+type entry struct {
+	Name, ID string
+	Attrs    map[string][]string
+}
+
+func (e *entry) first(name string) string {
+	if v := e.Attrs[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func decodeEntry(ej entryJSON) entry {
+	e := entry{Name: string(ej.Name), ID: string(ej.ID), Attrs: map[string][]string{}}
+	for _, at := range ej.A {
+		if pd := string(at.PD); pd == "true" || pd == "1" || string(at.N) == "" {
+			continue
+		}
+		e.Attrs[string(at.N)] = append(e.Attrs[string(at.N)], string(at.Content))
+	}
+	return e
+}
+
+type getAllServersResponse struct {
+	Server elems[entryJSON] `json:"server"`
+}
+
+// decodeServers turns a GetAllServersResponse into entries.
+func decodeServers(raw json.RawMessage) ([]entry, error) {
+	var r getAllServersResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: servers: %v", errMalformed, err)
+	}
+	out := make([]entry, 0, len(r.Server))
+	for _, s := range r.Server {
+		out = append(out, decodeEntry(s))
+	}
+	return out, nil
+}
+
+// kvAttrs reads the attributes of an account-namespace element: the
+// key/value pairs of "_attrs" (a string, or an array when multi-valued;
+// account ToXML.encodeAttr lines 270–295 at zm-mailbox 2b7f9787c69e) and
+// any XML-style "a" list. A pair the admin may not read (pd) has no value
+// and is left out.
+func kvAttrs(kv map[string]json.RawMessage, a elems[attrJSON]) (map[string][]string, error) {
+	attrs := make(map[string][]string, len(kv)+len(a))
+	for k, v := range kv {
+		v = bytes.TrimSpace(v)
+		vals := []json.RawMessage{v}
+		if len(v) > 0 && v[0] == '[' { // multi-valued
+			if err := json.Unmarshal(v, &vals); err != nil {
+				return nil, fmt.Errorf("%w: attr %s: %v", errMalformed, k, err)
+			}
+		}
+		for _, v := range vals {
+			// A pair with attributes is an object: {"_content":"","pd":true}.
+			var pd struct {
+				PD text `json:"pd"`
+			}
+			if v = bytes.TrimSpace(v); len(v) > 0 && v[0] == '{' && json.Unmarshal(v, &pd) == nil && truthy(pd.PD) {
+				continue
+			}
+			s, err := decodeText(v, 0)
+			if err != nil {
+				return nil, fmt.Errorf("%w: attr %s: %v", errMalformed, k, err)
+			}
+			attrs[k] = append(attrs[k], s)
+		}
+	}
+	for _, at := range a {
+		if pd := string(at.PD); pd == "true" || pd == "1" {
+			continue
+		}
+		if n := string(at.N); n != "" {
+			attrs[n] = append(attrs[n], string(at.Content))
+		}
+	}
+	return attrs, nil
 }
 
 // decodeIdentities turns a GetIdentitiesResponse into Identities.
@@ -389,39 +588,152 @@ func decodeIdentities(raw json.RawMessage) ([]Identity, error) {
 	}
 	out := make([]Identity, 0, len(r.Identity))
 	for _, ij := range r.Identity {
-		attrs := make(map[string][]string, len(ij.Attrs)+len(ij.A))
-		for k, v := range ij.Attrs {
-			v = bytes.TrimSpace(v)
-			if len(v) > 0 && v[0] == '[' { // multi-valued
-				var vals []text
-				if err := json.Unmarshal(v, &vals); err != nil {
-					return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
-				}
-				for _, s := range vals {
-					attrs[k] = append(attrs[k], string(s))
-				}
-				continue
-			}
-			s, err := decodeText(v, 0)
-			if err != nil {
-				return nil, fmt.Errorf("%w: identity attr %s: %v", errMalformed, k, err)
-			}
-			attrs[k] = append(attrs[k], s)
-		}
-		for _, at := range ij.A {
-			if n := string(at.N); n != "" {
-				attrs[n] = append(attrs[n], string(at.Content))
-			}
+		attrs, err := kvAttrs(ij.Attrs, ij.A)
+		if err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
 		}
 		out = append(out, identityFromAttrs(string(ij.Name), string(ij.ID), attrs))
 	}
 	return out, nil
 }
 
-// redact replaces every occurrence of secret in s.
+// grantJSON is one <grant> of GetGrantsResponse (RightCommand.Grants.toXML,
+// lines 166–208): <target type id name/><grantee type id name/>
+// <right deny canDelegate …>name</right>; the booleans are real booleans
+// in JSON, "0"/"1" in XML.
+type grantJSON struct {
+	Grantee elems[struct {
+		Type text `json:"type"`
+		ID   text `json:"id"`
+		Name text `json:"name"`
+	}] `json:"grantee"`
+	Right elems[struct {
+		Deny        text `json:"deny"`
+		CanDelegate text `json:"canDelegate"`
+		Content     text `json:"_content"`
+	}] `json:"right"`
+}
+
+func truthy(t text) bool { return t == "true" || t == "1" || t == "TRUE" }
+
+// decodeGrants turns a GetGrantsResponse into Grants.
+func decodeGrants(raw json.RawMessage) ([]Grant, error) {
+	var r struct {
+		Grant elems[grantJSON] `json:"grant"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: grants: %v", errMalformed, err)
+	}
+	out := make([]Grant, 0, len(r.Grant))
+	for _, g := range r.Grant {
+		var gr Grant
+		if len(g.Grantee) > 0 {
+			gr.GranteeType, gr.GranteeID, gr.GranteeName = string(g.Grantee[0].Type), string(g.Grantee[0].ID), string(g.Grantee[0].Name)
+		}
+		if len(g.Right) > 0 {
+			gr.Right, gr.Deny, gr.CanDelegate = string(g.Right[0].Content), truthy(g.Right[0].Deny), truthy(g.Right[0].CanDelegate)
+		}
+		out = append(out, gr)
+	}
+	return out, nil
+}
+
+// shareJSON is one <share> of GetShareInfoResponse (soap/type/ShareInfo.java
+// lines 44–137).
+type shareJSON struct {
+	FolderID    text `json:"folderId"`
+	FolderPath  text `json:"folderPath"`
+	View        text `json:"view"`
+	Rights      text `json:"rights"`
+	GranteeType text `json:"granteeType"`
+	GranteeID   text `json:"granteeId"`
+	GranteeName text `json:"granteeName"`
+}
+
+// decodeShares turns a GetShareInfoResponse into Shares.
+func decodeShares(raw json.RawMessage) ([]Share, error) {
+	var r struct {
+		Share elems[shareJSON] `json:"share"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: shares: %v", errMalformed, err)
+	}
+	out := make([]Share, 0, len(r.Share))
+	for _, s := range r.Share {
+		out = append(out, Share{FolderID: string(s.FolderID), FolderPath: string(s.FolderPath), View: string(s.View), Rights: string(s.Rights),
+			GranteeType: string(s.GranteeType), GranteeID: string(s.GranteeID), GranteeName: string(s.GranteeName)})
+	}
+	return out, nil
+}
+
+// dataSourceJSON is one <dataSource name id type> of GetDataSourcesResponse
+// with its attributes (account ToXML.encodeDataSource, lines 261–268).
+type dataSourceJSON struct {
+	Name  text                       `json:"name"`
+	ID    text                       `json:"id"`
+	Type  text                       `json:"type"`
+	Attrs map[string]json.RawMessage `json:"_attrs"`
+	A     elems[attrJSON]            `json:"a"`
+}
+
+// decodeDataSources turns a GetDataSourcesResponse into DataSources,
+// keeping only what describes them (never a password or token, which
+// Zimbra does not send anyway).
+func decodeDataSources(raw json.RawMessage) ([]DataSource, error) {
+	var r struct {
+		DataSource elems[dataSourceJSON] `json:"dataSource"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("%w: data sources: %v", errMalformed, err)
+	}
+	out := make([]DataSource, 0, len(r.DataSource))
+	for _, d := range r.DataSource {
+		attrs, err := kvAttrs(d.Attrs, d.A)
+		if err != nil {
+			return nil, fmt.Errorf("data source: %w", err)
+		}
+		first := func(k string) string {
+			if v := attrs[k]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+		out = append(out, DataSource{Name: string(d.Name), ID: string(d.ID), Type: string(d.Type),
+			Host: first(AttrDataSourceHost), Enabled: first(AttrDataSourceEnabled)})
+	}
+	return out, nil
+}
+
+// redact replaces every occurrence of secret in s, and the one character
+// of it Zimbra quotes when a password has a character
+// zimbraPasswordAllowedChars refuses ("invalid password: <ch> is not an
+// allowed character", LdapProvisioning.checkPasswordStrength lines
+// 6196–6200 at zm-mailbox 2b7f9787c69e): the same text reaches the
+// SetPassword warning when the password is set all the same.
 func redact(s, secret string) string {
 	if secret == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
+	s = strings.ReplaceAll(s, secret, "[redacted]")
+	const prefix, suffix = "invalid password: ", " is not an allowed character"
+	var b strings.Builder
+	for {
+		i := strings.Index(s, prefix)
+		if i < 0 {
+			break
+		}
+		rest := s[i+len(prefix):]
+		j := strings.Index(rest, suffix)
+		// The quoted character is one UTF-16 unit: a rune, or U+FFFD
+		// for half of a surrogate pair.
+		if j < 0 || utf8.RuneCountInString(rest[:j]) > 2 {
+			b.WriteString(s[:i+len(prefix)])
+			s = rest
+			continue
+		}
+		b.WriteString(s[:i+len(prefix)] + "[redacted]")
+		s = rest[j:]
+	}
+	b.WriteString(s)
+	return b.String()
 }

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +44,62 @@ type Options struct {
 	// Now is the server's clock (token expiry, zimbraPasswordModifiedTime);
 	// nil means time.Now.
 	Now func() time.Time
+	// ServerName is the name of the server Start returns;
+	// DefaultServerName when empty. Peers are the names of the other
+	// mailbox servers of the deployment, each started with its own
+	// endpoint (see Peer).
+	ServerName string
+	Peers      []string
+	// InvalidLoginFilterMaxFailedLogin is each server's
+	// zimbraInvalidLoginFilterMaxFailedLogin: past this many failed
+	// AuthRequests from one client IP, that IP gets HTTP 503 for 15 to 20
+	// minutes (filter.go). 0 means Zimbra's default, 10; a negative value
+	// turns the filter off.
+	InvalidLoginFilterMaxFailedLogin int
+	// MissingRights are admin rights the admin account lacks, as for a
+	// delegated admin; every other right is held, as a global admin holds
+	// them all. The fake honours RightSetAccountPassword,
+	// RightListServer, RightAdminLoginAs and RightViewGrants.
+	MissingRights []string
+	// DeniedAttrs are attributes the admin has no right to read: GetAccount
+	// lists each value of them as {"n":name,"pd":true} without the value
+	// (admin ToXML.encodeAttr, lines 173–184 at zm-mailbox 2b7f9787c69e).
+	DeniedAttrs []string
+	// UnknownAttrs are attributes this server's version does not have
+	// (e.g. AttrsSince889 to play an 8.8.8 server): GetAccount naming one
+	// in attrs= fails with service.INVALID_REQUEST "requested attribute X
+	// is not on account" (AdminDocumentHandler.getReqAttrs, lines
+	// 700–723), and a GetAccount without attrs= never shows them.
+	UnknownAttrs []string
 }
+
+// AttrsSince889 are the account attributes Zimbra 8.8.9 added that
+// mailbrake reads (zimbra-attrs.xml lines 9495–9501 at zm-mailbox
+// 2b7f9787c69e, since="8.8.9"): Options.UnknownAttrs plays an 8.8.8 server
+// with them.
+var AttrsSince889 = []string{"zimbraPrefPasswordRecoveryAddress", "zimbraPrefPasswordRecoveryAddressStatus"}
+
+// Admin rights (zimbra-rights.xml) the fake can withhold with
+// Options.MissingRights.
+const (
+	// RightSetAccountPassword: without it (and with changeAccountPassword,
+	// which the fake always grants) SetPassword enforces the account's
+	// password policy (SetPassword.checkAccountRights, SetPassword.java
+	// lines 120–141 at zm-mailbox 2b7f9787c69e).
+	RightSetAccountPassword = "setAccountPassword"
+	// RightListServer: without it GetAllServers lists no server
+	// (GetAllServers.java line 66).
+	RightListServer = "listServer"
+	// RightAdminLoginAs: without it GetShareInfo and GetDataSources
+	// (GetShareInfo.java lines 82–83, GetDataSources.java lines 72–73)
+	// and account-namespace requests on the account's behalf
+	// (ZimbraSoapContext.validateDelegatedAccess lines 536–647, via
+	// ACLAccessManager.canAccessAccount lines 89–106) fail with
+	// service.PERM_DENIED.
+	RightAdminLoginAs = "adminLoginAs"
+	// RightViewGrants: without it GetGrants fails (GetGrants.java line 61).
+	RightViewGrants = "viewGrants"
+)
 
 // Call is one request the server received.
 type Call struct {
@@ -62,10 +117,18 @@ type Call struct {
 	Password bool
 	// Fault is the fault code the server answered with, "" on success.
 	Fault string
+	// Server is the name of the server that received the request.
+	Server string
+	// HTTPStatus is set when the request got an HTTP error instead of a
+	// SOAP answer (503 from ZimbraInvalidLoginFilter).
+	HTTPStatus int
+	// primary is whether that is the server Start returned.
+	primary bool
 }
 
 // String renders c on one line: "ModifyAccountRequest account=ID
-// zimbraAccountStatus=locked".
+// zimbraAccountStatus=locked", followed by " server=NAME" for a request
+// another server than the one Start returned received.
 func (c Call) String() string {
 	var b strings.Builder
 	b.WriteString(c.Request)
@@ -84,31 +147,61 @@ func (c Call) String() string {
 	if c.Fault != "" {
 		b.WriteString(" fault=" + c.Fault)
 	}
+	if c.HTTPStatus != 0 {
+		b.WriteString(" http=" + strconv.Itoa(c.HTTPStatus))
+	}
+	if !c.primary && c.Server != "" {
+		b.WriteString(" server=" + c.Server)
+	}
 	return b.String()
 }
 
-// Server is a Zimbra admin SOAP stand-in.
+// Server is one mailbox server (mailboxd) of a fake Zimbra deployment,
+// with its own admin SOAP endpoint, its own account cache and its own
+// injected faults. The servers of a deployment share the directory
+// (accounts, COS, global config), the admin tokens (Zimbra tokens are
+// valid on every server) and one call log. Start returns the first
+// server; Peer and Servers return the others.
 type Server struct {
-	srv    *httptest.Server
+	*deployment
+	name     string
+	id       string
+	srv      *httptest.Server
+	injected map[string][]fault
+	cache    *accountCache
+	imap     []*imapSession
+	filter   loginFilter
+	stopped  bool
+}
+
+// deployment is what the servers of one fake Zimbra share. One mutex
+// guards it and every server's own state.
+type deployment struct {
 	caFile string
 	dir    string
 	opts   Options
 
 	mu          sync.Mutex
-	accounts    []*account // in creation order
+	servers     []*Server // the first is the one Start returned
+	accounts    []*account
+	cos         map[string][]string
+	config      map[string][]string // the global config
 	tokens      map[string]*token
+	userTokens  map[string]*userToken
 	calls       []Call
-	pwMessage   string
-	injected    map[string][]fault
 	traceSerial int
 }
 
 type account struct {
-	name       string
-	id         string
-	attrs      map[string][]string
-	password   string
-	identities []*identity
+	name        string
+	id          string
+	attrs       map[string][]string
+	password    string
+	history     []historyEntry // zimbraPasswordHistory, kept out of attrs
+	identities  []*identity
+	grants      []grant
+	shares      []share
+	dataSources []*dataSource
 }
 
 type identity struct {
@@ -122,18 +215,29 @@ type token struct {
 	revoked bool
 }
 
-// fault is a ServiceException: code, message, and whether it is the
-// sender's fault (soap:Sender) or the server's (soap:Receiver).
+// fault is a ServiceException: code, message, whether it is the sender's
+// fault (soap:Sender) or the server's (soap:Receiver), and its externally
+// visible arguments.
 type fault struct {
 	code   string
 	reason string
 	sender bool
+	args   []faultArg
 }
+
+// faultArg is a ServiceException.Argument: name, type (NUM, STR…), value.
+type faultArg struct{ name, typ, value string }
 
 // Error implements error.
 func (f *fault) Error() string { return f.code + ": " + f.reason }
 
-// Start starts a server and stops it when tb ends.
+// DefaultServerName is the name (cn) of the server Start returns when
+// Options.ServerName is empty.
+const DefaultServerName = "mbox1.example.test"
+
+// Start starts a fake Zimbra deployment, its first mailbox server and
+// one more per Options.Peers, and stops them when tb ends. It returns the
+// first server.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	if opts.AdminUser == "" {
@@ -148,18 +252,68 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, tokens: map[string]*token{}, injected: map[string][]fault{}, dir: tb.TempDir()}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	// A client that rejects the certificate is a case tests provoke.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
-	tb.Cleanup(s.srv.Close)
-	s.caFile = filepath.Join(s.dir, "ca.pem")
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
-	if err := os.WriteFile(s.caFile, ca, 0o600); err != nil {
+	if opts.ServerName == "" {
+		opts.ServerName = DefaultServerName
+	}
+	d := &deployment{opts: opts, tokens: map[string]*token{}, userTokens: map[string]*userToken{}, cos: map[string][]string{}, dir: tb.TempDir(),
+		config: map[string][]string{"zimbraAuthTokenValidityValueEnabled": {"TRUE"}}}
+	for _, name := range append([]string{opts.ServerName}, opts.Peers...) {
+		s := &Server{deployment: d, name: name, id: newUUID(), injected: map[string][]fault{}, cache: newAccountCache(), filter: newLoginFilter(opts.Now())}
+		s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+		// A client that rejects the certificate is a case tests provoke.
+		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		s.srv.StartTLS() // every server presents httptest's one certificate
+		tb.Cleanup(s.srv.Close)
+		d.servers = append(d.servers, s)
+	}
+	d.caFile = filepath.Join(d.dir, "ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.servers[0].srv.Certificate().Raw})
+	if err := os.WriteFile(d.caFile, ca, 0o600); err != nil {
 		tb.Fatalf("zimbratest: writing CA file: %v", err)
 	}
-	return s
+	return d.servers[0]
+}
+
+// Name returns the server's name (its cn, what GetAllServers calls it).
+func (s *Server) Name() string { return s.name }
+
+// ldapAttrs are the server's entry as GetAllServers shows it: its
+// endpoint as URLUtil.getAdminURL builds it (zimbraServiceHostname and
+// zimbraAdminPort, lines 70–76 at zm-mailbox 2b7f9787c69e) and the
+// services it runs.
+func (s *Server) ldapAttrs() map[string][]string {
+	u, _ := url.Parse(s.srv.URL)
+	return map[string][]string{
+		"cn":                    {s.name},
+		"zimbraId":              {s.id},
+		"zimbraServiceHostname": {u.Hostname()},
+		"zimbraAdminPort":       {u.Port()},
+		"zimbraServiceEnabled":  {"mailbox", "service", "zimbra", "zimbraAdmin"},
+	}
+}
+
+// Servers returns every mailbox server of the deployment, the one Start
+// returned first.
+func (s *Server) Servers() []*Server { return slices.Clone(s.servers) }
+
+// Peer returns the server called name, nil if there is none.
+func (s *Server) Peer(name string) *Server {
+	for _, p := range s.servers {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Stop shuts the server down: connections to it are refused from now on,
+// as to a mailbox server that is down. FlushCacheRequest allServers=1 on
+// another server then skips it, as Zimbra does (it only logs).
+func (s *Server) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.srv.Close()
 }
 
 // URL returns the admin SOAP endpoint, https://127.0.0.1:PORT/service/admin/soap.
@@ -190,7 +344,8 @@ func (s *Server) AdminPasswordFile(tb testing.TB) string {
 }
 
 // AddAccount creates an account with attrs (copied) and returns its
-// zimbraId. zimbraAccountStatus defaults to active.
+// zimbraId. zimbraAccountStatus defaults to active, zimbraMailHost (its
+// home server) to the server Start returned.
 func (s *Server) AddAccount(name string, attrs map[string][]string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,6 +356,9 @@ func (s *Server) AddAccount(name string, attrs map[string][]string) string {
 	a.attrs["zimbraId"] = []string{a.id}
 	if len(a.get("zimbraAccountStatus")) == 0 {
 		a.attrs["zimbraAccountStatus"] = []string{"active"}
+	}
+	if len(a.get("zimbraMailHost")) == 0 {
+		a.attrs["zimbraMailHost"] = []string{s.servers[0].name}
 	}
 	s.accounts = append(s.accounts, a)
 	return a.id
@@ -250,6 +408,21 @@ func (s *Server) Attr(name, attr string) []string {
 	return nil
 }
 
+// SetPassword sets the account's password as a global admin's
+// SetPasswordRequest does (the policy not enforced; history, must-change,
+// validity value and modified time updated), without a request. It
+// reports false if there is no such account.
+func (s *Server) SetPassword(name, pw string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.byName(name)
+	if a == nil {
+		return false
+	}
+	_, _ = s.setAccountPassword(a, pw, false)
+	return true
+}
+
 // CheckPassword reports whether pw is the password last set for the
 // account (by SetPasswordRequest).
 func (s *Server) CheckPassword(name, pw string) bool {
@@ -259,13 +432,17 @@ func (s *Server) CheckPassword(name, pw string) bool {
 	return a != nil && a.password != "" && a.password == pw
 }
 
-// SetPasswordMessage makes SetPasswordResponse carry msg, the policy
-// warning Zimbra returns when a password violates a policy it still
-// accepts; "" turns it off.
-func (s *Server) SetPasswordMessage(msg string) {
+// SetCOS sets the attributes of the class of service every account
+// belongs to (copied): an account without its own value of an attribute
+// inherits the COS's, as GetAccount shows with applyCos (the default) and
+// the password policy reads it (Entry.getAttr with defaults).
+func (s *Server) SetCOS(attrs map[string][]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pwMessage = msg
+	s.cos = map[string][]string{}
+	for k, v := range attrs {
+		s.cos[k] = slices.Clone(v)
+	}
 }
 
 // ExpireTokens expires every token issued so far: the next request that
@@ -278,8 +455,9 @@ func (s *Server) ExpireTokens() {
 	}
 }
 
-// FailNext makes the next request called request (after its token is
-// checked) fail with a fault of code and reason.
+// FailNext makes the next request called request that this server
+// receives (after its token is checked) fail with a fault of code and
+// reason.
 func (s *Server) FailNext(request, code, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -328,18 +506,26 @@ type request struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != Path {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil || len(data) > maxRequestBytes {
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	// ZimbraInvalidLoginFilter is mapped to /*: it comes first.
+	ip := clientIP(r)
+	if s.refuseSuspended(w, ip, data) {
+		return
+	}
+	// The admin servlet is mapped to /service/admin/soap/* (web.xml); the
+	// URL Zimbra builds for a server ends in a slash (URLUtil.getAdminURL
+	// with AdminConstants.ADMIN_SERVICE_URI).
+	if r.URL.Path != Path && r.URL.Path != Path+"/" {
 		http.NotFound(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
-	if err != nil || len(data) > maxRequestBytes {
-		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	// SoapServlet: a body that starts with '{' is the JSON protocol.
@@ -356,7 +542,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	var el json.RawMessage
 	for name, el = range req.Body {
 	}
-	resp, f := s.dispatch(name, el, &req)
+	resp, f := s.dispatch(name, el, &req, ip)
 	if f != nil {
 		s.writeFault(w, f)
 		return
@@ -369,15 +555,22 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // dispatch runs one request and records it.
-func (s *Server) dispatch(name string, el json.RawMessage, req *request) (map[string]any, *fault) {
+func (s *Server) dispatch(name string, el json.RawMessage, req *request, ip string) (map[string]any, *fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	call := Call{Request: name}
+	call := Call{Request: name, Server: s.name, primary: s == s.servers[0]}
+	// Reserve the request's place: a handler may record the requests it
+	// sends on to other servers, which come after it.
+	i := len(s.calls)
+	s.calls = append(s.calls, Call{})
 	resp, f := s.handle(name, el, req, &call)
 	if f != nil {
 		call.Fault = f.code
+		if f.code == "account.AUTH_FAILED" { // an AuthFailedServiceException
+			s.loginFailed(ip)
+		}
 	}
-	s.calls = append(s.calls, call)
+	s.calls[i] = call
 	return resp, f
 }
 
@@ -391,12 +584,17 @@ func (s *Server) handle(name string, el json.RawMessage, req *request, call *Cal
 		ns string
 		fn func(map[string]json.RawMessage, *request, *Call) (map[string]any, *fault)
 	}{
-		"AuthRequest":          {"urn:zimbraAdmin", s.auth},
-		"GetAccountRequest":    {"urn:zimbraAdmin", s.getAccount},
-		"ModifyAccountRequest": {"urn:zimbraAdmin", s.modifyAccount},
-		"SetPasswordRequest":   {"urn:zimbraAdmin", s.setPassword},
-		"FlushCacheRequest":    {"urn:zimbraAdmin", s.flushCache},
-		"GetIdentitiesRequest": {"urn:zimbraAccount", s.getIdentities},
+		"AuthRequest":           {"urn:zimbraAdmin", s.auth},
+		"GetAccountRequest":     {"urn:zimbraAdmin", s.getAccount},
+		"ModifyAccountRequest":  {"urn:zimbraAdmin", s.modifyAccount},
+		"SetPasswordRequest":    {"urn:zimbraAdmin", s.setPassword},
+		"FlushCacheRequest":     {"urn:zimbraAdmin", s.flushCache},
+		"GetAllServersRequest":  {"urn:zimbraAdmin", s.getAllServers},
+		"GetConfigRequest":      {"urn:zimbraAdmin", s.getConfig},
+		"GetGrantsRequest":      {"urn:zimbraAdmin", s.getGrants},
+		"GetShareInfoRequest":   {"urn:zimbraAdmin", s.getShareInfo},
+		"GetDataSourcesRequest": {"urn:zimbraAdmin", s.getDataSources},
+		"GetIdentitiesRequest":  {"urn:zimbraAccount", s.getIdentities},
 	}
 	h, ok := handlers[name]
 	if !ok || h.ns != ns {
@@ -441,17 +639,28 @@ func (s *Server) writeFault(w http.ResponseWriter, f *fault) {
 	if f.sender {
 		codeValue = "soap:Sender"
 	}
-	// Soap12Protocol in JSON form; HTTP 500 as soap-admin's callers see.
+	errEl := map[string]any{
+		"Code":  f.code,
+		"Trace": fmt.Sprintf("qtp-zimbratest-%d:%d", s.traceSerial, s.opts.Now().UnixMilli()),
+		"_jsns": "urn:zimbra",
+	}
+	// Soap12Protocol.soapFault lines 120–127 (zm-mailbox 2b7f9787c69e):
+	// one <a n t>value</a> per argument.
+	if len(f.args) > 0 {
+		var args []any
+		for _, a := range f.args {
+			args = append(args, map[string]any{"n": a.name, "t": a.typ, "_content": a.value})
+		}
+		errEl["a"] = args
+	}
+	// Soap12Protocol in JSON form; HTTP 500 (SoapServlet.sendResponse
+	// lines 358–361).
 	s.writeJSON(w, http.StatusInternalServerError, map[string]any{
 		"Header": map[string]any{"context": map[string]any{"_jsns": "urn:zimbra"}},
 		"Body": map[string]any{"Fault": map[string]any{
 			"Code":   map[string]any{"Value": codeValue},
 			"Reason": map[string]any{"Text": f.reason},
-			"Detail": map[string]any{"Error": map[string]any{
-				"Code":  f.code,
-				"Trace": fmt.Sprintf("qtp-zimbratest-%d:%d", s.traceSerial, s.opts.Now().UnixMilli()),
-				"_jsns": "urn:zimbra",
-			}},
+			"Detail": map[string]any{"Error": errEl},
 		}},
 		"_jsns": "urn:zimbraSoap",
 	})
@@ -466,315 +675,6 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
-}
-
-// --- handlers (called with s.mu held) --------------------------------------
-
-func (s *Server) auth(f map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	name := str(f["name"])
-	if name == "" {
-		name = str(f["account"])
-	}
-	_, hasPw := f["password"]
-	call.Account, call.Password = name, hasPw
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if name == "" || !hasPw {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing name or password", sender: true}
-	}
-	if !strings.EqualFold(name, s.opts.AdminUser) || str(f["password"]) != s.opts.AdminPassword {
-		return nil, &fault{code: "account.AUTH_FAILED", reason: "authentication failed for [" + name + "]", sender: true}
-	}
-	tok := "0_" + randomHex(20)
-	s.tokens[tok] = &token{expires: s.opts.Now().Add(s.opts.TokenLifetime)}
-	return map[string]any{
-		"authToken": []any{map[string]any{"_content": tok}},
-		"lifetime":  s.opts.TokenLifetime.Milliseconds(),
-		"a":         []any{map[string]any{"n": "zimbraIsDomainAdminAccount", "_content": "false"}},
-		"_jsns":     "urn:zimbraAdmin",
-	}, nil
-}
-
-func (s *Server) getAccount(f map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	by, key := selectorOf(f["account"])
-	call.Account = key
-	attrsReq := str(f["attrs"])
-	if attrsReq != "" {
-		call.Args = append(call.Args, "attrs="+attrsReq)
-	}
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if key == "" {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing <account>", sender: true}
-	}
-	a := s.lookup(by, key)
-	if a == nil {
-		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + key, sender: true}
-	}
-	var only []string
-	if attrsReq != "" {
-		only = strings.Split(attrsReq, ",")
-	}
-	return map[string]any{"account": []any{a.encode(only)}, "_jsns": "urn:zimbraAdmin"}, nil
-}
-
-// accountStatuses are zimbraAccountStatus's enum values (zimbra-attrs.xml).
-var accountStatuses = []string{"active", "maintenance", "locked", "closed", "lockout", "pending"}
-
-func (s *Server) modifyAccount(f map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	id := str(f["id"])
-	call.Account = id
-	attrs, err := attrList(f["a"])
-	for _, at := range attrs {
-		call.Args = append(call.Args, at[0]+"="+at[1])
-	}
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if err != nil {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: " + err.Error(), sender: true}
-	}
-	if id == "" {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing required attribute: id", sender: true}
-	}
-	a := s.lookup("id", id)
-	if a == nil {
-		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + id, sender: true}
-	}
-	// Validate all before changing any, as AttributeManager.preModify does.
-	for _, at := range attrs {
-		if f := validate(at[0], at[1]); f != nil {
-			return nil, f
-		}
-	}
-	// soap-admin: repeated names give all the new values; an empty value
-	// removes the attribute; "+name" adds a value and "-name" removes one.
-	replaced := map[string]bool{}
-	for _, at := range attrs {
-		n, v := at[0], at[1]
-		switch {
-		case strings.HasPrefix(n, "+"):
-			n = a.canonical(n[1:])
-			a.attrs[n] = append(a.attrs[n], v)
-		case strings.HasPrefix(n, "-"):
-			n = a.canonical(n[1:])
-			a.attrs[n] = slices.DeleteFunc(a.attrs[n], func(x string) bool { return x == v })
-		default:
-			n = a.canonical(n)
-			if !replaced[strings.ToLower(n)] {
-				replaced[strings.ToLower(n)] = true
-				delete(a.attrs, n)
-			}
-			if v != "" {
-				a.attrs[n] = append(a.attrs[n], v)
-			}
-		}
-		if len(a.attrs[n]) == 0 {
-			delete(a.attrs, n)
-		}
-	}
-	return map[string]any{"account": []any{a.encode(nil)}, "_jsns": "urn:zimbraAdmin"}, nil
-}
-
-func validate(name, value string) *fault {
-	n := strings.TrimLeft(strings.ToLower(name), "+-")
-	bad := func(why string) *fault {
-		return &fault{code: "account.INVALID_ATTR_VALUE", reason: "invalid attr value: " + name + " " + why, sender: true}
-	}
-	if value == "" {
-		return nil
-	}
-	switch n {
-	case "zimbraid":
-		return &fault{code: "service.INVALID_REQUEST", reason: "invalid request: zimbraId is immutable", sender: true}
-	case "zimbraaccountstatus":
-		if !slices.Contains(accountStatuses, value) {
-			return bad("must be one of: " + strings.Join(accountStatuses, ","))
-		}
-	case "zimbraauthtokenvalidityvalue":
-		if v, err := strconv.ParseInt(value, 10, 64); err != nil || v < 0 || v > math.MaxInt32 {
-			return bad("must be an integer between 0 and 2147483647")
-		}
-	case "zimbrapasswordmustchange":
-		if value != "TRUE" && value != "FALSE" {
-			return bad("must be TRUE or FALSE")
-		}
-	}
-	return nil
-}
-
-func (s *Server) setPassword(f map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	id := str(f["id"])
-	_, hasPw := f["newPassword"]
-	pw := str(f["newPassword"])
-	call.Account, call.Password = id, hasPw
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if id == "" || pw == "" {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing id or newPassword", sender: true}
-	}
-	a := s.lookup("id", id)
-	if a == nil {
-		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + id, sender: true}
-	}
-	a.password = pw
-	// LdapProvisioning.setPassword: the new password also invalidates the
-	// account's tokens, and its time is recorded.
-	v, _ := strconv.ParseInt(firstOf(a.get("zimbraAuthTokenValidityValue")), 10, 64)
-	v++
-	if v > math.MaxInt32 {
-		v = 0
-	}
-	a.set("zimbraAuthTokenValidityValue", strconv.FormatInt(v, 10))
-	a.set("zimbraPasswordModifiedTime", s.opts.Now().UTC().Format("20060102150405Z"))
-	resp := map[string]any{"_jsns": "urn:zimbraAdmin"}
-	if s.pwMessage != "" {
-		resp["message"] = []any{map[string]any{"_content": s.pwMessage}}
-	}
-	return resp, nil
-}
-
-func (s *Server) flushCache(f map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	var cache struct {
-		Type       json.RawMessage   `json:"type"`
-		AllServers json.RawMessage   `json:"allServers"`
-		Entry      []json.RawMessage `json:"entry"`
-	}
-	_, hasCache := f["cache"]
-	if hasCache && json.Unmarshal(f["cache"], &cache) != nil {
-		hasCache = false
-	}
-	typ := str(cache.Type)
-	call.Args = append(call.Args, "type="+typ)
-	if all := str(cache.AllServers); all != "" {
-		call.Args = append(call.Args, "allServers="+all)
-	}
-	for _, e := range cache.Entry {
-		by, key := selectorOf(e)
-		if call.Account == "" {
-			call.Account = key
-		}
-		call.Args = append(call.Args, "entry="+by+":"+key)
-	}
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if !hasCache {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing <cache>", sender: true}
-	}
-	if typ == "" {
-		return nil, &fault{code: "service.INVALID_REQUEST", reason: "invalid request: missing cache type", sender: true}
-	}
-	return map[string]any{"_jsns": "urn:zimbraAdmin"}, nil
-}
-
-func (s *Server) getIdentities(_ map[string]json.RawMessage, req *request, call *Call) (map[string]any, *fault) {
-	by, key := selectorOf(req.Header.Context.Account)
-	call.Target = key
-	if f := s.gate(call, req); f != nil {
-		return nil, f
-	}
-	if key == "" {
-		// The admin's own identities; the admin is not in the store.
-		return map[string]any{"identity": []any{}, "_jsns": "urn:zimbraAccount"}, nil
-	}
-	a := s.lookup(by, key)
-	if a == nil {
-		return nil, &fault{code: "account.NO_SUCH_ACCOUNT", reason: "no such account: " + key, sender: true}
-	}
-	// LdapProvisioning.getAllIdentities: the default identity (the
-	// account's own attributes) first, then the LDAP children.
-	defAttrs := map[string]any{}
-	for k, v := range a.attrs {
-		if strings.HasPrefix(k, "zimbraPrefFrom") || strings.HasPrefix(k, "zimbraPrefReplyTo") {
-			defAttrs[k] = kv(v)
-		}
-	}
-	defName := firstOf(a.get("zimbraPrefIdentityName"))
-	if defName == "" {
-		defName = "DEFAULT"
-	}
-	defAttrs["zimbraPrefIdentityName"] = defName
-	defAttrs["zimbraPrefIdentityId"] = a.id
-	list := []any{map[string]any{"name": defName, "id": a.id, "_attrs": defAttrs}}
-	for _, id := range a.identities {
-		attrs := map[string]any{}
-		for k, v := range id.attrs {
-			attrs[k] = kv(v)
-		}
-		list = append(list, map[string]any{"name": id.name, "id": id.id, "_attrs": attrs})
-	}
-	return map[string]any{"identity": list, "_jsns": "urn:zimbraAccount"}, nil
-}
-
-// kv renders one value of "_attrs": a string, or an array when
-// multi-valued (@ZimbraKeyValuePairs).
-func kv(v []string) any {
-	if len(v) == 1 {
-		return v[0]
-	}
-	return v
-}
-
-// --- store ----------------------------------------------------------------
-
-func (s *Server) byName(name string) *account {
-	for _, a := range s.accounts {
-		if strings.EqualFold(a.name, name) {
-			return a
-		}
-	}
-	return nil
-}
-
-func (s *Server) lookup(by, key string) *account {
-	switch by {
-	case "id":
-		for _, a := range s.accounts {
-			if a.id == key {
-				return a
-			}
-		}
-		return nil
-	case "name", "":
-		return s.byName(key)
-	}
-	return nil
-}
-
-func (a *account) canonical(name string) string {
-	for k := range a.attrs {
-		if strings.EqualFold(k, name) {
-			return k
-		}
-	}
-	return name
-}
-
-func (a *account) get(name string) []string { return a.attrs[a.canonical(name)] }
-
-func (a *account) set(name, value string) { a.attrs[a.canonical(name)] = []string{value} }
-
-// encode renders the account as ToXML.encodeAccount does: name and id,
-// then one {"n","_content"} per value, limited to only when given.
-func (a *account) encode(only []string) map[string]any {
-	names := make([]string, 0, len(a.attrs))
-	for k := range a.attrs {
-		if only == nil || slices.ContainsFunc(only, func(o string) bool { return strings.EqualFold(strings.TrimSpace(o), k) }) {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	list := []any{}
-	for _, k := range names {
-		for _, v := range a.attrs[k] {
-			list = append(list, map[string]any{"n": k, "_content": v})
-		}
-	}
-	return map[string]any{"name": a.name, "id": a.id, "a": list}
 }
 
 // --- JSON helpers ---------------------------------------------------------
