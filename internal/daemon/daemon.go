@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,6 +70,9 @@ type Daemon struct {
 	reinjection []netip.AddrPort
 	// enforcer carries out verdicts for both adapters.
 	enforcer *enforce.Enforcer
+	// recoverySnap holds each account's Zimbra recovery address as it was
+	// when its incident opened (noteRecoveryAddress).
+	recoverySnap sync.Map
 
 	escalations  chan escalation
 	snapshotters []snapshotter

@@ -297,7 +297,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
-		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection}
+		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection,
+		IncidentOpened: d.noteRecoveryAddress}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
 	// stage waits for them after the incident queue (which starts runs)

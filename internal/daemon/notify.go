@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/notify"
@@ -147,15 +148,27 @@ func (d *Daemon) recoveryAddress(ctx context.Context, account string) (string, e
 		return "", nil
 	}
 	if d.zimbra != nil {
-		a, err := d.zimbra.GetAccount(ctx, account, "zimbraPrefPasswordRecoveryAddress")
+		// The user sets zimbraPrefPasswordRecoveryAddress and its status
+		// with ModifyPrefs, and so can an attacker in the user's session
+		// (zm-mailbox zimbra-attrs.xml, commit 2b7f9787c69e): mail it only
+		// when verified and unchanged since the incident opened.
+		addr, status, known, err := d.zimbra.RecoveryAddress(ctx, account)
 		if err != nil {
 			return "", err
 		}
-		for _, v := range a.Values("zimbraPrefPasswordRecoveryAddress") {
-			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, account) {
-				return v, nil
-			}
+		addr = strings.TrimSpace(addr)
+		if !known || addr == "" || strings.EqualFold(addr, account) {
+			return "", nil
 		}
+		if !strings.EqualFold(status, "verified") {
+			d.log.Warn("user notification not sent: the recovery address is not verified", "account", account, "status", status)
+			return "", nil
+		}
+		if before, ok := d.recoverySnap.Load(strings.ToLower(account)); ok && !strings.EqualFold(before.(string), addr) {
+			d.log.Warn("user notification not sent: the recovery address changed during the incident (an attacker may have set it)", "account", account)
+			return "", nil
+		}
+		return addr, nil
 	}
 	return "", nil
 }
@@ -166,4 +179,23 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// noteRecoveryAddress remembers an account's Zimbra recovery address when
+// its incident opens (ops.Service.IncidentOpened), so that the user mail
+// is not sent to an address set during the incident.
+func (d *Daemon) noteRecoveryAddress(ctx context.Context, account string) {
+	if d.zimbra == nil || !d.cfg.Notify.NotifyUser {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addr, _, known, err := d.zimbra.RecoveryAddress(ctx, account)
+	if err != nil {
+		d.log.Warn("reading the recovery address at the incident's start failed", "account", account, "err", err)
+		return
+	}
+	if known {
+		d.recoverySnap.Store(strings.ToLower(account), strings.TrimSpace(addr))
+	}
 }

@@ -238,10 +238,21 @@ func (z zimbraConnector) Do(ctx context.Context, s playbook.Step, inc *store.Inc
 		if err != nil {
 			return "", perm(err)
 		}
+		detail := "password set"
 		if warn != "" {
-			return "password set (policy warning: " + warn + ")", nil
+			detail += " (policy warning: " + warn + ")"
 		}
-		return "password set", nil
+		// SetPassword clears zimbraPasswordMustChange (zm-mailbox
+		// LdapProvisioning.setPassword, commit 2b7f9787c69e): when this
+		// incident already demanded a new password (a retried scramble),
+		// demand it again.
+		if st := inc.Step(string(playbook.StepForcePasswordChange)); st != nil && st.Status == store.StepDone {
+			if err := z.c.SetMustChangePassword(ctx, inc.Account, true); err != nil {
+				return "", fmt.Errorf("password set, but setting zimbraPasswordMustChange again failed: %w", err)
+			}
+			detail += ", zimbraPasswordMustChange=TRUE again"
+		}
+		return detail, nil
 	case playbook.StepEndSessions:
 		r, err := z.c.EndSessions(ctx, inc.Account)
 		if err != nil {
@@ -275,6 +286,18 @@ func (z zimbraConnector) Unlock(ctx context.Context, account string) error {
 // PasswordPolicy returns the account's password policy on this system, for the runner to generate one password that satisfies every system.
 func (z zimbraConnector) PasswordPolicy(ctx context.Context, account string) (zimbra.PasswordPolicy, error) {
 	return z.c.PasswordPolicy(ctx, account)
+}
+
+// CheckPassword implements playbook.PasswordChecker: the scrambled password
+// must satisfy the account's effective policy, which Zimbra enforces for a
+// delegated admin and does not let the same password be retried. When the
+// policy cannot be read, the password is left to SetPassword to judge.
+func (z zimbraConnector) CheckPassword(ctx context.Context, account string, pw []byte) error {
+	p, err := z.c.PasswordPolicy(ctx, account)
+	if err != nil {
+		return nil
+	}
+	return p.Check(pw)
 }
 
 // describePersistence summarises what an attacker may have left behind. An

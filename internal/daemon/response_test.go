@@ -79,6 +79,8 @@ const persistenceAttrs = "zimbraId,zimbraAccountStatus,zimbraAuthTokenValidityVa
 var afterConfirm = []string{
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"ModifyAccountRequest account=ZID zimbraAccountStatus=locked",
+	// the account's effective password policy, which the new password must meet
+	"GetAccountRequest account=u@example.edu attrs=" + strings.Join(zimbra.PolicyAttrs, ","),
 	"GetAccountRequest account=u@example.edu attrs=zimbraId",
 	"SetPasswordRequest account=ZID password=(set)",
 	"GetAccountRequest account=u@example.edu attrs=zimbraId,zimbraAuthTokenValidityValue,zimbraAccountStatus",
@@ -172,23 +174,52 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		want := append([]string{"GetAccountRequest account=u@example.edu attrs=zimbraId fault=service.AUTH_EXPIRED", auth}, afterConfirm...)
 		same(t, "calls after confirmation", got, want)
 	})
-	t.Run("a delegated admin's SetPassword refused by the policy fails at once", func(t *testing.T) {
+	t.Run("a delegated admin's SetPassword: a password the policy accepts, or none", func(t *testing.T) {
 		// Without setAccountPassword Zimbra enforces the policy
 		// (SetPassword.checkAccountRights, SetPassword.java lines 120–141
 		// at zm-mailbox 2b7f9787c69e); the same password would be refused
-		// again, so the step is not retried.
+		// again. mailbrake generates one the account's policy accepts.
 		s, z := zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
-		z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"64"}})
+		z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"48"}, "zimbraPasswordMinPunctuationChars": {"4"}})
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
-		sc := in.Step("scramble-password")
-		if sc.Status != store.StepFailed || sc.Attempts != 1 || !strings.Contains(sc.Detail, "INVALID_PASSWORD") || !strings.Contains(sc.Detail, "zimbraPasswordMinLength=64") {
-			t.Fatalf("scramble-password: %+v", sc)
+		if sc := in.Step("scramble-password"); sc.Status != store.StepDone || len(z.Attr("u@example.edu", "zimbraPasswordModifiedTime")) == 0 {
+			t.Fatalf("scramble-password under a strict policy: %+v", sc)
 		}
-		if len(z.Attr("u@example.edu", "zimbraPasswordModifiedTime")) > 0 {
-			t.Fatal("a refused password was set")
+		// A policy no generated password can meet: the step fails without
+		// a SetPassword, and is not retried with the same password.
+		s, z = zimbraResponseWith(t, zimbratest.Options{MissingRights: []string{zimbratest.RightSetAccountPassword}})
+		z.SetCOS(map[string][]string{"zimbraPasswordMinLength": {"100"}, "zimbraPasswordMaxLength": {"100"}})
+		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
+			t.Fatal(err)
+		}
+		s.WaitPlaybooks(ctx)
+		in, _ = s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+		sc := in.Step("scramble-password")
+		if sc.Status != store.StepFailed || !strings.Contains(sc.Detail, "no generated password satisfies") {
+			t.Fatalf("scramble-password under an impossible policy: %+v", sc)
+		}
+		for _, c := range z.CallStrings() {
+			if strings.HasPrefix(c, "SetPasswordRequest") {
+				t.Fatalf("a password the policy refuses was sent: %v", z.CallStrings())
+			}
+		}
+	})
+	t.Run("a retried scramble demands a new password again", func(t *testing.T) {
+		// SetPassword clears zimbraPasswordMustChange: after
+		// force-password-change, a later scramble sets it again.
+		s, z := zimbraResponse(t)
+		in := &store.Incident{Account: "u@example.edu", Steps: []store.StepRecord{{Name: "force-password-change", Status: store.StepDone}}}
+		zc := s.Response.Runner.Connectors[1].(zimbraConnector)
+		if _, err := zc.Do(ctx, "force-password-change", in, nil); err != nil {
+			t.Fatal(err)
+		}
+		detail, err := zc.Do(ctx, "scramble-password", in, []byte("Zz9-a-long-enough-password-for-any-policy"))
+		if err != nil || !strings.Contains(detail, "zimbraPasswordMustChange=TRUE again") || strings.Join(z.Attr("u@example.edu", "zimbraPasswordMustChange"), "") != "TRUE" {
+			t.Fatalf("%q %v; must change %v", detail, err, z.Attr("u@example.edu", "zimbraPasswordMustChange"))
 		}
 	})
 	t.Run("end-sessions says which server's cache was not flushed", func(t *testing.T) {
@@ -197,6 +228,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
 		es := in.Step("end-sessions")
 		for _, want := range []string{"web and SOAP tokens revoked (validity 5→6); account locked: IMAP/POP sessions end at their next command; " +
@@ -221,6 +253,7 @@ func TestZimbraPlaybookCalls(t *testing.T) {
 		if err := s.ReportFindings(ctx, "u@example.edu", []ops.Finding{{Reason: "password-leak"}}); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitPlaybooks(ctx)
 		in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
 		lock := in.Step("lock-login")
 		if lock.Status != store.StepFailed || lock.Attempts != 1 || !strings.Contains(lock.Detail, "ZimbraInvalidLoginFilter") {
@@ -343,5 +376,38 @@ func TestHashPassword(t *testing.T) {
 		if !strings.HasPrefix(stored, "{"+scheme+"}") || !h.Verify([]byte("N3w-Passw0rd")) || h.Verify([]byte("N3w-Passw0rX")) {
 			t.Fatalf("%s: %s does not verify", scheme, h)
 		}
+	}
+}
+
+// TestRecoveryAddressTrusted: the user mail goes to the Zimbra recovery
+// address only when it is verified and was not changed since the incident
+// opened — an attacker in the user's session can set both the address and
+// its status (ModifyPrefs).
+func TestRecoveryAddressTrusted(t *testing.T) {
+	s, z := zimbraResponse(t)
+	_ = s
+	d := &Daemon{cfg: config.Default(), log: slog.New(slog.DiscardHandler)}
+	d.cfg.Notify.NotifyUser = true
+	c, err := zimbra.New(zimbra.Config{URL: z.URL(), AdminUser: z.AdminUser(), AdminPasswordFile: z.AdminPasswordFile(t), CAFile: z.CAFile(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.zimbra = c
+	ctx := context.Background()
+	const acct = "u@example.edu"
+	z.SetPref(acct, "zimbraPrefPasswordRecoveryAddress", "owner@home.example")
+	z.SetPref(acct, "zimbraPrefPasswordRecoveryAddressStatus", "pending")
+	d.noteRecoveryAddress(ctx, acct) // the incident opens
+	if got, err := d.recoveryAddress(ctx, acct); err != nil || got != "" {
+		t.Fatalf("unverified address used: %q %v", got, err)
+	}
+	z.SetPref(acct, "zimbraPrefPasswordRecoveryAddressStatus", "verified")
+	if got, err := d.recoveryAddress(ctx, acct); err != nil || got != "owner@home.example" {
+		t.Fatalf("verified, unchanged: %q %v", got, err)
+	}
+	// The attacker replaces it during the incident and marks it verified.
+	z.SetPref(acct, "zimbraPrefPasswordRecoveryAddress", "drop@attacker.example")
+	if got, err := d.recoveryAddress(ctx, acct); err != nil || got != "" {
+		t.Fatalf("address changed during the incident used: %q %v", got, err)
 	}
 }

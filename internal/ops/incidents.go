@@ -110,6 +110,7 @@ func (s *Service) ReportFindings(ctx context.Context, account string, fs []Findi
 		}
 		target := fmt.Sprintf("incident:%d", in.ID)
 		if created {
+			s.opened(ctx, account)
 			s.audit(ctx, "system", AuditIncidentOpen, target, fmt.Sprintf("account %s, %s, playbook %s: %s", account, in.Severity, in.Playbook, f.Reason))
 			s.Log.Warn("incident opened", "incident", in.ID, "account", account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
 		} else {
@@ -250,6 +251,7 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 		return nil, err
 	}
 	if created {
+		s.opened(ctx, account)
 		s.audit(ctx, actor, AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
 	}
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: req.Note})
@@ -286,10 +288,13 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 		detail += ": " + note
 	}
 	s.incMu.Lock()
-	inc, _, err := r.Incidents.OpenIncident(ctx, h.Account, sev, name, store.Evidence{Time: s.now(), Reason: ReasonMarkedSpam, Detail: detail, HoldID: id, QueueID: h.QueueID, By: actor})
+	inc, created, err := r.Incidents.OpenIncident(ctx, h.Account, sev, name, store.Evidence{Time: s.now(), Reason: ReasonMarkedSpam, Detail: detail, HoldID: id, QueueID: h.QueueID, By: actor})
 	s.incMu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		s.opened(ctx, h.Account)
 	}
 	s.audit(ctx, actor, AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: detail})
@@ -482,4 +487,12 @@ func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Inci
 		return fmt.Sprintf("%d queued messages put on hold", len(held)), nil
 	}
 	return "", fmt.Errorf("%w: step %s not supported", playbook.ErrPermanent, st)
+}
+
+// opened tells IncidentOpened that account's incident was just opened,
+// before any of its steps runs.
+func (s *Service) opened(ctx context.Context, account string) {
+	if s.IncidentOpened != nil {
+		s.IncidentOpened(ctx, account)
+	}
 }

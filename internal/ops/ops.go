@@ -46,6 +46,11 @@ type Service struct {
 	Trusts     *Trusts
 	// Volume counts site-wide outbound mail for the dashboard.
 	Volume *Volume
+	// IncidentOpened, when set, is called when an account's incident is
+	// opened, before its playbook runs (the daemon notes the account's
+	// recovery address then, to tell whether it changes during the
+	// incident). It must return promptly.
+	IncidentOpened func(ctx context.Context, account string)
 	// RunContext is the context background playbook runs get; its
 	// cancellation stops them at their next step. Nil: Background.
 	RunContext context.Context

@@ -408,6 +408,22 @@ func (s *Server) Attr(name, attr string) []string {
 	return nil
 }
 
+// SetPref sets one of the account's own attributes as the user's
+// ModifyPrefsRequest does (a user, or an attacker in the user's session,
+// may set any zimbraPref* attribute, zimbraPrefPasswordRecoveryAddress and
+// its status included: zm-mailbox ModifyPrefs.java, commit 2b7f9787c69e),
+// without a request. It reports false if there is no such account.
+func (s *Server) SetPref(name, attr, value string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.byName(name)
+	if a == nil {
+		return false
+	}
+	a.set(attr, value)
+	return true
+}
+
 // SetPassword sets the account's password as a global admin's
 // SetPasswordRequest does (the policy not enforced; history, must-change,
 // validity value and modified time updated), without a request. It
