@@ -87,10 +87,10 @@ type ListAccountsRequest struct {
 // AccountDetail is one account: state, counters, recent holds and state history.
 type AccountDetail struct {
 	store.Account
-	Counters    store.Totals `json:"counters"`
-	Baseline    any          `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
-	Novelty     any          `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
-	RecentHolds []store.Hold `json:"recent_holds"`
+	Counters    store.Totals     `json:"counters"`
+	Baseline    *AccountBaseline `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
+	Novelty     *AccountNovelty  `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
+	RecentHolds []store.Hold     `json:"recent_holds"`
 	// RecentVerdicts are the account's last decisions other than a plain
 	// allow, newest first (kept in memory since the daemon started).
 	RecentVerdicts []VerdictRecord    `json:"recent_verdicts,omitempty"`

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
@@ -19,54 +21,115 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// Handler serves m as JSON over HTTP under /v1/. The caller authenticates
-// (the unix socket's permissions, or later a session or token) and puts the
-// Actor in the request context.
+// Route is one REST API route: its method and path (relative to /api),
+// the permission it needs, and the handler behind it. Routes is the one
+// table the mux (Handler), the permission gate (Gate), the CLI's Client and
+// docs/openapi.yaml (TestOpenAPIMatchesRoutes) derive from or are checked
+// against.
+type Route struct {
+	Method, Path string
+	Perm         auth.Permission
+	serve        func(*handler, http.ResponseWriter, *http.Request)
+}
+
+// Pattern is the route as a ServeMux pattern ("GET /v1/holds").
+func (r Route) Pattern() string { return r.Method + " " + r.Path }
+
+var routes = []Route{
+	{"GET", "/v1/status", auth.PermHoldsRead, (*handler).status},
+	{"GET", "/v1/holds", auth.PermHoldsRead, (*handler).listHolds},
+	{"GET", "/v1/holds/{id}", auth.PermHoldsRead, (*handler).getHold}, // content only with holds:content
+	{"POST", "/v1/holds/{id}/release", auth.PermHoldsAct, (*handler).releaseHold},
+	{"POST", "/v1/holds/{id}/delete", auth.PermHoldsAct, (*handler).deleteHold},
+	{"POST", "/v1/holds/{id}/spam", auth.PermHoldsAct, (*handler).markSpam},
+	{"POST", "/v1/holds/{id}/release-and-trust", auth.PermHoldsAct, (*handler).releaseAndTrust},
+	{"POST", "/v1/queue/sync", auth.PermHoldsAct, (*handler).sync},
+	{"GET", "/v1/trust", auth.PermHoldsRead, (*handler).listTrust},
+	{"DELETE", "/v1/trust/{id}", auth.PermHoldsAct, (*handler).deleteTrust},
+	{"GET", "/v1/audit", auth.PermAuditRead, (*handler).audit},
+	{"GET", "/v1/accounts", auth.PermAccountsRead, (*handler).listAccounts},
+	{"GET", "/v1/accounts/{name}", auth.PermAccountsRead, (*handler).getAccount},
+	{"GET", "/v1/accounts/{name}/timeline", auth.PermAccountsRead, (*handler).timeline},
+	{"POST", "/v1/accounts/{name}/state", auth.PermAccountsAct, (*handler).setAccountState},
+	{"POST", "/v1/accounts/{name}/unlock", auth.PermAccountsUnlock, (*handler).unlockAccount},
+	{"GET", "/v1/incidents", auth.PermIncidentsRead, (*handler).listIncidents},
+	{"GET", "/v1/incidents/{id}", auth.PermIncidentsRead, (*handler).getIncident},
+	{"POST", "/v1/incidents", auth.PermIncidentsAct, (*handler).openIncident},
+	{"POST", "/v1/incidents/{id}/{change}", auth.PermIncidentsAct, (*handler).changeIncident},
+	{"GET", "/v1/dashboard", auth.PermHoldsRead, (*handler).dashboard},
+	{"GET", "/v1/config", auth.PermConfigRead, (*handler).config},
+	{"GET", "/v1/users", auth.PermUsersAdmin, (*handler).listUsers},
+	{"PUT", "/v1/users/{name}", auth.PermUsersAdmin, (*handler).putUser},
+	{"DELETE", "/v1/users/{name}", auth.PermUsersAdmin, (*handler).removeUser},
+	{"GET", "/v1/tokens", auth.PermUsersAdmin, (*handler).listTokens},
+	{"POST", "/v1/tokens", auth.PermUsersAdmin, (*handler).createToken},
+	{"DELETE", "/v1/tokens/{id}", auth.PermUsersAdmin, (*handler).revokeToken},
+}
+
+// Routes returns the route table (a copy).
+func Routes() []Route { return append([]Route(nil), routes...) }
+
+// Handler serves every route for the admin socket, where access is the
+// socket's file mode and the caller's actor is already in the context.
 func Handler(m Methods, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	h := &handler{m: m, log: log}
-	mux.HandleFunc("GET /v1/status", h.status)
-	mux.HandleFunc("GET /v1/holds", h.listHolds)
-	mux.HandleFunc("GET /v1/holds/{id}", h.getHold)
-	mux.HandleFunc("POST /v1/holds/{id}/release", h.releaseHold)
-	mux.HandleFunc("POST /v1/holds/{id}/delete", h.deleteHold)
-	mux.HandleFunc("POST /v1/queue/sync", h.sync)
-	mux.HandleFunc("GET /v1/audit", h.audit)
-	mux.HandleFunc("GET /v1/accounts", h.listAccounts)
-	mux.HandleFunc("GET /v1/accounts/{name}", h.getAccount)
-	mux.HandleFunc("POST /v1/accounts/{name}/state", h.setAccountState)
-	mux.HandleFunc("POST /v1/accounts/{name}/unlock", h.unlockAccount)
-	mux.HandleFunc("POST /v1/holds/{id}/spam", h.markSpam)
-	mux.HandleFunc("GET /v1/incidents", h.listIncidents)
-	mux.HandleFunc("POST /v1/incidents", h.openIncident)
-	mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
-	mux.HandleFunc("POST /v1/incidents/{id}/{change}", h.changeIncident)
-	mux.HandleFunc("POST /v1/holds/{id}/release-and-trust", h.releaseAndTrust)
-	mux.HandleFunc("GET /v1/trust", h.listTrust)
-	mux.HandleFunc("DELETE /v1/trust/{id}", h.deleteTrust)
-	mux.HandleFunc("GET /v1/dashboard", h.dashboard)
-	mux.HandleFunc("GET /v1/accounts/{name}/timeline", h.timeline)
-	mux.HandleFunc("GET /v1/config", h.config)
-	mux.HandleFunc("GET /v1/users", h.listUsers)
-	mux.HandleFunc("PUT /v1/users/{name}", h.putUser)
-	mux.HandleFunc("DELETE /v1/users/{name}", h.removeUser)
-	mux.HandleFunc("GET /v1/tokens", h.listTokens)
-	mux.HandleFunc("POST /v1/tokens", h.createToken)
-	mux.HandleFunc("DELETE /v1/tokens/{id}", h.revokeToken)
+	for _, rt := range routes {
+		serve := rt.serve
+		mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) { serve(h, w, r) })
+	}
 	return mux
 }
 
-// Routes lists every route of the API handler, as "METHOD /path", for
-// the permission table of the server that mounts it.
-func Routes() []string {
-	return []string{
-		"GET /v1/status", "GET /v1/holds", "GET /v1/holds/{id}", "POST /v1/holds/{id}/release", "POST /v1/holds/{id}/delete",
-		"POST /v1/queue/sync", "GET /v1/audit", "GET /v1/accounts", "GET /v1/accounts/{name}", "POST /v1/accounts/{name}/state",
-		"POST /v1/accounts/{name}/unlock", "POST /v1/holds/{id}/spam", "GET /v1/incidents", "POST /v1/incidents", "GET /v1/incidents/{id}",
-		"POST /v1/incidents/{id}/{change}", "POST /v1/holds/{id}/release-and-trust", "GET /v1/trust", "DELETE /v1/trust/{id}",
-		"GET /v1/dashboard", "GET /v1/accounts/{name}/timeline", "GET /v1/config", "GET /v1/users", "PUT /v1/users/{name}",
-		"DELETE /v1/users/{name}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{id}",
+// Authenticator resolves the principal of a network request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*auth.Principal, error)
+}
+
+// Gate serves the REST API under /api on the HTTP listener: every request
+// is authenticated (session cookie or API token), a state change made with
+// a session carries the CSRF token, and each route needs its permission.
+// The actor in the audit log is "web:NAME" for sessions and "NAME" (the
+// token's name) for tokens.
+func Gate(m Methods, a Authenticator, log *slog.Logger) http.Handler {
+	inner := Handler(m, log)
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		perm := rt.Perm
+		mux.Handle(rt.Method+" /api"+rt.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := a.Authenticate(r)
+			if err != nil {
+				gateError(w, http.StatusUnauthorized, "authentication required (session cookie or Authorization: Bearer token)")
+				return
+			}
+			if err := auth.CheckCSRF(r, p); err != nil {
+				gateError(w, http.StatusForbidden, err.Error())
+				return
+			}
+			if !p.Can(perm) {
+				gateError(w, http.StatusForbidden, "the "+string(p.Role)+" role may not do this ("+string(perm)+")")
+				return
+			}
+			name := p.Name
+			if p.Via == "session" {
+				name = "web:" + p.Name
+			}
+			ctx := WithActor(auth.WithPrincipal(r.Context(), p), Actor{Name: name, NoContent: !p.Can(auth.PermHoldsContent)})
+			r2 := r.WithContext(ctx)
+			r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
+			r2.URL.RawPath = ""
+			inner.ServeHTTP(w, r2)
+		}))
 	}
+	return mux
+}
+
+func gateError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
 }
 
 func (h *handler) releaseAndTrust(w http.ResponseWriter, r *http.Request) {

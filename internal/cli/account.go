@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -70,13 +69,17 @@ func accountCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "Last hour: %d messages, %d recipients\n", d.Counters.Messages1h, d.Counters.Recipients1h)
 			fmt.Fprintf(w, "Last day:  %d messages, %d recipients\n", d.Counters.Messages24h, d.Counters.Recipients24h)
-			if d.Novelty != nil {
-				b, _ := json.Marshal(d.Novelty)
-				fmt.Fprintf(w, "Novelty:   %s\n", b)
-			}
 			if d.Baseline != nil {
-				b, _ := json.Marshal(d.Baseline)
-				fmt.Fprintf(w, "Baseline:  %s\n", b)
+				fmt.Fprintln(w, "\nNormal sending:")
+				for _, l := range d.Baseline.Summary() {
+					fmt.Fprintf(w, "  %s\n", l)
+				}
+			}
+			if d.Novelty != nil {
+				fmt.Fprintln(w, "\nCorrespondents:")
+				for _, l := range d.Novelty.Summary() {
+					fmt.Fprintf(w, "  %s\n", l)
+				}
 			}
 			if len(d.RecentHolds) > 0 {
 				fmt.Fprintln(w, "\nRecent holds:")

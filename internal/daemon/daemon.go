@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -33,7 +32,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
-	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 	"github.com/mailbrake/mailbrake/internal/web"
@@ -221,7 +219,7 @@ func (d *Daemon) saveSnapshots(ctx context.Context) {
 
 func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", apiGate(d.ops, d.auth, d.log))
+	mux.Handle("/api/", api.Gate(d.ops, d.auth, d.log))
 	ui, err := web.New(web.Options{Methods: d.ops, Auth: loginMetrics{d.auth, d.metrics}, Logger: d.log.With("path", "web"), Secure: tls, Version: d.version})
 	if err != nil {
 		return nil, err
@@ -351,53 +349,4 @@ func adminAuth(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(api.WithActor(r.Context(), api.Actor{Name: actor})))
 	})
-}
-
-// postconfBeside finds postconf next to postsuper when postsuper is a path.
-func postconfBeside(postsuper string) string {
-	if strings.Contains(postsuper, "/") {
-		return filepath.Join(filepath.Dir(postsuper), "postconf")
-	}
-	return "postconf"
-}
-
-// maxQueueLifetime asks Postfix for maximal_queue_lifetime (best effort).
-func maxQueueLifetime(ctx context.Context, pf *quarantine.Postfix) time.Duration {
-	args := []string{"-h", "maximal_queue_lifetime"}
-	if pf.ConfigDir != "" {
-		args = append([]string{"-c", pf.ConfigDir}, args...)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, pf.Postconf, args...).Output()
-	if err != nil {
-		return 0
-	}
-	return parsePostfixTime(strings.TrimSpace(string(out)))
-}
-
-// parsePostfixTime parses Postfix time values: a number with an optional
-// unit s, m, h, d or w (default d for maximal_queue_lifetime).
-func parsePostfixTime(s string) time.Duration {
-	if s == "" {
-		return 0
-	}
-	unit := time.Duration(24 * time.Hour)
-	switch s[len(s)-1] {
-	case 's':
-		unit, s = time.Second, s[:len(s)-1]
-	case 'm':
-		unit, s = time.Minute, s[:len(s)-1]
-	case 'h':
-		unit, s = time.Hour, s[:len(s)-1]
-	case 'd':
-		unit, s = 24*time.Hour, s[:len(s)-1]
-	case 'w':
-		unit, s = 7*24*time.Hour, s[:len(s)-1]
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * unit
 }

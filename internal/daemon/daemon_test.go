@@ -127,14 +127,6 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 func ptr(s string) *string    { return &s }
 func ptrF(f float64) *float64 { return &f }
 
-func TestParsePostfixTime(t *testing.T) {
-	for in, want := range map[string]time.Duration{"5d": 120 * time.Hour, "3600s": time.Hour, "2h": 2 * time.Hour, "1w": 168 * time.Hour, "7": 168 * time.Hour, "": 0, "x": 0} {
-		if got := parsePostfixTime(in); got != want {
-			t.Errorf("%q: %v, want %v", in, got, want)
-		}
-	}
-}
-
 // TestUnixSockets: policy and milter can listen on unix sockets, which
 // Postfix (user postfix) must be able to reach.
 func TestUnixSockets(t *testing.T) {

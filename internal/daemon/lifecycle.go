@@ -293,11 +293,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("compiling rules: %w", err)
 	}
 
-	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconfBeside(cfg.Postfix.Postsuper)}
-	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: maxQueueLifetime(ctx, pf)}
+	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: quarantine.PostconfBeside(cfg.Postfix.Postsuper)}
+	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf)}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
-		Users: st, Tokens: d.auth, Sessions: d.auth, OnAudit: d.observeAudit, Released: d.expectReinjection,
+		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection,
 		IncidentOpened: d.noteRecoveryAddress}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
@@ -316,22 +316,23 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.ops, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true}
 	if dets.Baseline != nil {
-		d.ops.Baseline = func(a string, at time.Time) (any, bool) { return dets.Baseline.Normal(a, at) }
+		d.ops.Baseline = func(a string, at time.Time) (*api.AccountBaseline, bool) {
+			n, ok := dets.Baseline.Normal(a, at)
+			if !ok {
+				return nil, false
+			}
+			return &api.AccountBaseline{HistoryDays: n.HistoryDays, DayRecipientsMedian: n.DayRcpts, PeakHourRecipientsP90: n.PeakHourRcpts,
+				TodayRecipients: n.TodayRcpts, HourRecipients: n.HourRcpts, ClientFamilies: n.Families}, true
+		}
 	}
 	if dets.Novelty != nil {
-		d.ops.Novelty = func(a string, at time.Time) (any, bool) {
+		d.ops.Novelty = func(a string, at time.Time) (*api.AccountNovelty, bool) {
 			st := dets.Novelty.Tracker.Peek(a, at)
 			if st.Known == 0 {
 				return nil, false
 			}
-			return struct {
-				FirstTime1h  int    `json:"first_time_recipients_1h"`
-				FirstTime24h int    `json:"first_time_recipients_24h"`
-				Distinct1h   int    `json:"distinct_recipients_1h"`
-				Distinct24h  int    `json:"distinct_recipients_24h"`
-				Known        int    `json:"known_recipients"`
-				Tracked      string `json:"tracked_for"`
-			}{st.FirstTime1h, st.FirstTime24h, st.Distinct1h, st.Distinct24h, st.Known, st.Tracked.Round(time.Minute).String()}, true
+			return &api.AccountNovelty{FirstTime1h: st.FirstTime1h, FirstTime24h: st.FirstTime24h, Distinct1h: st.Distinct1h, Distinct24h: st.Distinct24h,
+				Known: st.Known, Tracked: st.Tracked.Round(time.Minute).String()}, true
 		}
 	}
 

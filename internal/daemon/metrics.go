@@ -3,11 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // metrics are declared once per daemon on its own registry. Labels come
@@ -92,48 +92,15 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observeAudit turns audit entries into metrics: admin operations by
-// action, incidents opened by severity, playbook steps by step and
-// outcome. Labels come from fixed sets only.
-func (d *Daemon) observeAudit(action, detail string) {
-	switch action {
-	case "quarantine-hold", "incident-evidence":
-		return // counted elsewhere, or not an operation
-	case "incident-open":
-		for _, sev := range []string{"critical", "high", "medium", "low"} {
-			if strings.Contains(detail, ", "+sev+",") {
-				d.metrics.incidents.WithLabelValues(sev).Inc()
-				return
-			}
-		}
-		d.metrics.incidents.WithLabelValues("unknown").Inc()
-		return
-	case "incident-step":
-		// detail: "STEP STATUS: …"
-		step, rest, _ := strings.Cut(detail, " ")
-		status, _, _ := strings.Cut(rest, ":")
-		if playbookStep(step) && stepStatus(status) {
-			d.metrics.steps.WithLabelValues(step, status).Inc()
-		}
-		return
-	}
-	d.metrics.adminOps.WithLabelValues(action).Inc()
-}
+// opsEvents counts what ops does, where it happens (ops.Events).
+type opsEvents struct{ m *metrics }
 
-func playbookStep(s string) bool {
-	switch s {
-	case "restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify":
-		return true
-	}
-	return false
+func (e opsEvents) AdminOp(action string) { e.m.adminOps.WithLabelValues(action).Inc() }
+func (e opsEvents) IncidentOpened(sev store.Severity) {
+	e.m.incidents.WithLabelValues(string(sev)).Inc()
 }
-
-func stepStatus(s string) bool {
-	switch s {
-	case "done", "failed", "skipped", "dry-run", "pending":
-		return true
-	}
-	return false
+func (e opsEvents) Step(step string, status store.StepStatus) {
+	e.m.steps.WithLabelValues(step, string(status)).Inc()
 }
 
 // loginMetrics counts web logins by result.

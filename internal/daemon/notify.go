@@ -3,14 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/notify"
-	"github.com/mailbrake/mailbrake/internal/playbook"
-	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // buildNotifier builds the notifier from the configuration; nil when no
@@ -47,83 +44,6 @@ func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 		return nil, errs
 	}
 	return nt, nil
-}
-
-// notifyConnector carries out the notify step.
-type notifyConnector struct{ n *notify.Notifier }
-
-func (notifyConnector) Name() string { return "notify" }
-
-func (notifyConnector) Supports(s playbook.Step) bool { return s == playbook.StepNotify }
-
-func (c notifyConnector) Do(ctx context.Context, s playbook.Step, inc *store.Incident, _ []byte) (string, error) {
-	if s != playbook.StepNotify {
-		return "", fmt.Errorf("%w: notify does not carry out %s", playbook.ErrPermanent, s)
-	}
-	ev := notifyEvent(inc)
-	results := c.n.Send(ctx, ev)
-	var sent, skipped []string
-	var errs []error
-	for _, r := range results {
-		switch {
-		case r.Err != nil && !r.Sent:
-			errs = append(errs, fmt.Errorf("%s: %w", r.Channel, r.Err))
-		case r.Skipped != "":
-			skipped = append(skipped, r.Channel+" ("+r.Skipped+")")
-		default:
-			sent = append(sent, r.Channel)
-		}
-	}
-	detail := ev.Kind + " sent to " + strings.Join(sent, ", ")
-	if len(sent) == 0 {
-		detail = ev.Kind + ": nothing sent"
-	}
-	if len(skipped) > 0 {
-		detail += "; skipped " + strings.Join(skipped, ", ")
-	}
-	if len(errs) > 0 && len(sent) == 0 {
-		return "", errors.Join(errs...)
-	}
-	if len(errs) > 0 {
-		detail += "; failed " + errors.Join(errs...).Error()
-	}
-	return detail, nil
-}
-
-// notifyEvent describes an incident for the notifier. The evidence is
-// what mailbrake recorded, which never holds a password or a body.
-func notifyEvent(inc *store.Incident) notify.Event {
-	ni := notify.Incident{ID: inc.ID, Account: inc.Account, Severity: string(inc.Severity), State: string(inc.State), Reasons: inc.Reasons,
-		Opened: inc.Opened, Updated: inc.Updated}
-	for _, e := range inc.Evidence {
-		line := e.Time.UTC().Format("2006-01-02 15:04:05Z") + " " + e.Reason
-		if e.HoldID != 0 {
-			line += fmt.Sprintf(" (hold %d)", e.HoldID)
-		}
-		if e.Detail != "" {
-			line += ": " + e.Detail
-		}
-		ni.Evidence = append(ni.Evidence, line)
-	}
-	pending, failed := false, false
-	for _, s := range inc.Steps {
-		if s.Name == string(playbook.StepNotify) {
-			continue
-		}
-		ni.Steps = append(ni.Steps, notify.Step{Name: s.Name, Status: string(s.Status), Detail: s.Detail, At: s.At})
-		pending = pending || s.Status == store.StepPending
-		failed = failed || s.Status == store.StepFailed
-	}
-	ev := notify.Event{Kind: notify.KindPlaybookFinished, Incident: ni}
-	switch {
-	case failed:
-		ev.Kind = notify.KindStepFailed
-		ev.NextSteps = fmt.Sprintf("Some steps failed (see above). An admin should fix the cause and retry them with `mailbrake incident confirm %d`, or do them by hand.", inc.ID)
-	case pending:
-		ev.Kind = notify.KindIncidentOpened
-		ev.NextSteps = fmt.Sprintf("Sending from %s is held. An admin must review the evidence and confirm (`mailbrake incident confirm %d`: lock, new password, end sessions) or dismiss it as a false alarm (`mailbrake incident dismiss %d --note …`).", inc.Account, inc.ID, inc.ID)
-	}
-	return ev
 }
 
 // recoveryAddress looks up a user's recovery address: the LDAP attribute

@@ -60,6 +60,9 @@ func FuzzExtract(f *testing.F) {
 				t.Fatalf("Extract: %v", err)
 			}
 			checkResult(t, res, opt)
+			if txt := Text(bytes.NewReader(data), opt.MaxBytes+1); len(txt) > opt.MaxBytes+1 || !utf8.ValidString(txt) {
+				t.Fatalf("Text: %d bytes, valid UTF-8 %v", len(txt), utf8.ValidString(txt))
+			}
 		}
 
 		tok, _, _ := bytes.Cut(data, []byte("\n"))

@@ -3,6 +3,7 @@ package leakscan
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Defaults for the zero [Options]. Each carries why it is that number.
@@ -180,6 +181,28 @@ func Extract(r io.Reader, opt Options) (Result, error) {
 		return res, fmt.Errorf("leakscan: reading message: %w", src.err)
 	}
 	return res, nil
+}
+
+// Text returns the readable text of a message (header block, blank line,
+// body) for a reviewer's preview: the same walk Extract makes — every text
+// part after transfer decoding and charset conversion, HTML reduced to
+// text, quoted replies and nested messages included, under the same bounds
+// — with the parts' text joined by newlines, at most limit bytes of it,
+// valid UTF-8. The Subject is not part of it.
+func Text(r io.Reader, limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	opt := Options{MaxBytes: limit}.withDefaults()
+	var b strings.Builder
+	src := &recorder{r: r}
+	w := &walker{opt: opt, src: src, budget: limit, out: &b}
+	w.message(src, 0)
+	s := strings.ToValidUTF8(b.String(), "\uFFFD")
+	for len(s) > limit {
+		s = strings.ToValidUTF8(s[:limit], "")
+	}
+	return s
 }
 
 // recorder passes reads through and remembers the first read error other

@@ -23,6 +23,9 @@ type walker struct {
 	textBytes int
 	truncated bool
 	stop      bool // a bound or a read error ends the walk
+	// out, when set, receives the decoded text instead of the collector
+	// (Text), and the Subject is skipped.
+	out *strings.Builder
 }
 
 // message reads a header block from r, scans its Subject and walks the
@@ -34,7 +37,9 @@ func (w *walker) message(r io.Reader, depth int) {
 	}
 	h, body, ok := readHeader(r)
 	for _, s := range h.Values("Subject") {
-		w.subject(s)
+		if w.out == nil {
+			w.subject(s)
+		}
 	}
 	if !ok {
 		w.truncated = true
@@ -125,9 +130,17 @@ func (w *walker) text(h textproto.Header, body io.Reader, isHTML bool, charset s
 
 // scan hands decoded text to the collector.
 func (w *walker) scan(text string) {
-	if text != "" {
-		w.col.segment(text)
+	if text == "" {
+		return
 	}
+	if w.out != nil {
+		if w.out.Len() > 0 {
+			w.out.WriteByte('\n')
+		}
+		w.out.WriteString(text)
+		return
+	}
+	w.col.segment(text)
 }
 
 // take charges b against the byte budget and returns the part of it that

@@ -110,7 +110,7 @@ func (s *Service) ReportFindings(ctx context.Context, account string, fs []Findi
 		}
 		target := fmt.Sprintf("incident:%d", in.ID)
 		if created {
-			s.opened(ctx, account)
+			s.opened(ctx, account, in.Severity)
 			s.audit(ctx, "system", AuditIncidentOpen, target, fmt.Sprintf("account %s, %s, playbook %s: %s", account, in.Severity, in.Playbook, f.Reason))
 			s.Log.Warn("incident opened", "incident", in.ID, "account", account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
 		} else {
@@ -147,6 +147,9 @@ func (s *Service) runPlaybook(ctx context.Context, id int64, actor string) (*sto
 	s.auditOnce.Do(func() {
 		if r.Runner.Audit == nil {
 			r.Runner.Audit = s.audit
+		}
+		if r.Runner.OnStep == nil && s.Events != nil {
+			r.Runner.OnStep = func(step playbook.Step, status store.StepStatus) { s.Events.Step(string(step), status) }
 		}
 	})
 	inc, err := r.Incidents.GetIncident(ctx, id)
@@ -251,7 +254,7 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 		return nil, err
 	}
 	if created {
-		s.opened(ctx, account)
+		s.opened(ctx, account, sev)
 		s.audit(ctx, actor, AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
 	}
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: req.Note})
@@ -294,7 +297,7 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 		return nil, err
 	}
 	if created {
-		s.opened(ctx, h.Account)
+		s.opened(ctx, h.Account, sev)
 	}
 	s.audit(ctx, actor, AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: detail})
@@ -491,7 +494,10 @@ func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Inci
 
 // opened tells IncidentOpened that account's incident was just opened,
 // before any of its steps runs.
-func (s *Service) opened(ctx context.Context, account string) {
+func (s *Service) opened(ctx context.Context, account string, sev store.Severity) {
+	if s.Events != nil {
+		s.Events.IncidentOpened(sev)
+	}
 	if s.IncidentOpened != nil {
 		s.IncidentOpened(ctx, account)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -31,10 +32,10 @@ type Service struct {
 	Counters   store.Counters
 	States     *States
 	// Baseline returns an account's learned normal (nil when off).
-	Baseline func(account string, at time.Time) (any, bool)
+	Baseline func(account string, at time.Time) (*api.AccountBaseline, bool)
 	// Novelty returns an account's recent first-time and distinct
 	// recipients (nil when off).
-	Novelty func(account string, at time.Time) (any, bool)
+	Novelty func(account string, at time.Time) (*api.AccountNovelty, bool)
 	Log     *slog.Logger
 	Status0 api.Status
 	Now     func() time.Time
@@ -69,9 +70,9 @@ type Service struct {
 		CreateToken(ctx context.Context, name string, role auth.Role, ttl time.Duration, by string) (store.Token, string, error)
 	}
 	Sessions interface{ EndSessions(name string) }
-	// OnAudit, when set, is called for every audit entry written (metrics
-	// by action; the action names are a fixed set).
-	OnAudit func(action, detail string)
+	// Events, when set, is told of what ops does where it happens
+	// (metrics).
+	Events Events
 
 	stateMu sync.Mutex // serialises account state changes
 	runs    runs       // playbook runs in the background (runs.go)
@@ -89,9 +90,26 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
+// Events is told of what ops does, as it happens. Every value comes from a
+// fixed set (audit actions, severities, steps, step outcomes).
+type Events interface {
+	// AdminOp: an operation that changed state, by its audit action
+	// (release, delete, spam, trust, unlock, account-state, …).
+	AdminOp(action string)
+	// IncidentOpened: an incident was opened.
+	IncidentOpened(severity store.Severity)
+	// Step: a playbook step ended with status.
+	Step(step string, status store.StepStatus)
+}
+
+// notCounted are the audit actions that are not admin operations: holds and
+// evidence the engine recorded, incidents opened and steps run (counted as
+// such).
+var notCounted = map[string]bool{AuditHold: true, AuditIncidentEvidence: true, AuditIncidentOpen: true, playbook.AuditStep: true}
+
 func (s *Service) audit(ctx context.Context, actor, action, target, detail string) {
-	if s.OnAudit != nil {
-		s.OnAudit(action, detail)
+	if s.Events != nil && !notCounted[action] {
+		s.Events.AdminOp(action)
 	}
 	err := s.Audit.AppendAudit(ctx, store.AuditEntry{Time: s.now(), Actor: actor, Action: action, Target: target, Detail: detail})
 	if err != nil {

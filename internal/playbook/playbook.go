@@ -78,8 +78,10 @@ type Runner struct {
 	DryRun   bool
 	// Audit, when set, records each step outcome.
 	Audit func(ctx context.Context, actor, action, target, detail string)
-	Log   *slog.Logger
-	Now   func() time.Time
+	// OnStep, when set, is told of every step outcome (metrics).
+	OnStep func(step Step, status store.StepStatus)
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // AuditStep is the audit action of a step outcome.
@@ -137,6 +139,9 @@ func (r *Runner) Run(ctx context.Context, inc *store.Incident, pb *Playbook, act
 		}
 		if r.Audit != nil {
 			r.Audit(ctx, actor, AuditStep, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s %s: %s", s, rec.Status, rec.Detail))
+		}
+		if r.OnStep != nil {
+			r.OnStep(s, rec.Status)
 		}
 		log.Info("playbook step", "incident", inc.ID, "account", inc.Account, "playbook", pb.Name, "step", s, "status", rec.Status, "attempts", rec.Attempts, "detail", rec.Detail)
 		// Later steps (notify) see the outcome of earlier ones.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -229,4 +230,53 @@ func ParseQueueJSON(out []byte) ([]QueueEntry, error) {
 		return nil, fmt.Errorf("reading postqueue -j: %w", err)
 	}
 	return entries, nil
+}
+
+// PostconfBeside finds postconf next to postsuper when postsuper is a path.
+func PostconfBeside(postsuper string) string {
+	if strings.Contains(postsuper, "/") {
+		return filepath.Join(filepath.Dir(postsuper), "postconf")
+	}
+	return "postconf"
+}
+
+// MaxQueueLifetime asks Postfix for maximal_queue_lifetime (best effort).
+func MaxQueueLifetime(ctx context.Context, pf *Postfix) time.Duration {
+	args := []string{"-h", "maximal_queue_lifetime"}
+	if pf.ConfigDir != "" {
+		args = append([]string{"-c", pf.ConfigDir}, args...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, pf.Postconf, args...).Output()
+	if err != nil {
+		return 0
+	}
+	return ParsePostfixTime(strings.TrimSpace(string(out)))
+}
+
+// ParsePostfixTime parses Postfix time values: a number with an optional
+// unit s, m, h, d or w (default d for maximal_queue_lifetime).
+func ParsePostfixTime(s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	unit := time.Duration(24 * time.Hour)
+	switch s[len(s)-1] {
+	case 's':
+		unit, s = time.Second, s[:len(s)-1]
+	case 'm':
+		unit, s = time.Minute, s[:len(s)-1]
+	case 'h':
+		unit, s = time.Hour, s[:len(s)-1]
+	case 'd':
+		unit, s = 24*time.Hour, s[:len(s)-1]
+	case 'w':
+		unit, s = 7*24*time.Hour, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * unit
 }

@@ -2,6 +2,7 @@ package quarantine
 
 import (
 	"testing"
+	"time"
 )
 
 // A line as Postfix 3.7's postqueue -j prints it.
@@ -52,4 +53,12 @@ func FuzzParseQueueJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParsePostfixTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5d": 120 * time.Hour, "3600s": time.Hour, "2h": 2 * time.Hour, "1w": 168 * time.Hour, "7": 168 * time.Hour, "": 0, "x": 0} {
+		if got := ParsePostfixTime(in); got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
 }

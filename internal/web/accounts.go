@@ -1,13 +1,10 @@
 package web
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/mailbrake/mailbrake/internal/api"
@@ -49,14 +46,12 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 type accountData struct {
 	A                 *api.AccountDetail
 	Path              string // /accounts/NAME, escaped
-	Baseline, Novelty []kv
+	Baseline, Novelty []string
 	Incidents         []store.Incident
 	Chart             *chart
 	Events            []api.TimelineEvent
 	TimelineError     string
 }
-
-type kv struct{ Key, Value string }
 
 func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -66,7 +61,13 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, "/accounts")
 		return
 	}
-	d := accountData{A: a, Path: "/accounts/" + url.PathEscape(a.Name), Baseline: flatten(a.Baseline), Novelty: flatten(a.Novelty)}
+	d := accountData{A: a, Path: "/accounts/" + url.PathEscape(a.Name)}
+	if a.Baseline != nil {
+		d.Baseline = a.Baseline.Summary()
+	}
+	if a.Novelty != nil {
+		d.Novelty = a.Novelty.Summary()
+	}
 	if tl, err := s.o.Methods.AccountTimeline(ctx, a.Name); err != nil {
 		d.TimelineError = "The sending timeline is not available."
 		if statusOf(err) == http.StatusInternalServerError {
@@ -129,65 +130,6 @@ func (s *Server) unlockAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.redirect(w, r, self, fmt.Sprintf("%s is unlocked.", a.Name))
-}
-
-// maxKV bounds the rows of a baseline or novelty table.
-const maxKV = 200
-
-// flatten shows a JSON-shaped value as sorted key/value rows: nested keys
-// joined with ".", lists of plain values on one row.
-func flatten(v any) []kv {
-	if v == nil {
-		return nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return []kv{{"(error)", err.Error()}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var x any
-	if err := dec.Decode(&x); err != nil {
-		return []kv{{"(error)", err.Error()}}
-	}
-	var out []kv
-	var walk func(key string, x any)
-	walk = func(key string, x any) {
-		if len(out) >= maxKV {
-			return
-		}
-		switch t := x.(type) {
-		case map[string]any:
-			if len(t) == 0 {
-				out = append(out, kv{key, "—"})
-			}
-			keys := make([]string, 0, len(t))
-			for k := range t {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				walk(strings.TrimPrefix(key+"."+k, "."), t[k])
-			}
-		case []any:
-			plain := make([]string, 0, len(t))
-			for _, e := range t {
-				switch e.(type) {
-				case map[string]any, []any:
-					for i, e := range t {
-						walk(fmt.Sprintf("%s[%d]", key, i), e)
-					}
-					return
-				}
-				plain = append(plain, scalar(e))
-			}
-			out = append(out, kv{key, cmp.Or(strings.Join(plain, ", "), "—")})
-		default:
-			out = append(out, kv{cmp.Or(key, "value"), scalar(t)})
-		}
-	}
-	walk("", x)
-	return out
 }
 
 func scalar(x any) string {

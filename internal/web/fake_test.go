@@ -167,10 +167,8 @@ func (f *fakeMethods) GetAccount(_ context.Context, name string) (*api.AccountDe
 		d.Account = *a
 	}
 	d.Counters = store.Totals{Messages1h: 3, Recipients1h: 80, Messages24h: 9, Recipients24h: 120}
-	d.Baseline = map[string]any{"messages_per_hour": map[string]any{"p95": 4.5, "mean": 1.2}, "learned_days": 14}
-	d.Novelty = struct {
-		FirstTime []string `json:"first_time"`
-	}{[]string{"x@example.net", "y@example.net"}}
+	d.Baseline = &api.AccountBaseline{HistoryDays: 14, DayRecipientsMedian: 12, PeakHourRecipientsP90: 4.5, ClientFamilies: []string{"zimbra-ajax"}}
+	d.Novelty = &api.AccountNovelty{FirstTime1h: 2, FirstTime24h: 5, Distinct1h: 3, Distinct24h: 9, Known: 140, Tracked: "336h0m0s"}
 	for _, h := range f.holds {
 		if h.Account == name {
 			d.RecentHolds = append(d.RecentHolds, *h) // content included: the UI must not show it
