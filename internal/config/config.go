@@ -81,7 +81,8 @@ type PostfixConfig struct {
 	ConfigDir    string   `yaml:"config_dir" doc:"Postfix configuration directory passed as -c to postsuper/postqueue; empty for the default instance."`
 	Postsuper    string   `yaml:"postsuper" doc:"postsuper command."`
 	Postqueue    string   `yaml:"postqueue" doc:"postqueue command."`
-	SyncInterval Duration `yaml:"sync_interval" doc:"How often held messages are reconciled with the real queue (postqueue -j); 0 turns the periodic sync off."`
+	SyncInterval Duration `yaml:"sync_interval" doc:"How often held messages are reconciled with the real queue (postqueue -j); 0 turns the periodic sync off (it still runs once at start)."`
+	SyncGrace    Duration `yaml:"sync_grace" doc:"Holds and hold-queue entries younger than this are left alone by the sync: Postfix writes the queue file after mailbrake's answer, and mailbrake writes its record a moment later."`
 	// ReinjectionListeners: see the doc tag.
 	ReinjectionListeners []string `yaml:"reinjection_listeners" doc:"smtpd listeners (address:port) that take mail back from a content filter: amavis or another FILTER_README re-injection service (Zimbra: [127.0.0.1]:10025). Mail arriving there passed mailbrake already: it is neither charged nor held again, and the spam tags the filter added are learned (phish.trust_tags). Give these listeners mailbrake's milter with the master.cf lines postfix-config prints. Mail re-injected elsewhere is recognised by its Received header naming a message mailbrake just saw."`
 }
@@ -378,6 +379,7 @@ func Default() *Config {
 			Postsuper:    "postsuper",
 			Postqueue:    "postqueue",
 			SyncInterval: Duration(30 * time.Second),
+			SyncGrace:    Duration(time.Minute),
 			// Postfix's FILTER_README, amavis's default forward_method and
 			// Zimbra's master.cf all re-inject on port 10025 of loopback.
 			ReinjectionListeners: []string{"127.0.0.1:10025", "[::1]:10025"},

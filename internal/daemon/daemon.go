@@ -66,8 +66,10 @@ type Daemon struct {
 	wiring policy.Wiring
 	// reinjection are postfix.reinjection_listeners.
 	reinjection []netip.AddrPort
-	// enforcer carries out verdicts for both adapters.
+	// enforcer carries out verdicts for both adapters; holds writes their
+	// holds.
 	enforcer *enforce.Enforcer
+	holds    *ops.HoldWriter
 	// recoverySnap holds each account's Zimbra recovery address as it was
 	// when its incident opened (noteRecoveryAddress).
 	recoverySnap sync.Map

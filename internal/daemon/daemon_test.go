@@ -89,7 +89,14 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 		t.Fatalf("END-OF-MESSAGE: %q %v", resp.Action, err)
 	}
 	c := api.NewClient(d.Socket)
-	list, err := c.ListHolds(ctx, api.ListHoldsRequest{})
+	// The hold is recorded off the request path, within milliseconds.
+	var list *api.HoldList
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		list, err = c.ListHolds(ctx, api.ListHoldsRequest{})
+		if err == nil && len(list.Holds) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || len(list.Holds) != 1 {
 		t.Fatalf("holds: %+v %v", list, err)
 	}

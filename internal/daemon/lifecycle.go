@@ -195,6 +195,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return runErr
 }
 
+// holdWriteDelay bounds how long a hold waits to be recorded: short
+// enough that the reviewer sees it at once, long enough to write a burst in
+// one transaction.
+const holdWriteDelay = 20 * time.Millisecond
+
 // stage is a started part of the daemon; stop undoes its start.
 type stage struct {
 	name string
@@ -294,7 +299,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 
 	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: quarantine.PostconfBeside(cfg.Postfix.Postsuper)}
-	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf)}
+	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection,
@@ -313,7 +318,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 		return nil
 	})
-	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.ops, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
+	// Holds are written off the request path, within holdWriteDelay.
+	d.holds = ops.NewHoldWriter(d.ops, holdWriteDelay, 256)
+	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true}
 	if dets.Baseline != nil {
 		d.ops.Baseline = func(a string, at time.Time) (*api.AccountBaseline, bool) {
@@ -338,6 +345,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 
 	// The queues the servers feed: they drain after the servers stopped.
 	d.startQueues()
+	// Holds still pending are written before the incident queue drains
+	// (their findings go there).
+	d.push("hold writer", d.holds.Close)
 	if d.pwleak != nil {
 		// Stopped after the listeners, before the incident queue drains:
 		// a late match still reports its incident.

@@ -15,6 +15,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/milter"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/received"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -130,7 +131,10 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 	switch v.Action {
 	case engine.ActionHold:
 		reason := "mailbrake: " + strings.Join(engine.ReasonStrings(v.Reasons), ",")
-		return milter.Decision{Kind: milter.Quarantine, Reason: reason}, nil
+		// The mark lets the queue sync record this hold with its reasons
+		// should its record not be written (quarantine.MarkHeader).
+		mark := milter.Header{Name: quarantine.MarkHeader, Value: quarantine.FormatMark(sub.QueueID, sub.Account, engine.ReasonStrings(v.Reasons))}
+		return milter.Decision{Kind: milter.Quarantine, Reason: reason, AddHeaders: []milter.Header{mark}}, nil
 	case engine.ActionDefer:
 		return milter.Decision{Kind: milter.TempFail, Code: 451, Text: v.Text}, nil
 	case engine.ActionReject:

@@ -41,7 +41,11 @@ func startPair(t *testing.T, milter, policy bool, pf postfixtest.Options, extraY
 // TestMilterHoldReleaseDelete covers scenarios (a)–(e) of the foundation
 // issue and the queue following postsuper used directly.
 func TestMilterHoldReleaseDelete(t *testing.T) {
-	in, d := startPair(t, true, false, postfixtest.Options{}, "")
+	// No sync grace: the test deletes a hold with postsuper -d a moment
+	// after it was made (a released one needs no grace).
+	mAddr := freeAddr(t)
+	in := postfixtest.Start(t, postfixtest.Options{MilterAddr: mAddr, MilterDefaultAction: "tempfail"})
+	d := startDaemon(t, daemonOptions{Milter: mAddr, PostfixConfigDir: in.ConfigDir, SyncGrace: "0s"})
 	rcpts := recipients(60, "dest.example")
 
 	// (a) 60 recipients from the scripted HTML client: held, nothing delivered.
@@ -203,9 +207,13 @@ rules:
 
 // TestKillNothingLost is scenario (f): mailbrake is killed with SIGKILL
 // while messages flow; with milter_default_action=tempfail every message is
-// delivered, held, or refused with a 4xx to the client.
+// delivered, held, or refused with a 4xx to the client. After the restart
+// every held message has a hold record, also one whose record the killed
+// daemon had not yet written.
 func TestKillNothingLost(t *testing.T) {
-	in, d := startPair(t, true, false, postfixtest.Options{MilterDefaultAction: "tempfail"}, "")
+	mAddr := freeAddr(t)
+	in := postfixtest.Start(t, postfixtest.Options{MilterAddr: mAddr, MilterDefaultAction: "tempfail"})
+	d := startDaemon(t, daemonOptions{Milter: mAddr, PostfixConfigDir: in.ConfigDir, SyncGrace: "0s"})
 	const n = 24
 	results := make([]postfixtest.SendResult, n)
 	var wg sync.WaitGroup
@@ -275,6 +283,27 @@ func TestKillNothingLost(t *testing.T) {
 	t.Logf("after SIGKILL: %d delivered, %d held, %d temp-failed (of %d)", delivered, held, tempfailed, n)
 	if tempfailed == 0 {
 		t.Error("no message was temp-failed: the kill did not happen while messages flowed")
+	}
+
+	d.start()
+	// The queue sync at start runs beside the listeners: wait for it.
+	records := map[string]store.Hold{}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for _, h := range d.holds() {
+			records[h.QueueID] = h
+		}
+		if len(records) >= held || time.Now().After(deadline) {
+			break
+		}
+	}
+	for i, r := range results {
+		if !r.Accepted || inQueue(q, r.QueueID) != "hold" {
+			continue
+		}
+		h, ok := records[r.QueueID]
+		if !ok || h.State != store.HoldHeld || strings.Join(h.Reasons, ",") != "bulk-from-scripted-client" || h.Account != fmt.Sprintf("user%d@campus.example", i) {
+			t.Errorf("held message %d (queue id %s) after restart: record %+v (found %v)", i, r.QueueID, h, ok)
+		}
 	}
 }
 

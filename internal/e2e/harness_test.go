@@ -109,7 +109,9 @@ type daemonOptions struct {
 	// ReinjectionListeners is postfix.reinjection_listeners; nil keeps
 	// the default.
 	ReinjectionListeners []string
-	ExtraYAML            string // appended to the generated config
+	// SyncGrace is postfix.sync_grace; "" keeps the default.
+	SyncGrace string
+	ExtraYAML string // appended to the generated config
 }
 
 // startDaemon runs `mailbrake serve` with a private data directory.
@@ -131,11 +133,14 @@ func startDaemon(t *testing.T, o daemonOptions) *daemon {
 	} else {
 		cfg.WriteString("milter: {enabled: false}\n")
 	}
+	fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s", o.PostfixConfigDir)
 	if o.ReinjectionListeners != nil {
-		fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s, reinjection_listeners: [%s]}\n", o.PostfixConfigDir, strings.Join(o.ReinjectionListeners, ", "))
-	} else {
-		fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s}\n", o.PostfixConfigDir)
+		fmt.Fprintf(&cfg, ", reinjection_listeners: [%s]", strings.Join(o.ReinjectionListeners, ", "))
 	}
+	if o.SyncGrace != "" {
+		fmt.Fprintf(&cfg, ", sync_grace: %s", o.SyncGrace)
+	}
+	cfg.WriteString("}\n")
 	cfg.WriteString(o.ExtraYAML)
 	d.config = filepath.Join(dir, "mailbrake.yaml")
 	if err := os.WriteFile(d.config, []byte(cfg.String()), 0o600); err != nil {

@@ -27,9 +27,10 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
-// Holds records holds (ops.Service).
+// Holds records holds off the request path (ops.HoldWriter): done is
+// called once the hold is written.
 type Holds interface {
-	RecordHold(ctx context.Context, h *store.Hold) (stored *store.Hold, created bool, err error)
+	Record(h *store.Hold, done func(stored *store.Hold, created bool, err error))
 }
 
 // Metrics counts what the enforcer does; labels come from fixed sets.
@@ -66,25 +67,24 @@ type Content struct {
 
 // Enforce carries out v for sub. log carries the adapter's connection and
 // queue ids. content, when not nil, is called only when the message is
-// held. It returns the hold record's id, 0 when nothing was held or the
-// record could not be written (the message is held in Postfix regardless).
-func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, content func() Content) int64 {
+// held. A hold is recorded off the request path; its findings are
+// reported once its record is written, with the record's id.
+func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, content func() Content) {
 	if log == nil {
 		log = e.Log
 	}
 	e.logVerdict(log, sub, v)
 	e.keepVerdict(sub, v)
 	e.escalate(sub, v)
-	var holdID int64
-	if v.Action == engine.ActionHold && sub.Stage == engine.StageEOM {
+	if v.Action == engine.ActionHold && sub.Stage == engine.StageEOM && e.Holds != nil {
 		var c Content
 		if content != nil {
 			c = content()
 		}
-		holdID = e.recordHold(ctx, log, sub, v, c)
+		e.recordHold(log, sub, v, c)
+		return
 	}
-	e.report(sub, v, holdID)
-	return holdID
+	e.report(sub.Account, sub.Direction, sub.QueueID, v, 0)
 }
 
 // logVerdict logs every non-allow verdict, every dry-run and shadow
@@ -161,19 +161,17 @@ func (e *Enforcer) escalate(sub *engine.Submission, v engine.Verdict) {
 	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d in %s from findings: %s", v.Score, e.ScoreWindow, strings.Join(reasons, ", ")))
 }
 
-// recordHold stores the hold record; a failure is logged and counted, the
-// message stays held in Postfix regardless (the queue sync can still act
-// on it by queue id).
-func (e *Enforcer) recordHold(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, c Content) int64 {
-	if e.Holds == nil {
-		return 0
-	}
+// recordHold hands the hold record to the writer; once written it is
+// logged and counted, and the findings are reported with its id. A
+// failure is logged and counted: the message stays held in Postfix
+// regardless, and the queue sync records it.
+func (e *Enforcer) recordHold(log *slog.Logger, sub *engine.Submission, v engine.Verdict, c Content) {
 	h := &store.Hold{
 		QueueID:        sub.QueueID,
 		Path:           string(sub.Path),
 		Account:        sub.Account,
 		Sender:         sub.Sender,
-		Recipients:     sub.Recipients,
+		Recipients:     append([]string{}, sub.Recipients...),
 		RecipientCount: sub.RecipientCount,
 		Subject:        leakscan.Mask(sub.Subject, sub.Secrets),
 		Client:         sub.Client.Client,
@@ -187,23 +185,23 @@ func (e *Enforcer) recordHold(ctx context.Context, log *slog.Logger, sub *engine
 	if sub.ClientAddress.IsValid() {
 		h.ClientAddress = sub.ClientAddress.String()
 	}
-	if h.Recipients == nil {
-		h.Recipients = []string{}
-	}
-	stored, created, err := e.Holds.RecordHold(context.WithoutCancel(ctx), h)
-	if err != nil {
-		if e.Metrics != nil {
-			e.Metrics.StoreError("hold")
+	account, dir, qid, path := sub.Account, sub.Direction, sub.QueueID, string(sub.Path)
+	e.Holds.Record(h, func(stored *store.Hold, created bool, err error) {
+		if err != nil {
+			if e.Metrics != nil {
+				e.Metrics.StoreError("hold")
+			}
+			log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", qid, "account", account, "err", err)
+			e.report(account, dir, qid, v, 0)
+			return
 		}
-		log.Error("recording a hold failed; the message is on hold in Postfix", "queue_id", sub.QueueID, "account", sub.Account, "err", err)
-		return 0
-	}
-	if created && e.Metrics != nil {
-		// Once per message: the other path's hold of it merged into this.
-		e.Metrics.Held(string(sub.Path))
-	}
-	log.Info("message held for review", "hold", stored.ID, "path", sub.Path, "queue_id", sub.QueueID, "account", sub.Account, "reasons", stored.Reasons)
-	return stored.ID
+		if created && e.Metrics != nil {
+			// Once per message: the other path's hold of it merged into this.
+			e.Metrics.Held(path)
+		}
+		log.Info("message held for review", "hold", stored.ID, "path", path, "queue_id", qid, "account", account, "reasons", stored.Reasons)
+		e.report(account, dir, qid, v, stored.ID)
+	})
 }
 
 // familyForHold leaves the family empty when this path could not see it, so
@@ -218,8 +216,8 @@ func familyForHold(f fingerprint.Family) string {
 // report queues the message's acted-on findings for the incident worker.
 // Shadow verdicts, dry-run findings, inbound mail and evidence without a
 // score open no incident.
-func (e *Enforcer) report(sub *engine.Submission, v engine.Verdict, holdID int64) {
-	if !e.Incidents || e.Report == nil || v.Shadow != v.Action || sub.Account == engine.Unauthenticated || sub.Direction == engine.Inbound {
+func (e *Enforcer) report(account string, dir engine.Direction, queueID string, v engine.Verdict, holdID int64) {
+	if !e.Incidents || e.Report == nil || v.Shadow != v.Action || account == engine.Unauthenticated || dir == engine.Inbound {
 		return
 	}
 	var fs []ops.Finding
@@ -227,9 +225,9 @@ func (e *Enforcer) report(sub *engine.Submission, v engine.Verdict, holdID int64
 		if f.DryRun || f.Action == engine.ActionAllow && f.Score == 0 {
 			continue
 		}
-		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: sub.QueueID})
+		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: queueID})
 	}
 	if len(fs) > 0 {
-		e.Report(sub.Account, fs)
+		e.Report(account, fs)
 	}
 }

@@ -18,18 +18,21 @@ type fakeHolds struct {
 	holds []*store.Hold
 }
 
-func (f *fakeHolds) RecordHold(_ context.Context, h *store.Hold) (*store.Hold, bool, error) {
+// Record writes at once, as the writer does a moment later.
+func (f *fakeHolds) Record(h *store.Hold, done func(*store.Hold, bool, error)) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, x := range f.holds {
 		if x.QueueID == h.QueueID {
-			return x, false, nil
+			f.mu.Unlock()
+			done(x, false, nil)
+			return
 		}
 	}
 	c := *h
 	c.ID = int64(len(f.holds) + 1)
 	f.holds = append(f.holds, &c)
-	return &c, true, nil
+	f.mu.Unlock()
+	done(&c, true, nil)
 }
 
 type counts struct {
@@ -61,16 +64,12 @@ func TestEnforce(t *testing.T) {
 		Findings: []engine.Finding{{Rule: "bulk", Reason: "bulk", Action: engine.ActionHold, Score: 5}}}
 	built := 0
 	content := func() Content { built++; return Content{Headers: "X-Mailer: zclient\n", Preview: "buy"} }
-	if id := e.Enforce(context.Background(), nil, sub(engine.PathPolicy), hold, nil); id != 1 {
-		t.Fatalf("policy hold id %d", id)
-	}
-	if id := e.Enforce(context.Background(), nil, sub(engine.PathMilter), hold, content); id != 1 {
-		t.Fatalf("milter hold of the same message: id %d", id)
-	}
+	e.Enforce(context.Background(), nil, sub(engine.PathPolicy), hold, nil)
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), hold, content)
 	if len(holds.holds) != 1 || m.held != 1 || built != 1 {
 		t.Fatalf("%d records, %d counted, content built %d times", len(holds.holds), m.held, built)
 	}
-	if len(reports) != 2 || reports[0].HoldID != 1 || len(escalations) != 2 || escalations[0] != store.AccountWatch {
+	if len(reports) != 2 || reports[0].HoldID != 1 || reports[1].HoldID != 1 || len(escalations) != 2 || escalations[0] != store.AccountWatch {
 		t.Fatalf("reports %+v escalations %v", reports, escalations)
 	}
 	// Evidence without a score, and a shadow verdict: nothing opens.

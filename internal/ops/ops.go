@@ -215,6 +215,13 @@ func (s *Service) SyncQueue(ctx context.Context) (*api.SyncResult, error) {
 // SyncPeriodically reconciles with the Postfix queue every interval until
 // ctx ends.
 func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
+	// Once at start, whatever the interval: holds whose records were not
+	// written before the last stop (a kill) are found now.
+	if changes, err := s.Quarantine.Sync(ctx); err != nil && ctx.Err() == nil {
+		s.Log.Warn("reconciling holds with the Postfix queue failed", "err", err)
+	} else {
+		s.auditChanges(ctx, changes)
+	}
 	if every <= 0 {
 		return
 	}
@@ -236,8 +243,17 @@ func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
 
 func (s *Service) auditChanges(ctx context.Context, changes []quarantine.Change) {
 	for _, c := range changes {
-		s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=%s", c.QueueID, c.To))
-		s.Log.Info("held message changed in the Postfix queue", "hold", c.ID, "queue_id", c.QueueID, "state", c.To)
+		switch {
+		case c.Recovered:
+			s.audit(ctx, "postfix", AuditHold, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s recovered from the hold queue (no record was written)", c.QueueID))
+			s.Log.Warn("a message in the hold queue had no record: recorded from the queue", "hold", c.ID, "queue_id", c.QueueID)
+		case c.Revived:
+			s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=held (in the hold queue again)", c.QueueID))
+			s.Log.Info("held message back in the hold queue", "hold", c.ID, "queue_id", c.QueueID)
+		default:
+			s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=%s", c.QueueID, c.To))
+			s.Log.Info("held message changed in the Postfix queue", "hold", c.ID, "queue_id", c.QueueID, "state", c.To)
+		}
 	}
 }
 

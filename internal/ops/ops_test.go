@@ -36,6 +36,9 @@ func (m *memQueue) Hold(_ context.Context, qid string) error {
 	m.q[qid] = "hold"
 	return nil
 }
+func (m *memQueue) Headers(context.Context, string) (string, error) {
+	return "", quarantine.ErrNotInHold
+}
 func (m *memQueue) Queue(context.Context) ([]quarantine.QueueEntry, error) {
 	var out []quarantine.QueueEntry
 	for id, name := range m.q {

@@ -17,7 +17,13 @@ type runs struct {
 	mu      sync.Mutex
 	running map[int64]*runState
 	wg      sync.WaitGroup
+	slots   chan struct{} // bounds the runs going on at once
 }
+
+// maxRuns bounds the playbooks running at once: each writes its steps to
+// the store, whose one writer the request path's holds share, and a spam
+// wave opens incidents by the hundred.
+const maxRuns = 4
 
 type runState struct {
 	again bool
@@ -29,7 +35,9 @@ func (s *Service) schedule(id int64, actor string) {
 	s.runs.mu.Lock()
 	if s.runs.running == nil {
 		s.runs.running = map[int64]*runState{}
+		s.runs.slots = make(chan struct{}, maxRuns)
 	}
+	slots := s.runs.slots
 	if st := s.runs.running[id]; st != nil {
 		st.again, st.actor = true, actor
 		s.runs.mu.Unlock()
@@ -45,6 +53,15 @@ func (s *Service) schedule(id int64, actor string) {
 	}
 	go func() {
 		defer s.runs.wg.Done()
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			s.runs.mu.Lock()
+			delete(s.runs.running, id)
+			s.runs.mu.Unlock()
+			return
+		}
+		defer func() { <-slots }()
 		for {
 			if _, err := s.runPlaybook(ctx, id, actor); err != nil {
 				s.Log.Error("playbook run failed", "incident", id, "actor", actor, "err", err)

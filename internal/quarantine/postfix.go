@@ -36,6 +36,7 @@ type Postfix struct {
 	Postsuper string
 	Postqueue string
 	Postconf  string
+	Postcat   string        // "" means postcat beside Postsuper
 	Timeout   time.Duration // per command; default 30s
 
 	mu       sync.Mutex
@@ -184,6 +185,29 @@ func (p *Postfix) Hold(ctx context.Context, qid string) error {
 		return fmt.Errorf("postsuper -h %s: no such queued message", qid)
 	}
 	return nil
+}
+
+// Headers returns the header block of a queued message (postcat -h -q),
+// at most 256 KiB of it.
+func (p *Postfix) Headers(ctx context.Context, qid string) (string, error) {
+	if !ValidQueueID(qid) {
+		return "", fmt.Errorf("invalid queue id %q", qid)
+	}
+	name := p.Postcat
+	if name == "" {
+		name = "postcat"
+		if strings.Contains(p.Postsuper, "/") {
+			name = filepath.Join(filepath.Dir(p.Postsuper), "postcat")
+		}
+	}
+	out, _, err := p.run(ctx, name, "-h", "-q", qid)
+	if err != nil {
+		return "", err
+	}
+	if len(out) > 256<<10 {
+		out = out[:256<<10]
+	}
+	return string(out), nil
 }
 
 // Queue lists the queue with `postqueue -j` (Postfix 3.1+): one JSON object

@@ -17,6 +17,8 @@ type Queue interface {
 	Delete(ctx context.Context, qid string) error
 	Hold(ctx context.Context, qid string) error
 	Queue(ctx context.Context) ([]QueueEntry, error)
+	// Headers returns a queued message's header block.
+	Headers(ctx context.Context, qid string) (string, error)
 }
 
 var _ Queue = (*Postfix)(nil)
@@ -30,7 +32,22 @@ type Service struct {
 	// MaxQueueLifetime is Postfix's maximal_queue_lifetime: a held message
 	// that vanished from the queue after this long is taken as expired.
 	MaxQueueLifetime time.Duration
+	// Grace is how young a hold or a queue entry may be for Sync to leave
+	// it alone: Postfix finishes writing the queue file only after the
+	// milter or policy answer, and the hold record is written off the
+	// request path. Zero leaves nothing alone (tests); the daemon passes
+	// postfix.sync_grace (DefaultGrace unless configured).
+	Grace time.Duration
 }
+
+// DefaultGrace: Postfix commits a queue file within seconds of the answer;
+// a minute leaves room for a loaded machine.
+const DefaultGrace = time.Minute
+
+// ReasonHeldOutside is the reason of a hold-queue message mailbrake did
+// not hold (postsuper -h by hand, another filter's HOLD, or a policy-path
+// hold whose record was lost: the policy protocol cannot mark the message).
+const ReasonHeldOutside = "held-outside-mailbrake"
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -47,6 +64,18 @@ func (s *Service) Record(ctx context.Context, h *store.Hold) (*store.Hold, error
 	h.State = store.HoldHeld
 	h.StateAt = h.HeldAt
 	return s.Store.PutHold(ctx, h)
+}
+
+// RecordMany stores new holds in one go, each as Record does.
+func (s *Service) RecordMany(ctx context.Context, hs []*store.Hold) ([]store.PutResult, error) {
+	for _, h := range hs {
+		if h.HeldAt.IsZero() {
+			h.HeldAt = s.now()
+		}
+		h.State = store.HoldHeld
+		h.StateAt = h.HeldAt
+	}
+	return s.Store.PutHolds(ctx, hs)
 }
 
 // Release releases a held message: it is delivered once and not held again
@@ -98,23 +127,38 @@ type Change struct {
 	ID      int64
 	QueueID string
 	To      store.HoldState
+	// Recovered: a message in the hold queue without a record, recorded by
+	// Sync (with the reasons of its mark, or ReasonHeldOutside).
+	Recovered bool
+	// Revived: a record Sync had marked gone whose message is in the hold
+	// queue again.
+	Revived bool
 }
 
-// Sync reconciles held records with the Postfix queue: a held message no
+// Sync reconciles the records with the Postfix queue. A held message no
 // longer in the hold queue was released (it is in another queue now),
 // expired (gone after maximal_queue_lifetime), or deleted (gone). A message
 // released with postsuper -H and already delivered before the next sync
 // cannot be told from a deletion by the queue alone; it is recorded as
-// deleted by "postfix".
+// deleted by "postfix". The other way round, every message in the hold
+// queue has a record: one Sync had marked gone is held again (revived), and
+// one never recorded (mailbrake killed before its record was written, the
+// store unwritable, a hold made outside mailbrake) is recorded, with the
+// reasons of the mark the milter put on it (MarkHeader) or as
+// ReasonHeldOutside. Records and queue entries younger than Grace are left
+// alone: their queue file or record may not be written yet.
 func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 	entries, err := s.Queue.Queue(ctx)
 	if err != nil {
 		return nil, err
 	}
+	grace := s.Grace
+	now := s.now()
 	where := make(map[string]string, len(entries))
 	for _, e := range entries {
 		where[e.QueueID] = e.QueueName
 	}
+	recorded := map[string]bool{}
 	var changes []Change
 	offset := 0
 	for {
@@ -123,18 +167,26 @@ func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 			return changes, err
 		}
 		for _, h := range page {
+			recorded[h.QueueID] = true
 			q, ok := where[h.QueueID]
 			if ok && q == "hold" {
+				continue
+			}
+			// A message in the active or deferred queue was released
+			// whatever its age; one missing or still incoming may be a
+			// transaction not yet finished (a policy HOLD at RCPT, the
+			// queue file not yet moved to hold).
+			if young := now.Sub(h.HeldAt) < grace; young && (!ok || q == "incoming" || q == "maildrop") {
 				continue
 			}
 			to := store.HoldDeleted
 			switch {
 			case ok:
 				to = store.HoldReleased
-			case s.MaxQueueLifetime > 0 && s.now().Sub(h.HeldAt) >= s.MaxQueueLifetime:
+			case s.MaxQueueLifetime > 0 && now.Sub(h.HeldAt) >= s.MaxQueueLifetime:
 				to = store.HoldExpired
 			}
-			err := s.Store.SetHoldState(ctx, h.ID, store.HoldHeld, to, "postfix", s.now())
+			err := s.Store.SetHoldState(ctx, h.ID, store.HoldHeld, to, "postfix", now)
 			if errors.Is(err, store.ErrConflict) {
 				continue // changed by an admin meanwhile
 			}
@@ -148,7 +200,71 @@ func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 		}
 		offset += len(page) - countMoved(changes, page)
 	}
+	for _, e := range entries {
+		if e.QueueName != "hold" || recorded[e.QueueID] || now.Sub(time.Unix(e.ArrivalTime, 0)) < grace {
+			continue
+		}
+		c, err := s.recover(ctx, e, now)
+		if err != nil {
+			return changes, err
+		}
+		changes = append(changes, c)
+	}
 	return changes, nil
+}
+
+// recover gives a hold-queue message without a held record one: the record
+// Sync marked gone comes back, or a new one is made from the queue entry
+// and the message's mark.
+func (s *Service) recover(ctx context.Context, e QueueEntry, now time.Time) (Change, error) {
+	if old, err := s.Store.HoldByQueueID(ctx, e.QueueID); err == nil && old.State != store.HoldHeld && old.StateBy == "postfix" {
+		if err := s.Store.SetHoldState(ctx, old.ID, old.State, store.HoldHeld, "postfix", now); err == nil {
+			return Change{ID: old.ID, QueueID: e.QueueID, To: store.HoldHeld, Revived: true}, nil
+		}
+	}
+	h := &store.Hold{QueueID: e.QueueID, Path: "queue", Sender: e.Sender, Recipients: append([]string{}, e.Recipients...),
+		RecipientCount: len(e.Recipients), Size: e.Size, Reasons: []string{ReasonHeldOutside}, HeldAt: time.Unix(e.ArrivalTime, 0).UTC()}
+	if headers, err := s.Queue.Headers(ctx, e.QueueID); err == nil {
+		if account, reasons, ok := markIn(headers, e.QueueID); ok {
+			h.Path, h.Account, h.Reasons = "milter", account, reasons
+		}
+		h.Subject = headerField(headers, "Subject")
+		h.Headers = headers
+	} else {
+		s.Log.Warn("reading a held message's headers failed", "queue_id", e.QueueID, "err", err)
+	}
+	if h.Account == "" {
+		h.Account = e.Sender
+	}
+	stored, err := s.Record(ctx, h)
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{ID: stored.ID, QueueID: e.QueueID, To: store.HoldHeld, Recovered: true}, nil
+}
+
+// headerField returns the first value of a header in a header block,
+// unfolded and bounded.
+func headerField(headers, name string) string {
+	lines := strings.Split(strings.ReplaceAll(headers, "\r\n", "\n"), "\n")
+	for i, line := range lines {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		for _, cont := range lines[i+1:] {
+			if cont == "" || (cont[0] != ' ' && cont[0] != '\t') {
+				break
+			}
+			v += " " + strings.TrimSpace(cont)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) > 512 {
+			v = v[:512]
+		}
+		return strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return ""
 }
 
 // countMoved counts how many holds of page left the held state (they drop

@@ -16,10 +16,22 @@ import (
 
 // fakeQueue is a Postfix queue in memory: queue ID → queue name.
 type fakeQueue struct {
-	mu    sync.Mutex
-	q     map[string]string
-	calls []string
-	fail  error // returned by the next Release/Delete
+	mu      sync.Mutex
+	q       map[string]string
+	headers map[string]string // queue ID → header block (postcat -h)
+	arrived map[string]time.Time
+	calls   []string
+	fail    error // returned by the next Release/Delete
+}
+
+func (f *fakeQueue) Headers(_ context.Context, qid string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.headers[qid]
+	if !ok {
+		return "", ErrNotInHold
+	}
+	return h, nil
 }
 
 func (f *fakeQueue) act(op, qid, to string) error {
@@ -59,7 +71,8 @@ func (f *fakeQueue) Queue(context.Context) ([]QueueEntry, error) {
 	defer f.mu.Unlock()
 	var out []QueueEntry
 	for id, name := range f.q {
-		out = append(out, QueueEntry{QueueID: id, QueueName: name, Sender: "s-" + id + "@example.org"})
+		out = append(out, QueueEntry{QueueID: id, QueueName: name, Sender: "s-" + id + "@example.org", Recipients: []string{"r@example.net"},
+			ArrivalTime: f.arrived[id].Unix()})
 	}
 	return out, nil
 }
@@ -72,9 +85,11 @@ func newService(t *testing.T) (*Service, *fakeQueue, *time.Time) {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	q := &fakeQueue{q: map[string]string{}}
-	s := &Service{Store: st, Queue: q, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, MaxQueueLifetime: 5 * 24 * time.Hour}
-	return s, q, &now
+	q := &fakeQueue{q: map[string]string{}, headers: map[string]string{}, arrived: map[string]time.Time{}}
+	s := &Service{Store: st, Queue: q, Log: slog.New(slog.DiscardHandler), MaxQueueLifetime: 5 * 24 * time.Hour, Grace: DefaultGrace}
+	nowp := &now
+	s.Now = func() time.Time { return *nowp }
+	return s, q, nowp
 }
 
 func hold(t *testing.T, s *Service, q *fakeQueue, qid string) *store.Hold {
@@ -94,7 +109,7 @@ func hold(t *testing.T, s *Service, q *fakeQueue, qid string) *store.Hold {
 // longer has the message in hold, the service syncs and reports what
 // happened instead of recording its own action.
 func TestTransitions(t *testing.T) {
-	s, q, _ := newService(t)
+	s, q, clock := newService(t)
 	ctx := t.Context()
 	a := hold(t, s, q, "4AAA")
 	got, err := s.Release(ctx, a.ID, "cli:root")
@@ -114,6 +129,7 @@ func TestTransitions(t *testing.T) {
 	// Someone released it with postsuper directly: the service finds out.
 	c := hold(t, s, q, "4CCC")
 	q.q["4CCC"] = "deferred"
+	*clock = clock.Add(2 * DefaultGrace)
 	got, err = s.Delete(ctx, c.ID, "cli:root")
 	if !errors.Is(err, ErrNotInHold) || got.State != store.HoldReleased || got.StateBy != "postfix" {
 		t.Fatalf("delete of a message released elsewhere: %+v %v", got, err)
@@ -134,7 +150,7 @@ func TestTransitions(t *testing.T) {
 // it), and records each one's fate once: still held, released (now in
 // another queue) or deleted (gone). Expiry: TestSyncExpired.
 func TestSyncPaging(t *testing.T) {
-	s, q, _ := newService(t)
+	s, q, now := newService(t)
 	ctx := t.Context()
 	const n = 1234
 	want := map[string]store.HoldState{}
@@ -152,6 +168,7 @@ func TestSyncPaging(t *testing.T) {
 			want[qid] = store.HoldDeleted
 		}
 	}
+	*now = now.Add(2 * DefaultGrace) // the holds are older than the grace
 	changes, err := s.Sync(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +211,7 @@ func TestSyncExpired(t *testing.T) {
 	young := hold(t, s, q, "4NEW")
 	delete(q.q, "4OLD")
 	delete(q.q, "4NEW")
+	*now = now.Add(2 * DefaultGrace)
 	if _, err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +232,83 @@ func TestHoldQueuedFrom(t *testing.T) {
 	held, err := s.HoldQueuedFrom(context.Background(), "S-A1@example.org")
 	if err != nil || len(held) != 1 || held[0] != "A1" || q.q["A1"] != "hold" || q.q["B1"] != "deferred" {
 		t.Fatalf("held %v, %v, queue %v", held, err, q.q)
+	}
+}
+
+// TestSyncGrace: a fresh hold not (yet) in the hold queue is not gone —
+// Postfix commits the queue file after the answer — and is not marked
+// deleted; once older than the grace it is.
+func TestSyncGrace(t *testing.T) {
+	s, q, now := newService(t)
+	ctx := t.Context()
+	h := hold(t, s, q, "4FRSH")
+	delete(q.q, "4FRSH") // not in the queue listing yet
+	if changes, err := s.Sync(ctx); err != nil || len(changes) != 0 {
+		t.Fatalf("fresh hold changed: %+v %v", changes, err)
+	}
+	q.q["4FRSH"] = "incoming" // the transaction is still being committed
+	if changes, err := s.Sync(ctx); err != nil || len(changes) != 0 {
+		t.Fatalf("fresh incoming hold changed: %+v %v", changes, err)
+	}
+	// A young hold whose message is already deferred was released
+	// (postsuper -H at once): no grace.
+	r := hold(t, s, q, "4QUICK")
+	q.q["4QUICK"] = "deferred"
+	if changes, err := s.Sync(ctx); err != nil || len(changes) != 1 || changes[0].ID != r.ID || changes[0].To != store.HoldReleased {
+		t.Fatalf("young released hold: %+v %v", changes, err)
+	}
+	delete(q.q, "4FRSH")
+	*now = now.Add(2 * DefaultGrace)
+	if changes, _ := s.Sync(ctx); len(changes) != 1 || changes[0].To != store.HoldDeleted {
+		t.Fatalf("old hold: %+v", changes)
+	}
+	// It reappears in the hold queue (the listing missed it): revived, one
+	// record for the queue ID.
+	q.q["4FRSH"] = "hold"
+	q.arrived["4FRSH"] = now.Add(-time.Hour)
+	changes, err := s.Sync(ctx)
+	if err != nil || len(changes) != 1 || !changes[0].Revived || changes[0].ID != h.ID {
+		t.Fatalf("revive: %+v %v", changes, err)
+	}
+	if got, _ := s.Store.GetHold(ctx, h.ID); got.State != store.HoldHeld {
+		t.Fatalf("revived record is %s", got.State)
+	}
+	if all, _ := s.Store.ListHolds(ctx, store.HoldFilter{}); len(all) != 2 {
+		t.Fatalf("%d records for two queue IDs", len(all))
+	}
+}
+
+// TestSyncRecoversUnrecordedHolds: a message in the hold queue without a
+// record (mailbrake killed before writing it) is recorded, with the account
+// and reasons of the milter's mark; one without a mark (postsuper -h by
+// hand) as held outside mailbrake; a forged mark for another queue ID does
+// not count; a young entry waits for the writer.
+func TestSyncRecoversUnrecordedHolds(t *testing.T) {
+	s, q, now := newService(t)
+	ctx := t.Context()
+	old := now.Add(-10 * time.Minute)
+	q.q["4MARK01"], q.arrived["4MARK01"] = "hold", old
+	q.headers["4MARK01"] = "Received: by mx\r\nSubject: Dear\r\n friend\r\n" + MarkHeader + ": " + FormatMark("4MARK01", "mallory@example.edu", []string{"bulk-from-scripted-client"}) + "\r\n"
+	q.q["4HAND01"], q.arrived["4HAND01"] = "hold", old
+	q.headers["4HAND01"] = "Subject: x\r\n" + MarkHeader + ": 4OTHER1 account=victim@example.edu reasons=forged\r\n"
+	q.q["4YOUNG1"], q.arrived["4YOUNG1"] = "hold", *now
+	q.q["4DEFER1"], q.arrived["4DEFER1"] = "deferred", old
+	changes, err := s.Sync(ctx)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("changes %+v %v", changes, err)
+	}
+	m, err := s.Store.HoldByQueueID(ctx, "4MARK01")
+	if err != nil || m.Account != "mallory@example.edu" || m.Reasons[0] != "bulk-from-scripted-client" || m.Path != "milter" || m.Subject != "Dear friend" || m.State != store.HoldHeld {
+		t.Fatalf("recovered with its mark: %+v %v", m, err)
+	}
+	h, err := s.Store.HoldByQueueID(ctx, "4HAND01")
+	if err != nil || h.Reasons[0] != ReasonHeldOutside || h.Account != "s-4HAND01@example.org" {
+		t.Fatalf("held by hand: %+v %v", h, err)
+	}
+	if _, err := s.Store.HoldByQueueID(ctx, "4YOUNG1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a young hold-queue entry was recorded: %v", err)
+	}
+	if again, _ := s.Sync(ctx); len(again) != 0 {
+		t.Fatalf("second sync: %+v", again)
 	}
 }

@@ -81,6 +81,11 @@ type Quarantine interface {
 	// held never merge: Postfix reuses queue IDs once a queue file is gone.
 	// h is not modified. It returns the stored record.
 	PutHold(ctx context.Context, h *Hold) (*Hold, error)
+	// PutHolds records holds as PutHold does, in one transaction, in
+	// order (a later hold merges into an earlier one of the same batch).
+	// Created reports, for each, whether it made a new record rather than
+	// merging into one. On an error nothing is recorded.
+	PutHolds(ctx context.Context, hs []*Hold) ([]PutResult, error)
 	// GetHold returns one hold by ID, or ErrNotFound.
 	GetHold(ctx context.Context, id int64) (*Hold, error)
 	// HoldByQueueID returns the newest hold with this Postfix queue ID, or
@@ -91,6 +96,12 @@ type Quarantine interface {
 	// SetHoldState moves a hold to state to, only when its current state is
 	// from; otherwise it returns ErrConflict (or ErrNotFound).
 	SetHoldState(ctx context.Context, id int64, from, to HoldState, by string, at time.Time) error
+}
+
+// PutResult is the outcome of one hold of PutHolds.
+type PutResult struct {
+	Hold    *Hold
+	Created bool
 }
 
 // AuditEntry records who did what, when, to what.
@@ -113,6 +124,8 @@ type AuditFilter struct {
 // Audit is the append-only audit log.
 type Audit interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
+	// AppendAudits appends entries in one transaction, in order.
+	AppendAudits(ctx context.Context, es []AuditEntry) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
 }
 

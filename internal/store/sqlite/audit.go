@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -16,6 +17,30 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 		toDB(e.Time), e.Actor, e.Action, e.Target, e.Detail)
 	if err != nil {
 		return fmt.Errorf("sqlite store: AppendAudit: %w", err)
+	}
+	return nil
+}
+
+// AppendAudits implements store.Audit: every entry in one transaction.
+func (s *Store) AppendAudits(ctx context.Context, es []store.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range es {
+			if _, err := stmt.ExecContext(ctx, toDB(e.Time), e.Actor, e.Action, e.Target, e.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite store: AppendAudits: %w", err)
 	}
 	return nil
 }

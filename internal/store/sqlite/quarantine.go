@@ -103,56 +103,89 @@ func mergeInto(old, h *store.Hold) {
 // h.ID and does not modify *h. An empty State means store.HoldHeld and a
 // zero StateAt means HeldAt.
 func (s *Store) PutHold(ctx context.Context, h *store.Hold) (*store.Hold, error) {
-	if h == nil {
-		return nil, errors.New("sqlite store: PutHold: nil hold")
+	res, err := s.PutHolds(ctx, []*store.Hold{h})
+	if err != nil {
+		return nil, err
 	}
-	n := *h
-	n.ID = 0
-	n.Recipients = append([]string{}, h.Recipients...) // a copy, never nil, as when read back
-	n.Reasons = union(nil, h.Reasons)
-	if n.State == "" {
-		n.State = store.HoldHeld
-	}
-	if !n.State.Valid() {
-		return nil, fmt.Errorf("sqlite store: PutHold: invalid state %q", n.State)
-	}
-	if n.StateAt.IsZero() {
-		n.StateAt = n.HeldAt
-	}
+	return res[0].Hold, nil
+}
 
-	var out *store.Hold
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		if n.QueueID != "" {
-			old, err := scanHold(tx.QueryRowContext(ctx,
-				`SELECT `+holdColumns+` FROM holds WHERE queue_id = ? AND queue_id <> '' AND state = 'held'`, n.QueueID))
-			switch {
-			case err == nil:
-				mergeInto(old, &n)
-				if err := updateHold(ctx, tx, old); err != nil {
-					return err
-				}
-				out = old
-				return nil
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("looking up queue id: %w", err)
-			}
+// PutHolds implements store.Quarantine: every hold in one transaction.
+func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResult, error) {
+	ns := make([]store.Hold, len(hs))
+	for i, h := range hs {
+		if h == nil {
+			return nil, errors.New("sqlite store: PutHold: nil hold")
 		}
-		id, err := insertHold(ctx, tx, &n)
+		n := *h
+		n.ID = 0
+		n.Recipients = append([]string{}, h.Recipients...) // a copy, never nil, as when read back
+		n.Reasons = union(nil, h.Reasons)
+		if n.State == "" {
+			n.State = store.HoldHeld
+		}
+		if !n.State.Valid() {
+			return nil, fmt.Errorf("sqlite store: PutHold: invalid state %q", n.State)
+		}
+		if n.StateAt.IsZero() {
+			n.StateAt = n.HeldAt
+		}
+		ns[i] = n
+	}
+	out := make([]store.PutResult, len(ns))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		// Prepared once per batch: parsing the statements again for every
+		// hold costs more than running them.
+		lookup, err := tx.PrepareContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE queue_id = ? AND queue_id <> '' AND state = 'held'`)
 		if err != nil {
 			return err
 		}
-		n.ID = id
-		out = &n
+		defer lookup.Close()
+		insert, err := tx.PrepareContext(ctx, insertHoldSQL)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i := range ns {
+			n := &ns[i]
+			if n.QueueID != "" {
+				old, err := scanHold(lookup.QueryRowContext(ctx, n.QueueID))
+				switch {
+				case err == nil:
+					mergeInto(old, n)
+					if err := updateHold(ctx, tx, old); err != nil {
+						return err
+					}
+					out[i] = store.PutResult{Hold: old}
+					continue
+				case !errors.Is(err, sql.ErrNoRows):
+					return fmt.Errorf("looking up queue id: %w", err)
+				}
+			}
+			id, err := insertHoldStmt(ctx, insert, n)
+			if err != nil {
+				return err
+			}
+			n.ID = id
+			c := *n
+			out[i] = store.PutResult{Hold: &c, Created: true}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: PutHold: %w", err)
 	}
-	out.HeldAt, out.StateAt = fromDB(toDB(out.HeldAt)), fromDB(toDB(out.StateAt))
+	for _, r := range out {
+		r.Hold.HeldAt, r.Hold.StateAt = fromDB(toDB(r.Hold.HeldAt)), fromDB(toDB(r.Hold.StateAt))
+	}
 	return out, nil
 }
 
-func insertHold(ctx context.Context, tx *sql.Tx, h *store.Hold) (int64, error) {
+const insertHoldSQL = `INSERT INTO holds (queue_id, path, account, sender, recipients,
+		recipient_count, subject, client, client_family, client_address, reasons, size, headers,
+		preview, held_at, state, state_at, state_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, error) {
 	recipients, err := encodeList(h.Recipients)
 	if err != nil {
 		return 0, err
@@ -161,10 +194,7 @@ func insertHold(ctx context.Context, tx *sql.Tx, h *store.Hold) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO holds (queue_id, path, account, sender, recipients,
-		recipient_count, subject, client, client_family, client_address, reasons, size, headers,
-		preview, held_at, state, state_at, state_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		h.QueueID, h.Path, h.Account, h.Sender, recipients,
+	res, err := stmt.ExecContext(ctx, h.QueueID, h.Path, h.Account, h.Sender, recipients,
 		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons, h.Size, h.Headers,
 		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy)
 	if err != nil {

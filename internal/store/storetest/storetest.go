@@ -64,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"UsersAndTokens", testUsersAndTokens},
 		{"ListHoldsSearch", testListHoldsSearch},
 		{"Trust", testTrust},
+		{"PutHoldsBatch", testPutHoldsBatch},
+		{"AppendAudits", testAppendAudits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1345,5 +1347,54 @@ func testTrust(t *testing.T, b Backend) {
 	}
 	if err := b.DeleteTrust(ctx, id1); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+// testPutHoldsBatch: a batch records every hold in order in one go, later
+// holds merging into earlier ones of the same queue ID (both protocol
+// paths held the message before the batch was written), and says which
+// made a record.
+func testPutHoldsBatch(t *testing.T, b Backend) {
+	ctx := t.Context()
+	mk := func(qid, path string, reasons ...string) *store.Hold {
+		return &store.Hold{QueueID: qid, Path: path, Account: "a@example.org", Recipients: []string{"r@example.net"}, RecipientCount: 1,
+			Reasons: reasons, HeldAt: at(0), State: store.HoldHeld, StateAt: at(0)}
+	}
+	res, err := b.PutHolds(ctx, []*store.Hold{mk("4B1", "policy", "x"), mk("4B2", "milter", "y"), mk("4B1", "milter", "z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || !res[0].Created || !res[1].Created || res[2].Created || res[2].Hold.ID != res[0].Hold.ID {
+		t.Fatalf("results: %+v", res)
+	}
+	if got := strings.Join(res[2].Hold.Reasons, ","); got != "x,z" {
+		t.Errorf("merged reasons %q, want x,z", got)
+	}
+	all, err := b.ListHolds(ctx, store.HoldFilter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%d records, %v", len(all), err)
+	}
+	if _, err := b.PutHolds(ctx, []*store.Hold{mk("4B3", "policy"), {QueueID: "4B4", State: "bogus"}}); err == nil {
+		t.Fatal("a batch with an invalid hold succeeded")
+	}
+	if _, err := b.HoldByQueueID(ctx, "4B3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a failed batch recorded part of it: %v", err)
+	}
+}
+
+// testAppendAudits: entries appended in one go, all listed.
+func testAppendAudits(t *testing.T, b Backend) {
+	ctx := t.Context()
+	es := []store.AuditEntry{{Time: at(0), Actor: "system", Action: "quarantine-hold", Target: "hold:1"},
+		{Time: at(1), Actor: "system", Action: "quarantine-hold", Target: "hold:2"}}
+	if err := b.AppendAudits(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendAudits(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(got) != 2 || got[0].Target != "hold:2" {
+		t.Fatalf("%+v %v", got, err)
 	}
 }

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/mailbrake/mailbrake/internal/postfixtest"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// TestHoldRecoveredFromQueue: the hold queue, not mailbrake's store, is
+// where a held message lives. A hold whose record could not be written
+// (the store locked by another process, then mailbrake killed) and a hold
+// made by the admin's own header_checks are both recorded by the queue
+// sync at the next start: the first with the account and reasons of the
+// mark the milter put on it, the second as held outside mailbrake. Either
+// can then be released as usual.
+func TestHoldRecoveredFromQueue(t *testing.T) {
+	mAddr := freeAddr(t)
+	in := postfixtest.Start(t, postfixtest.Options{MilterAddr: mAddr, MilterDefaultAction: "tempfail"})
+	checks := filepath.Join(in.ConfigDir, "header_checks")
+	if err := os.WriteFile(checks, []byte("/^Subject: outside hold/ HOLD held by the admin's own rule\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.PostConf(t, map[string]string{"header_checks": "regexp:" + checks})
+	in.Reload(t)
+	d := startDaemon(t, daemonOptions{Milter: mAddr, PostfixConfigDir: in.ConfigDir, SyncGrace: "0s"})
+
+	// A message mailbrake passes, held by Postfix's header_checks.
+	outside := in.Send(t, postfixtest.SendOptions{From: "bob@campus.example", To: recipients(3, "dest.example"),
+		Headers: map[string]string{"X-Mailer": ajax, "Subject": "outside hold"}, Body: "Minutes attached.\n"})
+	if !outside.Accepted {
+		t.Fatalf("outside-hold message not accepted: %s", outside.Transcript)
+	}
+	in.WaitHeld(t, 1, 10*time.Second)
+
+	// Another process holds the store's write lock: the milter still
+	// answers (the record is written off the request path) and Postfix
+	// holds the message, but its record cannot be written.
+	db, err := sql.Open("sqlite", filepath.Join(d.dataDir, "mailbrake.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	spam := in.Send(t, postfixtest.SendOptions{From: "alice@campus.example", To: recipients(60, "dest.example"),
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "locked store"}, Body: "Dear friend,\nclick here.\n"})
+	if !spam.Accepted {
+		t.Fatalf("message not accepted while the store was locked: %s", spam.Transcript)
+	}
+	in.WaitHeld(t, 2, 10*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.log.String(), "recording a hold failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hold writer did not report the locked store:\n%s", tailLines(d.log.String(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.kill()
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+
+	// The next start records both from the hold queue.
+	d.start()
+	var hs []store.Hold
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		hs = d.holds()
+		if len(hs) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	byQID := map[string]store.Hold{}
+	for _, h := range hs {
+		byQID[h.QueueID] = h
+	}
+	s, ok := byQID[spam.QueueID]
+	if !ok || s.State != store.HoldHeld || s.Account != "alice@campus.example" || strings.Join(s.Reasons, ",") != "bulk-from-scripted-client" ||
+		s.RecipientCount != 60 || s.Subject != "locked store" || s.Path != "milter" {
+		t.Fatalf("the milter's hold was not recovered with its mark: %+v (all: %+v)", s, hs)
+	}
+	o, ok := byQID[outside.QueueID]
+	if !ok || o.State != store.HoldHeld || strings.Join(o.Reasons, ",") != "held-outside-mailbrake" ||
+		o.Account != "bob@campus.example" || o.RecipientCount != 3 || o.Subject != "outside hold" {
+		t.Fatalf("the header_checks hold was not recorded as held outside mailbrake: %+v (all: %+v)", o, hs)
+	}
+	audit := d.mustCLI("quarantine", "audit", "--json")
+	if n := strings.Count(audit, "recovered from the hold queue"); n != 2 {
+		t.Errorf("audit names %d recovered holds, want 2:\n%s", n, audit)
+	}
+
+	// A recovered hold is released like any other.
+	d.mustCLI("quarantine", "release", fmt.Sprint(s.ID))
+	in.Sink.WaitRecipients(t, 60, 20*time.Second)
+	if got := bySubject(t, in.Sink, "locked store"); countRcpts(got) != 60 {
+		t.Fatalf("released message delivered to %d recipients, want 60", countRcpts(got))
+	}
+	if h := d.holdByQueueID(outside.QueueID); h.State != store.HoldHeld {
+		t.Fatalf("the outside hold changed: %+v", h)
+	}
+}
