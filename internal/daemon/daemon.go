@@ -77,7 +77,7 @@ type Daemon struct {
 	escalations  chan escalation
 	snapshotters []snapshotter
 	dets         *detect.Set
-	incidents    chan incidentReport
+	reports      *ops.Reporter
 	pwleak       *pwleak.Detector
 	auth         *auth.Service
 	ldap         *ldapdir.Client
@@ -173,35 +173,17 @@ func (d *Daemon) queueEscalation(account string, to store.AccountState, reason s
 	}
 }
 
-// incidentReport is a message's findings, for incidents.
-type incidentReport struct {
-	account  string
-	findings []ops.Finding
-}
-
-// queueFindings queues a message's acted-on findings for the incident
-// worker; it never blocks the request path.
+// queueFindings queues a message's acted-on findings for incidents; it
+// never blocks the request path.
 func (d *Daemon) queueFindings(account string, fs []ops.Finding) {
-	select {
-	case d.incidents <- incidentReport{account: account, findings: fs}:
-	default:
-		d.log.Error("incident report dropped: queue full", "account", account)
+	if d.ops.Response == nil {
+		return
 	}
+	d.reports.Add(account, fs)
 }
 
-// incidentLoop records queued findings as incidents until the queue is
-// closed and empty.
-func (d *Daemon) incidentLoop(ctx context.Context) {
-	for r := range d.incidents {
-		if d.ops.Response == nil {
-			continue
-		}
-		if err := d.ops.ReportFindings(ctx, r.account, r.findings); err != nil {
-			d.metrics.storeErrors.WithLabelValues("incident").Inc()
-			d.log.Error("recording an incident failed", "account", r.account, "err", err)
-		}
-	}
-}
+// reportGather is how long findings gather before they are written.
+const reportGather = 50 * time.Millisecond
 
 func (d *Daemon) saveSnapshots(ctx context.Context) {
 	dirty := map[string][]byte{}

@@ -100,7 +100,6 @@ func (d *Daemon) build() config.Errors {
 	d.scores = counter.NewMemory()
 	d.metrics = newMetrics()
 	d.preview = cfg.Quarantine.PreviewBytes
-	d.incidents = make(chan incidentReport, 1024)
 	d.escalations = make(chan escalation, 1024)
 
 	// Detectors. The novelty key is read when it exists; a missing one is
@@ -200,6 +199,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 // one transaction.
 const holdWriteDelay = 20 * time.Millisecond
 
+// playbookStopGrace is how long a stop lets running playbooks finish
+// before cancelling them, and then how long it waits for them to end.
+const playbookStopGrace = 10 * time.Second
+
+// essential gives work that must not be lost at a stop (holds and
+// findings still pending, counter snapshots) time of its own even when the
+// stop's deadline has passed: a slow playbook must not cost them.
+func essential(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
 // stage is a started part of the daemon; stop undoes its start.
 type stage struct {
 	name string
@@ -267,7 +277,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.restoreSnapshots(snaps)
 	}
 	// Saved before the store closes (stages stop in reverse).
-	d.push("snapshots", func(ctx context.Context) error { d.saveSnapshots(ctx); return nil })
+	d.push("snapshots", func(ctx context.Context) error {
+		ctx, cancel := essential(ctx)
+		defer cancel()
+		d.saveSnapshots(ctx)
+		return nil
+	})
 	if d.ldap != nil {
 		d.push("ldap", func(context.Context) error { d.ldap.Close(); return nil })
 	}
@@ -312,10 +327,21 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.ops.RunContext = runCtx
 	d.push("playbook runs", func(ctx context.Context) error {
 		defer runCancel()
-		if err := d.ops.WaitPlaybooks(ctx); err != nil {
-			runCancel()
-			return fmt.Errorf("playbooks still running: %w", err)
+		wctx, cancel := context.WithTimeout(ctx, playbookStopGrace)
+		defer cancel()
+		if err := d.ops.WaitPlaybooks(wctx); err == nil {
+			return nil
 		}
+		// Cut short: a cancelled run ends at its step and records
+		// nothing more; the next start resumes it (ResumePlaybooks).
+		// Wait for that so no run writes to a closed store.
+		runCancel()
+		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), playbookStopGrace)
+		defer ecancel()
+		if err := d.ops.WaitPlaybooks(ectx); err != nil {
+			return fmt.Errorf("playbook runs did not end when cancelled: %w", err)
+		}
+		d.log.Warn("playbook runs cut short by the stop; they resume at the next start")
 		return nil
 	})
 	// Holds are written off the request path, within holdWriteDelay.
@@ -347,7 +373,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.startQueues()
 	// Holds still pending are written before the incident queue drains
 	// (their findings go there).
-	d.push("hold writer", d.holds.Close)
+	d.push("hold writer", func(ctx context.Context) error {
+		ctx, cancel := essential(ctx)
+		defer cancel()
+		return d.holds.Close(ctx)
+	})
 	if d.pwleak != nil {
 		// Stopped after the listeners, before the incident queue drains:
 		// a late match still reports its incident.
@@ -422,6 +452,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.log.Info("admin socket listening", "path", d.Socket)
 
 	d.startLoops()
+	if d.ops.Response != nil {
+		// Runs cut short by the last stop, and steps that failed, go on.
+		if n, err := d.ops.ResumePlaybooks(ctx); err != nil {
+			d.log.Warn("resuming playbooks failed", "err", err)
+		} else if n > 0 {
+			d.log.Info("playbooks resumed", "incidents", n)
+		}
+	}
 	close(d.Ready)
 	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
 	return nil
@@ -460,29 +498,30 @@ func (d *Daemon) startQueues() {
 	// while draining runs to its end unless Stop's deadline passes.
 	qctx, qcancel := context.WithCancel(context.WithoutCancel(d.loopCtx))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		d.escalationLoop(qctx)
 	}()
-	go func() {
-		defer wg.Done()
-		d.incidentLoop(qctx)
-	}()
+	d.reports = ops.NewReporter(d.ops, reportGather, func(error) { d.metrics.storeErrors.WithLabelValues("incident").Inc() })
 	d.push("account and incident queues", func(ctx context.Context) error {
 		close(d.escalations)
-		close(d.incidents)
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		defer qcancel()
 		select {
 		case <-done:
-			return nil
 		case <-ctx.Done():
 			qcancel()
 			<-done
+			rctx, cancel := essential(ctx)
+			defer cancel()
+			d.reports.Close(rctx)
 			return fmt.Errorf("draining the account and incident queues: %w", ctx.Err())
 		}
+		rctx, cancel := essential(ctx)
+		defer cancel()
+		return d.reports.Close(rctx)
 	})
 }
 

@@ -157,9 +157,9 @@ func actionKeyword(action string) string {
 
 func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
 	d := a.d
-	log := d.log.With("path", "policy")
-	if id, ok := policy.ConnID(ctx); ok {
-		log = log.With("conn", id)
+	log := policy.ConnLogger(ctx) // made once per connection
+	if log == nil {
+		log = d.log.With("path", "policy")
 	}
 	d.enforcer.Enforce(ctx, log, sub, v, nil)
 	switch v.Action {

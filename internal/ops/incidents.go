@@ -82,62 +82,124 @@ func (s *Service) response() (*Response, error) {
 	return s.Response, nil
 }
 
+// fullIncident is what ReportMany remembers of an incident whose evidence
+// is full.
+type fullIncident struct {
+	id       int64
+	severity store.Severity
+	reasons  []string
+}
+
+// forgetFull drops what ReportMany remembers of the account's incident;
+// called when the incident stops being active.
+func (s *Service) forgetFull(account string) {
+	s.incMu.Lock()
+	delete(s.full, account)
+	s.incMu.Unlock()
+}
+
+// Report is one account's findings, for ReportMany.
+type Report struct {
+	Account  string
+	Findings []Finding
+}
+
 // ReportFindings opens (or adds to) the account's incident for every
 // finding whose reason triggers a playbook, and runs the playbook's due
 // steps. The daemon calls it off the request path.
 func (s *Service) ReportFindings(ctx context.Context, account string, fs []Finding) error {
-	r := s.Response
-	if r == nil || account == "" {
-		return nil
-	}
-	var inc *store.Incident
-	for _, f := range fs {
-		pb := r.byTrigger(f.Reason)
-		if pb == nil {
-			continue
-		}
-		s.incMu.Lock()
-		if f.QueueID != "" && seen(ctx, r.Incidents, account, f) {
-			// The other protocol path already reported this message.
-			s.incMu.Unlock()
-			continue
-		}
-		in, created, err := r.Incidents.OpenIncident(ctx, account, pb.Severity, pb.Name,
-			store.Evidence{Time: s.now(), Reason: f.Reason, Detail: f.Detail, HoldID: f.HoldID, QueueID: f.QueueID, By: "system"})
-		s.incMu.Unlock()
-		if err != nil {
-			return err
-		}
-		target := fmt.Sprintf("incident:%d", in.ID)
-		if created {
-			s.opened(ctx, account, in.Severity)
-			s.audit(ctx, "system", AuditIncidentOpen, target, fmt.Sprintf("account %s, %s, playbook %s: %s", account, in.Severity, in.Playbook, f.Reason))
-			s.Log.Warn("incident opened", "incident", in.ID, "account", account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
-		} else {
-			s.audit(ctx, "system", AuditIncidentEvidence, target, f.Reason+": "+f.Detail)
-		}
-		inc = in
-	}
-	if inc == nil {
-		return nil
-	}
-	s.schedule(inc.ID, "system")
-	return nil
+	return s.ReportMany(ctx, []Report{{Account: account, Findings: fs}})
 }
 
-// seen reports whether the account's active incident already holds this
-// finding of this message.
-func seen(ctx context.Context, st store.Incidents, account string, f Finding) bool {
-	in, err := st.ActiveIncident(ctx, account)
-	if err != nil {
-		return false
+// ReportMany is ReportFindings for many accounts: the findings are written
+// in one transaction, their audit lines in a second, and each incident's
+// playbook is scheduled once.
+func (s *Service) ReportMany(ctx context.Context, reports []Report) error {
+	r := s.Response
+	if r == nil {
+		return nil
 	}
-	for _, e := range in.Evidence {
-		if e.QueueID == f.QueueID && e.Reason == f.Reason {
-			return true
+	var fs []store.IncidentFinding
+	var reasons []Finding
+	s.incMu.Lock()
+	for _, rep := range reports {
+		if rep.Account == "" {
+			continue
+		}
+		full, isFull := s.full[rep.Account]
+		for _, f := range rep.Findings {
+			pb := r.byTrigger(f.Reason)
+			if pb == nil {
+				continue
+			}
+			if isFull && slices.Contains(full.reasons, f.Reason) && pb.Severity.Rank() <= full.severity.Rank() {
+				continue // nothing to add: the incident's evidence is full
+			}
+			fs = append(fs, store.IncidentFinding{Account: rep.Account, Severity: pb.Severity, Playbook: pb.Name,
+				Evidence: store.Evidence{Time: s.now(), Reason: f.Reason, Detail: f.Detail, HoldID: f.HoldID, QueueID: f.QueueID, By: "system"}})
+			reasons = append(reasons, f)
 		}
 	}
-	return false
+	if len(fs) == 0 {
+		s.incMu.Unlock()
+		return nil
+	}
+	res, err := r.Incidents.OpenIncidents(ctx, fs)
+	if err != nil {
+		s.incMu.Unlock()
+		return err
+	}
+	for _, o := range res {
+		if !o.Kept && !o.Duplicate {
+			if s.full == nil {
+				s.full = map[string]fullIncident{}
+			}
+			s.full[o.Incident.Account] = fullIncident{id: o.Incident.ID, severity: o.Incident.Severity, reasons: o.Incident.Reasons}
+		}
+	}
+	s.incMu.Unlock()
+	var (
+		audits  []store.AuditEntry
+		touched []int64
+		changed = map[int64]bool{} // opened or escalated: its playbook runs now
+		seen    = map[int64]bool{}
+	)
+	for i, o := range res {
+		if o.Duplicate {
+			continue // the other protocol path already reported this message
+		}
+		in, f := o.Incident, reasons[i]
+		target := fmt.Sprintf("incident:%d", in.ID)
+		switch {
+		case o.Created:
+			s.opened(ctx, in.Account, in.Severity)
+			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: AuditIncidentOpen, Target: target,
+				Detail: fmt.Sprintf("account %s, %s, playbook %s: %s", in.Account, in.Severity, in.Playbook, f.Reason)})
+			s.Log.Warn("incident opened", "incident", in.ID, "account", in.Account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
+		case o.Kept:
+			// Beyond MaxEvidence the holds' own audit lines remain the
+			// record; the incident counts the reason.
+			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: AuditIncidentEvidence, Target: target, Detail: f.Reason + ": " + f.Detail})
+		}
+		if o.Created || o.Escalated {
+			changed[in.ID] = true
+		}
+		if !seen[in.ID] {
+			seen[in.ID] = true
+			touched = append(touched, in.ID)
+		}
+	}
+	if err := s.Audit.AppendAudits(ctx, audits); err != nil {
+		s.Log.Error("writing incident audit entries failed", "entries", len(audits), "err", err)
+	}
+	for _, id := range touched {
+		if changed[id] {
+			s.schedule(id, "system")
+		} else {
+			s.scheduleForEvidence(id)
+		}
+	}
+	return nil
 }
 
 // runPlaybook runs the due steps of an incident's playbook and marks it
@@ -248,12 +310,12 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 	}
 	actor := api.ActorFrom(ctx).Name
 	s.incMu.Lock()
-	inc, created, err := r.Incidents.OpenIncident(ctx, account, sev, name, store.Evidence{Time: s.now(), Reason: "opened-by-admin", Detail: req.Note, By: actor})
+	inc, res, err := r.Incidents.OpenIncident(ctx, account, sev, name, store.Evidence{Time: s.now(), Reason: "opened-by-admin", Detail: req.Note, By: actor})
 	s.incMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if res.Created {
 		s.opened(ctx, account, sev)
 		s.audit(ctx, actor, AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
 	}
@@ -291,12 +353,12 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 		detail += ": " + note
 	}
 	s.incMu.Lock()
-	inc, created, err := r.Incidents.OpenIncident(ctx, h.Account, sev, name, store.Evidence{Time: s.now(), Reason: ReasonMarkedSpam, Detail: detail, HoldID: id, QueueID: h.QueueID, By: actor})
+	inc, res, err := r.Incidents.OpenIncident(ctx, h.Account, sev, name, store.Evidence{Time: s.now(), Reason: ReasonMarkedSpam, Detail: detail, HoldID: id, QueueID: h.QueueID, By: actor})
 	s.incMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if res.Created {
 		s.opened(ctx, h.Account, sev)
 	}
 	s.audit(ctx, actor, AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
@@ -338,6 +400,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 		if err := r.Incidents.SetIncidentState(ctx, inc.ID, active, store.IncidentDismissed, actor, req.Note, s.now()); err != nil {
 			return nil, err
 		}
+		s.forgetFull(inc.Account)
 		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> dismissed: %s", inc.State, req.Note))
 		// A false alarm: lift what mailbrake set on the account.
 		if a, err := s.Accounts.GetAccount(ctx, inc.Account); err == nil && a.State.Rank() >= store.AccountRestricted.Rank() {
@@ -355,6 +418,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 		if err := r.Incidents.SetIncidentState(ctx, inc.ID, active, store.IncidentResolved, actor, req.Note, s.now()); err != nil {
 			return nil, err
 		}
+		s.forgetFull(inc.Account)
 		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> resolved: %s", inc.State, req.Note))
 	default:
 		return nil, fmt.Errorf("%w: change must be confirm, dismiss or resolve", api.ErrBadRequest)

@@ -3,8 +3,10 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,5 +289,148 @@ func TestSlowSystemStallsOneIncidentOnly(t *testing.T) {
 	s.WaitPlaybooks(ctx)
 	if got, _ := s.GetIncident(ctx, a.ID); got.Running || got.State != store.IncidentContained {
 		t.Fatalf("a after the system answered: %+v", got)
+	}
+}
+
+// failingStep fails restrict-sending every time and counts the attempts.
+type failingStep struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failingStep) Name() string                  { return "flaky" }
+func (f *failingStep) Supports(s playbook.Step) bool { return s == playbook.StepRestrictSending }
+func (f *failingStep) attempts() int                 { f.mu.Lock(); defer f.mu.Unlock(); return f.n }
+func (f *failingStep) Do(context.Context, playbook.Step, *store.Incident, []byte) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return "", errors.New("directory unreachable")
+}
+
+// TestEvidenceRerunsPlaybookAtMostEveryMinute: more evidence of the same
+// kind (a spam run) reruns the playbook, retrying its failed steps, at most
+// once a minute; evidence that raises the severity runs it at once.
+func TestEvidenceRerunsPlaybookAtMostEveryMinute(t *testing.T) {
+	s, _, clk := newService(t)
+	ctx := admin(t.Context())
+	flaky := &failingStep{}
+	s.Response.Runner.Connectors = append(s.Response.Runner.Connectors, flaky)
+	s.Response.Runner.Attempts = 1
+	report := func(qid, reason string) {
+		t.Helper()
+		if err := s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: reason, QueueID: qid}}); err != nil {
+			t.Fatal(err)
+		}
+		s.WaitPlaybooks(ctx)
+	}
+	report("Q1", "bulk-from-scripted-client")
+	if n := flaky.attempts(); n != 1 {
+		t.Fatalf("first run: %d attempts", n)
+	}
+	for i := range 20 {
+		clk.add(time.Second)
+		report("QQ"+string(rune('A'+i)), "bulk-from-scripted-client")
+	}
+	if n := flaky.attempts(); n != 1 {
+		t.Fatalf("20 findings within a minute reran the playbook: %d attempts", n)
+	}
+	clk.add(time.Minute)
+	report("Q2", "bulk-from-scripted-client")
+	if n := flaky.attempts(); n != 2 {
+		t.Fatalf("a finding a minute later: %d attempts, want 2", n)
+	}
+	report("Q3", "password-leak") // critical: its own playbook runs now
+	if n := flaky.attempts(); n != 3 {
+		t.Fatalf("an escalating finding: %d attempts, want 3", n)
+	}
+	in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+	if in.Playbook != "contain-password-leak" || len(in.Evidence) != 23 {
+		t.Fatalf("incident: playbook %s, %d evidence", in.Playbook, len(in.Evidence))
+	}
+}
+
+// countingIncidents counts the findings written to the store.
+type countingIncidents struct {
+	store.Incidents
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingIncidents) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) ([]store.OpenResult, error) {
+	c.mu.Lock()
+	c.n += len(fs)
+	c.mu.Unlock()
+	return c.Incidents.OpenIncidents(ctx, fs)
+}
+
+// TestFullIncidentTakesNoMoreWrites: once an incident's evidence is full,
+// findings that would change nothing are not written; a new reason or a
+// higher severity still is; once the incident is resolved the next finding
+// opens a new one.
+func TestFullIncidentTakesNoMoreWrites(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	c := &countingIncidents{Incidents: s.Response.Incidents}
+	s.Response.Incidents = c
+	var batch []Report
+	for i := range store.MaxEvidence + 1 {
+		batch = append(batch, Report{Account: "u@example.edu", Findings: []Finding{{Reason: "bulk-from-scripted-client", QueueID: fmt.Sprintf("Q%03d", i)}}})
+	}
+	if err := s.ReportMany(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitPlaybooks(ctx)
+	if c.n != store.MaxEvidence+1 {
+		t.Fatalf("%d findings written, want %d", c.n, store.MaxEvidence+1)
+	}
+	for i := range 50 {
+		_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: fmt.Sprintf("R%03d", i)}})
+	}
+	if c.n != store.MaxEvidence+1 {
+		t.Fatalf("findings written to a full incident: %d", c.n-store.MaxEvidence-1)
+	}
+	_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "marked-spam", QueueID: "S1"}})
+	in, _ := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+	if c.n != store.MaxEvidence+2 || !slices.Contains(in.Reasons, "marked-spam") {
+		t.Fatalf("a new reason: %d written, reasons %v", c.n, in.Reasons)
+	}
+	_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "password-leak", QueueID: "P1"}})
+	in, _ = s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+	if in.Severity != store.SeverityCritical {
+		t.Fatalf("a critical finding on a full incident: severity %s", in.Severity)
+	}
+	s.WaitPlaybooks(ctx)
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentDismiss, Note: "class announcement"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "N1"}})
+	next, err := s.Response.Incidents.ActiveIncident(ctx, "u@example.edu")
+	if err != nil || next.ID == in.ID || len(next.Evidence) != 1 {
+		t.Fatalf("after dismissal: %+v %v", next, err)
+	}
+	s.WaitPlaybooks(ctx)
+}
+
+// TestResumePlaybooks: at start, an incident with a step due (one that
+// failed, or that a stop cut short) runs again; one whose remaining steps
+// wait for an admin's confirmation does not.
+func TestResumePlaybooks(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	flaky := &failingStep{}
+	s.Response.Runner.Attempts = 1
+	_ = s.ReportFindings(ctx, "calm@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "Q0"}})
+	s.WaitPlaybooks(ctx)
+	s.Response.Runner.Connectors = append(s.Response.Runner.Connectors, flaky)
+	_ = s.ReportFindings(ctx, "u@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "Q1"}})
+	s.WaitPlaybooks(ctx)
+	if n := flaky.attempts(); n != 1 {
+		t.Fatalf("first run: %d attempts", n)
+	}
+	n, err := s.ResumePlaybooks(ctx)
+	s.WaitPlaybooks(ctx)
+	if err != nil || n != 1 || flaky.attempts() != 2 {
+		t.Fatalf("resumed %d (%v), %d attempts; want the failed incident only", n, err, flaky.attempts())
 	}
 }

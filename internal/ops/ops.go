@@ -76,7 +76,12 @@ type Service struct {
 
 	stateMu sync.Mutex // serialises account state changes
 	runs    runs       // playbook runs in the background (runs.go)
-	incMu   sync.Mutex // serialises opening incidents
+	incMu   sync.Mutex // serialises opening incidents; guards full
+	// full is, per account, its active incident once its evidence is full
+	// (store.MaxEvidence): a finding it already holds the reason of, at no
+	// higher severity, would change nothing and is not written (a spam run
+	// reports thousands). Dismissing or resolving the incident forgets it.
+	full map[string]fullIncident
 	// auditOnce hands the playbook runner the audit function once.
 	auditOnce sync.Once
 }

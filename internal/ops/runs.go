@@ -3,6 +3,10 @@ package ops
 import (
 	"context"
 	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // Playbooks run off every request path: the admin's confirm, the incident
@@ -16,9 +20,15 @@ import (
 type runs struct {
 	mu      sync.Mutex
 	running map[int64]*runState
+	ended   map[int64]time.Time // when each incident's last run ended
 	wg      sync.WaitGroup
 	slots   chan struct{} // bounds the runs going on at once
 }
+
+// evidenceRerun is how often more evidence of the same kind reruns an
+// incident's playbook (retrying the steps that failed): a spam run adds
+// evidence many times a second.
+const evidenceRerun = time.Minute
 
 // maxRuns bounds the playbooks running at once: each writes its steps to
 // the store, whose one writer the request path's holds share, and a spam
@@ -28,6 +38,20 @@ const maxRuns = 4
 type runState struct {
 	again bool
 	actor string
+}
+
+// scheduleForEvidence runs incident id's playbook again for evidence that
+// changed neither its severity nor its playbook: not while it runs, and
+// not within evidenceRerun of the last run's end.
+func (s *Service) scheduleForEvidence(id int64) {
+	s.runs.mu.Lock()
+	ended, ran := s.runs.ended[id]
+	busy := s.runs.running[id] != nil
+	s.runs.mu.Unlock()
+	if busy || ran && s.now().Sub(ended) < evidenceRerun {
+		return
+	}
+	s.schedule(id, "system")
 }
 
 // schedule runs incident id's playbook in the background.
@@ -63,12 +87,18 @@ func (s *Service) schedule(id int64, actor string) {
 		}
 		defer func() { <-slots }()
 		for {
-			if _, err := s.runPlaybook(ctx, id, actor); err != nil {
+			if _, err := s.runPlaybook(ctx, id, actor); err != nil && ctx.Err() != nil {
+				s.Log.Info("playbook run cut short by the stop", "incident", id)
+			} else if err != nil {
 				s.Log.Error("playbook run failed", "incident", id, "actor", actor, "err", err)
 			}
 			s.runs.mu.Lock()
 			if !st.again || ctx.Err() != nil {
 				delete(s.runs.running, id)
+				if s.runs.ended == nil {
+					s.runs.ended = map[int64]time.Time{}
+				}
+				s.runs.ended[id] = s.now()
 				s.runs.mu.Unlock()
 				return
 			}
@@ -98,4 +128,37 @@ func (s *Service) WaitPlaybooks(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ResumePlaybooks schedules the playbook of every active incident that has
+// steps due (a run the last stop cut short, a step that failed; not steps
+// waiting for an admin's confirmation) and returns how many.
+func (s *Service) ResumePlaybooks(ctx context.Context) (int, error) {
+	r := s.Response
+	if r == nil {
+		return 0, nil
+	}
+	// Listed first, scheduled after: a run reorders the list (updated).
+	var due []int64
+	for offset := 0; ; offset += 500 {
+		page, err := r.Incidents.ListIncidents(ctx, store.IncidentFilter{Active: true, Limit: 500, Offset: offset})
+		if err != nil {
+			return 0, err
+		}
+		for i := range page {
+			in := &page[i]
+			if pb := r.byName(in.Playbook); pb != nil {
+				if run, _ := playbook.Due(pb, in); len(run) > 0 {
+					due = append(due, in.ID)
+				}
+			}
+		}
+		if len(page) < 500 {
+			break
+		}
+	}
+	for _, id := range due {
+		s.schedule(id, "system")
+	}
+	return len(due), nil
 }

@@ -263,24 +263,45 @@ type conn struct {
 	state atomic.Int32
 }
 
-type connIDKey struct{}
+type connKey struct{}
+
+// connInfo is what a Handler's ctx carries of its connection.
+type connInfo struct {
+	id  uint64
+	log *slog.Logger
+}
 
 // ConnID returns the id of the policy connection a Handler's ctx belongs
 // to, the same number the server logs as "conn", so a handler can log
 // lines that join up with the server's.
 func ConnID(ctx context.Context) (uint64, bool) {
-	id, ok := ctx.Value(connIDKey{}).(uint64)
-	return id, ok
+	ci, ok := ctx.Value(connKey{}).(*connInfo)
+	if !ok {
+		return 0, false
+	}
+	return ci.id, true
+}
+
+// ConnLogger returns the logger the server uses for the connection a
+// Handler's ctx belongs to (its lines carry "conn" and "remote"), made
+// once per connection; nil outside a connection.
+func ConnLogger(ctx context.Context) *slog.Logger {
+	ci, ok := ctx.Value(connKey{}).(*connInfo)
+	if !ok {
+		return nil
+	}
+	return ci.log
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	id := s.lastConnID.Add(1)
+	log := s.logger().With("conn", id, "remote", rwc.RemoteAddr().String())
 	return &conn{
 		s:   s,
 		rwc: rwc,
 		id:  id,
-		log: s.logger().With("conn", id, "remote", rwc.RemoteAddr().String()),
-		ctx: context.WithValue(s.ctx, connIDKey{}, id),
+		log: log,
+		ctx: context.WithValue(s.ctx, connKey{}, &connInfo{id: id, log: log}),
 	}
 }
 

@@ -449,7 +449,11 @@ func TestServerIdleTimeout(t *testing.T) {
 }
 
 func TestServerLogsCarryConnID(t *testing.T) {
-	ts := startServer(t, echo)
+	ts := startServer(t, HandlerFunc(func(ctx context.Context, r *Request) (Response, error) {
+		// The handler logs through the connection's own logger.
+		ConnLogger(ctx).Info("handler line")
+		return echo(ctx, r)
+	}))
 	c := ts.dial(t)
 	mustCheck(t, c, rcpt("a@example.net"))
 	c.Close()
@@ -466,7 +470,9 @@ func TestServerLogsCarryConnID(t *testing.T) {
 		t.Fatalf("only %d log records", len(recs))
 	}
 	conns := map[float64]bool{}
+	handler := false
 	for _, rec := range recs {
+		handler = handler || rec["msg"] == "handler line"
 		id, ok := rec["conn"].(float64)
 		if !ok || rec["remote"] == nil {
 			t.Errorf("log record without conn or remote: %v", rec)
@@ -475,6 +481,12 @@ func TestServerLogsCarryConnID(t *testing.T) {
 	}
 	if len(conns) != 2 {
 		t.Errorf("log lines name %d connections, want 2", len(conns))
+	}
+	if !handler {
+		t.Error("the handler's line through ConnLogger is missing")
+	}
+	if ConnLogger(context.Background()) != nil {
+		t.Error("ConnLogger outside a connection is not nil")
 	}
 }
 

@@ -129,6 +129,30 @@ func (in *Incident) Step(name string) *StepRecord {
 // show how it started, and a spam run must not grow one row without end.
 const MaxEvidence = 200
 
+// Opened says what OpenIncident did.
+type Opened struct {
+	Created   bool // a new incident
+	Kept      bool // the evidence was added (below MaxEvidence, not a duplicate)
+	Duplicate bool // the incident already held this message's finding: nothing changed
+	Escalated bool // the finding raised the incident's severity or gave it its playbook
+}
+
+// IncidentFinding is one finding for OpenIncidents: the account it is
+// evidence against and the severity and playbook it brings.
+type IncidentFinding struct {
+	Account  string
+	Severity Severity
+	Playbook string
+	Evidence Evidence
+}
+
+// OpenResult is what OpenIncidents did with one finding: the incident as
+// the finding left it (without evidence) and how.
+type OpenResult struct {
+	Incident *Incident
+	Opened
+}
+
 // IncidentFilter selects incidents. Zero values mean "any".
 type IncidentFilter struct {
 	State   IncidentState
@@ -143,10 +167,16 @@ type Incidents interface {
 	// OpenIncident adds ev to the account's active incident, raising its
 	// severity to sev (and then taking playbook pb, when not empty) and
 	// adding ev.Reason to its reasons, or opens a new
-	// incident (state open, playbook pb) when the account has none. It
-	// reports whether the incident was created. Evidence beyond
-	// MaxEvidence is counted in the reasons but not kept.
-	OpenIncident(ctx context.Context, account string, sev Severity, pb string, ev Evidence) (*Incident, bool, error)
+	// incident (state open, playbook pb) when the account has none.
+	// Evidence beyond MaxEvidence is counted in the reasons but not kept;
+	// evidence naming a message (QueueID) with a reason the incident
+	// already holds for it changes nothing (the other protocol path
+	// reported the same finding). The incident returned carries no
+	// evidence (GetIncident has it).
+	OpenIncident(ctx context.Context, account string, sev Severity, pb string, ev Evidence) (*Incident, Opened, error)
+	// OpenIncidents is OpenIncident for many findings, in order, in one
+	// transaction: result i is finding i's. All are written or none.
+	OpenIncidents(ctx context.Context, fs []IncidentFinding) ([]OpenResult, error)
 	// GetIncident returns one incident, or ErrNotFound.
 	GetIncident(ctx context.Context, id int64) (*Incident, error)
 	// ActiveIncident returns the account's active incident, or ErrNotFound.

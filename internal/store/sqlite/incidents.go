@@ -15,21 +15,23 @@ import (
 
 var _ store.Incidents = (*Store)(nil)
 
-const incidentCols = `id, account, state, severity, playbook, reasons, evidence, steps, opened, updated, state_by, note`
+const incidentCols = `id, account, state, severity, playbook, reasons, steps, opened, updated, state_by, note`
 
+// scanIncident reads the incident's own row; its evidence is in
+// incident_evidence (loadEvidence).
 func scanIncident(sc interface{ Scan(...any) error }) (*store.Incident, error) {
 	var (
-		in                       store.Incident
-		reasons, evidence, steps string
-		opened, updated          int64
+		in              store.Incident
+		reasons, steps  string
+		opened, updated int64
 	)
-	if err := sc.Scan(&in.ID, &in.Account, &in.State, &in.Severity, &in.Playbook, &reasons, &evidence, &steps, &opened, &updated, &in.StateBy, &in.Note); err != nil {
+	if err := sc.Scan(&in.ID, &in.Account, &in.State, &in.Severity, &in.Playbook, &reasons, &steps, &opened, &updated, &in.StateBy, &in.Note); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
 		s string
 		v any
-	}{{reasons, &in.Reasons}, {evidence, &in.Evidence}, {steps, &in.Steps}} {
+	}{{reasons, &in.Reasons}, {steps, &in.Steps}} {
 		if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
 			return nil, fmt.Errorf("incident %d: %w", in.ID, err)
 		}
@@ -37,14 +39,49 @@ func scanIncident(sc interface{ Scan(...any) error }) (*store.Incident, error) {
 	if in.Reasons == nil {
 		in.Reasons = []string{}
 	}
-	if in.Evidence == nil {
-		in.Evidence = []store.Evidence{}
-	}
+	in.Evidence = []store.Evidence{}
 	if in.Steps == nil {
 		in.Steps = []store.StepRecord{}
 	}
 	in.Opened, in.Updated = fromDB(opened), fromDB(updated)
 	return &in, nil
+}
+
+// loadEvidence fills the evidence of the given incidents, in the order it
+// was added.
+func loadEvidence(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, ins ...*store.Incident) error {
+	if len(ins) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*store.Incident, len(ins))
+	args := make([]any, len(ins))
+	for i, in := range ins {
+		byID[in.ID] = in
+		args[i] = in.ID
+	}
+	rows, err := q.QueryContext(ctx, `SELECT incident_id, time, reason, detail, hold_id, queue_id, by FROM incident_evidence
+		WHERE incident_id IN (`+strings.Repeat("?, ", len(ins)-1)+`?) ORDER BY incident_id, seq`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id int64
+			at int64
+			ev store.Evidence
+		)
+		if err := rows.Scan(&id, &at, &ev.Reason, &ev.Detail, &ev.HoldID, &ev.QueueID, &ev.By); err != nil {
+			return err
+		}
+		ev.Time = fromDB(at)
+		if in := byID[id]; in != nil {
+			in.Evidence = append(in.Evidence, ev)
+		}
+	}
+	return rows.Err()
 }
 
 func mustJSON(v any) string {
@@ -58,71 +95,182 @@ func mustJSON(v any) string {
 func utcMicro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // OpenIncident implements store.Incidents.
-func (s *Store) OpenIncident(ctx context.Context, account string, sev store.Severity, pb string, ev store.Evidence) (*store.Incident, bool, error) {
-	if account == "" {
-		return nil, false, errors.New("sqlite store: OpenIncident: empty account")
+func (s *Store) OpenIncident(ctx context.Context, account string, sev store.Severity, pb string, ev store.Evidence) (*store.Incident, store.Opened, error) {
+	res, err := s.OpenIncidents(ctx, []store.IncidentFinding{{Account: account, Severity: sev, Playbook: pb, Evidence: ev}})
+	if err != nil {
+		return nil, store.Opened{}, err
 	}
-	if !sev.Valid() {
-		return nil, false, fmt.Errorf("sqlite store: OpenIncident: invalid severity %q", sev)
+	return res[0].Incident, res[0].Opened, nil
+}
+
+// openState is an incident being added to within one OpenIncidents.
+type openState struct {
+	in         *store.Incident
+	n, nextSeq int // evidence rows and the next row's seq
+	dirty      bool
+}
+
+// OpenIncidents implements store.Incidents. Each incident's own row is
+// read and written once per call and its earlier evidence never: a spam
+// run reports thousands of findings against a few accounts.
+func (s *Store) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) ([]store.OpenResult, error) {
+	for i := range fs {
+		f := &fs[i]
+		if f.Account == "" {
+			return nil, errors.New("sqlite store: OpenIncident: empty account")
+		}
+		if !f.Severity.Valid() {
+			return nil, fmt.Errorf("sqlite store: OpenIncident: invalid severity %q", f.Severity)
+		}
+		if f.Evidence.Time.IsZero() {
+			f.Evidence.Time = time.Now()
+		}
+		f.Evidence.Time = utcMicro(f.Evidence.Time)
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	ev.Time = utcMicro(ev.Time)
-	var (
-		out     *store.Incident
-		created bool
-	)
+	var out []store.OpenResult
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		in, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentCols+` FROM incidents WHERE account = ? AND state IN ('open', 'confirmed', 'contained')`, account))
-		if errors.Is(err, sql.ErrNoRows) {
-			in = &store.Incident{Account: account, State: store.IncidentOpen, Severity: sev, Playbook: pb, Reasons: []string{},
-				Evidence: []store.Evidence{}, Steps: []store.StepRecord{}, Opened: ev.Time, Updated: ev.Time, StateBy: ev.By}
-			created = true
-		} else if err != nil {
-			return err
-		}
-		if sev.Rank() > in.Severity.Rank() {
-			// Stronger evidence brings its stronger playbook.
-			in.Severity = sev
-			if pb != "" {
-				in.Playbook = pb
+		out = make([]store.OpenResult, len(fs))
+		stmts := map[string]*sql.Stmt{}
+		prep := func(q string) (*sql.Stmt, error) {
+			if st := stmts[q]; st != nil {
+				return st, nil
 			}
+			st, err := tx.PrepareContext(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			stmts[q] = st
+			return st, nil
 		}
-		if in.Playbook == "" {
-			in.Playbook = pb
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		open := map[string]*openState{}
+		var order []*openState
+		for i, f := range fs {
+			ev := f.Evidence
+			st := open[f.Account]
+			created := false
+			if st == nil {
+				q, err := prep(`SELECT ` + incidentCols + ` FROM incidents WHERE account = ? AND state IN ('open', 'confirmed', 'contained')`)
+				if err != nil {
+					return err
+				}
+				in, err := scanIncident(q.QueryRowContext(ctx, f.Account))
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+					in = &store.Incident{Account: f.Account, State: store.IncidentOpen, Severity: f.Severity, Playbook: f.Playbook, Reasons: []string{},
+						Evidence: []store.Evidence{}, Steps: []store.StepRecord{}, Opened: ev.Time, Updated: ev.Time, StateBy: ev.By}
+					q, err := prep(`INSERT INTO incidents (account, state, severity, playbook, reasons, steps, opened, updated, state_by, note)
+						VALUES (?, ?, ?, ?, '[]', '[]', ?, ?, ?, '')`)
+					if err != nil {
+						return err
+					}
+					r, err := q.ExecContext(ctx, in.Account, string(in.State), string(in.Severity), in.Playbook, toDB(in.Opened), toDB(in.Updated), in.StateBy)
+					if err != nil {
+						return err
+					}
+					if in.ID, err = r.LastInsertId(); err != nil {
+						return err
+					}
+					created = true
+					st = &openState{in: in}
+				case err != nil:
+					return err
+				default:
+					st = &openState{in: in}
+					q, err := prep(`SELECT count(*), coalesce(max(seq) + 1, 0) FROM incident_evidence WHERE incident_id = ?`)
+					if err != nil {
+						return err
+					}
+					if err := q.QueryRowContext(ctx, in.ID).Scan(&st.n, &st.nextSeq); err != nil {
+						return err
+					}
+				}
+				open[f.Account] = st
+				order = append(order, st)
+			}
+			in := st.in
+			res := store.Opened{Created: created}
+			if ev.QueueID != "" && !created {
+				q, err := prep(`SELECT EXISTS (SELECT 1 FROM incident_evidence WHERE incident_id = ? AND queue_id = ? AND queue_id <> '' AND reason = ?)`)
+				if err != nil {
+					return err
+				}
+				var dup bool
+				if err := q.QueryRowContext(ctx, in.ID, ev.QueueID, ev.Reason).Scan(&dup); err != nil {
+					return err
+				}
+				if dup {
+					res.Duplicate = true
+					out[i] = store.OpenResult{Incident: snapshot(in), Opened: res}
+					continue
+				}
+			}
+			if st.n < store.MaxEvidence {
+				q, err := prep(`INSERT INTO incident_evidence (incident_id, seq, time, reason, detail, hold_id, queue_id, by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+				if err != nil {
+					return err
+				}
+				if _, err := q.ExecContext(ctx, in.ID, st.nextSeq, toDB(ev.Time), ev.Reason, ev.Detail, ev.HoldID, ev.QueueID, ev.By); err != nil {
+					return err
+				}
+				st.n++
+				st.nextSeq++
+				res.Kept = true
+			}
+			if f.Severity.Rank() > in.Severity.Rank() {
+				// Stronger evidence brings its stronger playbook.
+				in.Severity = f.Severity
+				if f.Playbook != "" {
+					in.Playbook = f.Playbook
+				}
+				st.dirty, res.Escalated = true, !created
+			}
+			if in.Playbook == "" && f.Playbook != "" {
+				in.Playbook = f.Playbook
+				st.dirty, res.Escalated = true, !created
+			}
+			if ev.Reason != "" && !slices.Contains(in.Reasons, ev.Reason) {
+				in.Reasons = append(in.Reasons, ev.Reason)
+				st.dirty = true
+			}
+			if ev.Time.After(in.Updated) {
+				in.Updated = ev.Time
+				st.dirty = true
+			}
+			out[i] = store.OpenResult{Incident: snapshot(in), Opened: res}
 		}
-		if ev.Reason != "" && !slices.Contains(in.Reasons, ev.Reason) {
-			in.Reasons = append(in.Reasons, ev.Reason)
-		}
-		if len(in.Evidence) < store.MaxEvidence {
-			in.Evidence = append(in.Evidence, ev)
-		}
-		if ev.Time.After(in.Updated) {
-			in.Updated = ev.Time
-		}
-		if created {
-			res, err := tx.ExecContext(ctx, `INSERT INTO incidents (account, state, severity, playbook, reasons, evidence, steps, opened, updated, state_by, note)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`, in.Account, string(in.State), string(in.Severity), in.Playbook,
-				mustJSON(in.Reasons), mustJSON(in.Evidence), mustJSON(in.Steps), toDB(in.Opened), toDB(in.Updated), in.StateBy)
+		for _, st := range order {
+			if !st.dirty {
+				continue
+			}
+			q, err := prep(`UPDATE incidents SET severity = ?, playbook = ?, reasons = ?, updated = ? WHERE id = ?`)
 			if err != nil {
 				return err
 			}
-			in.ID, err = res.LastInsertId()
-			if err != nil {
+			in := st.in
+			if _, err := q.ExecContext(ctx, string(in.Severity), in.Playbook, mustJSON(in.Reasons), toDB(in.Updated), in.ID); err != nil {
 				return err
 			}
-		} else if _, err := tx.ExecContext(ctx, `UPDATE incidents SET severity = ?, playbook = ?, reasons = ?, evidence = ?, updated = ? WHERE id = ?`,
-			string(in.Severity), in.Playbook, mustJSON(in.Reasons), mustJSON(in.Evidence), toDB(in.Updated), in.ID); err != nil {
-			return err
 		}
-		out = in
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlite store: OpenIncident: %w", err)
+		return nil, fmt.Errorf("sqlite store: OpenIncident: %w", err)
 	}
-	return out, created, nil
+	return out, nil
+}
+
+// snapshot copies an incident's row as it is now.
+func snapshot(in *store.Incident) *store.Incident {
+	c := *in
+	c.Reasons = slices.Clone(in.Reasons)
+	c.Steps = slices.Clone(in.Steps)
+	c.Evidence = []store.Evidence{}
+	return &c
 }
 
 // GetIncident implements store.Incidents.
@@ -130,6 +278,9 @@ func (s *Store) GetIncident(ctx context.Context, id int64) (*store.Incident, err
 	in, err := scanIncident(s.r.QueryRowContext(ctx, `SELECT `+incidentCols+` FROM incidents WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("incident %d: %w", id, store.ErrNotFound)
+	}
+	if err == nil {
+		err = loadEvidence(ctx, s.r, in)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: GetIncident: %w", err)
@@ -142,6 +293,9 @@ func (s *Store) ActiveIncident(ctx context.Context, account string) (*store.Inci
 	in, err := scanIncident(s.r.QueryRowContext(ctx, `SELECT `+incidentCols+` FROM incidents WHERE account = ? AND state IN ('open', 'confirmed', 'contained')`, account))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("active incident of %q: %w", account, store.ErrNotFound)
+	}
+	if err == nil {
+		err = loadEvidence(ctx, s.r, in)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: ActiveIncident: %w", err)
@@ -177,15 +331,26 @@ func (s *Store) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]st
 		return nil, fmt.Errorf("sqlite store: ListIncidents: %w", err)
 	}
 	defer rows.Close()
-	out := []store.Incident{}
+	var list []*store.Incident
 	for rows.Next() {
 		in, err := scanIncident(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite store: ListIncidents: %w", err)
 		}
-		out = append(out, *in)
+		list = append(list, in)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: ListIncidents: %w", err)
+	}
+	rows.Close()
+	if err := loadEvidence(ctx, s.r, list...); err != nil {
+		return nil, fmt.Errorf("sqlite store: ListIncidents: %w", err)
+	}
+	out := make([]store.Incident, len(list))
+	for i, in := range list {
+		out[i] = *in
+	}
+	return out, nil
 }
 
 // SetIncidentState implements store.Incidents.

@@ -146,8 +146,28 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 			return err
 		}
 		defer insert.Close()
+		// A held record of the same queue ID (the other protocol path held
+		// the message first) is merged into; the insert finds out, so the
+		// usual case costs no lookup.
+		insertNew, err := tx.PrepareContext(ctx, insertHoldSQL+` ON CONFLICT (queue_id) WHERE queue_id <> '' AND state = 'held' DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer insertNew.Close()
 		for i := range ns {
 			n := &ns[i]
+			if n.QueueID != "" && n.State == store.HoldHeld {
+				id, err := insertHoldStmt(ctx, insertNew, n)
+				if err != nil {
+					return err
+				}
+				if id != 0 {
+					n.ID = id
+					c := *n
+					out[i] = store.PutResult{Hold: &c, Created: true}
+					continue
+				}
+			}
 			if n.QueueID != "" {
 				old, err := scanHold(lookup.QueryRowContext(ctx, n.QueueID))
 				switch {
@@ -199,6 +219,9 @@ func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, 
 		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy)
 	if err != nil {
 		return 0, fmt.Errorf("inserting hold: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return 0, nil // ON CONFLICT DO NOTHING
 	}
 	id, err := res.LastInsertId()
 	if err != nil {

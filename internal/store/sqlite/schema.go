@@ -127,6 +127,37 @@ var migrations = [][]string{
 		) STRICT`,
 		`CREATE INDEX trust_until ON trust (until)`,
 	},
+	// 6: incident evidence in rows of its own. Adding a finding to an
+	// incident no longer reads and rewrites every earlier one (a spam run
+	// reports thousands), and a message's finding is recorded once per
+	// reason by the unique index, not by reading the list first.
+	{
+		`CREATE TABLE incident_evidence (
+			incident_id INTEGER NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+			seq         INTEGER NOT NULL, -- 0, 1, … in the order added
+			time        INTEGER NOT NULL, -- Unix microseconds, UTC
+			reason      TEXT    NOT NULL DEFAULT '',
+			detail      TEXT    NOT NULL DEFAULT '',
+			hold_id     INTEGER NOT NULL DEFAULT 0,
+			queue_id    TEXT    NOT NULL DEFAULT '',
+			by          TEXT    NOT NULL DEFAULT '',
+			PRIMARY KEY (incident_id, seq)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE UNIQUE INDEX incident_evidence_message ON incident_evidence (incident_id, queue_id, reason) WHERE queue_id <> ''`,
+		// Times were written by Go as RFC 3339 in UTC with up to six
+		// fractional digits ("2026-05-01T10:00:00.123456Z").
+		`INSERT OR IGNORE INTO incident_evidence (incident_id, seq, time, reason, detail, hold_id, queue_id, by)
+			SELECT i.id, CAST(e.key AS INTEGER),
+				unixepoch(substr(e.value ->> '$.time', 1, 19)) * 1000000 +
+					CASE WHEN substr(e.value ->> '$.time', 20, 1) = '.'
+					THEN CAST(substr(replace(substr(e.value ->> '$.time', 21), 'Z', '') || '000000', 1, 6) AS INTEGER)
+					ELSE 0 END,
+				coalesce(e.value ->> '$.reason', ''), coalesce(e.value ->> '$.detail', ''),
+				coalesce(e.value ->> '$.hold_id', 0), coalesce(e.value ->> '$.queue_id', ''),
+				coalesce(e.value ->> '$.by', '')
+			FROM incidents AS i, json_each(i.evidence) AS e`,
+		`ALTER TABLE incidents DROP COLUMN evidence`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

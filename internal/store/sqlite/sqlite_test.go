@@ -91,12 +91,14 @@ func TestIndexesUsed(t *testing.T) {
 		args  []any
 		index string
 	}{
-		{`SELECT id FROM holds WHERE queue_id = ? AND queue_id <> ''`, []any{"4ABC"}, "holds_queue_id"},
-		{`SELECT id FROM holds ORDER BY held_at DESC, id DESC LIMIT 100`, nil, "holds_held_at"},
-		{`SELECT id FROM holds WHERE state = ? ORDER BY held_at DESC, id DESC LIMIT 100`, []any{"held"}, "holds_state_held_at"},
-		{`SELECT id FROM holds WHERE account = ? ORDER BY held_at DESC, id DESC LIMIT 100`, []any{"a@example.org"}, "holds_account_held_at"},
-		{`SELECT id FROM audit WHERE target = ? ORDER BY time DESC, id DESC LIMIT 100`, []any{"hold:1"}, "audit_target_time"},
-		{`SELECT id FROM audit ORDER BY time DESC, id DESC LIMIT 100`, nil, "audit_time"},
+		{`SELECT id FROM holds WHERE queue_id = ? AND queue_id <> ''`, []any{"4ABC"}, "INDEX holds_queue_id"},
+		{`SELECT id FROM holds ORDER BY held_at DESC, id DESC LIMIT 100`, nil, "INDEX holds_held_at"},
+		{`SELECT id FROM holds WHERE state = ? ORDER BY held_at DESC, id DESC LIMIT 100`, []any{"held"}, "INDEX holds_state_held_at"},
+		{`SELECT id FROM holds WHERE account = ? ORDER BY held_at DESC, id DESC LIMIT 100`, []any{"a@example.org"}, "INDEX holds_account_held_at"},
+		{`SELECT id FROM audit WHERE target = ? ORDER BY time DESC, id DESC LIMIT 100`, []any{"hold:1"}, "INDEX audit_target_time"},
+		{`SELECT id FROM audit ORDER BY time DESC, id DESC LIMIT 100`, nil, "INDEX audit_time"},
+		{`SELECT EXISTS (SELECT 1 FROM incident_evidence WHERE incident_id = ? AND queue_id = ? AND queue_id <> '' AND reason = ?)`, []any{1, "4ABC", "r"}, "INDEX incident_evidence_message"},
+		{`SELECT count(*), coalesce(max(seq) + 1, 0) FROM incident_evidence WHERE incident_id = ?`, []any{1}, "USING PRIMARY KEY (incident_id=?)"},
 	} {
 		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		if err != nil {
@@ -113,8 +115,8 @@ func TestIndexesUsed(t *testing.T) {
 		}
 		rows.Close()
 		joined := strings.Join(plan, "; ")
-		if !strings.Contains(joined, "INDEX "+tc.index) || strings.Contains(joined, "TEMP B-TREE") {
-			t.Errorf("%s\nplan: %s\nwant index %s and no sort step", tc.query, joined, tc.index)
+		if !strings.Contains(joined, tc.index) || strings.Contains(joined, "TEMP B-TREE") {
+			t.Errorf("%s\nplan: %s\nwant %s and no sort step", tc.query, joined, tc.index)
 		}
 	}
 }
@@ -458,5 +460,63 @@ func TestLogsCarryNoContent(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Errorf("message content reached the log:\n%s", logs.String())
+	}
+}
+
+// TestMigrateEvidenceToRows: a file of schema 5 kept each incident's
+// evidence as JSON in the incident row; version 6 moves it into rows of its
+// own, order, times and fields intact, duplicates of one message's finding
+// kept once.
+func TestMigrateEvidenceToRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mailbrake.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, m := range migrations[:5] {
+		for _, stmt := range m {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evidence := `[{"time":"2026-05-01T10:00:00.123456Z","reason":"bulk-from-scripted-client","detail":"recipient_count=60","hold_id":7,"queue_id":"ABC","by":"system"},` +
+		`{"time":"2026-05-01T10:00:01Z","reason":"bulk-from-scripted-client","queue_id":"ABC","by":"system"},` +
+		`{"time":"2026-05-01T10:05:00Z","reason":"opened-by-admin","detail":"call the user","by":"cli:root(0)"}]`
+	for _, stmt := range []string{
+		`INSERT INTO incidents (id, account, state, severity, playbook, reasons, evidence, steps, opened, updated) VALUES
+			(4, 'u@example.edu', 'open', 'high', 'contain-mass-sending', '["bulk-from-scripted-client"]', '` + evidence + `', '[]', 1, 2)`,
+		`PRAGMA user_version = 5`,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s := openTest(t, path)
+	in, err := s.GetIncident(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Evidence{
+		{Time: time.Date(2026, 5, 1, 10, 0, 0, 123456000, time.UTC), Reason: "bulk-from-scripted-client", Detail: "recipient_count=60", HoldID: 7, QueueID: "ABC", By: "system"},
+		{Time: time.Date(2026, 5, 1, 10, 5, 0, 0, time.UTC), Reason: "opened-by-admin", Detail: "call the user", By: "cli:root(0)"},
+	}
+	if len(in.Evidence) != len(want) {
+		t.Fatalf("evidence after migration: %+v", in.Evidence)
+	}
+	for i := range want {
+		if !in.Evidence[i].Time.Equal(want[i].Time) || in.Evidence[i].Reason != want[i].Reason || in.Evidence[i].Detail != want[i].Detail ||
+			in.Evidence[i].HoldID != want[i].HoldID || in.Evidence[i].QueueID != want[i].QueueID || in.Evidence[i].By != want[i].By {
+			t.Errorf("evidence %d = %+v, want %+v", i, in.Evidence[i], want[i])
+		}
+	}
+	// New evidence follows the migrated rows.
+	if _, res, err := s.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "", store.Evidence{Time: time.Date(2026, 5, 1, 11, 0, 0, 0, time.UTC), Reason: "r"}); err != nil || !res.Kept {
+		t.Fatalf("new evidence: %+v %v", res, err)
+	}
+	if in, _ := s.GetIncident(ctx, 4); len(in.Evidence) != 3 || in.Evidence[2].Reason != "r" {
+		t.Fatalf("after new evidence: %+v", in.Evidence)
 	}
 }

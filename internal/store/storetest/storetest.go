@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"ConcurrentPutHoldSameQueueID", testConcurrentPutHoldSameQueueID},
 		{"ConcurrentPutHoldDistinct", testConcurrentPutHoldDistinct},
 		{"Incidents", testIncidents},
+		{"OpenIncidentsBatch", testOpenIncidentsBatch},
 		{"IncidentStates", testIncidentStates},
 		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
 		{"UsersAndTokens", testUsersAndTokens},
@@ -1075,24 +1076,37 @@ func testAccounts(t *testing.T, b Backend) {
 func testIncidents(t *testing.T, b Backend) {
 	ctx := t.Context()
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	in, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "contain-bulk",
+	in, res, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "contain-bulk",
 		store.Evidence{Time: t0, Reason: "bulk-from-scripted-client", Detail: "recipient_count=60", HoldID: 7, QueueID: "ABC", By: "system"})
-	if err != nil || !created {
-		t.Fatalf("open: %v created=%v", err, created)
+	if err != nil || !res.Created || !res.Kept || res.Duplicate {
+		t.Fatalf("open: %v %+v", err, res)
 	}
 	if in.ID == 0 || in.State != store.IncidentOpen || in.Severity != store.SeverityHigh || in.Playbook != "contain-bulk" ||
-		!slices.Equal(in.Reasons, []string{"bulk-from-scripted-client"}) || len(in.Evidence) != 1 || !in.Opened.Equal(t0) {
+		!slices.Equal(in.Reasons, []string{"bulk-from-scripted-client"}) || !in.Opened.Equal(t0) {
 		t.Fatalf("opened: %+v", in)
 	}
+	if g, err := b.GetIncident(ctx, in.ID); err != nil || len(g.Evidence) != 1 || g.Evidence[0].QueueID != "ABC" || !g.Evidence[0].Time.Equal(t0) {
+		t.Fatalf("opened, read back: %+v %v", g, err)
+	}
+	// The same message's finding again (the other protocol path): nothing
+	// changes.
+	dup, res, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityHigh, "contain-bulk",
+		store.Evidence{Time: t0.Add(time.Second), Reason: "bulk-from-scripted-client", QueueID: "ABC", By: "system"})
+	if err != nil || res.Created || res.Kept || !res.Duplicate || dup.ID != in.ID || !dup.Updated.Equal(t0) {
+		t.Fatalf("duplicate: %v %+v %+v", err, res, dup)
+	}
 	// More evidence joins the active incident; severity only rises.
-	in2, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityCritical, "contain-password-leak",
-		store.Evidence{Time: t0.Add(time.Minute), Reason: "password-leak", Detail: "text/plain part, token 3"})
-	if err != nil || created || in2.ID != in.ID {
-		t.Fatalf("second evidence: %v created=%v id %d vs %d", err, created, in2.ID, in.ID)
+	in2, res, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityCritical, "contain-password-leak",
+		store.Evidence{Time: t0.Add(time.Minute), Reason: "password-leak", Detail: "text/plain part, token 3", QueueID: "ABC"})
+	if err != nil || res.Created || !res.Kept || res.Duplicate || in2.ID != in.ID {
+		t.Fatalf("second evidence: %v %+v id %d vs %d", err, res, in2.ID, in.ID)
 	}
 	if in2.Severity != store.SeverityCritical || in2.Playbook != "contain-password-leak" || !slices.Equal(in2.Reasons, []string{"bulk-from-scripted-client", "password-leak"}) ||
-		len(in2.Evidence) != 2 || !in2.Updated.Equal(t0.Add(time.Minute)) {
+		!in2.Updated.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("joined: %+v", in2)
+	}
+	if g, err := b.GetIncident(ctx, in.ID); err != nil || len(g.Evidence) != 2 || g.Evidence[1].Reason != "password-leak" {
+		t.Fatalf("joined, read back: %+v %v", g, err)
 	}
 	if _, _, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityLow, "", store.Evidence{Time: t0.Add(2 * time.Minute), Reason: "bulk-from-scripted-client"}); err != nil {
 		t.Fatal(err)
@@ -1184,9 +1198,9 @@ func testIncidentStates(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	// Resolved is not active: new evidence opens a new incident.
-	in2, created, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityLow, "p", store.Evidence{Time: t0.Add(2 * time.Hour), Reason: "r"})
-	if err != nil || !created || in2.ID == in.ID {
-		t.Fatalf("after resolve: %v created=%v", err, created)
+	in2, res, err := b.OpenIncident(ctx, "u@example.edu", store.SeverityLow, "p", store.Evidence{Time: t0.Add(2 * time.Hour), Reason: "r"})
+	if err != nil || !res.Created || in2.ID == in.ID {
+		t.Fatalf("after resolve: %v %+v", err, res)
 	}
 	if list, _ := b.ListIncidents(ctx, store.IncidentFilter{Active: true}); len(list) != 1 || list[0].ID != in2.ID {
 		t.Fatalf("active list: %+v", list)
@@ -1194,6 +1208,62 @@ func testIncidentStates(t *testing.T, b Backend) {
 	// Reopening the resolved one while another is active is a conflict.
 	if err := b.SetIncidentState(ctx, in.ID, []store.IncidentState{store.IncidentResolved}, store.IncidentOpen, "cli:root", "", t0.Add(3*time.Hour)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second active incident: %v", err)
+	}
+}
+
+// testOpenIncidentsBatch: many findings in one call behave as the same
+// calls one by one: per account one incident, duplicates of a message's
+// finding ignored (also within the batch), severity only rising, evidence
+// bounded.
+func testOpenIncidentsBatch(t *testing.T, b Backend) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 2, 10, 0, 0, 0, time.UTC)
+	ev := func(sec int, reason, qid string) store.Evidence {
+		return store.Evidence{Time: t0.Add(time.Duration(sec) * time.Second), Reason: reason, QueueID: qid, By: "system"}
+	}
+	fs := []store.IncidentFinding{
+		{Account: "a@example.edu", Severity: store.SeverityMedium, Playbook: "pa", Evidence: ev(0, "bulk", "Q1")},
+		{Account: "b@example.edu", Severity: store.SeverityHigh, Playbook: "pb", Evidence: ev(1, "bulk", "Q2")},
+		{Account: "a@example.edu", Severity: store.SeverityMedium, Playbook: "pa", Evidence: ev(2, "bulk", "Q1")}, // the other path
+		{Account: "a@example.edu", Severity: store.SeverityCritical, Playbook: "pleak", Evidence: ev(3, "password-leak", "Q1")},
+		{Account: "a@example.edu", Severity: store.SeverityLow, Playbook: "", Evidence: ev(4, "rate", "")},
+	}
+	for i := range store.MaxEvidence {
+		fs = append(fs, store.IncidentFinding{Account: "b@example.edu", Severity: store.SeverityHigh, Playbook: "pb", Evidence: ev(10+i, "bulk", fmt.Sprintf("QB%03d", i))})
+	}
+	res, err := b.OpenIncidents(ctx, fs)
+	if err != nil || len(res) != len(fs) {
+		t.Fatalf("OpenIncidents: %d results, %v", len(res), err)
+	}
+	if !res[0].Created || !res[1].Created || res[2].Created || !res[2].Duplicate || res[2].Kept || !res[3].Kept || !res[4].Kept ||
+		res[0].Escalated || !res[3].Escalated || res[4].Escalated {
+		t.Fatalf("results: %+v %+v %+v %+v %+v", res[0].Opened, res[1].Opened, res[2].Opened, res[3].Opened, res[4].Opened)
+	}
+	if res[0].Incident.ID != res[3].Incident.ID || res[0].Incident.ID == res[1].Incident.ID {
+		t.Fatalf("incident ids: %d %d %d", res[0].Incident.ID, res[1].Incident.ID, res[3].Incident.ID)
+	}
+	if res[0].Incident.Severity != store.SeverityMedium || res[3].Incident.Severity != store.SeverityCritical {
+		t.Fatalf("severity as each finding left it: %s then %s", res[0].Incident.Severity, res[3].Incident.Severity)
+	}
+	last := res[len(res)-1]
+	if last.Kept || last.Duplicate || last.Created {
+		t.Fatalf("finding beyond MaxEvidence: %+v", last.Opened)
+	}
+	a, err := b.GetIncident(ctx, res[0].Incident.ID)
+	if err != nil || a.Severity != store.SeverityCritical || a.Playbook != "pleak" || len(a.Evidence) != 3 ||
+		!slices.Equal(a.Reasons, []string{"bulk", "password-leak", "rate"}) || !a.Updated.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("a's incident: %+v %v", a, err)
+	}
+	bi, err := b.GetIncident(ctx, res[1].Incident.ID)
+	if err != nil || len(bi.Evidence) != store.MaxEvidence || bi.Evidence[0].QueueID != "Q2" {
+		t.Fatalf("b's incident: %d evidence, %v", len(bi.Evidence), err)
+	}
+	// A bad finding refuses the whole batch.
+	if _, err := b.OpenIncidents(ctx, []store.IncidentFinding{{Account: "c@example.edu", Severity: store.SeverityLow, Evidence: ev(0, "r", "")}, {Account: "", Severity: store.SeverityLow}}); err == nil {
+		t.Fatal("a finding without account was accepted")
+	}
+	if _, err := b.ActiveIncident(ctx, "c@example.edu"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused batch left an incident: %v", err)
 	}
 }
 

@@ -1,0 +1,66 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// batchCounter counts the OpenIncidents calls and their findings.
+type batchCounter struct {
+	store.Incidents
+	mu      sync.Mutex
+	calls   int
+	written int
+}
+
+func (b *batchCounter) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) ([]store.OpenResult, error) {
+	b.mu.Lock()
+	b.calls++
+	b.written += len(fs)
+	b.mu.Unlock()
+	return b.Incidents.OpenIncidents(ctx, fs)
+}
+
+// TestReporter: findings added while the worker gathers are written in one
+// call, per account, each message's finding once; an account's queue keeps
+// at most maxPendingPerAccount findings but always one of a new reason;
+// Close writes what waits at once, and a finding added after Close is
+// still written.
+func TestReporter(t *testing.T) {
+	s, _, _ := newService(t)
+	bc := &batchCounter{Incidents: s.Response.Incidents}
+	s.Response.Incidents = bc
+	r := NewReporter(s, time.Hour, nil)
+	for i := range 300 {
+		r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: fmt.Sprintf("QA%03d", i)}})
+	}
+	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA000"}}) // the other path
+	r.Add("a@example.edu", []Finding{{Reason: "password-leak", QueueID: "QA299"}})
+	r.Add("b@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QB"}, {Reason: "bulk-from-scripted-client", QueueID: "QB"}})
+	r.Add("", []Finding{{Reason: "bulk-from-scripted-client"}})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bc.calls != 1 || bc.written != maxPendingPerAccount+1+1 {
+		t.Fatalf("%d calls writing %d findings, want 1 call writing %d", bc.calls, bc.written, maxPendingPerAccount+2)
+	}
+	a, err := s.Response.Incidents.ActiveIncident(ctx, "a@example.edu")
+	if err != nil || a.Severity != store.SeverityCritical || len(a.Evidence) != store.MaxEvidence {
+		t.Fatalf("a: %+v %v", a, err)
+	}
+	if b, err := s.Response.Incidents.ActiveIncident(ctx, "b@example.edu"); err != nil || len(b.Evidence) != 1 {
+		t.Fatalf("b: %+v %v", b, err)
+	}
+	r.Add("c@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QC"}})
+	if _, err := s.Response.Incidents.ActiveIncident(ctx, "c@example.edu"); err != nil {
+		t.Fatalf("a finding after Close: %v", err)
+	}
+	s.WaitPlaybooks(ctx)
+}
