@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -34,6 +33,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"github.com/mailbrake/mailbrake/internal/translate"
 	"github.com/mailbrake/mailbrake/internal/web"
 )
 
@@ -57,15 +57,15 @@ type Daemon struct {
 	counters *counter.Memory
 	scores   *counter.Memory // finding scores per account (message count = score)
 	engine   *engine.Engine
-	identity *engine.Identity
-	ops      *ops.Service
-	metrics  *metrics
-	preview  int
+	// translate turns policy requests and milter messages into
+	// submissions (identity, re-injection listeners).
+	translate translate.Translator
+	ops       *ops.Service
+	metrics   *metrics
+	preview   int
 	// wiring records which protocol states each Postfix smtpd service
 	// asks the policy server in.
 	wiring policy.Wiring
-	// reinjection are postfix.reinjection_listeners.
-	reinjection []netip.AddrPort
 	// enforcer carries out verdicts for both adapters; holds writes their
 	// holds.
 	enforcer *enforce.Enforcer

@@ -124,10 +124,10 @@ func (d *Daemon) build() config.Errors {
 	}
 
 	// Identity.
-	if d.identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader); err != nil {
+	if d.translate.Identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader); err != nil {
 		add("identity.trusted_networks", err)
 	} else {
-		d.identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
+		d.translate.Identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
 	}
 	for i, l := range cfg.Postfix.ReinjectionListeners {
 		ap, err := netip.ParseAddrPort(l)
@@ -135,7 +135,7 @@ func (d *Daemon) build() config.Errors {
 			add(fmt.Sprintf("postfix.reinjection_listeners[%d]", i), err)
 			continue
 		}
-		d.reinjection = append(d.reinjection, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		d.translate.Reinjection = append(d.translate.Reinjection, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
 
 	// Password-leak sources, notify, connectors and playbooks.

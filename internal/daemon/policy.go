@@ -2,15 +2,12 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/engine"
-	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/policy"
+	"github.com/mailbrake/mailbrake/internal/translate"
 )
 
 // policyAdapter turns policy requests into engine submissions and verdicts
@@ -32,18 +29,9 @@ func (d *Daemon) policyServer() *policy.Server {
 				d.metrics.policyErrors.Inc()
 				return
 			}
-			d.metrics.policyLatency.WithLabelValues(stateLabel(state)).Observe(dur.Seconds())
+			d.metrics.policyLatency.WithLabelValues(translate.StateLabel(state)).Observe(dur.Seconds())
 		},
 	}
-}
-
-// stateLabel bounds the metric label to Postfix's protocol states.
-func stateLabel(s string) string {
-	switch s {
-	case "CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY", "ETRN":
-		return s
-	}
-	return "other"
 }
 
 // Check implements policy.Handler. Decisions happen at RCPT (per
@@ -52,42 +40,12 @@ func stateLabel(s string) string {
 func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.Response, error) {
 	d := a.d
 	a.observeWiring(req)
-	var stage engine.Stage
-	switch req.ProtocolState {
-	case "RCPT":
-		stage = engine.StageRcpt
-	case "DATA", "END-OF-MESSAGE":
-		// DATA (smtpd_data_restrictions, which zmconfigd copies from
-		// zimbraMtaSmtpdDataRestrictions) knows recipient_count like
-		// END-OF-MESSAGE, and HOLD there applies to the whole message.
-		stage = engine.StageEOM
-	default:
-		d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), "DUNNO").Inc()
+	sub, ok := d.translate.PolicySubmission(req)
+	if !ok {
+		d.metrics.policyRequests.WithLabelValues(translate.StateLabel(req.ProtocolState), "DUNNO").Inc()
 		return policy.Dunno(), nil
 	}
-	addr, _ := netip.ParseAddr(req.ClientAddress)
-	account, source, trusted := d.identity.ResolvePolicy(req.SASLUsername, req.Sender, addr)
-	sub := &engine.Submission{
-		Time:           time.Now(),
-		Stage:          stage,
-		Path:           engine.PathPolicy,
-		Account:        account,
-		AccountSource:  source,
-		ClientAddress:  addr,
-		ClientPort:     clientPort(req.ClientPort),
-		TrustedClient:  trusted,
-		Client:         fingerprint.Result{Family: fingerprint.FamilyUnknown}, // the policy protocol carries no headers
-		Sender:         req.Sender,
-		Recipient:      req.Recipient,
-		RecipientCount: req.RecipientCount,
-		Size:           req.Size,
-		QueueID:        req.QueueID,
-		Instance:       req.Instance,
-		Reinjected:     d.reinjectionListener(req.ServerAddress, req.ServerPort),
-	}
-	if stage == engine.StageEOM && req.RecipientCount == 1 && req.Recipient != "" {
-		sub.Recipients = []string{req.Recipient}
-	}
+	account := sub.Account
 	v, err := d.engine.Evaluate(ctx, sub)
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
@@ -95,7 +53,7 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 	}
 	if v.Reinjected {
 		d.logReinjected(sub, v)
-		d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), "DUNNO").Inc()
+		d.metrics.policyRequests.WithLabelValues(translate.StateLabel(req.ProtocolState), "DUNNO").Inc()
 		return policy.Dunno(), nil
 	}
 	if v.Undecided && a.relayedLogged.CompareAndSwap(false, true) {
@@ -103,17 +61,8 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 			"client_address", req.ClientAddress, "instance", req.Instance)
 	}
 	resp := a.respond(ctx, sub, v)
-	d.metrics.policyRequests.WithLabelValues(stateLabel(req.ProtocolState), actionKeyword(resp.Action)).Inc()
+	d.metrics.policyRequests.WithLabelValues(translate.StateLabel(req.ProtocolState), translate.ActionKeyword(resp.Action)).Inc()
 	return resp, nil
-}
-
-// clientPort parses client_port ("unknown" or absent before Postfix 3.0).
-func clientPort(s string) uint16 {
-	p, err := strconv.ParseUint(s, 10, 16)
-	if err != nil {
-		return 0
-	}
-	return uint16(p)
 }
 
 // observeWiring records which protocol states each smtpd service sends and
@@ -143,18 +92,6 @@ func (a *policyAdapter) observeWiring(req *policy.Request) {
 	}
 }
 
-func actionKeyword(action string) string {
-	k, _, _ := strings.Cut(action, " ")
-	switch k {
-	case "DUNNO", "OK", "HOLD", "DEFER", "DEFER_IF_PERMIT", "REJECT", "WARN":
-		return k
-	}
-	if len(k) == 3 && (k[0] == '4' || k[0] == '5') {
-		return k[:1] + "xx"
-	}
-	return "other"
-}
-
 func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
 	d := a.d
 	log := policy.ConnLogger(ctx) // made once per connection
@@ -162,19 +99,5 @@ func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v e
 		log = d.log.With("path", "policy")
 	}
 	d.enforcer.Enforce(ctx, log, sub, v, nil)
-	switch v.Action {
-	case engine.ActionHold:
-		if sub.Stage != engine.StageEOM {
-			// Config validation keeps hold rules at eom; be safe anyway.
-			return policy.Dunno()
-		}
-		return policy.Hold("mailbrake: held for review (" + strings.Join(engine.ReasonStrings(v.Reasons), ",") + ")")
-	case engine.ActionDefer:
-		return policy.Defer(v.Text)
-	case engine.ActionReject:
-		return policy.Reject(v.Text)
-	}
-	// allow, and tag: PREPEND is not allowed in smtpd_end_of_data_restrictions,
-	// so the policy path logs tags; the milter path adds the header.
-	return policy.Dunno()
+	return translate.PolicyResponse(sub, v)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +14,12 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/engine"
-	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/milter"
+	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/translate"
 )
 
 // mapStates is an engine.StateSource for scenarios.
@@ -48,12 +50,23 @@ type scenarioInput struct {
 	Rcpts    int    `json:"rcpts"`
 	Instance string `json:"instance"`
 	QueueID  string `json:"queue_id"`
+	// RcptList names the recipients (milter path); without it the
+	// message goes to rcpts generated addresses (rcpt000@dest.example …),
+	// the same ones every time.
+	RcptList []string `json:"rcpt_list"`
+	// Headers are more header fields, in order, after the account
+	// header, X-Mailer and User-Agent: [["Name", "value"], …].
+	Headers [][2]string `json:"headers"`
 }
 
 // TestScenarios runs every testdata/scenarios/*.txt file: an optional YAML
 // config, then "== input" with one submission per line (JSON), then
-// "== want" with one verdict per input line. Run with -update to rewrite
-// the want sections after a deliberate change, and review the diff.
+// "== want" with one verdict per input line. Each input becomes a milter
+// message or a policy request and goes through the daemon's own
+// translation (package translate) and the detectors the config builds
+// (package detect), so a scenario sees what live traffic would. Run with
+// -update to rewrite the want sections after a deliberate change, and
+// review the diff.
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/scenarios/*.txt")
 	if len(files) == 0 {
@@ -96,9 +109,13 @@ func TestScenarios(t *testing.T) {
 func run(t *testing.T, cfg *config.Config, input []byte) string {
 	t.Helper()
 	states := mapStates{}
+	dets, err := detect.Build(cfg, detect.Options{NoveltyKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
 		States: states, Scores: counter.NewMemory(), WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
-		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow})
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Detectors: dets.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +123,10 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	id.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
 	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	now := start
+	tr := &translate.Translator{Identity: id, Now: func() time.Time { return now }}
 	var out strings.Builder
 	for n, line := range strings.Split(strings.TrimRight(string(input), "\n"), "\n") {
 		line = strings.TrimSpace(line)
@@ -125,34 +145,35 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 				t.Fatalf("input line %d: %v", n+1, err)
 			}
 		}
+		now = start.Add(at)
 		repeat := max(in.Repeat, 1)
 		var v engine.Verdict
 		for i := 0; i < repeat; i++ {
-			addr, _ := netip.ParseAddr(in.Client)
-			account, source, trusted := id.Resolve(in.SASL, in.Header, in.Sender, addr)
-			sub := &engine.Submission{
-				Time: start.Add(at), Stage: engine.Stage(in.Stage), Path: engine.Path(in.Path),
-				Account: account, AccountSource: source, ClientAddress: addr, TrustedClient: trusted,
-				Sender: in.Sender, Recipient: in.Rcpt, RecipientCount: in.Rcpts, Instance: in.Instance, QueueID: in.QueueID,
+			qid, instance := in.QueueID, in.Instance
+			if repeat > 1 && qid != "" {
+				qid = fmt.Sprintf("%s%04d", qid, i)
 			}
-			if sub.Stage == "" {
-				sub.Stage = engine.StageEOM
-			}
-			if sub.Path == "" {
-				sub.Path = engine.PathMilter
-			}
-			if sub.Path == engine.PathMilter {
-				sub.Client = fingerprint.Classify(in.XMailer, in.UA)
-			} else {
-				sub.Client = fingerprint.Result{Family: fingerprint.FamilyUnknown}
-			}
-			if repeat > 1 && sub.QueueID != "" {
-				sub.QueueID = fmt.Sprintf("%s%04d", sub.QueueID, i)
-			}
-			if i > 0 && sub.Instance != "" && sub.Stage == engine.StageEOM {
+			if i > 0 && instance != "" && in.Stage != "rcpt" {
 				// Postfix's instance names one message: repeated messages
 				// get their own (repeated RCPTs are one message's).
-				sub.Instance = fmt.Sprintf("%s.%04d", sub.Instance, i)
+				instance = fmt.Sprintf("%s.%04d", instance, i)
+			}
+			var sub *engine.Submission
+			if in.Path == "policy" {
+				req := &policy.Request{ProtocolState: policy.StateEndOfMessage, SASLUsername: in.SASL, Sender: in.Sender, ClientAddress: in.Client,
+					Recipient: in.Rcpt, RecipientCount: in.Rcpts, QueueID: qid, Instance: instance}
+				if in.Stage == "rcpt" {
+					req.ProtocolState, req.RecipientCount = policy.StateRcpt, 0
+				}
+				var ok bool
+				if sub, ok = tr.PolicySubmission(req); !ok {
+					t.Fatalf("input line %d: state %s not decided on", n+1, req.ProtocolState)
+				}
+			} else {
+				if in.Path != "" && in.Path != "milter" || in.Stage != "" && in.Stage != "eom" {
+					t.Fatalf("input line %d: the milter sees whole messages (path milter, stage eom)", n+1)
+				}
+				sub = tr.MilterSubmission(scenarioMessage(cfg, in, qid))
 			}
 			if v, err = e.Evaluate(context.Background(), sub); err != nil {
 				t.Fatalf("input line %d: %v", n+1, err)
@@ -185,4 +206,33 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 		fmt.Fprintf(&out, " [%d/%d msgs, %d/%d rcpts 1h/24h]\n", v.Totals.Messages1h, v.Totals.Messages24h, v.Totals.Recipients1h, v.Totals.Recipients24h)
 	}
 	return out.String()
+}
+
+// scenarioMessage is the milter's view of a scenario input line.
+func scenarioMessage(cfg *config.Config, in scenarioInput, qid string) *milter.Message {
+	msg := &milter.Message{ClientAddr: in.Client, AuthAuthen: in.SASL, Sender: in.Sender, QueueID: qid, Recipients: in.RcptList}
+	if len(msg.Recipients) == 0 {
+		switch {
+		case in.Rcpt != "":
+			msg.Recipients = []string{in.Rcpt}
+		default:
+			for i := range in.Rcpts {
+				msg.Recipients = append(msg.Recipients, fmt.Sprintf("rcpt%03d@dest.example", i))
+			}
+		}
+	}
+	msg.RecipientCount = max(in.Rcpts, len(msg.Recipients))
+	if in.Header != "" {
+		msg.Headers = append(msg.Headers, milter.Header{Name: cfg.Identity.AccountHeader, Value: in.Header})
+	}
+	if in.XMailer != "" {
+		msg.Headers = append(msg.Headers, milter.Header{Name: "X-Mailer", Value: in.XMailer})
+	}
+	if in.UA != "" {
+		msg.Headers = append(msg.Headers, milter.Header{Name: "User-Agent", Value: in.UA})
+	}
+	for _, h := range in.Headers {
+		msg.Headers = append(msg.Headers, milter.Header{Name: h[0], Value: h[1]})
+	}
+	return msg
 }

@@ -283,6 +283,17 @@ func countMoved(changes []Change, page []store.Hold) int {
 	return n
 }
 
+// decided reports whether the queue entry is a message mailbrake recorded
+// a hold of. Postfix reuses short queue IDs, so a record older than the
+// message's arrival belongs to another message.
+func (s *Service) decided(ctx context.Context, e QueueEntry) bool {
+	h, err := s.Store.HoldByQueueID(ctx, e.QueueID)
+	if err != nil {
+		return false
+	}
+	return !h.HeldAt.Before(time.Unix(e.ArrivalTime, 0).Add(-time.Minute))
+}
+
 // HoldQueuedFrom puts on hold every message of sender waiting in the
 // incoming, active or deferred queue (postsuper -h), so a restricted
 // account's mail already accepted does not go out. It returns the queue
@@ -297,6 +308,12 @@ func (s *Service) HoldQueuedFrom(ctx context.Context, sender string) ([]string, 
 	var errs []error
 	for _, e := range entries {
 		if e.QueueName == "hold" || !strings.EqualFold(e.Sender, sender) {
+			continue
+		}
+		if s.decided(ctx, e) {
+			// Mailbrake held this message before and it left the hold
+			// queue: an admin released it (now, or with postsuper -H).
+			// Holding it again would undo that.
 			continue
 		}
 		if err := s.Queue.Hold(ctx, e.QueueID); err != nil {

@@ -235,6 +235,34 @@ func TestHoldQueuedFrom(t *testing.T) {
 	}
 }
 
+// TestHoldQueuedFromSparesReleased: a message mailbrake held that is now
+// out of the hold queue was released by an admin (through mailbrake, or
+// postsuper -H by hand); holding the sender's queued mail does not undo
+// that, while the sender's other mail goes on hold.
+func TestHoldQueuedFromSparesReleased(t *testing.T) {
+	s, q, _ := newService(t)
+	ctx := t.Context()
+	h := hold(t, s, q, "R1")
+	if _, err := s.Release(ctx, h.ID, "cli:root"); err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	q.q["R1"] = "active" // being delivered
+	q.mu.Unlock()
+	// By hand: postsuper -H of a hold whose record still says held.
+	hold(t, s, q, "R2")
+	q.mu.Lock()
+	q.q["R2"] = "deferred"
+	q.mu.Unlock()
+	held, err := s.HoldQueuedFrom(ctx, "s-r1@example.org")
+	if err != nil || len(held) != 0 || q.q["R1"] != "active" {
+		t.Fatalf("released message held again: %v %v %v", held, err, q.q)
+	}
+	if held, _ := s.HoldQueuedFrom(ctx, "s-r2@example.org"); len(held) != 0 || q.q["R2"] != "deferred" {
+		t.Fatalf("message released by hand held again: %v %v", held, q.q)
+	}
+}
+
 // TestSyncGrace: a fresh hold not (yet) in the hold queue is not gone —
 // Postfix commits the queue file after the answer — and is not marked
 // deleted; once older than the grace it is.
