@@ -176,27 +176,27 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	if account == "" || strings.ContainsAny(account, " \t\r\n") {
 		return nil, fmt.Errorf("%w: invalid account name", api.ErrBadRequest)
 	}
-	// The lock covers the read and write of the state only, never the
-	// Postfix commands below.
-	s.stateMu.Lock()
+	// The account's lock covers the read and write of its state only,
+	// never the Postfix commands below.
+	unlock := s.accountMu.lock(account)
 	from := store.AccountNormal
 	if a, err := s.Accounts.GetAccount(ctx, account); err == nil {
 		from = a.State
 	} else if !errors.Is(err, store.ErrNotFound) {
-		s.stateMu.Unlock()
+		unlock()
 		return nil, err
 	}
 	if onlyUp && to.Rank() <= from.Rank() {
-		s.stateMu.Unlock()
+		unlock()
 		return &store.Account{Name: account, State: from}, nil
 	}
 	a := store.Account{Name: account, State: to, StateAt: s.now().UTC(), StateBy: actor, Reason: reason}
 	if err := s.Accounts.PutAccount(ctx, a); err != nil {
-		s.stateMu.Unlock()
+		unlock()
 		return nil, err
 	}
 	s.States.set(account, to)
-	s.stateMu.Unlock()
+	unlock()
 	s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
 	s.Log.Info("account state changed", "account", account, "from", from, "to", to, "actor", actor, "reason", reason)
 	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() && s.Quarantine != nil {

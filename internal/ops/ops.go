@@ -74,9 +74,9 @@ type Service struct {
 	// (metrics).
 	Events Events
 
-	stateMu sync.Mutex // serialises account state changes
-	runs    runs       // playbook runs in the background (runs.go)
-	incMu   sync.Mutex // serialises opening incidents; guards full
+	accountMu keyedMutex // serialises each account's state changes
+	runs      runs       // playbook runs in the background (runs.go)
+	incMu     sync.Mutex // serialises opening incidents; guards full
 	// full is, per account, its active incident once its evidence is full
 	// (store.MaxEvidence): a finding it already holds the reason of, at no
 	// higher severity, would change nothing and is not written (a spam run

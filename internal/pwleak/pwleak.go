@@ -90,11 +90,14 @@ type Detector struct {
 	key   [32]byte // keys the checked-candidate HMACs; per process
 	mu    sync.Mutex
 	cache map[string]*cached
-	warn  sync.Map // account → scheme error already logged
-	jobs  chan job
-	wg    sync.WaitGroup
-	stop  chan struct{}
-	once  sync.Once
+	// flights are the directory lookups going on, by account: a burst of
+	// one account's messages makes one lookup, not one each.
+	flights map[string]*flight
+	warn    sync.Map // account → scheme error already logged
+	jobs    chan job
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	once    sync.Once
 }
 
 type job struct {
@@ -131,7 +134,7 @@ func New(o Options) *Detector {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	d := &Detector{o: o, cache: map[string]*cached{}, jobs: make(chan job, o.Queue), stop: make(chan struct{})}
+	d := &Detector{o: o, cache: map[string]*cached{}, flights: map[string]*flight{}, jobs: make(chan job, o.Queue), stop: make(chan struct{})}
 	rand.Read(d.key[:])
 	for range o.Workers {
 		d.wg.Add(1)
@@ -267,19 +270,50 @@ func (d *Detector) runJob(j job) {
 	}
 }
 
-// lookup returns the account's cached hash, fetching it when stale.
+// lookup returns the account's cached hash, fetching it when stale. Callers
+// asking for the same account while it is fetched wait for that one
+// lookup: a burst of one account's messages asks the directory once.
 func (d *Detector) lookup(ctx context.Context, account string) (*cached, error) {
 	now := d.o.Now()
 	d.mu.Lock()
 	c := d.cache[account]
-	d.mu.Unlock()
 	if c != nil && now.Sub(c.fetched) < d.o.CacheTTL {
+		d.mu.Unlock()
 		return c, nil
 	}
+	if f := d.flights[account]; f != nil {
+		d.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.c, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	d.flights[account] = f
+	d.mu.Unlock()
+	f.c, f.err = d.refresh(ctx, account, c, now)
+	d.mu.Lock()
+	delete(d.flights, account) // the cache holds the answer by now
+	d.mu.Unlock()
+	close(f.done)
+	return f.c, f.err
+}
+
+// flight is one directory lookup others wait for.
+type flight struct {
+	done chan struct{}
+	c    *cached
+	err  error
+}
+
+// refresh fetches the account's hash and caches it; old is the stale entry.
+func (d *Detector) refresh(ctx context.Context, account string, old *cached, now time.Time) (*cached, error) {
 	stored, err := d.fetch(ctx, account)
 	if err != nil && !errors.Is(err, ErrNoSuchAccount) {
-		if c != nil {
-			return c, nil // keep using the last hash while the directory is down
+		if old != nil {
+			return old, nil // keep using the last hash while the directory is down
 		}
 		return nil, err
 	}
@@ -296,9 +330,9 @@ func (d *Detector) lookup(ctx context.Context, account string) (*cached, error) 
 		}
 	}
 	d.mu.Lock()
-	if c != nil && c.stored == nc.stored {
+	if old != nil && old.stored == nc.stored {
 		// Same password: keep what was already checked against it.
-		nc.checked = c.checked
+		nc.checked = old.checked
 	}
 	d.cache[account] = nc
 	if len(d.cache) > 100000 {

@@ -159,3 +159,48 @@ func TestUnusableHash(t *testing.T) {
 		}
 	}
 }
+
+// gatedSource answers only when released, counting the calls.
+type gatedSource struct {
+	source
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedSource) PasswordHash(ctx context.Context, a string) (string, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.source.PasswordHash(ctx, a)
+}
+
+// TestConcurrentLookupsShareOne: a burst of one account's messages while
+// its hash is not cached makes one directory lookup, whose answer all of
+// them use.
+func TestConcurrentLookupsShareOne(t *testing.T) {
+	src := &gatedSource{source: source{hashes: map[string]string{"u@example.edu": ssha512("OldPass#1")}},
+		entered: make(chan struct{}, 20), release: make(chan struct{})}
+	d := New(Options{Sources: []HashSource{src}, CacheTTL: time.Minute, Action: engine.ActionHold})
+	defer d.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	found := make(chan int, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found <- len(d.Outbound(ctx, sub("u@example.edu", msg("OldPass#1"))))
+		}()
+	}
+	<-src.entered // the first lookup is in the directory; the rest wait for it or find its answer cached
+	close(src.release)
+	wg.Wait()
+	close(found)
+	for n := range found {
+		if n != 1 {
+			t.Fatalf("a message missed the password: %d findings", n)
+		}
+	}
+	if src.calls != 1 {
+		t.Fatalf("%d directory lookups for one account, want 1", src.calls)
+	}
+}
