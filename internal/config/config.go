@@ -3,6 +3,10 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Config is mailbrake's whole configuration. The struct is the source of
@@ -68,12 +72,12 @@ type AdminConfig struct {
 
 // IdentityConfig decides whose counters a message is charged to.
 type IdentityConfig struct {
-	TrustedNetworks     []string `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
-	AccountHeader       string   `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User). Only the last copy counts: the relay adds its own after any copy the client wrote. Configure it only if the relay always adds it."`
-	RelayedOnPolicy     string   `yaml:"relayed_on_policy" doc:"Mail from trusted_networks without SASL on the policy path, which sees no headers: milter (the milter names the account from account_header and decides; the policy path answers DUNNO and charges nothing) or sender (the policy path charges the envelope sender; only for sites without the milter, since the sender is not always the account: aliases, personas, send-as)."`
-	ForgedVerdict       string   `yaml:"forged_verdict" doc:"Verdict for a message whose account header appears more than once with different accounts (reason identity-header-forged; the account is the relay's, the last copy): hold, tag or allow."`
-	ForgedScore         int      `yaml:"forged_score" doc:"Points identity-header-forged adds to the relay-named account's score."`
-	ClientMismatchScore int      `yaml:"client_mismatch_score" doc:"Points added when the message's X-Mailer copies name different client families (reason client-header-mismatch; the relay's copy, the last, decides the family). Evidence only: the verdict is allow, since real clients do it too (a message composed by one client and sent through Zimbra by another)."`
+	TrustedNetworks     []string       `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
+	AccountHeader       string         `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User). Only the last copy counts: the relay adds its own after any copy the client wrote. Configure it only if the relay always adds it."`
+	RelayedOnPolicy     string         `yaml:"relayed_on_policy" doc:"Mail from trusted_networks without SASL on the policy path, which sees no headers: milter (the milter names the account from account_header and decides; the policy path answers DUNNO and charges nothing) or sender (the policy path charges the envelope sender; only for sites without the milter, since the sender is not always the account: aliases, personas, send-as)."`
+	ForgedVerdict       verdict.Action `yaml:"forged_verdict" doc:"Verdict for a message whose account header appears more than once with different accounts (reason identity-header-forged; the account is the relay's, the last copy): hold, tag or allow."`
+	ForgedScore         int            `yaml:"forged_score" doc:"Points identity-header-forged adds to the relay-named account's score."`
+	ClientMismatchScore int            `yaml:"client_mismatch_score" doc:"Points added when the message's X-Mailer copies name different client families (reason client-header-mismatch; the relay's copy, the last, decides the family). Evidence only: the verdict is allow, since real clients do it too (a message composed by one client and sent through Zimbra by another)."`
 }
 
 // PostfixConfig locates the Postfix tools.
@@ -94,82 +98,82 @@ type QuarantineConfig struct {
 
 // EngineConfig configures the decision engine.
 type EngineConfig struct {
-	OnError string `yaml:"on_error" doc:"Verdict when the engine cannot decide (a store error): allow (fail open) or defer (fail closed with a 4xx)."`
-	Shadow  bool   `yaml:"shadow" doc:"Shadow mode: log and count the verdict every message would get, but act on none (every message is allowed; account states do not change)."`
+	OnError verdict.Action `yaml:"on_error" doc:"Verdict when the engine cannot decide (a store error): allow (fail open) or defer (fail closed with a 4xx)."`
+	Shadow  bool           `yaml:"shadow" doc:"Shadow mode: log and count the verdict every message would get, but act on none (every message is allowed; account states do not change)."`
 }
 
 // BaselineConfig configures the learned-baseline detector.
 type BaselineConfig struct {
-	Enabled           bool    `yaml:"enabled" doc:"Learn each account's normal and flag sending above it."`
-	Days              int     `yaml:"days" doc:"Days of history the normal is learned from."`
-	Factor            float64 `yaml:"factor" doc:"Flag when the current hour (day) exceeds this many times the account's 90th-percentile peak hour (median day)."`
-	FloorHour         int     `yaml:"floor_hour" doc:"Never flag fewer recipients than this in an hour; also the limit for accounts with less than min_history_days of history."`
-	FloorDay          int     `yaml:"floor_day" doc:"Never flag fewer recipients than this in a day."`
-	MinHistoryDays    int     `yaml:"min_history_days" doc:"Days of history before the learned normal is used instead of the floors."`
-	Verdict           string  `yaml:"verdict" doc:"Verdict when above the normal: tag, hold, defer or reject."`
-	Score             int     `yaml:"score" doc:"Points a finding adds to the account's score."`
-	DryRun            bool    `yaml:"dry_run" doc:"Report without acting."`
-	NewClientVerdict  string  `yaml:"new_client_verdict" doc:"Verdict for a client family the account never used, on a message with new_client_min_recipients or more: allow (score only), tag, hold."`
-	NewClientScore    int     `yaml:"new_client_score" doc:"Points a new client family adds."`
-	NewClientMinRcpts int     `yaml:"new_client_min_recipients" doc:"Recipients from which a new client family counts."`
+	Enabled           bool           `yaml:"enabled" doc:"Learn each account's normal and flag sending above it."`
+	Days              int            `yaml:"days" doc:"Days of history the normal is learned from."`
+	Factor            float64        `yaml:"factor" doc:"Flag when the current hour (day) exceeds this many times the account's 90th-percentile peak hour (median day)."`
+	FloorHour         int            `yaml:"floor_hour" doc:"Never flag fewer recipients than this in an hour; also the limit for accounts with less than min_history_days of history."`
+	FloorDay          int            `yaml:"floor_day" doc:"Never flag fewer recipients than this in a day."`
+	MinHistoryDays    int            `yaml:"min_history_days" doc:"Days of history before the learned normal is used instead of the floors."`
+	Verdict           verdict.Action `yaml:"verdict" doc:"Verdict when above the normal: tag, hold, defer or reject."`
+	Score             int            `yaml:"score" doc:"Points a finding adds to the account's score."`
+	DryRun            bool           `yaml:"dry_run" doc:"Report without acting."`
+	NewClientVerdict  verdict.Action `yaml:"new_client_verdict" doc:"Verdict for a client family the account never used, on a message with new_client_min_recipients or more: allow (score only), tag, hold."`
+	NewClientScore    int            `yaml:"new_client_score" doc:"Points a new client family adds."`
+	NewClientMinRcpts int            `yaml:"new_client_min_recipients" doc:"Recipients from which a new client family counts."`
 }
 
 // PhishConfig configures the replies-to-phish detector.
 type PhishConfig struct {
-	Enabled       bool          `yaml:"enabled" doc:"Remember tagged inbound mail and check outbound replies."`
-	Retention     Duration      `yaml:"retention" doc:"How long tagged inbound mail is remembered."`
-	SpamFlag      bool          `yaml:"spam_flag" doc:"X-Spam-Flag: YES tags a message."`
-	SubjectTags   []string      `yaml:"subject_tags" doc:"Subject tags (case-insensitive substrings) that tag a message."`
-	HeaderMatches []HeaderMatch `yaml:"header_matches" doc:"Header regular expressions that tag a message."`
-	Verdict       string        `yaml:"verdict" doc:"Verdict for a reply: hold, tag, defer or reject."`
-	Score         int           `yaml:"score" doc:"Points a reply adds to the account's score."`
-	DryRun        bool          `yaml:"dry_run" doc:"Report replies without acting."`
-	TrustTags     string        `yaml:"trust_tags" doc:"Which tags are believed. reinjection: only tags a content filter added after mailbrake's first look (seen on a postfix.reinjection_listeners listener; a tag the message already carried when it arrived was written by its sender and is ignored). first-pass: tags on the message as it arrives (anyone can write them). auto: first-pass until re-injected mail is seen, then reinjection."`
+	Enabled       bool           `yaml:"enabled" doc:"Remember tagged inbound mail and check outbound replies."`
+	Retention     Duration       `yaml:"retention" doc:"How long tagged inbound mail is remembered."`
+	SpamFlag      bool           `yaml:"spam_flag" doc:"X-Spam-Flag: YES tags a message."`
+	SubjectTags   []string       `yaml:"subject_tags" doc:"Subject tags (case-insensitive substrings) that tag a message."`
+	HeaderMatches []HeaderMatch  `yaml:"header_matches" doc:"Header regular expressions that tag a message."`
+	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict for a reply: hold, tag, defer or reject."`
+	Score         int            `yaml:"score" doc:"Points a reply adds to the account's score."`
+	DryRun        bool           `yaml:"dry_run" doc:"Report replies without acting."`
+	TrustTags     string         `yaml:"trust_tags" doc:"Which tags are believed. reinjection: only tags a content filter added after mailbrake's first look (seen on a postfix.reinjection_listeners listener; a tag the message already carried when it arrived was written by its sender and is ignored). first-pass: tags on the message as it arrives (anyone can write them). auto: first-pass until re-injected mail is seen, then reinjection."`
 }
 
 // NoveltyConfig configures the recipient-novelty detector.
 type NoveltyConfig struct {
-	Enabled       bool     `yaml:"enabled" doc:"Track the recipients each account mails."`
-	Lookback      Duration `yaml:"lookback" doc:"A recipient the account has not mailed for this long is first-time again."`
-	MaxPerAccount int      `yaml:"max_per_account" doc:"Recipients remembered per account (least recently mailed forgotten first); about 56 bytes each."`
-	KeyFile       string   `yaml:"key_file" doc:"Secret key the recipients are hashed under, relative to data_dir; created (32 random bytes, mode 0600) when missing. With another key the remembered recipients are forgotten."`
-	LocalDomains  []string `yaml:"local_domains" doc:"Domains whose recipients are internal (for external_recipients and external_share); empty: only the sending account's own domain."`
-	FirstTimeHour int      `yaml:"first_time_hour" doc:"Flag an account that has mailed more than this many first-time recipients in the last hour (0: off)."`
-	FirstTimeDay  int      `yaml:"first_time_day" doc:"Flag an account that has mailed more than this many first-time recipients in the last 24 hours (0: off)."`
-	Learning      Duration `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty findings are reported as dry-run while each account's correspondents are learned."`
-	Verdict       string   `yaml:"verdict" doc:"Verdict when an account is flagged: tag, hold, defer or reject."`
-	Score         int      `yaml:"score" doc:"Points a finding adds to the account's score."`
-	DryRun        bool     `yaml:"dry_run" doc:"Report without acting."`
+	Enabled       bool           `yaml:"enabled" doc:"Track the recipients each account mails."`
+	Lookback      Duration       `yaml:"lookback" doc:"A recipient the account has not mailed for this long is first-time again."`
+	MaxPerAccount int            `yaml:"max_per_account" doc:"Recipients remembered per account (least recently mailed forgotten first); about 56 bytes each."`
+	KeyFile       string         `yaml:"key_file" doc:"Secret key the recipients are hashed under, relative to data_dir; created (32 random bytes, mode 0600) when missing. With another key the remembered recipients are forgotten."`
+	LocalDomains  []string       `yaml:"local_domains" doc:"Domains whose recipients are internal (for external_recipients and external_share); empty: only the sending account's own domain."`
+	FirstTimeHour int            `yaml:"first_time_hour" doc:"Flag an account that has mailed more than this many first-time recipients in the last hour (0: off)."`
+	FirstTimeDay  int            `yaml:"first_time_day" doc:"Flag an account that has mailed more than this many first-time recipients in the last 24 hours (0: off)."`
+	Learning      Duration       `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty findings are reported as dry-run while each account's correspondents are learned."`
+	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict when an account is flagged: tag, hold, defer or reject."`
+	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score."`
+	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
 }
 
 // PhishersConfig configures the known-phisher detector.
 type PhishersConfig struct {
-	Lists          []string `yaml:"lists" doc:"Files in the APRL phishing_reply_addresses format (ADDRESS,TYPE,DATE; TYPE letters A-E, all kept). Reloaded when they change."`
-	Cleared        []string `yaml:"cleared" doc:"Files in the APRL phishing_cleared_addresses format (ADDRESS,DATE): an address cleared on or after its listing date is not listed."`
-	Blocklist      []string `yaml:"blocklist" doc:"Site files of phisher addresses and domains, one per line: user@example.org, @example.org (that domain), example.org (and its subdomains)."`
-	Allowlist      []string `yaml:"allowlist" doc:"Site files in the blocklist format naming addresses and domains never treated as phishers, even when a list names them."`
-	Reload         Duration `yaml:"reload" doc:"How often the files are checked for changes."`
-	Verdict        string   `yaml:"verdict" doc:"Verdict for outbound mail to a listed address: tag, hold, defer or reject."`
-	Score          int      `yaml:"score" doc:"Points such a message adds to the account's score."`
-	InboundVerdict string   `yaml:"inbound_verdict" doc:"Verdict for inbound mail from a listed address: allow (log only), tag (adds X-Mailbrake-Reasons), hold or reject."`
-	DryRun         bool     `yaml:"dry_run" doc:"Report without acting."`
+	Lists          []string       `yaml:"lists" doc:"Files in the APRL phishing_reply_addresses format (ADDRESS,TYPE,DATE; TYPE letters A-E, all kept). Reloaded when they change."`
+	Cleared        []string       `yaml:"cleared" doc:"Files in the APRL phishing_cleared_addresses format (ADDRESS,DATE): an address cleared on or after its listing date is not listed."`
+	Blocklist      []string       `yaml:"blocklist" doc:"Site files of phisher addresses and domains, one per line: user@example.org, @example.org (that domain), example.org (and its subdomains)."`
+	Allowlist      []string       `yaml:"allowlist" doc:"Site files in the blocklist format naming addresses and domains never treated as phishers, even when a list names them."`
+	Reload         Duration       `yaml:"reload" doc:"How often the files are checked for changes."`
+	Verdict        verdict.Action `yaml:"verdict" doc:"Verdict for outbound mail to a listed address: tag, hold, defer or reject."`
+	Score          int            `yaml:"score" doc:"Points such a message adds to the account's score."`
+	InboundVerdict verdict.Action `yaml:"inbound_verdict" doc:"Verdict for inbound mail from a listed address: allow (log only), tag (adds X-Mailbrake-Reasons), hold or reject."`
+	DryRun         bool           `yaml:"dry_run" doc:"Report without acting."`
 }
 
 // PasswordLeakConfig configures the password-leak detector.
 type PasswordLeakConfig struct {
-	Enabled           bool     `yaml:"enabled" doc:"Check outbound messages when a directory is configured."`
-	Sources           []string `yaml:"sources" doc:"Where hashes come from, in order: ldap, passwd_file."`
-	CacheTTL          Duration `yaml:"cache_ttl" doc:"How long an account's hash is cached; a changed password is seen after at most this long."`
-	MaxScanBytes      int      `yaml:"max_scan_bytes" doc:"Message bytes kept for the scan (the milter keeps this much of each body)."`
-	MinLength         int      `yaml:"min_length" doc:"Shortest candidate, in characters."`
-	MaxLength         int      `yaml:"max_length" doc:"Longest candidate, in characters."`
-	MaxCandidates     int      `yaml:"max_candidates" doc:"Candidates taken from one message."`
-	InlineBudget      Duration `yaml:"inline_budget" doc:"Time per message spent inline on slow schemes (crypt, bcrypt, argon2, PBKDF2), most likely candidates first."`
-	MaxSlowCandidates int      `yaml:"max_slow_candidates" doc:"Candidates checked against a slow scheme per message (inline, then in the background pool)."`
-	Workers           int      `yaml:"workers" doc:"Background workers for slow schemes."`
-	Verdict           string   `yaml:"verdict" doc:"Verdict for a message with the sender's password: hold, defer or reject."`
-	Score             int      `yaml:"score" doc:"Points it adds to the account's score."`
-	DryRun            bool     `yaml:"dry_run" doc:"Report without acting."`
+	Enabled           bool           `yaml:"enabled" doc:"Check outbound messages when a directory is configured."`
+	Sources           []string       `yaml:"sources" doc:"Where hashes come from, in order: ldap, passwd_file."`
+	CacheTTL          Duration       `yaml:"cache_ttl" doc:"How long an account's hash is cached; a changed password is seen after at most this long."`
+	MaxScanBytes      int            `yaml:"max_scan_bytes" doc:"Message bytes kept for the scan (the milter keeps this much of each body)."`
+	MinLength         int            `yaml:"min_length" doc:"Shortest candidate, in characters."`
+	MaxLength         int            `yaml:"max_length" doc:"Longest candidate, in characters."`
+	MaxCandidates     int            `yaml:"max_candidates" doc:"Candidates taken from one message."`
+	InlineBudget      Duration       `yaml:"inline_budget" doc:"Time per message spent inline on slow schemes (crypt, bcrypt, argon2, PBKDF2), most likely candidates first."`
+	MaxSlowCandidates int            `yaml:"max_slow_candidates" doc:"Candidates checked against a slow scheme per message (inline, then in the background pool)."`
+	Workers           int            `yaml:"workers" doc:"Background workers for slow schemes."`
+	Verdict           verdict.Action `yaml:"verdict" doc:"Verdict for a message with the sender's password: hold, defer or reject."`
+	Score             int            `yaml:"score" doc:"Points it adds to the account's score."`
+	DryRun            bool           `yaml:"dry_run" doc:"Report without acting."`
 }
 
 // DirectoryConfig locates account data.
@@ -235,9 +239,9 @@ type DovecotConfig struct {
 
 // ExecConfig configures the command connector.
 type ExecConfig struct {
-	Command []string `yaml:"command" doc:"Program and arguments (no shell)."`
-	Steps   []string `yaml:"steps" doc:"Steps the command carries out; it gets {\"step\":…,\"incident\":…} on stdin and fails with a non-zero exit."`
-	Timeout Duration `yaml:"timeout" doc:"Per run."`
+	Command []string        `yaml:"command" doc:"Program and arguments (no shell)."`
+	Steps   []playbook.Step `yaml:"steps" doc:"Steps the command carries out; it gets {\"step\":…,\"incident\":…} on stdin and fails with a non-zero exit."`
+	Timeout Duration        `yaml:"timeout" doc:"Per run."`
 }
 
 // NotifyConfig configures notifications.
@@ -284,11 +288,11 @@ type NotifySyslogConfig struct {
 
 // PlaybookConfig is one playbook.
 type PlaybookConfig struct {
-	Name        string   `yaml:"name" doc:"Unique name."`
-	Triggers    []string `yaml:"triggers" doc:"Finding reasons that open an incident with this playbook."`
-	Severity    string   `yaml:"severity" doc:"low, medium, high or critical."`
-	Steps       []string `yaml:"steps" doc:"Ordered steps."`
-	ConfirmFrom string   `yaml:"confirm_from" doc:"First step that waits for an admin's confirmation; empty: all run at once."`
+	Name        string          `yaml:"name" doc:"Unique name."`
+	Triggers    []string        `yaml:"triggers" doc:"Finding reasons that open an incident with this playbook."`
+	Severity    store.Severity  `yaml:"severity" doc:"low, medium, high or critical."`
+	Steps       []playbook.Step `yaml:"steps" doc:"Ordered steps."`
+	ConfirmFrom playbook.Step   `yaml:"confirm_from" doc:"First step that waits for an admin's confirmation; empty: all run at once."`
 }
 
 // HeaderMatch tags a message whose header matches a regular expression.
@@ -307,15 +311,15 @@ type AccountsConfig struct {
 // Rule is one declarative rule: when all conditions hold, it reports a
 // finding with Reason and asks for Verdict.
 type Rule struct {
-	Name      string      `yaml:"name" doc:"Unique rule name."`
-	Reason    string      `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
-	Stage     string      `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
-	Direction string      `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
-	When      []Condition `yaml:"when" doc:"Conditions, all of which must hold."`
-	Verdict   string      `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
-	Text      string      `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
-	DryRun    bool        `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
-	Score     int         `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
+	Name      string          `yaml:"name" doc:"Unique rule name."`
+	Reason    string          `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
+	Stage     string          `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Direction string          `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
+	When      []Condition     `yaml:"when" doc:"Conditions, all of which must hold."`
+	Verdict   *verdict.Action `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
+	Text      string          `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
+	DryRun    bool            `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
+	Score     int             `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
 }
 
 // Condition compares one fact with a value. Exactly one operator is set.
@@ -373,7 +377,7 @@ func Default() *Config {
 			// mean a client forged one (a raw MIME upload through SOAP).
 			// Hold that message; the score puts the account on watch but
 			// one message never restricts it.
-			ForgedVerdict: "hold", ForgedScore: 5, ClientMismatchScore: 0,
+			ForgedVerdict: verdict.Hold, ForgedScore: 5, ClientMismatchScore: 0,
 		},
 		Postfix: PostfixConfig{
 			Postsuper:    "postsuper",
@@ -387,7 +391,7 @@ func Default() *Config {
 		// 16 KiB: enough to judge a spam run from its first screen of text,
 		// small enough that a thousand holds stay in a few megabytes.
 		Quarantine: QuarantineConfig{PreviewBytes: 16 << 10},
-		Engine:     EngineConfig{OnError: "allow"},
+		Engine:     EngineConfig{OnError: verdict.Allow},
 		// Two strong findings in a day restrict an account; one puts it on
 		// watch. A single bulk hold may be a legitimate sender (the Zimbra
 		// admins see one or two a year), so it alone does not restrict.
@@ -399,7 +403,7 @@ func Default() *Config {
 		// ordinary busy days. A new client family alone only scores.
 		Baseline: BaselineConfig{
 			Enabled: true, Days: 28, Factor: 4, FloorHour: 100, FloorDay: 300, MinHistoryDays: 7,
-			Verdict: "hold", Score: 5, NewClientVerdict: "allow", NewClientScore: 3, NewClientMinRcpts: 10,
+			Verdict: verdict.Hold, Score: 5, NewClientVerdict: verdict.Allow, NewClientScore: 3, NewClientMinRcpts: 10,
 		},
 		// A reply to phish is how accounts get phished: hold it, and put
 		// the account on watch at once (score 5). 30 days covers mail read
@@ -410,7 +414,7 @@ func Default() *Config {
 			SpamFlag:      true,
 			SubjectTags:   []string{"[Fraud Alert: Suspected SPAM]"},
 			HeaderMatches: []HeaderMatch{},
-			Verdict:       "hold",
+			Verdict:       verdict.Hold,
 			Score:         5,
 			TrustTags:     "auto",
 		},
@@ -422,13 +426,13 @@ func Default() *Config {
 		Novelty: NoveltyConfig{
 			Enabled: true, Lookback: Duration(90 * 24 * time.Hour), MaxPerAccount: 5000, KeyFile: "novelty.key",
 			LocalDomains: []string{}, FirstTimeHour: 0, FirstTimeDay: 100, Learning: Duration(7 * 24 * time.Hour),
-			Verdict: "hold", Score: 5,
+			Verdict: verdict.Hold, Score: 5,
 		},
 		// A reply to a known phisher is how an account gets taken over:
 		// hold it and put the account on watch (score 5).
 		Phishers: PhishersConfig{
 			Lists: []string{}, Cleared: []string{}, Blocklist: []string{}, Allowlist: []string{},
-			Reload: Duration(time.Minute), Verdict: "hold", Score: 5, InboundVerdict: "tag",
+			Reload: Duration(time.Minute), Verdict: verdict.Hold, Score: 5, InboundVerdict: verdict.Tag,
 		},
 		// Salted digests (Zimbra's {SSHA512}) cost under a microsecond per
 		// candidate, so every candidate is checked inline; slow schemes get
@@ -436,7 +440,7 @@ func Default() *Config {
 		PasswordLeak: PasswordLeakConfig{
 			Enabled: true, Sources: []string{"ldap", "passwd_file"}, CacheTTL: Duration(5 * time.Minute), MaxScanBytes: 512 << 10,
 			MinLength: 6, MaxLength: 64, MaxCandidates: 1000, InlineBudget: Duration(50 * time.Millisecond), MaxSlowCandidates: 50, Workers: 2,
-			Verdict: "hold", Score: 10,
+			Verdict: verdict.Hold, Score: 10,
 		},
 		Directory: DirectoryConfig{
 			LDAP: LDAPConfig{Filter: "(mail=%s)", PasswordAttribute: "userPassword", Timeout: Duration(10 * time.Second),
@@ -449,7 +453,7 @@ func Default() *Config {
 			MinLock: Duration(time.Hour), Attempts: 3, Backoff: Duration(time.Second),
 			Zimbra:  ZimbraConfig{Timeout: Duration(15 * time.Second)},
 			Dovecot: DovecotConfig{Timeout: Duration(10 * time.Second)},
-			Exec:    ExecConfig{Command: []string{}, Steps: []string{}, Timeout: Duration(30 * time.Second)},
+			Exec:    ExecConfig{Command: []string{}, Steps: []playbook.Step{}, Timeout: Duration(30 * time.Second)},
 		},
 		// Five notifications per incident and channel an hour keep one
 		// incident's steps and retries from flooding the help desk.
@@ -470,15 +474,17 @@ func Default() *Config {
 // sending is stopped at once and the rest waits for an admin; a reply to
 // a phisher notifies and waits.
 func DefaultPlaybooks() []PlaybookConfig {
-	full := []string{"restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify"}
+	full := []playbook.Step{playbook.StepRestrictSending, playbook.StepHoldQueuedMail, playbook.StepLockLogin, playbook.StepScramblePassword,
+		playbook.StepEndSessions, playbook.StepForcePasswordChange, playbook.StepCheckPersistence, playbook.StepNotify}
 	return []PlaybookConfig{
-		{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: "critical", Steps: full},
-		{Name: "contain-mass-sending", Severity: "high", Steps: full, ConfirmFrom: "lock-login",
+		{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: store.SeverityCritical, Steps: full},
+		{Name: "contain-mass-sending", Severity: store.SeverityHigh, Steps: full, ConfirmFrom: playbook.StepLockLogin,
 			Triggers: []string{"bulk-from-scripted-client", "rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
 				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day", "marked-spam"}},
-		{Name: "phish-reply", Severity: "high", ConfirmFrom: "lock-login",
+		{Name: "phish-reply", Severity: store.SeverityHigh, ConfirmFrom: playbook.StepLockLogin,
 			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
-			Steps:    []string{"notify", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence"}},
+			Steps: []playbook.Step{playbook.StepNotify, playbook.StepLockLogin, playbook.StepScramblePassword, playbook.StepEndSessions,
+				playbook.StepForcePasswordChange, playbook.StepCheckPersistence}},
 	}
 }
 
@@ -499,7 +505,7 @@ func DefaultRules() []Rule {
 				{Fact: "client_family", In: []string{"zimbra-html", "zimbra-bare"}},
 				{Fact: "recipient_count", Gt: ptr(50.0)},
 			},
-			Verdict: "hold",
+			Verdict: ptr(verdict.Hold),
 			Score:   5,
 		},
 		{
@@ -514,7 +520,7 @@ func DefaultRules() []Rule {
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "recipients_1h", Gt: ptr(500.0)},
 			},
-			Verdict: "hold",
+			Verdict: ptr(verdict.Hold),
 			Score:   5,
 		},
 		{
@@ -527,7 +533,7 @@ func DefaultRules() []Rule {
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "messages_1h", Gte: ptr(200.0)},
 			},
-			Verdict: "defer",
+			Verdict: ptr(verdict.Defer),
 		},
 		{
 			// A day's volume of 2,000 recipients: alert only (dry run)
@@ -539,7 +545,7 @@ func DefaultRules() []Rule {
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "recipients_24h", Gt: ptr(2000.0)},
 			},
-			Verdict: "hold",
+			Verdict: ptr(verdict.Hold),
 			DryRun:  true,
 		},
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"io"
 	"reflect"
@@ -91,6 +92,11 @@ func writeFieldDocs(b *strings.Builder, t reflect.Type, pad string) {
 }
 
 func scalar(v reflect.Value) string {
+	if tm, ok := v.Interface().(encoding.TextMarshaler); ok && v.Kind() != reflect.String {
+		if out, err := tm.MarshalText(); err == nil {
+			return string(out)
+		}
+	}
 	switch v.Kind() {
 	case reflect.String:
 		s := v.String()

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -151,6 +152,17 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, errs *Errors) {
 		nv := reflect.New(v.Type().Elem())
 		decodeNode(n, nv.Elem(), path, errs)
 		v.Set(nv)
+		return
+	}
+	if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok && v.Kind() != reflect.String {
+		// A typed enumeration (verdict.Action): decoded, and checked, once.
+		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+			bad("expected one word, got %s", kindName(n))
+			return
+		}
+		if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
+			bad("%v", err)
+		}
 		return
 	}
 	if v.Type() == durationType {

@@ -8,12 +8,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mailbrake/mailbrake/internal/playbook"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 var reasonRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-
-// Verdicts lists the verdict names a rule may ask for, weakest first.
-var Verdicts = []string{"allow", "tag", "hold", "defer", "reject"}
 
 // Validate checks the parts of the configuration that do not need the
 // engine: listeners, enumerations, networks and the shape of every rule.
@@ -33,6 +33,18 @@ func (c *Config) Validate() Errors {
 			}
 		}
 		add(path, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	}
+	// verdictOf: a verdict setting that only some verdicts make sense for
+	// (the value itself was decoded, and checked, by Load).
+	verdictOf := func(path string, v verdict.Action, allowed ...verdict.Action) {
+		if slices.Contains(allowed, v) {
+			return
+		}
+		names := make([]string, len(allowed))
+		for i, a := range allowed {
+			names[i] = a.String()
+		}
+		add(path, "must be one of %s, got %q", strings.Join(names, ", "), v)
 	}
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
@@ -67,7 +79,7 @@ func (c *Config) Validate() Errors {
 		add("identity.account_header", "not a valid header name: %q", h)
 	}
 	oneOf("identity.relayed_on_policy", c.Identity.RelayedOnPolicy, "milter", "sender")
-	oneOf("identity.forged_verdict", c.Identity.ForgedVerdict, "hold", "tag", "allow")
+	verdictOf("identity.forged_verdict", c.Identity.ForgedVerdict, verdict.Hold, verdict.Tag, verdict.Allow)
 	if c.Identity.ForgedScore < 0 {
 		add("identity.forged_score", "must not be negative")
 	}
@@ -89,7 +101,7 @@ func (c *Config) Validate() Errors {
 	if c.Quarantine.PreviewBytes < 0 || c.Quarantine.PreviewBytes > 1<<20 {
 		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
 	}
-	oneOf("engine.on_error", c.Engine.OnError, "allow", "defer")
+	verdictOf("engine.on_error", c.Engine.OnError, verdict.Allow, verdict.Defer)
 	if c.Accounts.WatchScore < 0 {
 		add("accounts.watch_score", "must not be negative")
 	}
@@ -104,8 +116,8 @@ func (c *Config) Validate() Errors {
 	}
 
 	if b := c.Baseline; b.Enabled {
-		oneOf("baseline.verdict", b.Verdict, "tag", "hold", "defer", "reject")
-		oneOf("baseline.new_client_verdict", b.NewClientVerdict, "allow", "tag", "hold", "defer", "reject")
+		verdictOf("baseline.verdict", b.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
+		verdictOf("baseline.new_client_verdict", b.NewClientVerdict, verdict.Allow, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		if b.Days < 2 || b.Days > 366 {
 			add("baseline.days", "must be between 2 and 366, got %d", b.Days)
 		}
@@ -120,7 +132,7 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	if c.Phish.Enabled {
-		oneOf("phish.verdict", c.Phish.Verdict, "tag", "hold", "defer", "reject")
+		verdictOf("phish.verdict", c.Phish.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		if c.Phish.Retention.D() <= 0 {
 			add("phish.retention", "must be positive")
 		}
@@ -135,7 +147,7 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	if n := c.Novelty; n.Enabled {
-		oneOf("novelty.verdict", n.Verdict, "tag", "hold", "defer", "reject")
+		verdictOf("novelty.verdict", n.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		if n.Lookback.D() < 24*time.Hour {
 			add("novelty.lookback", "must be at least 24h, got %s", n.Lookback)
 		}
@@ -158,8 +170,8 @@ func (c *Config) Validate() Errors {
 		}
 	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
-		oneOf("phishers.verdict", p.Verdict, "tag", "hold", "defer", "reject")
-		oneOf("phishers.inbound_verdict", p.InboundVerdict, "allow", "tag", "hold", "reject")
+		verdictOf("phishers.verdict", p.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
+		verdictOf("phishers.inbound_verdict", p.InboundVerdict, verdict.Allow, verdict.Tag, verdict.Hold, verdict.Reject)
 		if p.Score < 0 || p.Score > 1000 {
 			add("phishers.score", "must be between 0 and 1000, got %d", p.Score)
 		}
@@ -181,7 +193,7 @@ func (c *Config) Validate() Errors {
 		add("phishers.cleared", "cleared files need at least one file in phishers.lists")
 	}
 	if pl := c.PasswordLeak; pl.Enabled {
-		oneOf("password_leak.verdict", pl.Verdict, "hold", "defer", "reject")
+		verdictOf("password_leak.verdict", pl.Verdict, verdict.Hold, verdict.Defer, verdict.Reject)
 		for i, src := range pl.Sources {
 			oneOf(fmt.Sprintf("password_leak.sources[%d]", i), src, "ldap", "passwd_file")
 		}
@@ -198,7 +210,6 @@ func (c *Config) Validate() Errors {
 			add("password_leak.max_candidates", "must be positive")
 		}
 	}
-	validSteps := []string{"restrict-sending", "hold-queued-mail", "lock-login", "scramble-password", "end-sessions", "force-password-change", "check-persistence", "notify"}
 	pbNames := map[string]int{}
 	triggers := map[string]string{}
 	for i, pb := range c.Playbooks {
@@ -210,7 +221,9 @@ func (c *Config) Validate() Errors {
 		} else {
 			pbNames[pb.Name] = i
 		}
-		oneOf(p+".severity", pb.Severity, "low", "medium", "high", "critical")
+		if !pb.Severity.Valid() {
+			add(p+".severity", "must be one of low, medium, high, critical, got %q", pb.Severity)
+		}
 		if len(pb.Triggers) == 0 {
 			add(p+".triggers", "a playbook needs at least one trigger")
 		}
@@ -223,10 +236,10 @@ func (c *Config) Validate() Errors {
 				triggers[tr] = pb.Name
 			}
 		}
-		seen := map[string]bool{}
+		seen := map[playbook.Step]bool{}
 		for j, st := range pb.Steps {
-			if !slicesContains(validSteps, st) {
-				add(fmt.Sprintf("%s.steps[%d]", p, j), "unknown step %q (known: %s)", st, strings.Join(validSteps, ", "))
+			if !st.Valid() {
+				add(fmt.Sprintf("%s.steps[%d]", p, j), "unknown step %q (known: %s)", st, stepNames())
 			} else if seen[st] {
 				add(fmt.Sprintf("%s.steps[%d]", p, j), "step %q listed twice", st)
 			}
@@ -235,19 +248,19 @@ func (c *Config) Validate() Errors {
 		if pb.ConfirmFrom != "" && !seen[pb.ConfirmFrom] {
 			add(p+".confirm_from", "%q is not one of the playbook's steps", pb.ConfirmFrom)
 		}
-		at := func(step string) int { return slices.Index(pb.Steps, step) }
+		at := func(step playbook.Step) int { return slices.Index(pb.Steps, step) }
 		// Setting a password clears zimbraPasswordMustChange (zm-mailbox
 		// LdapProvisioning.setPassword, commit 2b7f9787c69e): the demand
 		// for a new password must come after the scramble.
-		if f, sp := at("force-password-change"), at("scramble-password"); f >= 0 && sp > f {
+		if f, sp := at(playbook.StepForcePasswordChange), at(playbook.StepScramblePassword); f >= 0 && sp > f {
 			add(fmt.Sprintf("%s.steps[%d]", p, f), "force-password-change must come after scramble-password: setting a password clears Zimbra's zimbraPasswordMustChange")
 		}
 		// Raising the token validity value ends web and SOAP sessions only;
 		// IMAP and POP sessions re-check nothing but the account status at
 		// their next command (zm-mailbox ImapHandler.checkAccountStatus),
 		// and a fresh login starts new ones: lock first.
-		if e := at("end-sessions"); e >= 0 {
-			if l := at("lock-login"); l < 0 || l > e {
+		if e := at(playbook.StepEndSessions); e >= 0 {
+			if l := at(playbook.StepLockLogin); l < 0 || l > e {
 				add(fmt.Sprintf("%s.steps[%d]", p, e), "end-sessions needs lock-login before it: IMAP and POP sessions end only once the account is not active")
 			}
 		}
@@ -303,8 +316,8 @@ func (c *Config) Validate() Errors {
 			add("response.exec.steps", "name the steps the command carries out")
 		}
 		for j, st := range r.Exec.Steps {
-			if !slicesContains(validSteps, st) {
-				add(fmt.Sprintf("response.exec.steps[%d]", j), "unknown step %q", st)
+			if !st.Valid() {
+				add(fmt.Sprintf("response.exec.steps[%d]", j), "unknown step %q (known: %s)", st, stepNames())
 			}
 		}
 	}
@@ -336,16 +349,9 @@ func (c *Config) Validate() Errors {
 		default:
 			add(p+".direction", "must be outbound, inbound or any, got %q", r.Direction)
 		}
-		verdictOK := false
-		for _, v := range Verdicts {
-			if r.Verdict == v {
-				verdictOK = true
-			}
-		}
-		if !verdictOK {
-			add(p+".verdict", "must be one of %s, got %q", strings.Join(Verdicts, ", "), r.Verdict)
-		}
-		if r.Stage == "rcpt" && (r.Verdict == "hold" || r.Verdict == "tag") {
+		if r.Verdict == nil {
+			add(p+".verdict", "must be set: one of allow, tag, hold, defer, reject")
+		} else if r.Stage == "rcpt" && (*r.Verdict == verdict.Hold || *r.Verdict == verdict.Tag) {
 			add(p+".verdict", "%s is decided at end of message; use stage eom, or defer/reject at rcpt", r.Verdict)
 		}
 		if r.Score < 0 || r.Score > 1000 {
@@ -445,4 +451,13 @@ func slicesContains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// stepNames lists the playbook steps for an error message.
+func stepNames() string {
+	names := make([]string, len(playbook.Steps))
+	for i, st := range playbook.Steps {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/policy"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // startInProcess runs a daemon on loopback port 0 with the default rules.
@@ -49,7 +50,7 @@ func startInProcess(t *testing.T, mutate func(*config.Config)) *Daemon {
 
 func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 	d := startInProcess(t, func(c *config.Config) {
-		c.Rules = append(c.Rules, config.Rule{Name: "bulk-authenticated", Verdict: "hold", When: []config.Condition{
+		c.Rules = append(c.Rules, config.Rule{Name: "bulk-authenticated", Verdict: verdict.Hold.Ptr(), When: []config.Condition{
 			{Fact: "authenticated", Eq: ptr("true")}, {Fact: "recipient_count", Gt: ptrF(50)},
 		}})
 	})

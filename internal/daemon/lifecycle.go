@@ -297,16 +297,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	volume := &ops.Volume{}
 	d.auth = auth.New(st, auth.Options{Log: d.log})
-	onErr := engine.ActionAllow
-	if cfg.Engine.OnError == "defer" {
-		onErr = engine.ActionDefer
-	}
 	detectors := append(dets.All(), volumeCounter{volume})
 	if d.pwleakOpts != nil {
 		d.pwleak = d.newPasswordLeak()
 		detectors = append(detectors, d.pwleak)
 	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: onErr, Logger: d.log, Detectors: detectors,
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: cfg.Engine.OnError, Logger: d.log, Detectors: detectors,
 		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
 		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Trust: trusts})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 func freePort(t *testing.T) string {
@@ -45,7 +46,7 @@ func TestStopLosesNothing(t *testing.T) {
 	c := quietConfig(t)
 	// Steps are recorded, not carried out: this test is about the queue.
 	c.Response.DryRun = true
-	c.Rules = append(c.Rules, config.Rule{Name: "big", Reason: "rate-recipients-hour", Verdict: "hold",
+	c.Rules = append(c.Rules, config.Rule{Name: "big", Reason: "rate-recipients-hour", Verdict: verdict.Hold.Ptr(),
 		When: []config.Condition{{Fact: "authenticated", Eq: ptr("true")}, {Fact: "recipient_count", Gt: ptrF(5)}}})
 	d, err := Build(c, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	if err != nil {

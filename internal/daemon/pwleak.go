@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/directory/passwdfile"
@@ -44,14 +43,10 @@ func (d *Daemon) buildPasswordLeak() error {
 		d.log.Info("password-leak detection off: no directory configured (directory.ldap or directory.passwd_file)")
 		return nil
 	}
-	act, ok := engine.ParseAction(cfg.Verdict)
-	if !ok {
-		return fmt.Errorf("password_leak.verdict: unknown verdict %q", cfg.Verdict)
-	}
 	d.pwleakOpts = &pwleak.Options{
 		Sources: sources, CacheTTL: cfg.CacheTTL.D(), InlineBudget: cfg.InlineBudget.D(), MaxSlowCandidates: cfg.MaxSlowCandidates, Workers: cfg.Workers,
 		Extract: leakscan.Options{MaxBytes: cfg.MaxScanBytes, MinLen: cfg.MinLength, MaxLen: cfg.MaxLength, MaxCandidates: cfg.MaxCandidates},
-		Action:  act, Score: cfg.Score, DryRun: cfg.DryRun, Log: d.log,
+		Action:  cfg.Verdict, Score: cfg.Score, DryRun: cfg.DryRun, Log: d.log,
 		OnLateMatch: func(account, queueID string, f engine.Finding) {
 			if f.DryRun {
 				return

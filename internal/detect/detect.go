@@ -55,52 +55,29 @@ func (s *Set) All() []engine.Detector {
 // Build builds every enabled detector.
 func Build(c *config.Config, o Options) (*Set, error) {
 	s := &Set{}
-	{
-		act, ok := engine.ParseAction(c.Identity.ForgedVerdict)
-		if !ok {
-			return nil, fmt.Errorf("identity.forged_verdict: unknown verdict %q", c.Identity.ForgedVerdict)
-		}
-		s.Identity = NewIdentity(IdentityOptions{Header: c.Identity.AccountHeader, ForgedAction: act,
-			ForgedScore: c.Identity.ForgedScore, MismatchScore: c.Identity.ClientMismatchScore})
-	}
+	// The verdicts were decoded and checked by config.Load.
+	s.Identity = NewIdentity(IdentityOptions{Header: c.Identity.AccountHeader, ForgedAction: c.Identity.ForgedVerdict,
+		ForgedScore: c.Identity.ForgedScore, MismatchScore: c.Identity.ClientMismatchScore})
 	if n := c.Novelty; n.Enabled {
-		act, ok := engine.ParseAction(n.Verdict)
-		if !ok {
-			return nil, fmt.Errorf("novelty.verdict: unknown verdict %q", n.Verdict)
-		}
 		t := novelty.New(novelty.Options{Lookback: n.Lookback.D(), MaxPerAccount: n.MaxPerAccount, Key: o.NoveltyKey})
 		s.Novelty = NewNovelty(t, NoveltyOptions{FirstTimeHour: n.FirstTimeHour, FirstTimeDay: n.FirstTimeDay, Learning: n.Learning.D(),
-			LocalDomains: n.LocalDomains, Action: act, Score: n.Score, DryRun: n.DryRun})
+			LocalDomains: n.LocalDomains, Action: n.Verdict, Score: n.Score, DryRun: n.DryRun})
 	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
-		act, ok1 := engine.ParseAction(p.Verdict)
-		in, ok2 := engine.ParseAction(p.InboundVerdict)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("phishers: unknown verdict")
-		}
 		ph, err := NewPhishers(PhishersOptions{Lists: p.Lists, Cleared: p.Cleared, Blocklist: p.Blocklist, Allowlist: p.Allowlist,
-			Action: act, Score: p.Score, InboundAction: in, DryRun: p.DryRun, Logger: o.Logger})
+			Action: p.Verdict, Score: p.Score, InboundAction: p.InboundVerdict, DryRun: p.DryRun, Logger: o.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("phishers: %w", err)
 		}
 		s.Phishers = ph
 	}
 	if b := c.Baseline; b.Enabled {
-		act, ok1 := engine.ParseAction(b.Verdict)
-		nact, ok2 := engine.ParseAction(b.NewClientVerdict)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("baseline: unknown verdict")
-		}
 		s.Baseline = baseline.New(baseline.Options{Days: b.Days, Factor: b.Factor, FloorHour: b.FloorHour, FloorDay: b.FloorDay,
-			MinHistoryDays: b.MinHistoryDays, Action: act, Score: b.Score, DryRun: b.DryRun,
-			NewClientAction: nact, NewClientScore: b.NewClientScore, NewClientMinRcpts: b.NewClientMinRcpts})
+			MinHistoryDays: b.MinHistoryDays, Action: b.Verdict, Score: b.Score, DryRun: b.DryRun,
+			NewClientAction: b.NewClientVerdict, NewClientScore: b.NewClientScore, NewClientMinRcpts: b.NewClientMinRcpts})
 	}
 	if p := c.Phish; p.Enabled {
-		act, ok := engine.ParseAction(p.Verdict)
-		if !ok {
-			return nil, fmt.Errorf("phish.verdict: unknown verdict %q", p.Verdict)
-		}
-		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: act, Score: p.Score, DryRun: p.DryRun, TrustTags: p.TrustTags}
+		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: p.Verdict, Score: p.Score, DryRun: p.DryRun, TrustTags: p.TrustTags}
 		for i, h := range p.HeaderMatches {
 			re, err := regexp.Compile(h.Matches)
 			if err != nil {

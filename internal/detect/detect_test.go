@@ -12,6 +12,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -76,7 +77,7 @@ func TestNoveltyFactsInRules(t *testing.T) {
 	cfg.Novelty.FirstTimeDay = 0
 	cfg.Baseline.Enabled = false
 	gt := 0.5
-	cfg.Rules = []config.Rule{{Name: "mostly-external", Verdict: "tag", When: []config.Condition{{Fact: "external_share", Gt: &gt}}}}
+	cfg.Rules = []config.Rule{{Name: "mostly-external", Verdict: verdict.Tag.Ptr(), When: []config.Condition{{Fact: "external_share", Gt: &gt}}}}
 	set, err := Build(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestNoveltyFactsInRules(t *testing.T) {
 		t.Fatalf("verdict %+v", v)
 	}
 	cfg.Rules[0].Stage = "rcpt"
-	cfg.Rules[0].Verdict = "defer"
+	cfg.Rules[0].Verdict = verdict.Defer.Ptr()
 	if _, errs := engine.Compile(cfg.Rules); len(errs) == 0 || !strings.Contains(errs.Error(), "end of message") {
 		t.Fatalf("novelty fact at rcpt: %v", errs)
 	}

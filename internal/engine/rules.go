@@ -165,9 +165,11 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 	out := make([]rule, 0, len(rules))
 	for i, r := range rules {
 		p := fmt.Sprintf("rules[%d]", i)
-		act, ok := ParseAction(r.Verdict)
-		if !ok {
-			add(p+".verdict", "unknown verdict %q", r.Verdict)
+		var act Action
+		if r.Verdict == nil {
+			add(p+".verdict", "must be set: one of allow, tag, hold, defer, reject")
+		} else {
+			act = *r.Verdict
 		}
 		cr := rule{
 			name:   r.Name,

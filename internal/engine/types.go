@@ -6,6 +6,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Stage is where in the SMTP transaction a decision is made.
@@ -24,35 +25,20 @@ const (
 	PathMilter Path = "milter"
 )
 
-// Action is what a verdict asks the MTA to do, ordered by strength.
-type Action int
+// Action is what a verdict asks the MTA to do, ordered by strength (the
+// catalogue is package verdict).
+type Action = verdict.Action
 
 const (
-	ActionAllow Action = iota
-	ActionTag
-	ActionHold
-	ActionDefer
-	ActionReject
+	ActionAllow  = verdict.Allow
+	ActionTag    = verdict.Tag
+	ActionHold   = verdict.Hold
+	ActionDefer  = verdict.Defer
+	ActionReject = verdict.Reject
 )
 
-var actionNames = [...]string{"allow", "tag", "hold", "defer", "reject"}
-
-func (a Action) String() string {
-	if a >= 0 && int(a) < len(actionNames) {
-		return actionNames[a]
-	}
-	return "unknown"
-}
-
 // ParseAction parses an action name.
-func ParseAction(s string) (Action, bool) {
-	for i, n := range actionNames {
-		if n == s {
-			return Action(i), true
-		}
-	}
-	return 0, false
-}
+func ParseAction(s string) (Action, bool) { return verdict.Parse(s) }
 
 // Reason names why a finding was reported. Values are stable kebab-case and
 // appear in logs, metrics, the API, the UI and the audit log. Rules from the

@@ -1,0 +1,62 @@
+// Package verdict is the catalogue of what a verdict asks the MTA to do:
+// allow, tag, hold, defer, reject, ordered by strength. The configuration
+// decodes its verdict settings into these values once (config.Load), and
+// the engine, the detectors and both protocol paths use them as they are.
+package verdict
+
+import "fmt"
+
+// Action is what a verdict asks the MTA to do, ordered by strength.
+type Action int
+
+const (
+	Allow Action = iota
+	Tag
+	Hold
+	Defer
+	Reject
+)
+
+var names = [...]string{"allow", "tag", "hold", "defer", "reject"}
+
+// All lists every action, weakest first.
+func All() []Action { return []Action{Allow, Tag, Hold, Defer, Reject} }
+
+func (a Action) String() string {
+	if a >= 0 && int(a) < len(names) {
+		return names[a]
+	}
+	return "unknown"
+}
+
+// Parse parses an action's name.
+func Parse(s string) (Action, bool) {
+	for i, n := range names {
+		if n == s {
+			return Action(i), true
+		}
+	}
+	return 0, false
+}
+
+// MarshalText writes the action's name.
+func (a Action) MarshalText() ([]byte, error) {
+	if a < 0 || int(a) >= len(names) {
+		return nil, fmt.Errorf("unknown verdict %d", int(a))
+	}
+	return []byte(names[a]), nil
+}
+
+// UnmarshalText reads an action's name.
+func (a *Action) UnmarshalText(b []byte) error {
+	v, ok := Parse(string(b))
+	if !ok {
+		return fmt.Errorf("must be one of allow, tag, hold, defer, reject, got %q", b)
+	}
+	*a = v
+	return nil
+}
+
+// Ptr returns a pointer to a copy of a (a rule's verdict is a pointer: a
+// rule without one is refused).
+func (a Action) Ptr() *Action { return &a }
