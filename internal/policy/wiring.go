@@ -106,11 +106,11 @@ func (w *Wiring) Observe(req *Request, now time.Time) WiringChange {
 	}
 	before := s.Stages()
 	switch req.ProtocolState {
-	case "RCPT":
+	case StateRcpt:
 		s.RCPT++
-	case "DATA":
+	case StateData:
 		s.DATA++
-	case "END-OF-MESSAGE":
+	case StateEndOfMessage:
 		s.EOM++
 	default:
 		s.Other++
