@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/config"
-	"github.com/mailbrake/mailbrake/internal/connector/zimbra"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
@@ -31,6 +29,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
+	"github.com/mailbrake/mailbrake/internal/response"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 	"github.com/mailbrake/mailbrake/internal/translate"
@@ -70,9 +69,8 @@ type Daemon struct {
 	// holds.
 	enforcer *enforce.Enforcer
 	holds    *ops.HoldWriter
-	// recoverySnap holds each account's Zimbra recovery address as it was
-	// when its incident opened (noteRecoveryAddress).
-	recoverySnap sync.Map
+	// recovery finds where the user of a compromised account is told.
+	recovery *response.Recovery
 
 	escalations  chan escalation
 	snapshotters []snapshotter
@@ -81,7 +79,6 @@ type Daemon struct {
 	pwleak       *pwleak.Detector
 	auth         *auth.Service
 	ldap         *ldapdir.Client
-	zimbra       *zimbra.Client
 	// extraConnectors are added to the playbook runner (tests).
 	extraConnectors []playbook.Connector
 

@@ -314,7 +314,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection,
-		IncidentOpened: d.noteRecoveryAddress}
+		IncidentOpened: d.recoveryOpened}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
 	// stage waits for them after the incident queue (which starts runs)
@@ -583,4 +583,12 @@ func (d *Daemon) unwind(ctx context.Context) error {
 	}
 	d.stages = nil
 	return errors.Join(errs...)
+}
+
+// recoveryOpened notes the account's recovery address as its incident
+// opens, when users are told (response.Recovery).
+func (d *Daemon) recoveryOpened(ctx context.Context, account string) {
+	if d.cfg.Notify.NotifyUser && d.recovery != nil {
+		d.recovery.IncidentOpened(ctx, account)
+	}
 }

@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"errors"
-	"strings"
-	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/notify"
@@ -27,7 +24,7 @@ func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 		RateLimit:    notify.RateLimitConfig{PerIncident: n.PerIncident, PerHour: n.PerHour},
 	}
 	if n.NotifyUser {
-		nc.UserAddress = d.recoveryAddress
+		nc.UserAddress = d.recovery.Address
 	}
 	nt, err := notify.New(nc, d.log.With("component", "notify"))
 	if err != nil {
@@ -46,76 +43,10 @@ func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 	return nt, nil
 }
 
-// recoveryAddress looks up a user's recovery address: the LDAP attribute
-// directory.ldap.recovery_address_attribute, else Zimbra's
-// zimbraPrefPasswordRecoveryAddress. The compromised mailbox itself is
-// never used. "" when there is none.
-func (d *Daemon) recoveryAddress(ctx context.Context, account string) (string, error) {
-	if attr := d.cfg.Directory.LDAP.RecoveryAddress; attr != "" && d.cfg.Directory.LDAP.URL != "" {
-		c, err := d.ldapClient()
-		if err != nil {
-			return "", err
-		}
-		vs, err := c.Attribute(ctx, account, attr)
-		if err != nil {
-			return "", err
-		}
-		for _, v := range vs {
-			if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, account) {
-				return v, nil
-			}
-		}
-		return "", nil
-	}
-	if d.zimbra != nil {
-		// The user sets zimbraPrefPasswordRecoveryAddress and its status
-		// with ModifyPrefs, and so can an attacker in the user's session
-		// (zm-mailbox zimbra-attrs.xml, commit 2b7f9787c69e): mail it only
-		// when verified and unchanged since the incident opened.
-		addr, status, known, err := d.zimbra.RecoveryAddress(ctx, account)
-		if err != nil {
-			return "", err
-		}
-		addr = strings.TrimSpace(addr)
-		if !known || addr == "" || strings.EqualFold(addr, account) {
-			return "", nil
-		}
-		if !strings.EqualFold(status, "verified") {
-			d.log.Warn("user notification not sent: the recovery address is not verified", "account", account, "status", status)
-			return "", nil
-		}
-		if before, ok := d.recoverySnap.Load(strings.ToLower(account)); ok && !strings.EqualFold(before.(string), addr) {
-			d.log.Warn("user notification not sent: the recovery address changed during the incident (an attacker may have set it)", "account", account)
-			return "", nil
-		}
-		return addr, nil
-	}
-	return "", nil
-}
-
 // unjoin returns the errors an errors.Join holds, or err alone.
 func unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-// noteRecoveryAddress remembers an account's Zimbra recovery address when
-// its incident opens (ops.Service.IncidentOpened), so that the user mail
-// is not sent to an address set during the incident.
-func (d *Daemon) noteRecoveryAddress(ctx context.Context, account string) {
-	if d.zimbra == nil || !d.cfg.Notify.NotifyUser {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addr, _, known, err := d.zimbra.RecoveryAddress(ctx, account)
-	if err != nil {
-		d.log.Warn("reading the recovery address at the incident's start failed", "account", account, "err", err)
-		return
-	}
-	if known {
-		d.recoverySnap.Store(strings.ToLower(account), strings.TrimSpace(addr))
-	}
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/response"
-	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"slices"
 )
 
 // responseParts is what buildResponse provisions for account response:
@@ -45,19 +45,19 @@ func (d *Daemon) buildResponse() error {
 		known[r.ReasonOrName()] = true
 	}
 	r := &d.response
+	d.recovery = &response.Recovery{Log: d.log}
+	if l := cfg.Directory.LDAP; l.URL != "" && l.RecoveryAddress != "" {
+		d.recovery.LDAP, d.recovery.LDAPAttribute = d.ldapClient, l.RecoveryAddress
+	}
 	for i, pc := range cfg.Playbooks {
 		for j, tr := range pc.Triggers {
 			if !known[tr] {
 				add(fmt.Sprintf("playbooks[%d].triggers[%d]", i, j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, suggestReason(tr, known)))
 			}
 		}
-		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: store.Severity(pc.Severity)}
-		pb.ConfirmFrom = len(pc.Steps)
-		for i, s := range pc.Steps {
-			pb.Steps = append(pb.Steps, playbook.Step(s))
-			if s == pc.ConfirmFrom {
-				pb.ConfirmFrom = i
-			}
+		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: pc.Severity, Steps: pc.Steps, ConfirmFrom: len(pc.Steps)}
+		if i := slices.Index(pc.Steps, pc.ConfirmFrom); i >= 0 {
+			pb.ConfirmFrom = i
 		}
 		r.playbooks = append(r.playbooks, pb)
 	}
@@ -67,7 +67,7 @@ func (d *Daemon) buildResponse() error {
 		if err != nil {
 			add("response.zimbra", err)
 		} else {
-			d.zimbra = c
+			d.recovery.Zimbra = c
 			zc := response.NewZimbra(c)
 			r.conns = append(r.conns, zc)
 			r.checkers = append(r.checkers, zc)
