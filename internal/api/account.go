@@ -2,7 +2,9 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +32,44 @@ func (b AccountBaseline) Summary() []string {
 		out = append(out, "Sends from: "+strings.Join(b.ClientFamilies, ", ")+".")
 	}
 	return out
+}
+
+// AccountScore is the arithmetic behind an account's automatic state: its
+// findings' score in the score window, how many messages it comes from,
+// each evidence family's share, and the thresholds.
+type AccountScore struct {
+	Total         int64            `json:"total"`
+	Messages      int64            `json:"messages"`
+	Families      map[string]int64 `json:"families,omitempty"`
+	Window        string           `json:"window"`
+	WatchScore    int64            `json:"watch_score"`
+	RestrictScore int64            `json:"restrict_score"`
+}
+
+// Summary says the arithmetic in words, one sentence a line.
+func (s AccountScore) Summary() []string {
+	if s.Total == 0 {
+		return []string{fmt.Sprintf("No findings scored in the last %s.", s.Window)}
+	}
+	var fams []string
+	for _, f := range slices.Sorted(maps.Keys(s.Families)) {
+		fams = append(fams, fmt.Sprintf("%s %d", f, s.Families[f]))
+	}
+	out := []string{fmt.Sprintf("Score %d in the last %s, from %d %s: %s.", s.Total, s.Window, s.Messages, plural(s.Messages, "message", "messages"), strings.Join(fams, ", "))}
+	switch {
+	case s.RestrictScore > 0 && s.Total >= s.RestrictScore && s.Messages < 2:
+		out = append(out, fmt.Sprintf("At %d it would be restricted, but one message never restricts an account: it stays on watch.", s.RestrictScore))
+	case s.RestrictScore > 0 && s.Total < s.RestrictScore:
+		out = append(out, fmt.Sprintf("Watch at %d, restricted at %d with evidence from more than one message (volume counts once an hour).", s.WatchScore, s.RestrictScore))
+	}
+	return out
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // AccountNovelty is what the recipient-novelty detector knows of an

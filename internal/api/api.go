@@ -90,6 +90,7 @@ type AccountDetail struct {
 	Counters    store.Totals     `json:"counters"`
 	Baseline    *AccountBaseline `json:"baseline,omitempty"` // the learned normal, when the baseline detector is on
 	Novelty     *AccountNovelty  `json:"novelty,omitempty"`  // recent first-time and distinct recipients, when the novelty detector is on
+	Score       *AccountScore    `json:"score,omitempty"`    // the findings' score and what it leads to
 	RecentHolds []store.Hold     `json:"recent_holds"`
 	// RecentVerdicts are the account's last decisions other than a plain
 	// allow, newest first (kept in memory since the daemon started).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Reasons reported by the detector.
@@ -204,15 +205,15 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		limitDay = max(limitDay, d.o.Factor*nm.DayRcpts)
 	}
 	if float64(s.hourRcpt) > limitHour {
-		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineHour, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineHour, Family: verdict.Volume, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
 			Evidence: fmt.Sprintf("hour_recipients=%d limit=%.0f (p90 peak hour %.0f over %d days)", s.hourRcpt, limitHour, nm.PeakHourRcpts, nm.HistoryDays)})
 	}
 	if float64(s.rcpts) > limitDay {
-		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineDay, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineDay, Family: verdict.Volume, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
 			Evidence: fmt.Sprintf("day_recipients=%d limit=%.0f (median day %.0f over %d days)", s.rcpts, limitDay, nm.DayRcpts, nm.HistoryDays)})
 	}
 	if hadHistory && !known && hadFamilies && sub.Client.Family != fingerprint.FamilyUnknown && sub.RecipientCount >= d.o.NewClientMinRcpts {
-		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonNewClientFamily, Action: d.o.NewClientAction, Score: d.o.NewClientScore, DryRun: d.o.NewClientDryRun,
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonNewClientFamily, Family: verdict.Identity, Action: d.o.NewClientAction, Score: d.o.NewClientScore, DryRun: d.o.NewClientDryRun,
 			Evidence: fmt.Sprintf("client_family=%s never used in %d days", sub.Client.Family, nm.HistoryDays)})
 	}
 	return out

@@ -69,6 +69,12 @@ func accountCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "Last hour: %d messages, %d recipients\n", d.Counters.Messages1h, d.Counters.Recipients1h)
 			fmt.Fprintf(w, "Last day:  %d messages, %d recipients\n", d.Counters.Messages24h, d.Counters.Recipients24h)
+			if d.Score != nil {
+				fmt.Fprintln(w, "\nScore:")
+				for _, l := range d.Score.Summary() {
+					fmt.Fprintf(w, "  %s\n", l)
+				}
+			}
 			if d.Baseline != nil {
 				fmt.Fprintln(w, "\nNormal sending:")
 				for _, l := range d.Baseline.Summary() {

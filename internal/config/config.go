@@ -317,6 +317,7 @@ type Rule struct {
 	Direction string          `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
 	When      []Condition     `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict   *verdict.Action `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
+	Family    verdict.Family  `yaml:"family,omitempty" doc:"The kind of evidence the finding is: volume (how many recipients or messages; the default), scripted, identity, phish or secret. One message scores the highest finding of each family once, so findings driven by the same recipients are one piece of evidence."`
 	Text      string          `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
 	DryRun    bool            `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
 	Score     int             `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
@@ -469,18 +470,25 @@ func Default() *Config {
 	}
 }
 
-// DefaultPlaybooks returns the playbooks shipped by default: a password
-// in an outbound message is a certain compromise, contained at once; mass
-// sending is stopped at once and the rest waits for an admin; a reply to
-// a phisher notifies and waits.
+// DefaultPlaybooks returns the playbooks shipped by default. A password
+// in an outbound message is a certain compromise, contained at once. A
+// bulk run through the scripted client (the trap Zimbra admins run by
+// hand), or a message an admin marked as spam, stops the account's sending
+// at once and the rest waits for an admin. A count of recipients or
+// messages above the account's normal opens an incident for review and
+// nothing more: a legitimate sender's one big message has it too (the
+// account's own score still restricts it when the evidence repeats). A
+// reply to a phisher notifies and waits.
 func DefaultPlaybooks() []PlaybookConfig {
 	full := []playbook.Step{playbook.StepRestrictSending, playbook.StepHoldQueuedMail, playbook.StepLockLogin, playbook.StepScramblePassword,
 		playbook.StepEndSessions, playbook.StepForcePasswordChange, playbook.StepCheckPersistence, playbook.StepNotify}
 	return []PlaybookConfig{
 		{Name: "contain-password-leak", Triggers: []string{"password-leak"}, Severity: store.SeverityCritical, Steps: full},
 		{Name: "contain-mass-sending", Severity: store.SeverityHigh, Steps: full, ConfirmFrom: playbook.StepLockLogin,
-			Triggers: []string{"bulk-from-scripted-client", "rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
-				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day", "marked-spam"}},
+			Triggers: []string{"bulk-from-scripted-client", "marked-spam"}},
+		{Name: "review-volume", Severity: store.SeverityMedium, Steps: full, ConfirmFrom: playbook.StepRestrictSending,
+			Triggers: []string{"rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
+				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day"}},
 		{Name: "phish-reply", Severity: store.SeverityHigh, ConfirmFrom: playbook.StepLockLogin,
 			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
 			Steps: []playbook.Step{playbook.StepNotify, playbook.StepLockLogin, playbook.StepScramblePassword, playbook.StepEndSessions,
@@ -500,6 +508,7 @@ func DefaultRules() []Rule {
 			// legitimate senders caught.
 			Name:   "bulk-from-scripted-client",
 			Reason: "bulk-from-scripted-client",
+			Family: verdict.Scripted,
 			Stage:  "eom",
 			When: []Condition{
 				{Fact: "client_family", In: []string{"zimbra-html", "zimbra-bare"}},

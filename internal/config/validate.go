@@ -349,6 +349,9 @@ func (c *Config) Validate() Errors {
 		default:
 			add(p+".direction", "must be outbound, inbound or any, got %q", r.Direction)
 		}
+		if r.Family != "" && (!r.Family.Valid() || r.Family == verdict.State) {
+			add(p+".family", "must be one of volume, scripted, identity, phish, secret, got %q", r.Family)
+		}
 		if r.Verdict == nil {
 			add(p+".verdict", "must be set: one of allow, tag, hold, defer, reject")
 		} else if r.Stage == "rcpt" && (*r.Verdict == verdict.Hold || *r.Verdict == verdict.Tag) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -344,6 +345,18 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.holds = ops.NewHoldWriter(d.ops, holdWriteDelay, 256)
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true}
+	d.ops.Score = func(ctx context.Context, account string, at time.Time) (*api.AccountScore, bool) {
+		b, err := d.engine.Scores(ctx, account, at)
+		if err != nil {
+			return nil, false
+		}
+		sc := &api.AccountScore{Total: b.Total, Messages: b.Messages, Window: strings.TrimSuffix(strings.TrimSuffix(cfg.Accounts.ScoreWindow.String(), "0s"), "0m"),
+			WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore), Families: map[string]int64{}}
+		for f, v := range b.Families {
+			sc.Families[string(f)] = v
+		}
+		return sc, true
+	}
 	if dets.Baseline != nil {
 		d.ops.Baseline = func(a string, at time.Time) (*api.AccountBaseline, bool) {
 			n, ok := dets.Baseline.Normal(a, at)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/mailbrake/mailbrake/internal/config"
@@ -17,6 +18,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/response"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 	"slices"
 )
 
@@ -37,12 +39,22 @@ func (d *Daemon) buildResponse() error {
 	cfg := d.cfg
 	var errs config.Errors
 	add := func(path string, err error) { errs = append(errs, config.FieldError{Path: path, Msg: err.Error()}) }
-	known := map[string]bool{string(pwleak.ReasonPasswordLeak): true, ops.ReasonMarkedSpam: true}
+	// Every reason a finding can have, and its evidence family. An
+	// admin's "this is spam" is reviewed evidence, not a count.
+	family := map[string]verdict.Family{string(pwleak.ReasonPasswordLeak): verdict.Secret, ops.ReasonMarkedSpam: "reviewed"}
 	for _, r := range detect.BuiltinReasons() {
-		known[string(r)] = true
+		family[string(r)] = detect.BuiltinFamily(r)
 	}
 	for _, r := range cfg.Rules {
-		known[r.ReasonOrName()] = true
+		fam := r.Family
+		if fam == "" {
+			fam = verdict.Volume
+		}
+		family[r.ReasonOrName()] = fam
+	}
+	known := map[string]bool{}
+	for r := range family {
+		known[r] = true
 	}
 	r := &d.response
 	d.recovery = &response.Recovery{Log: d.log}
@@ -58,6 +70,24 @@ func (d *Daemon) buildResponse() error {
 		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: pc.Severity, Steps: pc.Steps, ConfirmFrom: len(pc.Steps)}
 		if i := slices.Index(pc.Steps, pc.ConfirmFrom); i >= 0 {
 			pb.ConfirmFrom = i
+		}
+		// One rule for every route to a restriction: a count of
+		// recipients or messages (a class announcement has one) never
+		// restricts an account by itself. A playbook a volume finding
+		// opens must wait for an admin before it acts on the account.
+		var volume []string
+		for _, tr := range pc.Triggers {
+			if family[tr] == verdict.Volume {
+				volume = append(volume, strconv.Quote(tr))
+			}
+		}
+		if len(volume) > 0 {
+			for k, st := range pc.Steps[:pb.ConfirmFrom] {
+				if playbook.Restricts(st) {
+					add(fmt.Sprintf("playbooks[%d].steps[%d]", i, k), fmt.Errorf("%s would run at once on %s: counts of recipients or messages, which a legitimate sender's one big message has too; set confirm_from to %s or earlier, or move those triggers to a playbook that waits for an admin", st, strings.Join(volume, ", "), st))
+					break
+				}
+			}
 		}
 		r.playbooks = append(r.playbooks, pb)
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 
 	"github.com/mailbrake/mailbrake/internal/baseline"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
 	"github.com/mailbrake/mailbrake/internal/phishmem"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Set is the built detectors.
@@ -95,12 +97,35 @@ func Build(c *config.Config, o Options) (*Set, error) {
 // detection (package pwleak) and admin actions (ops): the catalogue that
 // playbook triggers are checked against.
 func BuiltinReasons() []engine.Reason {
-	return []engine.Reason{
-		engine.ReasonBulkFromScriptedClient, engine.ReasonRateRecipientsHour, engine.ReasonRateMessagesHour, engine.ReasonRateRecipientsDay,
-		engine.ReasonAccountRestricted, engine.ReasonAccountLocked, engine.ReasonEngineError,
-		engine.ReasonIdentityHeaderForged, engine.ReasonClientHeaderMismatch,
-		ReasonFirstTimeRecipientsHour, ReasonFirstTimeRecipientsDay, ReasonReplyToPhisher, ReasonFromListedPhisher,
-		baseline.ReasonAboveBaselineHour, baseline.ReasonAboveBaselineDay, baseline.ReasonNewClientFamily,
-		phishmem.ReasonReplyToSuspectedPhish,
+	out := make([]engine.Reason, 0, len(builtinFamilies))
+	for r := range builtinFamilies {
+		out = append(out, r)
 	}
+	slices.Sort(out)
+	return out
+}
+
+// BuiltinFamily is the evidence family of a built-in reason ("" for a
+// reason not in the catalogue).
+func BuiltinFamily(r engine.Reason) engine.Family { return builtinFamilies[r] }
+
+// builtinFamilies is the catalogue of built-in reasons and their families.
+var builtinFamilies = map[engine.Reason]engine.Family{
+	engine.ReasonBulkFromScriptedClient:  verdict.Scripted,
+	engine.ReasonRateRecipientsHour:      verdict.Volume,
+	engine.ReasonRateMessagesHour:        verdict.Volume,
+	engine.ReasonRateRecipientsDay:       verdict.Volume,
+	engine.ReasonAccountRestricted:       verdict.State,
+	engine.ReasonAccountLocked:           verdict.State,
+	engine.ReasonEngineError:             verdict.State,
+	engine.ReasonIdentityHeaderForged:    verdict.Identity,
+	engine.ReasonClientHeaderMismatch:    verdict.Identity,
+	ReasonFirstTimeRecipientsHour:        verdict.Volume,
+	ReasonFirstTimeRecipientsDay:         verdict.Volume,
+	ReasonReplyToPhisher:                 verdict.Phish,
+	ReasonFromListedPhisher:              verdict.Phish,
+	baseline.ReasonAboveBaselineHour:     verdict.Volume,
+	baseline.ReasonAboveBaselineDay:      verdict.Volume,
+	baseline.ReasonNewClientFamily:       verdict.Identity,
+	phishmem.ReasonReplyToSuspectedPhish: verdict.Phish,
 }

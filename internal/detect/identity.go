@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Identity reports what the copies of the identity and client headers say
@@ -37,7 +38,7 @@ func (d *Identity) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	var out []engine.Finding
 	if len(sub.ForgedAccounts) > 0 {
 		out = append(out, engine.Finding{
-			Rule: "identity", Reason: engine.ReasonIdentityHeaderForged, Action: d.o.ForgedAction, Score: d.o.ForgedScore,
+			Rule: "identity", Reason: engine.ReasonIdentityHeaderForged, Family: verdict.Identity, Action: d.o.ForgedAction, Score: d.o.ForgedScore,
 			Evidence: d.o.Header + ": the relay's copy (the last) names " + sub.Account + "; earlier copies name " + bounded(sub.ForgedAccounts),
 		})
 	}
@@ -47,7 +48,7 @@ func (d *Identity) Outbound(_ context.Context, sub *engine.Submission) []engine.
 			fams[i] = string(f)
 		}
 		out = append(out, engine.Finding{
-			Rule: "identity", Reason: engine.ReasonClientHeaderMismatch, Action: engine.ActionAllow, Score: d.o.MismatchScore,
+			Rule: "identity", Reason: engine.ReasonClientHeaderMismatch, Family: verdict.Identity, Action: engine.ActionAllow, Score: d.o.MismatchScore,
 			Evidence: "X-Mailer: the relay's copy (the last) is " + string(sub.Client.Family) + "; earlier copies are " + strings.Join(fams, ", "),
 		})
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Reasons of the novelty detector.
@@ -75,11 +76,11 @@ func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.F
 	}
 	var out []engine.Finding
 	if n.o.FirstTimeHour > 0 && st.FirstTime1h > n.o.FirstTimeHour {
-		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsHour, Action: n.o.Action, Score: n.o.Score, DryRun: dry,
+		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsHour, Family: verdict.Volume, Action: n.o.Action, Score: n.o.Score, DryRun: dry,
 			Evidence: fmt.Sprintf("first_time_recipients_1h=%d limit=%d new=%d%s", st.FirstTime1h, n.o.FirstTimeHour, st.New, note)})
 	}
 	if n.o.FirstTimeDay > 0 && st.FirstTime24h > n.o.FirstTimeDay {
-		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsDay, Action: n.o.Action, Score: n.o.Score, DryRun: dry,
+		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsDay, Family: verdict.Volume, Action: n.o.Action, Score: n.o.Score, DryRun: dry,
 			Evidence: fmt.Sprintf("first_time_recipients_24h=%d limit=%d new=%d%s", st.FirstTime24h, n.o.FirstTimeDay, st.New, note)})
 	}
 	return out

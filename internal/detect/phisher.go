@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/aprl"
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Reasons of the phisher detector.
@@ -144,7 +145,7 @@ func (p *Phishers) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	if len(hits) == 0 {
 		return nil
 	}
-	return []engine.Finding{{Rule: "phishers", Reason: ReasonReplyToPhisher, Action: p.o.Action, Score: p.o.Score, DryRun: p.o.DryRun,
+	return []engine.Finding{{Rule: "phishers", Reason: ReasonReplyToPhisher, Family: verdict.Phish, Action: p.o.Action, Score: p.o.Score, DryRun: p.o.DryRun,
 		Evidence: "recipient " + strings.Join(hits, ", ")}}
 }
 
@@ -153,7 +154,7 @@ func (p *Phishers) Inbound(_ context.Context, sub *engine.Submission) []engine.F
 	for _, c := range []struct{ what, value string }{{"from", sub.From}, {"reply-to", sub.ReplyTo}, {"sender", sub.Sender}} {
 		for _, addr := range headerAddresses(c.value) {
 			if where, ok := p.Lookup(addr); ok {
-				return []engine.Finding{{Rule: "phishers", Reason: ReasonFromListedPhisher, Action: p.o.InboundAction, DryRun: p.o.DryRun,
+				return []engine.Finding{{Rule: "phishers", Reason: ReasonFromListedPhisher, Family: verdict.Phish, Action: p.o.InboundAction, DryRun: p.o.DryRun,
 					Evidence: fmt.Sprintf("%s %s (%s)", c.what, strings.ToLower(addr), where)}}
 			}
 		}

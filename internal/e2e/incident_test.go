@@ -32,8 +32,9 @@ func TestBulkHoldIncidentAndMarkSpam(t *testing.T) {
 		t.Fatalf("incident after the hold: %+v", inc)
 	}
 	if show := d.mustCLI("account", "show", "mallory@campus.example"); !strings.Contains(show, "restricted") ||
-		!strings.Contains(show, "Recent verdicts:") || !strings.Contains(show, "hold   60 rcpts  bulk-from-scripted-client") {
-		t.Fatalf("account not restricted, or its verdict not shown:\n%s", show)
+		!strings.Contains(show, "Recent verdicts:") || !strings.Contains(show, "hold   60 rcpts  bulk-from-scripted-client") ||
+		!strings.Contains(show, "Score 5 in the last 24h, from 1 message: scripted 5.") {
+		t.Fatalf("account not restricted, or its verdict or score not shown:\n%s", show)
 	}
 	out := d.mustCLI("quarantine", "spam", fmt.Sprint(h.ID), "--note", "invoice phish")
 	if !strings.Contains(out, "contained") {

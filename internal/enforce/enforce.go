@@ -154,11 +154,11 @@ func (e *Enforcer) escalate(sub *engine.Submission, v engine.Verdict) {
 	}
 	var reasons []string
 	for _, f := range v.Findings {
-		if !f.DryRun {
-			reasons = append(reasons, string(f.Reason))
+		if !f.DryRun && f.Score > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s (%s %d)", f.Reason, f.Family, f.Score))
 		}
 	}
-	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d in %s from findings: %s", v.Score, e.ScoreWindow, strings.Join(reasons, ", ")))
+	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d from %d messages in %s; this message: %s", v.Score, v.ScoredMessages, e.ScoreWindow, strings.Join(reasons, ", ")))
 }
 
 // recordHold hands the hold record to the writer; once written it is

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // Options configures an Engine.
@@ -221,10 +223,9 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		if v.AccountState == store.AccountLocked {
 			r = ReasonAccountLocked
 		}
-		v.Findings = append(v.Findings, Finding{Rule: "account-state", Reason: r, Action: ActionHold, Evidence: "account_state=" + string(v.AccountState)})
+		v.Findings = append(v.Findings, Finding{Rule: "account-state", Reason: r, Family: verdict.State, Action: ActionHold, Evidence: "account_state=" + string(v.AccountState)})
 		v.Action, v.Reasons = ActionHold, []Reason{r}
 	}
-	score := int64(0)
 	trusted := func(fd Finding) Finding { return fd }
 	if e.o.Trust != nil {
 		if until, ok := e.o.Trust.Trusted(sub.Account, string(sub.Client.Family), sub.Time); ok {
@@ -241,22 +242,25 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		// Learners first: the novelty detector fills sub.Novelty for the
 		// other detectors and the rules.
 		for _, fd := range e.runLearners(ctx, sub, m) {
-			score += v.add(trusted(fd))
+			v.add(trusted(fd))
 		}
 		for _, d := range e.lookups {
 			for _, fd := range d.Outbound(ctx, sub) {
-				score += v.add(fd)
+				v.add(fd)
 			}
 		}
 	}
-	score += e.applyRules(&f, sub.Stage, Inbound, &v, trusted)
+	e.applyRules(&f, sub.Stage, Inbound, &v, trusted)
 	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
+		// The message's score: each family's highest finding, once, over
+		// what both paths reported. Findings driven by the same
+		// recipients (novelty, baseline, rate rules) are one piece of
+		// evidence, not several.
+		fams := FamilyScores(v.Findings)
 		if m != nil {
-			// The message's score is the sum over the findings both paths
-			// reported, each reason counted once at its highest score.
-			score = m.addScores(v.Findings)
+			fams = m.addScores(v.Findings)
 		}
-		e.scoreAndEscalate(ctx, sub, &v, key, score)
+		e.scoreAndEscalate(ctx, sub, &v, key, fams)
 	}
 	if sub.Stage == StageRcpt && v.Action < ActionDefer && m != nil {
 		// Charge at RCPT too: many sites wire the policy service at RCPT
@@ -313,11 +317,12 @@ func ReasonStrings(rs []Reason) []string {
 	return out
 }
 
-// add merges a finding into the verdict and returns the score it adds.
-func (v *Verdict) add(fd Finding) int64 {
+// add merges a finding into the verdict (its score is counted by family,
+// FamilyScores).
+func (v *Verdict) add(fd Finding) {
 	v.Findings = append(v.Findings, fd)
 	if fd.DryRun {
-		return 0
+		return
 	}
 	switch {
 	case fd.Action > v.Action:
@@ -326,13 +331,11 @@ func (v *Verdict) add(fd Finding) int64 {
 	case fd.Action == v.Action && fd.Action != ActionAllow && !slices.Contains(v.Reasons, fd.Reason):
 		v.Reasons = append(v.Reasons, fd.Reason)
 	}
-	return int64(fd.Score)
 }
 
 // applyRules adds a finding for every rule of stage that matches, skipping
-// rules of direction skip, and returns the score they add.
-func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, adjust func(Finding) Finding) int64 {
-	var score int64
+// rules of direction skip.
+func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, adjust func(Finding) Finding) {
 	for i := range e.rules {
 		r := &e.rules[i]
 		if r.stage != stage || r.dir == string(skip) {
@@ -349,12 +352,11 @@ func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, a
 			continue
 		}
 		before := v.Action
-		score += v.add(adjust(Finding{Rule: r.name, Reason: r.reason, Action: r.action, DryRun: r.dryRun, Score: r.score, Evidence: evidence(r, f)}))
+		v.add(adjust(Finding{Rule: r.name, Reason: r.reason, Family: r.family, Action: r.action, DryRun: r.dryRun, Score: r.score, Evidence: evidence(r, f)}))
 		if v.Action > before {
 			v.Text = r.text
 		}
 	}
-	return score
 }
 
 // evaluateReinjected handles a message a content filter handed back: it was
@@ -424,14 +426,58 @@ func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
 	return v
 }
 
+// FamilyScores is a message's score by family: each family's highest
+// acted-on finding. A finding without a family is a family of its own.
+func FamilyScores(fs []Finding) map[Family]int64 {
+	out := map[Family]int64{}
+	for _, f := range fs {
+		if f.DryRun || f.Score <= 0 {
+			continue
+		}
+		fam := f.Family
+		if fam == "" {
+			fam = Family("reason:" + string(f.Reason))
+		}
+		out[fam] = max(out[fam], int64(f.Score))
+	}
+	return out
+}
+
+// scoreFamilyKey is the Scores counter key of one family's share of an
+// account's score.
+func scoreFamilyKey(account string, fam Family) string { return account + "\x00" + string(fam) }
+
 // scoreAndEscalate adds this message's finding score to the account's
-// window (once per queue ID across both paths) and asks for a state change
-// when a threshold is crossed. Errors only skip escalation.
-func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, key string, score int64) {
+// window (once per queue ID across both paths; the second amount counts
+// the messages that scored) and asks for a state change when a threshold
+// is crossed. One message, whatever it scores, puts the account on watch
+// at most: a restriction needs evidence from more than one message (a
+// class announcement is one message), and volume evidence counts once an
+// hour. Errors only skip escalation.
+func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, key string, fams map[Family]int64) {
+	if fams[verdict.Volume] > 0 {
+		// One burst is one piece of volume evidence: the messages after
+		// it in the same hour trip the same windows (a reply after a class
+		// announcement is "above the baseline" too). They are held, but
+		// score again only in a later hour.
+		if vt, err := e.o.Scores.Peek(ctx, scoreFamilyKey(sub.Account, verdict.Volume), sub.Time); err == nil && vt.Recipients1h > 0 {
+			fams = maps.Clone(fams)
+			delete(fams, verdict.Volume)
+		}
+	}
+	var score int64
+	for _, sc := range fams {
+		score += sc
+	}
 	var t store.Totals
 	var err error
 	if score > 0 {
-		t, err = e.o.Scores.Charge(ctx, sub.Account, key, sub.Time, score, 0)
+		t, err = e.o.Scores.Charge(ctx, sub.Account, key, sub.Time, score, 1)
+		for fam, sc := range fams {
+			if _, ferr := e.o.Scores.Charge(ctx, scoreFamilyKey(sub.Account, fam), key, sub.Time, sc, 1); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
 	} else {
 		t, err = e.o.Scores.Peek(ctx, sub.Account, sub.Time)
 	}
@@ -439,18 +485,58 @@ func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdi
 		e.log.Warn("account score unavailable", "account", sub.Account, "err", err)
 		return
 	}
-	v.Score = t.Messages24h
+	v.Score, v.ScoredMessages = t.Messages24h, t.Recipients24h
 	if e.o.ScoreWindow == time.Hour {
-		v.Score = t.Messages1h
+		v.Score, v.ScoredMessages = t.Messages1h, t.Recipients1h
 	}
 	if score == 0 {
 		return
 	}
 	rank := v.AccountState.Rank()
 	switch {
-	case e.o.RestrictScore > 0 && v.Score >= e.o.RestrictScore && rank < store.AccountRestricted.Rank():
+	case e.o.RestrictScore > 0 && v.Score >= e.o.RestrictScore && v.ScoredMessages >= 2 && rank < store.AccountRestricted.Rank():
 		v.Escalate = store.AccountRestricted
 	case e.o.WatchScore > 0 && v.Score >= e.o.WatchScore && rank < store.AccountWatch.Rank():
 		v.Escalate = store.AccountWatch
 	}
+}
+
+// ScoreBreakdown is an account's score in the score window: the total, how
+// many messages it came from, and each family's share.
+type ScoreBreakdown struct {
+	Total    int64
+	Messages int64
+	Families map[Family]int64
+}
+
+// Scores returns an account's score breakdown at now.
+func (e *Engine) Scores(ctx context.Context, account string, now time.Time) (ScoreBreakdown, error) {
+	b := ScoreBreakdown{Families: map[Family]int64{}}
+	if e.o.Scores == nil {
+		return b, nil
+	}
+	pick := func(t store.Totals) (int64, int64) {
+		if e.o.ScoreWindow == time.Hour {
+			return t.Messages1h, t.Recipients1h
+		}
+		return t.Messages24h, t.Recipients24h
+	}
+	t, err := e.o.Scores.Peek(ctx, account, now)
+	if err != nil {
+		return b, err
+	}
+	b.Total, b.Messages = pick(t)
+	if b.Total == 0 {
+		return b, nil
+	}
+	for _, fam := range verdict.Families() {
+		ft, err := e.o.Scores.Peek(ctx, scoreFamilyKey(account, fam), now)
+		if err != nil {
+			return b, err
+		}
+		if sc, _ := pick(ft); sc > 0 {
+			b.Families[fam] = sc
+		}
+	}
+	return b, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"hash/maphash"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -56,9 +57,9 @@ type message struct {
 	learned  []Finding
 	novelty  *Novelty
 	didLearn bool
-	// scores of the findings acted on, by reason: the message's score is
-	// their sum, whichever paths reported them.
-	scores map[Reason]int64
+	// scores of the findings acted on, by family (each family's highest):
+	// the message's score is their sum, whichever paths reported them.
+	scores map[Family]int64
 }
 
 // bookTTL: both paths decide one message within the SMTP transaction,
@@ -306,24 +307,17 @@ func (m *message) recipients() []string {
 }
 
 // addScores merges this path's acted-on findings into the message's and
-// returns the message's total score.
-func (m *message) addScores(fs []Finding) int64 {
+// returns the message's score by family.
+func (m *message) addScores(fs []Finding) map[Family]int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.scores == nil {
-		m.scores = map[Reason]int64{}
+		m.scores = map[Family]int64{}
 	}
-	for _, f := range fs {
-		if f.DryRun || f.Score == 0 {
-			continue
-		}
-		m.scores[f.Reason] = max(m.scores[f.Reason], int64(f.Score))
+	for fam, sc := range FamilyScores(fs) {
+		m.scores[fam] = max(m.scores[fam], sc)
 	}
-	var total int64
-	for _, s := range m.scores {
-		total += s
-	}
-	return total
+	return maps.Clone(m.scores)
 }
 
 // remember keeps what the milter saw of the message for reinjectionOf.

@@ -10,6 +10,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // facts is what conditions are evaluated against.
@@ -135,6 +136,7 @@ type condition struct {
 }
 
 type rule struct {
+	family  verdict.Family
 	name    string
 	reason  Reason
 	stage   Stage
@@ -171,8 +173,13 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 		} else {
 			act = *r.Verdict
 		}
+		fam := r.Family
+		if fam == "" {
+			fam = verdict.Volume
+		}
 		cr := rule{
 			name:   r.Name,
+			family: fam,
 			reason: Reason(r.ReasonOrName()),
 			stage:  Stage(r.StageOrDefault()),
 			dir:    r.Direction,

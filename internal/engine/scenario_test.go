@@ -196,7 +196,7 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 			fmt.Fprintf(&out, " escalate=%s", v.Escalate)
 		}
 		if v.Score > 0 {
-			fmt.Fprintf(&out, " score=%d", v.Score)
+			fmt.Fprintf(&out, " score=%d/%dmsg", v.Score, v.ScoredMessages)
 		}
 		for _, f := range v.Findings {
 			if f.DryRun {

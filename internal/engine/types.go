@@ -37,6 +37,10 @@ const (
 	ActionReject = verdict.Reject
 )
 
+// Family is the kind of evidence a finding is (the catalogue is package
+// verdict).
+type Family = verdict.Family
+
 // ParseAction parses an action name.
 func ParseAction(s string) (Action, bool) { return verdict.Parse(s) }
 
@@ -189,8 +193,11 @@ type Novelty struct {
 
 // Finding is one thing a rule noticed.
 type Finding struct {
-	Rule     string `json:"rule"`
-	Reason   Reason `json:"reason"`
+	Rule   string `json:"rule"`
+	Reason Reason `json:"reason"`
+	// Family is the kind of evidence (verdict.Family): one message scores
+	// the highest finding of each family once.
+	Family   Family `json:"family,omitempty"`
 	Action   Action `json:"-"`
 	DryRun   bool   `json:"dry_run,omitempty"`
 	Score    int    `json:"score,omitempty"`
@@ -210,8 +217,10 @@ type Verdict struct {
 	// AccountState is the account's state when the message was decided.
 	AccountState store.AccountState
 	// Score is the account's finding score in the score window, including
-	// this message's findings.
-	Score int64
+	// this message's findings; ScoredMessages is how many messages it
+	// comes from (a restriction needs more than one).
+	Score          int64
+	ScoredMessages int64
 	// Escalate, when set, is the state the account should move to because
 	// its score crossed a threshold. The daemon applies it through ops.
 	Escalate store.AccountState

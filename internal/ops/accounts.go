@@ -105,6 +105,11 @@ func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDeta
 			d.Baseline = b
 		}
 	}
+	if s.Score != nil {
+		if sc, ok := s.Score(ctx, name, s.now()); ok {
+			d.Score = sc
+		}
+	}
 	holds, err := s.Store.ListHolds(ctx, store.HoldFilter{Account: name, Limit: 20})
 	if err != nil {
 		return nil, err

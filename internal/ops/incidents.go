@@ -256,9 +256,13 @@ func (s *Service) ListIncidents(ctx context.Context, req api.ListIncidentsReques
 			return nil, fmt.Errorf("%w: state must be open, confirmed, contained, resolved, dismissed, active or all", api.ErrBadRequest)
 		}
 	}
+	// Which runs go on is read before the incidents: a run that ends
+	// while they are read may not show in them, and is reported as
+	// running so that the caller looks again (see GetIncident).
+	before := s.runningNow()
 	list, err := r.Incidents.ListIncidents(ctx, f)
 	for i := range list {
-		list[i].Running = s.running(list[i].ID)
+		list[i].Running = before[list[i].ID] || s.running(list[i].ID)
 	}
 	return list, err
 }
@@ -269,9 +273,15 @@ func (s *Service) GetIncident(ctx context.Context, id int64) (*store.Incident, e
 	if err != nil {
 		return nil, err
 	}
+	// Running is asked before the incident is read: a run that ends
+	// during the read may have written its steps after it, so the
+	// incident is reported as running and the caller reads it again.
+	// (Asked only after, a run finished meanwhile would leave an old
+	// incident marked as done.)
+	running := s.running(id)
 	in, err := r.Incidents.GetIncident(ctx, id)
 	if err == nil {
-		in.Running = s.running(id)
+		in.Running = running || s.running(id)
 	}
 	return in, err
 }

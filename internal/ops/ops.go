@@ -60,6 +60,9 @@ type Service struct {
 	// recognised as re-injected, not decided again.
 	Released func(h *store.Hold)
 	// Verdicts keeps each account's recent verdicts for account show.
+	// Score returns an account's score arithmetic (the engine's); nil
+	// when scoring is off.
+	Score    func(ctx context.Context, account string, at time.Time) (*api.AccountScore, bool)
 	Verdicts *Verdicts
 	// ConfigText returns the effective configuration, secrets redacted.
 	ConfigText func() string

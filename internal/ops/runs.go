@@ -108,6 +108,17 @@ func (s *Service) schedule(id int64, actor string) {
 	}()
 }
 
+// runningNow returns the incidents whose playbook is running.
+func (s *Service) runningNow() map[int64]bool {
+	s.runs.mu.Lock()
+	defer s.runs.mu.Unlock()
+	out := make(map[int64]bool, len(s.runs.running))
+	for id := range s.runs.running {
+		out[id] = true
+	}
+	return out
+}
+
 // running reports whether incident id's playbook is running.
 func (s *Service) running(id int64) bool {
 	s.runs.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // ReasonReplyToSuspectedPhish is reported for an outbound reply to
@@ -322,7 +323,7 @@ func (m *Memory) Outbound(_ context.Context, sub *engine.Submission) []engine.Fi
 }
 
 func (m *Memory) finding(evidence string) engine.Finding {
-	return engine.Finding{Rule: "reply-to-suspected-phish", Reason: ReasonReplyToSuspectedPhish, Action: m.o.Action, Score: m.o.Score, DryRun: m.o.DryRun, Evidence: evidence}
+	return engine.Finding{Rule: "reply-to-suspected-phish", Reason: ReasonReplyToSuspectedPhish, Family: verdict.Phish, Action: m.o.Action, Score: m.o.Score, DryRun: m.o.DryRun, Evidence: evidence}
 }
 
 // Len returns how many Message-IDs and addresses are remembered.

@@ -34,6 +34,12 @@ const (
 var Steps = []Step{StepRestrictSending, StepHoldQueuedMail, StepLockLogin, StepScramblePassword, StepEndSessions,
 	StepForcePasswordChange, StepCheckPersistence, StepNotify}
 
+// Restricts reports whether step s acts on the account — stops its mail,
+// its login or its password — rather than only telling or looking.
+func Restricts(s Step) bool {
+	return s != StepNotify && s != StepCheckPersistence
+}
+
 // Valid reports whether s is a known step.
 func (s Step) Valid() bool { return slices.Contains(Steps, s) }
 

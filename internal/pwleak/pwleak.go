@@ -42,6 +42,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/pwhash"
+	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
 // ReasonPasswordLeak: an outbound message contains the sender's own
@@ -221,7 +222,7 @@ func (d *Detector) Outbound(ctx context.Context, sub *engine.Submission) []engin
 
 func (d *Detector) found(sub *engine.Submission, secret []byte, i int, src leakscan.Source) []engine.Finding {
 	sub.Secrets = append(sub.Secrets, bytes.Clone(secret))
-	return []engine.Finding{{Rule: "password-leak", Reason: ReasonPasswordLeak, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+	return []engine.Finding{{Rule: "password-leak", Reason: ReasonPasswordLeak, Family: verdict.Secret, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
 		Evidence: fmt.Sprintf("the sender's own password is in the message (candidate %d, from a %s)", i+1, src)}}
 }
 
@@ -259,7 +260,7 @@ func (d *Detector) runJob(j job) {
 			d.markChecked(j.account, c, tag)
 		}
 		if ok {
-			f := engine.Finding{Rule: "password-leak", Reason: ReasonPasswordLeak, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+			f := engine.Finding{Rule: "password-leak", Reason: ReasonPasswordLeak, Family: verdict.Secret, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
 				Evidence: "the sender's own password is in the message (" + j.where[i] + ", found after delivery by the background check)"}
 			d.o.Log.Warn("password leak found after the message was decided", "account", j.account, "queue_id", j.queueID)
 			if d.o.OnLateMatch != nil {

@@ -60,3 +60,40 @@ func (a *Action) UnmarshalText(b []byte) error {
 // Ptr returns a pointer to a copy of a (a rule's verdict is a pointer: a
 // rule without one is refused).
 func (a Action) Ptr() *Action { return &a }
+
+// Family is the kind of evidence a finding is. Findings of one family in
+// one message are one piece of evidence (the same recipients drive the
+// novelty, baseline and recipient-rate findings): a message scores the
+// highest finding of each family, and a score alone restricts an account
+// only with evidence from more than one message.
+type Family string
+
+const (
+	// Volume: how many recipients or messages — rate rules, the learned
+	// baseline, first-time recipients. A class announcement has it.
+	Volume Family = "volume"
+	// Scripted: a scripted client sending in bulk (the zclient trap).
+	Scripted Family = "scripted"
+	// Identity: forged account or client headers, a client family the
+	// account never used.
+	Identity Family = "identity"
+	// Phish: replies to phish and to listed phishers.
+	Phish Family = "phish"
+	// Secret: the account's own password in an outbound message.
+	Secret Family = "secret"
+	// State: the account is restricted or locked (adds no score).
+	State Family = "state"
+)
+
+// Families lists every family.
+func Families() []Family { return []Family{Volume, Scripted, Identity, Phish, Secret, State} }
+
+// Valid reports whether f is a known family.
+func (f Family) Valid() bool {
+	for _, g := range Families() {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}

@@ -44,13 +44,13 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 }
 
 type accountData struct {
-	A                 *api.AccountDetail
-	Path              string // /accounts/NAME, escaped
-	Baseline, Novelty []string
-	Incidents         []store.Incident
-	Chart             *chart
-	Events            []api.TimelineEvent
-	TimelineError     string
+	A                        *api.AccountDetail
+	Path                     string // /accounts/NAME, escaped
+	Baseline, Novelty, Score []string
+	Incidents                []store.Incident
+	Chart                    *chart
+	Events                   []api.TimelineEvent
+	TimelineError            string
 }
 
 func (s *Server) account(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +64,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	d := accountData{A: a, Path: "/accounts/" + url.PathEscape(a.Name)}
 	if a.Baseline != nil {
 		d.Baseline = a.Baseline.Summary()
+	}
+	if a.Score != nil {
+		d.Score = a.Score.Summary()
 	}
 	if a.Novelty != nil {
 		d.Novelty = a.Novelty.Summary()

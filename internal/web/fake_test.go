@@ -169,6 +169,7 @@ func (f *fakeMethods) GetAccount(_ context.Context, name string) (*api.AccountDe
 	d.Counters = store.Totals{Messages1h: 3, Recipients1h: 80, Messages24h: 9, Recipients24h: 120}
 	d.Baseline = &api.AccountBaseline{HistoryDays: 14, DayRecipientsMedian: 12, PeakHourRecipientsP90: 4.5, ClientFamilies: []string{"zimbra-ajax"}}
 	d.Novelty = &api.AccountNovelty{FirstTime1h: 2, FirstTime24h: 5, Distinct1h: 3, Distinct24h: 9, Known: 140, Tracked: "336h0m0s"}
+	d.Score = &api.AccountScore{Total: 10, Messages: 1, Families: map[string]int64{"volume": 5, "scripted": 5}, Window: "24h", WatchScore: 5, RestrictScore: 10}
 	for _, h := range f.holds {
 		if h.Account == name {
 			d.RecentHolds = append(d.RecentHolds, *h) // content included: the UI must not show it

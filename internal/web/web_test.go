@@ -608,7 +608,8 @@ func TestCharts(t *testing.T) {
 		}
 	}
 	body := e.as("admin", call{method: "GET", path: "/accounts/alice@example.org"}).Body.String()
-	for _, want := range []string{`class="event ev-state"`, "locked", "Usually 12 recipients a day (median of 14 days of history).", "A busy hour reaches 4.5 recipients", "Remembers 140 correspondents"} {
+	for _, want := range []string{`class="event ev-state"`, "locked", "Usually 12 recipients a day (median of 14 days of history).", "A busy hour reaches 4.5 recipients", "Remembers 140 correspondents",
+		"Score 10 in the last 24h, from 1 message: scripted 5, volume 5.", "one message never restricts an account"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("account page lacks %q", want)
 		}
