@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"os"
 	"reflect"
 	"strconv"
@@ -270,16 +272,22 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, errs *Errors) {
 
 // suggest names the closest known key, for typos.
 func suggest(key string, fields map[string]int) string {
-	best, bestD := "", 3
-	for f := range fields {
-		if d := distance(key, f); d < bestD {
-			best, bestD = f, d
+	return DidYouMean(key, maps.Keys(fields), 2)
+}
+
+// DidYouMean returns ` (did you mean "x"?)` for the candidate closest to s
+// within maxDistance edits (the first in order on a tie), or "".
+func DidYouMean(s string, candidates iter.Seq[string], maxDistance int) string {
+	best, bestD := "", maxDistance+1
+	for c := range candidates {
+		if d := distance(s, c); d < bestD || d == bestD && c < best {
+			best, bestD = c, d
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
+	if best == "" {
+		return ""
 	}
-	return ""
+	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
 func distance(a, b string) int {

@@ -111,16 +111,23 @@ type escalation struct {
 }
 
 func (d *Daemon) snapshotLoop(ctx context.Context) {
-	t := time.NewTicker(snapshotEvery)
+	every(ctx, snapshotEvery, func(now time.Time) {
+		d.saveSnapshots(ctx)
+		d.counters.Sweep(now)
+		d.scores.Sweep(now)
+	})
+}
+
+// every calls f each period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			d.saveSnapshots(ctx)
-			d.counters.Sweep(now)
-			d.scores.Sweep(now)
+			f(now)
 		}
 	}
 }

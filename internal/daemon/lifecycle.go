@@ -394,27 +394,29 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 
 	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir}
-	if cfg.Policy.Enabled {
-		ln, err := listen(cfg.Policy.Listen)
+	// The two protocol servers: listen, serve, say where.
+	listenProto := func(name, addr string, serve func(net.Listener) error, shutdown func(context.Context) error) (net.Addr, error) {
+		ln, err := listen(addr)
 		if err != nil {
-			return fmt.Errorf("policy listener: %w", err)
+			return nil, fmt.Errorf("%s listener: %w", name, err)
 		}
-		d.Policy = ln.Addr()
-		status.Policy = ln.Addr().String()
+		d.serve(name+" server", ln, serve, shutdown)
+		d.log.Info(name+" server listening", "addr", ln.Addr().String())
+		return ln.Addr(), nil
+	}
+	if cfg.Policy.Enabled {
 		srv := d.policyServer()
-		d.serve("policy server", ln, srv.Serve, srv.Shutdown)
-		d.log.Info("policy server listening", "addr", ln.Addr().String())
+		if d.Policy, err = listenProto("policy", cfg.Policy.Listen, srv.Serve, srv.Shutdown); err != nil {
+			return err
+		}
+		status.Policy = d.Policy.String()
 	}
 	if cfg.Milter.Enabled {
-		ln, err := listen(cfg.Milter.Listen)
-		if err != nil {
-			return fmt.Errorf("milter listener: %w", err)
-		}
-		d.Milter = ln.Addr()
-		status.Milter = ln.Addr().String()
 		srv := d.milterServer()
-		d.serve("milter server", ln, srv.Serve, srv.Shutdown)
-		d.log.Info("milter listening", "addr", ln.Addr().String())
+		if d.Milter, err = listenProto("milter", cfg.Milter.Listen, srv.Serve, srv.Shutdown); err != nil {
+			return err
+		}
+		status.Milter = d.Milter.String()
 	}
 	if cfg.HTTP.Enabled {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -552,18 +554,7 @@ func (d *Daemon) startLoops() {
 		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })
 	}
 	if nv := d.dets.Novelty; nv != nil {
-		loop(func() {
-			t := time.NewTicker(time.Hour)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case now := <-t.C:
-					nv.Tracker.Sweep(now)
-				}
-			}
-		})
+		loop(func() { every(ctx, time.Hour, func(now time.Time) { nv.Tracker.Sweep(now) }) })
 	}
 	d.push("background loops", func(context.Context) error {
 		d.loopCancel()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -64,7 +65,7 @@ func (d *Daemon) buildResponse() error {
 	for i, pc := range cfg.Playbooks {
 		for j, tr := range pc.Triggers {
 			if !known[tr] {
-				add(fmt.Sprintf("playbooks[%d].triggers[%d]", i, j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, suggestReason(tr, known)))
+				add(fmt.Sprintf("playbooks[%d].triggers[%d]", i, j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, config.DidYouMean(tr, maps.Keys(known), 3)))
 			}
 		}
 		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: pc.Severity, Steps: pc.Steps, ConfirmFrom: len(pc.Steps)}
@@ -151,42 +152,6 @@ func (d *Daemon) buildResponse() error {
 		return errs
 	}
 	return nil
-}
-
-// suggestReason returns ` (did you mean "x"?)` for the known reason
-// closest to s, or "".
-func suggestReason(s string, known map[string]bool) string {
-	best, bestD := "", 4
-	for k := range known {
-		if d := editDistance(s, k); d < bestD || d == bestD && k < best {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // startResponse assembles account response over the store: the runner
