@@ -43,7 +43,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		d.logReinjected(sub, v)
 		return milter.Decision{Kind: milter.Accept}, nil
 	}
-	if d.pwleak != nil && sub.Direction != engine.Inbound && sub.AccountSource != engine.SourceUnauthenticated {
+	if d.pwleak != nil && translate.ContentScanned(sub) {
 		sub.Body = translate.RawMessage(msg)
 		defer clear(sub.Body)
 	}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
-	"github.com/mailbrake/mailbrake/internal/directory/passwdfile"
 	"github.com/mailbrake/mailbrake/internal/engine"
-	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 )
@@ -36,23 +35,19 @@ func (d *Daemon) buildPasswordLeak() error {
 			if d.cfg.Directory.PasswdFile.Path == "" {
 				continue
 			}
-			sources = append(sources, passwdFileSource{d.cfg.Directory.PasswdFile.Path})
+			sources = append(sources, detect.PasswdFileSource{Path: d.cfg.Directory.PasswdFile.Path})
 		}
 	}
-	if len(sources) == 0 {
+	d.pwleakOpts = detect.PasswordLeakOptions(d.cfg, sources, d.log)
+	if d.pwleakOpts == nil {
 		d.log.Info("password-leak detection off: no directory configured (directory.ldap or directory.passwd_file)")
 		return nil
 	}
-	d.pwleakOpts = &pwleak.Options{
-		Sources: sources, CacheTTL: cfg.CacheTTL.D(), InlineBudget: cfg.InlineBudget.D(), MaxSlowCandidates: cfg.MaxSlowCandidates, Workers: cfg.Workers,
-		Extract: leakscan.Options{MaxBytes: cfg.MaxScanBytes, MinLen: cfg.MinLength, MaxLen: cfg.MaxLength, MaxCandidates: cfg.MaxCandidates},
-		Action:  cfg.Verdict, Score: cfg.Score, DryRun: cfg.DryRun, Log: d.log,
-		OnLateMatch: func(account, queueID string, f engine.Finding) {
-			if f.DryRun {
-				return
-			}
-			d.queueFindings(account, []ops.Finding{{Reason: string(f.Reason), Detail: f.Evidence, QueueID: queueID}})
-		},
+	d.pwleakOpts.OnLateMatch = func(account, queueID string, f engine.Finding) {
+		if f.DryRun {
+			return
+		}
+		d.queueFindings(account, []ops.Finding{{Reason: string(f.Reason), Detail: f.Evidence, QueueID: queueID}})
 	}
 	return nil
 }
@@ -67,18 +62,6 @@ func (ldapSource) Name() string { return "ldap" }
 func (s ldapSource) PasswordHash(ctx context.Context, account string) (string, error) {
 	h, err := s.c.PasswordHash(ctx, account)
 	if errors.Is(err, ldapdir.ErrNoSuchAccount) || errors.Is(err, ldapdir.ErrNoPassword) {
-		return "", errors.Join(pwleak.ErrNoSuchAccount, err)
-	}
-	return h, err
-}
-
-type passwdFileSource struct{ path string }
-
-func (passwdFileSource) Name() string { return "passwd_file" }
-
-func (s passwdFileSource) PasswordHash(_ context.Context, account string) (string, error) {
-	h, err := passwdfile.Lookup(s.path, account)
-	if errors.Is(err, passwdfile.ErrNoSuchAccount) {
 		return "", errors.Join(pwleak.ErrNoSuchAccount, err)
 	}
 	return h, err

@@ -18,6 +18,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/milter"
 	"github.com/mailbrake/mailbrake/internal/policy"
+	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/translate"
 )
@@ -57,6 +58,9 @@ type scenarioInput struct {
 	// Headers are more header fields, in order, after the account
 	// header, X-Mailer and User-Agent: [["Name", "value"], …].
 	Headers [][2]string `json:"headers"`
+	// Body is the message body after the header block (milter path), as
+	// the milter keeps it: the content detectors read it.
+	Body string `json:"body"`
 }
 
 // TestScenarios runs every testdata/scenarios/*.txt file: an optional YAML
@@ -113,9 +117,20 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	detectors := dets.All()
+	// The password-leak check as the daemon builds it, from a passwd-file
+	// (the scenario's directory.passwd_file, relative to this package).
+	var leak *pwleak.Detector
+	if p := cfg.Directory.PasswdFile.Path; p != "" {
+		if o := detect.PasswordLeakOptions(cfg, []pwleak.HashSource{detect.PasswdFileSource{Path: p}}, nil); o != nil {
+			leak = pwleak.New(*o)
+			t.Cleanup(leak.Close)
+			detectors = append(detectors, leak)
+		}
+	}
 	e, err := engine.New(engine.Options{Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
 		States: states, Scores: counter.NewMemory(), WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
-		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Detectors: dets.All()})
+		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Detectors: detectors})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +184,18 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 				if sub, ok = tr.PolicySubmission(req); !ok {
 					t.Fatalf("input line %d: state %s not decided on", n+1, req.ProtocolState)
 				}
+				if in.Body != "" {
+					t.Fatalf("input line %d: the policy path sees no body", n+1)
+				}
 			} else {
 				if in.Path != "" && in.Path != "milter" || in.Stage != "" && in.Stage != "eom" {
 					t.Fatalf("input line %d: the milter sees whole messages (path milter, stage eom)", n+1)
 				}
-				sub = tr.MilterSubmission(scenarioMessage(cfg, in, qid))
+				msg := scenarioMessage(cfg, in, qid)
+				sub = tr.MilterSubmission(msg)
+				if leak != nil && translate.ContentScanned(sub) {
+					sub.Body = translate.RawMessage(msg) // as the daemon's milter adapter does
+				}
 			}
 			if v, err = e.Evaluate(context.Background(), sub); err != nil {
 				t.Fatalf("input line %d: %v", n+1, err)
@@ -234,5 +256,7 @@ func scenarioMessage(cfg *config.Config, in scenarioInput, qid string) *milter.M
 	for _, h := range in.Headers {
 		msg.Headers = append(msg.Headers, milter.Header{Name: h[0], Value: h[1]})
 	}
+	msg.Preview = []byte(in.Body)
+	msg.BodySize = int64(len(in.Body))
 	return msg
 }

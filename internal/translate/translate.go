@@ -305,6 +305,13 @@ func TextPreview(msg *milter.Message, limit int) string {
 	return bound(strings.ToValidUTF8(s, "\uFFFD"), limit)
 }
 
+// ContentScanned reports whether a message's content is read by the
+// content detectors (password leak): outbound mail of a known account;
+// inbound and unauthenticated mail is never scanned.
+func ContentScanned(sub *engine.Submission) bool {
+	return sub.Direction != engine.Inbound && sub.AccountSource != engine.SourceUnauthenticated
+}
+
 // RawMessage rebuilds the message as the detectors read it: the header
 // fields, a blank line and the body bytes kept.
 func RawMessage(msg *milter.Message) []byte {
