@@ -36,6 +36,10 @@ type Options struct {
 	NewClientScore    int
 	NewClientMinRcpts int
 	NewClientDryRun   bool
+	// Learning, when set, reports a new installation still learning at
+	// the given time (novelty.learning): every finding is dry-run then,
+	// as every account's normal is still unknown.
+	Learning func(time.Time) bool
 }
 
 type day struct {
@@ -209,12 +213,29 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 			Evidence: fmt.Sprintf("hour_recipients=%d limit=%.0f (p90 peak hour %.0f over %d days)", s.hourRcpt, limitHour, nm.PeakHourRcpts, nm.HistoryDays)})
 	}
 	if float64(s.rcpts) > limitDay {
-		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineDay, Family: verdict.Volume, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
+		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineDay, Family: verdict.Volume, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun, Day: true,
 			Evidence: fmt.Sprintf("day_recipients=%d limit=%.0f (median day %.0f over %d days)", s.rcpts, limitDay, nm.DayRcpts, nm.HistoryDays)})
+	}
+	if len(out) > 0 && sub.Novelty != nil && sub.Novelty.New == 0 {
+		// Volume to people the account already writes to (the second
+		// issue of a newsletter) is evidence for review, not a hold: it is
+		// scored and reported, and the message goes.
+		for i := range out {
+			out[i].Action = engine.ActionAllow
+			out[i].Evidence += " (known recipients only: evidence, not held)"
+		}
 	}
 	if hadHistory && !known && hadFamilies && sub.Client.Family != fingerprint.FamilyUnknown && sub.RecipientCount >= d.o.NewClientMinRcpts {
 		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonNewClientFamily, Family: verdict.Identity, Action: d.o.NewClientAction, Score: d.o.NewClientScore, DryRun: d.o.NewClientDryRun,
 			Evidence: fmt.Sprintf("client_family=%s never used in %d days", sub.Client.Family, nm.HistoryDays)})
+	}
+	if d.o.Learning != nil && len(out) > 0 && d.o.Learning(sub.Time) {
+		for i := range out {
+			if !out[i].DryRun {
+				out[i].DryRun = true
+				out[i].Evidence += " (learning)"
+			}
+		}
 	}
 	return out
 }

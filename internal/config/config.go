@@ -27,6 +27,7 @@ type Config struct {
 	Baseline     BaselineConfig     `yaml:"baseline" doc:"Learned per-account normal: flags sending far above what the account itself usually sends, and a client family it never used on a message to many recipients."`
 	Phish        PhishConfig        `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
 	Novelty      NoveltyConfig      `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
+	Campaign     CampaignConfig     `yaml:"campaign" doc:"Campaign fingerprints (milter path, needs novelty): the same message, sent as separate messages to people the account never wrote to, is a run. Subject and body are normalised (greetings, addresses, numbers removed, links reduced to their host) and kept only as keyed hashes; per account and fingerprint, messages and first-time recipients are counted over an hour, a day and a week."`
 	Phishers     PhishersConfig     `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
 	PasswordLeak PasswordLeakConfig `yaml:"password_leak" doc:"Password-leak detection: every candidate string of an outbound message (all text parts, decoded, quoted replies included) is tested against the sender's own password hash from the directory (directory.ldap and/or directory.passwd_file). Needs the milter path: the policy path carries no content."`
 	Directory    DirectoryConfig    `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
@@ -140,9 +141,25 @@ type NoveltyConfig struct {
 	LocalDomains  []string       `yaml:"local_domains" doc:"Domains whose recipients are internal (for external_recipients and external_share); empty: only the sending account's own domain."`
 	FirstTimeHour int            `yaml:"first_time_hour" doc:"Flag an account that has mailed more than this many first-time recipients in the last hour (0: off)."`
 	FirstTimeDay  int            `yaml:"first_time_day" doc:"Flag an account that has mailed more than this many first-time recipients in the last 24 hours (0: off)."`
-	Learning      Duration       `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty findings are reported as dry-run while each account's correspondents are learned."`
+	Learning      Duration       `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty, baseline and campaign findings are reported as dry-run while each account's correspondents and normal are learned."`
 	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict when an account is flagged: tag, hold, defer or reject."`
 	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score."`
+	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
+}
+
+// CampaignConfig configures the campaign detector.
+type CampaignConfig struct {
+	Enabled       bool           `yaml:"enabled" doc:"Fingerprint outbound messages (needs novelty.enabled and the milter)."`
+	DayMessages   int            `yaml:"day_messages" doc:"A run: at least this many separate messages of one fingerprint in 24 hours …"`
+	DayFirstTime  int            `yaml:"day_first_time" doc:"… that went to at least this many first-time recipients."`
+	WeekMessages  int            `yaml:"week_messages" doc:"A slow run: at least this many separate messages of one fingerprint in 7 days …"`
+	WeekFirstTime int            `yaml:"week_first_time" doc:"… to at least this many first-time recipients."`
+	LureMessages  int            `yaml:"lure_messages" doc:"A phishing run: at least this many separate messages of one fingerprint with the vocabulary of credential phishing (password, quota, verify your account … with a link) in 24 hours …"`
+	LureFirstTime int            `yaml:"lure_first_time" doc:"… to at least this many first-time recipients (colleagues at the local domains count)."`
+	MaxPerAccount int            `yaml:"max_per_account" doc:"Fingerprints remembered per account (least recently sent forgotten first)."`
+	MaxSite       int            `yaml:"max_site" doc:"Fingerprints remembered for the whole site, with the accounts that sent them."`
+	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict for a message of a run: tag, hold, defer or reject."`
+	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score (family campaign; a run scores once an hour)."`
 	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
 }
 
@@ -428,6 +445,15 @@ func Default() *Config {
 			Enabled: true, Lookback: Duration(90 * 24 * time.Hour), MaxPerAccount: 5000, KeyFile: "novelty.key",
 			LocalDomains: []string{}, FirstTimeHour: 0, FirstTimeDay: 100, Learning: Duration(7 * 24 * time.Hour),
 			Verdict: verdict.Hold, Score: 5,
+		},
+		// A run is the same text to people the account never wrote to, in
+		// separate messages: 5 in a day to 10 first-time recipients, or 10
+		// in a week to 25; with the vocabulary of credential phishing, 3
+		// messages to 3. A one-off announcement is one message and never a
+		// run (docs/detection.md).
+		Campaign: CampaignConfig{
+			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3,
+			MaxPerAccount: 256, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
 		},
 		// A reply to a known phisher is how an account gets taken over:
 		// hold it and put the account on watch (score 5).

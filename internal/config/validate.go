@@ -169,6 +169,27 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
+	if k := c.Campaign; k.Enabled {
+		verdictOf("campaign.verdict", k.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
+		for _, f := range []struct {
+			key string
+			v   int
+		}{{"day_messages", k.DayMessages}, {"day_first_time", k.DayFirstTime}, {"week_messages", k.WeekMessages}, {"week_first_time", k.WeekFirstTime},
+			{"lure_messages", k.LureMessages}, {"lure_first_time", k.LureFirstTime}} {
+			if f.v < 2 {
+				add("campaign."+f.key, "must be at least 2 (one message is never a run), got %d", f.v)
+			}
+		}
+		if k.MaxPerAccount < 16 || k.MaxPerAccount > 100_000 {
+			add("campaign.max_per_account", "must be between 16 and 100000, got %d", k.MaxPerAccount)
+		}
+		if k.MaxSite < 100 || k.MaxSite > 10_000_000 {
+			add("campaign.max_site", "must be between 100 and 10000000, got %d", k.MaxSite)
+		}
+		if k.Score < 0 || k.Score > 1000 {
+			add("campaign.score", "must be between 0 and 1000, got %d", k.Score)
+		}
+	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
 		verdictOf("phishers.verdict", p.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		verdictOf("phishers.inbound_verdict", p.InboundVerdict, verdict.Allow, verdict.Tag, verdict.Hold, verdict.Reject)

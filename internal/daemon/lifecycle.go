@@ -273,6 +273,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if dets.Novelty != nil {
 		d.snapshotters = append(d.snapshotters, snapshotter{"novelty\x00", dets.Novelty.Tracker.Dirty, dets.Novelty.Tracker.Restore})
 	}
+	if dets.Campaign != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"campaign\x00", dets.Campaign.Tracker.Dirty, dets.Campaign.Tracker.Restore})
+	}
 	if ph := dets.Phishers; ph != nil {
 		listed, block, allow := ph.Len()
 		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)

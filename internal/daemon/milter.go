@@ -43,7 +43,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		d.logReinjected(sub, v)
 		return milter.Decision{Kind: milter.Accept}, nil
 	}
-	if d.pwleak != nil && translate.ContentScanned(sub) {
+	if (d.pwleak != nil || d.dets.Campaign != nil) && translate.ContentScanned(sub) {
 		sub.Body = translate.RawMessage(msg)
 		defer clear(sub.Body)
 	}

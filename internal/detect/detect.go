@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/mailbrake/mailbrake/internal/baseline"
+	"github.com/mailbrake/mailbrake/internal/campaign"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
@@ -19,6 +20,7 @@ import (
 // Set is the built detectors.
 type Set struct {
 	Novelty  *Novelty           // nil when off
+	Campaign *Campaign          // nil when off (or novelty off)
 	Baseline *baseline.Detector // nil when off
 	Phish    *phishmem.Memory   // nil when off
 	Phishers *Phishers          // nil without lists
@@ -41,6 +43,9 @@ func (s *Set) All() []engine.Detector {
 	}
 	if s.Baseline != nil {
 		out = append(out, s.Baseline)
+	}
+	if s.Campaign != nil {
+		out = append(out, s.Campaign)
 	}
 	if s.Phish != nil {
 		out = append(out, s.Phish)
@@ -65,6 +70,12 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		s.Novelty = NewNovelty(t, NoveltyOptions{FirstTimeHour: n.FirstTimeHour, FirstTimeDay: n.FirstTimeDay, Learning: n.Learning.D(),
 			LocalDomains: n.LocalDomains, Action: n.Verdict, Score: n.Score, DryRun: n.DryRun})
 	}
+	if k := c.Campaign; k.Enabled && s.Novelty != nil {
+		t := campaign.New(campaign.Options{Key: o.NoveltyKey, MaxPerAccount: k.MaxPerAccount, MaxSite: k.MaxSite})
+		s.Campaign = NewCampaign(t, CampaignOptions{DayMessages: k.DayMessages, DayFirstTime: k.DayFirstTime, WeekMessages: k.WeekMessages,
+			WeekFirstTime: k.WeekFirstTime, LureMessages: k.LureMessages, LureFirstTime: k.LureFirstTime, Action: k.Verdict, Score: k.Score, DryRun: k.DryRun,
+			Learning: s.Novelty.Learning})
+	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
 		ph, err := NewPhishers(PhishersOptions{Lists: p.Lists, Cleared: p.Cleared, Blocklist: p.Blocklist, Allowlist: p.Allowlist,
 			Action: p.Verdict, Score: p.Score, InboundAction: p.InboundVerdict, DryRun: p.DryRun, Logger: o.Logger})
@@ -74,9 +85,15 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		s.Phishers = ph
 	}
 	if b := c.Baseline; b.Enabled {
-		s.Baseline = baseline.New(baseline.Options{Days: b.Days, Factor: b.Factor, FloorHour: b.FloorHour, FloorDay: b.FloorDay,
+		o := baseline.Options{Days: b.Days, Factor: b.Factor, FloorHour: b.FloorHour, FloorDay: b.FloorDay,
 			MinHistoryDays: b.MinHistoryDays, Action: b.Verdict, Score: b.Score, DryRun: b.DryRun,
-			NewClientAction: b.NewClientVerdict, NewClientScore: b.NewClientScore, NewClientMinRcpts: b.NewClientMinRcpts})
+			NewClientAction: b.NewClientVerdict, NewClientScore: b.NewClientScore, NewClientMinRcpts: b.NewClientMinRcpts}
+		if s.Novelty != nil {
+			// One learning period for the installation: the baseline's
+			// normals are as new as the novelty tracker's recipients.
+			o.Learning = s.Novelty.Learning
+		}
+		s.Baseline = baseline.New(o)
 	}
 	if p := c.Phish; p.Enabled {
 		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: p.Verdict, Score: p.Score, DryRun: p.DryRun, TrustTags: p.TrustTags}
@@ -123,6 +140,8 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	ReasonFirstTimeRecipientsHour:        verdict.Volume,
 	ReasonFirstTimeRecipientsDay:         verdict.Volume,
 	ReasonReplyToPhisher:                 verdict.Phish,
+	ReasonCampaignRun:                    verdict.Campaign,
+	ReasonPhishingRun:                    verdict.Campaign,
 	ReasonFromListedPhisher:              verdict.Phish,
 	baseline.ReasonAboveBaselineHour:     verdict.Volume,
 	baseline.ReasonAboveBaselineDay:      verdict.Volume,

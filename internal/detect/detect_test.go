@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,4 +264,47 @@ func FuzzHeaderAddresses(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCampaignNamesEveryAccount: a lure sent by two accounts is flagged on
+// the second with both named, and only on messages with a body (the
+// policy path has none).
+func TestCampaignNamesEveryAccount(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.Learning = 0
+	set, err := Build(cfg, Options{NoveltyKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Campaign == nil {
+		t.Fatal("campaign detector not built by default")
+	}
+	body := "Subject: Mailbox quota\r\n\r\nYour mailbox is over its storage quota and will be suspended. Verify your account at https://verify.example.net/x and sign in with your password today.\r\n"
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	send := func(account, rcpt string, withBody bool) []engine.Finding {
+		sub := &engine.Submission{Time: now, Account: account, Sender: account, Recipients: []string{rcpt}, RecipientCount: 1, Subject: "Mailbox quota", Stage: engine.StageEOM}
+		if withBody {
+			sub.Body = []byte(body)
+		}
+		set.Novelty.Outbound(context.Background(), sub)
+		return set.Campaign.Outbound(context.Background(), sub)
+	}
+	for i := range 5 {
+		if f := send("a@example.edu", fmt.Sprintf("p%d@example.edu", i), false); f != nil {
+			t.Fatalf("a message without a body was fingerprinted: %v", f)
+		}
+	}
+	send("a@example.edu", "c1@example.edu", true)
+	send("b@example.edu", "c2@example.edu", true)
+	send("b@example.edu", "c3@example.edu", true)
+	f := send("b@example.edu", "c4@example.edu", true)
+	if len(f) != 1 || f[0].Reason != ReasonPhishingRun || f[0].Family != verdict.Campaign {
+		t.Fatalf("findings %+v", f)
+	}
+	if !strings.Contains(f[0].Evidence, "2 accounts sent it today") || !strings.Contains(f[0].Evidence, "a@example.edu") || !strings.Contains(f[0].Evidence, "b@example.edu") {
+		t.Errorf("evidence %q", f[0].Evidence)
+	}
+	if strings.Contains(f[0].Evidence, "verify.example.net") || strings.Contains(f[0].Evidence, "quota") {
+		t.Errorf("evidence shows content: %q", f[0].Evidence)
+	}
 }

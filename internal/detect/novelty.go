@@ -61,7 +61,7 @@ func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.F
 		return nil
 	}
 	st := n.Tracker.Observe(sub.Account, sub.Recipients, sub.Time)
-	nv := &engine.Novelty{New: st.New, Distinct: st.Distinct, Domains: st.Domains, External: n.external(sub),
+	nv := &engine.Novelty{New: st.New, NewExternal: st.NewExternal, Distinct: st.Distinct, Domains: st.Domains, External: n.external(sub),
 		FirstTime1h: st.FirstTime1h, FirstTime24h: st.FirstTime24h, Distinct1h: st.Distinct1h, Distinct24h: st.Distinct24h, Tracked: st.Tracked}
 	sub.Novelty = nv
 	if st.New == 0 {
@@ -70,7 +70,7 @@ func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.F
 		return nil
 	}
 	dry, note := n.o.DryRun, ""
-	if since := n.Tracker.Since(); since.IsZero() || sub.Time.Sub(since) < n.o.Learning {
+	if n.Learning(sub.Time) {
 		// A new installation: every recipient is first-time to it.
 		dry, note = true, " (learning)"
 	}
@@ -80,10 +80,19 @@ func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.F
 			Evidence: fmt.Sprintf("first_time_recipients_1h=%d limit=%d new=%d%s", st.FirstTime1h, n.o.FirstTimeHour, st.New, note)})
 	}
 	if n.o.FirstTimeDay > 0 && st.FirstTime24h > n.o.FirstTimeDay {
-		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsDay, Family: verdict.Volume, Action: n.o.Action, Score: n.o.Score, DryRun: dry,
+		out = append(out, engine.Finding{Rule: "novelty", Reason: ReasonFirstTimeRecipientsDay, Family: verdict.Volume, Action: n.o.Action, Score: n.o.Score, DryRun: dry, Day: true,
 			Evidence: fmt.Sprintf("first_time_recipients_24h=%d limit=%d new=%d%s", st.FirstTime24h, n.o.FirstTimeDay, st.New, note)})
 	}
 	return out
+}
+
+// Learning reports whether the tracker is still learning at now: for
+// novelty.learning after it first saw outbound mail, every recipient is
+// first-time to it, so findings built on first-time recipients are
+// reported as dry-run.
+func (n *Novelty) Learning(now time.Time) bool {
+	since := n.Tracker.Since()
+	return since.IsZero() || now.Sub(since) < n.o.Learning
 }
 
 // external counts the message's distinct recipients outside the local

@@ -352,7 +352,7 @@ func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, a
 			continue
 		}
 		before := v.Action
-		v.add(adjust(Finding{Rule: r.name, Reason: r.reason, Family: r.family, Action: r.action, DryRun: r.dryRun, Score: r.score, Evidence: evidence(r, f)}))
+		v.add(adjust(Finding{Rule: r.name, Reason: r.reason, Family: r.family, Action: r.action, DryRun: r.dryRun, Score: r.score, Evidence: evidence(r, f), Day: r.day}))
 		if v.Action > before {
 			v.Text = r.text
 		}
@@ -447,6 +447,10 @@ func FamilyScores(fs []Finding) map[Family]int64 {
 // account's score.
 func scoreFamilyKey(account string, fam Family) string { return account + "\x00" + string(fam) }
 
+// hourlyFamilies score at most once an hour per account: their findings
+// repeat for every message of one burst or run.
+var hourlyFamilies = []Family{verdict.Volume, verdict.Campaign}
+
 // scoreAndEscalate adds this message's finding score to the account's
 // window (once per queue ID across both paths; the second amount counts
 // the messages that scored) and asks for a state change when a threshold
@@ -455,14 +459,26 @@ func scoreFamilyKey(account string, fam Family) string { return account + "\x00"
 // class announcement is one message), and volume evidence counts once an
 // hour. Errors only skip escalation.
 func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, key string, fams map[Family]int64) {
-	if fams[verdict.Volume] > 0 {
+	for _, fam := range hourlyFamilies {
 		// One burst is one piece of volume evidence: the messages after
 		// it in the same hour trip the same windows (a reply after a class
 		// announcement is "above the baseline" too). They are held, but
-		// score again only in a later hour.
-		if vt, err := e.o.Scores.Peek(ctx, scoreFamilyKey(sub.Account, verdict.Volume), sub.Time); err == nil && vt.Recipients1h > 0 {
+		// score again only in a later hour, and evidence over a day's
+		// window (first-time recipients in 24 hours) only on a later day:
+		// the teacher's note to one new student three hours after the
+		// announcement is the same burst. A run's messages likewise.
+		if fams[fam] == 0 {
+			continue
+		}
+		dayOnly := true
+		for _, f := range v.Findings {
+			if f.Family == fam && !f.DryRun && f.Score > 0 && !f.Day {
+				dayOnly = false
+			}
+		}
+		if vt, err := e.o.Scores.Peek(ctx, scoreFamilyKey(sub.Account, fam), sub.Time); err == nil && (vt.Recipients1h > 0 || dayOnly && vt.Recipients24h > 0) {
 			fams = maps.Clone(fams)
-			delete(fams, verdict.Volume)
+			delete(fams, fam)
 		}
 	}
 	var score int64

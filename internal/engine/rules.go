@@ -147,6 +147,7 @@ type rule struct {
 	score   int
 	text    string
 	usesCnt bool // tests a counter fact
+	day     bool // tests a day window and no hour window (Finding.Day)
 }
 
 func isCounter(fact string) bool {
@@ -191,6 +192,7 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 		if cr.dir == "" {
 			cr.dir = string(Outbound)
 		}
+		hourFact := false
 		for j, c := range r.When {
 			cp := fmt.Sprintf("%s.when[%d]", p, j)
 			cc, err := compileCondition(c)
@@ -200,6 +202,12 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 			}
 			if isCounter(c.Fact) {
 				cr.usesCnt = true
+			}
+			if strings.HasSuffix(c.Fact, "_24h") && !hourFact {
+				cr.day = true
+			}
+			if strings.HasSuffix(c.Fact, "_1h") {
+				hourFact, cr.day = true, false
 			}
 			if cr.stage == StageRcpt && c.Fact == "recipient_count" {
 				add(cp+".fact", "recipient_count is only known at end of message (Postfix sends 0 at RCPT); use stage eom")

@@ -55,6 +55,9 @@ type scenarioInput struct {
 	// message goes to rcpts generated addresses (rcpt000@dest.example …),
 	// the same ones every time.
 	RcptList []string `json:"rcpt_list"`
+	// RcptDomain is the domain of the generated recipients (default
+	// dest.example): another domain makes them first-time again.
+	RcptDomain string `json:"rcpt_domain"`
 	// Headers are more header fields, in order, after the account
 	// header, X-Mailer and User-Agent: [["Name", "value"], …].
 	Headers [][2]string `json:"headers"`
@@ -193,7 +196,7 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 				}
 				msg := scenarioMessage(cfg, in, qid)
 				sub = tr.MilterSubmission(msg)
-				if leak != nil && translate.ContentScanned(sub) {
+				if (leak != nil || dets.Campaign != nil) && translate.ContentScanned(sub) {
 					sub.Body = translate.RawMessage(msg) // as the daemon's milter adapter does
 				}
 			}
@@ -238,8 +241,12 @@ func scenarioMessage(cfg *config.Config, in scenarioInput, qid string) *milter.M
 		case in.Rcpt != "":
 			msg.Recipients = []string{in.Rcpt}
 		default:
+			dom := in.RcptDomain
+			if dom == "" {
+				dom = "dest.example"
+			}
 			for i := range in.Rcpts {
-				msg.Recipients = append(msg.Recipients, fmt.Sprintf("rcpt%03d@dest.example", i))
+				msg.Recipients = append(msg.Recipients, fmt.Sprintf("rcpt%03d@%s", i, dom))
 			}
 		}
 	}

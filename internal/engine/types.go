@@ -182,6 +182,9 @@ type Novelty struct {
 	Distinct int `json:"distinct"` // distinct recipients of the message
 	Domains  int `json:"domains"`  // distinct recipient domains
 	External int `json:"external"` // recipients outside the local domains
+	// NewExternal are the first-time recipients outside the local
+	// domains.
+	NewExternal int `json:"new_external"`
 
 	FirstTime1h  int `json:"first_time_1h"`
 	FirstTime24h int `json:"first_time_24h"`
@@ -202,6 +205,10 @@ type Finding struct {
 	DryRun   bool   `json:"dry_run,omitempty"`
 	Score    int    `json:"score,omitempty"`
 	Evidence string `json:"evidence,omitempty"`
+	// Day marks evidence over a day's window (first-time recipients in
+	// 24 hours, a day above the baseline): every later message of that day
+	// trips it again, so it scores once a day, not once an hour.
+	Day bool `json:"day,omitempty"`
 }
 
 // Verdict is the engine's decision about a submission.

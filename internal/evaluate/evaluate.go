@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
@@ -23,7 +25,28 @@ type Campaign struct {
 	Every    time.Duration // time between messages
 	// To, when set, is the only recipient (e.g. a listed phisher address).
 	To string
+	// OwnClient: the attacker uses the victim's usual client (the one in
+	// most of the account's history) instead of Client.
+	OwnClient bool
+	// Local: the recipients are colleagues at the account's own domain
+	// (internal phishing) instead of outside addresses.
+	Local bool
+	// NewAccount: the run comes from a brand-new account without
+	// history (from the middle of the data's time span).
+	NewAccount bool
+	// Subject and Body, when Body is set, are the message the campaign
+	// sends (Body a format with the message number, %[1]d, and the first
+	// recipient's name, %[2]s): the content detectors see it, as the
+	// milter would.
+	Subject, Body string
 }
+
+// slowBody and lureBody are the texts of the content campaigns: a
+// low-and-slow advance-fee run and an internal credential phish.
+const (
+	slowBody = "Hello %[2]s,\r\n\r\nI hope this finds you well. I am writing about a private investment opportunity with a guaranteed monthly return of %[1]d percent that a few colleagues and I have been part of. Our fund has helped many families; reply to this message and I will send the brochure and the details.\r\n\r\nKind regards\r\n"
+	lureBody = "Dear %[2]s,\r\n\r\nYour mailbox has exceeded its storage quota and will be suspended within 24 hours. To keep your messages, verify your account at https://webmail-quota.example.net/verify?id=%[1]d and sign in with your password.\r\n\r\nIT Service Desk\r\n"
+)
 
 // Campaigns are the campaigns of the evaluation (issue 3, item 8). The
 // phisher reply goes to a made-up address; the evaluation test replaces it
@@ -34,6 +57,14 @@ var Campaigns = []Campaign{
 	{Name: "slow-drip-smtp", Client: "Microsoft Outlook 16.0", Messages: 144, Rcpts: 10, Every: 10 * time.Minute},
 	{Name: "first-time-spray", Client: "Mozilla Thunderbird", Messages: 300, Rcpts: 1, Every: 2 * time.Minute},
 	{Name: "phisher-reply", Client: "Zimbra 8.8.15_GA_3901 (ZimbraWebClient - FF110 (Linux)/8.8.15_GA_3901)", Messages: 1, Rcpts: 1, To: "account.verify.desk@example.net"},
+	// Issue 12: under every volume threshold. Three new external
+	// recipients a message, 15 messages a day for 10 days, from the
+	// victim's own client; and one colleague a message, 30 a day for a
+	// week, with a credential lure.
+	{Name: "low-and-slow", OwnClient: true, Messages: 150, Rcpts: 3, Every: 96 * time.Minute, Subject: "A private opportunity", Body: slowBody},
+	{Name: "internal-phishing", OwnClient: true, Local: true, Messages: 210, Rcpts: 1, Every: 48 * time.Minute, Subject: "Mailbox quota exceeded", Body: lureBody},
+	// A run from an account that never sent before.
+	{Name: "new-account-run", NewAccount: true, Client: "Mozilla Thunderbird", Messages: 100, Rcpts: 5, Every: 5 * time.Minute, Subject: "A private opportunity", Body: slowBody},
 }
 
 // CampaignResult is how far one campaign got.
@@ -54,6 +85,10 @@ type Result struct {
 	LegitRestricted int              `json:"legit_senders_restricted"`
 	HeldByReason    map[string]int   `json:"legit_held_by_reason"`
 	Campaigns       []CampaignResult `json:"campaigns"`
+	Shapes          []ShapeResult    `json:"shapes"`
+	// RestrictedBySingleMessage counts legitimate senders whose
+	// restriction came from a message that was the only one scored.
+	RestrictedBySingleMessage int `json:"restricted_by_single_message"`
 }
 
 // HeldShare is the share of legitimate messages held.
@@ -74,16 +109,31 @@ func (r *Result) RestrictedShare() float64 {
 
 type label struct {
 	campaign           int // -1: legitimate
+	shape              int // -1: not a generated shape
 	index              int // message index within the campaign
 	account            string
 	rcpts              int
 	afterCampaignStart bool
 }
 
+// usualClient is the client of most of an account's messages ("" when
+// its history names none).
+func usualClient(hist []replay.Record) string {
+	n := map[string]int{}
+	best := ""
+	for _, r := range hist {
+		n[r.Client]++
+		if n[r.Client] > n[best] || n[r.Client] == n[best] && r.Client < best {
+			best = r.Client
+		}
+	}
+	return best
+}
+
 // Run injects one campaign per account into the busiest accounts (a
 // campaign starts halfway through the account's own history), replays
 // everything in time order with cfg, and scores the result.
-func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaigns []Campaign) (*Result, error) {
+func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaigns []Campaign, shapes []Shape, seed uint64) (*Result, error) {
 	byAccount := map[string][]replay.Record{}
 	for _, r := range legit {
 		byAccount[r.Account] = append(byAccount[r.Account], r)
@@ -97,8 +147,14 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaig
 		ni, nj := len(byAccount[accounts[i]]), len(byAccount[accounts[j]])
 		return ni > nj || (ni == nj && accounts[i] < accounts[j])
 	})
-	if len(accounts) < len(campaigns) {
-		return nil, fmt.Errorf("need at least %d accounts, have %d", len(campaigns), len(accounts))
+	existing := 0
+	for _, sh := range shapes {
+		if !sh.NewAccount {
+			existing++
+		}
+	}
+	if len(accounts) < len(campaigns)+existing+5 {
+		return nil, fmt.Errorf("need at least %d accounts, have %d", len(campaigns)+existing+5, len(accounts))
 	}
 	type item struct {
 		rec replay.Record
@@ -106,27 +162,84 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaig
 	}
 	var items []item
 	starts := map[string]time.Time{}
+	all := append([]replay.Record(nil), legit...)
+	sort.Slice(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
+	mid := all[len(all)/2].Time
+	campAccount := make([]string, len(campaigns))
 	for ci, c := range campaigns {
 		acct := accounts[ci]
 		hist := byAccount[acct]
 		sort.Slice(hist, func(i, j int) bool { return hist[i].Time.Before(hist[j].Time) })
-		start := hist[len(hist)/2].Time.Add(time.Second)
+		var start time.Time
+		if c.NewAccount {
+			acct, hist, start = fmt.Sprintf("newvictim%d@%s", ci, localDomain), nil, mid
+		} else {
+			start = hist[len(hist)/2].Time.Add(time.Second)
+		}
+		campAccount[ci] = acct
 		starts[acct] = start
+		client := c.Client
+		if c.OwnClient {
+			client = usualClient(hist)
+		}
 		for m := 0; m < c.Messages; m++ {
-			rec := replay.Record{Time: start.Add(time.Duration(m) * c.Every), Account: acct, Client: c.Client}
-			if c.To != "" {
+			rec := replay.Record{Time: start.Add(time.Duration(m) * c.Every), Account: acct, Client: client}
+			switch {
+			case c.To != "":
 				rec.Recipients = []string{c.To}
-			} else {
+			case c.Local:
+				dom := acct[strings.LastIndexByte(acct, '@')+1:]
+				for k := 0; k < c.Rcpts; k++ {
+					rec.Recipients = append(rec.Recipients, fmt.Sprintf("colleague%d.%d@%s", m, k, dom))
+				}
+			default:
 				for k := 0; k < c.Rcpts; k++ {
 					rec.Recipients = append(rec.Recipients, fmt.Sprintf("victim%d.%d@%s.example", m, k, c.Name))
 				}
 			}
-			items = append(items, item{rec, label{campaign: ci, index: m + 1, account: acct, rcpts: len(rec.Recipients)}})
+			if c.Body != "" {
+				name, _, _ := strings.Cut(rec.Recipients[0], "@")
+				rec.Subject = c.Subject
+				rec.Raw = fmt.Appendf(nil, "From: %s\r\nSubject: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+c.Body, acct, c.Subject, m+1, name)
+			}
+			items = append(items, item{rec, label{campaign: ci, shape: -1, index: m + 1, account: acct, rcpts: len(rec.Recipients)}})
+		}
+	}
+	// Generated legitimate shapes, on the next busiest accounts (or new
+	// ones), from the middle of their history (of all history for a new
+	// account).
+	rng := rand.New(rand.NewPCG(seed, 0xe7a1))
+	replaced := map[string]time.Time{}
+	shapeRes := make([]ShapeResult, len(shapes))
+	// Which accounts carry the shapes varies with the seed too.
+	next := len(campaigns) + int(seed%5)
+	for si, sh := range shapes {
+		var acct string
+		var hist []replay.Record
+		start := mid
+		if sh.NewAccount {
+			acct = fmt.Sprintf("newhire%d@%s", si, localDomain)
+		} else {
+			acct = accounts[next]
+			next++
+			hist = byAccount[acct]
+			sort.Slice(hist, func(i, j int) bool { return hist[i].Time.Before(hist[j].Time) })
+			start = hist[len(hist)/2].Time.Add(time.Second)
+		}
+		if sh.Replace {
+			replaced[acct] = start
+		}
+		shapeRes[si] = ShapeResult{Shape: sh.Name, Account: acct}
+		for _, rec := range sh.Gen(rng, acct, hist, start) {
+			items = append(items, item{rec, label{campaign: -1, shape: si, account: acct, rcpts: len(rec.Recipients)}})
 		}
 	}
 	for _, r := range legit {
+		if s, ok := replaced[r.Account]; ok && !r.Time.Before(s) {
+			continue // the shape's messages stand for these
+		}
 		s, ok := starts[r.Account]
-		items = append(items, item{r, label{campaign: -1, account: r.Account, rcpts: len(r.Recipients), afterCampaignStart: ok && !r.Time.Before(s)}})
+		items = append(items, item{r, label{campaign: -1, shape: -1, account: r.Account, rcpts: len(r.Recipients), afterCampaignStart: ok && !r.Time.Before(s)}})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].rec.Time.Before(items[j].rec.Time) })
 
@@ -144,7 +257,7 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaig
 	res := &Result{HeldByReason: map[string]int{}}
 	camp := make([]CampaignResult, len(campaigns))
 	for ci, c := range campaigns {
-		camp[ci] = CampaignResult{Campaign: c.Name, Account: accounts[ci]}
+		camp[ci] = CampaignResult{Campaign: c.Name, Account: campAccount[ci]}
 	}
 	restricted := map[string]bool{}
 	senders := map[string]bool{}
@@ -183,12 +296,30 @@ func Run(ctx context.Context, cfg *config.Config, legit []replay.Record, campaig
 				res.HeldByReason[r]++
 			}
 		}
-		if st := store.AccountState(o.AccountState); st.Rank() >= store.AccountRestricted.Rank() {
+		if lab.shape >= 0 {
+			sr := &shapeRes[lab.shape]
+			sr.Messages++
+			if !allowed {
+				sr.Held++
+				if sr.HeldByReason == nil {
+					sr.HeldByReason = map[string]int{}
+				}
+				for _, r := range o.Reasons {
+					sr.HeldByReason[r]++
+				}
+			}
+			sr.FinalState = o.AccountState
+		}
+		if st := store.AccountState(o.AccountState); st.Rank() >= store.AccountRestricted.Rank() && !restricted[lab.account] {
 			restricted[lab.account] = true
+			if o.ScoredMessages < 2 {
+				res.RestrictedBySingleMessage++
+			}
 		}
 	}
 	res.LegitSenders = len(senders)
 	res.LegitRestricted = len(restricted)
 	res.Campaigns = camp
+	res.Shapes = shapeRes
 	return res, nil
 }

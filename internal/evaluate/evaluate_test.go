@@ -11,6 +11,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/aprl"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/replay"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 const shared = "../../../shared/data"
@@ -63,30 +64,66 @@ func TestEvaluateDefaults(t *testing.T) {
 		}
 	}
 	t.Logf("phisher-reply campaign writes to %s, listed in the APRL", phisher)
-	res, err := Run(context.Background(), cfg, legit, campaigns)
-	if err != nil {
-		t.Fatal(err)
+	// Seed 1 is the run reported in docs/detection.md; the others vary the
+	// generated shapes and the content campaigns, and the spread is
+	// logged. Every seed must meet every target.
+	type spread struct{ lo, hi int }
+	through := map[string]*spread{}
+	for seed := uint64(1); seed <= 5; seed++ {
+		res, err := Run(context.Background(), cfg, legit, Vary(campaigns, seed), Shapes(seed), seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seed == 1 {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			t.Logf("evaluation with the default configuration, seed 1:\n%s", b)
+		}
+		t.Logf("seed %d: legitimate messages held: %d of %d (%.3f%%); legitimate senders ever restricted: %d of %d (%.2f%%), by a single message: %d",
+			seed, res.LegitHeld, res.LegitMessages, 100*res.HeldShare(), res.LegitRestricted, res.LegitSenders, 100*res.RestrictedShare(), res.RestrictedBySingleMessage)
+		if res.LegitMessages < 10000 {
+			t.Fatalf("only %d legitimate messages: conversion lost data", res.LegitMessages)
+		}
+		// Targets (issues 3 and 12): legitimate messages held ≤ 0.2 %,
+		// senders restricted ≤ 1 %, none by a single message.
+		if res.HeldShare() > 0.002 {
+			t.Errorf("seed %d: legitimate messages held %.3f%% > 0.2%%", seed, 100*res.HeldShare())
+		}
+		if res.RestrictedShare() > 0.01 {
+			t.Errorf("seed %d: legitimate senders restricted %.2f%% > 1%%", seed, 100*res.RestrictedShare())
+		}
+		if res.RestrictedBySingleMessage > 0 {
+			t.Errorf("seed %d: %d legitimate senders restricted by a single message", seed, res.RestrictedBySingleMessage)
+		}
+		for _, sh := range res.Shapes {
+			t.Logf("seed %d: shape %s (%s): %d messages, %d held %v, final state %s", seed, sh.Shape, sh.Account, sh.Messages, sh.Held, sh.HeldByReason, sh.FinalState)
+			if st := store.AccountState(sh.FinalState); st.Rank() >= store.AccountRestricted.Rank() {
+				t.Errorf("seed %d: legitimate shape %s ended %s", seed, sh.Shape, sh.FinalState)
+			}
+		}
+		// Campaign targets (issues 3 and 12). The first-time spray
+		// counts as "other bulk" (≤ 100).
+		targets := map[string]int{"bulk-zimbra-html": 0, "bulk-zimbra-ajax": 100, "slow-drip-smtp": 300, "first-time-spray": 100, "phisher-reply": 0,
+			"low-and-slow": 100, "internal-phishing": 60, "new-account-run": 100}
+		for _, c := range res.Campaigns {
+			limit, ok := targets[c.Campaign]
+			if !ok {
+				t.Errorf("campaign %s has no target", c.Campaign)
+				continue
+			}
+			if c.Through > limit {
+				t.Errorf("seed %d: %s: %d recipients got through, target ≤ %d", seed, c.Campaign, c.Through, limit)
+			}
+			sp := through[c.Campaign]
+			if sp == nil {
+				sp = &spread{c.Through, c.Through}
+				through[c.Campaign] = sp
+			}
+			sp.lo, sp.hi = min(sp.lo, c.Through), max(sp.hi, c.Through)
+		}
 	}
-	b, _ := json.MarshalIndent(res, "", "  ")
-	t.Logf("evaluation with the default configuration:\n%s", b)
-	t.Logf("legitimate messages held: %d of %d (%.3f%%); legitimate senders ever restricted: %d of %d (%.2f%%)",
-		res.LegitHeld, res.LegitMessages, 100*res.HeldShare(), res.LegitRestricted, res.LegitSenders, 100*res.RestrictedShare())
-	if res.LegitMessages < 10000 {
-		t.Fatalf("only %d legitimate messages: conversion lost data", res.LegitMessages)
-	}
-	// Targets (issue 3): legitimate messages held ≤ 0.2 %, senders restricted ≤ 2 %.
-	if res.HeldShare() > 0.002 {
-		t.Errorf("legitimate messages held %.3f%% > 0.2%%", 100*res.HeldShare())
-	}
-	if res.RestrictedShare() > 0.02 {
-		t.Errorf("legitimate senders restricted %.2f%% > 2%%", 100*res.RestrictedShare())
-	}
-	// Campaign targets (issue 3). The first-time spray counts as "other
-	// bulk" (≤ 100).
-	targets := map[string]int{"bulk-zimbra-html": 0, "bulk-zimbra-ajax": 100, "slow-drip-smtp": 300, "first-time-spray": 100, "phisher-reply": 0}
-	for _, c := range res.Campaigns {
-		if max, ok := targets[c.Campaign]; ok && c.Through > max {
-			t.Errorf("%s: %d recipients got through, target ≤ %d", c.Campaign, c.Through, max)
+	for _, c := range campaigns {
+		if sp := through[c.Name]; sp != nil {
+			t.Logf("spread over seeds 1–5: %s: %d–%d recipients through", c.Name, sp.lo, sp.hi)
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailbrake/mailbrake/internal/keyhash"
 )
 
 const (
@@ -65,6 +67,9 @@ type Stats struct {
 	Distinct int // distinct recipients of this message
 	Domains  int // distinct recipient domains of this message
 	External int // distinct recipients of this message outside LocalDomains
+	// NewExternal are the first-time recipients outside LocalDomains
+	// (without LocalDomains: outside the account's own domain).
+	NewExternal int
 
 	FirstTime1h, FirstTime24h int // first-time recipients over the last hour / day (sliding buckets)
 	Distinct1h, Distinct24h   int // distinct recipients last mailed within the last hour / day (exact, from the table)
@@ -265,7 +270,7 @@ type Tracker struct {
 	lookback int64 // seconds
 	max      int
 	local    map[string]struct{}
-	key      sipKey
+	key      keyhash.Key
 	keyID    uint64 // identifies key in snapshots without revealing it
 	seed     maphash.Seed
 	shards   [shards]shard
@@ -297,8 +302,8 @@ func New(o Options) *Tracker {
 	} else {
 		rand.Read(kb[:]) // never fails (crypto/rand)
 	}
-	t.key = newSipKey(kb)
-	t.keyID = t.key.sum([]byte("mailbrake novelty key id"))
+	t.key = keyhash.New(kb)
+	t.keyID = t.key.Sum([]byte("mailbrake novelty key id"))
 	for i := range t.shards {
 		t.shards[i].accounts = map[string]*account{}
 	}
@@ -346,7 +351,7 @@ func (t *Tracker) hashRecipients(rs []string, out []rcpt) []rcpt {
 		}
 		b := lower(buf[:], r)
 		var x rcpt
-		x.h = t.key.sum(b)
+		x.h = t.key.Sum(b)
 		// A bare local part (no @) is delivered locally by Postfix.
 		dom := b[:0]
 		if at := bytes.LastIndexByte(b, '@'); at >= 0 {
@@ -355,7 +360,7 @@ func (t *Tracker) hashRecipients(rs []string, out []rcpt) []rcpt {
 		} else {
 			x.local = true
 		}
-		x.dh = t.key.sum(dom)
+		x.dh = t.key.Sum(dom)
 		out = append(out, x)
 	}
 	slices.SortFunc(out, func(a, b rcpt) int {
@@ -388,6 +393,12 @@ func (t *Tracker) Observe(account string, recipients []string, at time.Time) Sta
 	slices.Sort(ds)
 	st.Domains = len(slices.Compact(ds))
 
+	var own uint64
+	ownOK := false
+	if i := strings.LastIndexByte(account, '@'); len(t.local) == 0 && i >= 0 {
+		var buf [256]byte
+		own, ownOK = t.key.Sum(lower(buf[:], account[i+1:])), true
+	}
 	now := at.Unix()
 	s := t.shard(account)
 	s.mu.Lock()
@@ -404,6 +415,9 @@ func (t *Tracker) Observe(account string, recipients []string, at time.Time) Sta
 	for _, r := range rs {
 		if a.touch(r.h, now, t.max) {
 			st.New++
+			if !r.local && (!ownOK || r.dh != own) {
+				st.NewExternal++
+			}
 		}
 	}
 	a.hour = prune(a.hour, now/hourSlot-hourSlots)

@@ -24,34 +24,37 @@ func TestObserve(t *testing.T) {
 		steps []step
 	}{
 		{"first time then repeat", Options{LocalDomains: []string{"Example.org"}}, []step{
-			{0, []string{"a@x.com", "b@example.org"}, Stats{New: 2, Distinct: 2, Domains: 2, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
-			{time.Minute, []string{"a@x.com"}, Stats{New: 0, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
-			{2 * time.Minute, []string{"c@x.com", "a@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{0, []string{"a@x.com", "b@example.org"}, Stats{New: 2, Distinct: 2, Domains: 2, NewExternal: 1, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{time.Minute, []string{"a@x.com"}, Stats{New: 0, Distinct: 1, Domains: 1, NewExternal: 0, External: 1, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{2 * time.Minute, []string{"c@x.com", "a@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, NewExternal: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
 		}},
 		{"case and duplicates", Options{}, []step{
-			{0, []string{"A@X.com", "a@x.COM", " <a@x.com> ", "", "b@x.com"}, Stats{New: 2, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
-			{time.Second, []string{"B@X.COM", "Ä@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
-			{2 * time.Second, []string{"ä@X.com"}, Stats{New: 0, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{0, []string{"A@X.com", "a@x.COM", " <a@x.com> ", "", "b@x.com"}, Stats{New: 2, Distinct: 2, Domains: 1, NewExternal: 2, External: 2, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{time.Second, []string{"B@X.COM", "Ä@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, NewExternal: 1, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{2 * time.Second, []string{"ä@X.com"}, Stats{New: 0, Distinct: 1, Domains: 1, NewExternal: 0, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
 		}},
 		{"lookback expiry", Options{}, []step{
-			{0, []string{"a@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 1}},
-			{89 * 24 * time.Hour, []string{"b@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 2}},
+			{0, []string{"a@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, NewExternal: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 1}},
+			{89 * 24 * time.Hour, []string{"b@x.com"}, Stats{New: 1, Distinct: 1, Domains: 1, NewExternal: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 2}},
 			// a@ was last mailed 91 days ago: first-time again; b@ is known.
-			{91 * 24 * time.Hour, []string{"a@x.com", "b@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, External: 2, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 2, Distinct24h: 2, Known: 2}},
+			{91 * 24 * time.Hour, []string{"a@x.com", "b@x.com"}, Stats{New: 1, Distinct: 2, Domains: 1, NewExternal: 1, External: 2, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 2, Distinct24h: 2, Known: 2}},
 		}},
 		{"cap evicts least recently seen", Options{MaxPerAccount: 3}, []step{
-			{0, []string{"a@x", "b@x", "c@x"}, Stats{New: 3, Distinct: 3, Domains: 1, External: 3, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
-			{time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{0, []string{"a@x", "b@x", "c@x"}, Stats{New: 3, Distinct: 3, Domains: 1, NewExternal: 3, External: 3, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, NewExternal: 0, External: 1, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
 			// d@ evicts b@ or c@ (both older than a@), never a@.
-			{2 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
-			{3 * time.Minute, []string{"a@x", "d@x"}, Stats{Distinct: 2, Domains: 1, External: 2, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{2 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, NewExternal: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{3 * time.Minute, []string{"a@x", "d@x"}, Stats{Distinct: 2, Domains: 1, NewExternal: 0, External: 2, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+		}},
+		{"own domain is not external without local domains", Options{}, []step{
+			{0, []string{"a@Example.org", "b@x.com"}, Stats{New: 2, NewExternal: 1, Distinct: 2, Domains: 2, External: 2, FirstTime1h: 2, FirstTime24h: 2, Distinct1h: 2, Distinct24h: 2, Known: 2}},
 		}},
 		{"windows slide", Options{LocalDomains: []string{"corp.example"}}, []step{
-			{0, []string{"a@x", "b@y", "c@corp.example"}, Stats{New: 3, Distinct: 3, Domains: 3, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
-			{30 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 4, Distinct24h: 4, Known: 4}},
+			{0, []string{"a@x", "b@y", "c@corp.example"}, Stats{New: 3, Distinct: 3, Domains: 3, NewExternal: 2, External: 2, FirstTime1h: 3, FirstTime24h: 3, Distinct1h: 3, Distinct24h: 3, Known: 3}},
+			{30 * time.Minute, []string{"d@x"}, Stats{New: 1, Distinct: 1, Domains: 1, NewExternal: 1, External: 1, FirstTime1h: 4, FirstTime24h: 4, Distinct1h: 4, Distinct24h: 4, Known: 4}},
 			// an hour after the first message it has left the hour window
-			{61 * time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 4, Distinct1h: 2, Distinct24h: 4, Known: 4}},
-			{26 * time.Hour, []string{"e@x"}, Stats{New: 1, Distinct: 1, Domains: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 5}},
+			{61 * time.Minute, []string{"a@x"}, Stats{Distinct: 1, Domains: 1, NewExternal: 0, External: 1, FirstTime1h: 1, FirstTime24h: 4, Distinct1h: 2, Distinct24h: 4, Known: 4}},
+			{26 * time.Hour, []string{"e@x"}, Stats{New: 1, Distinct: 1, Domains: 1, NewExternal: 1, External: 1, FirstTime1h: 1, FirstTime24h: 1, Distinct1h: 1, Distinct24h: 1, Known: 5}},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,13 +2,17 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/netip"
+	"net/textproto"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -40,7 +44,17 @@ type Record struct {
 	Size       int64             `json:"size,omitempty"`
 	Direction  string            `json:"direction,omitempty"` // outbound (default) or inbound
 	Headers    map[string]string `json:"headers,omitempty"`
+	// Raw is the whole message (header block, blank line, body), base64
+	// in JSON; EML names a file holding it instead. With it the content
+	// detectors (campaign fingerprints) run as on the milter path, and
+	// the Subject comes from it when not given.
+	Raw []byte `json:"raw,omitempty"`
+	EML string `json:"eml,omitempty"`
 }
+
+// MaxRaw bounds the message bytes read of raw or eml, as the milter keeps
+// at most that much of a body for the content detectors.
+const MaxRaw = 512 << 10
 
 // ParseRecord parses and checks one input line.
 func ParseRecord(line []byte) (*Record, error) {
@@ -72,6 +86,15 @@ func ParseRecord(line []byte) (*Record, error) {
 			return nil, fmt.Errorf("client_ip: %v", err)
 		}
 	}
+	if r.EML != "" && len(r.Raw) > 0 {
+		return nil, errors.New("raw and eml are exclusive")
+	}
+	if len(r.Raw) > MaxRaw {
+		r.Raw = r.Raw[:MaxRaw]
+	}
+	if len(r.Raw) > 0 && r.Subject == "" {
+		r.Subject = rawSubject(r.Raw)
+	}
 	return &r, nil
 }
 
@@ -85,7 +108,38 @@ type Output struct {
 	Reasons      []string `json:"reasons"`
 	AccountState string   `json:"account_state"`
 	Recipients   int      `json:"recipients,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// Shadow is what the verdict would have been in shadow mode.
+	Shadow string `json:"shadow,omitempty"`
+	// Findings are every finding of the message, acted on or not.
+	Findings []Finding `json:"findings,omitempty"`
+	// Score is the account's score after the message, from ScoredMessages
+	// messages, in the score window.
+	Score          int64  `json:"score"`
+	ScoredMessages int64  `json:"scored_messages"`
+	Error          string `json:"error,omitempty"`
+}
+
+// Finding is one finding in an output line.
+type Finding struct {
+	Reason   string `json:"reason"`
+	Family   string `json:"family"`
+	Score    int    `json:"score"`
+	Action   string `json:"action"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// fill sets the verdict's parts of o.
+func (o *Output) fill(v engine.Verdict) {
+	o.Action = v.Action.String()
+	o.Reasons = engine.ReasonStrings(v.Reasons)
+	if v.Shadow != v.Action {
+		o.Shadow = v.Shadow.String()
+	}
+	for _, f := range v.Findings {
+		o.Findings = append(o.Findings, Finding{Reason: string(f.Reason), Family: string(f.Family), Score: f.Score, Action: f.Action.String(), DryRun: f.DryRun, Evidence: f.Evidence})
+	}
+	o.Score, o.ScoredMessages = v.Score, v.ScoredMessages
 }
 
 // Summary counts what a replay did.
@@ -152,6 +206,9 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, p
 		sum.Lines++
 		o := Output{Line: n, Reasons: []string{}}
 		rec, perr := ParseRecord(line)
+		if perr == nil {
+			perr = rec.loadEML()
+		}
 		if perr != nil {
 			o.Error, o.Action, o.AccountState = perr.Error(), "error", ""
 			sum.Errors++
@@ -168,8 +225,8 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, p
 				if err != nil {
 					return sum, fmt.Errorf("line %d: %w", n, err)
 				}
-				o.Direction, o.Action = "inbound", v.Action.String()
-				o.Reasons = engine.ReasonStrings(v.Reasons)
+				o.fill(v)
+				o.Direction = "inbound"
 				o.AccountState = string(st.AccountState(account))
 				sum.Inbound++
 			} else {
@@ -180,8 +237,7 @@ func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, p
 				if v.Escalate != "" {
 					st[account] = v.Escalate
 				}
-				o.Action = v.Action.String()
-				o.Reasons = engine.ReasonStrings(v.Reasons)
+				o.fill(v)
 				o.AccountState = string(st.AccountState(account))
 				sum.Messages++
 				sum.Actions[o.Action]++
@@ -233,7 +289,7 @@ func submission(r *Record, account string, line int) *engine.Submission {
 		Time: r.Time, Stage: engine.StageEOM, Path: engine.PathMilter,
 		Account: account, AccountSource: engine.SourceSASL, ClientAddress: addr, Client: fp,
 		Sender: sender, Recipients: r.Recipients, RecipientCount: len(r.Recipients),
-		Size: r.Size, Subject: r.Subject,
+		Size: r.Size, Subject: r.Subject, Body: r.Raw,
 		MessageID: r.MessageID, InReplyTo: r.InReplyTo, References: r.References,
 		From: cmp.Or(r.Headers["From"], r.Sender), ReplyTo: r.Headers["Reply-To"],
 		Header: func(name string) string {
@@ -248,6 +304,43 @@ func submission(r *Record, account string, line int) *engine.Submission {
 		// charge each replayed message once.
 		QueueID: fmt.Sprintf("replay%d", line),
 	}
+}
+
+// loadEML reads the message of an eml record (a regular file, at most
+// MaxRaw bytes of it).
+func (r *Record) loadEML() error {
+	if r.EML == "" {
+		return nil
+	}
+	f, err := os.Open(r.EML)
+	if err != nil {
+		return fmt.Errorf("eml: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("eml: %s is not a regular file", r.EML)
+	}
+	if r.Raw, err = io.ReadAll(io.LimitReader(f, MaxRaw)); err != nil {
+		return fmt.Errorf("eml: %w", err)
+	}
+	if r.Subject == "" {
+		r.Subject = rawSubject(r.Raw)
+	}
+	return nil
+}
+
+// rawSubject returns the decoded Subject of a raw message ("" when it has
+// none or its header block does not parse).
+func rawSubject(raw []byte) string {
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+	if err != nil && len(h) == 0 {
+		return ""
+	}
+	s := h.Get("Subject")
+	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
+		s = d
+	}
+	return s
 }
 
 // WriteText prints a human summary.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -45,9 +46,10 @@ func TestReplaySample(t *testing.T) {
 		{"allow", "", "normal"},
 		{"hold", "bulk-from-scripted-client", "watch"},
 		// 102 recipients in an hour from an account without history is
-		// above the baseline floor (100) as well.
-		{"hold", "above-baseline-hour,bulk-from-scripted-client", "restricted"},
-		{"hold", "account-restricted,above-baseline-hour", "restricted"},
+		// above the baseline floor (100) as well, but a replay starts as a
+		// new installation: the baseline is learning (see below).
+		{"hold", "bulk-from-scripted-client", "restricted"},
+		{"hold", "account-restricted", "restricted"},
 		{"error", "", ""},
 		{"allow", "", "normal"},
 		{"error", "", ""},
@@ -56,6 +58,20 @@ func TestReplaySample(t *testing.T) {
 		if o[i].Line != i+1 || o[i].Action != w.action || strings.Join(o[i].Reasons, ",") != w.reasons || o[i].AccountState != w.state {
 			t.Errorf("line %d: %+v, want %+v", i+1, o[i], w)
 		}
+	}
+	// Every finding is listed, with its family, score and dry-run flag,
+	// and the account's score after the message.
+	var base *Finding
+	for i, f := range o[2].Findings {
+		if f.Reason == "above-baseline-hour" {
+			base = &o[2].Findings[i]
+		}
+	}
+	if base == nil || !base.DryRun || base.Family != "volume" || base.Score != 5 || !strings.Contains(base.Evidence, "(learning)") {
+		t.Errorf("line 3 findings: %+v", o[2].Findings)
+	}
+	if o[2].Score != 10 || o[2].ScoredMessages != 2 {
+		t.Errorf("line 3 score %d from %d messages, want 10 from 2", o[2].Score, o[2].ScoredMessages)
 	}
 	if o[0].Time != "2001-05-01T10:00:00Z" || o[4].Error == "" || !strings.Contains(o[6].Error, "account is required") {
 		t.Errorf("fields: %+v %+v %+v", o[0], o[4], o[6])
@@ -150,5 +166,55 @@ func TestReportHTML(t *testing.T) {
 	}
 	if strings.Index(h, "b@example.edu") > strings.Index(h, "a@example.edu") {
 		t.Error("the account with holds is not listed first")
+	}
+}
+
+// TestReplayContent: records carrying the message (raw, base64, or eml, a
+// file) run the content detectors: a run of one text to first-time
+// recipients is found as on the milter path; eml that is not a regular
+// file, and raw with eml, are line errors.
+func TestReplayContent(t *testing.T) {
+	msg := "From: m@example.edu\r\nSubject: =?utf-8?q?Opportunit=C3=A9?=\r\n\r\nHello there,\r\n\r\nI am writing to share an investment opportunity with a guaranteed monthly return. Our fund has helped many families in your area. Reply for the brochure.\r\n"
+	eml := t.TempDir() + "/m.eml"
+	if err := os.WriteFile(eml, []byte(msg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Novelty.Learning = 0
+	var in bytes.Buffer
+	for i := range 6 {
+		rec := map[string]any{"time": fmt.Sprintf("2026-11-02T09:%02d:00Z", i*5), "account": "m@example.edu",
+			"recipients": []string{fmt.Sprintf("a%d@x.example", i), fmt.Sprintf("b%d@x.example", i)}}
+		if i%2 == 0 {
+			rec["raw"] = []byte(msg)
+		} else {
+			rec["eml"] = eml
+		}
+		b, _ := json.Marshal(rec)
+		in.Write(append(b, '\n'))
+	}
+	in.WriteString(`{"time":"2026-11-02T10:00:00Z","account":"m@example.edu","recipients":["z@x.example"],"eml":"/dev/null"}` + "\n")
+	in.WriteString(`{"time":"2026-11-02T10:00:00Z","account":"m@example.edu","recipients":["z@x.example"],"eml":"x","raw":"eA=="}` + "\n")
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), cfg, &in, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	dec := json.NewDecoder(&out)
+	for {
+		var o Output
+		if err := dec.Decode(&o); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o.Action+" "+strings.Join(o.Reasons, ","))
+	}
+	want := []string{"allow ", "allow ", "allow ", "allow ", "hold campaign-run", "hold campaign-run", "error ", "error "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if s := rawSubject([]byte(msg)); s != "Opportunité" {
+		t.Errorf("subject %q", s)
 	}
 }

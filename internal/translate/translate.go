@@ -306,7 +306,7 @@ func TextPreview(msg *milter.Message, limit int) string {
 }
 
 // ContentScanned reports whether a message's content is read by the
-// content detectors (password leak): outbound mail of a known account;
+// content detectors (password leak, campaign fingerprints): outbound mail of a known account;
 // inbound and unauthenticated mail is never scanned.
 func ContentScanned(sub *engine.Submission) bool {
 	return sub.Direction != engine.Inbound && sub.AccountSource != engine.SourceUnauthenticated

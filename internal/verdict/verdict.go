@@ -74,6 +74,9 @@ const (
 	Volume Family = "volume"
 	// Scripted: a scripted client sending in bulk (the zclient trap).
 	Scripted Family = "scripted"
+	// Campaign: one message sent as a run of separate messages to people
+	// the account never wrote to (campaign fingerprints).
+	Campaign Family = "campaign"
 	// Identity: forged account or client headers, a client family the
 	// account never used.
 	Identity Family = "identity"
@@ -86,7 +89,7 @@ const (
 )
 
 // Families lists every family.
-func Families() []Family { return []Family{Volume, Scripted, Identity, Phish, Secret, State} }
+func Families() []Family { return []Family{Volume, Scripted, Campaign, Identity, Phish, Secret, State} }
 
 // Valid reports whether f is a known family.
 func (f Family) Valid() bool {

@@ -1,24 +1,27 @@
-package novelty
+// Package keyhash is SipHash-2-4, the keyed 64-bit hash mailbrake keeps
+// instead of readable addresses, prefixes and message fingerprints.
+package keyhash
 
 import (
 	"encoding/binary"
 	"math/bits"
 )
 
-// sipKey is a SipHash-2-4 key (Aumasson and Bernstein, "SipHash: a fast
+// Key is a SipHash-2-4 key (Aumasson and Bernstein, "SipHash: a fast
 // short-input PRF", 2012). The standard library's keyed hashes are either
 // unsettable (hash/maphash seeds cannot be exported or chosen, so a
 // snapshot taken under one seed is useless to the next process) or slow for
 // 20-byte inputs (HMAC-SHA-256), so the few lines of the reference
 // algorithm live here, checked against the paper's test vectors.
-type sipKey struct{ k0, k1 uint64 }
+type Key struct{ k0, k1 uint64 }
 
-func newSipKey(b [16]byte) sipKey {
-	return sipKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+// New returns the key of the 16 bytes b.
+func New(b [16]byte) Key {
+	return Key{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 }
 
-// sum returns SipHash-2-4 of p under k.
-func (k sipKey) sum(p []byte) uint64 {
+// Sum returns SipHash-2-4 of p under k.
+func (k Key) Sum(p []byte) uint64 {
 	v0 := k.k0 ^ 0x736f6d6570736575
 	v1 := k.k1 ^ 0x646f72616e646f6d
 	v2 := k.k0 ^ 0x6c7967656e657261

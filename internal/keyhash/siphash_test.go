@@ -1,4 +1,4 @@
-package novelty
+package keyhash
 
 import "testing"
 
@@ -9,7 +9,7 @@ func TestSipHashVectors(t *testing.T) {
 	for i := range kb {
 		kb[i] = byte(i)
 	}
-	k := newSipKey(kb)
+	k := New(kb)
 	msg := make([]byte, 64)
 	for i := range msg {
 		msg[i] = byte(i)
@@ -23,7 +23,7 @@ func TestSipHashVectors(t *testing.T) {
 		{8, 0x93f5f5799a932462},
 		{15, 0xa129ca6149be45e5},
 	} {
-		if got := k.sum(msg[:tc.n]); got != tc.want {
+		if got := k.Sum(msg[:tc.n]); got != tc.want {
 			t.Errorf("len %d: %#x, want %#x", tc.n, got, tc.want)
 		}
 	}

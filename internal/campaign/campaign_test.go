@@ -1,0 +1,185 @@
+package campaign
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var key = []byte("0123456789abcdef0123456789abcdef")
+
+const lure = `Dear %s,
+
+Your mailbox has exceeded its storage quota of 2048 MB and will be
+suspended within %d hours. To keep receiving mail, verify your account at
+https://mail-verify.example.net/login?u=%s and sign in with your password.
+
+IT Service Desk
+`
+
+func TestPrintIgnoresWhatVariesPerRecipient(t *testing.T) {
+	tr := New(Options{Key: key})
+	a := tr.Print("Mailbox quota", fmt.Sprintf(lure, "Ann", 24, "ann"))
+	b := tr.Print("RE: Mailbox quota", fmt.Sprintf(lure, "Dr. Bob Jones", 48, "bob.jones@example.edu"))
+	if a.Text == 0 || a.Text != b.Text {
+		t.Errorf("text prints differ: %x %x", a.Text, b.Text)
+	}
+	if a.Links == 0 || a.Links != b.Links {
+		t.Errorf("link prints differ: %x %x", a.Links, b.Links)
+	}
+	if !a.Lure {
+		t.Error("a quota-and-password lure with a link is not a lure")
+	}
+	other := tr.Print("Lunch", "Hi Ann,\n\nshall we meet for lunch on Thursday at the usual place near the library? I can book a table for four people.\n\nCheers\n-- \nCarl")
+	if other.Text == a.Text || other.Lure {
+		t.Errorf("an unrelated message: %+v", other)
+	}
+	short := tr.Print("", "thanks, see you tomorrow")
+	if short.Text != 0 || short.Links != 0 || len(short.Keys()) != 0 {
+		t.Errorf("a short message has a print: %+v", short)
+	}
+	// Another key: nothing matches.
+	if New(Options{Key: []byte("another key 0123456789abcdef0123")}).Print("Mailbox quota", fmt.Sprintf(lure, "Ann", 24, "ann")).Text == a.Text {
+		t.Error("prints do not depend on the key")
+	}
+}
+
+func TestNormaliseSignatureAndGreeting(t *testing.T) {
+	n := Normalise("Fwd: Re: Report", "Hello Ann,\nThe report for Q3 is at www.Example.org/q3 (see page 4).\n-- \nAnn Other, 555-1234")
+	if want := "report the report for q is at link:www.example.org see page"; n.Text != want {
+		t.Errorf("text %q, want %q", n.Text, want)
+	}
+	if len(n.Hosts) != 1 || n.Hosts[0] != "www.example.org" {
+		t.Errorf("hosts %v", n.Hosts)
+	}
+}
+
+// TestTrackerWindows: a low-and-slow run of one text to three new people a
+// message, and a week's forgetting.
+func TestTrackerWindows(t *testing.T) {
+	tr := New(Options{Key: key})
+	p := tr.Print("Invoice", fmt.Sprintf(lure, "x", 1, "x"))
+	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	var s Stats
+	for i := range 15 {
+		s = tr.Observe("mallory@example.edu", p, 3, 3, start.Add(time.Duration(i)*32*time.Minute))
+	}
+	if s.Messages24h != 15 || s.New24h != 45 || s.External24h != 45 || s.Messages1h < 1 || s.Messages1h > 2 || s.Messages7d != 15 {
+		t.Errorf("stats after a day: %+v", s)
+	}
+	s = tr.Observe("mallory@example.edu", p, 3, 3, start.Add(3*24*time.Hour))
+	if s.Messages24h != 1 || s.Messages7d != 16 || s.New7d != 48 {
+		t.Errorf("stats three days later: %+v", s)
+	}
+	s = tr.Observe("mallory@example.edu", p, 3, 3, start.Add(9*24*time.Hour))
+	if s.Messages7d != 2 {
+		t.Errorf("stats nine days later: %+v", s)
+	}
+	// A message to known recipients only starts nothing.
+	q := tr.Print("Minutes", "Minutes of the faculty meeting: the budget was approved, the new course list is attached, next meeting in two weeks in room twelve.")
+	if s := tr.Observe("ann@example.edu", q, 0, 0, start); s.Messages24h != 0 {
+		t.Errorf("a message to known recipients started a run: %+v", s)
+	}
+	// Other accounts sending the same print.
+	tr.Observe("bob@example.edu", p, 1, 0, start.Add(9*24*time.Hour))
+	s = tr.Observe("carol@example.edu", p, 1, 0, start.Add(9*24*time.Hour+time.Minute))
+	if s.Accounts24h != 3 {
+		t.Errorf("accounts 24h = %d, want 3", s.Accounts24h)
+	}
+	if got := tr.Accounts(p, start.Add(9*24*time.Hour+time.Minute)); len(got) != 3 {
+		t.Errorf("accounts %v", got)
+	}
+}
+
+// TestTrackerBounded: an account sending only different messages keeps at
+// most MaxPerAccount prints, and the memory per print is small.
+func TestTrackerBounded(t *testing.T) {
+	tr := New(Options{Key: key, MaxPerAccount: 64, MaxSite: 1000})
+	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for i := range 5000 {
+		p := tr.Print("", fmt.Sprintf("message number %s is about topic %s and nothing else at all in this quite long text", strings.Repeat("a", i%50+1), strings.Repeat("b", i/50+1)))
+		tr.Observe(fmt.Sprintf("u%d@example.edu", i%10), p, 1, 1, start.Add(time.Duration(i)*time.Second))
+	}
+	sz := tr.Size()
+	if sz.Accounts != 10 || sz.Prints > 10*64 || sz.SitePrints > 1000 {
+		t.Errorf("size %+v", sz)
+	}
+}
+
+func FuzzNormalise(f *testing.F) {
+	f.Add("Re: quota", fmt.Sprintf(lure, "Ann", 24, "ann"))
+	f.Add("", "Hi,\nhttp://[::1]:80/x www. https://%zz\n-- \n")
+	f.Add("\xff", "dear\n\xfe\xff http://é.example/")
+	f.Fuzz(func(t *testing.T, subject, body string) {
+		n := Normalise(subject, body)
+		if len(n.Text) > maxNormalised+256 {
+			t.Fatalf("normalised text of %d bytes", len(n.Text))
+		}
+		for _, h := range n.Hosts {
+			if !utf8.ValidString(h) || h == "" {
+				t.Fatalf("host %q", h)
+			}
+		}
+		if n.Words > 0 && n.Text == "" {
+			t.Fatal("words without text")
+		}
+		// Deterministic.
+		if m := Normalise(subject, body); m.Text != n.Text || m.Lure != n.Lure || len(m.Hosts) != len(n.Hosts) {
+			t.Fatal("not deterministic")
+		}
+	})
+}
+
+// TestSnapshotRoundTrip: an account's runs survive a restart under the
+// same key and are refused under another.
+func TestSnapshotRoundTrip(t *testing.T) {
+	tr := New(Options{Key: key})
+	p := tr.Print("Invoice", fmt.Sprintf(lure, "x", 1, "x"))
+	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for i := range 4 {
+		tr.Observe("m@example.edu", p, 3, 2, start.Add(time.Duration(i)*50*time.Minute))
+	}
+	snaps := tr.Dirty()
+	if len(snaps) != 1 || len(tr.Dirty()) != 0 {
+		t.Fatalf("dirty: %d, then %d", len(snaps), len(tr.Dirty()))
+	}
+	back := New(Options{Key: key})
+	if err := back.Restore(snaps); err != nil {
+		t.Fatal(err)
+	}
+	s := back.Observe("m@example.edu", p, 3, 2, start.Add(4*50*time.Minute))
+	if s.Messages24h != 5 || s.New24h != 15 || s.External24h != 10 {
+		t.Errorf("after restore: %+v", s)
+	}
+	other := New(Options{Key: []byte("another key 0123456789abcdef0123")})
+	if err := other.Restore(snaps); err == nil || other.Size().Accounts != 0 {
+		t.Errorf("restored under another key: %v", err)
+	}
+}
+
+func FuzzSnapshot(f *testing.F) {
+	tr := New(Options{Key: key})
+	p := tr.Print("Invoice", fmt.Sprintf(lure, "x", 1, "x"))
+	tr.Observe("m@example.edu", p, 3, 2, time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	for _, b := range tr.Dirty() {
+		f.Add(b)
+	}
+	f.Add([]byte{snapVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr := New(Options{Key: key, MaxPerAccount: 32})
+		runs, err := tr.decode(b)
+		if err != nil {
+			return
+		}
+		if len(runs) > 32 {
+			t.Fatalf("%d runs past the bound", len(runs))
+		}
+		// What decodes encodes to a snapshot that decodes the same.
+		again, err := tr.decode(tr.encode(&acct{runs: runs}))
+		if err != nil || len(again) != len(runs) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}

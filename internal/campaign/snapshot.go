@@ -1,0 +1,126 @@
+package campaign
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// snapVersion is the first byte of an account's snapshot.
+const snapVersion = 1
+
+// errSnapshot reports snapshots that could not be restored (corrupt, or
+// taken under another key); the rest are restored.
+var errSnapshot = errors.New("campaign: some snapshots were unreadable or taken under another key and were skipped")
+
+// Dirty returns a snapshot of every account changed since the last call,
+// by account, and marks them clean.
+func (t *Tracker) Dirty() map[string][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string][]byte{}
+	for name, a := range t.acc {
+		if !a.dirty {
+			continue
+		}
+		a.dirty = false
+		out[name] = t.encode(a)
+	}
+	return out
+}
+
+// Restore loads snapshots made by Dirty (under the same key).
+func (t *Tracker) Restore(snaps map[string][]byte) error {
+	bad := 0
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, b := range snaps {
+		runs, err := t.decode(b)
+		if err != nil {
+			bad++
+			continue
+		}
+		t.acc[name] = &acct{name: name, runs: runs}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w (%d)", errSnapshot, bad)
+	}
+	return nil
+}
+
+func (t *Tracker) encode(a *acct) []byte {
+	b := []byte{snapVersion}
+	b = binary.LittleEndian.AppendUint64(b, t.keyID)
+	b = binary.AppendUvarint(b, uint64(len(a.runs)))
+	for k, r := range a.runs {
+		b = binary.LittleEndian.AppendUint64(b, k)
+		b = binary.AppendVarint(b, r.last)
+		b = binary.AppendUvarint(b, uint64(len(r.hours)))
+		for _, w := range r.hours {
+			b = binary.AppendUvarint(b, uint64(w.hour))
+			b = binary.AppendUvarint(b, uint64(w.msgs))
+			b = binary.AppendUvarint(b, uint64(w.new))
+			b = binary.AppendUvarint(b, uint64(w.ext))
+		}
+	}
+	return b
+}
+
+// decode reads one account's snapshot, refusing another key's and any
+// inconsistency (counts beyond the bounds, trailing bytes).
+func (t *Tracker) decode(b []byte) (map[uint64]*run, error) {
+	if len(b) < 9 || b[0] != snapVersion {
+		return nil, errors.New("not a campaign snapshot")
+	}
+	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
+		return nil, errors.New("taken under another key")
+	}
+	b = b[9:]
+	uv := func(limit uint64) (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > limit {
+			return 0, errors.New("bad number")
+		}
+		b = b[n:]
+		return v, nil
+	}
+	n, err := uv(uint64(t.o.MaxPerAccount))
+	if err != nil {
+		return nil, err
+	}
+	runs := make(map[uint64]*run, n)
+	for range n {
+		if len(b) < 8 {
+			return nil, errors.New("truncated")
+		}
+		k := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		last, m := binary.Varint(b)
+		if m <= 0 {
+			return nil, errors.New("bad time")
+		}
+		b = b[m:]
+		nh, err := uv(week)
+		if err != nil {
+			return nil, err
+		}
+		r := &run{last: last, hours: make([]window, 0, nh)}
+		for range nh {
+			var v [4]uint64
+			for i, lim := range [4]uint64{1<<32 - 1, 0xffff, 0xffff, 0xffff} {
+				if v[i], err = uv(lim); err != nil {
+					return nil, err
+				}
+			}
+			if len(r.hours) > 0 && uint32(v[0]) <= r.hours[len(r.hours)-1].hour {
+				return nil, errors.New("hours out of order")
+			}
+			r.hours = append(r.hours, window{hour: uint32(v[0]), msgs: uint16(v[1]), new: uint16(v[2]), ext: uint16(v[3])})
+		}
+		runs[k] = r
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes")
+	}
+	return runs, nil
+}

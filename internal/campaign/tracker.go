@@ -1,0 +1,336 @@
+package campaign
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/keyhash"
+)
+
+// Options configures a Tracker.
+type Options struct {
+	// Key keys every hash (32 bytes; the novelty key). Prints taken under
+	// another key never match.
+	Key []byte
+	// MaxPerAccount bounds the fingerprints remembered per account (the
+	// least recently sent are forgotten first). Default 256.
+	MaxPerAccount int
+	// MaxSite bounds the fingerprints remembered for the whole site (which
+	// accounts sent them). Default 50,000.
+	MaxSite int
+	// MaxAccountsPerPrint bounds the accounts remembered per site
+	// fingerprint. Default 16.
+	MaxAccountsPerPrint int
+}
+
+// Stats is what the Tracker knows of a fingerprint after a message: the
+// separate messages and first-time recipients of this account over the
+// windows, and how many accounts of the site sent it in the last day.
+type Stats struct {
+	Messages1h, Messages24h, Messages7d int
+	New1h, New24h, New7d                int
+	// External1h … are the first-time recipients outside the local
+	// domains.
+	External1h, External24h, External7d int
+	Accounts24h                         int
+	// Links reports that the counts are those of the link-host set (the
+	// text differs between the messages, their links do not).
+	Links bool
+}
+
+// window is one hour's messages and first-time recipients of a print.
+type window struct {
+	hour uint32 // hours since the Unix epoch
+	msgs uint16
+	new  uint16
+	ext  uint16
+}
+
+// run is an account's history of one print: at most a week of hours.
+type run struct {
+	hours []window
+	last  int64 // unix seconds of the last message
+}
+
+type acct struct {
+	name  string
+	runs  map[uint64]*run
+	dirty bool // changed since the last snapshot
+}
+
+// sitePrint is which accounts sent one print lately.
+type sitePrint struct {
+	accounts []string
+	at       []int64 // unix seconds each last sent it
+	last     int64
+}
+
+// Tracker counts fingerprints. It is safe for concurrent use.
+type Tracker struct {
+	o     Options
+	key   keyhash.Key
+	keyID uint64 // names the key in snapshots
+	mu    sync.Mutex
+	acc   map[string]*acct
+	// site: print → accounts that sent it.
+	site map[uint64]*sitePrint
+}
+
+// New returns an empty Tracker.
+func New(o Options) *Tracker {
+	if o.MaxPerAccount <= 0 {
+		o.MaxPerAccount = 256
+	}
+	if o.MaxSite <= 0 {
+		o.MaxSite = 50000
+	}
+	if o.MaxAccountsPerPrint <= 0 {
+		o.MaxAccountsPerPrint = 16
+	}
+	var kb [16]byte
+	// Domain-separated from the novelty hashes made with the same key.
+	copy(kb[:], o.Key)
+	for i := range kb {
+		kb[i] ^= "mailbrake-campgn"[i]
+	}
+	if len(o.Key) > 16 {
+		for i, c := range o.Key[16:] {
+			kb[i%16] ^= c
+		}
+	}
+	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*sitePrint{}}
+	t.keyID = t.key.Sum([]byte("mailbrake campaign key id"))
+	return t
+}
+
+// Print fingerprints a message.
+func (t *Tracker) Print(subject, body string) Print {
+	n := Normalise(subject, body)
+	var p Print
+	if n.Words >= MinWords {
+		p.Text = t.key.Sum([]byte("t\x00" + n.Text))
+	}
+	if len(n.Hosts) > 0 {
+		p.Links = t.key.Sum([]byte("l\x00" + strings.Join(n.Hosts, " ")))
+		for _, h := range n.Hosts {
+			p.Hosts = append(p.Hosts, t.key.Sum([]byte("h\x00"+h)))
+		}
+	}
+	p.Lure = n.Lure >= 2 || n.Lure >= 1 && len(n.Hosts) > 0
+	return p
+}
+
+const week = 7 * 24
+
+// Observe records one message of account with print p that went to
+// newRcpts first-time recipients, newExternal of them outside the local
+// domains, and returns the counts of whichever of
+// the print's keys (text or link set) has seen more messages. A message
+// to no first-time recipient is counted only for a print already tracked:
+// what a run is made of is mail to people the account never wrote to.
+func (t *Tracker) Observe(account string, p Print, newRcpts, newExternal int, now time.Time) Stats {
+	keys := p.Keys()
+	if len(keys) == 0 {
+		return Stats{}
+	}
+	hour := uint32(now.Unix() / 3600)
+	sec := now.Unix()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.acc[account]
+	if a == nil {
+		if newRcpts == 0 {
+			return Stats{}
+		}
+		a = &acct{name: account, runs: map[uint64]*run{}}
+		t.acc[account] = a
+	}
+	var best Stats
+	for i, k := range keys {
+		r := a.runs[k]
+		if r == nil {
+			if newRcpts == 0 {
+				continue
+			}
+			if len(a.runs) >= t.o.MaxPerAccount {
+				a.forgetOldest()
+			}
+			r = &run{}
+			a.runs[k] = r
+		}
+		r.add(hour, newRcpts, newExternal)
+		r.last = sec
+		a.dirty = true
+		s := r.stats(hour)
+		s.Accounts24h = t.noteSite(k, a.name, sec)
+		s.Links = i > 0 || p.Text == 0
+		if s.Messages7d > best.Messages7d || s.Messages7d == best.Messages7d && s.New7d > best.New7d {
+			best = s
+		}
+	}
+	return best
+}
+
+// Accounts returns the accounts that sent any of the print's keys within
+// the last day (at most MaxAccountsPerPrint each).
+func (t *Tracker) Accounts(p Print, now time.Time) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range p.Keys() {
+		sp := t.site[k]
+		if sp == nil {
+			continue
+		}
+		for i, a := range sp.accounts {
+			if now.Unix()-sp.at[i] <= 24*3600 && !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// noteSite records that account sent print k and returns how many
+// accounts sent it in the last day.
+func (t *Tracker) noteSite(k uint64, account string, sec int64) int {
+	sp := t.site[k]
+	if sp == nil {
+		if len(t.site) >= t.o.MaxSite {
+			t.pruneSite(sec)
+			if len(t.site) >= t.o.MaxSite {
+				return 1
+			}
+		}
+		sp = &sitePrint{}
+		t.site[k] = sp
+	}
+	sp.last = sec
+	found := false
+	n := 0
+	for i, a := range sp.accounts {
+		if a == account {
+			sp.at[i], found = sec, true
+		}
+	}
+	if !found {
+		if len(sp.accounts) < t.o.MaxAccountsPerPrint {
+			sp.accounts = append(sp.accounts, account)
+			sp.at = append(sp.at, sec)
+		} else {
+			// Replace the account that sent it longest ago.
+			old := 0
+			for i := range sp.at {
+				if sp.at[i] < sp.at[old] {
+					old = i
+				}
+			}
+			sp.accounts[old], sp.at[old] = account, sec
+		}
+	}
+	for _, at := range sp.at {
+		if sec-at <= 24*3600 {
+			n++
+		}
+	}
+	return n
+}
+
+// pruneSite forgets site prints not sent for a day.
+func (t *Tracker) pruneSite(sec int64) {
+	for k, sp := range t.site {
+		if sec-sp.last > 24*3600 {
+			delete(t.site, k)
+		}
+	}
+}
+
+func (a *acct) forgetOldest() {
+	var oldK uint64
+	var old *run
+	for k, r := range a.runs {
+		if old == nil || r.last < old.last {
+			oldK, old = k, r
+		}
+	}
+	delete(a.runs, oldK)
+}
+
+func (r *run) add(hour uint32, newRcpts, newExternal int) {
+	// Drop hours older than a week.
+	i := 0
+	for i < len(r.hours) && hour > r.hours[i].hour && hour-r.hours[i].hour >= week {
+		i++
+	}
+	if i > 0 {
+		r.hours = append(r.hours[:0], r.hours[i:]...)
+	}
+	if n := len(r.hours); n > 0 && r.hours[n-1].hour >= hour {
+		w := &r.hours[n-1]
+		w.msgs = sat16(int(w.msgs) + 1)
+		w.new = sat16(int(w.new) + newRcpts)
+		w.ext = sat16(int(w.ext) + newExternal)
+		return
+	}
+	r.hours = append(r.hours, window{hour: hour, msgs: 1, new: sat16(newRcpts), ext: sat16(newExternal)})
+}
+
+func (r *run) stats(hour uint32) Stats {
+	var s Stats
+	for _, w := range r.hours {
+		age := uint32(0) // a message out of time order counts as now
+		if hour > w.hour {
+			age = hour - w.hour
+		}
+		if age >= week {
+			continue
+		}
+		s.Messages7d += int(w.msgs)
+		s.New7d += int(w.new)
+		s.External7d += int(w.ext)
+		if age < 24 {
+			s.Messages24h += int(w.msgs)
+			s.New24h += int(w.new)
+			s.External24h += int(w.ext)
+		}
+		if age == 0 {
+			s.Messages1h += int(w.msgs)
+			s.New1h += int(w.new)
+			s.External1h += int(w.ext)
+		}
+	}
+	return s
+}
+
+func sat16(v int) uint16 {
+	if v > 0xffff {
+		return 0xffff
+	}
+	if v < 0 {
+		return 0
+	}
+	return uint16(v)
+}
+
+// Size is what the Tracker holds: accounts, their fingerprints, hour
+// windows, and site fingerprints.
+type Size struct {
+	Accounts, Prints, Windows, SitePrints int
+}
+
+// Size counts what the Tracker holds.
+func (t *Tracker) Size() Size {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Size{Accounts: len(t.acc), SitePrints: len(t.site)}
+	for _, a := range t.acc {
+		s.Prints += len(a.runs)
+		for _, r := range a.runs {
+			s.Windows += len(r.hours)
+		}
+	}
+	return s
+}

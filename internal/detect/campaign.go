@@ -1,0 +1,108 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailbrake/mailbrake/internal/campaign"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/leakscan"
+	"github.com/mailbrake/mailbrake/internal/verdict"
+)
+
+// Reasons of the campaign detector.
+const (
+	// ReasonCampaignRun: the account sent one fingerprint as many separate
+	// messages to people it never wrote to.
+	ReasonCampaignRun engine.Reason = "campaign-run"
+	// ReasonPhishingRun: the same, fewer, with the vocabulary of
+	// credential phishing and a link (colleagues count: internal
+	// phishing).
+	ReasonPhishingRun engine.Reason = "phishing-run"
+)
+
+// campaignTextLimit bounds the decoded text fingerprinted per message: the
+// start of a message is what a run repeats (the fingerprint keeps 4 KiB).
+const campaignTextLimit = 6 << 10
+
+// Campaign is the campaign-fingerprint detector. It reads the message's
+// content, so it acts on the milter path (the policy path has none), once
+// per message; the novelty detector, run before it, says how many of the
+// message's recipients are first-time.
+type Campaign struct {
+	Tracker *campaign.Tracker
+	o       CampaignOptions
+}
+
+// CampaignOptions configures the Campaign detector.
+type CampaignOptions struct {
+	DayMessages, DayFirstTime   int
+	WeekMessages, WeekFirstTime int
+	LureMessages, LureFirstTime int
+	Action                      engine.Action
+	Score                       int
+	DryRun                      bool
+	// Learning reports that first-time recipients are not known yet (the
+	// novelty detector's learning period): findings are dry-run then.
+	Learning func(now time.Time) bool
+}
+
+// NewCampaign returns a Campaign detector over t.
+func NewCampaign(t *campaign.Tracker, o CampaignOptions) *Campaign {
+	return &Campaign{Tracker: t, o: o}
+}
+
+// Inbound implements engine.Detector.
+func (c *Campaign) Inbound(context.Context, *engine.Submission) []engine.Finding { return nil }
+
+// Outbound implements engine.Detector.
+func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.Finding {
+	if sub.Body == nil || sub.Account == engine.Unauthenticated || sub.Reinjected {
+		return nil
+	}
+	newRcpts, newExt := 0, 0
+	if sub.Novelty != nil {
+		newRcpts, newExt = sub.Novelty.New, sub.Novelty.NewExternal
+	}
+	p := c.Tracker.Print(sub.Subject, leakscan.Text(bytes.NewReader(sub.Body), campaignTextLimit))
+	st := c.Tracker.Observe(sub.Account, p, newRcpts, newExt, sub.Time)
+	if newRcpts == 0 || st.Messages7d == 0 {
+		// Only a message that adds first-time recipients is flagged.
+		return nil
+	}
+	what := "text"
+	if st.Links {
+		what = "links"
+	}
+	var reason engine.Reason
+	var limit string
+	// A lure run counts every first-time recipient (phishing colleagues);
+	// any other run only those outside: a newsletter's first issue to
+	// the 250 colleagues of a department is a run of one text too.
+	switch {
+	case p.Lure && st.Messages24h >= c.o.LureMessages && st.New24h >= c.o.LureFirstTime:
+		reason, limit = ReasonPhishingRun, fmt.Sprintf("lure limits %d/%d", c.o.LureMessages, c.o.LureFirstTime)
+	case newExt > 0 && st.Messages24h >= c.o.DayMessages && st.External24h >= c.o.DayFirstTime:
+		reason, limit = ReasonCampaignRun, fmt.Sprintf("day limits %d/%d", c.o.DayMessages, c.o.DayFirstTime)
+	case newExt > 0 && st.Messages7d >= c.o.WeekMessages && st.External7d >= c.o.WeekFirstTime:
+		reason, limit = ReasonCampaignRun, fmt.Sprintf("week limits %d/%d", c.o.WeekMessages, c.o.WeekFirstTime)
+	default:
+		return nil
+	}
+	ev := fmt.Sprintf("same %s: messages_24h=%d first_time_24h=%d (external %d) messages_7d=%d first_time_7d=%d (external %d) (%s)", what,
+		st.Messages24h, st.New24h, st.External24h, st.Messages7d, st.New7d, st.External7d, limit)
+	if p.Lure {
+		ev += " lure"
+	}
+	if st.Accounts24h > 1 {
+		ev += fmt.Sprintf("; %d accounts sent it today: %s", st.Accounts24h, strings.Join(c.Tracker.Accounts(p, sub.Time), ", "))
+	}
+	dry := c.o.DryRun
+	if c.o.Learning != nil && c.o.Learning(sub.Time) {
+		dry, ev = true, ev+" (learning)"
+	}
+	return []engine.Finding{{Rule: "campaign", Reason: reason, Family: verdict.Campaign, Action: c.o.Action, Score: c.o.Score, DryRun: dry, Evidence: ev}}
+}
