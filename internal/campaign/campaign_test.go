@@ -183,3 +183,35 @@ func FuzzSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// TestMarkSpam: a text marked as spam is known under any account and
+// survives a restart; a message with the same links but its own text (a
+// user forwarding the phish to the help desk with a note) is not.
+func TestMarkSpam(t *testing.T) {
+	tr := New(Options{Key: key})
+	p := tr.Print("Mailbox quota", fmt.Sprintf(lure, "Ann", 24, "ann"))
+	if got := ParsePrints(p.Strings()); got.Text != p.Text || got.Links != p.Links {
+		t.Fatalf("prints round trip: %+v, want %+v", got, p)
+	}
+	if bad := ParsePrints([]string{"text:zz", "other:12", "links"}); bad.Text != 0 || bad.Links != 0 {
+		t.Error("bad prints parsed")
+	}
+	tr.MarkSpam(ParsePrints(p.Strings()), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	if !tr.MarkedSpam(tr.Print("Re: Mailbox quota", fmt.Sprintf(lure, "Bob", 1, "bob"))) {
+		t.Error("the same text from another sender is not known")
+	}
+	fwd := tr.Print("Fwd: Mailbox quota", "Is this real? I clicked nothing. Could you please check it for me, thanks a lot, Ann.\n\n"+fmt.Sprintf(lure, "Ann", 24, "ann"))
+	if fwd.Links != p.Links || tr.MarkedSpam(fwd) {
+		t.Errorf("a forward with a note of its own is marked (links equal: %v)", fwd.Links == p.Links)
+	}
+	back := New(Options{Key: key})
+	if err := back.RestoreSpam(tr.SpamDirty()); err != nil {
+		t.Fatal(err)
+	}
+	if !back.MarkedSpam(p) || len(tr.SpamDirty()) != 0 {
+		t.Error("spam mark lost in a restart, or still dirty")
+	}
+	if err := New(Options{Key: []byte("another key 0123456789abcdef0123")}).RestoreSpam(map[string][]byte{"1": {snapVersion, 0, 0, 0, 0, 0, 0, 0, 0, 2}}); err == nil {
+		t.Error("a mark under another key restored")
+	}
+}

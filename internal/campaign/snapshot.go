@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // snapVersion is the first byte of an account's snapshot.
@@ -123,4 +124,50 @@ func (t *Tracker) decode(b []byte) (map[uint64]*run, error) {
 		return nil, errors.New("trailing bytes")
 	}
 	return runs, nil
+}
+
+// SpamDirty returns the spam marks changed since the last call, by print
+// (hex): the time marked, or an empty value for a mark forgotten.
+func (t *Tracker) SpamDirty() map[string][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string][]byte{}
+	for k := range t.spamDirty {
+		name := strconv.FormatUint(k, 16)
+		if at, ok := t.spam[k]; ok {
+			b := []byte{snapVersion}
+			b = binary.LittleEndian.AppendUint64(b, t.keyID)
+			out[name] = binary.AppendVarint(b, at)
+		} else {
+			out[name] = nil
+		}
+	}
+	clear(t.spamDirty)
+	return out
+}
+
+// RestoreSpam loads spam marks saved by SpamDirty (under the same key).
+func (t *Tracker) RestoreSpam(snaps map[string][]byte) error {
+	bad := 0
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, b := range snaps {
+		k, err := strconv.ParseUint(name, 16, 64)
+		if err != nil || len(b) < 10 || b[0] != snapVersion || binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
+			bad++
+			continue
+		}
+		at, n := binary.Varint(b[9:])
+		if n <= 0 || n != len(b)-9 {
+			bad++
+			continue
+		}
+		if len(t.spam) < maxSpam {
+			t.spam[k] = at
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w (%d spam marks)", errSnapshot, bad)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,9 @@ type Tracker struct {
 	acc   map[string]*acct
 	// site: print → accounts that sent it.
 	site map[uint64]*sitePrint
+	// spam: prints an admin marked as spam, with when (unix seconds).
+	spam      map[uint64]int64
+	spamDirty map[uint64]bool
 }
 
 // New returns an empty Tracker.
@@ -99,7 +103,8 @@ func New(o Options) *Tracker {
 			kb[i%16] ^= c
 		}
 	}
-	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*sitePrint{}}
+	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*sitePrint{},
+		spam: map[uint64]int64{}, spamDirty: map[uint64]bool{}}
 	t.keyID = t.key.Sum([]byte("mailbrake campaign key id"))
 	return t
 }
@@ -313,6 +318,84 @@ func sat16(v int) uint16 {
 		return 0
 	}
 	return uint16(v)
+}
+
+// maxSpam bounds the prints remembered as spam (the oldest marks are
+// forgotten first).
+const maxSpam = 10000
+
+// MarkSpam remembers the text print of a message an admin marked as spam
+// (its link set when it has too little text): the same text is then held
+// from any account. Link sets alone are not marked: a user forwarding the
+// phish to the help desk with a note of their own sends the same links.
+func (t *Tracker) MarkSpam(p Print, now time.Time) {
+	k := p.Text
+	if k == 0 {
+		k = p.Links
+	}
+	if k == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.spam) >= maxSpam {
+		var oldK uint64
+		old := int64(-1)
+		for k, at := range t.spam {
+			if old < 0 || at < old {
+				oldK, old = k, at
+			}
+		}
+		delete(t.spam, oldK)
+		t.spamDirty[oldK] = true
+	}
+	t.spam[k] = now.Unix()
+	t.spamDirty[k] = true
+}
+
+// MarkedSpam reports whether an admin marked the print as spam.
+func (t *Tracker) MarkedSpam(p Print) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p.Text != 0 {
+		_, ok := t.spam[p.Text]
+		return ok
+	}
+	_, ok := t.spam[p.Links]
+	return p.Links != 0 && ok
+}
+
+// Strings returns the print as a hold record keeps it: "text:HEX",
+// "links:HEX" for the keys it has.
+func (p Print) Strings() []string {
+	var out []string
+	if p.Text != 0 {
+		out = append(out, "text:"+strconv.FormatUint(p.Text, 16))
+	}
+	if p.Links != 0 {
+		out = append(out, "links:"+strconv.FormatUint(p.Links, 16))
+	}
+	return out
+}
+
+// ParsePrints reads a hold record's prints (Strings) back; what does not
+// parse is skipped.
+func ParsePrints(ss []string) Print {
+	var p Print
+	for _, s := range ss {
+		kind, hex, _ := strings.Cut(s, ":")
+		v, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil || v == 0 {
+			continue
+		}
+		switch kind {
+		case "text":
+			p.Text = v
+		case "links":
+			p.Links = v
+		}
+	}
+	return p
 }
 
 // Size is what the Tracker holds: accounts, their fingerprints, hour

@@ -504,7 +504,9 @@ func Default() *Config {
 // messages above the account's normal opens an incident for review and
 // nothing more: a legitimate sender's one big message has it too (the
 // account's own score still restricts it when the evidence repeats). A
-// reply to a phisher notifies and waits.
+// run of one text (campaign fingerprints) opens an incident for review
+// too: a mail merge looks like one. A reply to a phisher notifies and
+// waits.
 func DefaultPlaybooks() []PlaybookConfig {
 	full := []playbook.Step{playbook.StepRestrictSending, playbook.StepHoldQueuedMail, playbook.StepLockLogin, playbook.StepScramblePassword,
 		playbook.StepEndSessions, playbook.StepForcePasswordChange, playbook.StepCheckPersistence, playbook.StepNotify}
@@ -515,6 +517,8 @@ func DefaultPlaybooks() []PlaybookConfig {
 		{Name: "review-volume", Severity: store.SeverityMedium, Steps: full, ConfirmFrom: playbook.StepRestrictSending,
 			Triggers: []string{"rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
 				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day"}},
+		{Name: "review-campaign", Severity: store.SeverityHigh, Steps: full, ConfirmFrom: playbook.StepRestrictSending,
+			Triggers: []string{"campaign-run", "phishing-run", "marked-spam-text"}},
 		{Name: "phish-reply", Severity: store.SeverityHigh, ConfirmFrom: playbook.StepLockLogin,
 			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
 			Steps: []playbook.Step{playbook.StepNotify, playbook.StepLockLogin, playbook.StepScramblePassword, playbook.StepEndSessions,

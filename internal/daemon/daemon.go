@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/campaign"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/detect"
@@ -337,4 +338,14 @@ func adminAuth(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(api.WithActor(r.Context(), api.Actor{Name: actor})))
 	})
+}
+
+// markedSpam teaches the campaign detector the text of a message an admin
+// marked as spam: it is then held from any account.
+func (d *Daemon) markedSpam(h *store.Hold) {
+	if d.dets == nil || d.dets.Campaign == nil || len(h.Prints) == 0 {
+		return
+	}
+	d.dets.Campaign.Tracker.MarkSpam(campaign.ParsePrints(h.Prints), time.Now())
+	d.log.Info("text of a message marked as spam is held from every account now", "hold", h.ID, "account", h.Account)
 }

@@ -22,6 +22,9 @@ const (
 	// credential phishing and a link (colleagues count: internal
 	// phishing).
 	ReasonPhishingRun engine.Reason = "phishing-run"
+	// ReasonMarkedSpamText: the message's text is one an admin marked as
+	// spam (quarantine spam), from whichever account sends it.
+	ReasonMarkedSpamText engine.Reason = "marked-spam-text"
 )
 
 // campaignTextLimit bounds the decoded text fingerprinted per message: the
@@ -68,7 +71,17 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		newRcpts, newExt = sub.Novelty.New, sub.Novelty.NewExternal
 	}
 	p := c.Tracker.Print(sub.Subject, leakscan.Text(bytes.NewReader(sub.Body), campaignTextLimit))
+	sub.Prints = p.Strings()
 	st := c.Tracker.Observe(sub.Account, p, newRcpts, newExt, sub.Time)
+	if c.Tracker.MarkedSpam(p) {
+		// An admin saw this text and called it spam: held from any
+		// account at once, learning period or not.
+		ev := "the text of a message marked as spam"
+		if others := c.Tracker.Accounts(p, sub.Time); len(others) > 0 {
+			ev += fmt.Sprintf("; sent today by %s", strings.Join(others, ", "))
+		}
+		return []engine.Finding{{Rule: "campaign", Reason: ReasonMarkedSpamText, Family: verdict.Campaign, Action: c.o.Action, Score: c.o.Score, DryRun: c.o.DryRun, Evidence: ev}}
+	}
 	if newRcpts == 0 || st.Messages7d == 0 {
 		// Only a message that adds first-time recipients is flagged.
 		return nil

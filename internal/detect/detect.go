@@ -142,6 +142,7 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	ReasonReplyToPhisher:                 verdict.Phish,
 	ReasonCampaignRun:                    verdict.Campaign,
 	ReasonPhishingRun:                    verdict.Campaign,
+	ReasonMarkedSpamText:                 verdict.Campaign,
 	ReasonFromListedPhisher:              verdict.Phish,
 	baseline.ReasonAboveBaselineHour:     verdict.Volume,
 	baseline.ReasonAboveBaselineDay:      verdict.Volume,

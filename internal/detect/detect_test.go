@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/campaign"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/engine"
@@ -306,5 +307,37 @@ func TestCampaignNamesEveryAccount(t *testing.T) {
 	}
 	if strings.Contains(f[0].Evidence, "verify.example.net") || strings.Contains(f[0].Evidence, "quota") {
 		t.Errorf("evidence shows content: %q", f[0].Evidence)
+	}
+}
+
+// TestMarkedSpamTextHeldFromAnyAccount: once the text is marked as spam,
+// another account's message with it is held at once, even to known
+// recipients and during the learning period; the hold record gets the
+// prints.
+func TestMarkedSpamTextHeldFromAnyAccount(t *testing.T) {
+	set, err := Build(config.Default(), Options{NoveltyKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Subject: Prize\r\n\r\nCongratulations, you have been selected to receive a cash prize; send your bank details and a processing fee to claim it today.\r\n")
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	sub := func(account string) *engine.Submission {
+		s := &engine.Submission{Time: now, Account: account, Sender: account, Recipients: []string{"x@example.org"}, RecipientCount: 1, Subject: "Prize", Stage: engine.StageEOM, Body: body}
+		set.Novelty.Outbound(context.Background(), s)
+		return s
+	}
+	first := sub("a@example.edu")
+	if f := set.Campaign.Outbound(context.Background(), first); len(f) != 0 || len(first.Prints) == 0 {
+		t.Fatalf("first message: %v, prints %v", f, first.Prints)
+	}
+	set.Campaign.Tracker.MarkSpam(campaign.ParsePrints(first.Prints), now)
+	for _, acct := range []string{"b@example.edu", "b@example.edu"} { // the second time to a known recipient
+		f := set.Campaign.Outbound(context.Background(), sub(acct))
+		if len(f) != 1 || f[0].Reason != ReasonMarkedSpamText || f[0].DryRun || f[0].Action != engine.ActionHold {
+			t.Fatalf("%s: %+v", acct, f)
+		}
+		if !strings.Contains(f[0].Evidence, "a@example.edu") {
+			t.Errorf("evidence does not name the other sender: %q", f[0].Evidence)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 func TestBulkHoldIncidentAndMarkSpam(t *testing.T) {
 	in, d := startPair(t, true, false, postfixtest.Options{}, "")
 	a := in.Send(t, postfixtest.SendOptions{From: "mallory@campus.example", To: recipients(60, "dest.example"),
-		Headers: map[string]string{"X-Mailer": zclient, "Subject": "invoice"}, Body: "Pay now.\n"})
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "invoice"}, Body: "Dear customer,\n\n" + invoiceText})
 	if !a.Accepted {
 		t.Fatalf("not accepted: %s", a.Transcript)
 	}
@@ -54,7 +55,25 @@ func TestBulkHoldIncidentAndMarkSpam(t *testing.T) {
 	if strings.Join(hb.Reasons, ",") != "account-locked" {
 		t.Fatalf("next message: %+v", hb)
 	}
+	// The text marked as spam is held from any account, at once (the
+	// installation is still learning, carol has no history).
+	c := in.Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: []string{"friend@dest.example"},
+		Headers: map[string]string{"Subject": "Re: invoice"}, Body: "Hello Bob,\n\n" + invoiceText})
+	hc := d.waitHold(c.QueueID)
+	if strings.Join(hc.Reasons, ",") != "marked-spam-text" || hc.Account != "carol@campus.example" || len(hc.Prints) == 0 {
+		t.Fatalf("same text from another account: %+v", hc)
+	}
+	// Another text from carol goes.
+	e := in.Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: []string{"friend@dest.example"},
+		Headers: map[string]string{"Subject": "lunch"}, Body: "Shall we have lunch on Thursday at the usual place near the library, at noon?\n"})
+	in.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, e.QueueID) == "" })
+	if hs := d.holds(); slices.ContainsFunc(hs, func(h store.Hold) bool { return h.QueueID == e.QueueID }) {
+		t.Fatalf("an ordinary message of carol's was held")
+	}
 }
+
+// invoiceText is the body of the spam run marked as spam.
+const invoiceText = "your invoice 48213 is overdue. Pay the outstanding amount today through the payment portal to avoid a late fee and the suspension of your service.\n"
 
 func waitIncident(t *testing.T, d *daemon, account string, ok func(store.Incident) bool) store.Incident {
 	t.Helper()

@@ -185,6 +185,7 @@ func (e *Enforcer) recordHold(log *slog.Logger, sub *engine.Submission, v engine
 	if sub.ClientAddress.IsValid() {
 		h.ClientAddress = sub.ClientAddress.String()
 	}
+	h.Prints = append([]string(nil), sub.Prints...)
 	account, dir, qid, path := sub.Account, sub.Direction, sub.QueueID, string(sub.Path)
 	e.Holds.Record(h, func(stored *store.Hold, created bool, err error) {
 		if err != nil {

@@ -170,6 +170,10 @@ type Submission struct {
 	// Body is the raw message, headers and body (milter path only; nil on
 	// the policy path and in replay).
 	Body []byte
+	// Prints are the message's campaign fingerprints (keyed hashes,
+	// "text:HEX", "links:HEX") as the campaign detector computed them, for
+	// the hold record.
+	Prints []string
 	// Secrets are values a detector found that must never be shown (a
 	// leaked password): the caller masks them in previews and clears them.
 	Secrets [][]byte

@@ -353,6 +353,9 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 			return nil, fmt.Errorf("deleting hold %d: %w", id, err)
 		}
 	}
+	if s.MarkedSpam != nil {
+		s.MarkedSpam(h)
+	}
 	pb := r.byTrigger(ReasonMarkedSpam)
 	sev, name := store.SeverityHigh, ""
 	if pb != nil {

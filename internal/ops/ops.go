@@ -59,6 +59,9 @@ type Service struct {
 	// with a content filter it comes back through smtpd, and must be
 	// recognised as re-injected, not decided again.
 	Released func(h *store.Hold)
+	// MarkedSpam, when set, is told of every held message an admin marked
+	// as spam (the campaign detector then holds its text from any account).
+	MarkedSpam func(h *store.Hold)
 	// Verdicts keeps each account's recent verdicts for account show.
 	// Score returns an account's score arithmetic (the engine's); nil
 	// when scoring is off.

@@ -56,6 +56,10 @@ type Hold struct {
 	State          HoldState `json:"state"`
 	StateAt        time.Time `json:"state_at"`
 	StateBy        string    `json:"state_by,omitempty"`
+	// Prints are the message's campaign fingerprints (keyed hashes, hex;
+	// milter path): marking it as spam holds the same text from any
+	// account.
+	Prints []string `json:"prints,omitempty"`
 }
 
 // HoldFilter selects holds for listing. Zero values mean "any".

@@ -15,7 +15,7 @@ import (
 
 const holdColumns = `id, queue_id, path, account, sender, recipients, recipient_count,
 	subject, client, client_family, client_address, reasons, size, headers, preview,
-	held_at, state, state_at, state_by`
+	held_at, state, state_at, state_by, prints`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -24,14 +24,21 @@ func scanHold(sc scanner) (*store.Hold, error) {
 	var (
 		h                   store.Hold
 		recipients, reasons string
+		prints              string
 		heldAt, stateAt     int64
 		state               string
 	)
 	err := sc.Scan(&h.ID, &h.QueueID, &h.Path, &h.Account, &h.Sender, &recipients, &h.RecipientCount,
 		&h.Subject, &h.Client, &h.ClientFamily, &h.ClientAddress, &reasons, &h.Size, &h.Headers, &h.Preview,
-		&heldAt, &state, &stateAt, &h.StateBy)
+		&heldAt, &state, &stateAt, &h.StateBy, &prints)
 	if err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(prints), &h.Prints); err != nil {
+		return nil, fmt.Errorf("hold %d: decoding prints: %w", h.ID, err)
+	}
+	if len(h.Prints) == 0 {
+		h.Prints = nil
 	}
 	if err := json.Unmarshal([]byte(recipients), &h.Recipients); err != nil {
 		return nil, fmt.Errorf("hold %d: decoding recipients: %w", h.ID, err)
@@ -96,6 +103,9 @@ func mergeInto(old, h *store.Hold) {
 		old.HeldAt = h.HeldAt
 	}
 	old.Reasons = union(old.Reasons, h.Reasons)
+	if p := union(old.Prints, h.Prints); len(p) > 0 {
+		old.Prints = p
+	}
 }
 
 // PutHold records a hold, merging it into the record with the same
@@ -203,7 +213,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 
 const insertHoldSQL = `INSERT INTO holds (queue_id, path, account, sender, recipients,
 		recipient_count, subject, client, client_family, client_address, reasons, size, headers,
-		preview, held_at, state, state_at, state_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		preview, held_at, state, state_at, state_by, prints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, error) {
 	recipients, err := encodeList(h.Recipients)
@@ -214,9 +224,13 @@ func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, 
 	if err != nil {
 		return 0, err
 	}
+	prints, err := encodeList(h.Prints)
+	if err != nil {
+		return 0, err
+	}
 	res, err := stmt.ExecContext(ctx, h.QueueID, h.Path, h.Account, h.Sender, recipients,
 		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons, h.Size, h.Headers,
-		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy)
+		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy, prints)
 	if err != nil {
 		return 0, fmt.Errorf("inserting hold: %w", err)
 	}
@@ -240,12 +254,16 @@ func updateHold(ctx context.Context, tx *sql.Tx, h *store.Hold) error {
 	if err != nil {
 		return err
 	}
+	prints, err := encodeList(h.Prints)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE holds SET path = ?, account = ?, sender = ?, recipients = ?,
 		recipient_count = ?, subject = ?, client = ?, client_family = ?, client_address = ?, reasons = ?,
-		size = ?, headers = ?, preview = ?, held_at = ? WHERE id = ?`,
+		size = ?, headers = ?, preview = ?, held_at = ?, prints = ? WHERE id = ?`,
 		h.Path, h.Account, h.Sender, recipients,
 		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons,
-		h.Size, h.Headers, h.Preview, toDB(h.HeldAt), h.ID)
+		h.Size, h.Headers, h.Preview, toDB(h.HeldAt), prints, h.ID)
 	if err != nil {
 		return fmt.Errorf("updating hold %d: %w", h.ID, err)
 	}

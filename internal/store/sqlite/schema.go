@@ -158,6 +158,11 @@ var migrations = [][]string{
 			FROM incidents AS i, json_each(i.evidence) AS e`,
 		`ALTER TABLE incidents DROP COLUMN evidence`,
 	},
+	// 7: a held message's campaign fingerprints (keyed hashes, hex), so
+	// that marking it as spam holds the same text from any account.
+	{
+		`ALTER TABLE holds ADD COLUMN prints TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(prints))`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

@@ -183,6 +183,9 @@ func diffHold(got, want *store.Hold) []string {
 	if !slices.Equal(got.Reasons, want.Reasons) {
 		d = append(d, fmt.Sprintf("Reasons = %q, want %q", got.Reasons, want.Reasons))
 	}
+	if !slices.Equal(got.Prints, want.Prints) {
+		d = append(d, fmt.Sprintf("Prints = %q, want %q", got.Prints, want.Prints))
+	}
 	if got.RecipientCount != want.RecipientCount {
 		d = append(d, fmt.Sprintf("RecipientCount = %d, want %d", got.RecipientCount, want.RecipientCount))
 	}
@@ -245,6 +248,7 @@ func testHoldRoundTrip(t *testing.T, b Backend) {
 		Size:           1 << 40,
 		Headers:        "Subject: =?UTF-8?B?w5xuaWNvZGU=?=\r\nX-Mailer: test\r\n\r\n",
 		Preview:        "Zeile 1\nZeile 2 — ✓",
+		Prints:         []string{"text:123456789abcdef", "links:fedcba9876543210"},
 		HeldAt:         base,
 		State:          store.HoldHeld,
 		StateAt:        base.Add(time.Second),
@@ -356,6 +360,7 @@ func testMergeByQueueID(t *testing.T, b Backend) {
 		Size:           2048,
 		Headers:        "Subject: Invoice\r\n",
 		Preview:        "pay now",
+		Prints:         []string{"text:aa"},
 		HeldAt:         at(1),
 		State:          store.HoldHeld,
 		StateAt:        at(1),
@@ -380,6 +385,7 @@ func testMergeByQueueID(t *testing.T, b Backend) {
 		Size:           2048,
 		Headers:        "Subject: Invoice\r\n",
 		Preview:        "pay now",
+		Prints:         []string{"text:aa"}, // only the milter path sees content
 		HeldAt:         at(0),
 		State:          store.HoldHeld,
 		StateAt:        at(0),
