@@ -56,6 +56,11 @@ type account struct {
 	first    int32 // first day seen
 	families []fingerprint.Family
 	dirty    bool
+	// reviewed is a burst an admin judged legitimate: until the day
+	// reviewedUntil the account's limits are at least its peak hour and
+	// day.
+	reviewedUntil             int32
+	reviewedHour, reviewedDay uint32
 }
 
 type shard struct {
@@ -208,6 +213,12 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		limitHour = max(limitHour, d.o.Factor*nm.PeakHourRcpts)
 		limitDay = max(limitDay, d.o.Factor*nm.DayRcpts)
 	}
+	if a.reviewedUntil >= today {
+		// A reviewed burst is part of the account's normal (a newsletter
+		// released once is not held again for the same size).
+		limitHour = max(limitHour, float64(a.reviewedHour))
+		limitDay = max(limitDay, float64(a.reviewedDay))
+	}
 	if float64(s.hourRcpt) > limitHour {
 		out = append(out, engine.Finding{Rule: "baseline", Reason: ReasonAboveBaselineHour, Family: verdict.Volume, Action: d.o.Action, Score: d.o.Score, DryRun: d.o.DryRun,
 			Evidence: fmt.Sprintf("hour_recipients=%d limit=%.0f (p90 peak hour %.0f over %d days)", s.hourRcpt, limitHour, nm.PeakHourRcpts, nm.HistoryDays)})
@@ -238,6 +249,29 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		}
 	}
 	return out
+}
+
+// Absorb makes the burst of account's day at into its normal for the
+// history's length (Days): an admin reviewed a message held for it and
+// judged it legitimate (release and trust, a dismissed incident). Nothing
+// happens when the day is no longer remembered.
+func (d *Detector) Absorb(account string, at time.Time) {
+	sh := d.shard(account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.m[account]
+	if a == nil {
+		return
+	}
+	num := dayNum(at)
+	s := &a.days[int(num)%len(a.days)]
+	if s.num != num {
+		return
+	}
+	a.reviewedHour = max(a.reviewedHour, s.peakHour)
+	a.reviewedDay = max(a.reviewedDay, s.rcpts)
+	a.reviewedUntil = max(a.reviewedUntil, num+int32(d.o.Days))
+	a.dirty = true
 }
 
 // Normal returns an account's learned normal at t (for account show).

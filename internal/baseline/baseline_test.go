@@ -140,3 +140,35 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestAbsorbReviewedBurst: once an admin judged a held burst legitimate,
+// the same burst is part of the account's normal (a newsletter released
+// once is not held again for the same size), and it survives a restart.
+func TestAbsorbReviewedBurst(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold, Score: 5, Days: 28})
+	for day := 0; day < 10; day++ {
+		send(d, t0.AddDate(0, 0, day), 5, fingerprint.FamilyThunderbird)
+	}
+	burst := t0.AddDate(0, 0, 10)
+	if f := send(d, burst, 250, fingerprint.FamilyThunderbird); len(f) == 0 {
+		t.Fatal("a 250-recipient burst was not flagged")
+	}
+	d.Absorb("u@x", burst.Add(time.Minute))
+	d.Absorb("nobody@x", burst) // unknown account: nothing
+	back := New(Options{Action: engine.ActionHold, Score: 5, Days: 28})
+	if err := back.Restore(d.Dirty()); err != nil {
+		t.Fatal(err)
+	}
+	for _, det := range []*Detector{d, back} {
+		if f := send(det, t0.AddDate(0, 0, 17), 250, fingerprint.FamilyThunderbird); len(f) != 0 {
+			t.Errorf("the reviewed burst's size a week later: %v", reasons(f))
+		}
+		if f := send(det, t0.AddDate(0, 0, 18), 600, fingerprint.FamilyThunderbird); len(f) == 0 {
+			t.Error("a burst far above the reviewed one was not flagged")
+		}
+	}
+	// After the history's length the absorbed burst is forgotten.
+	if f := send(d, t0.AddDate(0, 0, 40), 250, fingerprint.FamilyThunderbird); len(f) == 0 {
+		t.Error("the absorbed burst lasts past the history")
+	}
+}

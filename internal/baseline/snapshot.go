@@ -7,7 +7,8 @@ import (
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 )
 
-const snapVersion = 1
+// snapVersion 2 adds the reviewed burst; version 1 snapshots are read.
+const snapVersion = 2
 
 var errSnapshot = errors.New("baseline: bad snapshot")
 
@@ -76,13 +77,17 @@ func encode(a *account) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
+	b = binary.AppendVarint(b, int64(a.reviewedUntil))
+	b = binary.AppendUvarint(b, uint64(a.reviewedHour))
+	b = binary.AppendUvarint(b, uint64(a.reviewedDay))
 	return b
 }
 
 func decode(b []byte, days int) (*account, error) {
-	if len(b) < 1 || b[0] != snapVersion {
+	if len(b) < 1 || b[0] != 1 && b[0] != snapVersion {
 		return nil, errSnapshot
 	}
+	version := b[0]
 	b = b[1:]
 	varint := func() (int64, bool) {
 		v, k := binary.Varint(b)
@@ -146,6 +151,18 @@ func decode(b []byte, days int) (*account, error) {
 		}
 		a.families = append(a.families, fingerprint.Family(b[:l]))
 		b = b[l:]
+	}
+	if version >= 2 {
+		until, ok := varint()
+		if !ok || until < 0 || until > 1<<30 {
+			return nil, errSnapshot
+		}
+		hour, ok1 := uvarint(1 << 32)
+		dayR, ok2 := uvarint(1 << 32)
+		if !ok1 || !ok2 {
+			return nil, errSnapshot
+		}
+		a.reviewedUntil, a.reviewedHour, a.reviewedDay = int32(until), uint32(hour), uint32(dayR)
 	}
 	if len(b) != 0 {
 		return nil, errSnapshot

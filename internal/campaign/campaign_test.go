@@ -169,16 +169,16 @@ func FuzzSnapshot(f *testing.F) {
 	f.Add([]byte{snapVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr := New(Options{Key: key, MaxPerAccount: 32})
-		runs, err := tr.decode(b)
+		runs, trusted, err := tr.decode(b)
 		if err != nil {
 			return
 		}
-		if len(runs) > 32 {
-			t.Fatalf("%d runs past the bound", len(runs))
+		if len(runs) > 32 || len(trusted) > maxTrusted {
+			t.Fatalf("%d runs, %d trusted past the bounds", len(runs), len(trusted))
 		}
 		// What decodes encodes to a snapshot that decodes the same.
-		again, err := tr.decode(tr.encode(&acct{runs: runs}))
-		if err != nil || len(again) != len(runs) {
+		again, againTrusted, err := tr.decode(tr.encode(&acct{runs: runs, trusted: trusted}))
+		if err != nil || len(again) != len(runs) || len(againTrusted) != len(trusted) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})

@@ -36,12 +36,12 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for name, b := range snaps {
-		runs, err := t.decode(b)
+		runs, trusted, err := t.decode(b)
 		if err != nil {
 			bad++
 			continue
 		}
-		t.acc[name] = &acct{name: name, runs: runs}
+		t.acc[name] = &acct{name: name, runs: runs, trusted: trusted}
 	}
 	if bad > 0 {
 		return fmt.Errorf("%w (%d)", errSnapshot, bad)
@@ -64,17 +64,22 @@ func (t *Tracker) encode(a *acct) []byte {
 			b = binary.AppendUvarint(b, uint64(w.ext))
 		}
 	}
+	b = binary.AppendUvarint(b, uint64(len(a.trusted)))
+	for k, until := range a.trusted {
+		b = binary.LittleEndian.AppendUint64(b, k)
+		b = binary.AppendVarint(b, until)
+	}
 	return b
 }
 
 // decode reads one account's snapshot, refusing another key's and any
 // inconsistency (counts beyond the bounds, trailing bytes).
-func (t *Tracker) decode(b []byte) (map[uint64]*run, error) {
+func (t *Tracker) decode(b []byte) (map[uint64]*run, map[uint64]int64, error) {
 	if len(b) < 9 || b[0] != snapVersion {
-		return nil, errors.New("not a campaign snapshot")
+		return nil, nil, errors.New("not a campaign snapshot")
 	}
 	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
-		return nil, errors.New("taken under another key")
+		return nil, nil, errors.New("taken under another key")
 	}
 	b = b[9:]
 	uv := func(limit uint64) (uint64, error) {
@@ -87,43 +92,64 @@ func (t *Tracker) decode(b []byte) (map[uint64]*run, error) {
 	}
 	n, err := uv(uint64(t.o.MaxPerAccount))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	runs := make(map[uint64]*run, n)
 	for range n {
 		if len(b) < 8 {
-			return nil, errors.New("truncated")
+			return nil, nil, errors.New("truncated")
 		}
 		k := binary.LittleEndian.Uint64(b)
 		b = b[8:]
 		last, m := binary.Varint(b)
 		if m <= 0 {
-			return nil, errors.New("bad time")
+			return nil, nil, errors.New("bad time")
 		}
 		b = b[m:]
 		nh, err := uv(week)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r := &run{last: last, hours: make([]window, 0, nh)}
 		for range nh {
 			var v [4]uint64
 			for i, lim := range [4]uint64{1<<32 - 1, 0xffff, 0xffff, 0xffff} {
 				if v[i], err = uv(lim); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			if len(r.hours) > 0 && uint32(v[0]) <= r.hours[len(r.hours)-1].hour {
-				return nil, errors.New("hours out of order")
+				return nil, nil, errors.New("hours out of order")
 			}
 			r.hours = append(r.hours, window{hour: uint32(v[0]), msgs: uint16(v[1]), new: uint16(v[2]), ext: uint16(v[3])})
 		}
 		runs[k] = r
 	}
-	if len(b) != 0 {
-		return nil, errors.New("trailing bytes")
+	nt, err := uv(maxTrusted)
+	if err != nil {
+		return nil, nil, err
 	}
-	return runs, nil
+	var trusted map[uint64]int64
+	for range nt {
+		if len(b) < 8 {
+			return nil, nil, errors.New("truncated")
+		}
+		k := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		until, m := binary.Varint(b)
+		if m <= 0 {
+			return nil, nil, errors.New("bad time")
+		}
+		b = b[m:]
+		if trusted == nil {
+			trusted = map[uint64]int64{}
+		}
+		trusted[k] = until
+	}
+	if len(b) != 0 {
+		return nil, nil, errors.New("trailing bytes")
+	}
+	return runs, trusted, nil
 }
 
 // SpamDirty returns the spam marks changed since the last call, by print

@@ -58,6 +58,9 @@ type acct struct {
 	name  string
 	runs  map[uint64]*run
 	dirty bool // changed since the last snapshot
+	// trusted are prints an admin judged legitimate for this account,
+	// until when (unix seconds).
+	trusted map[uint64]int64
 }
 
 // sitePrint is which accounts sent one print lately.
@@ -318,6 +321,60 @@ func sat16(v int) uint16 {
 		return 0
 	}
 	return uint16(v)
+}
+
+// maxTrusted bounds the prints trusted per account.
+const maxTrusted = 64
+
+// Trust records that an admin judged the account's run of p legitimate
+// (release and trust, a dismissed incident): its messages of p are not a
+// run until until, and the counts start again.
+func (t *Tracker) Trust(account string, p Print, until time.Time) {
+	keys := p.Keys()
+	if len(keys) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.acc[account]
+	if a == nil {
+		a = &acct{name: account, runs: map[uint64]*run{}}
+		t.acc[account] = a
+	}
+	if a.trusted == nil {
+		a.trusted = map[uint64]int64{}
+	}
+	for _, k := range keys {
+		if _, ok := a.trusted[k]; !ok && len(a.trusted) >= maxTrusted {
+			var oldK uint64
+			old := int64(-1)
+			for k, u := range a.trusted {
+				if old < 0 || u < old {
+					oldK, old = k, u
+				}
+			}
+			delete(a.trusted, oldK)
+		}
+		a.trusted[k] = until.Unix()
+		delete(a.runs, k)
+	}
+	a.dirty = true
+}
+
+// Trusted reports whether the account's run of p is trusted at now.
+func (t *Tracker) Trusted(account string, p Print, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.acc[account]
+	if a == nil {
+		return false
+	}
+	for _, k := range p.Keys() {
+		if u, ok := a.trusted[k]; ok && u >= now.Unix() {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSpam bounds the prints remembered as spam (the oldest marks are

@@ -249,6 +249,13 @@ func writeHold(w io.Writer, h *store.Hold) {
 	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, "Held at:     %s (by the %s path)\n", h.HeldAt.Local().Format(time.RFC3339), h.Path)
 	fmt.Fprintf(w, "Reasons:     %s\n", strings.Join(h.Reasons, ", "))
+	for _, r := range h.Reasons {
+		t := api.LetThrough[r]
+		if t == "" {
+			t = "the site's rule of this name not matching (rules: in the configuration)."
+		}
+		fmt.Fprintf(w, "  would have gone through with (%s): %s\n", r, t)
+	}
 	fmt.Fprintf(w, "Account:     %s\n", h.Account)
 	fmt.Fprintf(w, "Sender:      %s\n", h.Sender)
 	fmt.Fprintf(w, "Client:      %s [%s] from %s\n", h.Client, h.ClientFamily, h.ClientAddress)

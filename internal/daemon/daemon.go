@@ -349,3 +349,19 @@ func (d *Daemon) markedSpam(h *store.Hold) {
 	d.dets.Campaign.Tracker.MarkSpam(campaign.ParsePrints(h.Prints), time.Now())
 	d.log.Info("text of a message marked as spam is held from every account now", "hold", h.ID, "account", h.Account)
 }
+
+// reviewed teaches the detectors a held message an admin judged
+// legitimate: its burst becomes part of the account's normal, and its
+// run of the same text is trusted for the account until until.
+func (d *Daemon) reviewed(h *store.Hold, until time.Time) {
+	if d.dets == nil {
+		return
+	}
+	if d.dets.Baseline != nil {
+		d.dets.Baseline.Absorb(h.Account, h.HeldAt)
+	}
+	if d.dets.Campaign != nil && len(h.Prints) > 0 {
+		d.dets.Campaign.Tracker.Trust(h.Account, campaign.ParsePrints(h.Prints), until)
+	}
+	d.log.Info("learned from review: the held burst is part of the account's normal", "hold", h.ID, "account", h.Account)
+}

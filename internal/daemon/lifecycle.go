@@ -323,7 +323,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
-		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, MarkedSpam: d.markedSpam,
+		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, MarkedSpam: d.markedSpam, Reviewed: d.reviewed,
 		IncidentOpened: d.recoveryOpened}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the

@@ -86,6 +86,9 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		// Only a message that adds first-time recipients is flagged.
 		return nil
 	}
+	if c.Tracker.Trusted(sub.Account, p, sub.Time) {
+		return nil // an admin released this account's run of it
+	}
 	what := "text"
 	if st.Links {
 		what = "links"

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/campaign"
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
+	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/verdict"
 )
 
@@ -338,6 +340,16 @@ func TestMarkedSpamTextHeldFromAnyAccount(t *testing.T) {
 		}
 		if !strings.Contains(f[0].Evidence, "a@example.edu") {
 			t.Errorf("evidence does not name the other sender: %q", f[0].Evidence)
+		}
+	}
+}
+
+// TestEveryReasonSaysWhatLetsThrough: the hold page's catalogue covers
+// every built-in reason.
+func TestEveryReasonSaysWhatLetsThrough(t *testing.T) {
+	for _, r := range append(BuiltinReasons(), pwleak.ReasonPasswordLeak) {
+		if api.LetThrough[string(r)] == "" {
+			t.Errorf("reason %s: no entry in api.LetThrough", r)
 		}
 	}
 }

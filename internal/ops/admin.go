@@ -143,6 +143,9 @@ func (s *Service) ReleaseAndTrust(ctx context.Context, id int64, r api.TrustRequ
 		return nil, err
 	}
 	s.audit(ctx, actor, AuditTrustAdd, "account:"+h.Account, fmt.Sprintf("%s trusted until %s after releasing hold %d: %s", h.ClientFamily, e.Until.Format(time.RFC3339), id, r.Note))
+	if s.Reviewed != nil {
+		s.Reviewed(h, e.Until)
+	}
 	return released, nil
 }
 

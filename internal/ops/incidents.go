@@ -415,6 +415,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 		}
 		s.forgetFull(inc.Account)
 		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> dismissed: %s", inc.State, req.Note))
+		s.learnDismissed(ctx, inc)
 		// A false alarm: lift what mailbrake set on the account.
 		if a, err := s.Accounts.GetAccount(ctx, inc.Account); err == nil && a.State.Rank() >= store.AccountRestricted.Rank() {
 			if a.State == store.AccountLocked {
@@ -577,5 +578,28 @@ func (s *Service) opened(ctx context.Context, account string, sev store.Severity
 	}
 	if s.IncidentOpened != nil {
 		s.IncidentOpened(ctx, account)
+	}
+}
+
+// dismissTrust is how long the runs of a dismissed incident's messages
+// stay trusted for their account.
+const dismissTrust = 30 * 24 * time.Hour
+
+// learnDismissed tells the detectors of the held messages of an incident
+// dismissed as a false alarm (at most the last 50).
+func (s *Service) learnDismissed(ctx context.Context, inc *store.Incident) {
+	if s.Reviewed == nil {
+		return
+	}
+	seen := map[int64]bool{}
+	for i := len(inc.Evidence) - 1; i >= 0 && len(seen) < 50; i-- {
+		id := inc.Evidence[i].HoldID
+		if id == 0 || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if h, err := s.Store.GetHold(ctx, id); err == nil && h.Account == inc.Account {
+			s.Reviewed(h, s.now().Add(dismissTrust))
+		}
 	}
 }

@@ -434,3 +434,41 @@ func TestResumePlaybooks(t *testing.T) {
 		t.Fatalf("resumed %d (%v), %d attempts; want the failed incident only", n, err, flaky.attempts())
 	}
 }
+
+// TestDismissTeachesDetectors: dismissing an incident as a false alarm
+// hands each of its held messages (of that account, once each) to
+// Reviewed, so the detectors learn from the review.
+func TestDismissTeachesDetectors(t *testing.T) {
+	s, _, clk := newService(t)
+	ctx := admin(t.Context())
+	var ids []int64
+	for i, acct := range []string{"n@example.edu", "n@example.edu", "other@example.edu"} {
+		res, err := s.Store.PutHolds(ctx, []*store.Hold{{QueueID: fmt.Sprintf("QD%d", i), Account: acct, Reasons: []string{"bulk-from-scripted-client"},
+			Prints: []string{"text:abc"}, HeldAt: clk.now(), State: store.HoldHeld}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res[0].Hold.ID)
+	}
+	var got []int64
+	s.Reviewed = func(h *store.Hold, until time.Time) {
+		if !until.After(clk.now()) || len(h.Prints) != 1 {
+			t.Errorf("reviewed %d until %s, prints %v", h.ID, until, h.Prints)
+		}
+		got = append(got, h.ID)
+	}
+	_ = s.ReportFindings(ctx, "n@example.edu", []Finding{{Reason: "bulk-from-scripted-client", HoldID: ids[0], QueueID: "QD0"},
+		{Reason: "bulk-from-scripted-client", HoldID: ids[1], QueueID: "QD1"}, {Reason: "bulk-from-scripted-client", HoldID: ids[2], QueueID: "QD2"}})
+	s.WaitPlaybooks(ctx)
+	in, err := s.Response.Incidents.ActiveIncident(ctx, "n@example.edu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: in.ID, Change: api.IncidentDismiss, Note: "the department newsletter"}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ids[:2]) {
+		t.Errorf("reviewed holds %v, want %v (not the other account's)", got, ids[:2])
+	}
+}

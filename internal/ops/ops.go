@@ -62,6 +62,10 @@ type Service struct {
 	// MarkedSpam, when set, is told of every held message an admin marked
 	// as spam (the campaign detector then holds its text from any account).
 	MarkedSpam func(h *store.Hold)
+	// Reviewed, when set, is told of every held message an admin judged
+	// legitimate (released and trusted, or held for an incident that was
+	// dismissed): the detectors learn from it.
+	Reviewed func(h *store.Hold, until time.Time)
 	// Verdicts keeps each account's recent verdicts for account show.
 	// Score returns an account's score arithmetic (the engine's); nil
 	// when scoring is off.

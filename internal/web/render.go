@@ -137,6 +137,21 @@ var funcs = template.FuncMap{
 	"f":          func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	"plus":       func(a, b float64) float64 { return a + b },
 	"minus":      func(a, b float64) float64 { return a - b },
+	"letThrough": letThrough,
+}
+
+// letThrough is, per reason of a hold, what would have let the message
+// through (api.LetThrough); a site rule's reason says so.
+func letThrough(reasons []string) [][2]string {
+	out := make([][2]string, 0, len(reasons))
+	for _, r := range reasons {
+		t := api.LetThrough[r]
+		if t == "" {
+			t = "The site's rule of this name not matching (rules: in the configuration)."
+		}
+		out = append(out, [2]string{r, t})
+	}
+	return out
 }
 
 // targetURL links an audit target ("hold:12", "account:NAME",

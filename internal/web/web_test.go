@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"html"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
 )
 
@@ -326,6 +328,10 @@ func TestHelpdeskNeverSeesContent(t *testing.T) {
 	body := e.as("viewer", call{method: "GET", path: "/quarantine/1"}).Body.String()
 	if !strings.Contains(body, previewSentinel) || !strings.Contains(body, headersSentinel) {
 		t.Errorf("viewer does not see the preview and headers:\n%s", body)
+	}
+	// The page says what would have let the message through.
+	if want := html.EscapeString(api.LetThrough["bulk-from-scripted-client"]); !strings.Contains(body, "Would have gone through with") || !strings.Contains(body, want) {
+		t.Errorf("hold page does not say what would have let it through (%q)", want)
 	}
 	// ops is told too, through the actor.
 	e.as("helpdesk", call{method: "POST", path: "/accounts/alice@example.org/unlock", form: url.Values{"override": {"1"}, "reason": {"x"}}})
