@@ -29,6 +29,8 @@ var LetThrough = map[string]string{
 	"campaign-run":             "Fewer separate messages of the same text to people the account never wrote to (campaign.day_* and week_*). Released and trusted, or its incident dismissed, the text is trusted for the account.",
 	"phishing-run":             "Fewer separate messages of the same text with the vocabulary of credential phishing (campaign.lure_*). Released and trusted, or its incident dismissed, the text is trusted for the account.",
 	"marked-spam-text":         "A text other than that of a message an admin marked as spam (quarantine spam).",
+	"new-origin":               "Evidence only: a network (/24, /48) the account had used before.",
+	"shared-origin":            "An address that was not new to several other accounts the same day (a shared network of the site belongs in origin.site_networks).",
 	"password-leak":            "The sender's own password not appearing in the message.",
 	"held-outside-mailbrake":   "Nothing mailbrake decided: Postfix held it (header_checks HOLD, postsuper -h, or mailbrake's record of it was lost).",
 }

@@ -28,6 +28,7 @@ type Config struct {
 	Phish        PhishConfig        `yaml:"phish" doc:"Replies to phish: inbound mail tagged as spam or phish is remembered; an outbound reply to it (In-Reply-To/References, or to its Reply-To) is caught (reason reply-to-suspected-phish). Needs the milter path."`
 	Novelty      NoveltyConfig      `yaml:"novelty" doc:"Recipient novelty: per account, which recipients it mailed within the lookback (kept as keyed hashes, never addresses). Gives rules the facts new_recipients, first_time_recipients_1h/_24h, distinct_recipients_1h/_24h, recipient_domains, external_recipients and external_share, and flags an account writing to many people it never wrote to."`
 	Campaign     CampaignConfig     `yaml:"campaign" doc:"Campaign fingerprints (milter path, needs novelty): the same message, sent as separate messages to people the account never wrote to, is a run. Subject and body are normalised (greetings, addresses, numbers removed, links reduced to their host) and kept only as keyed hashes; per account and fingerprint, messages and first-time recipients are counted over an hour, a day and a week."`
+	Origin       OriginConfig       `yaml:"origin" doc:"Where mail comes from (milter path): the SASL client's address, or the X-Originating-IP the Zimbra relay added (its last copy). Per account the prefixes (/24, /48) it used in the last 90 days; per site which accounts each address submitted for in the last day. Kept as keyed hashes."`
 	Phishers     PhishersConfig     `yaml:"phishers" doc:"Known phisher reply addresses: APRL lists (ADDRESS,TYPE,DATE) and site block/allow lists. Outbound mail to a listed address is caught (reason reply-to-phisher); inbound mail whose From, Reply-To or envelope sender is listed is tagged (reason from-listed-phisher)."`
 	PasswordLeak PasswordLeakConfig `yaml:"password_leak" doc:"Password-leak detection: every candidate string of an outbound message (all text parts, decoded, quoted replies included) is tested against the sender's own password hash from the directory (directory.ldap and/or directory.passwd_file). Needs the milter path: the policy path carries no content."`
 	Directory    DirectoryConfig    `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
@@ -161,6 +162,18 @@ type CampaignConfig struct {
 	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict for a message of a run: tag, hold, defer or reject."`
 	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score (family campaign; a run scores once an hour)."`
 	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
+}
+
+// OriginConfig configures the origin detector.
+type OriginConfig struct {
+	Enabled        bool           `yaml:"enabled" doc:"Track origins (needs novelty.enabled for its key and learning period)."`
+	SiteNetworks   []string       `yaml:"site_networks" doc:"The site's own networks (CIDR): campus NAT, VPN, webmail proxies. Addresses in them, and private, loopback and link-local ones, are not origins."`
+	NewPrefixScore int            `yaml:"new_prefix_score" doc:"Points (identity family, evidence only) for a message from a prefix the account never used, when it used others."`
+	SharedAccounts int            `yaml:"shared_accounts" doc:"One address that was new to this many accounts within a day (a phishing kit's server) is a finding on each."`
+	SharedScore    int            `yaml:"shared_score" doc:"Points (identity family) of that finding."`
+	SharedVerdict  verdict.Action `yaml:"shared_verdict" doc:"Verdict of that finding: allow (evidence), tag or hold."`
+	MaxPerAccount  int            `yaml:"max_per_account" doc:"Prefixes remembered per account."`
+	MaxSite        int            `yaml:"max_site" doc:"Addresses remembered for the site."`
 }
 
 // PhishersConfig configures the known-phisher detector.
@@ -455,6 +468,12 @@ func Default() *Config {
 			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3,
 			MaxPerAccount: 256, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
 		},
+		// A phishing kit's server submits for every account it phished: an
+		// address new to three accounts in a day is evidence on each (score
+		// 5, watch); a prefix an account never used is weak evidence (2).
+		// Shared NATs of the site belong in site_networks.
+		Origin: OriginConfig{Enabled: true, SiteNetworks: []string{}, NewPrefixScore: 2, SharedAccounts: 3, SharedScore: 5, SharedVerdict: verdict.Allow,
+			MaxPerAccount: 64, MaxSite: 100000},
 		// A reply to a known phisher is how an account gets taken over:
 		// hold it and put the account on watch (score 5).
 		Phishers: PhishersConfig{

@@ -190,6 +190,26 @@ func (c *Config) Validate() Errors {
 			add("campaign.score", "must be between 0 and 1000, got %d", k.Score)
 		}
 	}
+	if o := c.Origin; o.Enabled {
+		verdictOf("origin.shared_verdict", o.SharedVerdict, verdict.Allow, verdict.Tag, verdict.Hold)
+		for i, n := range o.SiteNetworks {
+			if _, err := netip.ParsePrefix(n); err != nil {
+				add(fmt.Sprintf("origin.site_networks[%d]", i), "not a network in CIDR form: %q", n)
+			}
+		}
+		if o.SharedAccounts < 2 {
+			add("origin.shared_accounts", "must be at least 2, got %d", o.SharedAccounts)
+		}
+		if o.NewPrefixScore < 0 || o.NewPrefixScore > 1000 || o.SharedScore < 0 || o.SharedScore > 1000 {
+			add("origin.shared_score", "scores must be between 0 and 1000")
+		}
+		if o.MaxPerAccount < 4 || o.MaxPerAccount > 10_000 {
+			add("origin.max_per_account", "must be between 4 and 10000, got %d", o.MaxPerAccount)
+		}
+		if o.MaxSite < 100 || o.MaxSite > 10_000_000 {
+			add("origin.max_site", "must be between 100 and 10000000, got %d", o.MaxSite)
+		}
+	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
 		verdictOf("phishers.verdict", p.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		verdictOf("phishers.inbound_verdict", p.InboundVerdict, verdict.Allow, verdict.Tag, verdict.Hold, verdict.Reject)

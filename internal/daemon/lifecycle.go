@@ -277,6 +277,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.snapshotters = append(d.snapshotters, snapshotter{"campaign\x00", dets.Campaign.Tracker.Dirty, dets.Campaign.Tracker.Restore},
 			snapshotter{"campaign-spam\x00", dets.Campaign.Tracker.SpamDirty, dets.Campaign.Tracker.RestoreSpam})
 	}
+	if dets.Origin != nil {
+		d.snapshotters = append(d.snapshotters, snapshotter{"origin\x00", dets.Origin.Tracker.Dirty, dets.Origin.Tracker.Restore})
+	}
 	if ph := dets.Phishers; ph != nil {
 		listed, block, allow := ph.Len()
 		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)

@@ -5,6 +5,7 @@ package detect
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"slices"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/novelty"
+	"github.com/mailbrake/mailbrake/internal/origin"
 	"github.com/mailbrake/mailbrake/internal/phishmem"
 	"github.com/mailbrake/mailbrake/internal/verdict"
 )
@@ -21,6 +23,7 @@ import (
 type Set struct {
 	Novelty  *Novelty           // nil when off
 	Campaign *Campaign          // nil when off (or novelty off)
+	Origin   *Origin            // nil when off (or novelty off)
 	Baseline *baseline.Detector // nil when off
 	Phish    *phishmem.Memory   // nil when off
 	Phishers *Phishers          // nil without lists
@@ -46,6 +49,9 @@ func (s *Set) All() []engine.Detector {
 	}
 	if s.Campaign != nil {
 		out = append(out, s.Campaign)
+	}
+	if s.Origin != nil {
+		out = append(out, s.Origin)
 	}
 	if s.Phish != nil {
 		out = append(out, s.Phish)
@@ -75,6 +81,18 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		s.Campaign = NewCampaign(t, CampaignOptions{DayMessages: k.DayMessages, DayFirstTime: k.DayFirstTime, WeekMessages: k.WeekMessages,
 			WeekFirstTime: k.WeekFirstTime, LureMessages: k.LureMessages, LureFirstTime: k.LureFirstTime, Action: k.Verdict, Score: k.Score, DryRun: k.DryRun,
 			Learning: s.Novelty.Learning})
+	}
+	if oc := c.Origin; oc.Enabled && s.Novelty != nil {
+		oo := OriginOptions{NewPrefixScore: oc.NewPrefixScore, SharedAccounts: oc.SharedAccounts, SharedScore: oc.SharedScore,
+			SharedAction: oc.SharedVerdict, Learning: s.Novelty.Learning}
+		for _, n := range oc.SiteNetworks {
+			p, err := netip.ParsePrefix(n)
+			if err != nil {
+				return nil, fmt.Errorf("origin.site_networks: %w", err)
+			}
+			oo.Site = append(oo.Site, p.Masked())
+		}
+		s.Origin = NewOrigin(origin.New(origin.Options{Key: o.NoveltyKey, MaxPerAccount: oc.MaxPerAccount, MaxSite: oc.MaxSite}), oo)
 	}
 	if p := c.Phishers; len(p.Lists) > 0 || len(p.Blocklist) > 0 {
 		ph, err := NewPhishers(PhishersOptions{Lists: p.Lists, Cleared: p.Cleared, Blocklist: p.Blocklist, Allowlist: p.Allowlist,
@@ -143,6 +161,8 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	ReasonCampaignRun:                    verdict.Campaign,
 	ReasonPhishingRun:                    verdict.Campaign,
 	ReasonMarkedSpamText:                 verdict.Campaign,
+	ReasonNewOrigin:                      verdict.Identity,
+	ReasonSharedOrigin:                   verdict.Identity,
 	ReasonFromListedPhisher:              verdict.Phish,
 	baseline.ReasonAboveBaselineHour:     verdict.Volume,
 	baseline.ReasonAboveBaselineDay:      verdict.Volume,

@@ -224,8 +224,11 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 			fmt.Fprintf(&out, " score=%d/%dmsg", v.Score, v.ScoredMessages)
 		}
 		for _, f := range v.Findings {
-			if f.DryRun {
+			switch {
+			case f.DryRun:
 				fmt.Fprintf(&out, " (dry-run %s: %s)", f.Reason, f.Action)
+			case f.Action == engine.ActionAllow && f.Score > 0:
+				fmt.Fprintf(&out, " (evidence %s +%d)", f.Reason, f.Score)
 			}
 		}
 		fmt.Fprintf(&out, " [%d/%d msgs, %d/%d rcpts 1h/24h]\n", v.Totals.Messages1h, v.Totals.Messages24h, v.Totals.Recipients1h, v.Totals.Recipients24h)

@@ -116,6 +116,10 @@ type Submission struct {
 	Account       string
 	AccountSource AccountSource
 	ClientAddress netip.Addr
+	// Origin is the address that submitted the message for the account:
+	// the SASL client, or the last X-Originating-IP (the one the Zimbra
+	// relay added for its web client); invalid when unknown.
+	Origin netip.Addr
 	// ClientPort is the SMTP client's TCP port (policy client_port,
 	// Postfix 3.0 and later; the milter's connect information), 0 when
 	// unknown. With the address it ties the milter's view of a message to

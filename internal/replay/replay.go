@@ -23,6 +23,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/translate"
 )
 
 // maxLine bounds one input line; a submission with thousands of recipients
@@ -281,13 +282,17 @@ func submission(r *Record, account string, line int) *engine.Submission {
 		fp = fingerprint.Classify(r.Headers["X-Mailer"], r.Headers["User-Agent"])
 	}
 	addr, _ := netip.ParseAddr(r.ClientIP)
+	origin := translate.Origin(engine.SourceSASL, addr, "")
+	if xo := r.Headers["X-Originating-IP"]; xo != "" {
+		origin = translate.Origin(engine.SourceHeader, addr, xo)
+	}
 	sender := r.Sender
 	if sender == "" {
 		sender = account
 	}
 	return &engine.Submission{
 		Time: r.Time, Stage: engine.StageEOM, Path: engine.PathMilter,
-		Account: account, AccountSource: engine.SourceSASL, ClientAddress: addr, Client: fp,
+		Account: account, AccountSource: engine.SourceSASL, ClientAddress: addr, Origin: origin, Client: fp,
 		Sender: sender, Recipients: r.Recipients, RecipientCount: len(r.Recipients),
 		Size: r.Size, Subject: r.Subject, Body: r.Raw,
 		MessageID: r.MessageID, InReplyTo: r.InReplyTo, References: r.References,

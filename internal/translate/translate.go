@@ -97,6 +97,7 @@ func (t *Translator) PolicySubmission(req *policy.Request) (sub *engine.Submissi
 		QueueID:        req.QueueID,
 		Instance:       req.Instance,
 		Reinjected:     t.reinjectionListener(req.ServerAddress, req.ServerPort),
+		Origin:         Origin(source, addr, ""),
 	}
 	if stage == engine.StageEOM && req.RecipientCount == 1 && req.Recipient != "" {
 		sub.Recipients = []string{req.Recipient}
@@ -155,7 +156,29 @@ func (t *Translator) MilterSubmission(msg *milter.Message) *engine.Submission {
 		HeaderValues:        msg.HeaderValues,
 		Reinjected:          t.reinjectionListener(msg.Macros["{daemon_addr}"], msg.Macros["{daemon_port}"]),
 		ReceivedIDs:         received.QueueIDs(msg.HeaderValues("Received")),
+		Origin:              Origin(source, addr, msg.LastHeader("X-Originating-IP")),
 	}
+}
+
+// Origin is the address that submitted a message for its account: the
+// SMTP client of a SASL submission, or for mail a trusted relay names the
+// account of (Zimbra's webmail) the relay's X-Originating-IP — the last
+// copy: MailSender adds "[" + request IP + "]" with addHeader after any
+// copy the client wrote (zm-mailbox store/src/java/com/zimbra/cs/mailbox/
+// MailSender.java, updateHeaders and formatXOrigIpHeader, commit
+// 2b7f9787c69ed6b95ce37a415ba27c50f1091c72). Invalid otherwise.
+func Origin(source engine.AccountSource, client netip.Addr, xOriginatingIP string) netip.Addr {
+	switch source {
+	case engine.SourceSASL:
+		return client.Unmap()
+	case engine.SourceHeader:
+		v := strings.TrimSpace(xOriginatingIP)
+		v = strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+		if a, err := netip.ParseAddr(v); err == nil {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // reinjectionListener reports whether the smtpd listener a message came in

@@ -155,3 +155,24 @@ func TestVerdictAnswers(t *testing.T) {
 		t.Error("ActionKeyword")
 	}
 }
+
+func TestOrigin(t *testing.T) {
+	client := netip.MustParseAddr("::ffff:10.0.0.5")
+	for _, tc := range []struct {
+		source engine.AccountSource
+		xoip   string
+		want   string
+	}{
+		{engine.SourceSASL, "[203.0.113.9]", "10.0.0.5"}, // the SMTP client, unmapped; the header is not the origin
+		{engine.SourceHeader, "[203.0.113.9]", "203.0.113.9"},
+		{engine.SourceHeader, " [2001:db8::7] ", "2001:db8::7"},
+		{engine.SourceHeader, "203.0.113.9", "203.0.113.9"},
+		{engine.SourceHeader, "[not an address]", "invalid IP"},
+		{engine.SourceHeader, "", "invalid IP"},
+		{engine.SourceUnauthenticated, "[203.0.113.9]", "invalid IP"},
+	} {
+		if got := Origin(tc.source, client, tc.xoip).String(); got != tc.want {
+			t.Errorf("Origin(%s, %q) = %s, want %s", tc.source, tc.xoip, got, tc.want)
+		}
+	}
+}
