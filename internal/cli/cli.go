@@ -79,6 +79,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		userCmd(g),
 		tokenCmd(g),
 		replayCmd(g),
+		learnCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),
 		loadgenCmd(),

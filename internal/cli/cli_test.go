@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,4 +152,38 @@ func errorLines(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestLearnFromPostfixLog: learn reads a Postfix log (compressed too) into
+// the data directory, and a file that yields no message fails clearly.
+func TestLearnFromPostfixLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	var b strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&b, "Nov %2d 09:00:00 mx postfix/submission/smtpd[1]: Q%05dAA: client=h[198.51.100.4], sasl_method=PLAIN, sasl_username=carol@campus.example\n", 1+i/2, i)
+		fmt.Fprintf(&b, "Nov %2d 09:00:01 mx postfix/qmgr[2]: Q%05dAA: from=<carol@campus.example>, size=900, nrcpt=1 (queue active)\n", 1+i/2, i)
+		fmt.Fprintf(&b, "Nov %2d 09:00:02 mx postfix-out/smtp[3]: Q%05dAA: to=<friend%d@dest.example>, status=sent (250 ok)\n", 1+i/2, i, i%4)
+		fmt.Fprintf(&b, "Nov %2d 09:00:02 mx postfix/qmgr[2]: Q%05dAA: removed\n", 1+i/2, i)
+	}
+	if err := os.WriteFile(log, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	if err := os.WriteFile(log+".1.gz", gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "--data-dir", filepath.Join(dir, "data"), "learn", "--postfix-log", "--year", "2026", log, log+".1.gz")
+	if code != 0 || !strings.Contains(out, "learned from 40 messages") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	empty := filepath.Join(dir, "not-a-log")
+	os.WriteFile(empty, []byte("hello\n"), 0o600)
+	code, _, errs = run(t, "--data-dir", filepath.Join(dir, "data"), "learn", "--postfix-log", empty)
+	if code == 0 || !strings.Contains(errs, "no outbound message with an account") {
+		t.Fatalf("a file without messages: exit %d\n%s", code, errs)
+	}
 }

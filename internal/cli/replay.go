@@ -41,12 +41,12 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 			defer in.Close()
 			var src io.Reader = in
 			if postfixLog {
-				recs, bad, err := replay.ParsePostfixLog(in, year)
+				recs, st, err := replay.ParsePostfixLog(in, year)
 				if err != nil {
 					return err
 				}
-				if bad > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "mailbrake: %d unreadable Postfix log lines skipped\n", bad)
+				if err := reportLogStats(cmd.ErrOrStderr(), input, st); err != nil {
+					return err
 				}
 				var buf bytes.Buffer
 				enc := json.NewEncoder(&buf)
@@ -124,4 +124,23 @@ func repeat(b byte, n int) string {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// reportLogStats says what a Postfix log gave, and fails when it gave no
+// message at all (a wrong file, or a log without SASL logins or logged
+// account headers).
+func reportLogStats(w io.Writer, name string, st replay.LogStats) error {
+	if st.Bad > 0 {
+		fmt.Fprintf(w, "mailbrake: %s: %d unreadable Postfix log lines skipped\n", name, st.Bad)
+	}
+	if st.Unknown > 0 {
+		fmt.Fprintf(w, "mailbrake: %s: %d messages without an account skipped (relayed mail names its account only when Postfix logs the header: header_checks /^X-Authenticated-User:/ INFO)\n", name, st.Unknown)
+	}
+	if st.Abandoned > 0 {
+		fmt.Fprintf(w, "mailbrake: %s: %d messages never logged as removed were given up early\n", name, st.Abandoned)
+	}
+	if st.Messages == 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s: no outbound message with an account in %d lines: not a Postfix mail log, or no SASL logins and no logged X-Authenticated-User headers", name, st.Lines)}
+	}
+	return nil
 }

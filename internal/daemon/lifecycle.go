@@ -264,21 +264,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		{"", d.counters.Dirty, d.counters.Restore},
 		{"score\x00", d.scores.Dirty, d.scores.Restore},
 	}
-	if dets.Baseline != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"baseline\x00", dets.Baseline.Dirty, dets.Baseline.Restore})
-	}
-	if dets.Phish != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"phish\x00", dets.Phish.Dirty, dets.Phish.Restore})
-	}
-	if dets.Novelty != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"novelty\x00", dets.Novelty.Tracker.Dirty, dets.Novelty.Tracker.Restore})
-	}
-	if dets.Campaign != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"campaign\x00", dets.Campaign.Tracker.Dirty, dets.Campaign.Tracker.Restore},
-			snapshotter{"campaign-spam\x00", dets.Campaign.Tracker.SpamDirty, dets.Campaign.Tracker.RestoreSpam})
-	}
-	if dets.Origin != nil {
-		d.snapshotters = append(d.snapshotters, snapshotter{"origin\x00", dets.Origin.Tracker.Dirty, dets.Origin.Tracker.Restore})
+	for _, sn := range dets.Snapshotters() {
+		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore})
 	}
 	if ph := dets.Phishers; ph != nil {
 		listed, block, allow := ph.Len()

@@ -169,3 +169,34 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	baseline.ReasonNewClientFamily:       verdict.Identity,
 	phishmem.ReasonReplyToSuspectedPhish: verdict.Phish,
 }
+
+// Snapshotter is one detector's state as the store keeps it: snapshots
+// under a key prefix, changed ones from Dirty, loaded with Restore.
+type Snapshotter struct {
+	Prefix  string
+	Dirty   func() map[string][]byte
+	Restore func(map[string][]byte) error
+}
+
+// Snapshotters are the built detectors' snapshots, with the prefixes the
+// daemon and `mailbrake learn` store them under.
+func (s *Set) Snapshotters() []Snapshotter {
+	var out []Snapshotter
+	if s.Baseline != nil {
+		out = append(out, Snapshotter{"baseline\x00", s.Baseline.Dirty, s.Baseline.Restore})
+	}
+	if s.Phish != nil {
+		out = append(out, Snapshotter{"phish\x00", s.Phish.Dirty, s.Phish.Restore})
+	}
+	if s.Novelty != nil {
+		out = append(out, Snapshotter{"novelty\x00", s.Novelty.Tracker.Dirty, s.Novelty.Tracker.Restore})
+	}
+	if s.Campaign != nil {
+		out = append(out, Snapshotter{"campaign\x00", s.Campaign.Tracker.Dirty, s.Campaign.Tracker.Restore},
+			Snapshotter{"campaign-spam\x00", s.Campaign.Tracker.SpamDirty, s.Campaign.Tracker.RestoreSpam})
+	}
+	if s.Origin != nil {
+		out = append(out, Snapshotter{"origin\x00", s.Origin.Tracker.Dirty, s.Origin.Tracker.Restore})
+	}
+	return out
+}

@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"bytes"
+	"compress/gzip"
 	"strings"
 	"testing"
 )
@@ -24,9 +26,9 @@ garbage line
 `
 
 func TestParsePostfixLog(t *testing.T) {
-	recs, bad, err := ParsePostfixLog(strings.NewReader(sampleLog), 2026)
-	if err != nil || bad != 0 {
-		t.Fatalf("%v, %d bad", err, bad)
+	recs, st, err := ParsePostfixLog(strings.NewReader(sampleLog), 2026)
+	if err != nil || st.Bad != 0 || st.Unknown != 1 { // the inbound message has no account
+		t.Fatalf("%v, %+v", err, st)
 	}
 	if len(recs) != 2 {
 		t.Fatalf("%d records: %+v", len(recs), recs)
@@ -55,4 +57,55 @@ func FuzzParsePostfixLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// zimbraLog: Zimbra's MTA with header_checks INFO on the identity, client
+// and origin headers (the relay's copy comes last), an outbound syslog
+// tag of another name, a message with no account, and one held and
+// deleted with postsuper.
+const zimbraLog = `Dec  3 10:00:00 mta postfix/smtpd[1]: AAAAAA1: client=mbox.campus.example[10.0.0.5]
+Dec  3 10:00:00 mta postfix/cleanup[2]: AAAAAA1: info: header X-Authenticated-User: victim@campus.example from mbox.campus.example[10.0.0.5]; from=<alias@campus.example> to=<x@dest.example> proto=ESMTP helo=<mbox>
+Dec  3 10:00:00 mta postfix/cleanup[2]: AAAAAA1: info: header X-Mailer: Zimbra 8.8.15_GA_3901 (ZimbraWebClient - FF110 (Linux)/8.8.15_GA_3901) from mbox.campus.example[10.0.0.5]; from=<alias@campus.example> to=<x@dest.example> proto=ESMTP helo=<mbox>
+Dec  3 10:00:00 mta postfix/cleanup[2]: AAAAAA1: info: header X-Authenticated-User: bob@campus.example from mbox.campus.example[10.0.0.5]; from=<alias@campus.example> to=<x@dest.example> proto=ESMTP helo=<mbox>
+Dec  3 10:00:00 mta postfix/cleanup[2]: AAAAAA1: info: header X-Originating-IP: [203.0.113.66] from mbox.campus.example[10.0.0.5]; from=<alias@campus.example> to=<x@dest.example> proto=ESMTP helo=<mbox>
+Dec  3 10:00:00 mta postfix/qmgr[3]: AAAAAA1: from=<alias@campus.example>, size=1234, nrcpt=1 (queue active)
+Dec  3 10:00:01 mta postfix-out/smtp[4]: AAAAAA1: to=<x@dest.example>, relay=mx.dest.example[192.0.2.1]:25, status=sent (250 ok)
+Dec  3 10:00:01 mta postfix/qmgr[3]: AAAAAA1: removed
+Dec  3 10:00:02 mta postfix/smtpd[1]: BBBBBB2: client=mbox.campus.example[10.0.0.5]
+Dec  3 10:00:02 mta postfix/qmgr[3]: BBBBBB2: from=<someone@campus.example>, size=10, nrcpt=1 (queue active)
+Dec  3 10:00:03 mta postfix/smtp[4]: BBBBBB2: to=<y@dest.example>, status=sent (250 ok)
+Dec  3 10:00:03 mta postfix/qmgr[3]: BBBBBB2: removed
+Dec  3 10:00:04 mta postfix/submission/smtpd[5]: CCCCCC3: client=h[198.51.100.4], sasl_method=PLAIN, sasl_username=carol@campus.example
+Dec  3 10:00:04 mta postfix/qmgr[3]: CCCCCC3: from=<carol@campus.example>, size=10, nrcpt=2 (queue active)
+Dec  3 10:00:05 mta postfix/smtp[4]: CCCCCC3: to=<z1@dest.example>, status=deferred (timeout)
+Dec  3 10:00:05 mta postfix/smtp[4]: CCCCCC3: to=<z2@dest.example>, status=sent (250 ok)
+Dec  3 10:09:00 mta postfix/postsuper[6]: CCCCCC3: removed
+`
+
+func TestZimbraLogRelayedAndStreaming(t *testing.T) {
+	var got []Record
+	st, err := ScanPostfixLog(strings.NewReader(zimbraLog), 2026, func(r Record) error { got = append(got, r); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 2 || st.Unknown != 1 || st.Bad != 0 || len(got) != 2 {
+		t.Fatalf("stats %+v, records %+v", st, got)
+	}
+	r := got[0]
+	if r.Account != "bob@campus.example" || r.Client == "" || !strings.Contains(r.Client, "ZimbraWebClient") || r.Headers["X-Originating-IP"] != "[203.0.113.66]" ||
+		r.Sender != "alias@campus.example" || r.Recipients[0] != "x@dest.example" {
+		t.Errorf("relayed record (the last X-Authenticated-User decides): %+v", r)
+	}
+	if got[1].Account != "carol@campus.example" || len(got[1].Recipients) != 2 {
+		t.Errorf("SASL record: %+v", got[1])
+	}
+	// Compressed, the same.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(zimbraLog))
+	zw.Close()
+	recs, st2, err := ParsePostfixLog(&gz, 2026)
+	if err != nil || len(recs) != 2 || st2.Unknown != 1 {
+		t.Fatalf("gzip: %v %+v %d", err, st2, len(recs))
+	}
 }

@@ -169,10 +169,19 @@ func (s states) AccountState(a string) store.AccountState {
 // output line with an error and does not stop the replay. Progress, when
 // non-nil, is called after every line with the bytes read so far.
 func Run(ctx context.Context, cfg *config.Config, in io.Reader, out io.Writer, progress func(line int, bytes int64)) (*Summary, error) {
+	return RunWith(ctx, cfg, nil, in, out, progress)
+}
+
+// RunWith is Run with the detectors given (built from cfg, perhaps with
+// their state restored), so that the caller can keep what they learned
+// (mailbrake learn); nil builds them.
+func RunWith(ctx context.Context, cfg *config.Config, dets *detect.Set, in io.Reader, out io.Writer, progress func(line int, bytes int64)) (*Summary, error) {
 	st := states{}
-	dets, err := detect.Build(cfg, detect.Options{})
-	if err != nil {
-		return nil, err
+	if dets == nil {
+		var err error
+		if dets, err = detect.Build(cfg, detect.Options{}); err != nil {
+			return nil, err
+		}
 	}
 	e, err := engine.New(engine.Options{Detectors: dets.All(),
 		Rules: cfg.Rules, Counters: counter.NewMemory(), OnError: engine.ActionAllow,
