@@ -187,3 +187,25 @@ func TestLearnFromPostfixLog(t *testing.T) {
 		t.Fatalf("a file without messages: exit %d\n%s", code, errs)
 	}
 }
+
+// TestReplayPostfixLogStreams: replay --postfix-log reads the log as it
+// goes and fails clearly on a file that gives no message.
+func TestReplayPostfixLogStreams(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, []byte(`Nov  1 09:00:00 mx postfix/submission/smtpd[1]: Q00001AA: client=h[198.51.100.4], sasl_method=PLAIN, sasl_username=carol@campus.example
+Nov  1 09:00:01 mx postfix/qmgr[2]: Q00001AA: from=<carol@campus.example>, size=900, nrcpt=1 (queue active)
+Nov  1 09:00:02 mx postfix-out/smtp[3]: Q00001AA: to=<friend@dest.example>, status=sent (250 ok)
+Nov  1 09:00:02 mx postfix/qmgr[2]: Q00001AA: removed
+`), 0o600)
+	code, out, errs := run(t, "--data-dir", filepath.Join(dir, "data"), "replay", "--postfix-log", "--year", "2026", "--input", log)
+	if code != 0 || !strings.Contains(out, `"account":"carol@campus.example"`) || !strings.Contains(errs, "1 outbound messages") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	empty := filepath.Join(dir, "empty.log")
+	os.WriteFile(empty, []byte("nothing here\n"), 0o600)
+	code, _, errs = run(t, "--data-dir", filepath.Join(dir, "data"), "replay", "--postfix-log", "--input", empty)
+	if code == 0 || !strings.Contains(errs, "no outbound message with an account") {
+		t.Fatalf("empty log: exit %d\n%s", code, errs)
+	}
+}

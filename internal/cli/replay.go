@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,21 +40,19 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 			defer in.Close()
 			var src io.Reader = in
 			if postfixLog {
-				recs, st, err := replay.ParsePostfixLog(in, year)
-				if err != nil {
-					return err
-				}
-				if err := reportLogStats(cmd.ErrOrStderr(), input, st); err != nil {
-					return err
-				}
-				var buf bytes.Buffer
-				enc := json.NewEncoder(&buf)
-				for _, r := range recs {
-					if err := enc.Encode(r); err != nil {
-						return err
+				// Streamed: the log is read as the replay goes, in bounded
+				// memory.
+				pr, pw := io.Pipe()
+				defer pr.Close()
+				go func() {
+					enc := json.NewEncoder(pw)
+					st, err := replay.ScanPostfixLog(in, year, func(r replay.Record) error { return enc.Encode(r) })
+					if err == nil {
+						err = reportLogStats(cmd.ErrOrStderr(), input, st)
 					}
-				}
-				src = &buf
+					pw.CloseWithError(err)
+				}()
+				src = pr
 			}
 			var out io.Writer = cmd.OutOrStdout()
 			if output != "" && output != "-" {
@@ -67,7 +64,7 @@ one JSON object per input line, in order. A summary goes to stderr.`,
 				out = f
 			}
 			var progress func(int, int64)
-			if fi, err := in.Stat(); err == nil && isTerminal(os.Stderr) && output != "" && output != "-" {
+			if fi, err := in.Stat(); err == nil && !postfixLog && isTerminal(os.Stderr) && output != "" && output != "-" {
 				total := fi.Size()
 				progress = func(line int, read int64) {
 					if line%1000 == 0 && total > 0 {

@@ -109,6 +109,8 @@ type Output struct {
 	Reasons      []string `json:"reasons"`
 	AccountState string   `json:"account_state"`
 	Recipients   int      `json:"recipients,omitempty"`
+	// Refused counts the recipients deferred or rejected at RCPT.
+	Refused int `json:"refused,omitempty"`
 	// Shadow is what the verdict would have been in shadow mode.
 	Shadow string `json:"shadow,omitempty"`
 	// Findings are every finding of the message, acted on or not.
@@ -240,14 +242,12 @@ func RunWith(ctx context.Context, cfg *config.Config, dets *detect.Set, in io.Re
 				o.AccountState = string(st.AccountState(account))
 				sum.Inbound++
 			} else {
-				v, err := e.Evaluate(ctx, submission(rec, account, n))
+				v, refused, err := outbound(ctx, e, st, rec, account, n)
 				if err != nil {
 					return sum, fmt.Errorf("line %d: %w", n, err)
 				}
-				if v.Escalate != "" {
-					st[account] = v.Escalate
-				}
 				o.fill(v)
+				o.Refused = refused
 				o.AccountState = string(st.AccountState(account))
 				sum.Messages++
 				sum.Actions[o.Action]++
@@ -341,6 +341,60 @@ func (r *Record) loadEML() error {
 		r.Subject = rawSubject(r.Raw)
 	}
 	return nil
+}
+
+// outbound decides one outbound message as Postfix and the daemon would:
+// each recipient at RCPT on the policy path (the recipient-stage rules,
+// such as the default messages-per-hour), then the message at end of
+// message on the milter path with the recipients accepted. A recipient
+// deferred or rejected at RCPT is refused and not sent; a HOLD at RCPT
+// holds the whole message. The verdict is the strongest of the two
+// stages, with every finding.
+func outbound(ctx context.Context, e *engine.Engine, st states, rec *Record, account string, line int) (engine.Verdict, int, error) {
+	eom := submission(rec, account, line)
+	var rcpt engine.Verdict
+	var accepted []string
+	for _, r := range rec.Recipients {
+		rs := *eom
+		rs.Stage, rs.Path, rs.Recipient, rs.Recipients, rs.RecipientCount, rs.Body = engine.StageRcpt, engine.PathPolicy, r, nil, 0, nil
+		rs.Instance = eom.QueueID
+		v, err := e.Evaluate(ctx, &rs)
+		if err != nil {
+			return v, 0, err
+		}
+		if v.Escalate != "" {
+			st[account] = v.Escalate
+		}
+		if v.Action >= engine.ActionDefer {
+			if v.Action > rcpt.Action || len(rcpt.Findings) == 0 {
+				rcpt = v
+			}
+			continue
+		}
+		if v.Action > rcpt.Action {
+			rcpt = v
+		}
+		accepted = append(accepted, r)
+	}
+	refused := len(rec.Recipients) - len(accepted)
+	if len(accepted) == 0 {
+		return rcpt, refused, nil // nothing was sent
+	}
+	eom.Recipients, eom.RecipientCount = accepted, len(accepted)
+	v, err := e.Evaluate(ctx, eom)
+	if err != nil {
+		return v, refused, err
+	}
+	if v.Escalate != "" {
+		st[account] = v.Escalate
+	}
+	if rcpt.Action > v.Action {
+		v.Action, v.Reasons = rcpt.Action, append(rcpt.Reasons, v.Reasons...)
+	}
+	if refused > 0 || rcpt.Action > engine.ActionAllow {
+		v.Findings = append(rcpt.Findings, v.Findings...)
+	}
+	return v, refused, nil
 }
 
 // rawSubject returns the decoded Subject of a raw message ("" when it has

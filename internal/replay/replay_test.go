@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 )
@@ -216,5 +217,47 @@ func TestReplayContent(t *testing.T) {
 	}
 	if s := rawSubject([]byte(msg)); s != "Opportunité" {
 		t.Errorf("subject %q", s)
+	}
+}
+
+// TestReplayRunsRecipientStage: the recipient-stage rules run per
+// recipient as on the policy path: the default messages-per-hour rule
+// defers at RCPT from the 201st message in an hour, and the refused
+// recipients are counted, not sent.
+func TestReplayRunsRecipientStage(t *testing.T) {
+	var in bytes.Buffer
+	enc := json.NewEncoder(&in)
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for i := range 205 {
+		enc.Encode(Record{Time: t0.Add(time.Duration(i) * 10 * time.Second), Account: "script@example.edu",
+			Recipients: []string{fmt.Sprintf("a%d@x.example", i), fmt.Sprintf("b%d@x.example", i)}})
+	}
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), config.Default(), &in, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []Output
+	dec := json.NewDecoder(&out)
+	for {
+		var o Output
+		if err := dec.Decode(&o); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}
+	if len(outs) != 205 {
+		t.Fatalf("%d output lines", len(outs))
+	}
+	for i, o := range outs {
+		deferred := o.Action == "defer"
+		if want := i >= 200; deferred != want || (deferred && (o.Refused != 2 || strings.Join(o.Reasons, ",") != "rate-messages-hour")) {
+			t.Fatalf("message %d: %+v", i+1, o)
+		}
+	}
+	if sum.Actions["defer"] != 5 {
+		t.Errorf("summary: %+v", sum.Actions)
 	}
 }
