@@ -215,3 +215,51 @@ func TestMarkSpam(t *testing.T) {
 		t.Error("a mark under another key restored")
 	}
 }
+
+// TestObserveHosts: a link host new to the site, the first-time
+// recipients it reached in its first day, and the site's hosts kept
+// across a restart.
+func TestObserveHosts(t *testing.T) {
+	tr := New(Options{Key: key})
+	p := tr.Print("Offer", "Hello, see https://new-offer.example.net/x and https://www.example.org/ today for the details of the offer, thanks.")
+	if len(p.Hosts) != 2 || len(p.HostNames) != 2 {
+		t.Fatalf("hosts %v %v", p.Hosts, p.HostNames)
+	}
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	if hn := tr.ObserveHosts(p.Hosts, 8, t0); hn.New != 2 || hn.FirstDayRcpts != 8 {
+		t.Errorf("first: %+v", hn)
+	}
+	if hn := tr.ObserveHosts(p.Hosts[:1], 15, t0.Add(time.Hour)); hn.New != 0 || hn.FirstDayRcpts != 23 {
+		t.Errorf("same day: %+v", hn)
+	}
+	if hn := tr.ObserveHosts(p.Hosts[:1], 15, t0.Add(25*time.Hour)); hn.New != 0 || hn.FirstDayRcpts != 0 {
+		t.Errorf("a day on: %+v", hn)
+	}
+	back := New(Options{Key: key})
+	if err := back.RestoreHosts(tr.HostsDirty()); err != nil {
+		t.Fatal(err)
+	}
+	if hn := back.ObserveHosts(p.Hosts, 1, t0.Add(26*time.Hour)); hn.New != 0 {
+		t.Errorf("after restore the hosts are new: %+v", hn)
+	}
+	if tr.HostsDirty() != nil {
+		t.Error("still dirty after a snapshot")
+	}
+	if err := New(Options{Key: []byte("another key 0123456789abcdef0123")}).RestoreHosts(back.HostsDirty()); err == nil {
+		t.Error("hosts restored under another key")
+	}
+}
+
+func FuzzHostsSnapshot(f *testing.F) {
+	tr := New(Options{Key: key})
+	tr.ObserveHosts([]uint64{1, 2, 3}, 5, time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	f.Add(tr.HostsDirty()["hosts"])
+	f.Add([]byte{snapVersion, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr := New(Options{Key: key})
+		hosts, err := tr.decodeHosts(b)
+		if err == nil && len(hosts) > maxHosts {
+			t.Fatalf("%d hosts past the bound", len(hosts))
+		}
+	})
+}

@@ -27,6 +27,9 @@ type Print struct {
 	Links uint64
 	// Hosts are the keyed hashes of the link hosts.
 	Hosts []uint64
+	// HostNames are the link hosts themselves, for the detector's
+	// decisions on this message only; never kept.
+	HostNames []string
 	// Lure reports the vocabulary of credential phishing (password,
 	// mailbox quota, verify your account, invoice …) with a link, or two
 	// different such terms without one.

@@ -197,3 +197,84 @@ func (t *Tracker) RestoreSpam(snaps map[string][]byte) error {
 	}
 	return nil
 }
+
+// HostsDirty returns the site's link hosts as one snapshot ("hosts") when
+// they changed since the last call.
+func (t *Tracker) HostsDirty() map[string][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.hostsDirty {
+		return nil
+	}
+	t.hostsDirty = false
+	b := []byte{snapVersion}
+	b = binary.LittleEndian.AppendUint64(b, t.keyID)
+	b = binary.AppendUvarint(b, uint64(len(t.hosts)))
+	for h, e := range t.hosts {
+		b = binary.LittleEndian.AppendUint64(b, h)
+		b = binary.AppendVarint(b, e.first)
+		b = binary.AppendVarint(b, e.last)
+		b = binary.AppendUvarint(b, uint64(e.newRcpts))
+	}
+	return map[string][]byte{"hosts": b}
+}
+
+// RestoreHosts loads what HostsDirty saved (under the same key).
+func (t *Tracker) RestoreHosts(snaps map[string][]byte) error {
+	b, ok := snaps["hosts"]
+	if !ok {
+		return nil
+	}
+	hosts, err := t.decodeHosts(b)
+	if err != nil {
+		return fmt.Errorf("%w (link hosts: %v)", errSnapshot, err)
+	}
+	t.mu.Lock()
+	t.hosts = hosts
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *Tracker) decodeHosts(b []byte) (map[uint64]*hostSeen, error) {
+	if len(b) < 9 || b[0] != snapVersion {
+		return nil, errors.New("not a link-host snapshot")
+	}
+	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
+		return nil, errors.New("taken under another key")
+	}
+	b = b[9:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxHosts {
+		return nil, errors.New("bad count")
+	}
+	b = b[k:]
+	hosts := make(map[uint64]*hostSeen, n)
+	for range n {
+		if len(b) < 8 {
+			return nil, errors.New("truncated")
+		}
+		h := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		var e hostSeen
+		var m int
+		if e.first, m = binary.Varint(b); m <= 0 {
+			return nil, errors.New("bad time")
+		}
+		b = b[m:]
+		if e.last, m = binary.Varint(b); m <= 0 {
+			return nil, errors.New("bad time")
+		}
+		b = b[m:]
+		v, m := binary.Uvarint(b)
+		if m <= 0 || v > 1<<32-1 {
+			return nil, errors.New("bad count")
+		}
+		b = b[m:]
+		e.newRcpts = uint32(v)
+		hosts[h] = &e
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes")
+	}
+	return hosts, nil
+}

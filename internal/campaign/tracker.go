@@ -79,6 +79,9 @@ type Tracker struct {
 	acc   map[string]*acct
 	// site: print → accounts that sent it.
 	site map[uint64]*sitePrint
+	// hosts: link hosts the site's outbound mail carried.
+	hosts      map[uint64]*hostSeen
+	hostsDirty bool
 	// spam: prints an admin marked as spam, with when (unix seconds).
 	spam      map[uint64]int64
 	spamDirty map[uint64]bool
@@ -107,7 +110,7 @@ func New(o Options) *Tracker {
 		}
 	}
 	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*sitePrint{},
-		spam: map[uint64]int64{}, spamDirty: map[uint64]bool{}}
+		spam: map[uint64]int64{}, spamDirty: map[uint64]bool{}, hosts: map[uint64]*hostSeen{}}
 	t.keyID = t.key.Sum([]byte("mailbrake campaign key id"))
 	return t
 }
@@ -124,6 +127,7 @@ func (t *Tracker) Print(subject, body string) Print {
 		for _, h := range n.Hosts {
 			p.Hosts = append(p.Hosts, t.key.Sum([]byte("h\x00"+h)))
 		}
+		p.HostNames = n.Hosts
 	}
 	p.Lure = n.Lure >= 2 || n.Lure >= 1 && len(n.Hosts) > 0
 	return p
@@ -321,6 +325,69 @@ func sat16(v int) uint16 {
 		return 0
 	}
 	return uint16(v)
+}
+
+// hostSeen is a link host the site's outbound mail carried: when first
+// (unix seconds), last, and the first-time recipients of the messages that
+// carried it in its first day.
+type hostSeen struct {
+	first, last int64
+	newRcpts    uint32
+}
+
+// maxHosts bounds the link hosts remembered for the site; hostLookback
+// is how long an unused host is remembered.
+const (
+	maxHosts     = 50000
+	hostLookback = 90 * 24 * 3600
+)
+
+// HostNews is what the site knew of a message's link hosts.
+type HostNews struct {
+	// New counts the hosts the site's outbound mail never carried
+	// before this message.
+	New int
+	// FirstDayRcpts is the most first-time recipients that messages
+	// carrying one host reached within a day of its first appearance,
+	// this message included (0 when every host is older than a day).
+	FirstDayRcpts int
+}
+
+// ObserveHosts records the link hosts (keyed hashes) of an outbound
+// message that went to newRcpts first-time recipients.
+func (t *Tracker) ObserveHosts(hosts []uint64, newRcpts int, now time.Time) HostNews {
+	var hn HostNews
+	if len(hosts) == 0 {
+		return hn
+	}
+	sec := now.Unix()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, h := range hosts {
+		e := t.hosts[h]
+		if e == nil {
+			if len(t.hosts) >= maxHosts {
+				for k, v := range t.hosts {
+					if sec-v.last > hostLookback {
+						delete(t.hosts, k)
+					}
+				}
+				if len(t.hosts) >= maxHosts {
+					continue // full: not judged
+				}
+			}
+			e = &hostSeen{first: sec}
+			t.hosts[h] = e
+			hn.New++
+		}
+		e.last = sec
+		if sec-e.first <= 24*3600 {
+			e.newRcpts += uint32(max(newRcpts, 0))
+			hn.FirstDayRcpts = max(hn.FirstDayRcpts, int(e.newRcpts))
+		}
+		t.hostsDirty = true
+	}
+	return hn
 }
 
 // maxTrusted bounds the prints trusted per account.

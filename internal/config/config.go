@@ -150,18 +150,19 @@ type NoveltyConfig struct {
 
 // CampaignConfig configures the campaign detector.
 type CampaignConfig struct {
-	Enabled       bool           `yaml:"enabled" doc:"Fingerprint outbound messages (needs novelty.enabled and the milter)."`
-	DayMessages   int            `yaml:"day_messages" doc:"A run: at least this many separate messages of one fingerprint in 24 hours …"`
-	DayFirstTime  int            `yaml:"day_first_time" doc:"… that went to at least this many first-time recipients."`
-	WeekMessages  int            `yaml:"week_messages" doc:"A slow run: at least this many separate messages of one fingerprint in 7 days …"`
-	WeekFirstTime int            `yaml:"week_first_time" doc:"… to at least this many first-time recipients."`
-	LureMessages  int            `yaml:"lure_messages" doc:"A phishing run: at least this many separate messages of one fingerprint with the vocabulary of credential phishing (password, quota, verify your account … with a link) in 24 hours …"`
-	LureFirstTime int            `yaml:"lure_first_time" doc:"… to at least this many first-time recipients (colleagues at the local domains count)."`
-	MaxPerAccount int            `yaml:"max_per_account" doc:"Fingerprints remembered per account (least recently sent forgotten first)."`
-	MaxSite       int            `yaml:"max_site" doc:"Fingerprints remembered for the whole site, with the accounts that sent them."`
-	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict for a message of a run: tag, hold, defer or reject."`
-	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score (family campaign; a run scores once an hour)."`
-	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
+	Enabled          bool           `yaml:"enabled" doc:"Fingerprint outbound messages (needs novelty.enabled and the milter)."`
+	DayMessages      int            `yaml:"day_messages" doc:"A run: at least this many separate messages of one fingerprint in 24 hours …"`
+	DayFirstTime     int            `yaml:"day_first_time" doc:"… that went to at least this many first-time recipients."`
+	WeekMessages     int            `yaml:"week_messages" doc:"A slow run: at least this many separate messages of one fingerprint in 7 days …"`
+	WeekFirstTime    int            `yaml:"week_first_time" doc:"… to at least this many first-time recipients."`
+	LureMessages     int            `yaml:"lure_messages" doc:"A phishing run: at least this many separate messages of one fingerprint with the vocabulary of credential phishing (password, quota, verify your account … with a link) in 24 hours …"`
+	LureFirstTime    int            `yaml:"lure_first_time" doc:"… to at least this many first-time recipients (colleagues at the local domains count)."`
+	NewLinkFirstTime int            `yaml:"new_link_first_time" doc:"Links to a host the site's outbound mail never carried before (the site's own domains excepted) flag the messages carrying it once they reached this many first-time recipients in its first day (0: off)."`
+	MaxPerAccount    int            `yaml:"max_per_account" doc:"Fingerprints remembered per account (least recently sent forgotten first)."`
+	MaxSite          int            `yaml:"max_site" doc:"Fingerprints remembered for the whole site, with the accounts that sent them."`
+	Verdict          verdict.Action `yaml:"verdict" doc:"Verdict for a message of a run: tag, hold, defer or reject."`
+	Score            int            `yaml:"score" doc:"Points a finding adds to the account's score (family campaign; a run scores once an hour)."`
+	DryRun           bool           `yaml:"dry_run" doc:"Report without acting."`
 }
 
 // OriginConfig configures the origin detector.
@@ -465,7 +466,7 @@ func Default() *Config {
 		// messages to 3. A one-off announcement is one message and never a
 		// run (docs/detection.md).
 		Campaign: CampaignConfig{
-			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3,
+			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3, NewLinkFirstTime: 20,
 			MaxPerAccount: 256, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
 		},
 		// A phishing kit's server submits for every account it phished: an

@@ -180,6 +180,9 @@ func (c *Config) Validate() Errors {
 				add("campaign."+f.key, "must be at least 2 (one message is never a run), got %d", f.v)
 			}
 		}
+		if k.NewLinkFirstTime < 0 {
+			add("campaign.new_link_first_time", "must not be negative, got %d", k.NewLinkFirstTime)
+		}
 		if k.MaxPerAccount < 16 || k.MaxPerAccount > 100_000 {
 			add("campaign.max_per_account", "must be between 16 and 100000, got %d", k.MaxPerAccount)
 		}

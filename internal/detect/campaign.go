@@ -22,6 +22,10 @@ const (
 	// credential phishing and a link (colleagues count: internal
 	// phishing).
 	ReasonPhishingRun engine.Reason = "phishing-run"
+	// ReasonNewLinkDomain: links to a host the site's outbound mail never
+	// carried before, reaching many first-time recipients in its first
+	// day.
+	ReasonNewLinkDomain engine.Reason = "new-link-domain"
 	// ReasonMarkedSpamText: the message's text is one an admin marked as
 	// spam (quarantine spam), from whichever account sends it.
 	ReasonMarkedSpamText engine.Reason = "marked-spam-text"
@@ -45,9 +49,15 @@ type CampaignOptions struct {
 	DayMessages, DayFirstTime   int
 	WeekMessages, WeekFirstTime int
 	LureMessages, LureFirstTime int
-	Action                      engine.Action
-	Score                       int
-	DryRun                      bool
+	// NewLinkFirstTime: a link host new to the site flags the messages
+	// carrying it once they reached this many first-time recipients in
+	// its first day (0: off). LocalDomains' hosts (and the sender's own
+	// domain's) never count.
+	NewLinkFirstTime int
+	LocalDomains     []string
+	Action           engine.Action
+	Score            int
+	DryRun           bool
 	// Learning reports that first-time recipients are not known yet (the
 	// novelty detector's learning period): findings are dry-run then.
 	Learning func(now time.Time) bool
@@ -73,6 +83,9 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	p := c.Tracker.Print(sub.Subject, leakscan.Text(bytes.NewReader(sub.Body), campaignTextLimit))
 	sub.Prints = p.Strings()
 	st := c.Tracker.Observe(sub.Account, p, newRcpts, newExt, sub.Time)
+	// Outside first-time recipients only, as for a run: a class list or a
+	// newsletter with a new link goes to colleagues.
+	hn := c.Tracker.ObserveHosts(c.foreignHosts(sub, p), newExt, sub.Time)
 	if c.Tracker.MarkedSpam(p) {
 		// An admin saw this text and called it spam: held from any
 		// account at once, learning period or not.
@@ -88,6 +101,12 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	}
 	if c.Tracker.Trusted(sub.Account, p, sub.Time) {
 		return nil // an admin released this account's run of it
+	}
+	var out []engine.Finding
+	if c.o.NewLinkFirstTime > 0 && hn.FirstDayRcpts >= c.o.NewLinkFirstTime {
+		out = append(out, c.finding(sub, ReasonNewLinkDomain, fmt.Sprintf(
+			"links to a host the site's outbound mail first carried within the last day (%d new in this message), now reaching %d first-time outside recipients (limit %d)",
+			hn.New, hn.FirstDayRcpts, c.o.NewLinkFirstTime)))
 	}
 	what := "text"
 	if st.Links {
@@ -106,7 +125,7 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	case newExt > 0 && st.Messages7d >= c.o.WeekMessages && st.External7d >= c.o.WeekFirstTime:
 		reason, limit = ReasonCampaignRun, fmt.Sprintf("week limits %d/%d", c.o.WeekMessages, c.o.WeekFirstTime)
 	default:
-		return nil
+		return out
 	}
 	ev := fmt.Sprintf("same %s: messages_24h=%d first_time_24h=%d (external %d) messages_7d=%d first_time_7d=%d (external %d) (%s)", what,
 		st.Messages24h, st.New24h, st.External24h, st.Messages7d, st.New7d, st.External7d, limit)
@@ -116,9 +135,36 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	if st.Accounts24h > 1 {
 		ev += fmt.Sprintf("; %d accounts sent it today: %s", st.Accounts24h, strings.Join(c.Tracker.Accounts(p, sub.Time), ", "))
 	}
+	return append(out, c.finding(sub, reason, ev))
+}
+
+// finding is a campaign finding, dry-run while the installation learns.
+func (c *Campaign) finding(sub *engine.Submission, reason engine.Reason, ev string) engine.Finding {
 	dry := c.o.DryRun
 	if c.o.Learning != nil && c.o.Learning(sub.Time) {
 		dry, ev = true, ev+" (learning)"
 	}
-	return []engine.Finding{{Rule: "campaign", Reason: reason, Family: verdict.Campaign, Action: c.o.Action, Score: c.o.Score, DryRun: dry, Evidence: ev}}
+	return engine.Finding{Rule: "campaign", Reason: reason, Family: verdict.Campaign, Action: c.o.Action, Score: c.o.Score, DryRun: dry, Evidence: ev}
+}
+
+// foreignHosts are the message's link hosts outside the site: not the
+// sender's own domain, nor a local domain, nor a subdomain or parent of
+// one of them.
+func (c *Campaign) foreignHosts(sub *engine.Submission, p campaign.Print) []uint64 {
+	own := []string{domain(sub.Account), domain(sub.Sender)}
+	own = append(own, c.o.LocalDomains...)
+	var out []uint64
+	for i, h := range p.HostNames {
+		local := false
+		for _, d := range own {
+			if d != "" && (h == d || strings.HasSuffix(h, "."+d) || strings.HasSuffix(d, "."+h)) {
+				local = true
+				break
+			}
+		}
+		if !local && i < len(p.Hosts) {
+			out = append(out, p.Hosts[i])
+		}
+	}
+	return out
 }

@@ -80,7 +80,7 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		t := campaign.New(campaign.Options{Key: o.NoveltyKey, MaxPerAccount: k.MaxPerAccount, MaxSite: k.MaxSite})
 		s.Campaign = NewCampaign(t, CampaignOptions{DayMessages: k.DayMessages, DayFirstTime: k.DayFirstTime, WeekMessages: k.WeekMessages,
 			WeekFirstTime: k.WeekFirstTime, LureMessages: k.LureMessages, LureFirstTime: k.LureFirstTime, Action: k.Verdict, Score: k.Score, DryRun: k.DryRun,
-			Learning: s.Novelty.Learning})
+			NewLinkFirstTime: k.NewLinkFirstTime, LocalDomains: c.Novelty.LocalDomains, Learning: s.Novelty.Learning})
 	}
 	if oc := c.Origin; oc.Enabled && s.Novelty != nil {
 		oo := OriginOptions{NewPrefixScore: oc.NewPrefixScore, SharedAccounts: oc.SharedAccounts, SharedScore: oc.SharedScore,
@@ -161,6 +161,7 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	ReasonCampaignRun:                    verdict.Campaign,
 	ReasonPhishingRun:                    verdict.Campaign,
 	ReasonMarkedSpamText:                 verdict.Campaign,
+	ReasonNewLinkDomain:                  verdict.Campaign,
 	ReasonNewOrigin:                      verdict.Identity,
 	ReasonSharedOrigin:                   verdict.Identity,
 	ReasonFromListedPhisher:              verdict.Phish,
@@ -193,7 +194,8 @@ func (s *Set) Snapshotters() []Snapshotter {
 	}
 	if s.Campaign != nil {
 		out = append(out, Snapshotter{"campaign\x00", s.Campaign.Tracker.Dirty, s.Campaign.Tracker.Restore},
-			Snapshotter{"campaign-spam\x00", s.Campaign.Tracker.SpamDirty, s.Campaign.Tracker.RestoreSpam})
+			Snapshotter{"campaign-spam\x00", s.Campaign.Tracker.SpamDirty, s.Campaign.Tracker.RestoreSpam},
+			Snapshotter{"campaign-site\x00", s.Campaign.Tracker.HostsDirty, s.Campaign.Tracker.RestoreHosts})
 	}
 	if s.Origin != nil {
 		out = append(out, Snapshotter{"origin\x00", s.Origin.Tracker.Dirty, s.Origin.Tracker.Restore})

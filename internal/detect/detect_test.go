@@ -353,3 +353,41 @@ func TestEveryReasonSaysWhatLetsThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestNewLinkDomain: a link host the site never carried, reaching 20
+// first-time outside recipients in its first day, is flagged; the same
+// with the sender's own domain's links or colleagues as recipients is not.
+func TestNewLinkDomain(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.Learning = 0
+	set, err := Build(cfg, Options{NoveltyKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	n := 0
+	send := func(account, link string, rcptDomain string, rcpts int) []engine.Finding {
+		n++
+		body := fmt.Sprintf("Subject: news %d\r\n\r\nThe registration for the %d spring meeting is open at %s until the end of the month, please register early.\r\n", n, n, link)
+		sub := &engine.Submission{Time: now.Add(time.Duration(n) * time.Minute), Account: account, Sender: account, Subject: fmt.Sprintf("news %d", n), Stage: engine.StageEOM, Body: []byte(body)}
+		for i := range rcpts {
+			sub.Recipients = append(sub.Recipients, fmt.Sprintf("r%d.%d@%s", n, i, rcptDomain))
+		}
+		sub.RecipientCount = rcpts
+		set.Novelty.Outbound(context.Background(), sub)
+		return set.Campaign.Outbound(context.Background(), sub)
+	}
+	if f := send("a@example.edu", "https://events.example.edu/spring", "partner.example", 30); len(f) != 0 {
+		t.Errorf("own domain's link: %+v", f)
+	}
+	if f := send("a@example.edu", "https://spring-meeting.example.net/reg", "example.edu", 30); len(f) != 0 {
+		t.Errorf("a new link to colleagues: %+v", f)
+	}
+	if f := send("b@example.edu", "https://bit-offer.example.com/reg", "far.example", 12); len(f) != 0 {
+		t.Errorf("12 outside recipients: %+v", f)
+	}
+	f := send("c@example.edu", "https://bit-offer.example.com/reg2", "far2.example", 10)
+	if len(f) != 1 || f[0].Reason != ReasonNewLinkDomain || f[0].Family != verdict.Campaign {
+		t.Fatalf("22 outside recipients on its first day: %+v", f)
+	}
+}
