@@ -263,3 +263,33 @@ func FuzzHostsSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// TestSimilarTexts: a spun run (a few words changed per message) shares a
+// similarity key and is counted as one run; unrelated texts share none.
+func TestSimilarTexts(t *testing.T) {
+	tr := New(Options{Key: key})
+	base := "I am writing to share a private investment opportunity with a guaranteed monthly return that a few colleagues and I have been part of for two years now; our fund has helped many families in your area and we would like to include you; reply to this message and I will send you the brochure and all the details"
+	spin := []string{"writing", "contacting you", "private", "exclusive", "monthly", "weekly", "families", "households"}
+	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	var st Stats
+	for i := range 6 {
+		text := base
+		if i > 0 {
+			text = strings.Replace(text, spin[2*(i%4)], spin[2*(i%4)+1], 1)
+		}
+		p := tr.Print("Opportunity", text)
+		st = tr.Observe("m@example.edu", p, 3, 3, start.Add(time.Duration(i)*30*time.Minute))
+	}
+	if st.Messages24h < 5 {
+		t.Errorf("a spun run is not one run: %+v", st)
+	}
+	a := tr.Print("", base)
+	b := tr.Print("", "Minutes of the faculty meeting: the budget for the new laboratory was approved, the course list for the spring term is attached, and the next meeting is in two weeks in the usual room on the second floor of the main building")
+	for _, x := range a.Similar {
+		for _, y := range b.Similar {
+			if x == y {
+				t.Error("unrelated texts share a similarity key")
+			}
+		}
+	}
+}

@@ -25,6 +25,11 @@ type Print struct {
 	// Links is the keyed hash of the sorted set of link hosts; 0 without
 	// links.
 	Links uint64
+	// Similar are locality-sensitive keys of the text: min-hashes of its
+	// four-word shingles in bands, so that texts differing in a few words
+	// (a spun run) share at least one with high probability. None for a
+	// text too short to recognise.
+	Similar []uint64
 	// Hosts are the keyed hashes of the link hosts.
 	Hosts []uint64
 	// HostNames are the link hosts themselves, for the detector's
@@ -44,6 +49,11 @@ func (p Print) Keys() []uint64 {
 	}
 	if p.Links != 0 && p.Links != p.Text {
 		out = append(out, p.Links)
+	}
+	for _, k := range p.Similar {
+		if k != 0 && k != p.Text && k != p.Links {
+			out = append(out, k)
+		}
 	}
 	return out
 }

@@ -50,11 +50,24 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 }
 
 func (t *Tracker) encode(a *acct) []byte {
+	// A run may have several keys (a spun run's shingle bands): each run
+	// once, with its keys.
+	keysOf := map[*run][]uint64{}
+	var order []*run
+	for k, r := range a.runs {
+		if _, ok := keysOf[r]; !ok {
+			order = append(order, r)
+		}
+		keysOf[r] = append(keysOf[r], k)
+	}
 	b := []byte{snapVersion}
 	b = binary.LittleEndian.AppendUint64(b, t.keyID)
-	b = binary.AppendUvarint(b, uint64(len(a.runs)))
-	for k, r := range a.runs {
-		b = binary.LittleEndian.AppendUint64(b, k)
+	b = binary.AppendUvarint(b, uint64(len(order)))
+	for _, r := range order {
+		b = binary.AppendUvarint(b, uint64(len(keysOf[r])))
+		for _, k := range keysOf[r] {
+			b = binary.LittleEndian.AppendUint64(b, k)
+		}
 		b = binary.AppendVarint(b, r.last)
 		b = binary.AppendUvarint(b, uint64(len(r.hours)))
 		for _, w := range r.hours {
@@ -96,11 +109,21 @@ func (t *Tracker) decode(b []byte) (map[uint64]*run, map[uint64]int64, error) {
 	}
 	runs := make(map[uint64]*run, n)
 	for range n {
-		if len(b) < 8 {
+		nk, err := uv(uint64(t.o.MaxPerAccount))
+		if err != nil || nk == 0 {
+			return nil, nil, errors.New("bad key count")
+		}
+		if uint64(len(b)) < 8*nk {
 			return nil, nil, errors.New("truncated")
 		}
-		k := binary.LittleEndian.Uint64(b)
-		b = b[8:]
+		keys := make([]uint64, nk)
+		for i := range keys {
+			keys[i] = binary.LittleEndian.Uint64(b)
+			b = b[8:]
+		}
+		if len(runs)+len(keys) > t.o.MaxPerAccount {
+			return nil, nil, errors.New("more keys than the bound")
+		}
 		last, m := binary.Varint(b)
 		if m <= 0 {
 			return nil, nil, errors.New("bad time")
@@ -123,7 +146,9 @@ func (t *Tracker) decode(b []byte) (map[uint64]*run, map[uint64]int64, error) {
 			}
 			r.hours = append(r.hours, window{hour: uint32(v[0]), msgs: uint16(v[1]), new: uint16(v[2]), ext: uint16(v[3])})
 		}
-		runs[k] = r
+		for _, k := range keys {
+			runs[k] = r
+		}
 	}
 	nt, err := uv(maxTrusted)
 	if err != nil {

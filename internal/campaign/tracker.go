@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,9 +36,10 @@ type Stats struct {
 	// domains.
 	External1h, External24h, External7d int
 	Accounts24h                         int
-	// Links reports that the counts are those of the link-host set (the
-	// text differs between the messages, their links do not).
-	Links bool
+	// Kind says which of the print's keys the counts are of: "text"
+	// (the same normalised text), "links" (the same set of link hosts) or
+	// "similar text" (shared shingles).
+	Kind string
 }
 
 // window is one hour's messages and first-time recipients of a print.
@@ -121,6 +123,7 @@ func (t *Tracker) Print(subject, body string) Print {
 	var p Print
 	if n.Words >= MinWords {
 		p.Text = t.key.Sum([]byte("t\x00" + n.Text))
+		p.Similar = t.similar(n.Text)
 	}
 	if len(n.Hosts) > 0 {
 		p.Links = t.key.Sum([]byte("l\x00" + strings.Join(n.Hosts, " ")))
@@ -134,6 +137,66 @@ func (t *Tracker) Print(subject, body string) Print {
 }
 
 const week = 7 * 24
+
+// Min-hash bands: bands × rows min-hashes of the text's shingles. Two
+// texts with shingle similarity J share a band with probability
+// 1-(1-J^rows)^bands: 0.93 at J = 0.8, 0.41 at 0.5, 0.10 at 0.3.
+const (
+	bands        = 4
+	rows         = 3
+	shingleWords = 4
+	maxShingles  = 400
+)
+
+// mixers derive the min-hash functions from one keyed hash per shingle
+// (odd multipliers: a bijection on 64 bits).
+var mixers = [bands * rows]uint64{
+	0x9e3779b97f4a7c15, 0xbf58476d1ce4e5b9, 0x94d049bb133111eb, 0xd6e8feb86659fd93,
+	0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3, 0x589965cc75374cc3,
+	0x1d8e4e27c47d124f, 0xc2b2ae3d27d4eb4f, 0x165667b19e3779f9, 0x85ebca77c2b2ae63,
+}
+
+// similar returns the band keys of a normalised text.
+func (t *Tracker) similar(text string) []uint64 {
+	// One keyed hash per word, the shingle's hash a mix of its words'.
+	wh := make([]uint64, 0, 64)
+	for w := range strings.FieldsSeq(text) {
+		wh = append(wh, t.key.Sum([]byte(w)))
+		if len(wh) >= maxShingles+shingleWords {
+			break
+		}
+	}
+	if len(wh) < shingleWords {
+		return nil
+	}
+	var mins [bands * rows]uint64
+	for i := range mins {
+		mins[i] = ^uint64(0)
+	}
+	for i := 0; i+shingleWords <= len(wh); i++ {
+		h := wh[i]
+		for _, x := range wh[i+1 : i+shingleWords] {
+			h = (h^(h>>31))*0xff51afd7ed558ccd ^ x
+		}
+		for j, m := range mixers {
+			v := (h ^ uint64(j)) * m
+			v ^= v >> 29
+			if v < mins[j] {
+				mins[j] = v
+			}
+		}
+	}
+	out := make([]uint64, 0, bands)
+	var buf [8 * (rows + 1)]byte
+	for b := range bands {
+		binary.LittleEndian.PutUint64(buf[:8], uint64(b))
+		for r := range rows {
+			binary.LittleEndian.PutUint64(buf[8*(r+1):], mins[b*rows+r])
+		}
+		out = append(out, t.key.Sum(append([]byte("b\x00"), buf[:]...)))
+	}
+	return out
+}
 
 // Observe records one message of account with print p that went to
 // newRcpts first-time recipients, newExternal of them outside the local
@@ -158,31 +221,55 @@ func (t *Tracker) Observe(account string, p Print, newRcpts, newExternal int, no
 		a = &acct{name: account, runs: map[uint64]*run{}}
 		t.acc[account] = a
 	}
-	var best Stats
-	for i, k := range keys {
-		r := a.runs[k]
-		if r == nil {
-			if newRcpts == 0 {
-				continue
-			}
-			if len(a.runs) >= t.o.MaxPerAccount {
-				a.forgetOldest()
-			}
-			r = &run{}
-			a.runs[k] = r
-		}
-		r.add(hour, newRcpts, newExternal)
-		r.last = sec
-		a.dirty = true
-		s := r.stats(hour)
-		s.Accounts24h = t.noteSite(k, a.name, sec)
-		s.Links = i > 0 || p.Text == 0
-		if s.Messages7d > best.Messages7d || s.Messages7d == best.Messages7d && s.New7d > best.New7d {
-			best = s
+	// The message joins the run any of its keys already names (the
+	// busiest, when several do); its other keys become names of that run
+	// too, so a spun run whose messages share different shingles is one
+	// run.
+	var r *run
+	kind := ""
+	for _, k := range keys {
+		if x := a.runs[k]; x != nil && (r == nil || x.count(hour) > r.count(hour)) {
+			r, kind = x, p.kindOf(k)
 		}
 	}
-	return best
+	if r == nil {
+		if newRcpts == 0 {
+			return Stats{}
+		}
+		r, kind = &run{}, p.kindOf(keys[0])
+	}
+	for _, k := range keys {
+		if a.runs[k] != r {
+			if _, had := a.runs[k]; !had && len(a.runs) >= t.o.MaxPerAccount {
+				a.forgetOldest()
+			}
+			a.runs[k] = r
+		}
+	}
+	r.add(hour, newRcpts, newExternal)
+	r.last = sec
+	a.dirty = true
+	s := r.stats(hour)
+	s.Kind = kind
+	for _, k := range keys {
+		s.Accounts24h = max(s.Accounts24h, t.noteSite(k, a.name, sec))
+	}
+	return s
 }
+
+// kindOf names which of the print's keys k is.
+func (p Print) kindOf(k uint64) string {
+	switch k {
+	case p.Text:
+		return "text"
+	case p.Links:
+		return "links"
+	}
+	return "similar text"
+}
+
+// count is the run's messages over the week.
+func (r *run) count(hour uint32) int { return r.stats(hour).Messages7d }
 
 // Accounts returns the accounts that sent any of the print's keys within
 // the last day (at most MaxAccountsPerPrint each).

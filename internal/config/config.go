@@ -467,7 +467,7 @@ func Default() *Config {
 		// run (docs/detection.md).
 		Campaign: CampaignConfig{
 			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3, NewLinkFirstTime: 20,
-			MaxPerAccount: 256, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
+			MaxPerAccount: 1024, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
 		},
 		// A phishing kit's server submits for every account it phished: an
 		// address new to three accounts in a day is evidence on each (score

@@ -108,10 +108,7 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 			"links to a host the site's outbound mail first carried within the last day (%d new in this message), now reaching %d first-time outside recipients (limit %d)",
 			hn.New, hn.FirstDayRcpts, c.o.NewLinkFirstTime)))
 	}
-	what := "text"
-	if st.Links {
-		what = "links"
-	}
+	what := st.Kind
 	var reason engine.Reason
 	var limit string
 	// A lure run counts every first-time recipient (phishing colleagues);
