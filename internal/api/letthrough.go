@@ -28,6 +28,7 @@ var LetThrough = map[string]string{
 	"reply-to-suspected-phish": "Not a reply to a message the spam filter tagged (phish.*), nor to its Reply-To address.",
 	"campaign-run":             "Fewer separate messages of the same text to people the account never wrote to (campaign.day_* and week_*). Released and trusted, or its incident dismissed, the text is trusted for the account.",
 	"phishing-run":             "Fewer separate messages of the same text with the vocabulary of credential phishing (campaign.lure_*). Released and trusted, or its incident dismissed, the text is trusted for the account.",
+	"campaign-across-accounts": "Fewer accounts of the site sending the same text to first-time outside recipients today (campaign.across_accounts), or fewer messages and recipients among them than the day limits.",
 	"new-link-domain":          "Links only to hosts the site's outbound mail carried before (or the site's own domains), or fewer first-time recipients in the host's first day (campaign.new_link_first_time).",
 	"marked-spam-text":         "A text other than that of a message an admin marked as spam (quarantine spam).",
 	"new-origin":               "Evidence only: a network (/24, /48) the account had used before.",

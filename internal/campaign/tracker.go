@@ -36,6 +36,10 @@ type Stats struct {
 	// domains.
 	External1h, External24h, External7d int
 	Accounts24h                         int
+	// SiteMessages24h and SiteExternal24h are the separate messages and
+	// first-time outside recipients of the print from every account of
+	// the site in the last day.
+	SiteMessages24h, SiteExternal24h int
 	// Kind says which of the print's keys the counts are of: "text"
 	// (the same normalised text), "links" (the same set of link hosts) or
 	// "similar text" (shared shingles).
@@ -70,6 +74,7 @@ type sitePrint struct {
 	accounts []string
 	at       []int64 // unix seconds each last sent it
 	last     int64
+	r        run // the site's messages and first-time recipients of it
 }
 
 // Tracker counts fingerprints. It is safe for concurrent use.
@@ -252,7 +257,10 @@ func (t *Tracker) Observe(account string, p Print, newRcpts, newExternal int, no
 	s := r.stats(hour)
 	s.Kind = kind
 	for _, k := range keys {
-		s.Accounts24h = max(s.Accounts24h, t.noteSite(k, a.name, sec))
+		n, site := t.noteSite(k, a.name, sec, hour, newRcpts, newExternal)
+		if n > s.Accounts24h || n == s.Accounts24h && site.Messages24h > s.SiteMessages24h {
+			s.Accounts24h, s.SiteMessages24h, s.SiteExternal24h = n, site.Messages24h, site.External24h
+		}
 	}
 	return s
 }
@@ -295,19 +303,26 @@ func (t *Tracker) Accounts(p Print, now time.Time) []string {
 
 // noteSite records that account sent print k and returns how many
 // accounts sent it in the last day.
-func (t *Tracker) noteSite(k uint64, account string, sec int64) int {
+func (t *Tracker) noteSite(k uint64, account string, sec int64, hour uint32, newRcpts, newExternal int) (int, Stats) {
 	sp := t.site[k]
 	if sp == nil {
 		if len(t.site) >= t.o.MaxSite {
 			t.pruneSite(sec)
 			if len(t.site) >= t.o.MaxSite {
-				return 1
+				return 1, Stats{}
 			}
 		}
 		sp = &sitePrint{}
 		t.site[k] = sp
 	}
 	sp.last = sec
+	sp.r.add(hour, newRcpts, newExternal)
+	// The site's counts need a day only: at most 24 windows a print.
+	i := 0
+	for i < len(sp.r.hours) && hour > sp.r.hours[i].hour && hour-sp.r.hours[i].hour >= 24 {
+		i++
+	}
+	sp.r.hours = sp.r.hours[i:]
 	found := false
 	n := 0
 	for i, a := range sp.accounts {
@@ -335,7 +350,7 @@ func (t *Tracker) noteSite(k uint64, account string, sec int64) int {
 			n++
 		}
 	}
-	return n
+	return n, sp.r.stats(hour)
 }
 
 // pruneSite forgets site prints not sent for a day.

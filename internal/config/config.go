@@ -157,6 +157,7 @@ type CampaignConfig struct {
 	WeekFirstTime    int            `yaml:"week_first_time" doc:"… to at least this many first-time recipients."`
 	LureMessages     int            `yaml:"lure_messages" doc:"A phishing run: at least this many separate messages of one fingerprint with the vocabulary of credential phishing (password, quota, verify your account … with a link) in 24 hours …"`
 	LureFirstTime    int            `yaml:"lure_first_time" doc:"… to at least this many first-time recipients (colleagues at the local domains count)."`
+	AcrossAccounts   int            `yaml:"across_accounts" doc:"This many accounts sending one fingerprint in a day are judged together against the day limits, to first-time outside recipients (campaign-across-accounts; 0: off)."`
 	NewLinkFirstTime int            `yaml:"new_link_first_time" doc:"Links to a host the site's outbound mail never carried before (the site's own domains excepted) flag the messages carrying it once they reached this many first-time recipients in its first day (0: off)."`
 	MaxPerAccount    int            `yaml:"max_per_account" doc:"Fingerprints remembered per account (least recently sent forgotten first)."`
 	MaxSite          int            `yaml:"max_site" doc:"Fingerprints remembered for the whole site, with the accounts that sent them."`
@@ -466,7 +467,7 @@ func Default() *Config {
 		// messages to 3. A one-off announcement is one message and never a
 		// run (docs/detection.md).
 		Campaign: CampaignConfig{
-			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3, NewLinkFirstTime: 20,
+			Enabled: true, DayMessages: 5, DayFirstTime: 10, WeekMessages: 10, WeekFirstTime: 25, LureMessages: 3, LureFirstTime: 3, NewLinkFirstTime: 20, AcrossAccounts: 3,
 			MaxPerAccount: 1024, MaxSite: 50000, Verdict: verdict.Hold, Score: 5,
 		},
 		// A phishing kit's server submits for every account it phished: an
@@ -538,7 +539,7 @@ func DefaultPlaybooks() []PlaybookConfig {
 			Triggers: []string{"rate-recipients-hour", "rate-messages-hour", "rate-recipients-day",
 				"above-baseline-hour", "above-baseline-day", "first-time-recipients-hour", "first-time-recipients-day"}},
 		{Name: "review-campaign", Severity: store.SeverityHigh, Steps: full, ConfirmFrom: playbook.StepRestrictSending,
-			Triggers: []string{"campaign-run", "phishing-run", "marked-spam-text"}},
+			Triggers: []string{"campaign-run", "phishing-run", "marked-spam-text", "campaign-across-accounts", "new-link-domain", "shared-origin"}},
 		{Name: "phish-reply", Severity: store.SeverityHigh, ConfirmFrom: playbook.StepLockLogin,
 			Triggers: []string{"reply-to-phisher", "reply-to-suspected-phish"},
 			Steps: []playbook.Step{playbook.StepNotify, playbook.StepLockLogin, playbook.StepScramblePassword, playbook.StepEndSessions,

@@ -180,6 +180,9 @@ func (c *Config) Validate() Errors {
 				add("campaign."+f.key, "must be at least 2 (one message is never a run), got %d", f.v)
 			}
 		}
+		if k.AcrossAccounts == 1 || k.AcrossAccounts < 0 {
+			add("campaign.across_accounts", "must be 0 (off) or at least 2, got %d", k.AcrossAccounts)
+		}
 		if k.NewLinkFirstTime < 0 {
 			add("campaign.new_link_first_time", "must not be negative, got %d", k.NewLinkFirstTime)
 		}

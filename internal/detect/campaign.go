@@ -22,6 +22,10 @@ const (
 	// credential phishing and a link (colleagues count: internal
 	// phishing).
 	ReasonPhishingRun engine.Reason = "phishing-run"
+	// ReasonCampaignAcrossAccounts: one fingerprint from several accounts
+	// of the site in a day, to first-time outside recipients, at the
+	// counts of a run, though no account alone reaches them.
+	ReasonCampaignAcrossAccounts engine.Reason = "campaign-across-accounts"
 	// ReasonNewLinkDomain: links to a host the site's outbound mail never
 	// carried before, reaching many first-time recipients in its first
 	// day.
@@ -54,10 +58,13 @@ type CampaignOptions struct {
 	// its first day (0: off). LocalDomains' hosts (and the sender's own
 	// domain's) never count.
 	NewLinkFirstTime int
-	LocalDomains     []string
-	Action           engine.Action
-	Score            int
-	DryRun           bool
+	// AcrossAccounts: this many accounts sending one fingerprint in a day
+	// are judged together against the day limits (0: off).
+	AcrossAccounts int
+	LocalDomains   []string
+	Action         engine.Action
+	Score          int
+	DryRun         bool
 	// Learning reports that first-time recipients are not known yet (the
 	// novelty detector's learning period): findings are dry-run then.
 	Learning func(now time.Time) bool
@@ -121,6 +128,9 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 		reason, limit = ReasonCampaignRun, fmt.Sprintf("day limits %d/%d", c.o.DayMessages, c.o.DayFirstTime)
 	case newExt > 0 && st.Messages7d >= c.o.WeekMessages && st.External7d >= c.o.WeekFirstTime:
 		reason, limit = ReasonCampaignRun, fmt.Sprintf("week limits %d/%d", c.o.WeekMessages, c.o.WeekFirstTime)
+	case newExt > 0 && st.Accounts24h >= c.o.AcrossAccounts && st.SiteMessages24h >= c.o.DayMessages && st.SiteExternal24h >= c.o.DayFirstTime:
+		reason, limit = ReasonCampaignAcrossAccounts, fmt.Sprintf("site-wide today: %d accounts, %d messages, %d first-time outside recipients; day limits %d/%d",
+			st.Accounts24h, st.SiteMessages24h, st.SiteExternal24h, c.o.DayMessages, c.o.DayFirstTime)
 	default:
 		return out
 	}

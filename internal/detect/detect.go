@@ -80,7 +80,7 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		t := campaign.New(campaign.Options{Key: o.NoveltyKey, MaxPerAccount: k.MaxPerAccount, MaxSite: k.MaxSite})
 		s.Campaign = NewCampaign(t, CampaignOptions{DayMessages: k.DayMessages, DayFirstTime: k.DayFirstTime, WeekMessages: k.WeekMessages,
 			WeekFirstTime: k.WeekFirstTime, LureMessages: k.LureMessages, LureFirstTime: k.LureFirstTime, Action: k.Verdict, Score: k.Score, DryRun: k.DryRun,
-			NewLinkFirstTime: k.NewLinkFirstTime, LocalDomains: c.Novelty.LocalDomains, Learning: s.Novelty.Learning})
+			NewLinkFirstTime: k.NewLinkFirstTime, AcrossAccounts: k.AcrossAccounts, LocalDomains: c.Novelty.LocalDomains, Learning: s.Novelty.Learning})
 	}
 	if oc := c.Origin; oc.Enabled && s.Novelty != nil {
 		oo := OriginOptions{NewPrefixScore: oc.NewPrefixScore, SharedAccounts: oc.SharedAccounts, SharedScore: oc.SharedScore,
@@ -162,6 +162,7 @@ var builtinFamilies = map[engine.Reason]engine.Family{
 	ReasonPhishingRun:                    verdict.Campaign,
 	ReasonMarkedSpamText:                 verdict.Campaign,
 	ReasonNewLinkDomain:                  verdict.Campaign,
+	ReasonCampaignAcrossAccounts:         verdict.Campaign,
 	ReasonNewOrigin:                      verdict.Identity,
 	ReasonSharedOrigin:                   verdict.Identity,
 	ReasonFromListedPhisher:              verdict.Phish,

@@ -391,3 +391,34 @@ func TestNewLinkDomain(t *testing.T) {
 		t.Fatalf("22 outside recipients on its first day: %+v", f)
 	}
 }
+
+// TestCampaignAcrossAccounts: three accounts sending one text, two
+// messages each to new outside people, are judged together: no account
+// alone is a run, the site's day is.
+func TestCampaignAcrossAccounts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.Learning = 0
+	set, err := Build(cfg, Options{NoveltyKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Subject: Grant\r\n\r\nYou have been selected for a research grant of ten thousand dollars; send your bank details and a copy of your identity card to claim it this week.\r\n")
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	var last []engine.Finding
+	n := 0
+	for _, acct := range []string{"a@example.edu", "b@example.edu", "c@example.edu"} {
+		for range 2 {
+			n++
+			sub := &engine.Submission{Time: now.Add(time.Duration(n) * time.Minute), Account: acct, Sender: acct, Subject: "Grant", Stage: engine.StageEOM, Body: body,
+				Recipients: []string{fmt.Sprintf("x%d@far%d.example", n, n), fmt.Sprintf("y%d@far%d.example", n, n)}, RecipientCount: 2}
+			set.Novelty.Outbound(context.Background(), sub)
+			last = set.Campaign.Outbound(context.Background(), sub)
+			if acct != "c@example.edu" && len(last) != 0 {
+				t.Fatalf("%s, message %d: %+v", acct, n, last)
+			}
+		}
+	}
+	if len(last) != 1 || last[0].Reason != ReasonCampaignAcrossAccounts || !strings.Contains(last[0].Evidence, "a@example.edu") {
+		t.Fatalf("third account: %+v", last)
+	}
+}
