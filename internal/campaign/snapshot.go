@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/mailbrake/mailbrake/internal/keyhash"
 )
 
 // snapVersion is the first byte of an account's snapshot.
@@ -60,8 +62,7 @@ func (t *Tracker) encode(a *acct) []byte {
 		}
 		keysOf[r] = append(keysOf[r], k)
 	}
-	b := []byte{snapVersion}
-	b = binary.LittleEndian.AppendUint64(b, t.keyID)
+	b := keyhash.AppendHeader(nil, snapVersion, t.keyID)
 	b = binary.AppendUvarint(b, uint64(len(order)))
 	for _, r := range order {
 		b = binary.AppendUvarint(b, uint64(len(keysOf[r])))
@@ -88,13 +89,10 @@ func (t *Tracker) encode(a *acct) []byte {
 // decode reads one account's snapshot, refusing another key's and any
 // inconsistency (counts beyond the bounds, trailing bytes).
 func (t *Tracker) decode(b []byte) (map[uint64]*run, map[uint64]int64, error) {
-	if len(b) < 9 || b[0] != snapVersion {
-		return nil, nil, errors.New("not a campaign snapshot")
+	b, err := keyhash.CutHeader(b, snapVersion, t.keyID)
+	if err != nil {
+		return nil, nil, err
 	}
-	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
-		return nil, nil, errors.New("taken under another key")
-	}
-	b = b[9:]
 	uv := func(limit uint64) (uint64, error) {
 		v, n := binary.Uvarint(b)
 		if n <= 0 || v > limit {
@@ -186,8 +184,7 @@ func (t *Tracker) SpamDirty() map[string][]byte {
 	for k := range t.spamDirty {
 		name := strconv.FormatUint(k, 16)
 		if at, ok := t.spam[k]; ok {
-			b := []byte{snapVersion}
-			b = binary.LittleEndian.AppendUint64(b, t.keyID)
+			b := keyhash.AppendHeader(nil, snapVersion, t.keyID)
 			out[name] = binary.AppendVarint(b, at)
 		} else {
 			out[name] = nil
@@ -204,12 +201,15 @@ func (t *Tracker) RestoreSpam(snaps map[string][]byte) error {
 	defer t.mu.Unlock()
 	for name, b := range snaps {
 		k, err := strconv.ParseUint(name, 16, 64)
-		if err != nil || len(b) < 10 || b[0] != snapVersion || binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
+		if err == nil {
+			b, err = keyhash.CutHeader(b, snapVersion, t.keyID)
+		}
+		if err != nil {
 			bad++
 			continue
 		}
-		at, n := binary.Varint(b[9:])
-		if n <= 0 || n != len(b)-9 {
+		at, n := binary.Varint(b)
+		if n <= 0 || n != len(b) {
 			bad++
 			continue
 		}
@@ -232,8 +232,7 @@ func (t *Tracker) HostsDirty() map[string][]byte {
 		return nil
 	}
 	t.hostsDirty = false
-	b := []byte{snapVersion}
-	b = binary.LittleEndian.AppendUint64(b, t.keyID)
+	b := keyhash.AppendHeader(nil, snapVersion, t.keyID)
 	b = binary.AppendUvarint(b, uint64(len(t.hosts)))
 	for h, e := range t.hosts {
 		b = binary.LittleEndian.AppendUint64(b, h)
@@ -261,13 +260,10 @@ func (t *Tracker) RestoreHosts(snaps map[string][]byte) error {
 }
 
 func (t *Tracker) decodeHosts(b []byte) (map[uint64]*hostSeen, error) {
-	if len(b) < 9 || b[0] != snapVersion {
-		return nil, errors.New("not a link-host snapshot")
+	b, err := keyhash.CutHeader(b, snapVersion, t.keyID)
+	if err != nil {
+		return nil, err
 	}
-	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
-		return nil, errors.New("taken under another key")
-	}
-	b = b[9:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > maxHosts {
 		return nil, errors.New("bad count")

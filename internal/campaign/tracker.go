@@ -105,20 +105,10 @@ func New(o Options) *Tracker {
 	if o.MaxAccountsPerPrint <= 0 {
 		o.MaxAccountsPerPrint = 16
 	}
-	var kb [16]byte
 	// Domain-separated from the novelty hashes made with the same key.
-	copy(kb[:], o.Key)
-	for i := range kb {
-		kb[i] ^= "mailbrake-campgn"[i]
-	}
-	if len(o.Key) > 16 {
-		for i, c := range o.Key[16:] {
-			kb[i%16] ^= c
-		}
-	}
-	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*sitePrint{},
+	t := &Tracker{o: o, key: keyhash.Derive(o.Key, "mailbrake-campgn"), acc: map[string]*acct{}, site: map[uint64]*sitePrint{},
 		spam: map[uint64]int64{}, spamDirty: map[uint64]bool{}, hosts: map[uint64]*hostSeen{}}
-	t.keyID = t.key.Sum([]byte("mailbrake campaign key id"))
+	t.keyID = t.key.ID("campaign")
 	return t
 }
 
@@ -515,14 +505,7 @@ func (t *Tracker) Trust(account string, p Print, until time.Time) {
 	}
 	for _, k := range keys {
 		if _, ok := a.trusted[k]; !ok && len(a.trusted) >= maxTrusted {
-			var oldK uint64
-			old := int64(-1)
-			for k, u := range a.trusted {
-				if old < 0 || u < old {
-					oldK, old = k, u
-				}
-			}
-			delete(a.trusted, oldK)
+			delete(a.trusted, oldest(a.trusted))
 		}
 		a.trusted[k] = until.Unix()
 		delete(a.runs, k)
@@ -546,6 +529,18 @@ func (t *Tracker) Trusted(account string, p Print, now time.Time) bool {
 	return false
 }
 
+// oldest is the key of m with the smallest time.
+func oldest(m map[uint64]int64) uint64 {
+	var oldK uint64
+	old := int64(-1)
+	for k, at := range m {
+		if old < 0 || at < old {
+			oldK, old = k, at
+		}
+	}
+	return oldK
+}
+
 // maxSpam bounds the prints remembered as spam (the oldest marks are
 // forgotten first).
 const maxSpam = 10000
@@ -565,13 +560,7 @@ func (t *Tracker) MarkSpam(p Print, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.spam) >= maxSpam {
-		var oldK uint64
-		old := int64(-1)
-		for k, at := range t.spam {
-			if old < 0 || at < old {
-				oldK, old = k, at
-			}
-		}
+		oldK := oldest(t.spam)
 		delete(t.spam, oldK)
 		t.spamDirty[oldK] = true
 	}

@@ -103,18 +103,25 @@ func newsletter(rng *rand.Rand, acct string, start time.Time, list, perMsg int) 
 		members = append(members, fmt.Sprintf("colleague%d.%x@%s", i, rng.Uint32(), localDomain))
 	}
 	var out []replay.Record
-	day := start
-	for issues := 0; issues < 15; day = day.Add(24 * time.Hour) {
-		if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			continue
-		}
-		issues++
+	for n, day := range weekdays(start, 15) {
+		issues := n + 1
 		text := fmt.Sprintf("Department news, issue %d.\r\n\r\n%s\r\n\r\nRead more at https://intranet.example.edu/news/%d", issues, prose(rng, 80), issues)
 		for i := 0; i < list; i += perMsg {
 			r := replay.Record{Time: day.Add(time.Duration(i/perMsg) * 2 * time.Minute), Account: acct, Subject: "Department news",
 				Recipients: members[i:min(i+perMsg, list)]}
 			r.Raw = raw(acct, r.Subject, text)
 			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// weekdays are the first n weekdays from start on (same time of day).
+func weekdays(start time.Time, n int) []time.Time {
+	var out []time.Time
+	for day := start; len(out) < n; day = day.Add(24 * time.Hour) {
+		if wd := day.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			out = append(out, day)
 		}
 	}
 	return out
@@ -142,12 +149,7 @@ func newAccount(rng *rand.Rand, acct string, _ []replay.Record, start time.Time)
 		pool = append(pool, fmt.Sprintf("coworker%d.%x@%s", i, rng.Uint32(), localDomain))
 	}
 	var out []replay.Record
-	day := start
-	for days := 0; days < 15; day = day.Add(24 * time.Hour) {
-		if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			continue
-		}
-		days++
+	for _, day := range weekdays(start, 15) {
 		for m := range 3 + rng.IntN(8) {
 			r := replay.Record{Time: day.Add(time.Duration(9*60+m*40+rng.IntN(30)) * time.Minute), Account: acct, Subject: prose(rng, 3),
 				Client: "Microsoft Outlook 16.0"}

@@ -4,6 +4,7 @@ package keyhash
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/bits"
 )
 
@@ -64,4 +65,46 @@ func (k Key) Sum(p []byte) uint64 {
 	round()
 	round()
 	return v0 ^ v1 ^ v2 ^ v3
+}
+
+// Derive returns a key for one use of a shared secret: the first 16
+// bytes of secret, the rest folded in, and label (16 bytes, say which
+// detector) mixed over them, so that hashes made for one use never match
+// another's.
+func Derive(secret []byte, label string) Key {
+	var kb [16]byte
+	copy(kb[:], secret)
+	if len(secret) > 16 {
+		for i, c := range secret[16:] {
+			kb[i%16] ^= c
+		}
+	}
+	for i := range kb {
+		if i < len(label) {
+			kb[i] ^= label[i]
+		}
+	}
+	return New(kb)
+}
+
+// ID names a key in what is stored under it (snapshots), without
+// revealing it.
+func (k Key) ID(use string) uint64 { return k.Sum([]byte("mailbrake " + use + " key id")) }
+
+// AppendHeader starts a snapshot made under k: a version byte and the
+// key's ID.
+func AppendHeader(b []byte, version byte, id uint64) []byte {
+	b = append(b, version)
+	return binary.LittleEndian.AppendUint64(b, id)
+}
+
+// CutHeader checks a snapshot's header (AppendHeader) and returns the rest.
+func CutHeader(b []byte, version byte, id uint64) ([]byte, error) {
+	if len(b) < 9 || b[0] != version {
+		return nil, errors.New("not a snapshot of this version")
+	}
+	if binary.LittleEndian.Uint64(b[1:9]) != id {
+		return nil, errors.New("taken under another key")
+	}
+	return b[9:], nil
 }

@@ -88,18 +88,8 @@ func New(o Options) *Tracker {
 	if o.MaxSite <= 0 {
 		o.MaxSite = 100000
 	}
-	var kb [16]byte
-	copy(kb[:], o.Key)
-	for i := range kb {
-		kb[i] ^= "mailbrake-origin"[i]
-	}
-	if len(o.Key) > 16 {
-		for i, c := range o.Key[16:] {
-			kb[i%16] ^= c
-		}
-	}
-	t := &Tracker{o: o, key: keyhash.New(kb), acc: map[string]*acct{}, site: map[uint64]*siteAddr{}}
-	t.keyID = t.key.Sum([]byte("mailbrake origin key id"))
+	t := &Tracker{o: o, key: keyhash.Derive(o.Key, "mailbrake-origin"), acc: map[string]*acct{}, site: map[uint64]*siteAddr{}}
+	t.keyID = t.key.ID("origin")
 	return t
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/mailbrake/mailbrake/internal/keyhash"
 )
 
 const snapVersion = 1
@@ -22,8 +24,7 @@ func (t *Tracker) Dirty() map[string][]byte {
 			continue
 		}
 		a.dirty = false
-		b := []byte{snapVersion}
-		b = binary.LittleEndian.AppendUint64(b, t.keyID)
+		b := keyhash.AppendHeader(nil, snapVersion, t.keyID)
 		b = binary.AppendUvarint(b, uint64(len(a.prefixes)))
 		for _, p := range a.prefixes {
 			b = binary.LittleEndian.AppendUint64(b, p.h)
@@ -54,13 +55,10 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 }
 
 func (t *Tracker) decode(b []byte) ([]prefixSeen, error) {
-	if len(b) < 9 || b[0] != snapVersion {
-		return nil, errors.New("not an origin snapshot")
+	b, err := keyhash.CutHeader(b, snapVersion, t.keyID)
+	if err != nil {
+		return nil, err
 	}
-	if binary.LittleEndian.Uint64(b[1:9]) != t.keyID {
-		return nil, errors.New("taken under another key")
-	}
-	b = b[9:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(t.o.MaxPerAccount) {
 		return nil, errors.New("bad count")

@@ -201,14 +201,7 @@ func TestReplayContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	dec := json.NewDecoder(&out)
-	for {
-		var o Output
-		if err := dec.Decode(&o); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, o := range outputs(t, &out) {
 		got = append(got, o.Action+" "+strings.Join(o.Reasons, ","))
 	}
 	want := []string{"allow ", "allow ", "allow ", "allow ", "hold campaign-run", "hold campaign-run", "error ", "error "}
@@ -237,17 +230,7 @@ func TestReplayRunsRecipientStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var outs []Output
-	dec := json.NewDecoder(&out)
-	for {
-		var o Output
-		if err := dec.Decode(&o); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		outs = append(outs, o)
-	}
+	outs := outputs(t, &out)
 	if len(outs) != 205 {
 		t.Fatalf("%d output lines", len(outs))
 	}
@@ -259,5 +242,21 @@ func TestReplayRunsRecipientStage(t *testing.T) {
 	}
 	if sum.Actions["defer"] != 5 {
 		t.Errorf("summary: %+v", sum.Actions)
+	}
+}
+
+// outputs decodes replay's output lines.
+func outputs(t *testing.T, r io.Reader) []Output {
+	t.Helper()
+	var outs []Output
+	dec := json.NewDecoder(r)
+	for {
+		var o Output
+		if err := dec.Decode(&o); err == io.EOF {
+			return outs
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
 	}
 }
