@@ -144,9 +144,17 @@ func TestMilterHoldReleaseDelete(t *testing.T) {
 		d.mustCLI("quarantine", "sync")
 		return d.holdByQueueID(h.QueueID)
 	}
+	// A released message stays queued (deferred) until the sync has seen
+	// it: delivered at once, it would leave the queue as a deleted one
+	// does, and a loaded machine would make the test a race.
+	in.PostConf(t, map[string]string{"defer_transports": "smtp"})
+	in.Reload(t)
 	if h := direct("direct release", "-H"); h.State != store.HoldReleased || h.StateBy != "postfix" {
 		t.Fatalf("after postsuper -H: %+v", h)
 	}
+	in.PostConf(t, map[string]string{"defer_transports": ""})
+	in.Reload(t)
+	in.Flush(t)
 	in.WaitQueueEmpty(t, 20*time.Second)
 	if h := direct("direct delete", "-d"); h.State != store.HoldDeleted || h.StateBy != "postfix" {
 		t.Fatalf("after postsuper -d: %+v", h)
