@@ -45,6 +45,11 @@ const (
 	FailureWindow = 15 * time.Minute
 )
 
+// MaxConcurrentHashes bounds the password checks running at once: one
+// argon2id check takes 19 MiB, so a login flood cannot take the memory;
+// a login that finds them all busy for a second is refused (429).
+const MaxConcurrentHashes = 4
+
 // Options configures a Service.
 type Options struct {
 	IdleTimeout, MaxAge time.Duration
@@ -63,6 +68,8 @@ type Service struct {
 	// dummy is verified when a user does not exist, so a wrong name costs
 	// as much as a wrong password.
 	dummy *pwhash.Hash
+	// hashing holds a token per password check running.
+	hashing chan struct{}
 }
 
 type session struct {
@@ -85,7 +92,7 @@ func New(st store.Users, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Service{st: st, o: o, ses: map[string]*session{}, failures: map[string][]time.Time{}}
+	s := &Service{st: st, o: o, ses: map[string]*session{}, failures: map[string][]time.Time{}, hashing: make(chan struct{}, MaxConcurrentHashes)}
 	h, _ := HashPassword(randomString(16))
 	s.dummy, _ = pwhash.Parse(h)
 	return s
@@ -141,8 +148,12 @@ func sessionKey(id string) string {
 	return string(h[:])
 }
 
-// limited reports whether key has too many recent failures.
-func (s *Service) limited(now time.Time, keys ...string) bool {
+// reserve counts a login attempt against keys before its password is
+// checked, in one step with the check of the limit: concurrent attempts
+// count as failures until they succeed, so a flood tests MaxFailures
+// passwords, not as many as it sends. ok is false when the limit is
+// reached.
+func (s *Service) reserve(now time.Time, keys ...string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
@@ -155,19 +166,10 @@ func (s *Service) limited(now time.Time, keys ...string) bool {
 			}
 		}
 		s.failures[k] = fs[:n]
-		if n == 0 {
-			delete(s.failures, k)
-		}
 		if n >= MaxFailures {
-			return true
+			return false
 		}
 	}
-	return false
-}
-
-func (s *Service) fail(now time.Time, keys ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, k := range keys {
 		s.failures[k] = append(s.failures[k], now)
 	}
@@ -179,6 +181,22 @@ func (s *Service) fail(now time.Time, keys ...string) {
 			}
 		}
 	}
+	return true
+}
+
+// succeeded takes back the attempt reserve counted at now.
+func (s *Service) succeeded(now time.Time, keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		fs := s.failures[k]
+		for i := len(fs) - 1; i >= 0; i-- {
+			if fs[i].Equal(now) {
+				s.failures[k] = append(fs[:i], fs[i+1:]...)
+				break
+			}
+		}
+	}
 }
 
 // Login checks a user's password and starts a session. The Principal
@@ -186,12 +204,24 @@ func (s *Service) fail(now time.Time, keys ...string) {
 func (s *Service) Login(ctx context.Context, name, password, remoteIP string) (*Principal, error) {
 	now := s.o.Now()
 	keys := []string{"ip:" + remoteIP, "user:" + strings.ToLower(name)}
-	if s.limited(now, keys...) {
+	if !s.reserve(now, keys...) {
 		s.o.Log.Warn("login refused: rate limited", "user", name, "remote", remoteIP)
 		return nil, ErrRateLimited
 	}
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-time.After(time.Second):
+		s.succeeded(now, keys...) // not checked: not a failure
+		s.o.Log.Warn("login refused: too many at once", "user", name, "remote", remoteIP)
+		return nil, ErrBusy
+	case <-ctx.Done():
+		s.succeeded(now, keys...)
+		return nil, ctx.Err()
+	}
 	u, err := s.st.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.succeeded(now, keys...)
 		return nil, err
 	}
 	ok := false
@@ -203,10 +233,10 @@ func (s *Service) Login(ctx context.Context, name, password, remoteIP string) (*
 		s.dummy.Verify([]byte(password))
 	}
 	if !ok {
-		s.fail(now, keys...)
 		s.o.Log.Warn("login failed", "user", name, "remote", remoteIP)
 		return nil, ErrBadCredentials
 	}
+	s.succeeded(now, keys...)
 	id := randomString(32)
 	p := Principal{Name: u.Name, Role: Role(u.Role), Via: "session", SessionID: id, CSRF: randomString(32)}
 	s.mu.Lock()

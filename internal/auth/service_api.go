@@ -1,6 +1,9 @@
 package auth
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Names shared by the web UI and the API server.
 const (
@@ -19,6 +22,9 @@ var (
 	ErrUnauthenticated = errors.New("not authenticated")
 	ErrBadCredentials  = errors.New("wrong user name or password")
 	ErrRateLimited     = errors.New("too many failed logins; try again later")
-	ErrForbidden       = errors.New("not allowed for this role")
-	ErrCSRF            = errors.New("missing or wrong CSRF token")
+	// ErrBusy: too many logins being checked at once (a flood); it is a
+	// rate limit to the caller.
+	ErrBusy      = fmt.Errorf("%w (too many logins at once)", ErrRateLimited)
+	ErrForbidden = errors.New("not allowed for this role")
+	ErrCSRF      = errors.New("missing or wrong CSRF token")
 )

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -179,4 +180,53 @@ func TestRoles(t *testing.T) {
 	if ValidName("bad name") || !ValidName("help.desk@example.edu") {
 		t.Fatal("ValidName")
 	}
+}
+
+// TestLoginFlood: 400 concurrent logins for one user test at most
+// MaxFailures passwords (an attempt counts before its password is
+// checked), the right password among them is not accepted, and no more
+// than MaxConcurrentHashes checks run at once.
+func TestLoginFlood(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	count := map[error]int{}
+	accepted := 0
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := fmt.Sprintf("wrong password %03d", i)
+			if i == 399 {
+				pw = "correct horse battery"
+			}
+			if len(s.hashing) > MaxConcurrentHashes {
+				t.Error("more checks at once than the bound")
+			}
+			_, err := s.Login(ctx, "alice", pw, fmt.Sprintf("198.51.100.%d", i%250))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				accepted++
+				return
+			}
+			switch {
+			case errors.Is(err, ErrBadCredentials):
+				count[ErrBadCredentials]++
+			case errors.Is(err, ErrRateLimited):
+				count[ErrRateLimited]++
+			default:
+				t.Errorf("unexpected %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if tested := count[ErrBadCredentials] + accepted; tested > MaxFailures {
+		t.Errorf("%d passwords tested, limit %d", tested, MaxFailures)
+	}
+	if count[ErrRateLimited] < 400-MaxFailures {
+		t.Errorf("%d refused, want at least %d", count[ErrRateLimited], 400-MaxFailures)
+	}
+	t.Logf("tested %d, accepted %d, refused %d", count[ErrBadCredentials], accepted, count[ErrRateLimited])
 }

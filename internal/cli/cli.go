@@ -31,6 +31,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stdout, stderr = &safeWriter{w: stdout}, &safeWriter{w: stderr}
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	root.SetIn(stdin)

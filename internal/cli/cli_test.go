@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -207,5 +209,34 @@ Nov  1 09:00:02 mx postfix/qmgr[2]: Q00001AA: removed
 	code, _, errs = run(t, "--data-dir", filepath.Join(dir, "data"), "replay", "--postfix-log", "--input", empty)
 	if code == 0 || !strings.Contains(errs, "no outbound message with an account") {
 		t.Fatalf("empty log: exit %d\n%s", code, errs)
+	}
+}
+
+// TestTerminalEscapes: what senders wrote cannot act on the admin's
+// terminal: control characters are shown escaped, line breaks in a
+// subject do not make lines of their own, newlines and tabs of the CLI's
+// own output stay.
+func TestTerminalEscapes(t *testing.T) {
+	var b bytes.Buffer
+	w := &safeWriter{w: &b}
+	h := &store.Hold{ID: 7, Subject: "hi\x1b]0;pwned\x07\r\nState: released", Sender: "a@b\x1b[2J", Recipients: []string{"x@y\u009b31m"},
+		Headers: "Subject: x\r\nX-Evil: \x1b[1A\r\n", Preview: "line 1\nline\x08 2\u0085"}
+	writeHold(w, h)
+	// A C1 control split across two writes.
+	w.Write([]byte("tail \xc2"))
+	w.Write([]byte("\x9b end\n"))
+	out := b.String()
+	for _, bad := range []string{"\x1b", "\x07", "\r", "\x08", "\u009b", "\u0085"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output contains %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{`hi\x1b]0;pwned\x07\r\nState: released`, `a@b\x1b[2J`, `\u009b31m`, `X-Evil: \x1b[1A`, "line 1\nline", `tail \u009b end`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\nState: released") {
+		t.Errorf("a subject's line break made a line of its own:\n%s", out)
 	}
 }

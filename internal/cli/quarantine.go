@@ -62,7 +62,7 @@ func quarantineCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tQUEUE ID\tSTATE\tHELD AT\tACCOUNT\tRCPTS\tCLIENT\tREASONS")
 			for _, h := range res.Holds {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", h.ID, h.QueueID, h.State, h.HeldAt.Local().Format(time.DateTime), h.Account, h.RecipientCount, h.ClientFamily, strings.Join(h.Reasons, ","))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", h.ID, h.QueueID, h.State, h.HeldAt.Local().Format(time.DateTime), oneLine(h.Account), h.RecipientCount, h.ClientFamily, strings.Join(h.Reasons, ","))
 			}
 			return tw.Flush()
 		},
@@ -228,7 +228,7 @@ func auditCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tTARGET\tDETAIL")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Actor, e.Action, e.Target, e.Detail)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Actor, e.Action, oneLine(e.Target), oneLine(e.Detail))
 			}
 			return tw.Flush()
 		},
@@ -256,10 +256,10 @@ func writeHold(w io.Writer, h *store.Hold) {
 		}
 		fmt.Fprintf(w, "  would have gone through with (%s): %s\n", r, t)
 	}
-	fmt.Fprintf(w, "Account:     %s\n", h.Account)
-	fmt.Fprintf(w, "Sender:      %s\n", h.Sender)
-	fmt.Fprintf(w, "Client:      %s [%s] from %s\n", h.Client, h.ClientFamily, h.ClientAddress)
-	fmt.Fprintf(w, "Subject:     %s\n", h.Subject)
+	fmt.Fprintf(w, "Account:     %s\n", oneLine(h.Account))
+	fmt.Fprintf(w, "Sender:      %s\n", oneLine(h.Sender))
+	fmt.Fprintf(w, "Client:      %s [%s] from %s\n", oneLine(h.Client), h.ClientFamily, h.ClientAddress)
+	fmt.Fprintf(w, "Subject:     %s\n", oneLine(h.Subject))
 	fmt.Fprintf(w, "Size:        %d bytes\n", h.Size)
 	fmt.Fprintf(w, "Recipients:  %d\n", h.RecipientCount)
 	for i, r := range h.Recipients {
@@ -267,7 +267,7 @@ func writeHold(w io.Writer, h *store.Hold) {
 			fmt.Fprintf(w, "  … and %d more\n", len(h.Recipients)-20)
 			break
 		}
-		fmt.Fprintf(w, "  %s\n", r)
+		fmt.Fprintf(w, "  %s\n", oneLine(r))
 	}
 	if h.Headers != "" {
 		fmt.Fprintf(w, "\nHeaders:\n%s\n", strings.TrimRight(h.Headers, "\r\n"))
