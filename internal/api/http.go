@@ -86,6 +86,10 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*auth.Principal, error)
 }
 
+// MaxBody bounds a request body on the API: its largest are bulk
+// selections of hold IDs.
+const MaxBody = 1 << 20
+
 // Gate serves the REST API under /api on the HTTP listener: every request
 // is authenticated (session cookie or API token), a state change made with
 // a session carries the CSRF token, and each route needs its permission.
@@ -97,6 +101,9 @@ func Gate(m Methods, a Authenticator, log *slog.Logger) http.Handler {
 	for _, rt := range routes {
 		perm := rt.Perm
 		mux.Handle(rt.Method+" /api"+rt.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Bounded before anything reads it (the CSRF check may parse a
+			// form): an upload cannot take memory or temporary files.
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 			p, err := a.Authenticate(r)
 			if err != nil {
 				gateError(w, http.StatusUnauthorized, "authentication required (session cookie or Authorization: Bearer token)")

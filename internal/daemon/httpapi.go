@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"net/url"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -37,6 +38,9 @@ func redactNode(n *yaml.Node) {
 				v.Value = "(redacted)"
 				v.Tag = "!!str"
 			}
+			if v.Kind == yaml.ScalarNode {
+				v.Value = redactURL(v.Value)
+			}
 			redactNode(v)
 		}
 		return
@@ -44,6 +48,40 @@ func redactNode(n *yaml.Node) {
 	for _, c := range n.Content {
 		redactNode(c)
 	}
+}
+
+// redactURL hides the credentials a URL may carry (a webhook's
+// https://user:pass@host/…?token=…): its userinfo and the values of
+// secret-looking query parameters. Anything else is returned unchanged.
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return s
+	}
+	changed := false
+	if u.User != nil {
+		u.User = url.User("(redacted)")
+		changed = true
+	}
+	q := u.Query()
+	for k := range q {
+		lk := strings.ToLower(k)
+		for _, w := range []string{"token", "key", "secret", "pass", "sig", "auth", "code"} {
+			if strings.Contains(lk, w) {
+				q.Set(k, "(redacted)")
+				changed = true
+				break
+			}
+		}
+	}
+	if !changed {
+		return s
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // loopbackOnly reports whether addr listens on loopback only.

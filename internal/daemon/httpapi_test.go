@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -189,9 +192,83 @@ func TestRedactedConfigHasNoSecrets(t *testing.T) {
 	}
 	redactNode(&node)
 	b, _ := yaml.Marshal(&node)
+	// A webhook URL with credentials in it (issue 13): userinfo and
+	// secret-looking query parameters hidden, the rest shown.
+	var hook struct {
+		URL   string `yaml:"url"`
+		Plain string `yaml:"plain"`
+	}
+	hook.URL = "https://hookuser:hookpass-inline@hooks.example.net/in?team=ops&token=tok-inline&sig=sig-inline"
+	hook.Plain = "https://hooks.example.net/in?team=ops"
+	var hn yaml.Node
+	if err := hn.Encode(hook); err != nil {
+		t.Fatal(err)
+	}
+	redactNode(&hn)
+	hb, _ := yaml.Marshal(&hn)
+	for _, s := range []string{"hookuser", "hookpass-inline", "tok-inline", "sig-inline"} {
+		if strings.Contains(string(hb), s) {
+			t.Fatalf("URL credential %s not redacted:\n%s", s, hb)
+		}
+	}
+	if !strings.Contains(string(hb), "hooks.example.net/in") || !strings.Contains(string(hb), "team=ops") || !strings.Contains(string(hb), "plain: https://hooks.example.net/in?team=ops") {
+		t.Fatalf("redaction hid more than credentials:\n%s", hb)
+	}
 	for _, s := range []string{"p1-inline", "k1-inline", "s1-inline"} {
 		if strings.Contains(string(b), s) {
 			t.Fatalf("inline secret %s not redacted:\n%s", s, b)
 		}
+	}
+}
+
+// countingReader counts what is read of a request body.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestAPIBodyBounded: a session's state change with a 20 MiB multipart
+// upload and no CSRF token is refused having read at most api.MaxBody of
+// it (issue 13: the CSRF check parsed whole uploads).
+func TestAPIBodyBounded(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hash, _ := auth.HashPassword("correct horse battery")
+	if err := st.PutUser(ctx, store.User{Name: "v", Role: string(auth.RoleViewer), Hash: hash, Created: time.Now(), Updated: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	as := auth.New(st, auth.Options{})
+	p, err := as.Login(ctx, "v", "correct horse battery", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &ops.Service{Store: st, Audit: st, Accounts: st, Log: slog.New(slog.DiscardHandler)}
+	h := api.Gate(svc, as, slog.New(slog.DiscardHandler))
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("upload", "big.bin")
+	fw.Write(bytes.Repeat([]byte("A"), 20<<20))
+	mw.Close()
+	cr := &countingReader{r: &body}
+	r := httptest.NewRequest("POST", "/api/v1/holds/1/release", cr)
+	r.Header.Set("Content-Type", mw.FormDataContentType())
+	r.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: p.SessionID})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("status %d, want 403: %s", w.Code, w.Body.String())
+	}
+	if cr.n > api.MaxBody+64<<10 {
+		t.Errorf("read %d bytes of the upload, bound %d", cr.n, api.MaxBody)
 	}
 }

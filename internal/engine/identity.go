@@ -3,7 +3,8 @@ package engine
 import (
 	"fmt"
 	"net/netip"
-	"strings"
+
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // Identity decides whose counters a message is charged to. The SASL login
@@ -131,19 +132,6 @@ func HeaderAccount(copies []string) (account string, others []string) {
 	return last, others
 }
 
-// normalizeAccount lower-cases, trims angle brackets and whitespace, and
-// bounds the length so an account name is always a sane key.
-func normalizeAccount(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
-	s = strings.TrimSpace(s)
-	if s == "" || len(s) > 320 { // 320: RFC 5321's 64-octet local part + @ + 255-octet domain
-		return ""
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] == 0x7f {
-			return ""
-		}
-	}
-	return strings.ToLower(s)
-}
+// normalizeAccount is store.AccountKey: one normalisation for the engine
+// and every admin entry point.
+func normalizeAccount(s string) string { return store.AccountKey(s) }

@@ -76,7 +76,7 @@ func (s *Service) ListAccounts(ctx context.Context, r api.ListAccountsRequest) (
 
 // GetAccount implements api.Methods.
 func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDetail, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
+	name = store.AccountKey(name)
 	if name == "" {
 		return nil, fmt.Errorf("%w: account name is empty", api.ErrBadRequest)
 	}
@@ -140,11 +140,11 @@ func (s *Service) SetAccountState(ctx context.Context, r api.SetAccountStateRequ
 	if !to.Valid() {
 		return nil, fmt.Errorf("%w: state must be normal, watch, restricted or locked", api.ErrBadRequest)
 	}
-	name := strings.ToLower(strings.TrimSpace(r.Account))
+	name := store.AccountKey(r.Account)
 	if a, err := s.Accounts.GetAccount(ctx, name); err == nil && a.State == store.AccountLocked && to != store.AccountLocked {
 		return nil, fmt.Errorf("%w: %s is locked; a lock ends with `mailbrake account unlock` once the password has changed", api.ErrConflict, name)
 	}
-	a, err := s.changeState(ctx, r.Account, to, api.ActorFrom(ctx).Name, r.Reason, false)
+	a, err := s.changeState(ctx, name, to, api.ActorFrom(ctx).Name, r.Reason, false)
 	if err == nil && to == store.AccountLocked {
 		s.lockEverywhere(ctx, a.Name, api.ActorFrom(ctx).Name)
 	}

@@ -354,6 +354,21 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 		s.Sessions.EndSessions(name)
 	}
 	s.audit(ctx, api.ActorFrom(ctx).Name, AuditUser, "user:"+name, "removed")
+	// The API tokens the user created go with the user: a removed admin's
+	// script must not keep the admin's rights.
+	ts, err := s.Users.ListTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("user removed, but listing their API tokens failed: %w", err)
+	}
+	for _, t := range ts {
+		if t.By != "web:"+name && t.By != name {
+			continue
+		}
+		if err := s.Users.DeleteToken(ctx, t.ID); err != nil {
+			return fmt.Errorf("user removed, but revoking their API token %s failed: %w", t.ID, err)
+		}
+		s.audit(ctx, api.ActorFrom(ctx).Name, AuditToken, "token:"+t.ID, fmt.Sprintf("revoked with its creator %s", name))
+	}
 	return nil
 }
 

@@ -245,7 +245,7 @@ func (s *Service) ListIncidents(ctx context.Context, req api.ListIncidentsReques
 	if err != nil {
 		return nil, err
 	}
-	f := store.IncidentFilter{Account: strings.ToLower(strings.TrimSpace(req.Account)), Limit: req.Limit, Offset: req.Offset}
+	f := store.IncidentFilter{Account: store.AccountKey(req.Account), Limit: req.Limit, Offset: req.Offset}
 	switch req.State {
 	case "", "all":
 	case "active":
@@ -294,7 +294,7 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 	if err != nil {
 		return nil, err
 	}
-	account := strings.ToLower(strings.TrimSpace(req.Account))
+	account := store.AccountKey(req.Account)
 	if account == "" || strings.ContainsAny(account, " \t\r\n") {
 		return nil, fmt.Errorf("%w: invalid account name", api.ErrBadRequest)
 	}
@@ -445,7 +445,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 // and scrambled, as a directory reports it; an admin may override either
 // with a reason.
 func (s *Service) UnlockAccount(ctx context.Context, req api.UnlockAccountRequest) (*store.Account, error) {
-	account := strings.ToLower(strings.TrimSpace(req.Account))
+	account := store.AccountKey(req.Account)
 	actor := api.ActorFrom(ctx).Name
 	a, err := s.Accounts.GetAccount(ctx, account)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.State != store.AccountLocked) {

@@ -141,7 +141,7 @@ func (s *Service) Status(ctx context.Context) (*api.Status, error) {
 // ListHolds implements api.Methods. Previews and headers are left out of
 // lists; GetHold returns them.
 func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.HoldList, error) {
-	f := store.HoldFilter{Account: strings.ToLower(r.Account), Limit: r.Limit, Offset: r.Offset, Reason: r.Reason,
+	f := store.HoldFilter{Account: store.AccountKey(r.Account), Limit: r.Limit, Offset: r.Offset, Reason: r.Reason,
 		ClientFamily: r.ClientFamily, Since: r.Since, Until: r.Until, Query: strings.TrimSpace(r.Query)}
 	if len(f.Query) > 200 {
 		return nil, fmt.Errorf("%w: search text longer than 200 bytes", api.ErrBadRequest)

@@ -3,13 +3,16 @@ package ops
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
 // memQueue is a Postfix queue in memory for the quarantine service.
@@ -147,5 +150,67 @@ func TestAccountStates(t *testing.T) {
 	}
 	if n := auditCount(t, s, AuditAccountState); n != 2 {
 		t.Errorf("%d account-state audit lines, want 2", n)
+	}
+}
+
+// TestRemovedUsersTokensRevoked: API tokens go with the user who created
+// them (issue 13); others' tokens stay.
+func TestRemovedUsersTokensRevoked(t *testing.T) {
+	s, _, _ := newService(t)
+	st := s.Store.(*sqlite.Store)
+	as := auth.New(st, auth.Options{})
+	s.Users, s.Tokens, s.Sessions = st, as, as
+	hash, _ := auth.HashPassword("correct horse battery")
+	for _, n := range []string{"alice", "bob"} {
+		if err := st.PutUser(t.Context(), store.User{Name: n, Role: "admin", Hash: hash, Created: time.Now(), Updated: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk := func(by, name string) string {
+		tok, err := s.CreateToken(api.WithActor(t.Context(), api.Actor{Name: by}), api.CreateTokenRequest{Name: name, Role: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Secret
+	}
+	aliceTok, bobTok := mk("web:alice", "alice-script"), mk("web:bob", "bob-script")
+	authn := func(secret string) error {
+		r := httptest.NewRequest("GET", "/api/v1/holds", nil)
+		r.Header.Set("Authorization", "Bearer "+secret)
+		_, err := as.Authenticate(r)
+		return err
+	}
+	if authn(aliceTok) != nil || authn(bobTok) != nil {
+		t.Fatal("tokens do not work before")
+	}
+	if err := s.RemoveUser(admin(t.Context()), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if authn(aliceTok) == nil {
+		t.Error("a removed user's token still works")
+	}
+	if authn(bobTok) != nil {
+		t.Error("another user's token was revoked")
+	}
+}
+
+// TestAccountNamesNormalised: an admin's '<User9@Example.edu>' is the
+// account the engine charges (issue 13): one normalisation everywhere.
+func TestAccountNamesNormalised(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	if _, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: " <User9@Example.edu> ", State: "restricted", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	key := store.AccountKey("user9@example.edu")
+	if got := s.States.AccountState(key); got != store.AccountRestricted {
+		t.Errorf("engine's view of %s: %s", key, got)
+	}
+	d, err := s.GetAccount(ctx, "<USER9@example.EDU>")
+	if err != nil || d.Account.State != store.AccountRestricted || d.Account.Name != "user9@example.edu" {
+		t.Errorf("account show: %+v %v", d, err)
+	}
+	if store.AccountKey("<a b@x>") != "" || store.AccountKey("<>") != "" {
+		t.Error("a name with a space or nothing in it is accepted")
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -221,4 +222,24 @@ type Accounts interface {
 	PutAccount(ctx context.Context, a Account) error
 	// ListAccounts returns recorded accounts, most recent change first.
 	ListAccounts(ctx context.Context, f AccountFilter) ([]Account, error)
+}
+
+// AccountKey is the one form of an account name everywhere — the
+// engine's charges and states and every admin command: lower-cased,
+// without angle brackets and surrounding white space ("<User@X>" is
+// "user@x"); "" for a name that cannot be one (empty, longer than an
+// address may be, or with control or space characters inside).
+func AccountKey(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 320 { // 320: RFC 5321's 64-octet local part + @ + 255-octet domain
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] == 0x7f {
+			return ""
+		}
+	}
+	return strings.ToLower(s)
 }
