@@ -49,6 +49,8 @@ type PolicyConfig struct {
 	Enabled bool     `yaml:"enabled" doc:"Serve the policy protocol."`
 	Listen  string   `yaml:"listen" doc:"host:port, or unix:/path for a unix socket."`
 	MaxIdle Duration `yaml:"max_idle" doc:"Close a policy connection idle this long; longer than Postfix's smtpd_policy_service_max_idle (300s) so Postfix closes idle connections first."`
+	// DecisionTimeout: postfix-config wires the service with timeout=10s.
+	DecisionTimeout Duration `yaml:"decision_timeout" doc:"A request not decided within this long (the store locked, a slow disk) is answered with engine.on_error's verdict instead of none; well under the timeout Postfix gives the service (10s as postfix-config wires it), after which Postfix would apply its default_action."`
 }
 
 // MilterConfig configures the milter listener.
@@ -399,7 +401,7 @@ func Default() *Config {
 	return &Config{
 		DataDir: "./mailbrake-data",
 		Log:     LogConfig{Level: "info", Format: "text"},
-		Policy:  PolicyConfig{Enabled: true, Listen: "127.0.0.1:10041", MaxIdle: Duration(330 * time.Second)},
+		Policy:  PolicyConfig{Enabled: true, Listen: "127.0.0.1:10041", MaxIdle: Duration(330 * time.Second), DecisionTimeout: Duration(5 * time.Second)},
 		Milter:  MilterConfig{Enabled: true, Listen: "127.0.0.1:10042", OnError: "tempfail"},
 		HTTP:    HTTPConfig{Enabled: true, Listen: "127.0.0.1:10043"},
 		Identity: IdentityConfig{

@@ -169,6 +169,9 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
+	if d := c.Policy.DecisionTimeout.D(); d < 100*time.Millisecond || d > 60*time.Second {
+		add("policy.decision_timeout", "must be between 100ms and 60s (under the timeout Postfix gives the service), got %s", c.Policy.DecisionTimeout)
+	}
 	if k := c.Campaign; k.Enabled {
 		verdictOf("campaign.verdict", k.Verdict, verdict.Tag, verdict.Hold, verdict.Defer, verdict.Reject)
 		for _, f := range []struct {

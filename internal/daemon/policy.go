@@ -24,6 +24,21 @@ func (d *Daemon) policyServer() *policy.Server {
 		Handler:     a,
 		Logger:      d.log.With("path", "policy"),
 		ReadTimeout: d.cfg.Policy.MaxIdle.D(),
+		// Not decided in time (the store locked): the site's on_error
+		// verdict, as for an engine error, instead of no answer.
+		DecisionTimeout: d.cfg.Policy.DecisionTimeout.D(),
+		OnTimeout: func(req *policy.Request) policy.Response {
+			d.metrics.storeErrors.WithLabelValues("decision-timeout").Inc()
+			sub, ok := d.translate.PolicySubmission(req)
+			if !ok {
+				return policy.Dunno()
+			}
+			v := engine.Verdict{Action: d.cfg.Engine.OnError, Reasons: []engine.Reason{engine.ReasonEngineError}}
+			if v.Action == engine.ActionDefer {
+				v.Text = "mailbrake: decision timed out, try again later"
+			}
+			return translate.PolicyResponse(sub, v)
+		},
 		Observe: func(state string, dur time.Duration, err error) {
 			if err != nil {
 				d.metrics.policyErrors.Inc()

@@ -67,6 +67,13 @@ type Server struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing a reply; 0 means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// DecisionTimeout bounds the handler: a request it has not decided
+	// within this long is answered with OnTimeout's response (Dunno when
+	// nil), so that Postfix gets the site's chosen answer instead of
+	// applying its default_action after its own timeout; the handler's
+	// late answer is dropped. 0 means no bound.
+	DecisionTimeout time.Duration
+	OnTimeout       func(*Request) Response
 	// Observe, when set, is called once for each request the server
 	// answered or gave up on: with the protocol state ("" when the request
 	// could not be parsed), the time from the request being read to the
@@ -362,7 +369,7 @@ func (c *conn) serve() {
 			return
 		}
 		start := time.Now()
-		resp, err := c.check(req)
+		resp, err := c.decide(req)
 		if err != nil {
 			c.log.Error("policy handler failed; closing connection without a reply, Postfix applies its default_action",
 				"state", req.ProtocolState, "err", err)
@@ -376,9 +383,10 @@ func (c *conn) serve() {
 		}
 		// The write deadline moves only when less than half of it is left:
 		// each write still gets at least WriteTimeout/2, and most requests
-		// skip resetting the timer.
-		if writeDeadline.Sub(start) < writeTimeout/2 {
-			writeDeadline = start.Add(writeTimeout)
+		// skip resetting the timer. It counts from the decision, not the
+		// request: a slow handler must not cost the reply.
+		if decided := time.Now(); writeDeadline.Sub(decided) < writeTimeout/2 {
+			writeDeadline = decided.Add(writeTimeout)
 			c.rwc.SetWriteDeadline(writeDeadline)
 		}
 		bw.WriteString("action=")
@@ -392,6 +400,37 @@ func (c *conn) serve() {
 		}
 		served++
 		s.observe(req.ProtocolState, time.Since(start), nil)
+	}
+}
+
+// decide is check within the server's DecisionTimeout.
+func (c *conn) decide(req *Request) (Response, error) {
+	d := c.s.DecisionTimeout
+	if d <= 0 {
+		return c.check(req)
+	}
+	type result struct {
+		resp Response
+		err  error
+	}
+	done := make(chan result, 1) // the handler's late answer is dropped
+	go func() {
+		r, err := c.check(req)
+		done <- result{r, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-t.C:
+		resp := Dunno()
+		if c.s.OnTimeout != nil {
+			resp = c.s.OnTimeout(req)
+		}
+		c.log.Warn("policy request not decided in time; answering the configured error verdict", "state", req.ProtocolState,
+			"timeout", d, "action", resp.Action)
+		return resp, nil
 	}
 }
 

@@ -723,3 +723,39 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 }
+
+// TestServerDecisionTimeout: a handler slower than DecisionTimeout (a
+// locked store) does not cost Postfix its answer: the request gets the
+// configured one, the late answer is dropped, and the connection keeps
+// serving; a handler slower than WriteTimeout still gets its reply
+// written (the write deadline counts from the decision).
+func TestServerDecisionTimeout(t *testing.T) {
+	release := make(chan struct{})
+	slow := HandlerFunc(func(ctx context.Context, r *Request) (Response, error) {
+		if r.Recipient == "slow@example.net" {
+			<-release
+			return Reject("too late"), nil
+		}
+		if r.Recipient == "slowish@example.net" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return Warn(r.ProtocolState + " " + r.Recipient), nil
+	})
+	ts := startServer(t, slow, func(s *Server) {
+		s.DecisionTimeout = 150 * time.Millisecond
+		s.OnTimeout = func(*Request) Response { return Defer("decision timed out") }
+	})
+	defer close(release)
+	c := ts.dial(t)
+	resp, err := c.Check(context.Background(), rcpt("slow@example.net"))
+	if err != nil || resp.Action != Defer("decision timed out").Action {
+		t.Fatalf("slow request: %q, %v", resp.Action, err)
+	}
+	mustCheck(t, c, rcpt("next@example.net"))
+
+	ts2 := startServer(t, slow, func(s *Server) {
+		s.WriteTimeout = 100 * time.Millisecond
+		s.DecisionTimeout = time.Second
+	})
+	mustCheck(t, ts2.dial(t), rcpt("slowish@example.net"))
+}
