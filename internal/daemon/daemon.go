@@ -258,21 +258,32 @@ func listen(addr string) (net.Listener, error) {
 
 // removeStaleSocket removes a socket file nobody listens on (left by a
 // crash); a live one is left alone so Listen fails clearly.
-func removeStaleSocket(path string) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		os.Remove(path)
+// removeStaleSocket removes a socket left by a mailbrake that did not stop
+// cleanly. A socket that answers belongs to a running mailbrake; one that
+// cannot be removed (a read-only data directory) is an error that says
+// so, instead of the "address already in use" that listening would give.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
 	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%s answers: another mailbrake is running with this data directory or socket", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("a stale socket %s is left from an earlier run and cannot be removed (%w); is the directory read-only?", path, err)
+	}
+	return nil
 }
 
 func listenAdmin(path, group string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	removeStaleSocket(path)
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
 	// The socket is created 0600 (umask) so there is no window in which
 	// others could connect.
 	old := syscall.Umask(0o177)

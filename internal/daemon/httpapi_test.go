@@ -141,7 +141,7 @@ func TestHelpdeskSeesNoContent(t *testing.T) {
 	}
 	defer st.Close()
 	stored, err := st.PutHold(ctx, &store.Hold{QueueID: "Q1", Account: "u@example.edu", Recipients: []string{"x@y"}, Reasons: []string{"bulk-from-scripted-client"},
-		Headers: "Subject: CONTENT-SENTINEL\n", Preview: "my secret CONTENT-SENTINEL", HeldAt: time.Now(), State: store.HoldHeld})
+		Subject: "CONTENT-SENTINEL in the subject", Headers: "Subject: CONTENT-SENTINEL\n", Preview: "my secret CONTENT-SENTINEL", HeldAt: time.Now(), State: store.HoldHeld})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +157,20 @@ func TestHelpdeskSeesNoContent(t *testing.T) {
 		has := strings.Contains(w.Body.String(), "CONTENT-SENTINEL")
 		if w.Code != 200 || has != role.Can(auth.PermHoldsContent) {
 			t.Errorf("%s: %d, content shown %v", role, w.Code, has)
+		}
+		// The list and a search by the subject's words, and the account's
+		// page, likewise (the subject is content).
+		for _, path := range []string{"/api/v1/holds", "/api/v1/holds?q=SENTINEL", "/api/v1/accounts/u@example.edu"} {
+			r := httptest.NewRequest("GET", path, nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if has := strings.Contains(w.Body.String(), "CONTENT-SENTINEL"); w.Code != 200 || has != role.Can(auth.PermHoldsContent) {
+				t.Errorf("%s %s: %d, subject shown %v", role, path, w.Code, has)
+			}
+			if path == "/api/v1/holds?q=SENTINEL" && !role.Can(auth.PermHoldsContent) && strings.Contains(w.Body.String(), `"queue_id":"Q1"`) {
+				t.Errorf("%s: a search by the subject found the hold", role)
+			}
 		}
 	}
 }

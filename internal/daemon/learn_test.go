@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +92,35 @@ func TestLearnSeedsWhatServeRestores(t *testing.T) {
 	}()
 	if _, err := Learn(t.Context(), cfg, bytes.NewReader(nil), nil); !errors.Is(err, ErrRunning) {
 		t.Errorf("learn while serve runs: %v", err)
+	}
+}
+
+// TestStaleAdminSocket: a socket left by a crashed mailbrake is removed; a
+// socket that answers is a clear error naming the running mailbrake, not
+// "address already in use" (issue 13).
+func TestStaleAdminSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // stale: the file stays, nothing answers
+	ln, err := listenAdmin(path, "")
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := listenAdmin(path, ""); err == nil || !strings.Contains(err.Error(), "another mailbrake is running") {
+		t.Fatalf("second listener: %v", err)
 	}
 }

@@ -114,8 +114,12 @@ func (s *Service) GetAccount(ctx context.Context, name string) (*api.AccountDeta
 	if err != nil {
 		return nil, err
 	}
+	noContent := api.ActorFrom(ctx).NoContent
 	for i := range holds {
 		holds[i].Headers, holds[i].Preview = "", ""
+		if noContent {
+			holds[i].Subject = "" // the subject is content
+		}
 	}
 	d.RecentHolds = holds
 	if s.Verdicts != nil {

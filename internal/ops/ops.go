@@ -158,12 +158,17 @@ func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.H
 	if f.Limit > 1000 {
 		f.Limit = 1000
 	}
+	noContent := api.ActorFrom(ctx).NoContent
+	f.QueryNoSubject = noContent // no searching what may not be shown
 	holds, err := s.Store.ListHolds(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	for i := range holds {
 		holds[i].Headers, holds[i].Preview = "", ""
+		if noContent {
+			holds[i].Subject = "" // the subject is content
+		}
 		if holds[i].Recipients == nil {
 			holds[i].Recipients = []string{}
 		}
@@ -181,7 +186,7 @@ func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.H
 func (s *Service) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
 	h, err := s.Store.GetHold(ctx, id)
 	if err == nil && api.ActorFrom(ctx).NoContent {
-		h.Headers, h.Preview = "", ""
+		h.Headers, h.Preview, h.Subject = "", "", "" // the subject is content
 	}
 	return h, err
 }

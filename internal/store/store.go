@@ -71,10 +71,12 @@ type HoldFilter struct {
 	ClientFamily string    // fingerprint family
 	Since, Until time.Time // held at or after Since, before Until (zero: open)
 	// Query matches a substring of the subject, sender or a recipient,
-	// case-insensitively.
-	Query  string
-	Limit  int // 0 means a backend default (100)
-	Offset int
+	// case-insensitively; with QueryNoSubject, of the sender or a
+	// recipient only (a searcher who may not see content).
+	Query          string
+	QueryNoSubject bool
+	Limit          int // 0 means a backend default (100)
+	Offset         int
 }
 
 // Quarantine stores the index of held messages.

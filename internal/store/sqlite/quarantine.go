@@ -330,8 +330,13 @@ func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold
 	}
 	if f.Query != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.Query)) + "%"
-		where = append(where, `(lower(subject) LIKE ? ESCAPE '\' OR lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\')`)
-		args = append(args, like, like, like)
+		if f.QueryNoSubject {
+			where = append(where, `(lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\')`)
+			args = append(args, like, like)
+		} else {
+			where = append(where, `(lower(subject) LIKE ? ESCAPE '\' OR lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\')`)
+			args = append(args, like, like, like)
+		}
 	}
 	q := `SELECT ` + holdColumns + ` FROM holds`
 	if len(where) > 0 {
