@@ -399,6 +399,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s listener: %w", name, err)
 		}
+		ln = newLimitListener(ln, serverMaxConns, d.metrics.connsOpen.WithLabelValues(name), d.metrics.connsWaited.WithLabelValues(name))
 		d.serve(name+" server", ln, serve, shutdown)
 		d.log.Info(name+" server listening", "addr", ln.Addr().String())
 		return ln.Addr(), nil
@@ -430,7 +431,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			ln.Close()
 			return fmt.Errorf("web UI: %w", err)
 		}
-		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		// Timeouts on the whole request and reply, and a connection limit:
+		// slow unauthenticated clients cannot hold descriptors for long.
+		ln = newLimitListener(ln, httpMaxConns, d.metrics.connsOpen.WithLabelValues("http"), d.metrics.connsWaited.WithLabelValues("http"))
+		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute,
+			IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.With("server", "http").Handler(), slog.LevelWarn)}
 		serve := hs.Serve
 		if useTLS {
 			serve = func(l net.Listener) error { return hs.ServeTLS(l, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey) }

@@ -30,6 +30,8 @@ type metrics struct {
 	logins         *prometheus.CounterVec // result
 	policyServices *prometheus.GaugeVec   // stages
 	reinjected     *prometheus.CounterVec // path
+	connsOpen      *prometheus.GaugeVec   // listener
+	connsWaited    *prometheus.CounterVec // listener
 }
 
 func newMetrics() *metrics {
@@ -86,6 +88,13 @@ func newMetrics() *metrics {
 			Help: "Requests and messages recognised as a content filter's re-injection of mail decided before (learned from, not charged or held), by path.",
 		}, []string{"path"}),
 	}
+	m.connsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mailbrake_connections_open", Help: "Connections open, by listener (http, policy, milter).",
+	}, []string{"listener"})
+	m.connsWaited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mailbrake_connections_limit_reached_total", Help: "Connections that waited because the listener's connection limit was reached, by listener.",
+	}, []string{"listener"})
+	reg.MustRegister(m.connsOpen, m.connsWaited)
 	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
 		m.adminOps, m.incidents, m.steps, m.logins, m.policyServices, m.reinjected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
