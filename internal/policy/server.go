@@ -82,6 +82,7 @@ type Server struct {
 	// fast and safe for concurrent use.
 	Observe func(state string, d time.Duration, err error)
 
+	noise      noiseLimit // connection-level log lines
 	initOnce   sync.Once
 	ctx        context.Context // cancelled when a Shutdown gives up waiting
 	cancel     context.CancelFunc
@@ -363,8 +364,14 @@ func (c *conn) serve() {
 
 		req, err := p.read(br, lim)
 		if err != nil {
-			// Never log the request: its values may hold secrets.
-			c.log.Warn("bad policy request; closing connection", "err", err)
+			// Never log the request: its values may hold secrets. A
+			// client resetting its connection mid-request is connection
+			// noise; a malformed or cut-short request is worth a warning.
+			if errors.Is(err, syscall.ECONNRESET) {
+				c.log.Debug("policy client reset the connection mid-request", "err", err)
+			} else {
+				c.log.Warn("bad policy request; closing connection", "err", err)
+			}
 			s.observe("", 0, err)
 			return
 		}
@@ -462,9 +469,37 @@ func (c *conn) logIdleEnd(err error) {
 		c.log.Debug("policy client closed the connection")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Debug("policy connection idle too long; closing")
+	case errors.Is(err, syscall.ECONNRESET):
+		// A client resetting its connection is connection-level noise
+		// (100,000 resets made 24 MB of log): debug only.
+		c.log.Debug("policy client reset the connection")
 	default:
-		c.log.Info("reading from policy connection failed", "err", err)
+		if n, ok := c.s.noise.allow(time.Now()); ok {
+			c.log.Info("reading from policy connection failed", "err", err, "suppressed_before", n)
+		}
 	}
+}
+
+// noiseLimit lets a connection-level message through at most once per
+// interval and counts the ones it held back.
+type noiseLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const noiseInterval = 10 * time.Second
+
+func (l *noiseLimit) allow(now time.Time) (suppressed int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < noiseInterval {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
 }
 
 func (s *Server) observe(state string, d time.Duration, err error) {

@@ -759,3 +759,44 @@ func TestServerDecisionTimeout(t *testing.T) {
 	})
 	mustCheck(t, ts2.dial(t), rcpt("slowish@example.net"))
 }
+
+// TestConnectionNoiseBounded: connection-level failures do not log a line
+// each (issue 13: 100,000 resets made 24 MB of log).
+func TestConnectionNoiseBounded(t *testing.T) {
+	var l noiseLimit
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	logged := 0
+	for i := range 1000 {
+		if _, ok := l.allow(now.Add(time.Duration(i) * time.Millisecond)); ok {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%d lines for 1000 failures within a second", logged)
+	}
+	n, ok := l.allow(now.Add(noiseInterval + time.Second))
+	if !ok || n != 999 {
+		t.Errorf("after the interval: ok %v, suppressed %d (want 999)", ok, n)
+	}
+	// Resets: a client that connects and resets logs nothing at INFO.
+	ts := startServer(t, echo)
+	for range 50 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("request=smtpd_access_policy\n"))
+		c.(*net.TCPConn).SetLinger(0) // close with RST
+		c.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	infos := 0
+	for _, rec := range ts.logs.records(t) {
+		if rec["level"] == "INFO" || rec["level"] == "WARN" {
+			infos++
+		}
+	}
+	if infos > 2 {
+		t.Errorf("%d INFO/WARN lines for 50 reset connections", infos)
+	}
+}
