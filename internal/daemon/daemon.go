@@ -220,8 +220,19 @@ func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		// Ready means mailbrake can record what it decides: the store
+		// takes writes (not only reads), and the Postfix queue answers.
+		var problems []string
 		if err := d.store.Ping(ctx); err != nil {
-			http.Error(w, "store not ready", http.StatusServiceUnavailable)
+			problems = append(problems, "store unreachable: "+err.Error())
+		} else if err := d.store.WriteProbe(ctx); err != nil {
+			problems = append(problems, "store does not take writes: "+err.Error())
+		}
+		if at, err := d.ops.SyncHealth(); err != nil {
+			problems = append(problems, fmt.Sprintf("Postfix queue sync failed at %s: %v", at.UTC().Format(time.RFC3339), err))
+		}
+		if len(problems) > 0 {
+			http.Error(w, "not ready\n"+strings.Join(problems, "\n"), http.StatusServiceUnavailable)
 			return
 		}
 		var b strings.Builder
@@ -241,7 +252,9 @@ func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 func listen(addr string) (net.Listener, error) {
 	network, a := config.ListenNetwork(addr)
 	if network == "unix" {
-		removeStaleSocket(a)
+		if err := removeStaleSocket(a); err != nil {
+			return nil, err
+		}
 		ln, err := net.Listen("unix", a)
 		if err != nil {
 			return nil, err
@@ -256,8 +269,6 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen(network, a)
 }
 
-// removeStaleSocket removes a socket file nobody listens on (left by a
-// crash); a live one is left alone so Listen fails clearly.
 // removeStaleSocket removes a socket left by a mailbrake that did not stop
 // cleanly. A socket that answers belongs to a running mailbrake; one that
 // cannot be removed (a read-only data directory) is an error that says

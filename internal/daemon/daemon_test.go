@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/policy"
 	"github.com/mailbrake/mailbrake/internal/verdict"
+	_ "modernc.org/sqlite"
 )
 
 // startInProcess runs a daemon on loopback port 0 with the default rules.
@@ -25,6 +27,15 @@ func startInProcess(t *testing.T, mutate func(*config.Config)) *Daemon {
 	c.DataDir = filepath.Join(t.TempDir(), "data")
 	c.Policy.Listen, c.Milter.Listen, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.Postfix.SyncInterval = 0
+	// An empty Postfix queue, whatever Postfix this machine has: the
+	// queue sync (and readiness) must not depend on /etc/postfix.
+	bin := t.TempDir()
+	for _, name := range []string{"postqueue", "postsuper"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Postfix.Postqueue, c.Postfix.Postsuper = filepath.Join(bin, "postqueue"), filepath.Join(bin, "postsuper")
 	if mutate != nil {
 		mutate(c)
 	}
@@ -210,5 +221,46 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	if fmt.Sprint(b1) != fmt.Sprint(b2) || b2 == nil {
 		t.Fatalf("baseline before %v, after %v", b1, b2)
+	}
+}
+
+// TestReadyzReflectsWrites: /readyz is 503 with the reason while the store
+// takes no writes (another process holds its lock), and 200 again after
+// (issue 13: it said 200 while every write failed).
+func TestReadyzReflectsWrites(t *testing.T) {
+	var dataDir string
+	d := startInProcess(t, func(c *config.Config) { dataDir = c.DataDir })
+	get := func() (int, string) {
+		res, err := http.Get("http://" + d.HTTP.String() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get(); code != 200 {
+		t.Fatalf("ready before: %d %s", code, body)
+	}
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "mailbrake.db")+"?_pragma=busy_timeout(100)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store does not take writes") {
+		t.Errorf("while locked: %d %s", code, body)
+	}
+	conn.ExecContext(context.Background(), "ROLLBACK")
+	conn.Close()
+	if code, body := get(); code != 200 {
+		t.Errorf("after: %d %s", code, body)
 	}
 }

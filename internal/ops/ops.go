@@ -25,6 +25,7 @@ const (
 
 // Service implements api.Methods.
 type Service struct {
+	syncs      syncState
 	Quarantine *quarantine.Service
 	Store      store.Quarantine
 	Audit      store.Audit
@@ -218,9 +219,36 @@ func (s *Service) DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
 	return h, nil
 }
 
+// syncState is the outcome of the last queue sync, for readiness.
+type syncState struct {
+	mu   sync.Mutex
+	at   time.Time
+	err  error
+	seen bool
+}
+
+// sync runs the queue sync and remembers how it went.
+func (s *Service) sync(ctx context.Context) ([]quarantine.Change, error) {
+	changes, err := s.Quarantine.Sync(ctx)
+	if ctx.Err() == nil {
+		s.syncs.mu.Lock()
+		s.syncs.at, s.syncs.err, s.syncs.seen = s.now(), err, true
+		s.syncs.mu.Unlock()
+	}
+	return changes, err
+}
+
+// SyncHealth is the last queue sync's time and error (zero time: none
+// yet).
+func (s *Service) SyncHealth() (time.Time, error) {
+	s.syncs.mu.Lock()
+	defer s.syncs.mu.Unlock()
+	return s.syncs.at, s.syncs.err
+}
+
 // SyncQueue implements api.Methods.
 func (s *Service) SyncQueue(ctx context.Context) (*api.SyncResult, error) {
-	changes, err := s.Quarantine.Sync(ctx)
+	changes, err := s.sync(ctx)
 	s.auditChanges(ctx, changes)
 	if err != nil {
 		return nil, err
@@ -237,7 +265,7 @@ func (s *Service) SyncQueue(ctx context.Context) (*api.SyncResult, error) {
 func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
 	// Once at start, whatever the interval: holds whose records were not
 	// written before the last stop (a kill) are found now.
-	if changes, err := s.Quarantine.Sync(ctx); err != nil && ctx.Err() == nil {
+	if changes, err := s.sync(ctx); err != nil && ctx.Err() == nil {
 		s.Log.Warn("reconciling holds with the Postfix queue failed", "err", err)
 	} else {
 		s.auditChanges(ctx, changes)
@@ -252,7 +280,7 @@ func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changes, err := s.Quarantine.Sync(ctx)
+			changes, err := s.sync(ctx)
 			s.auditChanges(ctx, changes)
 			if err != nil && ctx.Err() == nil {
 				s.Log.Warn("reconciling holds with the Postfix queue failed", "err", err)

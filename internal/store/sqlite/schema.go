@@ -163,6 +163,11 @@ var migrations = [][]string{
 	{
 		`ALTER TABLE holds ADD COLUMN prints TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(prints))`,
 	},
+	// 8: one row that readiness writes, so /readyz knows writes reach the
+	// disk (a full disk, a read-only file system, a lock held elsewhere).
+	{
+		`CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL) STRICT`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

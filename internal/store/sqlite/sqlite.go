@@ -188,6 +188,16 @@ func explain(err error) error {
 	return err
 }
 
+// WriteProbe commits a write of one row, so that a full disk, a read-only
+// file system or a lock held by another process shows as an error. It is
+// part of the readiness check.
+func (s *Store) WriteProbe(ctx context.Context) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixMicro())
+		return err
+	})
+}
+
 // Ping reports whether both the writer and the readers can reach the
 // database. It is the readiness check.
 func (s *Store) Ping(ctx context.Context) error {
