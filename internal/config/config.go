@@ -89,6 +89,8 @@ type PostfixConfig struct {
 	ConfigDir    string   `yaml:"config_dir" doc:"Postfix configuration directory passed as -c to postsuper/postqueue; empty for the default instance."`
 	Postsuper    string   `yaml:"postsuper" doc:"postsuper command."`
 	Postqueue    string   `yaml:"postqueue" doc:"postqueue command."`
+	Postconf     string   `yaml:"postconf" doc:"postconf command; empty: the one beside postsuper when postsuper is a path, else from PATH."`
+	Postcat      string   `yaml:"postcat" doc:"postcat command (reads a held message's headers for the queue sync); empty: beside postsuper, else from PATH."`
 	SyncInterval Duration `yaml:"sync_interval" doc:"How often held messages are reconciled with the real queue (postqueue -j); 0 turns the periodic sync off (it still runs once at start)."`
 	SyncGrace    Duration `yaml:"sync_grace" doc:"Holds and hold-queue entries younger than this are left alone by the sync: Postfix writes the queue file after mailbrake's answer, and mailbrake writes its record a moment later."`
 	// ReinjectionListeners: see the doc tag.

@@ -78,6 +78,7 @@ type Daemon struct {
 	dets         *detect.Set
 	reports      *ops.Reporter
 	pwleak       *pwleak.Detector
+	missingTools []string // Postfix tools that cannot be run (readiness)
 	auth         *auth.Service
 	ldap         *ldapdir.Client
 	// extraConnectors are added to the playbook runner (tests).
@@ -228,6 +229,7 @@ func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 		} else if err := d.store.WriteProbe(ctx); err != nil {
 			problems = append(problems, "store does not take writes: "+err.Error())
 		}
+		problems = append(problems, d.missingTools...)
 		if at, err := d.ops.SyncHealth(); err != nil {
 			problems = append(problems, fmt.Sprintf("Postfix queue sync failed at %s: %v", at.UTC().Format(time.RFC3339), err))
 		}

@@ -30,7 +30,7 @@ func startInProcess(t *testing.T, mutate func(*config.Config)) *Daemon {
 	// An empty Postfix queue, whatever Postfix this machine has: the
 	// queue sync (and readiness) must not depend on /etc/postfix.
 	bin := t.TempDir()
-	for _, name := range []string{"postqueue", "postsuper"} {
+	for _, name := range []string{"postqueue", "postsuper", "postconf", "postcat"} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -262,5 +262,21 @@ func TestReadyzReflectsWrites(t *testing.T) {
 	conn.Close()
 	if code, body := get(); code != 200 {
 		t.Errorf("after: %d %s", code, body)
+	}
+}
+
+// TestMissingPostfixToolInReadyz: a Postfix tool that cannot be run is
+// named in /readyz (issue 13: postconf was looked up beside postsuper and
+// a missing tool was found out only when used).
+func TestMissingPostfixToolInReadyz(t *testing.T) {
+	d := startInProcess(t, func(c *config.Config) { c.Postfix.Postcat = "/nonexistent/postcat" })
+	res, err := http.Get("http://" + d.HTTP.String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "postfix.postcat") {
+		t.Errorf("readyz: %d %s", res.StatusCode, b)
 	}
 }

@@ -309,7 +309,21 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("compiling rules: %w", err)
 	}
 
-	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: quarantine.PostconfBeside(cfg.Postfix.Postsuper)}
+	postconf, postcat := cfg.Postfix.Postconf, cfg.Postfix.Postcat
+	if postconf == "" {
+		postconf = quarantine.Beside(cfg.Postfix.Postsuper, "postconf")
+	}
+	if postcat == "" {
+		postcat = quarantine.Beside(cfg.Postfix.Postsuper, "postcat")
+	}
+	pf := &quarantine.Postfix{ConfigDir: cfg.Postfix.ConfigDir, Postsuper: cfg.Postfix.Postsuper, Postqueue: cfg.Postfix.Postqueue, Postconf: postconf, Postcat: postcat}
+	// Each tool resolved now: a missing one is said at start and in
+	// /readyz, not found out when an admin releases a message.
+	d.missingTools = quarantine.MissingTools([]quarantine.Tool{{Key: "postfix.postsuper", Command: cfg.Postfix.Postsuper},
+		{Key: "postfix.postqueue", Command: cfg.Postfix.Postqueue}, {Key: "postfix.postconf", Command: postconf}, {Key: "postfix.postcat", Command: postcat}})
+	for _, m := range d.missingTools {
+		d.log.Warn("a Postfix tool is missing: holds cannot be released, deleted or reconciled until it is there", "detail", m)
+	}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },

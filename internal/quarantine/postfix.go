@@ -195,10 +195,7 @@ func (p *Postfix) Headers(ctx context.Context, qid string) (string, error) {
 	}
 	name := p.Postcat
 	if name == "" {
-		name = "postcat"
-		if strings.Contains(p.Postsuper, "/") {
-			name = filepath.Join(filepath.Dir(p.Postsuper), "postcat")
-		}
+		name = Beside(p.Postsuper, "postcat")
 	}
 	out, _, err := p.run(ctx, name, "-h", "-q", qid)
 	if err != nil {
@@ -257,11 +254,31 @@ func ParseQueueJSON(out []byte) ([]QueueEntry, error) {
 }
 
 // PostconfBeside finds postconf next to postsuper when postsuper is a path.
-func PostconfBeside(postsuper string) string {
+func PostconfBeside(postsuper string) string { return Beside(postsuper, "postconf") }
+
+// Beside is the Postfix tool name found next to postsuper when postsuper
+// is a path, else name itself (looked up in PATH).
+func Beside(postsuper, name string) string {
 	if strings.Contains(postsuper, "/") {
-		return filepath.Join(filepath.Dir(postsuper), "postconf")
+		return filepath.Join(filepath.Dir(postsuper), name)
 	}
-	return "postconf"
+	return name
+}
+
+// Tool is a Postfix command mailbrake runs, with the configuration key
+// that names it.
+type Tool struct{ Key, Command string }
+
+// MissingTools returns, for each tool that cannot be run (not found, not
+// executable), a line saying which and how to fix it.
+func MissingTools(tools []Tool) []string {
+	var out []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.Command); err != nil {
+			out = append(out, fmt.Sprintf("%s: %q cannot be run (%v); install Postfix or set %s", t.Key, t.Command, err, t.Key))
+		}
+	}
+	return out
 }
 
 // MaxQueueLifetime asks Postfix for maximal_queue_lifetime (best effort).

@@ -112,7 +112,12 @@ func (s *Service) transition(ctx context.Context, id int64, actor string, to sto
 			}
 			return h, fmt.Errorf("hold %d (queue id %s): %w", id, h.QueueID, err)
 		}
-		return h, err
+		// The command failed, but it may have acted (postsuper moves
+		// the file, then fails on something else): the queue says.
+		if !s.acted(ctx, h.QueueID, to) {
+			return h, err
+		}
+		s.Log.Warn("postsuper reported failure but the message was moved; recording it", "hold", id, "queue_id", h.QueueID, "state", to, "err", err)
 	}
 	at := s.now()
 	if err := s.Store.SetHoldState(ctx, id, store.HoldHeld, to, actor, at); err != nil {
@@ -120,6 +125,28 @@ func (s *Service) transition(ctx context.Context, id int64, actor string, to sto
 	}
 	h.State, h.StateAt, h.StateBy = to, at, actor
 	return h, nil
+}
+
+// acted reports whether the queue shows qid released (out of the hold
+// queue, still queued) or deleted (gone), as to asks.
+func (s *Service) acted(ctx context.Context, qid string, to store.HoldState) bool {
+	entries, err := s.Queue.Queue(ctx)
+	if err != nil {
+		return false
+	}
+	where := ""
+	for _, e := range entries {
+		if e.QueueID == qid {
+			where = e.QueueName
+		}
+	}
+	switch to {
+	case store.HoldReleased:
+		return where != "" && where != "hold"
+	case store.HoldDeleted:
+		return where == ""
+	}
+	return false
 }
 
 // Change is one state change found by Sync.

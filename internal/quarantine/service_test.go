@@ -16,12 +16,13 @@ import (
 
 // fakeQueue is a Postfix queue in memory: queue ID → queue name.
 type fakeQueue struct {
-	mu      sync.Mutex
-	q       map[string]string
-	headers map[string]string // queue ID → header block (postcat -h)
-	arrived map[string]time.Time
-	calls   []string
-	fail    error // returned by the next Release/Delete
+	mu        sync.Mutex
+	q         map[string]string
+	headers   map[string]string // queue ID → header block (postcat -h)
+	arrived   map[string]time.Time
+	calls     []string
+	fail      error // returned by the next Release/Delete
+	failAfter bool  // fail after acting (postsuper moved the file, then failed)
 }
 
 func (f *fakeQueue) Headers(_ context.Context, qid string) (string, error) {
@@ -38,7 +39,7 @@ func (f *fakeQueue) act(op, qid, to string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, op+" "+qid)
-	if err := f.fail; err != nil {
+	if err := f.fail; err != nil && !f.failAfter {
 		f.fail = nil
 		return err
 	}
@@ -49,6 +50,10 @@ func (f *fakeQueue) act(op, qid, to string) error {
 		delete(f.q, qid)
 	} else {
 		f.q[qid] = to
+	}
+	if err := f.fail; err != nil {
+		f.fail, f.failAfter = nil, false
+		return err
 	}
 	return nil
 }
@@ -142,6 +147,19 @@ func TestTransitions(t *testing.T) {
 	}
 	if h, _ := s.Store.GetHold(ctx, d.ID); h.State != store.HoldHeld {
 		t.Fatalf("failed release recorded %s", h.State)
+	}
+	// postsuper moved the message, then exited non-zero (issue 13): the
+	// queue shows it acted, so the admin's release is recorded, not a
+	// later "deleted by postfix".
+	e := hold(t, s, q, "4EEE")
+	q.fail, q.failAfter = errors.New("postsuper: warning: exit 1 after moving"), true
+	if got, err := s.Release(ctx, e.ID, "cli:root"); err != nil || got.State != store.HoldReleased || got.StateBy != "cli:root" {
+		t.Fatalf("release that moved the message but failed: %+v %v", got, err)
+	}
+	f := hold(t, s, q, "4FFF")
+	q.fail, q.failAfter = errors.New("postsuper: exit 1 after deleting"), true
+	if got, err := s.Delete(ctx, f.ID, "cli:root"); err != nil || got.State != store.HoldDeleted {
+		t.Fatalf("delete that removed the message but failed: %+v %v", got, err)
 	}
 }
 
