@@ -48,6 +48,24 @@ func add(bs []bucket, slot int64, m, r uint32) []bucket {
 	return append(bs, bucket{slot, m, r})
 }
 
+// clampFuture merges the buckets after slot into one at slot.
+func clampFuture(bs []bucket, slot int64) []bucket {
+	i := len(bs)
+	for i > 0 && bs[i-1].slot > slot {
+		i--
+	}
+	if i == len(bs) {
+		return bs
+	}
+	var m, r uint32
+	for _, b := range bs[i:] {
+		m += b.m
+		r += b.r
+	}
+	bs = bs[:i]
+	return add(bs, slot, m, r)
+}
+
 // prune drops buckets at or before oldest.
 func prune(bs []bucket, oldest int64) []bucket {
 	i := 0
@@ -226,13 +244,24 @@ func (c *Memory) Dirty() map[string][]byte {
 // Restore loads snapshots produced by Dirty. Undecodable entries are skipped
 // and counted in the returned error.
 func (c *Memory) Restore(snaps map[string][]byte) error {
+	return c.RestoreAt(snaps, time.Now())
+}
+
+// RestoreAt is Restore with the time of the restore given: buckets a clock
+// that was ahead stamped in the future (the wall clock stepped back since)
+// are moved to now, so that they count once and then age out instead of
+// counting until time catches up with them.
+func (c *Memory) RestoreAt(snaps map[string][]byte, now time.Time) error {
 	bad := 0
+	sec := now.Unix()
 	for name, b := range snaps {
 		a, err := decode(b)
 		if err != nil {
 			bad++
 			continue
 		}
+		a.hour = clampFuture(a.hour, sec/hourSlot)
+		a.day = clampFuture(a.day, sec/daySlot)
 		s := c.shard(name)
 		s.mu.Lock()
 		s.accounts[name] = a

@@ -119,10 +119,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("still dirty: %d", len(again))
 	}
 	d := NewMemory()
-	if err := d.Restore(snap); err != nil {
+	at := now.Add(300 * time.Minute)
+	// Restored at the time of the data (Restore uses the clock: these
+	// times are ahead of it).
+	if err := d.RestoreAt(snap, at); err != nil {
 		t.Fatal(err)
 	}
-	at := now.Add(300 * time.Minute)
 	for i := 0; i < 7; i++ {
 		a, _ := c.Peek(ctx, fmt.Sprintf("u%d", i), at)
 		b, _ := d.Peek(ctx, fmt.Sprintf("u%d", i), at)
@@ -207,5 +209,31 @@ func TestSeries(t *testing.T) {
 	}
 	if c.Series("nobody", t0) != nil {
 		t.Fatal("series of an unknown account")
+	}
+}
+
+// TestRestoreRepairsFutureTimes: counts a clock that was a day ahead
+// stamped are moved to the time of the restore: they count once and age
+// out within the window, instead of counting until time catches up
+// (issue 13: messages_1h read 47 after 6 h at 6/h).
+func TestRestoreRepairsFutureTimes(t *testing.T) {
+	ctx := context.Background()
+	ahead := NewMemory()
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		ahead.Charge(ctx, "u@x", fmt.Sprintf("m%d", i), t0.Add(24*time.Hour+time.Duration(i)*time.Minute), 1, 1)
+	}
+	m := NewMemory()
+	if err := m.RestoreAt(ahead.Dirty(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if tot, _ := m.Peek(ctx, "u@x", t0); tot.Messages1h != 40 {
+		t.Errorf("right after the restore: %+v", tot)
+	}
+	if tot, _ := m.Peek(ctx, "u@x", t0.Add(2*time.Hour)); tot.Messages1h != 0 || tot.Messages24h != 40 {
+		t.Errorf("two hours on: %+v", tot)
+	}
+	if tot, _ := m.Peek(ctx, "u@x", t0.Add(25*time.Hour)); tot.Messages24h != 0 {
+		t.Errorf("a day on: %+v", tot)
 	}
 }

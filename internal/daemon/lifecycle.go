@@ -124,6 +124,12 @@ func (d *Daemon) build() config.Errors {
 		d.dets = dets
 	}
 
+	// The engine's clock: the wall time at start plus the monotonic time
+	// since, so that a wall clock stepped back (or forward) during a run
+	// does not bend the counters' and scores' windows.
+	started := time.Now()
+	d.translate.Now = func() time.Time { return started.Add(time.Since(started)).Round(0) }
+
 	// Identity.
 	if d.translate.Identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader); err != nil {
 		add("identity.trusted_networks", err)
