@@ -81,15 +81,7 @@ func TestLearnSeedsWhatServeRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go answer(l)
 	if _, err := Learn(t.Context(), cfg, bytes.NewReader(nil), nil); !errors.Is(err, ErrRunning) {
 		t.Errorf("learn while serve runs: %v", err)
 	}
@@ -111,16 +103,20 @@ func TestStaleAdminSocket(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go answer(ln)
 	if _, err := listenAdmin(path, ""); err == nil || !strings.Contains(err.Error(), "another mailbrake is running") {
 		t.Fatalf("second listener: %v", err)
+	}
+}
+
+// answer accepts and closes connections until l is closed: a socket that
+// answers, as a running mailbrake's does.
+func answer(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }
