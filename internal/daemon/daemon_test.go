@@ -126,7 +126,9 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 	m := string(body)
 	for _, want := range []string{`mailbrake_policy_requests_total{action="HOLD",state="END-OF-MESSAGE"} 1`, `mailbrake_holds_total{path="policy"} 1`,
 		// a verdict per decision (DATA and END-OF-MESSAGE), a hold per message
-		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 2`} {
+		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 2`,
+		// What an on-call admin alerts on (issue 14).
+		"mailbrake_held_messages 1", `mailbrake_accounts{state="locked"} 0`, "mailbrake_queue_sync_ok 1"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -100,6 +100,7 @@ func (d *Daemon) build() config.Errors {
 	d.counters = counter.NewMemory()
 	d.scores = counter.NewMemory()
 	d.metrics = newMetrics()
+	d.metrics.reg.MustRegister(newStateGauges(d))
 	d.preview = cfg.Quarantine.PreviewBytes
 	d.escalations = make(chan escalation, 1024)
 

@@ -52,6 +52,17 @@ func (s *States) AccountState(account string) store.AccountState {
 	return st
 }
 
+// Counts returns how many accounts are in each state other than normal.
+func (s *States) Counts() map[store.AccountState]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[store.AccountState]int{store.AccountWatch: 0, store.AccountRestricted: 0, store.AccountLocked: 0}
+	for _, st := range s.m {
+		out[st]++
+	}
+	return out
+}
+
 func (s *States) set(account string, st store.AccountState) {
 	s.mu.Lock()
 	if st == store.AccountNormal {

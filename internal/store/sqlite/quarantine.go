@@ -412,3 +412,17 @@ func limit(n int) int {
 	}
 	return n
 }
+
+// HeldStats returns how many messages are on hold and when the oldest was
+// held (zero without any).
+func (s *Store) HeldStats(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), min(held_at) FROM holds WHERE state = 'held'`).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("sqlite store: HeldStats: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, fromDB(oldest.Int64), nil
+}

@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// stateGauges are what an on-call admin alerts on, read at each scrape:
+// the held backlog and its oldest message, the accounts by state, and the
+// Postfix queue sync.
+type stateGauges struct {
+	d                                    *Daemon
+	held, oldest, accounts, sync, syncOK *prometheus.Desc
+}
+
+func newStateGauges(d *Daemon) *stateGauges {
+	return &stateGauges{
+		d:        d,
+		held:     prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
+		oldest:   prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
+		accounts: prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
+		sync:     prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
+		syncOK:   prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
+	}
+}
+
+func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK} {
+		ch <- d
+	}
+}
+
+func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
+	d := g.d
+	if d.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, oldest, err := d.store.HeldStats(ctx)
+		cancel()
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(g.held, prometheus.GaugeValue, float64(n))
+			age := 0.0
+			if !oldest.IsZero() {
+				age = time.Since(oldest).Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(g.oldest, prometheus.GaugeValue, age)
+		}
+	}
+	if d.ops != nil && d.ops.States != nil {
+		for st, n := range d.ops.States.Counts() {
+			ch <- prometheus.MustNewConstMetric(g.accounts, prometheus.GaugeValue, float64(n), string(st))
+		}
+	}
+	if d.ops != nil {
+		at, err := d.ops.SyncHealth()
+		ts := 0.0
+		if !at.IsZero() {
+			ts = float64(at.Unix())
+		}
+		ok := 0.0
+		if err == nil && !at.IsZero() {
+			ok = 1
+		}
+		ch <- prometheus.MustNewConstMetric(g.sync, prometheus.GaugeValue, ts)
+		ch <- prometheus.MustNewConstMetric(g.syncOK, prometheus.GaugeValue, ok)
+	}
+}
