@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,7 @@ var funcs = template.FuncMap{
 	"plus":       func(a, b float64) float64 { return a + b },
 	"minus":      func(a, b float64) float64 { return a - b },
 	"letThrough": letThrough,
+	"hasReason":  func(reasons []string, r string) bool { return slices.Contains(reasons, r) },
 }
 
 // letThrough is, per reason of a hold, what would have let the message

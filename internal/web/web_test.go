@@ -684,3 +684,32 @@ func TestTokenSecretShownOnce(t *testing.T) {
 		t.Fatalf("bad lifetime: %d", w.Code)
 	}
 }
+
+// TestIrreversibleActionsGuarded (issue 14): Enter in an incident's note
+// does not confirm the compromise (the form's default button is disabled),
+// Confirm and "Release selected" ask first, and a hold with the sender's
+// password has no primary Release.
+func TestIrreversibleActionsGuarded(t *testing.T) {
+	e := newEnv(t, false)
+	body := e.as("admin", call{method: "GET", path: "/incidents/7"}).Body.String()
+	form := body[strings.Index(body, `action="/incidents/7/confirm"`):]
+	first := form[strings.Index(form, "<button"):]
+	first = first[:strings.Index(first, ">")]
+	if !strings.Contains(first, "disabled") {
+		t.Errorf("the confirm form's first (default) button is not disabled: %s", first)
+	}
+	if !strings.Contains(form, `data-confirm="Confirm the compromise of alice@example.org?`) {
+		t.Error("Confirm does not ask first")
+	}
+	list := e.as("admin", call{method: "GET", path: "/quarantine"}).Body.String()
+	if !strings.Contains(list, `value="release" data-confirm=`) {
+		t.Error("Release selected does not ask first")
+	}
+	e.m.mu.Lock()
+	e.m.holds[1].Reasons = []string{"password-leak"}
+	e.m.mu.Unlock()
+	hold := e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String()
+	if strings.Contains(hold, `class="primary">Release`) || !strings.Contains(hold, "Release (contains a password)") {
+		t.Error("a hold with the sender's password offers Release as the primary action")
+	}
+}
