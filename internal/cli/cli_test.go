@@ -240,3 +240,19 @@ func TestTerminalEscapes(t *testing.T) {
 		t.Errorf("a subject's line break made a line of its own:\n%s", out)
 	}
 }
+
+// TestConfigCheckNotesDroppedPlaybooks (issue 14): a configuration with a
+// playbook of its own says which defaults no longer run.
+func TestConfigCheckNotesDroppedPlaybooks(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "mb.yaml")
+	os.WriteFile(f, []byte("data_dir: "+filepath.Join(dir, "data")+"\nplaybooks:\n  - name: mine\n    triggers: [password-leak]\n    severity: critical\n    steps: [notify]\n"), 0o600)
+	code, out, errs := run(t, "config", "check", f)
+	if code != 0 || !strings.Contains(out, "note: playbooks:") || !strings.Contains(out, "contain-mass-sending") || strings.Contains(out, "mine,") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = run(t, "--data-dir", filepath.Join(dir, "data"), "config", "check")
+	if code != 0 || strings.Contains(out, "note:") {
+		t.Fatalf("defaults: exit %d\n%s", code, out)
+	}
+}

@@ -47,6 +47,9 @@ func configCmd(g *globals) *cobra.Command {
 				name = "embedded defaults"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK\n", name)
+			for _, n := range config.Notes(c) {
+				fmt.Fprintf(cmd.OutOrStdout(), "note: %s\n", n)
+			}
 			return nil
 		},
 	})

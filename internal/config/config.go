@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/playbook"
@@ -613,4 +614,25 @@ func DefaultRules() []Rule {
 			DryRun:  true,
 		},
 	}
+}
+
+// Notes are what a configuration does that its author may not expect,
+// though it is valid: config check prints them and serve logs them.
+func Notes(c *Config) []string {
+	var out []string
+	have := map[string]bool{}
+	for _, p := range c.Playbooks {
+		have[p.Name] = true
+	}
+	var dropped []string
+	for _, p := range DefaultPlaybooks() {
+		if !have[p.Name] {
+			dropped = append(dropped, p.Name)
+		}
+	}
+	if len(dropped) > 0 {
+		out = append(out, fmt.Sprintf("playbooks: the configuration lists its own playbooks, which replace the defaults; these defaults will not run: %s (copy them from `mailbrake config example` to keep them)",
+			strings.Join(dropped, ", ")))
+	}
+	return out
 }

@@ -498,6 +498,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	close(d.Ready)
 	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
+	for _, n := range config.Notes(cfg) {
+		d.log.Warn("configuration note", "note", n)
+	}
 	return nil
 }
 
