@@ -52,7 +52,10 @@ type day struct {
 }
 
 type account struct {
-	days     []day // ring, len Days
+	// days with mail, oldest first, none older than the history's
+	// length: an account that wrote on two days costs two entries, not
+	// the history's 28.
+	days     []day
 	first    int32 // first day seen
 	families []fingerprint.Family
 	dirty    bool
@@ -64,8 +67,9 @@ type account struct {
 }
 
 type shard struct {
-	mu sync.Mutex
-	m  map[string]*account
+	mu   sync.Mutex
+	m    map[string]*account
+	gone map[string]struct{} // forgotten since the last Dirty
 }
 
 // Detector is the baseline detector. Safe for concurrent use.
@@ -119,14 +123,51 @@ func (d *Detector) shard(a string) *shard { return &d.shards[maphash.String(d.se
 
 func dayNum(t time.Time) int32 { return int32(t.Unix() / 86400) }
 
-// slot returns the ring entry for day n, resetting it when it held an
-// older day.
-func (a *account) slot(n int32) *day {
-	s := &a.days[int(n)%len(a.days)]
-	if s.num != n {
-		*s = day{num: n, curHour: -1}
+// find returns day n's entry, or nil.
+func (a *account) find(n int32) *day {
+	for i := len(a.days) - 1; i >= 0 && a.days[i].num >= n; i-- {
+		if a.days[i].num == n {
+			return &a.days[i]
+		}
 	}
-	return s
+	return nil
+}
+
+// slot returns day n's entry, adding it and forgetting days that fall out
+// of a history of keep days. A day already out of the history (a late
+// message) gets an entry that is not kept.
+func (a *account) slot(n int32, keep int) *day {
+	if s := a.find(n); s != nil {
+		return s
+	}
+	newest := n
+	if k := len(a.days); k > 0 {
+		newest = max(newest, a.days[k-1].num)
+	}
+	cut := newest - int32(keep) // days at or before cut are forgotten
+	if n <= cut {
+		return &day{num: n, curHour: -1}
+	}
+	i := 0
+	for i < len(a.days) && a.days[i].num <= cut {
+		i++
+	}
+	if i > 0 {
+		a.days = a.days[:copy(a.days, a.days[i:])]
+	}
+	if len(a.days) == cap(a.days) {
+		// Grow in small steps up to the history's length: most accounts
+		// write on few days.
+		grown := make([]day, len(a.days), min(keep, max(2, 2*cap(a.days))))
+		copy(grown, a.days)
+		a.days = grown
+	}
+	j := len(a.days)
+	for j > 0 && a.days[j-1].num > n {
+		j--
+	}
+	a.days = slices.Insert(a.days, j, day{num: n, curHour: -1})
+	return &a.days[j]
 }
 
 // normal computes the learned normal from the days before today.
@@ -137,8 +178,7 @@ func (d *Detector) normal(a *account, today int32, withFamilies bool) Normal {
 		if n < a.first {
 			continue
 		}
-		s := a.days[int(n)%len(a.days)]
-		if s.num == n {
+		if s := a.find(n); s != nil {
 			dayVals = append(dayVals, float64(s.rcpts))
 			peakVals = append(peakVals, float64(s.peakHour))
 		} else {
@@ -179,10 +219,7 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	a := sh.m[sub.Account]
 	today := dayNum(sub.Time)
 	if a == nil {
-		a = &account{days: make([]day, d.o.Days), first: today}
-		for i := range a.days {
-			a.days[i].num = -1
-		}
+		a = &account{first: today}
 		sh.m[sub.Account] = a
 	}
 	nm := d.normal(a, today, false)
@@ -190,7 +227,7 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	known := slices.Contains(a.families, sub.Client.Family)
 	hadHistory := nm.HistoryDays >= d.o.MinHistoryDays
 
-	s := a.slot(today)
+	s := a.slot(today, d.o.Days)
 	hour := int32(sub.Time.UTC().Hour())
 	if s.curHour != hour {
 		s.curHour, s.hourRcpt = hour, 0
@@ -264,8 +301,8 @@ func (d *Detector) Absorb(account string, at time.Time) {
 		return
 	}
 	num := dayNum(at)
-	s := &a.days[int(num)%len(a.days)]
-	if s.num != num {
+	s := a.find(num)
+	if s == nil {
 		return
 	}
 	a.reviewedHour = max(a.reviewedHour, s.peakHour)
@@ -285,11 +322,41 @@ func (d *Detector) Normal(account string, t time.Time) (Normal, bool) {
 	}
 	today := dayNum(t)
 	nm := d.normal(a, today, true)
-	if s := a.days[int(today)%len(a.days)]; s.num == today {
+	if s := a.find(today); s != nil {
 		nm.TodayRcpts = int(s.rcpts)
 		if s.curHour == int32(t.UTC().Hour()) {
 			nm.HourRcpts = int(s.hourRcpt)
 		}
 	}
 	return nm, true
+}
+
+// Forget drops the accounts that sent nothing within the history (Days)
+// or within idle when that is shorter (0: the history only), unless a
+// reviewed burst still applies: memory for accounts that stopped sending.
+// Their stored snapshots are deleted at the next Dirty. It returns how
+// many accounts remain.
+func (d *Detector) Forget(at time.Time, idle time.Duration) int {
+	today := dayNum(at)
+	cut := today - int32(d.o.Days) // days at or before cut are out of the history
+	if days := int32(idle / (24 * time.Hour)); days > 0 && today-days > cut {
+		cut = today - days
+	}
+	n := 0
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for name, a := range sh.m {
+			if k := len(a.days); (k == 0 || a.days[k-1].num <= cut) && a.reviewedUntil < today {
+				delete(sh.m, name)
+				if sh.gone == nil {
+					sh.gone = map[string]struct{}{}
+				}
+				sh.gone[name] = struct{}{}
+			}
+		}
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
 }

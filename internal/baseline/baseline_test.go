@@ -172,3 +172,39 @@ func TestAbsorbReviewedBurst(t *testing.T) {
 		t.Error("the absorbed burst lasts past the history")
 	}
 }
+
+// A background restore merges: the history restored, today's mail sent
+// before the snapshot loaded added to the restored part of today.
+func TestRestoreMergesLiveDay(t *testing.T) {
+	d := New(Options{Action: engine.ActionHold})
+	for day := 0; day < 10; day++ {
+		send(d, t0.AddDate(0, 0, day), 7, fingerprint.FamilyThunderbird)
+	}
+	today := t0.AddDate(0, 0, 10)
+	send(d, today, 5, fingerprint.FamilyThunderbird)
+	snap := d.Dirty()
+
+	e := New(Options{Action: engine.ActionHold})
+	send(e, today.Add(10*time.Minute), 3, fingerprint.FamilyOutlook) // same hour, before the restore
+	if err := e.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	nm, ok := e.Normal("u@x", today.Add(20*time.Minute))
+	if !ok {
+		t.Fatal("account gone")
+	}
+	if nm.HistoryDays != 10 || nm.DayRcpts != 7 || nm.TodayRcpts != 8 || nm.HourRcpts != 8 || len(nm.Families) != 2 {
+		t.Fatalf("merged normal %+v", nm)
+	}
+	// The sparse history stays bounded by the configured days.
+	sh := e.shard("u@x")
+	if n := len(sh.m["u@x"].days); n != 11 {
+		t.Fatalf("%d days kept, want 11", n)
+	}
+	for day := 11; day < 60; day++ {
+		send(e, t0.AddDate(0, 0, day), 1, fingerprint.FamilyOutlook)
+	}
+	if n := len(sh.m["u@x"].days); n != 28 {
+		t.Fatalf("%d days kept after 60 days, want the history's 28", n)
+	}
+}

@@ -1,8 +1,10 @@
 package baseline
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
 )
@@ -20,6 +22,12 @@ func (d *Detector) Dirty() map[string][]byte {
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
+		for name := range sh.gone {
+			if _, back := sh.m[name]; !back {
+				out[name] = nil // forgotten: the stored snapshot goes too
+			}
+		}
+		sh.gone = nil
 		for name, a := range sh.m {
 			if a.dirty {
 				a.dirty = false
@@ -32,7 +40,9 @@ func (d *Detector) Dirty() map[string][]byte {
 }
 
 // Restore loads snapshots from Dirty; undecodable ones are skipped and
-// reported.
+// reported. An account that mailed since the detector was created (the
+// daemon restores in the background while it decides) keeps what it
+// learned since and adds the restored history.
 func (d *Detector) Restore(snaps map[string][]byte) error {
 	bad := 0
 	for name, b := range snaps {
@@ -43,7 +53,11 @@ func (d *Detector) Restore(snaps map[string][]byte) error {
 		}
 		sh := d.shard(name)
 		sh.mu.Lock()
-		sh.m[name] = a
+		if live := sh.m[name]; live != nil {
+			live.merge(a, d.o.Days)
+		} else {
+			sh.m[name] = a
+		}
 		sh.mu.Unlock()
 	}
 	if bad > 0 {
@@ -55,17 +69,8 @@ func (d *Detector) Restore(snaps map[string][]byte) error {
 func encode(a *account) []byte {
 	b := []byte{snapVersion}
 	b = binary.AppendVarint(b, int64(a.first))
-	n := 0
+	b = binary.AppendUvarint(b, uint64(len(a.days)))
 	for _, s := range a.days {
-		if s.num >= 0 {
-			n++
-		}
-	}
-	b = binary.AppendUvarint(b, uint64(n))
-	for _, s := range a.days {
-		if s.num < 0 {
-			continue
-		}
 		b = binary.AppendVarint(b, int64(s.num))
 		for _, v := range []uint32{s.rcpts, s.msgs, s.peakHour, s.hourRcpt} {
 			b = binary.AppendUvarint(b, uint64(v))
@@ -105,10 +110,7 @@ func decode(b []byte, days int) (*account, error) {
 		b = b[k:]
 		return v, true
 	}
-	a := &account{days: make([]day, days)}
-	for i := range a.days {
-		a.days[i].num = -1
-	}
+	a := &account{}
 	first, ok := varint()
 	if !ok {
 		return nil, errSnapshot
@@ -135,10 +137,20 @@ func decode(b []byte, days int) (*account, error) {
 		if !ok || ch < -1 || ch > 23 {
 			return nil, errSnapshot
 		}
-		s := &a.days[int(num)%days]
-		if s.num < int32(num) { // with fewer days configured, keep the newest
-			*s = day{num: int32(num), rcpts: vals[0], msgs: vals[1], peakHour: vals[2], hourRcpt: vals[3], curHour: int32(ch)}
+		a.days = append(a.days, day{num: int32(num), rcpts: vals[0], msgs: vals[1], peakHour: vals[2], hourRcpt: vals[3], curHour: int32(ch)})
+	}
+	// Snapshots before version 3 wrote a ring in slot order: order by day,
+	// one entry a day, and keep the newest days of the history (fewer may
+	// be configured now).
+	slices.SortStableFunc(a.days, func(x, y day) int { return cmp.Compare(x.num, y.num) })
+	a.days = slices.CompactFunc(a.days, func(x, y day) bool { return x.num == y.num })
+	if k := len(a.days); k > 0 {
+		cut := a.days[k-1].num - int32(days)
+		i := 0
+		for i < k && a.days[i].num <= cut {
+			i++
 		}
+		a.days = slices.Clip(a.days[i:])
 	}
 	nf, ok := uvarint(16)
 	if !ok {
@@ -168,4 +180,38 @@ func decode(b []byte, days int) (*account, error) {
 		return nil, errSnapshot
 	}
 	return a, nil
+}
+
+// merge adds the restored account r into the live account a: days summed
+// (a day's peak hour is the larger of the two, or their sum when both
+// counted the same hour), the earlier first day, the families of both, the
+// longer review.
+func (a *account) merge(r *account, keep int) {
+	for _, rd := range r.days {
+		d := a.slot(rd.num, keep) // a day out of the history: not kept
+		sameHour := d.curHour == rd.curHour && d.curHour >= 0
+		d.rcpts += rd.rcpts
+		d.msgs += rd.msgs
+		if sameHour {
+			d.hourRcpt += rd.hourRcpt
+			d.peakHour = max(d.peakHour, rd.peakHour, d.hourRcpt)
+		} else {
+			d.peakHour = max(d.peakHour, rd.peakHour)
+			if d.curHour < rd.curHour {
+				d.curHour, d.hourRcpt = rd.curHour, rd.hourRcpt
+			}
+		}
+	}
+	a.first = min(a.first, r.first)
+	for _, f := range r.families {
+		if !slices.Contains(a.families, f) && len(a.families) < 16 {
+			a.families = append(a.families, f)
+		}
+	}
+	if r.reviewedUntil > a.reviewedUntil {
+		a.reviewedUntil = r.reviewedUntil
+	}
+	a.reviewedHour = max(a.reviewedHour, r.reviewedHour)
+	a.reviewedDay = max(a.reviewedDay, r.reviewedDay)
+	a.dirty = true
 }

@@ -22,6 +22,12 @@ func (t *Tracker) Dirty() map[string][]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := map[string][]byte{}
+	for name := range t.gone {
+		if _, back := t.acc[name]; !back {
+			out[name] = nil // forgotten: the stored snapshot goes too
+		}
+	}
+	t.gone = nil
 	for name, a := range t.acc {
 		if !a.dirty {
 			continue
@@ -43,7 +49,28 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 			bad++
 			continue
 		}
-		t.acc[name] = &acct{name: name, runs: runs, trusted: trusted}
+		live := t.acc[name]
+		if live == nil {
+			t.acc[name] = &acct{name: name, runs: runs, trusted: trusted}
+			continue
+		}
+		// Sent since start (a background restore): the runs seen
+		// since stand; restored runs and trust fill in the rest.
+		for k, r := range runs {
+			if _, ok := live.runs[k]; !ok {
+				if live.runs == nil {
+					live.runs = map[uint64]*run{}
+				}
+				live.runs[k] = r
+			}
+		}
+		for k, until := range trusted {
+			if live.trusted == nil {
+				live.trusted = map[uint64]int64{}
+			}
+			live.trusted[k] = max(live.trusted[k], until)
+		}
+		live.dirty = true
 	}
 	if bad > 0 {
 		return fmt.Errorf("%w (%d)", errSnapshot, bad)
@@ -213,7 +240,9 @@ func (t *Tracker) RestoreSpam(snaps map[string][]byte) error {
 			bad++
 			continue
 		}
-		if len(t.spam) < maxSpam {
+		if cur, ok := t.spam[k]; ok {
+			t.spam[k] = max(cur, at)
+		} else if len(t.spam) < maxSpam {
 			t.spam[k] = at
 		}
 	}
@@ -254,7 +283,13 @@ func (t *Tracker) RestoreHosts(snaps map[string][]byte) error {
 		return fmt.Errorf("%w (link hosts: %v)", errSnapshot, err)
 	}
 	t.mu.Lock()
-	t.hosts = hosts
+	// Hosts seen since start (a background restore) stand; the
+	// restored ones fill in the rest, up to the bound.
+	for h, hs := range hosts {
+		if _, ok := t.hosts[h]; !ok && len(t.hosts) < maxHosts {
+			t.hosts[h] = hs
+		}
+	}
 	t.mu.Unlock()
 	return nil
 }

@@ -92,6 +92,7 @@ type Tracker struct {
 	// spam: prints an admin marked as spam, with when (unix seconds).
 	spam      map[uint64]int64
 	spamDirty map[uint64]bool
+	gone      map[string]struct{} // accounts forgotten since the last Dirty
 }
 
 // New returns an empty Tracker.
@@ -631,4 +632,42 @@ func (t *Tracker) Size() Size {
 		}
 	}
 	return s
+}
+
+// Forget drops the accounts that sent nothing within a week (the longest
+// run window) or within idle when that is shorter (0: the week only) and
+// have no trust in force: memory for accounts that stopped sending. Their
+// stored snapshots are deleted at the next Dirty. It returns how many
+// accounts remain.
+func (t *Tracker) Forget(at time.Time, idle time.Duration) int {
+	now := at.Unix()
+	cut := now - week*3600
+	if s := int64(idle / time.Second); s > 0 && now-s > cut {
+		cut = now - s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, a := range t.acc {
+		recent := false
+		for _, r := range a.runs {
+			if r.last > cut {
+				recent = true
+				break
+			}
+		}
+		for _, until := range a.trusted {
+			if until > now {
+				recent = true
+				break
+			}
+		}
+		if !recent {
+			delete(t.acc, name)
+			if t.gone == nil {
+				t.gone = map[string]struct{}{}
+			}
+			t.gone[name] = struct{}{}
+		}
+	}
+	return len(t.acc)
 }

@@ -1,17 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/daemon"
+	"github.com/mailbrake/mailbrake/internal/gctune"
 )
 
 func serveCmd(g *globals) *cobra.Command {
@@ -44,13 +45,14 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 				return &exitError{code: 2, err: errs}
 			}
 			log := newLogger(cmd.ErrOrStderr(), c.Log)
-			// The live heap is a few MiB (counters, in-flight messages), so
-			// collecting at 4x instead of 2x costs little memory and halves
-			// GC work on the per-request path; measured in
-			// docs/performance.md. GOGC in the environment still wins.
-			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(400)
-			}
+			// The collector's target follows the live heap: 4x headroom
+			// while it is a few MiB (little GC work on the request path),
+			// half the live heap when a million accounts' state is kept
+			// (memory bounds in docs/performance.md). GOGC in the
+			// environment still wins.
+			gcCtx, stopGC := context.WithCancel(cmd.Context())
+			defer stopGC()
+			go gctune.Run(gcCtx, gctune.Options{}, os.Getenv("GOGC") != "")
 			d, err := daemon.Build(c, log, Version)
 			if err != nil {
 				// The same problems `config check` reports, exit 2.

@@ -107,6 +107,9 @@ type QuarantineConfig struct {
 type EngineConfig struct {
 	OnError verdict.Action `yaml:"on_error" doc:"Verdict when the engine cannot decide (a store error): allow (fail open) or defer (fail closed with a 4xx)."`
 	Shadow  bool           `yaml:"shadow" doc:"Shadow mode: log and count the verdict every message would get, but act on none (every message is allowed; account states do not change)."`
+	// ForgetIdleAfter bounds the memory kept for accounts that stopped
+	// sending.
+	ForgetIdleAfter Duration `yaml:"forget_idle_after" doc:"Forget, in memory and in the stored state, every account that sent nothing for this long (at least 24h; 0: each detector's own window decides — baseline.days of baseline history, novelty.lookback of known recipients, a week of campaign runs, 90 days of origins). Shorter saves memory on sites with many occasional senders; a returning account starts learning again."`
 }
 
 // BaselineConfig configures the learned-baseline detector.

@@ -102,6 +102,9 @@ func (c *Config) Validate() Errors {
 		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
 	}
 	verdictOf("engine.on_error", c.Engine.OnError, verdict.Allow, verdict.Defer)
+	if d := c.Engine.ForgetIdleAfter.D(); d != 0 && d < 24*time.Hour {
+		add("engine.forget_idle_after", "must be 0 (each detector's window) or at least 24h, got %s", c.Engine.ForgetIdleAfter)
+	}
 	if c.Accounts.WatchScore < 0 {
 		add("accounts.watch_score", "must not be negative")
 	}

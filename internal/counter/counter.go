@@ -66,6 +66,30 @@ func clampFuture(bs []bucket, slot int64) []bucket {
 	return add(bs, slot, m, r)
 }
 
+// merge adds the buckets of b into a, both ordered by slot.
+func merge(a, b []bucket) []bucket {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]bucket, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].slot < b[j].slot:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j].slot < a[i].slot:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, bucket{a[i].slot, clamp(int64(a[i].m) + int64(b[j].m)), clamp(int64(a[i].r) + int64(b[j].r))})
+			i++
+			j++
+		}
+	}
+	return out
+}
+
 // prune drops buckets at or before oldest.
 func prune(bs []bucket, oldest int64) []bucket {
 	i := 0
@@ -247,10 +271,12 @@ func (c *Memory) Restore(snaps map[string][]byte) error {
 	return c.RestoreAt(snaps, time.Now())
 }
 
-// RestoreAt is Restore with the time of the restore given: buckets a clock
-// that was ahead stamped in the future (the wall clock stepped back since)
-// are moved to now, so that they count once and then age out instead of
-// counting until time catches up with them.
+// RestoreAt is Restore with the time of the restore given. An account
+// charged since this Memory was created keeps those charges and adds the
+// restored ones (the daemon restores in the background while it decides).
+// Buckets a clock that was ahead stamped in the future (the wall clock
+// stepped back since) are moved to now, so that they count once and then
+// age out instead of counting until time catches up with them.
 func (c *Memory) RestoreAt(snaps map[string][]byte, now time.Time) error {
 	bad := 0
 	sec := now.Unix()
@@ -264,7 +290,15 @@ func (c *Memory) RestoreAt(snaps map[string][]byte, now time.Time) error {
 		a.day = clampFuture(a.day, sec/daySlot)
 		s := c.shard(name)
 		s.mu.Lock()
-		s.accounts[name] = a
+		if live := s.accounts[name]; live != nil {
+			// Charged since start (a restore runs while mail flows):
+			// both count.
+			live.hour = merge(live.hour, a.hour)
+			live.day = merge(live.day, a.day)
+			live.dirty = true
+		} else {
+			s.accounts[name] = a
+		}
 		s.mu.Unlock()
 	}
 	if bad > 0 {

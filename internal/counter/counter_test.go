@@ -237,3 +237,35 @@ func TestRestoreRepairsFutureTimes(t *testing.T) {
 		t.Errorf("a day on: %+v", tot)
 	}
 }
+
+// The daemon restores snapshots in the background while it decides: an
+// account charged before its snapshot is loaded keeps those charges and
+// adds the restored ones, bucket by bucket.
+func TestRestoreMergesLiveCharges(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	before := NewMemory()
+	for i := range 10 {
+		before.Charge(ctx, "u@x", "", now.Add(time.Duration(i-10)*time.Minute), 1, 5)
+	}
+	before.Charge(ctx, "v@x", "", now.Add(-2*time.Hour), 1, 1)
+	snap := before.Dirty()
+
+	live := NewMemory()
+	live.Charge(ctx, "u@x", "", now.Add(-time.Minute), 1, 7) // same minute as a restored bucket
+	live.Charge(ctx, "u@x", "", now, 2, 2)
+	if err := live.RestoreAt(snap, now); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := live.Peek(ctx, "u@x", now)
+	want := store.Totals{Messages1h: 13, Recipients1h: 59, Messages24h: 13, Recipients24h: 59}
+	if got != want {
+		t.Fatalf("merged totals %+v, want %+v", got, want)
+	}
+	if got, _ := live.Peek(ctx, "v@x", now); got.Messages24h != 1 || got.Messages1h != 0 {
+		t.Fatalf("restored-only account: %+v", got)
+	}
+	// The merged account is saved again.
+	if d := live.Dirty(); d["u@x"] == nil {
+		t.Fatal("merged account not dirty")
+	}
+}

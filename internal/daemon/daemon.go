@@ -91,6 +91,8 @@ type Daemon struct {
 	notifier         *notify.Notifier
 	response         responseParts
 	stages           []stage
+	restored         chan struct{} // closed when the background restore has ended
+	restoreHook      func()        // tests: called before the restore reads
 	errc             chan error
 	loopCtx          context.Context
 	loopCancel       context.CancelFunc
@@ -114,6 +116,11 @@ type escalation struct {
 
 func (d *Daemon) snapshotLoop(ctx context.Context) {
 	every(ctx, snapshotEvery, func(now time.Time) {
+		select {
+		case <-d.restored:
+		default:
+			return // still restoring: saving now could overwrite what is not read yet
+		}
 		d.saveSnapshots(ctx)
 		d.counters.Sweep(now)
 		d.scores.Sweep(now)
@@ -134,8 +141,51 @@ func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
 	}
 }
 
-// restoreSnapshots hands each snapshotter the entries under its prefix.
-func (d *Daemon) restoreSnapshots(all map[string][]byte) {
+// restorePage is how many snapshots are read and handed over at a time.
+const restorePage = 4096
+
+// restoreInBackground reads the stored snapshots page by page and hands
+// them to the snapshotters, then closes d.restored.
+func (d *Daemon) restoreInBackground(ctx context.Context) {
+	defer close(d.restored)
+	if d.restoreHook != nil {
+		d.restoreHook()
+	}
+	start := time.Now()
+	n, after := 0, ""
+	bad := map[string]error{} // the first error under each prefix
+	defer func() {
+		for prefix, err := range bad {
+			d.log.Warn("some snapshots could not be read", "prefix", strings.TrimSuffix(prefix, "\x00"), "err", err)
+		}
+	}()
+	for {
+		page, err := d.store.SnapshotPage(ctx, after, restorePage)
+		if err != nil {
+			d.log.Warn("restoring detector state failed; continuing with what was read", "restored", n, "err", err)
+			return
+		}
+		all := make(map[string][]byte, len(page))
+		for _, sn := range page {
+			all[sn.Key] = sn.Value
+		}
+		for prefix, err := range d.restoreSnapshots(all) {
+			if _, seen := bad[prefix]; !seen {
+				bad[prefix] = err
+			}
+		}
+		n += len(page)
+		if len(page) < restorePage {
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	d.log.Info("detector state restored", "snapshots", n, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// restoreSnapshots hands each snapshotter the entries under its prefix
+// and returns the snapshotters' errors by prefix.
+func (d *Daemon) restoreSnapshots(all map[string][]byte) map[string]error {
 	parts := make([]map[string][]byte, len(d.snapshotters))
 	for i := range parts {
 		parts[i] = map[string][]byte{}
@@ -152,12 +202,24 @@ func (d *Daemon) restoreSnapshots(all map[string][]byte) {
 			parts[best][strings.TrimPrefix(k, d.snapshotters[best].prefix)] = v
 		}
 	}
+	var errs map[string]error
 	for i, sn := range d.snapshotters {
+		if len(parts[i]) == 0 {
+			continue
+		}
 		if err := sn.restore(parts[i]); err != nil {
-			d.log.Warn("some snapshots could not be read", "prefix", strings.TrimSuffix(sn.prefix, "\x00"), "err", err)
+			if errs == nil {
+				errs = map[string]error{}
+			}
+			errs[sn.prefix] = err
 		}
 	}
+	return errs
 }
+
+// Restored is closed when the detector state stored at the last stop has
+// been read back (Start restores it in the background).
+func (d *Daemon) Restored() <-chan struct{} { return d.restored }
 
 // escalationLoop applies queued account state changes until the queue is
 // closed and empty.
@@ -191,20 +253,36 @@ func (d *Daemon) queueFindings(account string, fs []ops.Finding) {
 // reportGather is how long findings gather before they are written.
 const reportGather = 50 * time.Millisecond
 
+// saveChunk is how many snapshots one store transaction writes: a
+// million changed accounts are saved in many short transactions, so a
+// hold waiting to be recorded never waits for all of them.
+const saveChunk = 2048
+
 func (d *Daemon) saveSnapshots(ctx context.Context) {
-	dirty := map[string][]byte{}
+	chunk := make(map[string][]byte, saveChunk)
+	failed := 0
+	flush := func() {
+		if len(chunk) == 0 {
+			return
+		}
+		if err := d.store.SaveSnapshots(ctx, chunk); err != nil {
+			if failed == 0 {
+				d.metrics.storeErrors.WithLabelValues("snapshot").Inc()
+				d.log.Warn("saving counter snapshots failed", "err", err)
+			}
+			failed++
+		}
+		clear(chunk)
+	}
 	for _, sn := range d.snapshotters {
 		for k, v := range sn.dirty() {
-			dirty[sn.prefix+k] = v
+			chunk[sn.prefix+k] = v
+			if len(chunk) >= saveChunk {
+				flush()
+			}
 		}
 	}
-	if len(dirty) == 0 {
-		return
-	}
-	if err := d.store.SaveSnapshots(ctx, dirty); err != nil {
-		d.metrics.storeErrors.WithLabelValues("snapshot").Inc()
-		d.log.Warn("saving counter snapshots failed", "err", err)
-	}
+	flush()
 }
 
 func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {

@@ -278,13 +278,17 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		listed, block, allow := ph.Len()
 		d.log.Info("phisher lists loaded", "listed", listed, "blocklist_rules", block, "allowlist_rules", allow)
 	}
-	if snaps, err := st.LoadSnapshots(ctx); err != nil {
-		d.log.Warn("loading snapshots failed; starting with empty counters and baselines", "err", err)
-	} else {
-		d.restoreSnapshots(snaps)
-	}
-	// Saved before the store closes (stages stop in reverse).
+	// Restored in the background: the listeners open at once and decide
+	// with what is loaded so far (a million accounts take seconds to
+	// read); what accounts learn meanwhile is merged with what is
+	// restored. Nothing is saved before the restore ends, so a snapshot
+	// not yet read is never overwritten by a partial one.
+	d.restored = make(chan struct{})
+	go d.restoreInBackground(context.WithoutCancel(ctx))
+	// Saved before the store closes (stages stop in reverse), once the
+	// restore has ended.
 	d.push("snapshots", func(ctx context.Context) error {
+		<-d.restored
 		ctx, cancel := essential(ctx)
 		defer cancel()
 		d.saveSnapshots(ctx)
@@ -581,9 +585,20 @@ func (d *Daemon) startLoops() {
 	if ph := d.dets.Phishers; ph != nil {
 		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })
 	}
-	if nv := d.dets.Novelty; nv != nil {
-		loop(func() { every(ctx, time.Hour, func(now time.Time) { nv.Tracker.Sweep(now) }) })
-	}
+	// Accounts that stopped sending are forgotten hourly, in memory and
+	// (at the next snapshot) in the store: memory follows the accounts
+	// that send, not every account that ever did.
+	loop(func() {
+		every(ctx, time.Hour, func(now time.Time) {
+			select {
+			case <-d.restored:
+			default:
+				return // restoring: an account may be idle only because its state is not read yet
+			}
+			kept := d.dets.Forget(now, cfg.Engine.ForgetIdleAfter.D())
+			d.log.Debug("idle accounts forgotten", "kept", kept)
+		})
+	})
 	d.push("background loops", func(context.Context) error {
 		d.loopCancel()
 		wg.Wait()

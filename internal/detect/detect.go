@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/baseline"
 	"github.com/mailbrake/mailbrake/internal/campaign"
@@ -178,6 +179,27 @@ type Snapshotter struct {
 	Prefix  string
 	Dirty   func() map[string][]byte
 	Restore func(map[string][]byte) error
+}
+
+// Forget drops, in every built detector that keeps per-account state, the
+// accounts idle past the detector's own window or past idle when that is
+// shorter (0: the windows only), and returns how many accounts each keeps
+// (by detector) for the log.
+func (s *Set) Forget(at time.Time, idle time.Duration) map[string]int {
+	out := map[string]int{}
+	if s.Baseline != nil {
+		out["baseline"] = s.Baseline.Forget(at, idle)
+	}
+	if s.Novelty != nil {
+		out["novelty"] = s.Novelty.Tracker.Forget(at, idle)
+	}
+	if s.Campaign != nil {
+		out["campaign"] = s.Campaign.Tracker.Forget(at, idle)
+	}
+	if s.Origin != nil {
+		out["origin"] = s.Origin.Tracker.Forget(at, idle)
+	}
+	return out
 }
 
 // Snapshotters are the built detectors' snapshots, with the prefixes the

@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,5 +421,71 @@ func TestCampaignAcrossAccounts(t *testing.T) {
 	}
 	if len(last) != 1 || last[0].Reason != ReasonCampaignAcrossAccounts || !strings.Contains(last[0].Evidence, "a@example.edu") {
 		t.Fatalf("third account: %+v", last)
+	}
+}
+
+// TestForgetIdleAccounts: every detector that keeps per-account state
+// forgets an account idle past engine.forget_idle_after, in memory and in
+// the store (its snapshot is deleted at the next save); an account that
+// sent since keeps its state (issue 13: memory only grew).
+func TestForgetIdleAccounts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Novelty.Learning = 0
+	set, err := Build(cfg, Options{NoveltyKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Subject: minutes\r\n\r\nThe minutes of the meeting are at https://docs.example.edu/m and the next one is on Tuesday.\r\n")
+	send := func(account string, at time.Time) {
+		sub := &engine.Submission{Time: at, Account: account, AccountSource: engine.SourceSASL, Sender: account, Recipients: []string{"colleague@example.edu"},
+			RecipientCount: 1, Subject: "minutes", Stage: engine.StageEOM, Path: engine.PathMilter, Body: body,
+			Origin: netip.MustParseAddr("198.51.100.7")}
+		for _, d := range set.All() {
+			d.Outbound(context.Background(), sub)
+		}
+	}
+	send("idle@example.edu", t0)
+	send("busy@example.edu", t0)
+	sns := set.Snapshotters()
+	holders := map[string]bool{}
+	for _, sn := range sns {
+		if _, ok := sn.Dirty()["idle@example.edu"]; ok {
+			holders[sn.Prefix] = true
+		}
+	}
+	for _, p := range []string{"baseline\x00", "novelty\x00", "campaign\x00", "origin\x00"} {
+		if !holders[p] {
+			t.Fatalf("%q keeps no state for the account: the test sends too little", p)
+		}
+	}
+	later := t0.Add(72 * time.Hour)
+	send("busy@example.edu", later.Add(-time.Hour))
+	kept := set.Forget(later, 48*time.Hour)
+	for name, n := range kept {
+		if n != 1 {
+			t.Errorf("%s keeps %d accounts, want 1 (busy)", name, n)
+		}
+	}
+	for _, sn := range sns {
+		if !holders[sn.Prefix] {
+			continue
+		}
+		d := sn.Dirty()
+		if v, ok := d["idle@example.edu"]; !ok || v != nil {
+			t.Errorf("%q: idle account's snapshot not deleted (present %v)", sn.Prefix, ok)
+		}
+		if v := d["busy@example.edu"]; v == nil {
+			t.Errorf("%q: busy account's state not saved", sn.Prefix)
+		}
+	}
+	// Without a bound each detector's own window decides: three days is
+	// within all of them.
+	set2, _ := Build(cfg, Options{NoveltyKey: make([]byte, 32)})
+	set = set2
+	send("idle@example.edu", t0)
+	for name, n := range set.Forget(later, 0) {
+		if n != 1 {
+			t.Errorf("%s forgot an account within its window (%d kept)", name, n)
+		}
 	}
 }

@@ -151,6 +151,11 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			e.log.Warn("message identity replaced by a stronger source; the earlier account was charged for it too",
 				"queue_id", sub.QueueID, "instance", sub.Instance, "path", sub.Path, "account", sub.Account, "source", sub.AccountSource, "replaced", replaced)
 		}
+	} else {
+		// The detectors key their per-account state by this string: a
+		// copy of its own, not a slice of the whole request (bind does
+		// the same for a message in the book).
+		sub.Account = strings.Clone(sub.Account)
 	}
 	if sub.AccountSource == SourceRelayed {
 		// A trusted relay without SASL: only the milter, which reads the
@@ -200,10 +205,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		if sub.RecipientCount < len(sub.Recipients) {
 			sub.RecipientCount = len(sub.Recipients)
 		}
-		f.totals, err = e.counters.Charge(ctx, sub.Account, key, sub.Time, 1, int64(sub.RecipientCount))
-		if err == nil && m != nil {
-			m.noteCharged(1, int64(sub.RecipientCount))
-		}
+		f.totals, err = e.charge(ctx, sub, m, key, 1, int64(sub.RecipientCount))
 	default:
 		return Verdict{}, fmt.Errorf("engine: unknown stage %q", sub.Stage)
 	}
@@ -269,9 +271,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		// end of message, on either path, adds only what RCPT missed.
 		// A deferred or rejected recipient is not sent and not charged.
 		n := int64(m.noteRecipient(sub.Recipient))
-		if _, cerr := e.counters.Charge(ctx, sub.Account, key, sub.Time, 1, n); cerr == nil {
-			m.noteCharged(1, n)
-		} else {
+		if _, cerr := e.charge(ctx, sub, m, key, 1, n); cerr != nil {
 			e.log.Warn("charging at RCPT failed", "account", sub.Account, "instance", sub.Instance, "err", cerr)
 		}
 	}
@@ -441,6 +441,23 @@ func FamilyScores(fs []Finding) map[Family]int64 {
 		out[fam] = max(out[fam], int64(f.Score))
 	}
 	return out
+}
+
+// charge charges the message's amounts so far (msgs, rcpts) to the
+// account. A message in the book is charged its increments, reserved on
+// the message, so that memory for deduplication stays bounded by the book
+// however fast mail flows; one without (no instance, no queue ID) is
+// charged under key.
+func (e *Engine) charge(ctx context.Context, sub *Submission, m *message, key string, msgs, rcpts int64) (store.Totals, error) {
+	if m == nil {
+		return e.counters.Charge(ctx, sub.Account, key, sub.Time, msgs, rcpts)
+	}
+	dm, dr := m.reserve(msgs, rcpts)
+	t, err := e.counters.Charge(ctx, sub.Account, "", sub.Time, dm, dr)
+	if err != nil {
+		m.unreserve(dm, dr)
+	}
+	return t, err
 }
 
 // scoreFamilyKey is the Scores counter key of one family's share of an

@@ -68,10 +68,12 @@ type message struct {
 const bookTTL = 10 * time.Minute
 
 // maxBookPerShard bounds the remembered messages: a shard keeps two
-// generations of up to this many index entries (32 shards × 2 × 4,096:
-// the last 131,072 to 262,144 entries, each message using two or three, so
-// minutes of traffic at hundreds of messages a second).
-const maxBookPerShard = 4096
+// generations of up to this many index entries (32 shards × 2 × 2,048:
+// the last 65,536 to 131,072 entries, each message using two or three, so
+// 20 seconds of traffic at a thousand messages a second, minutes at a
+// hundred — far longer than one SMTP transaction takes from its first
+// RCPT to the milter's end of message). About 30 MiB at the bound.
+const maxBookPerShard = 2048
 
 const bookShards = 32
 
@@ -170,7 +172,7 @@ func (b *book) find(sub *Submission) *message {
 				return b.link(qk, m, now, false)
 			}
 		}
-		m := &message{key: qk, queueID: sub.QueueID, sender: sub.Sender, conn: conn}
+		m := &message{key: qk, queueID: strings.Clone(sub.QueueID), sender: strings.Clone(sub.Sender), conn: conn}
 		m.touch(now)
 		if sub.Path == PathMilter {
 			m.claimedByMilt = true
@@ -184,13 +186,13 @@ func (b *book) find(sub *Submission) *message {
 		m = b.lookup("q:"+sub.QueueID, now)
 	}
 	if m == nil {
-		m = &message{key: ik, sender: sub.Sender, conn: conn}
+		m = &message{key: ik, sender: strings.Clone(sub.Sender), conn: conn}
 	}
 	m.touch(now)
 	m = b.link(ik, m, now, false)
 	m.mu.Lock()
 	if sub.QueueID != "" && m.queueID == "" {
-		m.queueID = sub.QueueID
+		m.queueID = strings.Clone(sub.QueueID)
 	}
 	qid := m.queueID
 	m.mu.Unlock()
@@ -219,7 +221,7 @@ func (m *message) claim(queueID, sender string) bool {
 		return false
 	}
 	m.claimedByMilt = true
-	m.queueID = queueID
+	m.queueID = strings.Clone(queueID)
 	return true
 }
 
@@ -254,12 +256,20 @@ func (m *message) bind(sub *Submission) (replaced string) {
 	}
 	switch {
 	case m.source == "":
-		m.account, m.source = sub.Account, sub.AccountSource
+		// Cloned: sub's strings may share one buffer with the whole
+		// request (the policy parser's), which the long-lived maps
+		// keyed by account would otherwise keep alive.
+		m.account, m.source = strings.Clone(sub.Account), sub.AccountSource
+		sub.Account = m.account
 	case sourceRank(sub.AccountSource) > sourceRank(m.source):
 		if m.account != sub.Account {
 			replaced = m.account
+			// The new account is charged the whole message; the guess
+			// keeps what it was charged.
+			m.chargedMsgs, m.chargedRcpts = 0, 0
 		}
-		m.account, m.source = sub.Account, sub.AccountSource
+		m.account, m.source = strings.Clone(sub.Account), sub.AccountSource
+		sub.Account = m.account
 	default:
 		sub.Account, sub.AccountSource = m.account, m.source
 	}
@@ -273,7 +283,7 @@ func (m *message) noteRecipient(rcpt string) int {
 	defer m.mu.Unlock()
 	m.count++
 	if len(m.rcpts) < maxTrackedRecipients {
-		m.rcpts = append(m.rcpts, rcpt)
+		m.rcpts = append(m.rcpts, strings.Clone(rcpt))
 	}
 	return m.count
 }
@@ -292,11 +302,26 @@ func (m *message) chargedSoFar() (msgs, rcpts int64) {
 	return m.chargedMsgs, m.chargedRcpts
 }
 
-func (m *message) noteCharged(msgs, rcpts int64) {
+// reserve records that the message amounts to msgs and rcpts so far and
+// returns what that adds to what was charged before (never negative): the
+// increments to charge. The message book, bounded, is what charges a
+// message once across its RCPTs, its end of message and both protocol
+// paths; the counters see increments only. A failed charge gives them
+// back with unreserve.
+func (m *message) reserve(msgs, rcpts int64) (dm, dr int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.chargedMsgs = max(m.chargedMsgs, msgs)
-	m.chargedRcpts = max(m.chargedRcpts, rcpts)
+	dm, dr = max(0, msgs-m.chargedMsgs), max(0, rcpts-m.chargedRcpts)
+	m.chargedMsgs += dm
+	m.chargedRcpts += dr
+	return dm, dr
+}
+
+func (m *message) unreserve(dm, dr int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.chargedMsgs -= dm
+	m.chargedRcpts -= dr
 }
 
 // recipients returns the recipients seen at RCPT.
@@ -325,7 +350,7 @@ func (m *message) remember(sub *Submission) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.direction = sub.Direction
-	m.messageID = normalizeMessageID(sub.MessageID)
+	m.messageID = strings.Clone(normalizeMessageID(sub.MessageID))
 	n := min(len(sub.Recipients), maxTrackedRecipients)
 	m.sent = make([]string, n)
 	for i := range n {

@@ -2,6 +2,7 @@ package novelty
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -95,7 +96,7 @@ type bucket struct {
 }
 
 type account struct {
-	idx        map[uint64]int32 // hash → index into ents
+	idx        map[uint64]int32 // hash → index into ents; nil while ents is small (linear search)
 	ents       []entry
 	head, tail int32    // newest and oldest entry, or none
 	first      int64    // unix seconds of the first message observed
@@ -104,7 +105,45 @@ type account struct {
 }
 
 func newAccount() *account {
-	return &account{idx: map[uint64]int32{}, head: none, tail: none}
+	return &account{head: none, tail: none}
+}
+
+// smallTable: up to this many recipients an account has no hash index;
+// ents is searched (384 bytes, faster than hashing) and most accounts,
+// which write to few people, save the map.
+const smallTable = 16
+
+func (a *account) lookup(h uint64) (int32, bool) {
+	if a.idx != nil {
+		i, ok := a.idx[h]
+		return i, ok
+	}
+	for i := range a.ents {
+		if a.ents[i].h == h {
+			return int32(i), true
+		}
+	}
+	return 0, false
+}
+
+// index notes that ents[i] holds h; called after ents grew or moved.
+func (a *account) index(h uint64, i int32) {
+	if a.idx == nil {
+		if len(a.ents) <= smallTable {
+			return
+		}
+		a.idx = make(map[uint64]int32, len(a.ents))
+		for j, e := range a.ents {
+			a.idx[e.h] = int32(j)
+		}
+	}
+	a.idx[h] = i
+}
+
+func (a *account) unindex(h uint64) {
+	if a.idx != nil {
+		delete(a.idx, h)
+	}
 }
 
 func (a *account) unlink(i int32) {
@@ -137,7 +176,7 @@ func (a *account) pushHead(i int32) {
 // stays dense.
 func (a *account) remove(i int32) {
 	a.unlink(i)
-	delete(a.idx, a.ents[i].h)
+	a.unindex(a.ents[i].h)
 	last := int32(len(a.ents) - 1)
 	if i != last {
 		a.ents[i] = a.ents[last]
@@ -152,7 +191,7 @@ func (a *account) remove(i int32) {
 		} else {
 			a.tail = i
 		}
-		a.idx[e.h] = i
+		a.index(e.h, i)
 	}
 	a.ents = a.ents[:last]
 }
@@ -177,7 +216,7 @@ func (a *account) touch(h uint64, now int64, max int) bool {
 	if a.head != none && a.ents[a.head].seen > now {
 		now = a.ents[a.head].seen
 	}
-	if i, ok := a.idx[h]; ok {
+	if i, ok := a.lookup(h); ok {
 		a.unlink(i)
 		a.ents[i].seen = now
 		a.pushHead(i)
@@ -188,9 +227,76 @@ func (a *account) touch(h uint64, now int64, max int) bool {
 	}
 	i := int32(len(a.ents))
 	a.ents = append(a.ents, entry{h: h, seen: now, newer: none, older: none})
-	a.idx[h] = i
+	a.index(h, i)
 	a.pushHead(i)
 	return true
+}
+
+// merge adds the restored account r into the live account a (mail sent
+// since start, while a background restore ran): every recipient of both
+// with its later time, the most recent max kept; first-time counts added;
+// the earlier first message.
+func (a *account) merge(r *account, max int) {
+	seen := make(map[uint64]int64, len(a.ents)+len(r.ents))
+	for _, e := range r.ents {
+		seen[e.h] = e.seen
+	}
+	for _, e := range a.ents {
+		if e.seen > seen[e.h] {
+			seen[e.h] = e.seen
+		}
+	}
+	ents := make([]entry, 0, len(seen))
+	for h, at := range seen {
+		ents = append(ents, entry{h: h, seen: at})
+	}
+	// Oldest first, so that pushing each to the head leaves the newest
+	// at the head; ties by hash, for a deterministic order.
+	slices.SortFunc(ents, func(x, y entry) int {
+		if c := cmp.Compare(x.seen, y.seen); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.h, y.h)
+	})
+	if len(ents) > max {
+		ents = ents[len(ents)-max:]
+	}
+	a.ents, a.idx, a.head, a.tail = make([]entry, 0, len(ents)), nil, none, none
+	for i, e := range ents {
+		a.ents = append(a.ents, entry{h: e.h, seen: e.seen, newer: none, older: none})
+		a.index(e.h, int32(i))
+		a.pushHead(int32(i))
+	}
+	a.hour = mergeBuckets(a.hour, r.hour)
+	a.day = mergeBuckets(a.day, r.day)
+	if r.first > 0 && (a.first == 0 || r.first < a.first) {
+		a.first = r.first
+	}
+	a.dirty = true
+}
+
+// mergeBuckets adds the buckets of b into a, both ordered by slot.
+func mergeBuckets(a, b []bucket) []bucket {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]bucket, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].slot < b[j].slot:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j].slot < a[i].slot:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, bucket{a[i].slot, a[i].n + b[j].n})
+			i++
+			j++
+		}
+	}
+	return out
 }
 
 // compact returns memory after a table shrank a lot.
@@ -199,11 +305,13 @@ func (a *account) compact() {
 		return
 	}
 	a.ents = slices.Clone(a.ents)
-	idx := make(map[uint64]int32, len(a.ents))
-	for i, e := range a.ents {
-		idx[e.h] = int32(i)
+	a.idx = nil
+	if len(a.ents) > smallTable {
+		a.idx = make(map[uint64]int32, len(a.ents))
+		for i, e := range a.ents {
+			a.idx[e.h] = int32(i)
+		}
 	}
-	a.idx = idx
 }
 
 func add(bs []bucket, slot int64, n uint32) []bucket {
@@ -449,12 +557,28 @@ func (t *Tracker) Peek(account string, at time.Time) Stats {
 // Sweep forgets recipients older than the lookback and accounts with
 // nothing left, and returns how many accounts remain.
 func (t *Tracker) Sweep(at time.Time) int {
+	return t.Forget(at, 0)
+}
+
+// Forget is Sweep that also forgets every account that mailed nobody
+// within idle (0: only the lookback counts): memory for accounts that
+// stopped sending, bounded by the site's choice
+// (engine.forget_idle_after). It returns how many accounts remain; their
+// stored snapshots are deleted at the next Dirty.
+func (t *Tracker) Forget(at time.Time, idle time.Duration) int {
 	now := at.Unix()
+	cut := now - t.lookback
+	if s := int64(idle / time.Second); s > 0 && now-s > cut {
+		cut = now - s
+	}
 	n := 0
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for name, a := range s.accounts {
+			if a.head != none && a.ents[a.head].seen <= cut {
+				a.ents, a.idx, a.head, a.tail = nil, nil, none, none
+			}
 			a.expire(now - t.lookback)
 			a.hour = prune(a.hour, now/hourSlot-hourSlots)
 			a.day = prune(a.day, now/daySlot-daySlots)
@@ -553,7 +677,11 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 		t.noteSince(a.first)
 		s := t.shard(name)
 		s.mu.Lock()
-		s.accounts[name] = a
+		if live := s.accounts[name]; live != nil {
+			live.merge(a, t.max)
+		} else {
+			s.accounts[name] = a
+		}
 		s.mu.Unlock()
 	}
 	var errs []error
@@ -652,11 +780,11 @@ func decode(b []byte) (uint64, *account, error) {
 			}
 			seen += int64(d)
 		}
-		if _, dup := a.idx[h]; dup {
+		if _, dup := a.lookup(h); dup {
 			return 0, nil, errSnapshot
 		}
-		a.idx[h] = i
 		a.ents = append(a.ents, entry{h: h, seen: seen, newer: none, older: none})
+		a.index(h, i)
 		a.pushHead(i)
 	}
 	readBuckets := func(max uint64) ([]bucket, bool) {

@@ -333,3 +333,44 @@ func TestDirtyAndSince(t *testing.T) {
 		t.Fatalf("swept account not reported as deleted: %v", d)
 	}
 }
+
+// A background restore merges: recipients mailed since start stay known
+// with their times, the restored ones are known again, first-time counts
+// add up and the bound holds.
+func TestRestoreMergesLiveRecipients(t *testing.T) {
+	key := []byte("k")
+	before := New(Options{Key: key})
+	for i := range 20 {
+		before.Observe("u@x", []string{fmt.Sprintf("old%d@y", i)}, t0.Add(time.Duration(i)*time.Minute))
+	}
+	snap := before.Snapshot()
+
+	live := New(Options{Key: key, MaxPerAccount: 25})
+	at := t0.Add(time.Hour)
+	st := live.Observe("u@x", []string{"old3@y", "new1@y", "new2@y"}, at)
+	if st.New != 3 {
+		t.Fatalf("before the restore every recipient is new: %+v", st)
+	}
+	if err := live.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	p := live.Peek("u@x", at)
+	if p.Known != 22 {
+		t.Fatalf("known after merge = %d, want 22 (20 restored, 2 new)", p.Known)
+	}
+	if p.FirstTime24h != 23 {
+		t.Fatalf("first-time over the day = %d, want 23 (20 restored + 3 live)", p.FirstTime24h)
+	}
+	if got := live.Observe("u@x", []string{"old7@y", "new2@y"}, at.Add(time.Minute)); got.New != 0 {
+		t.Fatalf("restored and live recipients known: %+v", got)
+	}
+	// Over the bound the least recently mailed go first: old0–old4 after
+	// five more.
+	live.Observe("u@x", []string{"a@z", "b@z", "c@z", "d@z"}, at.Add(2*time.Minute))
+	if got := live.Observe("u@x", []string{"old0@y"}, at.Add(3*time.Minute)); got.New != 1 {
+		t.Fatalf("oldest recipient still known past the bound: %+v", got)
+	}
+	if got := live.Observe("u@x", []string{"old3@y"}, at.Add(4*time.Minute)); got.New != 0 {
+		t.Fatalf("old3 was mailed live and must be recent: %+v", got)
+	}
+}

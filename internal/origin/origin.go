@@ -10,6 +10,7 @@ package origin
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,6 +76,7 @@ type Tracker struct {
 	mu    sync.Mutex
 	acc   map[string]*acct
 	site  map[uint64]*siteAddr
+	gone  map[string]struct{} // accounts forgotten since the last Dirty
 }
 
 // New returns an empty Tracker.
@@ -208,4 +210,28 @@ func (t *Tracker) Observe(account string, addr netip.Addr, now time.Time) Stats 
 		}
 	}
 	return st
+}
+
+// Forget drops the accounts that used no prefix within the lookback or
+// within idle when that is shorter (0: the lookback only): memory for
+// accounts that stopped sending. Their stored snapshots are deleted at the
+// next Dirty. It returns how many accounts remain.
+func (t *Tracker) Forget(at time.Time, idle time.Duration) int {
+	now := at.Unix()
+	cut := now - int64(t.o.Lookback/time.Second)
+	if s := int64(idle / time.Second); s > 0 && now-s > cut {
+		cut = now - s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, a := range t.acc {
+		if !slices.ContainsFunc(a.prefixes, func(p prefixSeen) bool { return p.last > cut }) {
+			delete(t.acc, name)
+			if t.gone == nil {
+				t.gone = map[string]struct{}{}
+			}
+			t.gone[name] = struct{}{}
+		}
+	}
+	return len(t.acc)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mailbrake/mailbrake/internal/keyhash"
 )
@@ -19,6 +20,12 @@ func (t *Tracker) Dirty() map[string][]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := map[string][]byte{}
+	for name := range t.gone {
+		if _, back := t.acc[name]; !back {
+			out[name] = nil // forgotten: the stored snapshot goes too
+		}
+	}
+	t.gone = nil
 	for name, a := range t.acc {
 		if !a.dirty {
 			continue
@@ -46,7 +53,21 @@ func (t *Tracker) Restore(snaps map[string][]byte) error {
 			bad++
 			continue
 		}
-		t.acc[name] = &acct{prefixes: ps}
+		live := t.acc[name]
+		if live == nil {
+			t.acc[name] = &acct{prefixes: ps}
+			continue
+		}
+		// Used since start (a background restore): those stand with
+		// their times; restored prefixes fill in up to the bound.
+		for _, p := range ps {
+			if i := slices.IndexFunc(live.prefixes, func(x prefixSeen) bool { return x.h == p.h }); i >= 0 {
+				live.prefixes[i].last = max(live.prefixes[i].last, p.last)
+			} else if len(live.prefixes) < t.o.MaxPerAccount {
+				live.prefixes = append(live.prefixes, p)
+			}
+		}
+		live.dirty = true
 	}
 	if bad > 0 {
 		return fmt.Errorf("%w (%d)", errSnapshot, bad)

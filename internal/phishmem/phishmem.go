@@ -367,11 +367,18 @@ func (m *Memory) Restore(snaps map[string][]byte) error {
 			bad++
 			continue
 		}
+		// Learned since start too (a background restore): the later
+		// expiry stands.
+		at := time.Unix(exp, 0)
 		switch k[:2] {
 		case "i:":
-			m.ids[k[2:]] = time.Unix(exp, 0)
+			if cur, ok := m.ids[k[2:]]; !ok || cur.Before(at) {
+				m.ids[k[2:]] = at
+			}
 		case "a:":
-			m.addrs[k[2:]] = time.Unix(exp, 0)
+			if cur, ok := m.addrs[k[2:]]; !ok || cur.Before(at) {
+				m.addrs[k[2:]] = at
+			}
 		default:
 			bad++
 		}

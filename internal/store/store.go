@@ -141,6 +141,16 @@ type Audit interface {
 type Snapshots interface {
 	SaveSnapshots(ctx context.Context, snaps map[string][]byte) error
 	LoadSnapshots(ctx context.Context) (map[string][]byte, error)
+	// SnapshotPage returns up to limit snapshots with keys after after,
+	// in key order (bytewise): a daemon restores a million accounts page
+	// by page, in the background, without one long read.
+	SnapshotPage(ctx context.Context, after string, limit int) ([]Snapshot, error)
+}
+
+// Snapshot is one stored snapshot.
+type Snapshot struct {
+	Key   string
+	Value []byte
 }
 
 // Totals are an account's sliding-window sums.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // SaveSnapshots stores each entry of snaps in one transaction: a non-nil
@@ -68,6 +70,35 @@ func (s *Store) LoadSnapshots(ctx context.Context) (map[string][]byte, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite store: LoadSnapshots: %w", err)
+	}
+	return out, nil
+}
+
+// SnapshotPage returns up to limit snapshots with keys after after, in key
+// order. Keys are TEXT compared with SQLite's default BINARY collation,
+// which orders UTF-8 as Go compares strings.
+func (s *Store) SnapshotPage(ctx context.Context, after string, limit int) ([]store.Snapshot, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM snapshots WHERE key > ? ORDER BY key LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: SnapshotPage: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Snapshot, 0, limit)
+	for rows.Next() {
+		var sn store.Snapshot
+		if err := rows.Scan(&sn.Key, &sn.Value); err != nil {
+			return nil, fmt.Errorf("sqlite store: SnapshotPage: %w", err)
+		}
+		if sn.Value == nil {
+			sn.Value = []byte{}
+		}
+		out = append(out, sn)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: SnapshotPage: %w", err)
 	}
 	return out, nil
 }

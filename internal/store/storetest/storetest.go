@@ -959,6 +959,35 @@ func testSnapshots(t *testing.T, b Backend) {
 	}
 	checkSnaps(t, "after empty saves", loadSnaps(t, b), want)
 
+	// Paged: every snapshot once, in bytewise key order, whatever the
+	// page size; the last page is short or empty.
+	for _, limit := range []int{1, 2, 3, 1000} {
+		paged := map[string][]byte{}
+		var keys []string
+		after := ""
+		for {
+			page, err := b.SnapshotPage(ctx, after, limit)
+			if err != nil {
+				t.Fatalf("SnapshotPage(%q, %d): %v", after, limit, err)
+			}
+			if len(page) > limit {
+				t.Fatalf("SnapshotPage(%q, %d) returned %d", after, limit, len(page))
+			}
+			for _, sn := range page {
+				paged[sn.Key] = sn.Value
+				keys = append(keys, sn.Key)
+			}
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1].Key
+		}
+		if !slices.IsSorted(keys) {
+			t.Errorf("SnapshotPage with limit %d: keys out of order: %q", limit, keys)
+		}
+		checkSnaps(t, fmt.Sprintf("paged by %d", limit), paged, want)
+	}
+
 	// Deleting everything leaves an empty store.
 	del := map[string][]byte{}
 	for k := range want {
