@@ -92,6 +92,7 @@ type Daemon struct {
 	response         responseParts
 	stages           []stage
 	restored         chan struct{} // closed when the background restore has ended
+	connHealth       connHealth    // last probe of each connector
 	restoreHook      func()        // tests: called before the restore reads
 	errc             chan error
 	loopCtx          context.Context
@@ -311,6 +312,7 @@ func (d *Daemon) httpHandler(tls bool) (http.Handler, error) {
 		if at, err := d.ops.SyncHealth(); err != nil {
 			problems = append(problems, fmt.Sprintf("Postfix queue sync failed at %s: %v", at.UTC().Format(time.RFC3339), err))
 		}
+		problems = append(problems, d.connHealth.problems()...)
 		if len(problems) > 0 {
 			http.Error(w, "not ready\n"+strings.Join(problems, "\n"), http.StatusServiceUnavailable)
 			return

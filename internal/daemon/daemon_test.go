@@ -356,3 +356,68 @@ func TestMissingPostfixToolInReadyz(t *testing.T) {
 		t.Errorf("readyz: %d %s", res.StatusCode, b)
 	}
 }
+
+// TestConnectorHealthInReadyz: /readyz and mailbrake_connector_up say when
+// a connector's system does not answer (issue 13: readiness ignored the
+// connectors, so a playbook found out during an incident), with the
+// connector and since when, and recover when it answers again.
+func TestConnectorHealthInReadyz(t *testing.T) {
+	pf := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(pf, []byte("alice@example.org:{PLAIN}x::::::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startInProcess(t, func(c *config.Config) {
+		c.Directory.PasswdFile.Path = pf
+		c.Response.UsePasswdFile = true
+	})
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get("http://" + d.HTTP.String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	probe := func() { d.connHealth.probeAll(context.Background(), d.response.conns) }
+
+	probe()
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz with the passwd-file in place: %d %s", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, `mailbrake_connector_up{connector="passwd_file"} 1`) {
+		t.Fatalf("metrics lack the connector gauge:\n%s", grepLines(m, "connector_up"))
+	}
+
+	if err := os.Rename(pf, pf+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	probe()
+	probe()
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "connector passwd_file failing since") || !strings.Contains(body, "no such file") {
+		t.Fatalf("readyz with the passwd-file gone: %d %s", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, `mailbrake_connector_up{connector="passwd_file"} 0`) {
+		t.Fatalf("connector gauge not 0:\n%s", grepLines(m, "connector_up"))
+	}
+
+	if err := os.Rename(pf+".moved", pf); err != nil {
+		t.Fatal(err)
+	}
+	probe()
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz after the passwd-file is back: %d %s", code, body)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

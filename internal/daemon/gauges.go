@@ -13,6 +13,7 @@ import (
 type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
+	connUp                               *prometheus.Desc
 }
 
 func newStateGauges(d *Daemon) *stateGauges {
@@ -23,11 +24,12 @@ func newStateGauges(d *Daemon) *stateGauges {
 		accounts: prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
 		sync:     prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
 		syncOK:   prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
+		connUp:   prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp} {
 		ch <- d
 	}
 }
@@ -64,5 +66,12 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(g.sync, prometheus.GaugeValue, ts)
 		ch <- prometheus.MustNewConstMetric(g.syncOK, prometheus.GaugeValue, ok)
+	}
+	for name, up := range d.connHealth.up() {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(g.connUp, prometheus.GaugeValue, v, name)
 	}
 }

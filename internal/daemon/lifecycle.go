@@ -585,6 +585,14 @@ func (d *Daemon) startLoops() {
 	if ph := d.dets.Phishers; ph != nil {
 		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })
 	}
+	// The connectors' systems are probed at start and every minute, so
+	// that /readyz says Zimbra is down before a playbook needs it.
+	if conns := d.response.conns; len(conns) > 0 {
+		loop(func() {
+			d.connHealth.probeAll(ctx, conns)
+			every(ctx, connProbeEvery, func(time.Time) { d.connHealth.probeAll(ctx, conns) })
+		})
+	}
 	// Accounts that stopped sending are forgotten hourly, in memory and
 	// (at the next snapshot) in the store: memory follows the accounts
 	// that send, not every account that ever did.

@@ -112,6 +112,10 @@ type daemonOptions struct {
 	// SyncGrace is postfix.sync_grace; "" keeps the default.
 	SyncGrace string
 	ExtraYAML string // appended to the generated config
+	// DataDir is the data directory; "" makes a private one.
+	DataDir string
+	// SyncInterval is postfix.sync_interval; "" keeps it off (0s).
+	SyncInterval string
 }
 
 // startDaemon runs `mailbrake serve` with a private data directory.
@@ -119,6 +123,9 @@ func startDaemon(t *testing.T, o daemonOptions) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	d := &daemon{t: t, log: &syncBuffer{}, dataDir: filepath.Join(dir, "data"), policy: o.Policy, milter: o.Milter, done: make(chan struct{})}
+	if o.DataDir != "" {
+		d.dataDir = o.DataDir
+	}
 	d.socket = filepath.Join(d.dataDir, "admin.sock")
 	var cfg strings.Builder
 	d.http = freeAddr(t)
@@ -133,7 +140,10 @@ func startDaemon(t *testing.T, o daemonOptions) *daemon {
 	} else {
 		cfg.WriteString("milter: {enabled: false}\n")
 	}
-	fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: 0s", o.PostfixConfigDir)
+	if o.SyncInterval == "" {
+		o.SyncInterval = "0s"
+	}
+	fmt.Fprintf(&cfg, "postfix: {config_dir: %s, sync_interval: %s", o.PostfixConfigDir, o.SyncInterval)
 	if o.ReinjectionListeners != nil {
 		fmt.Fprintf(&cfg, ", reinjection_listeners: [%s]", strings.Join(o.ReinjectionListeners, ", "))
 	}

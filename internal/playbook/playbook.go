@@ -69,6 +69,12 @@ type Connector interface {
 	Do(ctx context.Context, step Step, inc *store.Incident, password []byte) (detail string, err error)
 }
 
+// Prober is a Connector that can show, without changing anything, that
+// its system answers with mailbrake's credentials (health in /readyz).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // ErrPermanent wraps a connector error that retrying cannot fix (no such
 // account, bad credentials): the step fails without further attempts.
 var ErrPermanent = errors.New("permanent failure")

@@ -44,3 +44,17 @@ func (d Dovecot) Do(ctx context.Context, s playbook.Step, inc *store.Incident, _
 	}
 	return fmt.Sprintf("auth cache flushed, %d account(s) kicked", n), nil
 }
+
+// Probe implements playbook.Prober: the doveadm API, and the passwd-file
+// when this connector writes one.
+func (d Dovecot) Probe(ctx context.Context) error {
+	if d.c != nil {
+		if err := d.c.Ping(ctx); err != nil {
+			return err
+		}
+	}
+	if d.pf != nil {
+		return probeFile(d.pf.Path)
+	}
+	return nil
+}

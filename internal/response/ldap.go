@@ -55,3 +55,6 @@ func (l LDAP) PasswordChangedAt(ctx context.Context, account string) (time.Time,
 func (l LDAP) Unlock(ctx context.Context, account string) error {
 	return l.c.Unlock(ctx, account)
 }
+
+// Probe implements playbook.Prober.
+func (l LDAP) Probe(ctx context.Context) error { return l.c.Ping(ctx) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/go-crypt/crypt/algorithm"
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
@@ -84,4 +85,16 @@ func hashPassword(scheme string, pw []byte) (string, error) {
 		return "", fmt.Errorf("hashing the new password: %w", err)
 	}
 	return "{" + scheme + "}" + d.Encode(), nil
+}
+
+// Probe implements playbook.Prober: the passwd-file exists and opens for
+// writing (nothing is written).
+func (p PasswdFile) Probe(context.Context) error { return probeFile(p.w.Path) }
+
+func probeFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("passwd-file: %w", err)
+	}
+	return f.Close()
 }

@@ -249,3 +249,6 @@ func describePersistence(p *zimbra.Persistence) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Probe implements playbook.Prober.
+func (z Zimbra) Probe(ctx context.Context) error { return z.c.Ping(ctx) }

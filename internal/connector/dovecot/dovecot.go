@@ -360,3 +360,14 @@ func excerpt(data []byte) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// probeAccount is an account no site has: `doveadm who` for it lists no
+// session and reads nothing.
+const probeAccount = "mailbrake-health-probe@invalid"
+
+// Ping shows that the doveadm HTTP API answers with mailbrake's
+// credentials: `doveadm who` for an account that cannot exist.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Who(ctx, probeAccount)
+	return err
+}

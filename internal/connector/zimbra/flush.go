@@ -188,3 +188,11 @@ func (c *Client) flushByID(ctx context.Context, name, id string) *FlushReport {
 	}
 	return r
 }
+
+// Ping shows that the admin service answers with mailbrake's credentials:
+// one authenticated GetAllServersRequest (the request the cache flush
+// makes), read-only.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.mailboxServers(ctx)
+	return err
+}

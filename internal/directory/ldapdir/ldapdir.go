@@ -606,3 +606,14 @@ func (c *Client) bindPassword() (string, error) {
 	}
 	return pw, nil
 }
+
+// Ping shows that the directory answers: a new connection, StartTLS when
+// configured and a bind as BindDN, closed again.
+func (c *Client) Ping(ctx context.Context) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
+}
