@@ -27,12 +27,17 @@ func (s *Store) SaveSnapshots(ctx context.Context, snaps map[string][]byte) erro
 			return err
 		}
 		defer del.Close()
+		// The rows run without a cancellable context: the driver starts a
+		// goroutine to watch one for every statement, and a save writes
+		// thousands of rows. Cancelling ctx still rolls the transaction
+		// back (database/sql watches it once), failing the next row.
+		rowCtx := context.WithoutCancel(ctx)
 		for k, v := range snaps {
 			if v == nil {
-				_, err = del.ExecContext(ctx, k)
+				_, err = del.ExecContext(rowCtx, k)
 			} else {
 				// A zero-length blob, not NULL: the value column is NOT NULL.
-				_, err = upsert.ExecContext(ctx, k, append(make([]byte, 0, len(v)), v...))
+				_, err = upsert.ExecContext(rowCtx, k, append(make([]byte, 0, len(v)), v...))
 			}
 			if err != nil {
 				return err

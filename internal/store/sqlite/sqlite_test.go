@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -518,5 +519,25 @@ func TestMigrateEvidenceToRows(t *testing.T) {
 	}
 	if in, _ := s.GetIncident(ctx, 4); len(in.Evidence) != 3 || in.Evidence[2].Reason != "r" {
 		t.Fatalf("after new evidence: %+v", in.Evidence)
+	}
+}
+
+// TestSaveSnapshotsCancelled: rows are written without a per-row
+// cancellable context, yet a cancelled save still writes nothing (the
+// transaction is rolled back) and says so.
+func TestSaveSnapshotsCancelled(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "m.db"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	snaps := map[string][]byte{}
+	for i := range 5000 {
+		snaps[fmt.Sprintf("acct%d@example.org", i)] = []byte("x")
+	}
+	if err := s.SaveSnapshots(ctx, snaps); err == nil {
+		t.Fatal("a cancelled save reported success")
+	}
+	got, err := s.LoadSnapshots(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("after a cancelled save: %d snapshots, %v", len(got), err)
 	}
 }
