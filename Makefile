@@ -2,10 +2,14 @@
 GO        ?= go
 BIN       ?= bin/mailbrake
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/mailbrake/mailbrake/internal/cli.Version=$(VERSION)
+# The commit's time, not the clock's: the same commit builds the same binary.
+BUILD_DATE ?= $(shell TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+CLI       := github.com/mailbrake/mailbrake/internal/cli
+LDFLAGS   := -s -w -X $(CLI).Version=$(VERSION) -X $(CLI).Commit=$(COMMIT) -X $(CLI).BuildDate=$(BUILD_DATE)
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test test-deps unit fuzz bench check clean
+.PHONY: all build run test test-deps unit fuzz bench check clean deb
 
 all: build
 
@@ -47,5 +51,11 @@ check:
 	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed; skipped"
 	@command -v govulncheck >/dev/null && govulncheck ./... || echo "govulncheck not installed; skipped"
 
+# The Debian package (dist/mailbrake_VERSION_ARCH.deb): the binary, the
+# systemd unit, /etc/mailbrake/mailbrake.yaml, /var/lib/mailbrake and the
+# man pages; see docs/deploy.md. The version comes from the last tag.
+deb: build
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(GO) run ./tools/mkdeb -bin $(BIN) -out dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

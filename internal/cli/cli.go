@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -15,8 +16,51 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 )
 
-// Version is set at build time with -ldflags "-X …/internal/cli.Version=…".
-var Version = "dev"
+// Version, Commit and BuildDate are set at build time with -ldflags "-X
+// …/internal/cli.Version=…" and so on (make build: `git describe --tags`,
+// the commit and the commit's UTC time, so one commit builds one binary).
+var (
+	Version   = "dev"
+	Commit    = "" // -X …/internal/cli.Commit=…; else Go's VCS stamp, when the build has one
+	BuildDate = ""
+)
+
+// SystemConfig is the configuration the Debian package installs; used
+// when no --config or MAILBRAKE_CONFIG names one.
+var SystemConfig = "/etc/mailbrake/mailbrake.yaml"
+
+// versionLine is what `mailbrake version` prints: the version, the commit
+// it was built from (with "+changes" when the tree was modified), the
+// build date and the Go version.
+func versionLine() string {
+	commit, modified := "unknown", false
+	goVersion := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if modified {
+		commit += "+changes"
+	}
+	if Commit != "" {
+		commit = Commit
+	}
+	date := BuildDate
+	if date == "" {
+		date = "unknown"
+	}
+	return fmt.Sprintf("mailbrake %s (commit %s, built %s, %s)", Version, commit, date, goVersion)
+}
 
 // exitError carries a process exit code through cobra.
 type exitError struct {
@@ -58,6 +102,9 @@ type globals struct {
 	socket     string
 }
 
+// Command returns the command tree (for generating the man pages).
+func Command() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
+
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
@@ -66,9 +113,18 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
+		// The package's configuration is found without flags: a CLI
+		// call on the server reaches the daemon the package runs.
+		PersistentPreRun: func(*cobra.Command, []string) {
+			if g.configFile == "" {
+				if _, err := os.Stat(SystemConfig); err == nil {
+					g.configFile = SystemConfig
+				}
+			}
+		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.configFile, "config", "c", os.Getenv("MAILBRAKE_CONFIG"), "config file (env MAILBRAKE_CONFIG; default: embedded defaults)")
+	pf.StringVarP(&g.configFile, "config", "c", os.Getenv("MAILBRAKE_CONFIG"), "config file (env MAILBRAKE_CONFIG; default "+SystemConfig+" when it exists, else the embedded defaults)")
 	pf.StringVar(&g.dataDir, "data-dir", os.Getenv("MAILBRAKE_DATA_DIR"), "data directory (env MAILBRAKE_DATA_DIR; default from config: ./mailbrake-data)")
 	pf.StringVar(&g.socket, "socket", os.Getenv("MAILBRAKE_SOCKET"), "admin socket of the running daemon (env MAILBRAKE_SOCKET; default <data-dir>/admin.sock)")
 	root.AddCommand(
@@ -88,7 +144,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
-			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "mailbrake", Version) },
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), versionLine()) },
 		},
 	)
 	return root

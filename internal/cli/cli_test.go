@@ -256,3 +256,31 @@ func TestConfigCheckNotesDroppedPlaybooks(t *testing.T) {
 		t.Fatalf("defaults: exit %d\n%s", code, out)
 	}
 }
+
+// TestSystemConfigFound: without --config or MAILBRAKE_CONFIG, the
+// package's /etc/mailbrake/mailbrake.yaml is used when it exists (issue
+// 14), the embedded defaults otherwise, and --config still wins.
+func TestSystemConfigFound(t *testing.T) {
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "mailbrake.yaml")
+	saved := SystemConfig
+	t.Cleanup(func() { SystemConfig = saved })
+	t.Setenv("MAILBRAKE_CONFIG", "")
+
+	SystemConfig = filepath.Join(dir, "absent.yaml")
+	if code, out, errs := run(t, "--data-dir", filepath.Join(dir, "d"), "config", "check"); code != 0 || !strings.Contains(out, "embedded defaults") {
+		t.Fatalf("without a system config: exit %d\n%s%s", code, out, errs)
+	}
+
+	os.WriteFile(sys, []byte("data_dir: "+filepath.Join(dir, "sysdata")+"\nlog: {level: bogus}\n"), 0o600)
+	SystemConfig = sys
+	code, out, errs := run(t, "config", "check")
+	if code != 2 || !strings.Contains(errs, sys) || !strings.Contains(errs, "log.level") {
+		t.Fatalf("with the system config: exit %d\n%s%s", code, out, errs)
+	}
+	other := filepath.Join(dir, "other.yaml")
+	os.WriteFile(other, []byte("data_dir: "+filepath.Join(dir, "o")+"\n"), 0o600)
+	if code, out, errs := run(t, "--config", other, "config", "check"); code != 0 || !strings.Contains(out, other) {
+		t.Fatalf("--config over the system config: exit %d\n%s%s", code, out, errs)
+	}
+}

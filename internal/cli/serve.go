@@ -13,6 +13,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/daemon"
 	"github.com/mailbrake/mailbrake/internal/gctune"
+	"github.com/mailbrake/mailbrake/internal/sdnotify"
 )
 
 func serveCmd(g *globals) *cobra.Command {
@@ -58,7 +59,21 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 				// The same problems `config check` reports, exit 2.
 				return &exitError{code: 2, err: fmt.Errorf("%s: %d error(s):\n  %s", nameOf(g.configFile), strings.Count(err.Error(), "\n")+1, strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 			}
-			return d.Run(cmd.Context())
+			// Under systemd (Type=notify) the unit is started once every
+			// listener is open, and stopping is announced at once.
+			ctx := cmd.Context()
+			go func() {
+				select {
+				case <-d.Ready:
+					if _, err := sdnotify.Notify(sdnotify.Ready + "\n" + sdnotify.Status("serving")); err != nil {
+						log.Warn("telling systemd the daemon is ready failed", "err", err)
+					}
+				case <-ctx.Done():
+				}
+				<-ctx.Done()
+				sdnotify.Notify(sdnotify.Stopping)
+			}()
+			return d.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
