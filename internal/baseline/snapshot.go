@@ -20,23 +20,37 @@ var errSnapshot = errors.New("baseline: bad snapshot")
 func (d *Detector) Dirty() map[string][]byte {
 	out := map[string][]byte{}
 	for i := range d.shards {
-		sh := &d.shards[i]
-		sh.mu.Lock()
-		for name := range sh.gone {
-			if _, back := sh.m[name]; !back {
-				out[name] = nil // forgotten: the stored snapshot goes too
-			}
-		}
-		sh.gone = nil
-		for name, a := range sh.m {
-			if a.dirty {
-				a.dirty = false
-				out[name] = encode(a)
-			}
-		}
-		sh.mu.Unlock()
+		d.dirtyShard(i, out)
 	}
 	return out
+}
+
+// DirtyParts is how many parts DirtyPart splits Dirty into.
+func (d *Detector) DirtyParts() int { return len(d.shards) }
+
+// DirtyPart is Dirty for one shard of the accounts.
+func (d *Detector) DirtyPart(i int) map[string][]byte {
+	out := map[string][]byte{}
+	d.dirtyShard(i, out)
+	return out
+}
+
+func (d *Detector) dirtyShard(i int, out map[string][]byte) {
+	sh := &d.shards[i]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for name := range sh.gone {
+		if _, back := sh.m[name]; !back {
+			out[name] = nil // forgotten: the stored snapshot goes too
+		}
+	}
+	sh.gone = nil
+	for name, a := range sh.m {
+		if a.dirty {
+			a.dirty = false
+			out[name] = encode(a)
+		}
+	}
 }
 
 // Restore loads snapshots from Dirty; undecodable ones are skipped and

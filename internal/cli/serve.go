@@ -48,7 +48,7 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 			log := newLogger(cmd.ErrOrStderr(), c.Log)
 			// The collector's target follows the live heap: 4x headroom
 			// while it is a few MiB (little GC work on the request path),
-			// half the live heap when a million accounts' state is kept
+			// 30 % of the live heap when a million accounts' state is kept
 			// (memory bounds in docs/performance.md). GOGC in the
 			// environment still wins.
 			gcCtx, stopGC := context.WithCancel(cmd.Context())

@@ -45,6 +45,12 @@ func add(bs []bucket, slot int64, m, r uint32) []bucket {
 		bs[n-1].r += r
 		return bs
 	}
+	if len(bs) == cap(bs) {
+		// A quarter more, not append's double (see novelty's tables).
+		grown := make([]bucket, len(bs), len(bs)+max(2, len(bs)/4))
+		copy(grown, bs)
+		bs = grown
+	}
 	return append(bs, bucket{slot, m, r})
 }
 
@@ -247,22 +253,38 @@ func (c *Memory) Sweep(t time.Time) int {
 func (c *Memory) Dirty() map[string][]byte {
 	out := map[string][]byte{}
 	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for name, a := range s.accounts {
-			if !a.dirty {
-				continue
-			}
-			a.dirty = false
-			if len(a.hour) == 0 && len(a.day) == 0 {
-				out[name] = nil
-				continue
-			}
-			out[name] = encode(a)
-		}
-		s.mu.Unlock()
+		c.dirtyShard(i, out)
 	}
 	return out
+}
+
+// DirtyParts is how many parts DirtyPart splits Dirty into.
+func (c *Memory) DirtyParts() int { return shards }
+
+// DirtyPart is Dirty for one part of the accounts (one shard): the daemon
+// saves a million accounts a part at a time instead of building one map
+// of all of them.
+func (c *Memory) DirtyPart(i int) map[string][]byte {
+	out := map[string][]byte{}
+	c.dirtyShard(i, out)
+	return out
+}
+
+func (c *Memory) dirtyShard(i int, out map[string][]byte) {
+	s := &c.shards[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, a := range s.accounts {
+		if !a.dirty {
+			continue
+		}
+		a.dirty = false
+		if len(a.hour) == 0 && len(a.day) == 0 {
+			out[name] = nil
+			continue
+		}
+		out[name] = encode(a)
+	}
 }
 
 // Restore loads snapshots produced by Dirty. Undecodable entries are skipped

@@ -269,3 +269,36 @@ func TestRestoreMergesLiveCharges(t *testing.T) {
 		t.Fatal("merged account not dirty")
 	}
 }
+
+// TestDirtyParts: the parts together are exactly what Dirty returns, and
+// taking them marks the accounts clean as Dirty does.
+func TestDirtyParts(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a, b := NewMemory(), NewMemory()
+	for i := range 500 {
+		acct := fmt.Sprintf("u%d@x", i)
+		a.Charge(ctx, acct, "", now, 1, 2)
+		b.Charge(ctx, acct, "", now, 1, 2)
+	}
+	want := a.Dirty()
+	got := map[string][]byte{}
+	for i := range b.DirtyParts() {
+		for k, v := range b.DirtyPart(i) {
+			if _, dup := got[k]; dup {
+				t.Fatalf("%s in two parts", k)
+			}
+			got[k] = v
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parts hold %d accounts, Dirty %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if string(got[k]) != string(v) {
+			t.Fatalf("%s differs", k)
+		}
+	}
+	if d := b.Dirty(); len(d) != 0 {
+		t.Fatalf("still dirty after the parts: %d", len(d))
+	}
+}

@@ -105,6 +105,20 @@ type snapshotter struct {
 	prefix  string
 	dirty   func() map[string][]byte
 	restore func(map[string][]byte) error
+	// parts and part, when set, hand out dirty a shard at a time.
+	parts func() int
+	part  func(int) map[string][]byte
+}
+
+// each calls f with the changed snapshots, a part at a time.
+func (sn snapshotter) each(f func(map[string][]byte)) {
+	if sn.parts == nil {
+		f(sn.dirty())
+		return
+	}
+	for i := range sn.parts() {
+		f(sn.part(i))
+	}
 }
 
 // escalation is an account state change asked for by a verdict, applied
@@ -276,12 +290,14 @@ func (d *Daemon) saveSnapshots(ctx context.Context) {
 		clear(chunk)
 	}
 	for _, sn := range d.snapshotters {
-		for k, v := range sn.dirty() {
-			chunk[sn.prefix+k] = v
-			if len(chunk) >= saveChunk {
-				flush()
+		sn.each(func(part map[string][]byte) {
+			for k, v := range part {
+				chunk[sn.prefix+k] = v
+				if len(chunk) >= saveChunk {
+					flush()
+				}
 			}
-		}
+		})
 	}
 	flush()
 }

@@ -61,7 +61,7 @@ func TestLearnSeedsWhatServeRestores(t *testing.T) {
 	}
 	d := &Daemon{}
 	for _, sn := range set.Snapshotters() {
-		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore})
+		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})
 	}
 	d.restoreSnapshots(snaps)
 	now := t0.AddDate(0, 0, 11)

@@ -268,11 +268,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	dets := d.dets
 	d.snapshotters = []snapshotter{
-		{"", d.counters.Dirty, d.counters.Restore},
-		{"score\x00", d.scores.Dirty, d.scores.Restore},
+		{"", d.counters.Dirty, d.counters.Restore, d.counters.DirtyParts, d.counters.DirtyPart},
+		{"score\x00", d.scores.Dirty, d.scores.Restore, d.scores.DirtyParts, d.scores.DirtyPart},
 	}
 	for _, sn := range dets.Snapshotters() {
-		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore})
+		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})
 	}
 	if ph := dets.Phishers; ph != nil {
 		listed, block, allow := ph.Len()

@@ -179,6 +179,11 @@ type Snapshotter struct {
 	Prefix  string
 	Dirty   func() map[string][]byte
 	Restore func(map[string][]byte) error
+	// Parts and Part, when set, give Dirty a part at a time (a shard of
+	// the accounts), so that saving a million accounts never builds one
+	// map of all of them.
+	Parts func() int
+	Part  func(int) map[string][]byte
 }
 
 // Forget drops, in every built detector that keeps per-account state, the
@@ -207,21 +212,21 @@ func (s *Set) Forget(at time.Time, idle time.Duration) map[string]int {
 func (s *Set) Snapshotters() []Snapshotter {
 	var out []Snapshotter
 	if s.Baseline != nil {
-		out = append(out, Snapshotter{"baseline\x00", s.Baseline.Dirty, s.Baseline.Restore})
+		out = append(out, Snapshotter{"baseline\x00", s.Baseline.Dirty, s.Baseline.Restore, s.Baseline.DirtyParts, s.Baseline.DirtyPart})
 	}
 	if s.Phish != nil {
-		out = append(out, Snapshotter{"phish\x00", s.Phish.Dirty, s.Phish.Restore})
+		out = append(out, Snapshotter{Prefix: "phish\x00", Dirty: s.Phish.Dirty, Restore: s.Phish.Restore})
 	}
 	if s.Novelty != nil {
-		out = append(out, Snapshotter{"novelty\x00", s.Novelty.Tracker.Dirty, s.Novelty.Tracker.Restore})
+		out = append(out, Snapshotter{"novelty\x00", s.Novelty.Tracker.Dirty, s.Novelty.Tracker.Restore, s.Novelty.Tracker.DirtyParts, s.Novelty.Tracker.DirtyPart})
 	}
 	if s.Campaign != nil {
-		out = append(out, Snapshotter{"campaign\x00", s.Campaign.Tracker.Dirty, s.Campaign.Tracker.Restore},
-			Snapshotter{"campaign-spam\x00", s.Campaign.Tracker.SpamDirty, s.Campaign.Tracker.RestoreSpam},
-			Snapshotter{"campaign-site\x00", s.Campaign.Tracker.HostsDirty, s.Campaign.Tracker.RestoreHosts})
+		out = append(out, Snapshotter{Prefix: "campaign\x00", Dirty: s.Campaign.Tracker.Dirty, Restore: s.Campaign.Tracker.Restore},
+			Snapshotter{Prefix: "campaign-spam\x00", Dirty: s.Campaign.Tracker.SpamDirty, Restore: s.Campaign.Tracker.RestoreSpam},
+			Snapshotter{Prefix: "campaign-site\x00", Dirty: s.Campaign.Tracker.HostsDirty, Restore: s.Campaign.Tracker.RestoreHosts})
 	}
 	if s.Origin != nil {
-		out = append(out, Snapshotter{"origin\x00", s.Origin.Tracker.Dirty, s.Origin.Tracker.Restore})
+		out = append(out, Snapshotter{Prefix: "origin\x00", Dirty: s.Origin.Tracker.Dirty, Restore: s.Origin.Tracker.Restore})
 	}
 	return out
 }

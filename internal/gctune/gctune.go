@@ -5,8 +5,8 @@
 // time collecting, but one that keeps a million accounts' state (hundreds
 // of MiB live) would grow to five times that. The tuner gives the heap a
 // headroom of max(Floor, Fraction × live): generous while the heap is
-// small, half the live heap when it is large — the shape of the memory
-// bounds in docs/performance.md. It is the technique of the GC tuners
+// small, 30 % of the live heap when it is large — what keeps 100,000
+// accounts under 200 MiB (docs/performance.md). It is the technique of the GC tuners
 // large Go services run (a GOGC recomputed from the live heap), kept to
 // one loop reading runtime/metrics.
 package gctune
@@ -20,18 +20,18 @@ import (
 
 // Options bounds the tuner. Zero fields take the defaults.
 type Options struct {
-	Floor    uint64        // headroom never below this (default 64 MiB)
-	Fraction float64       // headroom as a share of the live heap (default 0.5)
+	Floor    uint64        // headroom never below this (default 32 MiB)
+	Fraction float64       // headroom as a share of the live heap (default 0.3)
 	Min, Max int           // GOGC bounds (defaults 25 and 400)
 	Every    time.Duration // how often the live heap is read (default 1 s)
 }
 
 func (o *Options) defaults() {
 	if o.Floor == 0 {
-		o.Floor = 64 << 20
+		o.Floor = 32 << 20
 	}
 	if o.Fraction <= 0 {
-		o.Fraction = 0.5
+		o.Fraction = 0.3
 	}
 	if o.Min <= 0 {
 		o.Min = 25

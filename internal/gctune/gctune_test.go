@@ -17,14 +17,14 @@ func TestPercent(t *testing.T) {
 	}{
 		{0, 400},         // nothing measured yet
 		{1, 400},         // capped at Max
-		{10 * mib, 400},  // the 64 MiB floor would be 640 %: capped
-		{20 * mib, 320},  // 64/20
-		{64 * mib, 100},  // floor = live
-		{100 * mib, 64},  // 64/100
-		{127 * mib, 50},  // 64/127, truncated
-		{128 * mib, 50},  // floor = half of live
-		{1024 * mib, 50}, // large heaps: half of live
-		{1 << 40, 50},
+		{8 * mib, 400},   // the 32 MiB floor is 400 %
+		{10 * mib, 320},  // 32/10
+		{20 * mib, 160},  // 32/20
+		{64 * mib, 50},   // floor = half of live
+		{100 * mib, 32},  // the floor still above 30 %
+		{128 * mib, 30},  // from here 30 % of live
+		{1024 * mib, 30}, // large heaps
+		{1 << 40, 30},
 	} {
 		if got := Percent(c.live, Options{}); got != c.want {
 			t.Errorf("Percent(%d MiB) = %d, want %d", c.live/mib, got, c.want)

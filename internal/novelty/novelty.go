@@ -226,6 +226,17 @@ func (a *account) touch(h uint64, now int64, max int) bool {
 		a.remove(a.tail)
 	}
 	i := int32(len(a.ents))
+	if len(a.ents) == cap(a.ents) {
+		// A quarter more, not append's double: most tables stop growing
+		// soon, and a million of them at half empty is a lot.
+		extra := len(a.ents) / 4
+		if extra < 2 {
+			extra = 2
+		}
+		grown := make([]entry, len(a.ents), len(a.ents)+extra)
+		copy(grown, a.ents)
+		a.ents = grown
+	}
 	a.ents = append(a.ents, entry{h: h, seen: now, newer: none, older: none})
 	a.index(h, i)
 	a.pushHead(i)
@@ -320,6 +331,11 @@ func add(bs []bucket, slot int64, n uint32) []bucket {
 	if k := len(bs); k > 0 && bs[k-1].slot >= slot {
 		bs[k-1].n += n
 		return bs
+	}
+	if len(bs) == cap(bs) {
+		grown := make([]bucket, len(bs), len(bs)+max(2, len(bs)/4)) // a quarter more, as touch
+		copy(grown, bs)
+		bs = grown
 	}
 	return append(bs, bucket{slot, n})
 }
@@ -621,23 +637,40 @@ func (t *Tracker) Since() time.Time {
 // deleted), and marks them clean.
 func (t *Tracker) Dirty() map[string][]byte {
 	out := map[string][]byte{}
-	t.gone.Range(func(k, _ any) bool {
-		out[k.(string)] = nil
-		t.gone.Delete(k)
-		return true
-	})
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		for name, a := range s.accounts {
-			if a.dirty {
-				out[name] = encode(t.keyID, a)
-				a.dirty = false
-			}
-		}
-		s.mu.Unlock()
+		t.dirtyShard(i, out)
 	}
 	return out
+}
+
+// DirtyParts is how many parts DirtyPart splits Dirty into.
+func (t *Tracker) DirtyParts() int { return shards }
+
+// DirtyPart is Dirty for one shard of the accounts (part 0 also carries
+// the accounts forgotten since the last call).
+func (t *Tracker) DirtyPart(i int) map[string][]byte {
+	out := map[string][]byte{}
+	t.dirtyShard(i, out)
+	return out
+}
+
+func (t *Tracker) dirtyShard(i int, out map[string][]byte) {
+	if i == 0 {
+		t.gone.Range(func(k, _ any) bool {
+			out[k.(string)] = nil
+			t.gone.Delete(k)
+			return true
+		})
+	}
+	s := &t.shards[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, a := range s.accounts {
+		if a.dirty {
+			out[name] = encode(t.keyID, a)
+			a.dirty = false
+		}
+	}
 }
 
 // Snapshot returns every account encoded. Snapshots hold hashes, never
