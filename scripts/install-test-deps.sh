@@ -23,6 +23,7 @@ packages=(
   dovecot-core     # internal/dovecottest: the private Dovecot (auth, doveadm HTTP API)
   dovecot-imapd    # internal/dovecottest: IMAP sessions that a kick must end
   chromium         # internal/e2e: the web UI driven in headless Chromium (chromedp)
+  prometheus       # internal/daemon: promtool check rules on contrib/prometheus/mailbrake-rules.yml
 )
 # package:service for packages whose installation may start a system service;
 # the tests never use the system instances, so they must not be left running.
@@ -32,6 +33,7 @@ services=(
   sasl2-bin:saslauthd
   slapd:slapd
   dovecot-core:dovecot
+  prometheus:prometheus
 )
 # ---------------------------------------------------------------------------
 

@@ -241,15 +241,22 @@ func TestTerminalEscapes(t *testing.T) {
 	}
 }
 
-// TestConfigCheckNotesDroppedPlaybooks (issue 14): a configuration with a
-// playbook of its own says which defaults no longer run.
-func TestConfigCheckNotesDroppedPlaybooks(t *testing.T) {
+// TestConfigCheckNotesPlaybookChanges (issue 14): listed playbooks merge
+// with the defaults; config check says what changed about the defaults (a
+// trigger taken over, a default left without triggers, one turned off).
+func TestConfigCheckNotesPlaybookChanges(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "mb.yaml")
-	os.WriteFile(f, []byte("data_dir: "+filepath.Join(dir, "data")+"\nplaybooks:\n  - name: mine\n    triggers: [password-leak]\n    severity: critical\n    steps: [notify]\n"), 0o600)
+	os.WriteFile(f, []byte("data_dir: "+filepath.Join(dir, "data")+"\nplaybooks:\n  - name: mine\n    triggers: [password-leak]\n    severity: critical\n    steps: [notify]\n  - {name: review-volume, disabled: true}\n"), 0o600)
 	code, out, errs := run(t, "config", "check", f)
-	if code != 0 || !strings.Contains(out, "note: playbooks:") || !strings.Contains(out, "contain-mass-sending") || strings.Contains(out, "mine,") {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	for _, want := range []string{`note: playbooks: "mine" now handles password-leak instead of the default "contain-password-leak"`,
+		"no trigger left and do not run: contain-password-leak", "default playbooks turned off: review-volume"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("exit %d, lacks %q\n%s\n%s", code, want, out, errs)
+		}
+	}
+	if strings.Contains(out, "contain-mass-sending") {
+		t.Fatalf("a default that still runs is noted:\n%s", out)
 	}
 	code, out, _ = run(t, "--data-dir", filepath.Join(dir, "data"), "config", "check")
 	if code != 0 || strings.Contains(out, "note:") {

@@ -35,14 +35,20 @@ type Config struct {
 	Directory    DirectoryConfig    `yaml:"directory" doc:"Where accounts live: an LDAP directory and/or a Dovecot passwd-file. Read for password hashes (password-leak detection) and, when response.use_ldap / use_passwd_file say so, written by playbooks."`
 	Response     ResponseConfig     `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
 	Notify       NotifyConfig       `yaml:"notify" doc:"Who is told about incidents (the notify playbook step): e-mail to the help desk, admins and optionally the user, a signed webhook, syslog. Rate-limited per incident and per hour."`
-	Playbooks    []PlaybookConfig   `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident."`
+	Playbooks    []PlaybookConfig   `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident. Listed playbooks merge with the defaults: one named as a default replaces it, {name: …, disabled: true} turns a default off, another name adds a playbook, and a trigger a listed playbook takes is taken from the default that had it."`
 	Rules        []Rule             `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
+
+	notes []string // set by Load (Notes)
+	// playbookPaths names each merged playbook where the file has it
+	// ("playbooks[2]") or as a default; set by Load (PlaybookPath).
+	playbookPaths []string
 }
 
 // LogConfig configures log/slog output on stderr.
 type LogConfig struct {
-	Level  string `yaml:"level" doc:"debug, info, warn or error."`
-	Format string `yaml:"format" doc:"text or json."`
+	Level    string `yaml:"level" doc:"debug, info, warn or error."`
+	Format   string `yaml:"format" doc:"text or json."`
+	Verdicts string `yaml:"verdicts" doc:"Which decisions get a log line (queue ID, account, client family, reasons, how long it took): non-allow, or all (every message, at info)."`
 }
 
 // PolicyConfig configures the policy delegation listener.
@@ -328,7 +334,9 @@ type NotifySyslogConfig struct {
 
 // PlaybookConfig is one playbook.
 type PlaybookConfig struct {
-	Name        string          `yaml:"name" doc:"Unique name."`
+	Name string `yaml:"name" doc:"Unique name. A playbook named as a default replaces that default; another name adds a playbook."`
+	// Disabled turns a default off explicitly.
+	Disabled    bool            `yaml:"disabled" doc:"With the name of a default playbook and nothing else: that default does not run."`
 	Triggers    []string        `yaml:"triggers" doc:"Finding reasons that open an incident with this playbook."`
 	Severity    store.Severity  `yaml:"severity" doc:"low, medium, high or critical."`
 	Steps       []playbook.Step `yaml:"steps" doc:"Ordered steps."`
@@ -406,7 +414,7 @@ func ptr[T any](v T) *T { return &v }
 func Default() *Config {
 	return &Config{
 		DataDir: "./mailbrake-data",
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Log:     LogConfig{Level: "info", Format: "text", Verdicts: "non-allow"},
 		Policy:  PolicyConfig{Enabled: true, Listen: "127.0.0.1:10041", MaxIdle: Duration(330 * time.Second), DecisionTimeout: Duration(5 * time.Second)},
 		Milter:  MilterConfig{Enabled: true, Listen: "127.0.0.1:10042", OnError: "tempfail"},
 		HTTP:    HTTPConfig{Enabled: true, Listen: "127.0.0.1:10043"},
@@ -621,21 +629,84 @@ func DefaultRules() []Rule {
 
 // Notes are what a configuration does that its author may not expect,
 // though it is valid: config check prints them and serve logs them.
-func Notes(c *Config) []string {
-	var out []string
-	have := map[string]bool{}
-	for _, p := range c.Playbooks {
-		have[p.Name] = true
+func Notes(c *Config) []string { return c.notes }
+
+// PlaybookPath is the key path of c.Playbooks[i] for error messages: its
+// place in the file, or where it comes from when it is a default.
+func PlaybookPath(c *Config, i int) string {
+	if i < len(c.playbookPaths) {
+		return c.playbookPaths[i]
 	}
-	var dropped []string
-	for _, p := range DefaultPlaybooks() {
-		if !have[p.Name] {
-			dropped = append(dropped, p.Name)
+	return fmt.Sprintf("playbooks[%d]", i)
+}
+
+// mergePlaybooks merges the playbooks a configuration lists (site) with
+// the defaults: a site playbook named as a default replaces it, a disabled
+// one turns it off, others are added after the defaults; a trigger a site
+// playbook takes is taken from the default that had it, and a default left
+// with no trigger does not run. What changed about the defaults is noted.
+func mergePlaybooks(site []PlaybookConfig) (merged []PlaybookConfig, paths, notes []string) {
+	byName := map[string]PlaybookConfig{}
+	index := map[string]int{}
+	taken := map[string]string{} // trigger → the site playbook that takes it
+	for i, p := range site {
+		byName[p.Name] = p
+		index[p.Name] = i
+		if !p.Disabled {
+			for _, tr := range p.Triggers {
+				taken[tr] = p.Name
+			}
 		}
 	}
-	if len(dropped) > 0 {
-		out = append(out, fmt.Sprintf("playbooks: the configuration lists its own playbooks, which replace the defaults; these defaults will not run: %s (copy them from `mailbrake config example` to keep them)",
-			strings.Join(dropped, ", ")))
+	defaults := map[string]bool{}
+	var disabled, emptied []string
+	for _, d := range DefaultPlaybooks() {
+		defaults[d.Name] = true
+		if sp, ok := byName[d.Name]; ok {
+			if sp.Disabled {
+				disabled = append(disabled, d.Name)
+			} else {
+				merged = append(merged, sp)
+				paths = append(paths, fmt.Sprintf("playbooks[%d]", index[d.Name]))
+			}
+			continue
+		}
+		var kept []string
+		for _, tr := range d.Triggers {
+			if by, ok := taken[tr]; ok {
+				notes = append(notes, fmt.Sprintf("playbooks: %q now handles %s instead of the default %q", by, tr, d.Name))
+				continue
+			}
+			kept = append(kept, tr)
+		}
+		if len(kept) == 0 {
+			emptied = append(emptied, d.Name)
+			continue
+		}
+		d.Triggers = kept
+		merged = append(merged, d)
+		paths = append(paths, fmt.Sprintf("playbooks (the default %q)", d.Name))
 	}
-	return out
+	for i, p := range site {
+		if !defaults[p.Name] && !p.Disabled {
+			merged = append(merged, p)
+			paths = append(paths, fmt.Sprintf("playbooks[%d]", i))
+		}
+	}
+	if len(disabled) > 0 {
+		notes = append(notes, "playbooks: default playbooks turned off: "+strings.Join(disabled, ", "))
+	}
+	if len(emptied) > 0 {
+		notes = append(notes, "playbooks: these defaults have no trigger left and do not run: "+strings.Join(emptied, ", "))
+	}
+	identity := true
+	for i, p := range paths {
+		if p != fmt.Sprintf("playbooks[%d]", i) {
+			identity = false
+		}
+	}
+	if identity {
+		paths = nil // PlaybookPath's fallback says the same
+	}
+	return merged, paths, notes
 }

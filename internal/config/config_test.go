@@ -3,9 +3,11 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -256,5 +258,62 @@ func TestDocsConfigBlocks(t *testing.T) {
 				t.Errorf("%s yaml block %d: %v\n%s", doc, i+1, err, y)
 			}
 		}
+	}
+}
+
+// TestPlaybooksMergeWithDefaults (issue 14: defining one playbook dropped
+// the defaults silently): a listed playbook named as a default replaces
+// it, disabled turns one off, a new one is added and takes its triggers
+// from the defaults; errors keep the file's key paths.
+func TestPlaybooksMergeWithDefaults(t *testing.T) {
+	c, err := Load([]byte(`playbooks:
+  - name: contain-mass-sending
+    triggers: [bulk-from-scripted-client, marked-spam]
+    severity: critical
+    steps: [restrict-sending, notify]
+  - {name: phish-reply, disabled: true}
+  - name: forged-identity
+    triggers: [identity-header-forged, shared-origin]
+    severity: high
+    steps: [notify]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]PlaybookConfig{}
+	var names []string
+	for _, p := range c.Playbooks {
+		byName[p.Name] = p
+		names = append(names, p.Name)
+	}
+	if want := []string{"contain-password-leak", "contain-mass-sending", "review-volume", "review-campaign", "forged-identity"}; !slices.Equal(names, want) {
+		t.Fatalf("merged playbooks %v, want %v", names, want)
+	}
+	if p := byName["contain-mass-sending"]; p.Severity != "critical" || len(p.Steps) != 2 {
+		t.Errorf("replaced default: %+v", p)
+	}
+	if slices.Contains(byName["review-campaign"].Triggers, "shared-origin") || !slices.Contains(byName["review-campaign"].Triggers, "campaign-run") {
+		t.Errorf("review-campaign triggers %v: shared-origin should have moved to forged-identity", byName["review-campaign"].Triggers)
+	}
+	notes := strings.Join(Notes(c), "\n")
+	if !strings.Contains(notes, "turned off: phish-reply") || !strings.Contains(notes, `"forged-identity" now handles shared-origin`) {
+		t.Errorf("notes:\n%s", notes)
+	}
+	if PlaybookPath(c, 1) != "playbooks[0]" || PlaybookPath(c, 4) != "playbooks[2]" || !strings.Contains(PlaybookPath(c, 0), "default") {
+		t.Errorf("paths: %q %q %q", PlaybookPath(c, 0), PlaybookPath(c, 1), PlaybookPath(c, 4))
+	}
+	if errs := c.Validate(); len(errs) > 0 {
+		t.Errorf("the merged configuration does not validate: %v", errs)
+	}
+
+	// An explicit empty list still means no playbook at all.
+	if c, err := Load([]byte("playbooks: []\n")); err != nil || len(c.Playbooks) != 0 || !strings.Contains(strings.Join(Notes(c), ""), "no playbook runs") {
+		t.Errorf("playbooks: []: %v, %d playbooks, notes %q", err, len(c.Playbooks), Notes(c))
+	}
+
+	_, err = Load([]byte("playbooks:\n  - {name: not-a-default, disabled: true}\n  - {name: review-volume, disabled: true, steps: [notify]}\n"))
+	msg := fmt.Sprint(err)
+	if !strings.Contains(msg, "playbooks[0].disabled") || !strings.Contains(msg, "not a default playbook") || !strings.Contains(msg, "playbooks[1].disabled: a disabled playbook takes only its name") {
+		t.Errorf("bad disabled entries: %v", err)
 	}
 }

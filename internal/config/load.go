@@ -90,10 +90,18 @@ func Load(data []byte, extra ...Checker) (*Config, error) {
 		}
 	}
 	var errs Errors
+	sitePlaybooks := false
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
 		if !(root.Kind == yaml.ScalarNode && root.Tag == "!!null") {
 			decodeNode(root, reflect.ValueOf(c).Elem(), "", &errs)
+		}
+		if root.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(root.Content); i += 2 {
+				if root.Content[i].Value == "playbooks" {
+					sitePlaybooks = true
+				}
+			}
 		}
 	}
 	// A second document is a mistake worth reporting.
@@ -111,6 +119,16 @@ func Load(data []byte, extra ...Checker) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	switch {
+	case sitePlaybooks && len(c.Playbooks) == 0:
+		// An explicit empty list turns every playbook off, as it always
+		// did: a site that chose no automatic response keeps none.
+		c.notes = append(c.notes, "playbooks: [] — no playbook runs: findings hold messages but open no incident")
+	case sitePlaybooks:
+		// Validated as written (the key paths are the file's); merged
+		// with the defaults after.
+		c.Playbooks, c.playbookPaths, c.notes = mergePlaybooks(c.Playbooks)
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
@@ -48,6 +49,7 @@ func (c *Config) Validate() Errors {
 	}
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
+	oneOf("log.verdicts", c.Log.Verdicts, "non-allow", "all")
 	if c.Policy.Enabled {
 		if err := checkListen(c.Policy.Listen, true); err != nil {
 			add("policy.listen", "%v", err)
@@ -265,6 +267,10 @@ func (c *Config) Validate() Errors {
 	}
 	pbNames := map[string]int{}
 	triggers := map[string]string{}
+	defaultNames := map[string]bool{}
+	for _, d := range DefaultPlaybooks() {
+		defaultNames[d.Name] = true
+	}
 	for i, pb := range c.Playbooks {
 		p := fmt.Sprintf("playbooks[%d]", i)
 		if pb.Name == "" {
@@ -273,6 +279,15 @@ func (c *Config) Validate() Errors {
 			add(p+".name", "duplicate playbook name %q (also playbooks[%d])", pb.Name, j)
 		} else {
 			pbNames[pb.Name] = i
+		}
+		if pb.Disabled {
+			if !defaultNames[pb.Name] {
+				add(p+".disabled", "%q is not a default playbook (defaults: %s); remove the entry instead", pb.Name, strings.Join(slices.Sorted(maps.Keys(defaultNames)), ", "))
+			}
+			if len(pb.Triggers) > 0 || len(pb.Steps) > 0 || pb.Severity != "" || pb.ConfirmFrom != "" {
+				add(p+".disabled", "a disabled playbook takes only its name")
+			}
+			continue
 		}
 		if !pb.Severity.Valid() {
 			add(p+".severity", "must be one of low, medium, high, critical, got %q", pb.Severity)

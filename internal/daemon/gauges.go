@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // stateGauges are what an on-call admin alerts on, read at each scrape:
@@ -13,23 +15,24 @@ import (
 type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
-	connUp                               *prometheus.Desc
+	connUp, incidents                    *prometheus.Desc
 }
 
 func newStateGauges(d *Daemon) *stateGauges {
 	return &stateGauges{
-		d:        d,
-		held:     prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
-		oldest:   prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
-		accounts: prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
-		sync:     prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
-		syncOK:   prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
-		connUp:   prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
+		d:         d,
+		held:      prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
+		oldest:    prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
+		accounts:  prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
+		sync:      prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
+		syncOK:    prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
+		incidents: prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
+		connUp:    prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents} {
 		ch <- d
 	}
 }
@@ -47,6 +50,23 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 				age = time.Since(oldest).Seconds()
 			}
 			ch <- prometheus.MustNewConstMetric(g.oldest, prometheus.GaugeValue, age)
+		}
+	}
+	if d.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		active, err := d.store.ListIncidents(ctx, store.IncidentFilter{Active: true, Limit: 100000})
+		cancel()
+		if err == nil {
+			by := map[store.Severity]int{}
+			for _, s := range []store.Severity{store.SeverityLow, store.SeverityMedium, store.SeverityHigh, store.SeverityCritical} {
+				by[s] = 0
+			}
+			for _, inc := range active {
+				by[inc.Severity]++
+			}
+			for sev, n := range by {
+				ch <- prometheus.MustNewConstMetric(g.incidents, prometheus.GaugeValue, float64(n), string(sev))
+			}
 		}
 	}
 	if d.ops != nil && d.ops.States != nil {

@@ -368,7 +368,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	// Holds are written off the request path, within holdWriteDelay.
 	d.holds = ops.NewHoldWriter(d.ops, holdWriteDelay, holdWriteBatch)
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
-		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true}
+		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true,
+		LogAllowed: cfg.Log.Verdicts == "all"}
 	d.ops.Score = func(ctx context.Context, account string, at time.Time) (*api.AccountScore, bool) {
 		b, err := d.engine.Scores(ctx, account, at)
 		if err != nil {

@@ -94,11 +94,16 @@ func newMetrics() *metrics {
 	m.connsWaited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mailbrake_connections_limit_reached_total", Help: "Connections that waited because the listener's connection limit was reached, by listener.",
 	}, []string{"listener"})
-	reg.MustRegister(m.connsOpen, m.connsWaited)
-	reg.MustRegister(m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency, m.verdicts, m.holds, m.storeErrors, m.shadow,
-		m.adminOps, m.incidents, m.steps, m.logins, m.policyServices, m.reinjected,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(m.own()...)
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// own are mailbrake's own collectors (the state gauges are added by the
+// daemon, which they read).
+func (m *metrics) own() []prometheus.Collector {
+	return []prometheus.Collector{m.connsOpen, m.connsWaited, m.policyRequests, m.policyLatency, m.policyErrors, m.milterMessages, m.milterLatency,
+		m.verdicts, m.holds, m.storeErrors, m.shadow, m.adminOps, m.incidents, m.steps, m.logins, m.policyServices, m.reinjected}
 }
 
 // opsEvents counts what ops does, where it happens (ops.Events).

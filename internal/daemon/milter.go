@@ -52,7 +52,9 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 			clear(s)
 		}
 	}()
+	start := time.Now()
 	v, err := d.engine.Evaluate(ctx, sub)
+	took := time.Since(start)
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
 		d.log.Warn("engine error; on_error verdict applies", "queue_id", msg.QueueID, "account", account, "err", err)
@@ -63,7 +65,7 @@ func (a *milterAdapter) EndOfMessage(ctx context.Context, msg *milter.Message) (
 		return milter.Decision{Kind: milter.Accept}, nil
 	}
 	log := d.log.With("path", "milter", "conn", msg.ConnID)
-	d.enforcer.Enforce(ctx, log, sub, v, func() enforce.Content {
+	d.enforcer.Enforce(ctx, log, sub, v, took, func() enforce.Content {
 		return enforce.Content{Headers: leakscan.Mask(translate.HeaderBlock(msg), sub.Secrets), Preview: leakscan.Mask(translate.TextPreview(msg, d.preview), sub.Secrets)}
 	})
 	return translate.MilterDecision(sub, v), nil

@@ -61,6 +61,7 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		return policy.Dunno(), nil
 	}
 	account := sub.Account
+	start := time.Now()
 	v, err := d.engine.Evaluate(ctx, sub)
 	if err != nil {
 		d.metrics.storeErrors.WithLabelValues("counters").Inc()
@@ -75,7 +76,7 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		d.log.Info("policy: mail from trusted networks without SASL is left to the milter, which reads the relay's account header; the policy path answers DUNNO and charges nothing (identity.relayed_on_policy: milter)",
 			"client_address", req.ClientAddress, "instance", req.Instance)
 	}
-	resp := a.respond(ctx, sub, v)
+	resp := a.respond(ctx, sub, v, time.Since(start))
 	d.metrics.policyRequests.WithLabelValues(translate.StateLabel(req.ProtocolState), translate.ActionKeyword(resp.Action)).Inc()
 	return resp, nil
 }
@@ -107,12 +108,12 @@ func (a *policyAdapter) observeWiring(req *policy.Request) {
 	}
 }
 
-func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict) policy.Response {
+func (a *policyAdapter) respond(ctx context.Context, sub *engine.Submission, v engine.Verdict, took time.Duration) policy.Response {
 	d := a.d
 	log := policy.ConnLogger(ctx) // made once per connection
 	if log == nil {
 		log = d.log.With("path", "policy")
 	}
-	d.enforcer.Enforce(ctx, log, sub, v, nil)
+	d.enforcer.Enforce(ctx, log, sub, v, took, nil)
 	return translate.PolicyResponse(sub, v)
 }

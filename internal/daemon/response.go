@@ -65,7 +65,7 @@ func (d *Daemon) buildResponse() error {
 	for i, pc := range cfg.Playbooks {
 		for j, tr := range pc.Triggers {
 			if !known[tr] {
-				add(fmt.Sprintf("playbooks[%d].triggers[%d]", i, j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, config.DidYouMean(tr, maps.Keys(known), 3)))
+				add(fmt.Sprintf("%s.triggers[%d]", config.PlaybookPath(cfg, i), j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, config.DidYouMean(tr, maps.Keys(known), 3)))
 			}
 		}
 		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: pc.Severity, Steps: pc.Steps, ConfirmFrom: len(pc.Steps)}
@@ -85,7 +85,7 @@ func (d *Daemon) buildResponse() error {
 		if len(volume) > 0 {
 			for k, st := range pc.Steps[:pb.ConfirmFrom] {
 				if playbook.Restricts(st) {
-					add(fmt.Sprintf("playbooks[%d].steps[%d]", i, k), fmt.Errorf("%s would run at once on %s: counts of recipients or messages, which a legitimate sender's one big message has too; set confirm_from to %s or earlier, or move those triggers to a playbook that waits for an admin", st, strings.Join(volume, ", "), st))
+					add(fmt.Sprintf("%s.steps[%d]", config.PlaybookPath(cfg, i), k), fmt.Errorf("%s would run at once on %s: counts of recipients or messages, which a legitimate sender's one big message has too; set confirm_from to %s or earlier, or move those triggers to a playbook that waits for an admin", st, strings.Join(volume, ", "), st))
 					break
 				}
 			}

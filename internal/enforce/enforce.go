@@ -57,6 +57,9 @@ type Enforcer struct {
 	// Incidents says whether account response is on: without it no
 	// findings are reported.
 	Incidents bool
+	// LogAllowed logs allowed verdicts too (log.verdicts: all): one line
+	// per decision.
+	LogAllowed bool
 }
 
 // Content is what a path saw of a held message beyond the envelope, masked
@@ -66,14 +69,15 @@ type Content struct {
 }
 
 // Enforce carries out v for sub. log carries the adapter's connection and
-// queue ids. content, when not nil, is called only when the message is
-// held. A hold is recorded off the request path; its findings are
-// reported once its record is written, with the record's id.
-func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, content func() Content) {
+// queue ids; took is how long the decision took. content, when not nil, is
+// called only when the message is held. A hold is recorded off the request
+// path; its findings are reported once its record is written, with the
+// record's id.
+func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Submission, v engine.Verdict, took time.Duration, content func() Content) {
 	if log == nil {
 		log = e.Log
 	}
-	e.logVerdict(log, sub, v)
+	e.logVerdict(log, sub, v, took)
 	e.keepVerdict(sub, v)
 	e.escalate(sub, v)
 	if v.Action == engine.ActionHold && sub.Stage == engine.StageEOM && e.Holds != nil {
@@ -87,9 +91,10 @@ func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Su
 	e.report(sub.Account, sub.Direction, sub.QueueID, v, 0)
 }
 
-// logVerdict logs every non-allow verdict, every dry-run and shadow
-// decision and every evidence finding, and counts them.
-func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine.Verdict) {
+// logVerdict logs every non-allow verdict (every verdict with
+// LogAllowed), every dry-run and shadow decision and every evidence
+// finding, and counts them.
+func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine.Verdict, took time.Duration) {
 	for _, f := range v.Findings {
 		switch {
 		case f.DryRun:
@@ -110,10 +115,10 @@ func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine
 			"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "client_family", sub.Client.Family, "recipients", sub.RecipientCount)
 		return
 	}
-	if v.Action == engine.ActionAllow {
+	if v.Action == engine.ActionAllow && !e.LogAllowed {
 		return
 	}
-	if e.Metrics != nil {
+	if e.Metrics != nil && v.Action != engine.ActionAllow {
 		for _, r := range v.Reasons {
 			e.Metrics.Verdict(string(sub.Path), v.Action.String(), string(r))
 		}
@@ -121,7 +126,7 @@ func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine
 	log.Info("verdict", "path", sub.Path, "stage", sub.Stage, "action", v.Action.String(), "reasons", engine.ReasonStrings(v.Reasons),
 		"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "account_source", sub.AccountSource,
 		"client_family", sub.Client.Family, "recipients", sub.RecipientCount,
-		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h)
+		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h, "took", took.Round(time.Microsecond))
 }
 
 // keepVerdict keeps an account's end-of-message verdicts that are not a

@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,8 +65,8 @@ func TestEnforce(t *testing.T) {
 		Findings: []engine.Finding{{Rule: "bulk", Reason: "bulk", Action: engine.ActionHold, Score: 5}}}
 	built := 0
 	content := func() Content { built++; return Content{Headers: "X-Mailer: zclient\n", Preview: "buy"} }
-	e.Enforce(context.Background(), nil, sub(engine.PathPolicy), hold, nil)
-	e.Enforce(context.Background(), nil, sub(engine.PathMilter), hold, content)
+	e.Enforce(context.Background(), nil, sub(engine.PathPolicy), hold, time.Millisecond, nil)
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), hold, time.Millisecond, content)
 	if len(holds.holds) != 1 || m.held != 1 || built != 1 {
 		t.Fatalf("%d records, %d counted, content built %d times", len(holds.holds), m.held, built)
 	}
@@ -76,14 +77,39 @@ func TestEnforce(t *testing.T) {
 	reports = nil
 	evidence := engine.Verdict{Action: engine.ActionAllow, Shadow: engine.ActionAllow,
 		Findings: []engine.Finding{{Reason: engine.ReasonClientHeaderMismatch, Action: engine.ActionAllow}}}
-	e.Enforce(context.Background(), nil, sub(engine.PathMilter), evidence, content)
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), evidence, time.Millisecond, content)
 	shadow := hold
 	shadow.Action = engine.ActionAllow
-	e.Enforce(context.Background(), nil, sub(engine.PathMilter), shadow, content)
+	e.Enforce(context.Background(), nil, sub(engine.PathMilter), shadow, time.Millisecond, content)
 	if len(reports) != 0 || built != 1 || m.shadows != 1 {
 		t.Fatalf("reports %+v, content built %d, shadows %d", reports, built, m.shadows)
 	}
 	if len(e.Verdicts.Recent("eve@example.org")) == 0 {
 		t.Error("verdicts not kept for account show")
+	}
+}
+
+// TestLogAllowedVerdicts (log.verdicts: all): an allowed message gets one
+// structured line with its queue ID, account, client family, reasons and
+// how long the decision took; without it, only non-allow verdicts do.
+func TestLogAllowedVerdicts(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		var buf strings.Builder
+		e := &Enforcer{Log: slog.New(slog.NewJSONHandler(&buf, nil)), LogAllowed: all}
+		sub := &engine.Submission{Time: time.Now(), Stage: engine.StageEOM, Path: engine.PathMilter, QueueID: "4ABC123", Account: "ann@example.org",
+			AccountSource: engine.SourceSASL, Client: fingerprint.Result{Family: fingerprint.FamilyThunderbird}, RecipientCount: 2}
+		e.Enforce(context.Background(), nil, sub, engine.Verdict{Action: engine.ActionAllow}, 1500*time.Microsecond, nil)
+		out := buf.String()
+		if !all {
+			if out != "" {
+				t.Errorf("log.verdicts non-allow logged an allowed message: %s", out)
+			}
+			continue
+		}
+		for _, want := range []string{`"msg":"verdict"`, `"action":"allow"`, `"queue_id":"4ABC123"`, `"account":"ann@example.org"`, `"client_family":"thunderbird"`, `"took":1500000`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("allowed verdict line lacks %s: %s", want, out)
+			}
+		}
 	}
 }

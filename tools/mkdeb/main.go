@@ -120,6 +120,8 @@ func build(repo, bin, version, arch, out string) (string, error) {
 		{Source: filepath.Join(repo, "NOTICE"), Destination: "/usr/share/doc/mailbrake/NOTICE", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 		{Source: filepath.Join(repo, "README.md"), Destination: "/usr/share/doc/mailbrake/README.md", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 		{Source: filepath.Join(repo, "docs/deploy.md"), Destination: "/usr/share/doc/mailbrake/deploy.md", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
+		{Source: filepath.Join(repo, "contrib/prometheus/mailbrake-rules.yml"), Destination: "/usr/share/doc/mailbrake/examples/prometheus-rules.yml", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
+		{Source: filepath.Join(repo, "contrib/grafana/mailbrake-dashboard.json"), Destination: "/usr/share/doc/mailbrake/examples/grafana-dashboard.json", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 	}
 	err = filepath.WalkDir(manDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
