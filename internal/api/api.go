@@ -64,6 +64,7 @@ type Status struct {
 	Milter    string    `json:"milter,omitempty"`
 	HTTP      string    `json:"http,omitempty"`
 	DataDir   string    `json:"data_dir"`
+	PID       int       `json:"pid,omitempty"` // the daemon's process (mailbrake reload signals it)
 }
 
 // SyncResult reports a reconciliation with the Postfix queue.

@@ -137,6 +137,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		tokenCmd(g),
 		replayCmd(g),
 		learnCmd(g),
+		reloadCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),
 		loadgenCmd(),

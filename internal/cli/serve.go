@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -26,26 +28,36 @@ defaults: policy on 127.0.0.1:10041, milter on 127.0.0.1:10042, health and
 metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.loadConfig()
+			// load reads the configuration with the command line's
+			// overrides: at start and again at each SIGHUP.
+			load := func() (*config.Config, error) {
+				c, err := g.loadConfig()
+				if err != nil {
+					return nil, err
+				}
+				if policyAddr != "" {
+					c.Policy.Listen = policyAddr
+				}
+				if milterAddr != "" {
+					c.Milter.Listen = milterAddr
+				}
+				if httpAddr != "" {
+					c.HTTP.Listen = httpAddr
+				}
+				if postfixDir != "" {
+					c.Postfix.ConfigDir = postfixDir
+				}
+				if errs := c.Validate(); len(errs) > 0 {
+					return nil, &exitError{code: 2, err: errs}
+				}
+				return c, nil
+			}
+			c, err := load()
 			if err != nil {
 				return err
 			}
-			if policyAddr != "" {
-				c.Policy.Listen = policyAddr
-			}
-			if milterAddr != "" {
-				c.Milter.Listen = milterAddr
-			}
-			if httpAddr != "" {
-				c.HTTP.Listen = httpAddr
-			}
-			if postfixDir != "" {
-				c.Postfix.ConfigDir = postfixDir
-			}
-			if errs := c.Validate(); len(errs) > 0 {
-				return &exitError{code: 2, err: errs}
-			}
-			log := newLogger(cmd.ErrOrStderr(), c.Log)
+			level := new(slog.LevelVar)
+			log := newLogger(cmd.ErrOrStderr(), c.Log, level)
 			// The collector's target follows the live heap: 4x headroom
 			// while it is a few MiB (little GC work on the request path),
 			// 30 % of the live heap when a million accounts' state is kept
@@ -62,6 +74,24 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 			// Under systemd (Type=notify) the unit is started once every
 			// listener is open, and stopping is announced at once.
 			ctx := cmd.Context()
+			// SIGHUP (systemctl reload, mailbrake reload) re-reads the
+			// configuration and applies what can change while mail flows;
+			// a configuration with errors changes nothing.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+					}
+					sdnotify.Notify(sdnotify.Reloading)
+					reload(log, level, g.configFile, load, d)
+					sdnotify.Notify(sdnotify.Ready + "\n" + sdnotify.Status("serving"))
+				}
+			}()
 			go func() {
 				select {
 				case <-d.Ready:
@@ -84,13 +114,35 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 	return cmd
 }
 
-func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
+// reload re-reads the configuration for serve's SIGHUP and applies it,
+// logging what was applied, what needs a restart, or why nothing changed.
+func reload(log *slog.Logger, level *slog.LevelVar, path string, load func() (*config.Config, error), d *daemon.Daemon) {
+	c, err := load()
+	if err == nil {
+		var r daemon.Reloaded
+		if r, err = d.Reload(c); err == nil {
+			var lvl slog.Level
+			if lvl.UnmarshalText([]byte(c.Log.Level)) == nil {
+				level.Set(lvl)
+			}
+			log.Info("configuration reloaded", "file", nameOf(path), "applied", r.Applied, "needs_restart", r.Restart)
+			return
+		}
+	}
+	log.Error("configuration not reloaded; the running one stays", "file", nameOf(path), "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+func newLogger(w io.Writer, c config.LogConfig, level *slog.LevelVar) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
+	level.Set(lvl)
+	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,9 +92,11 @@ type Daemon struct {
 	notifier         *notify.Notifier
 	response         responseParts
 	stages           []stage
-	restored         chan struct{} // closed when the background restore has ended
-	connHealth       connHealth    // last probe of each connector
-	restoreHook      func()        // tests: called before the restore reads
+	restored         chan struct{}  // closed when the background restore has ended
+	connHealth       connHealth     // last probe of each connector
+	reloadMu         sync.Mutex     // one reload at a time
+	applied          *config.Config // what a reload compares with: the start's, then each reload's (under reloadMu)
+	restoreHook      func()         // tests: called before the restore reads
 	errc             chan error
 	loopCtx          context.Context
 	loopCancel       context.CancelFunc

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -420,4 +421,68 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestReload (issue 14): a reload applies new rules while the counters
+// keep what they counted, refuses a configuration with errors and keeps
+// the running one, and names the changed keys that need a restart.
+func TestReload(t *testing.T) {
+	d := startInProcess(t, nil)
+	ctx := context.Background()
+	cl, err := policy.Dial("tcp", d.Policy.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rcpt := func(instance string) string {
+		t.Helper()
+		r := policy.Request{Request: policy.RequestType, ProtocolState: policy.StateRcpt, SASLUsername: "ann@example.org",
+			ClientAddress: "192.0.2.1", ClientPort: "40000", Instance: instance, Sender: "ann@example.org", Recipient: "x@example.net"}
+		resp, err := cl.Check(ctx, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Action
+	}
+	eom := policy.Request{Request: policy.RequestType, ProtocolState: policy.StateEndOfMessage, SASLUsername: "ann@example.org",
+		ClientAddress: "192.0.2.1", ClientPort: "40000", RecipientCount: 1, QueueID: "RELOAD1", Instance: "r1", Sender: "ann@example.org"}
+	if a := rcpt("r1"); a != "DUNNO" {
+		t.Fatalf("before the reload: %s", a)
+	}
+	if _, err := cl.Check(ctx, &eom); err != nil {
+		t.Fatal(err)
+	}
+
+	next := *d.cfg
+	one := 1.0
+	deferVerdict := verdict.Defer
+	next.Rules = append(append([]config.Rule(nil), d.cfg.Rules...), config.Rule{Name: "one-an-hour", Reason: "one-an-hour", Stage: "rcpt",
+		When: []config.Condition{{Fact: "messages_1h", Gte: &one}}, Verdict: &deferVerdict})
+	r, err := d.Reload(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(r.Applied, "rules") || len(r.Restart) != 0 {
+		t.Fatalf("reloaded: %+v", r)
+	}
+	// The message before the reload still counts: the new rule defers.
+	if a := rcpt("r2"); a != "DEFER" && !strings.HasPrefix(a, "DEFER") && !strings.HasPrefix(a, "4") {
+		t.Fatalf("after the reload: %q, want a deferral", a)
+	}
+
+	broken := next
+	broken.Playbooks = append([]config.PlaybookConfig(nil), next.Playbooks...)
+	broken.Playbooks[0].Triggers = []string{"reply-to-phiser"}
+	if _, err := d.Reload(&broken); err == nil || !strings.Contains(err.Error(), "reply-to-phiser") {
+		t.Fatalf("a broken configuration: %v", err)
+	}
+	if a := rcpt("r3"); !strings.HasPrefix(a, "DEFER") && !strings.HasPrefix(a, "4") {
+		t.Fatalf("after a refused reload the running rules changed: %q", a)
+	}
+
+	moved := next
+	moved.Policy.Listen = "127.0.0.1:1"
+	if r, err := d.Reload(&moved); err != nil || !slices.Contains(r.Restart, "policy") {
+		t.Fatalf("a changed listener: %+v %v", r, err)
+	}
 }

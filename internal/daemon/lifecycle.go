@@ -418,7 +418,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.push("password-leak workers", func(context.Context) error { d.pwleak.Close(); return nil })
 	}
 
-	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir}
+	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir, PID: os.Getpid()}
 	// The two protocol servers: listen, serve, say where.
 	listenProto := func(name, addr string, serve func(net.Listener) error, shutdown func(context.Context) error) (net.Addr, error) {
 		ln, err := listen(addr)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
@@ -71,10 +72,9 @@ type StateSource interface {
 
 // Engine evaluates submissions. It is safe for concurrent use.
 type Engine struct {
-	rules      []rule
-	rcptRules  bool
+	// t is what a reload can change (Retune); read once per decision.
+	t          atomic.Pointer[tuned]
 	counters   store.Counters
-	onError    Action
 	log        *slog.Logger
 	book       book
 	deferText  string
@@ -101,19 +101,13 @@ func New(o Options) (*Engine, error) {
 		o.Logger = slog.Default()
 	}
 	e := &Engine{
-		rules:      rules,
 		counters:   o.Counters,
-		onError:    o.OnError,
 		log:        o.Logger,
 		o:          o,
 		deferText:  "4.7.1 Sending limit reached, try again later",
 		rejectText: "5.7.1 Message refused by local policy",
 	}
-	for _, r := range rules {
-		if r.stage == StageRcpt {
-			e.rcptRules = true
-		}
-	}
+	e.t.Store(&tuned{rules: rules, onError: o.OnError, shadow: o.Shadow, watch: o.WatchScore, restrict: o.RestrictScore, window: o.ScoreWindow})
 	for _, d := range o.Detectors {
 		if l, ok := d.(Learner); ok && l.Learns() {
 			e.learners = append(e.learners, d)
@@ -125,12 +119,46 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
+// tuned is the part of the configuration a reload can change while mail
+// flows: the rules, the on_error verdict, shadow mode and the score
+// thresholds. A decision reads it once.
+type tuned struct {
+	rules           []rule
+	onError         Action
+	shadow          bool
+	watch, restrict int64
+	window          time.Duration
+}
+
+// Tuning is what Retune changes; the fields are Options' of the same name.
+type Tuning struct {
+	Rules         []config.Rule
+	OnError       Action
+	Shadow        bool
+	WatchScore    int64
+	RestrictScore int64
+	ScoreWindow   time.Duration
+}
+
+// Retune compiles t's rules and makes them, and t's other settings, what
+// every later decision uses; on an error nothing changes. Learned state
+// (counters, the message book, the detectors) is kept.
+func (e *Engine) Retune(t Tuning) error {
+	rules, errs := Compile(t.Rules)
+	if len(errs) > 0 {
+		return errs
+	}
+	e.t.Store(&tuned{rules: rules, onError: t.OnError, shadow: t.Shadow, watch: t.WatchScore, restrict: t.RestrictScore, window: t.ScoreWindow})
+	return nil
+}
+
 // Evaluate decides about a submission. At StageRcpt it checks one
 // recipient against the counters without charging them; at StageEOM it
 // charges the message once (per queue ID across both paths) and evaluates
 // the end-of-message rules. On a counter error the configured on_error
 // verdict is returned with ReasonEngineError, together with the error.
 func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error) {
+	t := e.t.Load()
 	if !sub.Reinjected && sub.Path == PathMilter && len(sub.ReceivedIDs) > 0 && sub.TrustedClient && sub.AccountSource != SourceSASL {
 		// A trusted client handing back a message this engine saw: a
 		// content filter's re-injection on a listener not configured as
@@ -170,7 +198,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		m.remember(sub)
 	}
 	if sub.Direction == Inbound {
-		return e.evaluateInbound(ctx, sub), nil
+		return e.evaluateInbound(ctx, sub, t), nil
 	}
 	f := facts{sub: sub}
 	var err error
@@ -210,8 +238,8 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		return Verdict{}, fmt.Errorf("engine: unknown stage %q", sub.Stage)
 	}
 	if err != nil {
-		v := Verdict{Action: e.onError, Reasons: []Reason{ReasonEngineError}, Findings: []Finding{{Rule: "engine", Reason: ReasonEngineError, Action: e.onError}}}
-		if e.onError == ActionDefer {
+		v := Verdict{Action: t.onError, Reasons: []Reason{ReasonEngineError}, Findings: []Finding{{Rule: "engine", Reason: ReasonEngineError, Action: t.onError}}}
+		if t.onError == ActionDefer {
 			v.Text = "4.3.0 Temporary local problem, try again later"
 		}
 		return v, fmt.Errorf("counters: %w", err)
@@ -252,7 +280,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			}
 		}
 	}
-	e.applyRules(&f, sub.Stage, Inbound, &v, trusted)
+	e.applyRules(t, &f, sub.Stage, Inbound, &v, trusted)
 	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
 		// The message's score: each family's highest finding, once, over
 		// what both paths reported. Findings driven by the same
@@ -262,7 +290,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		if m != nil {
 			fams = m.addScores(v.Findings)
 		}
-		e.scoreAndEscalate(ctx, sub, &v, key, fams)
+		e.scoreAndEscalate(ctx, t, sub, &v, key, fams)
 	}
 	if sub.Stage == StageRcpt && v.Action < ActionDefer && m != nil {
 		// Charge at RCPT too: many sites wire the policy service at RCPT
@@ -275,7 +303,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			e.log.Warn("charging at RCPT failed", "account", sub.Account, "instance", sub.Instance, "err", cerr)
 		}
 	}
-	if e.o.Shadow {
+	if t.shadow {
 		v.Shadow, v.Action, v.Escalate = v.Action, ActionAllow, ""
 	} else {
 		v.Shadow = v.Action
@@ -335,9 +363,9 @@ func (v *Verdict) add(fd Finding) {
 
 // applyRules adds a finding for every rule of stage that matches, skipping
 // rules of direction skip.
-func (e *Engine) applyRules(f *facts, stage Stage, skip Direction, v *Verdict, adjust func(Finding) Finding) {
-	for i := range e.rules {
-		r := &e.rules[i]
+func (e *Engine) applyRules(t *tuned, f *facts, stage Stage, skip Direction, v *Verdict, adjust func(Finding) Finding) {
+	for i := range t.rules {
+		r := &t.rules[i]
 		if r.stage != stage || r.dir == string(skip) {
 			continue
 		}
@@ -401,7 +429,7 @@ func (e *Engine) evaluateReinjected(ctx context.Context, sub *Submission) Verdic
 // evaluateInbound handles mail from outside: no counters, account states
 // or scores (the account is unauthenticated); the detectors observe it and
 // the inbound rules apply.
-func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
+func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission, t *tuned) Verdict {
 	v := Verdict{Action: ActionAllow, AccountState: store.AccountNormal}
 	if sub.Stage != StageEOM {
 		return v
@@ -412,8 +440,8 @@ func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission) Verdict {
 		}
 	}
 	f := facts{sub: sub}
-	e.applyRules(&f, StageEOM, Outbound, &v, func(fd Finding) Finding { return fd })
-	if e.o.Shadow {
+	e.applyRules(t, &f, StageEOM, Outbound, &v, func(fd Finding) Finding { return fd })
+	if t.shadow {
 		v.Shadow, v.Action = v.Action, ActionAllow
 	} else {
 		v.Shadow = v.Action
@@ -475,7 +503,7 @@ var hourlyFamilies = []Family{verdict.Volume, verdict.Campaign}
 // at most: a restriction needs evidence from more than one message (a
 // class announcement is one message), and volume evidence counts once an
 // hour. Errors only skip escalation.
-func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdict, key string, fams map[Family]int64) {
+func (e *Engine) scoreAndEscalate(ctx context.Context, t *tuned, sub *Submission, v *Verdict, key string, fams map[Family]int64) {
 	for _, fam := range hourlyFamilies {
 		// One burst is one piece of volume evidence: the messages after
 		// it in the same hour trip the same windows (a reply after a class
@@ -502,34 +530,34 @@ func (e *Engine) scoreAndEscalate(ctx context.Context, sub *Submission, v *Verdi
 	for _, sc := range fams {
 		score += sc
 	}
-	var t store.Totals
+	var tot store.Totals
 	var err error
 	if score > 0 {
-		t, err = e.o.Scores.Charge(ctx, sub.Account, key, sub.Time, score, 1)
+		tot, err = e.o.Scores.Charge(ctx, sub.Account, key, sub.Time, score, 1)
 		for fam, sc := range fams {
 			if _, ferr := e.o.Scores.Charge(ctx, scoreFamilyKey(sub.Account, fam), key, sub.Time, sc, 1); ferr != nil && err == nil {
 				err = ferr
 			}
 		}
 	} else {
-		t, err = e.o.Scores.Peek(ctx, sub.Account, sub.Time)
+		tot, err = e.o.Scores.Peek(ctx, sub.Account, sub.Time)
 	}
 	if err != nil {
 		e.log.Warn("account score unavailable", "account", sub.Account, "err", err)
 		return
 	}
-	v.Score, v.ScoredMessages = t.Messages24h, t.Recipients24h
-	if e.o.ScoreWindow == time.Hour {
-		v.Score, v.ScoredMessages = t.Messages1h, t.Recipients1h
+	v.Score, v.ScoredMessages = tot.Messages24h, tot.Recipients24h
+	if t.window == time.Hour {
+		v.Score, v.ScoredMessages = tot.Messages1h, tot.Recipients1h
 	}
 	if score == 0 {
 		return
 	}
 	rank := v.AccountState.Rank()
 	switch {
-	case e.o.RestrictScore > 0 && v.Score >= e.o.RestrictScore && v.ScoredMessages >= 2 && rank < store.AccountRestricted.Rank():
+	case t.restrict > 0 && v.Score >= t.restrict && v.ScoredMessages >= 2 && rank < store.AccountRestricted.Rank():
 		v.Escalate = store.AccountRestricted
-	case e.o.WatchScore > 0 && v.Score >= e.o.WatchScore && rank < store.AccountWatch.Rank():
+	case t.watch > 0 && v.Score >= t.watch && rank < store.AccountWatch.Rank():
 		v.Escalate = store.AccountWatch
 	}
 }
@@ -549,7 +577,7 @@ func (e *Engine) Scores(ctx context.Context, account string, now time.Time) (Sco
 		return b, nil
 	}
 	pick := func(t store.Totals) (int64, int64) {
-		if e.o.ScoreWindow == time.Hour {
+		if e.t.Load().window == time.Hour {
 			return t.Messages1h, t.Recipients1h
 		}
 		return t.Messages24h, t.Recipients24h

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
@@ -43,10 +44,36 @@ type Unlocker interface {
 type Response struct {
 	Incidents store.Incidents
 	Runner    *playbook.Runner
+	// Playbooks are set when Response is built; SetPlaybooks changes
+	// them while it runs (a reload).
 	Playbooks []*playbook.Playbook
 	MinLock   time.Duration
 	Checkers  []PasswordChangeChecker
 	Unlockers []Unlocker
+
+	pbMu    sync.RWMutex
+	retired map[string]*playbook.Playbook // replaced by a reload, by name
+}
+
+// SetPlaybooks makes pbs the playbooks new findings open incidents with.
+// An incident opened before keeps the playbook it was opened with, found
+// by name, even when the reload removed or changed it.
+func (r *Response) SetPlaybooks(pbs []*playbook.Playbook) {
+	r.pbMu.Lock()
+	defer r.pbMu.Unlock()
+	if r.retired == nil {
+		r.retired = map[string]*playbook.Playbook{}
+	}
+	for _, pb := range r.Playbooks {
+		r.retired[pb.Name] = pb
+	}
+	r.Playbooks = pbs
+}
+
+func (r *Response) playbooks() []*playbook.Playbook {
+	r.pbMu.RLock()
+	defer r.pbMu.RUnlock()
+	return r.Playbooks
 }
 
 // Finding is one finding reported for incidents.
@@ -58,7 +85,7 @@ type Finding struct {
 }
 
 func (r *Response) byTrigger(reason string) *playbook.Playbook {
-	for _, pb := range r.Playbooks {
+	for _, pb := range r.playbooks() {
 		if slices.Contains(pb.Triggers, reason) {
 			return pb
 		}
@@ -66,13 +93,17 @@ func (r *Response) byTrigger(reason string) *playbook.Playbook {
 	return nil
 }
 
+// byName finds a current playbook, or one a reload replaced (an incident
+// opened under it runs it to the end).
 func (r *Response) byName(name string) *playbook.Playbook {
-	for _, pb := range r.Playbooks {
+	for _, pb := range r.playbooks() {
 		if pb.Name == name {
 			return pb
 		}
 	}
-	return nil
+	r.pbMu.RLock()
+	defer r.pbMu.RUnlock()
+	return r.retired[name]
 }
 
 func (s *Service) response() (*Response, error) {
@@ -306,8 +337,8 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 		if pb = r.byName(req.Playbook); pb == nil {
 			return nil, fmt.Errorf("%w: no playbook %q", api.ErrBadRequest, req.Playbook)
 		}
-	} else if len(r.Playbooks) > 0 {
-		pb = r.Playbooks[0]
+	} else if pbs := r.playbooks(); len(pbs) > 0 {
+		pb = pbs[0]
 	}
 	sev, name := store.SeverityHigh, ""
 	if pb != nil {
