@@ -138,6 +138,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		replayCmd(g),
 		learnCmd(g),
 		reloadCmd(g),
+		backupCmd(g),
 		postfixConfigCmd(g),
 		zimbraConfigCmd(g),
 		loadgenCmd(),

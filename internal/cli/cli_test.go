@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -289,5 +293,76 @@ func TestSystemConfigFound(t *testing.T) {
 	os.WriteFile(other, []byte("data_dir: "+filepath.Join(dir, "o")+"\n"), 0o600)
 	if code, out, errs := run(t, "--config", other, "config", "check"); code != 0 || !strings.Contains(out, other) {
 		t.Fatalf("--config over the system config: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestBackup (issue 14): `mailbrake backup FILE` copies the database
+// consistently while it is being written and the novelty key into a 0600
+// tar, refuses to overwrite, and the copy opens as a store with the rows
+// written before the backup.
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	st, err := sqlite.Open(t.Context(), filepath.Join(data, "mailbrake.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(filepath.Join(data, "novelty.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snaps := map[string][]byte{}
+	for i := range 500 {
+		snaps[fmt.Sprintf("u%d@example.org", i)] = []byte("state")
+	}
+	if err := st.SaveSnapshots(t.Context(), snaps); err != nil {
+		t.Fatal(err)
+	}
+	// Writes go on while the backup runs, as in a running daemon.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st.AppendAudits(context.Background(), []store.AuditEntry{{Time: time.Now(), Actor: "test", Action: "tick", Target: fmt.Sprint(i)}})
+		}
+	}()
+	out := filepath.Join(dir, "backup.tar.gz")
+	code, stdout, stderr := run(t, "--data-dir", data, "backup", out)
+	close(stop)
+	<-done
+	if code != 0 || !strings.Contains(stdout, "integrity ok") || !strings.Contains(stdout, "novelty.key") {
+		t.Fatalf("backup: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	if code, _, stderr := run(t, "--data-dir", data, "backup", out); code == 0 || !strings.Contains(stderr, "exists") {
+		t.Fatalf("a second backup over the first: exit %d %s", code, stderr)
+	}
+
+	// Restore into an empty data directory, as docs/deploy.md says.
+	restored := filepath.Join(dir, "restored")
+	os.Mkdir(restored, 0o700)
+	if out, err := exec.Command("tar", "-xzf", out, "-C", restored).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(restored, "novelty.key")); err != nil || string(got) != string(key) {
+		t.Fatalf("novelty.key: %q %v", got, err)
+	}
+	st2, err := sqlite.Open(t.Context(), filepath.Join(restored, "mailbrake.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	got, err := st2.LoadSnapshots(t.Context())
+	if err != nil || len(got) != 500 {
+		t.Fatalf("restored snapshots: %d %v", len(got), err)
 	}
 }
