@@ -23,6 +23,7 @@ type Config struct {
 	Identity     IdentityConfig     `yaml:"identity" doc:"How the sending account is determined."`
 	Postfix      PostfixConfig      `yaml:"postfix" doc:"The local Postfix instance whose hold queue mailbrake manages."`
 	Quarantine   QuarantineConfig   `yaml:"quarantine" doc:"What is recorded about held messages."`
+	Retention    RetentionConfig    `yaml:"retention" doc:"How long records are kept; pruned hourly in the background. A message still on hold is never pruned. 0: kept forever."`
 	Engine       EngineConfig       `yaml:"engine" doc:"Decision engine behaviour."`
 	Accounts     AccountsConfig     `yaml:"accounts" doc:"Account states: normal, watch, restricted (every outbound message held), locked."`
 	Baseline     BaselineConfig     `yaml:"baseline" doc:"Learned per-account normal: flags sending far above what the account itself usually sends, and a client family it never used on a message to many recipients."`
@@ -107,6 +108,13 @@ type PostfixConfig struct {
 // QuarantineConfig configures hold records.
 type QuarantineConfig struct {
 	PreviewBytes int `yaml:"preview_bytes" doc:"Bytes of body kept as a preview of each message held by the milter."`
+}
+
+// RetentionConfig bounds how long records are kept.
+type RetentionConfig struct {
+	Previews Duration `yaml:"previews" doc:"The headers and text preview of a message that left the hold queue (released, deleted, expired) are cleared this long after; the record stays."`
+	Holds    Duration `yaml:"holds" doc:"Hold records of messages that left the hold queue are deleted this long after."`
+	Audit    Duration `yaml:"audit" doc:"Audit entries are deleted this long after."`
 }
 
 // EngineConfig configures the decision engine.
@@ -440,6 +448,7 @@ func Default() *Config {
 		// 16 KiB: enough to judge a spam run from its first screen of text,
 		// small enough that a thousand holds stay in a few megabytes.
 		Quarantine: QuarantineConfig{PreviewBytes: 16 << 10},
+		Retention:  RetentionConfig{Previews: Duration(30 * 24 * time.Hour), Holds: Duration(365 * 24 * time.Hour), Audit: Duration(2 * 365 * 24 * time.Hour)},
 		Engine:     EngineConfig{OnError: verdict.Allow},
 		// Two strong findings in a day restrict an account; one puts it on
 		// watch. A single bulk hold may be a legitimate sender (the Zimbra

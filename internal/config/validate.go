@@ -103,6 +103,11 @@ func (c *Config) Validate() Errors {
 	if c.Quarantine.PreviewBytes < 0 || c.Quarantine.PreviewBytes > 1<<20 {
 		add("quarantine.preview_bytes", "must be between 0 and 1048576, got %d", c.Quarantine.PreviewBytes)
 	}
+	for key, d := range map[string]Duration{"retention.previews": c.Retention.Previews, "retention.holds": c.Retention.Holds, "retention.audit": c.Retention.Audit} {
+		if d.D() < 0 || (d.D() > 0 && d.D() < 24*time.Hour) {
+			add(key, "must be 0 (kept forever) or at least 24h, got %s", d)
+		}
+	}
 	verdictOf("engine.on_error", c.Engine.OnError, verdict.Allow, verdict.Defer)
 	if d := c.Engine.ForgetIdleAfter.D(); d != 0 && d < 24*time.Hour {
 		add("engine.forget_idle_after", "must be 0 (each detector's window) or at least 24h, got %s", c.Engine.ForgetIdleAfter)

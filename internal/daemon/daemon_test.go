@@ -3,7 +3,10 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 	"io"
 	"log/slog"
 	"net/http"
@@ -484,5 +487,40 @@ func TestReload(t *testing.T) {
 	moved.Policy.Listen = "127.0.0.1:1"
 	if r, err := d.Reload(&moved); err != nil || !slices.Contains(r.Restart, "policy") {
 		t.Fatalf("a changed listener: %+v %v", r, err)
+	}
+}
+
+// TestRetentionPrunesAtStart (issue 14): the daemon prunes what
+// retention.* lets go, at start and hourly; a message still held stays.
+func TestRetentionPrunesAtStart(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	st, err := sqlite.Open(t.Context(), filepath.Join(data, "mailbrake.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().AddDate(-2, 0, 0)
+	gone, err := st.PutHold(t.Context(), &store.Hold{QueueID: "GONE1", Preview: "x", HeldAt: old, State: store.HoldHeld, StateAt: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetHoldState(t.Context(), gone.ID, store.HoldHeld, store.HoldReleased, "test", old); err != nil {
+		t.Fatal(err)
+	}
+	held, err := st.PutHold(t.Context(), &store.Hold{QueueID: "HELD1", Preview: "y", HeldAt: old, State: store.HoldHeld, StateAt: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	d := startInProcess(t, func(c *config.Config) { c.DataDir = data })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := d.store.GetHold(t.Context(), gone.ID); errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a hold released two years ago was not pruned")
+		}
+	}
+	if h, err := d.store.GetHold(t.Context(), held.ID); err != nil || h.Preview != "y" {
+		t.Fatalf("a message still held was pruned: %+v %v", h, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
@@ -594,6 +595,32 @@ func (d *Daemon) startLoops() {
 			every(ctx, connProbeEvery, func(time.Time) { d.connHealth.probeAll(ctx, conns) })
 		})
 	}
+	// Records are kept for retention.* and pruned hourly, in short
+	// transactions beside the request path's writes.
+	loop(func() {
+		prune := func(now time.Time) {
+			before := func(d config.Duration) time.Time {
+				if d.D() <= 0 {
+					return time.Time{}
+				}
+				return now.Add(-d.D())
+			}
+			r := cfg.Retention
+			n, err := d.store.Prune(ctx, store.Prune{Previews: before(r.Previews), Holds: before(r.Holds), Audit: before(r.Audit)})
+			if err != nil {
+				if ctx.Err() == nil {
+					d.metrics.storeErrors.WithLabelValues("prune").Inc()
+					d.log.Warn("pruning old records failed", "err", err)
+				}
+				return
+			}
+			if n != (store.Pruned{}) {
+				d.log.Info("old records pruned", "previews_cleared", n.Previews, "holds_deleted", n.Holds, "audit_deleted", n.Audit)
+			}
+		}
+		prune(time.Now())
+		every(ctx, time.Hour, prune)
+	})
 	// Accounts that stopped sending are forgotten hourly, in memory and
 	// (at the next snapshot) in the store: memory follows the accounts
 	// that send, not every account that ever did.

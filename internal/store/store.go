@@ -136,6 +136,26 @@ type Audit interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) // newest first
 }
 
+// Retention prunes what is kept only for a while. Held messages (state
+// held) are never touched: they wait in Postfix's hold queue for review.
+type Retention interface {
+	// Prune clears the headers and preview of holds that left the hold
+	// queue before p.Previews, deletes such holds before p.Holds and audit
+	// entries before p.Audit (a zero time: none), in short transactions,
+	// and reports how many rows each touched.
+	Prune(ctx context.Context, p Prune) (Pruned, error)
+}
+
+// Prune says what Retention.Prune removes: everything before each time.
+type Prune struct {
+	Previews, Holds, Audit time.Time
+}
+
+// Pruned counts what Prune removed.
+type Pruned struct {
+	Previews, Holds, Audit int64
+}
+
 // Snapshots persists opaque per-account counter state so that sliding
 // windows survive a restart of a single-node installation.
 type Snapshots interface {

@@ -24,6 +24,7 @@ type Backend interface {
 	store.Incidents
 	store.Users
 	store.Trust
+	store.Retention
 }
 
 // Run runs the conformance suite. open must return a fresh, empty backend
@@ -36,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		fn   func(t *testing.T, b Backend)
 	}{
 		{"PutHoldAssignsIDs", testPutHoldAssignsIDs},
+		{"Prune", testPrune},
 		{"HoldRoundTrip", testHoldRoundTrip},
 		{"PutHoldDefaults", testPutHoldDefaults},
 		{"PutHoldInvalidState", testPutHoldInvalidState},
@@ -1501,5 +1503,62 @@ func testAppendAudits(t *testing.T, b Backend) {
 	got, err := b.ListAudit(ctx, store.AuditFilter{})
 	if err != nil || len(got) != 2 || got[0].Target != "hold:2" {
 		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+func testPrune(t *testing.T, b Backend) {
+	ctx := t.Context()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	put := func(qid string, at time.Time) *store.Hold {
+		t.Helper()
+		h, err := b.PutHold(ctx, &store.Hold{QueueID: qid, Account: "a@example.org", Headers: "Subject: x", Preview: "text", HeldAt: at, State: store.HoldHeld, StateAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	oldHeld := put("OLDHELD", now.AddDate(0, 0, -400))
+	oldGone := put("OLDGONE", now.AddDate(0, 0, -400))
+	midGone := put("MIDGONE", now.AddDate(0, 0, -60))
+	newGone := put("NEWGONE", now.AddDate(0, 0, -1))
+	for h, at := range map[*store.Hold]time.Time{oldGone: now.AddDate(0, 0, -399), midGone: now.AddDate(0, 0, -59), newGone: now.AddDate(0, 0, -1)} {
+		if err := b.SetHoldState(ctx, h.ID, store.HoldHeld, store.HoldReleased, "test", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var audit []store.AuditEntry
+	for i := range 2500 {
+		audit = append(audit, store.AuditEntry{Time: now.AddDate(0, 0, -800).Add(time.Duration(i) * time.Second), Actor: "t", Action: "old", Target: "x"})
+	}
+	audit = append(audit, store.AuditEntry{Time: now.AddDate(0, 0, -10), Actor: "t", Action: "recent", Target: "x"})
+	if err := b.AppendAudits(ctx, audit); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Prune(ctx, store.Prune{Previews: now.AddDate(0, 0, -30), Holds: now.AddDate(0, 0, -365), Audit: now.AddDate(0, 0, -730)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (store.Pruned{Previews: 2, Holds: 1, Audit: 2500}) {
+		t.Errorf("Prune = %+v, want 2 previews (old and mid released), 1 hold (old released), 2500 audit entries", got)
+	}
+	h, err := b.GetHold(ctx, oldHeld.ID)
+	if err != nil || h.Preview != "text" || h.Headers == "" {
+		t.Errorf("a message still held lost its record or preview: %+v %v", h, err)
+	}
+	if _, err := b.GetHold(ctx, oldGone.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("old released hold: %v", err)
+	}
+	if h, err := b.GetHold(ctx, midGone.ID); err != nil || h.Preview != "" || h.Headers != "" || h.Account != "a@example.org" {
+		t.Errorf("mid released hold: %+v %v (the record stays, its content goes)", h, err)
+	}
+	if h, err := b.GetHold(ctx, newGone.ID); err != nil || h.Preview != "text" {
+		t.Errorf("recent released hold: %+v %v", h, err)
+	}
+	left, err := b.ListAudit(ctx, store.AuditFilter{Limit: 100})
+	if err != nil || len(left) != 1 || left[0].Action != "recent" {
+		t.Errorf("audit after pruning: %d entries %v", len(left), err)
+	}
+	if again, err := b.Prune(ctx, store.Prune{Previews: now.AddDate(0, 0, -30), Holds: now.AddDate(0, 0, -365), Audit: now.AddDate(0, 0, -730)}); err != nil || again != (store.Pruned{}) {
+		t.Errorf("a second prune: %+v %v", again, err)
 	}
 }
