@@ -31,7 +31,8 @@ func failureActions(mode string) (milterAction, policyDefault string, err error)
 }
 
 func postfixConfigCmd(g *globals) *cobra.Command {
-	var onFailure, postfixDir string
+	var onFailure, postfixDir, wiring string
+	var services []string
 	cmd := &cobra.Command{
 		Use:   "postfix-config",
 		Short: "Print a shell script of postconf commands that connect Postfix to mailbrake",
@@ -54,12 +55,23 @@ Running it again changes nothing more.`,
 			if err != nil {
 				return err
 			}
-			WritePostfixConfig(cmd.OutOrStdout(), c, PostfixWiring{MilterAction: ma, PolicyDefault: pd, ConfigDir: postfixDir})
+			if wiring != "main" && wiring != "submission" {
+				return &exitError{code: 2, err: fmt.Errorf("--wiring must be main or submission, got %q", wiring)}
+			}
+			for _, svc := range services {
+				if name, typ, ok := strings.Cut(svc, "/"); !ok || name == "" || typ == "" || strings.ContainsAny(svc, " \t'\"$") {
+					return &exitError{code: 2, err: fmt.Errorf("--services: %q is not service/type (as in master.cf: submission/inet)", svc)}
+				}
+			}
+			WritePostfixConfig(cmd.OutOrStdout(), c, PostfixWiring{MilterAction: ma, PolicyDefault: pd, ConfigDir: postfixDir,
+				Submission: wiring == "submission", Services: services})
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&onFailure, "on-failure", "tempfail", "when mailbrake is down: tempfail (4xx, nothing lost) or accept (fail open)")
 	cmd.Flags().StringVar(&postfixDir, "postfix-dir", "", "Postfix configuration directory (postconf -c, postfix -c); empty for the default instance")
+	cmd.Flags().StringVar(&wiring, "wiring", "main", "main: every smtpd, port 25 included (main.cf); submission: only --services (master.cf), so inbound mail never depends on mailbrake")
+	cmd.Flags().StringSliceVar(&services, "services", []string{"submission/inet", "smtps/inet"}, "with --wiring submission: the master.cf services (service/type) that clients log in to")
 	return cmd
 }
 
@@ -74,6 +86,12 @@ type PostfixWiring struct {
 	// ConfigDir is the Postfix configuration directory; "" for the
 	// default instance.
 	ConfigDir string
+	// Submission wires only the master.cf services in Services (the
+	// submission and smtps ports) instead of main.cf's smtpd settings,
+	// which every smtpd uses, port 25 included: inbound mail then never
+	// depends on mailbrake.
+	Submission bool
+	Services   []string // service/type, e.g. submission/inet
 }
 
 // shellQuote quotes s for a POSIX shell.
@@ -117,7 +135,12 @@ func WritePostfixConfig(w io.Writer, c *config.Config, o PostfixWiring) {
 	p("#   account header. The policy service answers DUNNO for it and counts nothing.")
 	p("# - Mail from anyone else is inbound: never charged to an account.")
 	p("#")
-	if o.MilterAction == "tempfail" {
+	if o.MilterAction == "tempfail" && o.Submission {
+		p("# --on-failure tempfail: while mailbrake is down, Postfix answers 4xx on the")
+		p("# wired services only (clients retry; nothing is lost). Port 25, inbound mail")
+		p("# included, does not depend on mailbrake. --on-failure accept lets mail through")
+		p("# unchecked instead.")
+	} else if o.MilterAction == "tempfail" {
 		p("# --on-failure tempfail: while mailbrake is down, Postfix answers 4xx to every")
 		p("# message these checks apply to, INBOUND MAIL FROM THE INTERNET INCLUDED: senders")
 		p("# retry later, nothing is lost, but nothing arrives until mailbrake is back.")
@@ -126,7 +149,10 @@ func WritePostfixConfig(w io.Writer, c *config.Config, o PostfixWiring) {
 		p("# --on-failure accept: while mailbrake is down, mail passes unchecked.")
 	}
 	p("set -e")
-	if c.Milter.Enabled {
+	if o.Submission {
+		writeSubmissionWiring(p, pc, c, o)
+	}
+	if c.Milter.Enabled && !o.Submission {
 		ep := postfixEndpoint(c.Milter.Listen)
 		m := "{ " + ep + ", default_action=" + o.MilterAction + " }"
 		p("")
@@ -140,7 +166,7 @@ func WritePostfixConfig(w io.Writer, c *config.Config, o PostfixWiring) {
 		p("*) %s -e \"smtpd_milters = ${cur:+$cur, }%s\" ;;", pc, m)
 		p("esac")
 	}
-	if c.Policy.Enabled {
+	if c.Policy.Enabled && !o.Submission {
 		ep := postfixEndpoint(c.Policy.Listen)
 		svc := policyService(ep, o.PolicyDefault)
 		p("")
@@ -179,6 +205,60 @@ func WritePostfixConfig(w io.Writer, c *config.Config, o PostfixWiring) {
 	p("")
 	p("%s check", pf)
 	p("%s reload", pf)
+}
+
+// writeSubmissionWiring wires only the given master.cf services. A
+// service's -o override replaces main.cf's value, and an override that
+// names the parameter it overrides ($smtpd_milters) would refer to itself,
+// so each service gets main.cf parameters of its own (as Debian's
+// $mua_client_restrictions): mailbrake's milter and policy service before
+// what the service used so far — its own override, or main.cf's value as
+// it is now.
+func writeSubmissionWiring(p func(string, ...any), pc string, c *config.Config, o PostfixWiring) {
+	p("")
+	p("# Submission wiring: only the services clients log in to (%s) use", strings.Join(o.Services, ", "))
+	p("# mailbrake; port 25 does not, so inbound mail never depends on it. Mail that")
+	p("# reaches Postfix another way (webmail relaying on port 25, a script on the")
+	p("# server) is not seen: use --wiring main for that. Each service gets main.cf")
+	p("# parameters of its own, mailbrake_<service>_*, holding mailbrake first and")
+	p("# then what the service used so far, copied now: after changing main.cf's")
+	p("# smtpd_milters or smtpd_*_restrictions, edit those parameters too.")
+	type param struct{ name, value string }
+	var params []param
+	if c.Milter.Enabled {
+		params = append(params, param{"smtpd_milters", "{ " + postfixEndpoint(c.Milter.Listen) + ", default_action=" + o.MilterAction + " }"})
+	}
+	if c.Policy.Enabled {
+		svc := policyService(postfixEndpoint(c.Policy.Listen), o.PolicyDefault)
+		params = append(params, param{"smtpd_recipient_restrictions", svc}, param{"smtpd_end_of_data_restrictions", svc})
+	}
+	for _, service := range o.Services {
+		tag := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '_'
+		}, strings.ToLower(strings.SplitN(service, "/", 2)[0]))
+		p("if [ -n \"$(%s -M %s 2>/dev/null)\" ]; then", pc, shellQuote(service))
+		for _, pr := range params {
+			own := "mailbrake_" + tag + "_" + strings.TrimPrefix(pr.name, "smtpd_")
+			p("  cur=$(%s -P -h %s 2>/dev/null || true)", pc, shellQuote(service+"/"+pr.name))
+			p("  case \"$cur\" in")
+			p("  *'$%s'*) ;;", own)
+			p("  *)")
+			p("    [ -n \"$cur\" ] || cur=$(%s -h %s)", pc, pr.name)
+			if pr.name == "smtpd_milters" {
+				p("    %s -e \"%s = ${cur:+$cur, }%s\"", pc, own, pr.value)
+			} else {
+				p("    %s -e \"%s = %s${cur:+, $cur}\"", pc, own, pr.value)
+			}
+			p("    %s -P %s ;;", pc, shellQuote(service+"/"+pr.name+"=$"+own))
+			p("  esac")
+		}
+		p("else")
+		p("  echo \"mailbrake: no %s service in master.cf; skipped\" >&2", service)
+		p("fi")
+	}
 }
 
 func zimbraConfigCmd(g *globals) *cobra.Command {

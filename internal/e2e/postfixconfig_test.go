@@ -124,3 +124,81 @@ func postfixConfigOnRealPostfix(t *testing.T, onFailure string) {
 		in.Sink.WaitRecipients(t, 3, 30*time.Second)
 	}
 }
+
+// TestPostfixSubmissionWiringOnRealPostfix: `postfix-config --wiring
+// submission` wires only the service clients log in to (issue 14: a 451
+// default in front of all inbound mail defers the whole site's inbound
+// mail while mailbrake is down). On a real Postfix: postfix check passes,
+// a bulk message submitted with SMTP AUTH is held, a second run changes
+// nothing, and with mailbrake stopped the submission service answers 4xx
+// while port 25 still accepts mail.
+func TestPostfixSubmissionWiringOnRealPostfix(t *testing.T) {
+	in := postfixtest.Start(t, postfixtest.Options{SASL: true, Users: map[string]string{"alice@campus.example": "wonderland-7"}})
+	mAddr, pAddr := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, daemonOptions{Milter: mAddr, Policy: pAddr, PostfixConfigDir: in.ConfigDir})
+	service := in.SubmissionAddr + "/inet"
+	script, err := exec.Command(binary, "postfix-config", "--config", d.config, "--postfix-dir", in.ConfigDir,
+		"--wiring", "submission", "--services", service).Output()
+	if err != nil {
+		t.Fatalf("postfix-config: %v", err)
+	}
+	if !strings.Contains(string(script), "Port 25, inbound mail") {
+		t.Errorf("the script does not say what --on-failure means for this wiring:\n%s", script)
+	}
+	path := filepath.Join(t.TempDir(), "wire-mailbrake.sh")
+	if err := os.WriteFile(path, script, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() {
+		t.Helper()
+		before := strings.Count(in.MailLog(), "]: reload -- version")
+		if out, err := exec.Command("sh", path).CombinedOutput(); err != nil {
+			t.Fatalf("running the script: %v\n%s", err, out)
+		}
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(in.MailLog(), "]: reload -- version") <= before; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload after the script:\n%s", tailLines(in.MailLog(), 20))
+			}
+		}
+	}
+	run()
+	in.Run(t, "postfix", "check")
+	mainCF, _ := os.ReadFile(filepath.Join(in.ConfigDir, "main.cf"))
+	masterCF, _ := os.ReadFile(filepath.Join(in.ConfigDir, "master.cf"))
+	for _, param := range []string{"smtpd_milters", "smtpd_recipient_restrictions", "smtpd_end_of_data_restrictions"} {
+		out, err := exec.Command("postconf", "-c", in.ConfigDir, "-h", param).Output()
+		if err != nil || strings.Contains(string(out), mAddr) || strings.Contains(string(out), pAddr) {
+			t.Fatalf("main.cf's %s, which port 25 uses, was wired: %q %v", param, out, err)
+		}
+	}
+	if !strings.Contains(string(masterCF), "smtpd_milters=$mailbrake_") {
+		t.Fatalf("the submission service was not wired:\n%s", masterCF)
+	}
+
+	bulk := in.Send(t, postfixtest.SendOptions{From: "alice@campus.example", AuthUser: "alice@campus.example", AuthPassword: "wonderland-7",
+		To: recipients(60, "dest.example"), Headers: map[string]string{"X-Mailer": zclient, "Subject": "submitted bulk"}, Body: "Dear friend.\n"})
+	if !bulk.Accepted {
+		t.Fatalf("submitted bulk not accepted: %s\n%s", bulk.Transcript, tailLines(in.MailLog(), 20))
+	}
+	if h := d.waitHold(bulk.QueueID); h.Account != "alice@campus.example" {
+		t.Errorf("hold account %q", h.Account)
+	}
+	run()
+	mainCF2, _ := os.ReadFile(filepath.Join(in.ConfigDir, "main.cf"))
+	masterCF2, _ := os.ReadFile(filepath.Join(in.ConfigDir, "master.cf"))
+	if string(mainCF2) != string(mainCF) || string(masterCF2) != string(masterCF) {
+		t.Errorf("a second run changed the configuration:\n%s\n%s", mainCF2, masterCF2)
+	}
+
+	d.stop()
+	sub := in.Send(t, postfixtest.SendOptions{From: "alice@campus.example", AuthUser: "alice@campus.example", AuthPassword: "wonderland-7",
+		To: recipients(1, "dest.example"), Headers: map[string]string{"Subject": "submitted while down"}, Body: "Hi.\n"})
+	if sub.Accepted {
+		t.Fatalf("submission accepted with mailbrake down and --on-failure tempfail:\n%s", sub.Transcript)
+	}
+	in25 := in.Send(t, postfixtest.SendOptions{From: "friend@elsewhere.example", To: recipients(1, "dest.example"),
+		Headers: map[string]string{"Subject": "port 25 while down"}, Body: "Hi.\n"})
+	if !in25.Accepted {
+		t.Fatalf("port 25 refused mail with mailbrake down: the wiring reaches beyond submission:\n%s", in25.Transcript)
+	}
+}
