@@ -1,11 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/notify"
+	"github.com/mailbrake/mailbrake/internal/store"
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/connector/dovecot"
@@ -146,6 +151,7 @@ func (d *Daemon) buildResponse() error {
 	case err != nil:
 		add("notify", err)
 	case nt != nil:
+		d.notifier = nt
 		r.conns = append(r.conns, response.NewNotify(nt))
 	}
 	if len(errs) > 0 {
@@ -164,6 +170,35 @@ func (d *Daemon) startResponse(st *sqlite.Store) *ops.Response {
 	conns = append(conns, d.extraConnectors...)
 	r.Runner = &playbook.Runner{Incidents: st, Connectors: conns, Attempts: cfg.Response.Attempts, Backoff: cfg.Response.Backoff.D(),
 		DryRun: cfg.Response.DryRun, Log: d.log}
+	if d.notifier != nil {
+		// The help desk hears the rest of an incident it was told of:
+		// what the steps carried out after its notification did (those
+		// an admin confirmed, retried ones), and its end. Mail is
+		// threaded per incident.
+		nc := response.NewNotify(d.notifier)
+		send := func(ctx context.Context, inc *store.Incident, kind string) {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if err := nc.Update(ctx, inc, kind); err != nil {
+				d.log.Warn("telling the help desk about an incident failed", "incident", inc.ID, "kind", kind, "err", err)
+			}
+		}
+		r.Runner.AfterRun = func(ctx context.Context, inc *store.Incident, _ *playbook.Playbook, ran []playbook.Step) {
+			if response.Told(inc) && !slices.Contains(ran, playbook.StepNotify) {
+				send(ctx, inc, "")
+			}
+		}
+		r.Update = func(ctx context.Context, inc *store.Incident, change string) {
+			if !response.Told(inc) {
+				return
+			}
+			kind := notify.KindIncidentResolved
+			if change == api.IncidentDismiss {
+				kind = notify.KindIncidentDismissed
+			}
+			go send(ctx, inc, kind)
+		}
+	}
 	names := make([]string, len(conns))
 	for i, c := range conns {
 		names[i] = c.Name()

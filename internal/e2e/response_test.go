@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,21 @@ response:
 	}
 	if show := d.mustCLI("account", "show", acct); !strings.Contains(show, "normal") {
 		t.Errorf("account after unlock:\n%s", show)
+	}
+
+	// Resolving the incident tells the help desk too, in the same thread
+	// (issue 14: nobody heard of the incident again).
+	d.mustCLI("incident", "resolve", fmt.Sprint(inc.ID), "--note", "user called, password changed")
+	var resolved string
+	for _, m := range helpdesk.WaitMessages(t, 3, 20*time.Second) {
+		if m.Recipients[0] == "helpdesk@campus.example" && strings.Contains(string(m.Data), "was resolved") {
+			resolved = string(m.Data)
+		}
+	}
+	thread := regexp.MustCompile(`(?m)^In-Reply-To: (<mailbrake-incident-[^>]+>)`)
+	first, end := thread.FindStringSubmatch(note), thread.FindStringSubmatch(resolved)
+	if resolved == "" || first == nil || end == nil || first[1] != end[1] {
+		t.Errorf("no resolution notice in the incident's thread:\nfirst:\n%s\nresolved:\n%s", note, resolved)
 	}
 }
 

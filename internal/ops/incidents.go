@@ -51,6 +51,11 @@ type Response struct {
 	Checkers  []PasswordChangeChecker
 	Unlockers []Unlocker
 
+	// Update, when set, is told that an incident was resolved or
+	// dismissed (change: api.IncidentResolve or IncidentDismiss), so that
+	// those its notify step told hear the end of it. It must not block.
+	Update func(ctx context.Context, inc *store.Incident, change string)
+
 	pbMu    sync.RWMutex
 	retired map[string]*playbook.Playbook // replaced by a reload, by name
 }
@@ -468,7 +473,11 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 	default:
 		return nil, fmt.Errorf("%w: change must be confirm, dismiss or resolve", api.ErrBadRequest)
 	}
-	return r.Incidents.GetIncident(ctx, inc.ID)
+	after, err := r.Incidents.GetIncident(ctx, inc.ID)
+	if err == nil && r.Update != nil {
+		r.Update(context.WithoutCancel(ctx), after, req.Change)
+	}
+	return after, err
 }
 
 // UnlockAccount implements api.Methods. A lock lasts at least MinLock and

@@ -94,6 +94,9 @@ type Runner struct {
 	OnStep func(step Step, status store.StepStatus)
 	Log    *slog.Logger
 	Now    func() time.Time
+	// AfterRun, when set, is told after each run that carried out steps:
+	// the incident as stored then, and the steps this run carried out.
+	AfterRun func(ctx context.Context, inc *store.Incident, pb *Playbook, ran []Step)
 }
 
 // AuditStep is the audit action of a step outcome.
@@ -161,7 +164,11 @@ func (r *Runner) Run(ctx context.Context, inc *store.Incident, pb *Playbook, act
 			inc = cur
 		}
 	}
-	return r.Incidents.GetIncident(ctx, inc.ID)
+	final, err := r.Incidents.GetIncident(ctx, inc.ID)
+	if err == nil && len(run) > 0 && r.AfterRun != nil {
+		r.AfterRun(ctx, final, pb, run)
+	}
+	return final, err
 }
 
 func (r *Runner) runStep(ctx context.Context, s Step, inc *store.Incident, log *slog.Logger) store.StepRecord {

@@ -3,6 +3,7 @@ package playbook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -247,5 +248,38 @@ func TestPasswordSatisfiesEveryPolicy(t *testing.T) {
 		if len(pw) != shape.length || countIn(pw, "0123456789") < shape.each || countIn(pw, shape.punct) < min(shape.each, len(shape.punct)*shape.length) {
 			t.Errorf("shape %+v gave %d characters", shape, len(pw))
 		}
+	}
+}
+
+// TestAfterRun: the runner says after each run which steps it carried out
+// (the daemon tells the help desk what the confirmed steps did), and
+// nothing after a run that carried out none.
+func TestAfterRun(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	self := &recorder{name: "mailbrake", steps: []Step{StepRestrictSending, StepNotify, StepLockLogin}}
+	var runs [][]Step
+	r := &Runner{Incidents: st, Connectors: []Connector{self}, Backoff: time.Millisecond,
+		AfterRun: func(_ context.Context, inc *store.Incident, _ *Playbook, ran []Step) { runs = append(runs, ran) }}
+	pb := &Playbook{Name: "phish-reply", Severity: store.SeverityHigh, Steps: []Step{StepNotify, StepLockLogin}, ConfirmFrom: 1}
+	inc, _, err := st.OpenIncident(ctx, "u@example.edu", pb.Severity, pb.Name, store.Evidence{Reason: "reply-to-phisher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc, err = r.Run(ctx, inc, pb, "system"); err != nil {
+		t.Fatal(err)
+	}
+	if inc, err = r.Run(ctx, inc, pb, "system"); err != nil { // nothing due
+		t.Fatal(err)
+	}
+	if err := st.SetIncidentState(ctx, inc.ID, []store.IncidentState{store.IncidentOpen}, store.IncidentConfirmed, "admin", "yes", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	inc, _ = st.GetIncident(ctx, inc.ID)
+	if _, err = r.Run(ctx, inc, pb, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(runs) != "[[notify] [lock-login]]" {
+		t.Fatalf("AfterRun calls %v, want [[notify] [lock-login]]", runs)
 	}
 }

@@ -55,6 +55,31 @@ func (c Notify) Do(ctx context.Context, s playbook.Step, inc *store.Incident, _ 
 	return detail, nil
 }
 
+// Update tells the help desk about an incident it was already told of:
+// what the steps carried out since did (kind ""), or that it was
+// resolved or dismissed (notify.KindIncidentResolved, …). Mail is threaded
+// per incident. It returns the channels' errors joined.
+func (c Notify) Update(ctx context.Context, inc *store.Incident, kind string) error {
+	ev := notifyEvent(inc)
+	if kind != "" {
+		ev.Kind, ev.NextSteps = kind, ""
+	}
+	var errs []error
+	for _, r := range c.n.Send(ctx, ev) {
+		if r.Err != nil && !r.Sent {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Channel, r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Told reports whether the help desk was told of inc: its notify step is
+// done.
+func Told(inc *store.Incident) bool {
+	st := inc.Step(string(playbook.StepNotify))
+	return st != nil && st.Status == store.StepDone
+}
+
 // notifyEvent describes an incident for the notifier. The evidence is
 // what mailbrake recorded, which never holds a password or a body.
 func notifyEvent(inc *store.Incident) notify.Event {
