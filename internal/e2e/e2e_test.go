@@ -258,33 +258,13 @@ func TestKillNothingLost(t *testing.T) {
 	})
 	q := in.Queue(t)
 	var delivered, held, tempfailed int
-	for i, r := range results {
-		subject := fmt.Sprintf("kill %d", i)
-		switch {
-		case r.Accepted:
-			got := bySubject(t, in.Sink, subject)
-			place := inQueue(q, r.QueueID)
-			switch {
-			case len(got) > 0 && place == "":
-				delivered++
-			case len(got) == 0 && place == "hold":
-				held++
-			default:
-				t.Errorf("message %d (queue id %s) accepted but neither delivered nor held: delivered %d, queue %q", i, r.QueueID, len(got), place)
-			}
-		default:
-			temp := false
-			for _, rep := range r.Replies {
-				if rep.Code >= 500 {
-					t.Errorf("message %d got a permanent %d: %s", i, rep.Code, rep.Text)
-				}
-				if rep.Code >= 400 && rep.Code < 500 {
-					temp = true
-				}
-			}
-			if !temp {
-				t.Errorf("message %d neither accepted nor temp-failed:\n%s", i, r.Transcript)
-			}
+	for _, o := range outcomes(t, in, q, results, func(i int) string { return fmt.Sprintf("kill %d", i) }) {
+		switch o {
+		case outDelivered:
+			delivered++
+		case outHeld:
+			held++
+		case outTempFailed:
 			tempfailed++
 		}
 	}

@@ -59,7 +59,7 @@ func TestFaultTable(t *testing.T) {
 		{name: "DB locked",
 			inject: func(t *testing.T, f *faultEnv) { lockStore(t, f) },
 			recover: func(t *testing.T, f *faultEnv) {
-				f.unlock()
+				f.endFault("lock")
 			}},
 		{name: "read-only filesystem", fs: "ext4",
 			inject: func(t *testing.T, f *faultEnv) {
@@ -85,7 +85,7 @@ func TestFaultTable(t *testing.T) {
 		{name: "fast sync", syncInterval: "1s",
 			inject: func(t *testing.T, f *faultEnv) { f.syncLoop(t) },
 			recover: func(t *testing.T, f *faultEnv) {
-				f.stopSync()
+				f.endFault("sync")
 			}},
 	}
 	var table []string
@@ -176,13 +176,33 @@ func fillDisk(t *testing.T, dir string) {
 }
 
 var (
-	faultMu     sync.Mutex
-	faultUnlock = map[*faultEnv]func(){}
-	faultStop   = map[*faultEnv]func(){}
+	faultMu  sync.Mutex
+	faultEnd = map[*faultEnv]map[string]func(){} // what ends each running fault, by name
 )
 
+// onEnd registers end as the way to end fault name; endFault runs it once.
+func (f *faultEnv) onEnd(t *testing.T, name string, end func()) {
+	faultMu.Lock()
+	if faultEnd[f] == nil {
+		faultEnd[f] = map[string]func(){}
+	}
+	faultEnd[f][name] = end
+	faultMu.Unlock()
+	t.Cleanup(func() { f.endFault(name) })
+}
+
+func (f *faultEnv) endFault(name string) {
+	faultMu.Lock()
+	end := faultEnd[f][name]
+	delete(faultEnd[f], name)
+	faultMu.Unlock()
+	if end != nil {
+		end()
+	}
+}
+
 // lockStore takes the store's write lock from another process's
-// connection (as sqlite3 or a backup tool would) until unlock.
+// connection (as sqlite3 or a backup tool would) until endFault("lock").
 func lockStore(t *testing.T, f *faultEnv) {
 	db, err := sql.Open("sqlite", filepath.Join(f.dataDir, "mailbrake.db"))
 	if err != nil {
@@ -196,28 +216,15 @@ func lockStore(t *testing.T, f *faultEnv) {
 	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
 		t.Fatal(err)
 	}
-	faultMu.Lock()
-	faultUnlock[f] = func() {
+	f.onEnd(t, "lock", func() {
 		conn.ExecContext(ctx, "ROLLBACK")
 		conn.Close()
 		db.Close()
-	}
-	faultMu.Unlock()
-	t.Cleanup(f.unlock)
-}
-
-func (f *faultEnv) unlock() {
-	faultMu.Lock()
-	u := faultUnlock[f]
-	delete(faultUnlock, f)
-	faultMu.Unlock()
-	if u != nil {
-		u()
-	}
+	})
 }
 
 // syncLoop runs `quarantine sync` by hand every 100 ms beside the
-// one-second periodic sync, until stopSync.
+// one-second periodic sync, until endFault("sync").
 func (f *faultEnv) syncLoop(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -232,20 +239,7 @@ func (f *faultEnv) syncLoop(t *testing.T) {
 			f.d.cli("quarantine", "sync")
 		}
 	}()
-	faultMu.Lock()
-	faultStop[f] = func() { close(stop); <-done }
-	faultMu.Unlock()
-	t.Cleanup(f.stopSync)
-}
-
-func (f *faultEnv) stopSync() {
-	faultMu.Lock()
-	s := faultStop[f]
-	delete(faultStop, f)
-	faultMu.Unlock()
-	if s != nil {
-		s()
-	}
+	f.onEnd(t, "sync", func() { close(stop); <-done })
 }
 
 // runFault runs one fault and returns its table row.
@@ -299,39 +293,20 @@ func runFault(t *testing.T, c faultCase) string {
 
 	q := f.in.Queue(t)
 	var delivered, held, temp, lost, leaked int
-	for i, r := range results {
-		subject := fmt.Sprintf("fault %d", i)
-		if !r.Accepted {
-			is4xx := false
-			for _, rep := range r.Replies {
-				if rep.Code >= 500 {
-					t.Errorf("message %d got a permanent %d: %s", i, rep.Code, rep.Text)
-				}
-				if rep.Code >= 400 && rep.Code < 500 {
-					is4xx = true
-				}
-			}
-			if is4xx {
-				temp++
-			} else {
-				lost++
-				t.Errorf("message %d neither accepted nor temp-failed:\n%s", i, r.Transcript)
-			}
-			continue
-		}
-		got := bySubject(t, f.in.Sink, subject)
-		switch place := inQueue(q, r.QueueID); {
-		case len(got) > 0 && place == "":
+	for i, o := range outcomes(t, f.in, q, results, func(i int) string { return fmt.Sprintf("fault %d", i) }) {
+		switch o {
+		case outDelivered:
 			delivered++
 			if i%2 == 0 {
 				leaked++
 				t.Errorf("message %d, a 60-recipient zclient message, was delivered", i)
 			}
-		case len(got) == 0 && place == "hold":
+		case outHeld:
 			held++
+		case outTempFailed:
+			temp++
 		default:
 			lost++
-			t.Errorf("message %d (queue id %s) accepted but neither delivered nor held: delivered %d, queue %q", i, r.QueueID, len(got), place)
 		}
 	}
 

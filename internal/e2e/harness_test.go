@@ -350,3 +350,49 @@ func attempted(q []postfixtest.QueueEntry, qid string) bool {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// outcome is where one sent message ended up.
+type outcome int
+
+const (
+	outDelivered  outcome = iota // delivered once, not in the queue
+	outHeld                      // in Postfix's hold queue, not delivered
+	outTempFailed                // refused with a 4xx: the client keeps it
+	outLost                      // none of these: an error was reported
+)
+
+// outcomes classifies each sent message (subject(i) names message i in the
+// sink) against the queue q: delivered, held, temp-failed or lost; a
+// permanent refusal or a lost message is a test error.
+func outcomes(t *testing.T, in *postfixtest.Instance, q []postfixtest.QueueEntry, results []postfixtest.SendResult, subject func(int) string) []outcome {
+	t.Helper()
+	out := make([]outcome, len(results))
+	for i, r := range results {
+		if !r.Accepted {
+			out[i] = outLost
+			for _, rep := range r.Replies {
+				if rep.Code >= 500 {
+					t.Errorf("message %d got a permanent %d: %s", i, rep.Code, rep.Text)
+				}
+				if rep.Code >= 400 && rep.Code < 500 {
+					out[i] = outTempFailed
+				}
+			}
+			if out[i] == outLost {
+				t.Errorf("message %d neither accepted nor temp-failed:\n%s", i, r.Transcript)
+			}
+			continue
+		}
+		got := bySubject(t, in.Sink, subject(i))
+		switch place := inQueue(q, r.QueueID); {
+		case len(got) > 0 && place == "":
+			out[i] = outDelivered
+		case len(got) == 0 && place == "hold":
+			out[i] = outHeld
+		default:
+			out[i] = outLost
+			t.Errorf("message %d (queue id %s) accepted but neither delivered nor held: delivered %d, queue %q", i, r.QueueID, len(got), place)
+		}
+	}
+	return out
+}
