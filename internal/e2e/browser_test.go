@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
@@ -156,5 +158,79 @@ func TestBrowserReviewAndRelease(t *testing.T) {
 		if strings.Contains(d.log.String(), pw) || strings.Contains(page, pw) {
 			t.Fatal("a user's password appears in the log or a page")
 		}
+	}
+}
+
+// TestBrowserNarrowAndDark (issue 14): at 390 px (a phone) no page of the
+// review UI scrolls sideways — a spam run's page with 60 recipients and a
+// long subject included — and with the system in dark mode the UI is dark.
+// Screenshots go to the artifacts directory.
+func TestBrowserNarrowAndDark(t *testing.T) {
+	in, d := startPair(t, true, false, postfixtest.Options{}, "")
+	const adminPW = "Admin-Narrow-Pass-3"
+	addUser(t, d, "root-admin", "admin", adminPW)
+	a := in.Send(t, postfixtest.SendOptions{From: "mallory.with.a.rather.long.name@campus.example", To: recipients(60, "a-long-destination-domain.example"),
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "Urgent: verify your mailbox quota immediately or it will be suspended within twenty-four hours"},
+		Body:    "Click https://verify.example.net/a/very/long/path/that/does/not/wrap/easily/at/all/0123456789 now\n"})
+	h := d.waitHold(a.QueueID)
+	base := "http://" + d.httpAddr()
+	ctx := browser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "root-admin"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), adminPW),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`nav`)),
+	); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	shots := artifactsDir(t)
+	for _, page := range []string{"/", "/quarantine", fmt.Sprintf("/quarantine/%d", h.ID), "/accounts", "/accounts/" + h.Account, "/incidents", "/audit"} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
+			t.Fatalf("%s: %v", page, err)
+		}
+		widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(widths) != 2 || widths[0] > widths[1] {
+			wide, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('table')).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`))
+			t.Errorf("%s at 390 px: the page is %v px wide (scroll width, viewport); widest: %v", page, widths, wide)
+		}
+		if b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			name := strings.Trim(strings.NewReplacer("/", "-").Replace(page), "-")
+			if name == "" {
+				name = "dashboard"
+			}
+			os.WriteFile(filepath.Join(shots, "browser-narrow-"+strings.SplitN(name, "-", 2)[0]+".png"), b, 0o644)
+		}
+	}
+
+	bg := func() string {
+		t.Helper()
+		c, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.documentElement).backgroundColor`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := bg(); c != "rgb(255, 255, 255)" {
+		t.Errorf("light mode background %s", c)
+	}
+	dark := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
+	if err := chromedp.Do(ctx, dark, chromedp.Navigate(base+"/quarantine"), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
+		t.Fatal(err)
+	}
+	if c := bg(); c != "rgb(20, 24, 28)" {
+		t.Errorf("dark mode background %s, want rgb(20, 24, 28)", c)
+	}
+	if b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(shots, "browser-dark-quarantine.png"), b, 0o644)
 	}
 }
