@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"fmt"
 	"html"
 	"io/fs"
 	"log/slog"
@@ -711,5 +712,31 @@ func TestIrreversibleActionsGuarded(t *testing.T) {
 	hold := e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String()
 	if strings.Contains(hold, `class="primary">Release`) || !strings.Contains(hold, "Release (contains a password)") {
 		t.Error("a hold with the sender's password offers Release as the primary action")
+	}
+}
+
+// TestHoldRecipientsCollapsed (issue 14): a spam run's page does not list
+// sixty recipients before the buttons: more than five fold into a
+// <details>, a few stay listed.
+func TestHoldRecipientsCollapsed(t *testing.T) {
+	e := newEnv(t, false)
+	var many []string
+	for i := range 60 {
+		many = append(many, fmt.Sprintf("r%02d@dest.example", i))
+	}
+	e.m.mu.Lock()
+	e.m.holds[1].Recipients, e.m.holds[1].RecipientCount = many, 60
+	e.m.mu.Unlock()
+	hold := e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String()
+	d := strings.Index(hold, `<details class="recipients"><summary>show all 60</summary>`)
+	if d < 0 || strings.Index(hold, "r59@dest.example") < d {
+		t.Errorf("60 recipients not folded:\n%s", hold)
+	}
+	e.m.mu.Lock()
+	e.m.holds[1].Recipients, e.m.holds[1].RecipientCount = many[:3], 3
+	e.m.mu.Unlock()
+	hold = e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String()
+	if strings.Contains(hold, `<details class="recipients">`) || !strings.Contains(hold, "<li>r02@dest.example</li>") {
+		t.Errorf("3 recipients folded or missing")
 	}
 }
