@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailbrake/mailbrake/internal/testnet"
 )
 
 // Standard locations of the Debian dovecot-core package. They are not taken
@@ -331,12 +334,15 @@ func (in *Instance) pickPorts() error {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := testnet.FreeAddr()
 	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		return 0, err
+	}
+	return int(ap.Port()), nil
 }
 
 // config returns the generated dovecot.conf. It includes nothing from

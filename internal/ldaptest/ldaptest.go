@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/mailbrake/mailbrake/internal/testnet"
 )
 
 // Standard locations of the Debian slapd package. They are not taken from
@@ -161,14 +163,7 @@ func launch() (*Instance, error) {
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func freeAddr() (string, error) { return testnet.FreeAddr() }
 
 // slapdConf returns the generated slapd.conf.
 func (in *Instance) slapdConf() string {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailbrake/mailbrake/internal/testnet"
 )
 
 // Standard locations of the Debian postfix package. They are not taken from
@@ -267,14 +269,7 @@ func (in *Instance) pickPorts() error {
 	return nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func freeAddr() (string, error) { return testnet.FreeAddr() }
 
 // mainCF returns the generated main.cf settings.
 func (in *Instance) mainCF() map[string]string {
