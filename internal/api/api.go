@@ -41,6 +41,38 @@ func ActorFrom(ctx context.Context) Actor {
 // HoldList is the answer to ListHolds.
 type HoldList struct {
 	Holds []store.Hold `json:"holds"`
+	// Total is how many holds match the filter on every page, and Newest
+	// the newest one's ID: what a bulk action on all of them confirms.
+	Total  int   `json:"total"`
+	Newest int64 `json:"newest"`
+}
+
+// BulkHoldsRequest releases or deletes every held message Filter matches
+// (its state, limit and offset are ignored) with an ID at most Through,
+// the newest one the admin saw: mail held since is not touched. Expect is
+// how many the admin confirmed; when more match, nothing is done.
+type BulkHoldsRequest struct {
+	Action  string           `json:"action"` // release or delete
+	Filter  ListHoldsRequest `json:"filter"`
+	Through int64            `json:"through"`
+	Expect  int              `json:"expect"`
+}
+
+// BulkHoldsResult says what a bulk action did. Remaining are matching
+// messages beyond one call's bound, left for another.
+type BulkHoldsResult struct {
+	Action    string        `json:"action"`
+	Matched   int           `json:"matched"`
+	Through   int64         `json:"through"`
+	Done      int           `json:"done"`
+	Failed    []BulkFailure `json:"failed"`
+	Remaining int           `json:"remaining"`
+}
+
+// BulkFailure is one message a bulk action could not act on.
+type BulkFailure struct {
+	ID    int64  `json:"id"`
+	Error string `json:"error"`
 }
 
 // ListHoldsRequest filters holds. State "all" or "" lists every state.
@@ -114,6 +146,7 @@ type Methods interface {
 	GetHold(ctx context.Context, id int64) (*store.Hold, error)
 	ReleaseHold(ctx context.Context, id int64) (*store.Hold, error)
 	DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
+	BulkHolds(ctx context.Context, r BulkHoldsRequest) (*BulkHoldsResult, error)
 	SyncQueue(ctx context.Context) (*SyncResult, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 	ListAccounts(ctx context.Context, r ListAccountsRequest) ([]store.Account, error)
@@ -146,7 +179,8 @@ type TrustRequest struct {
 	Note     string        `json:"note"`
 }
 
-// VolumePoint is one hour of outbound mail.
+// VolumePoint is one hour (or five minutes, in a timeline's Recent) of
+// outbound mail.
 type VolumePoint struct {
 	Time       time.Time `json:"time"`
 	Messages   int64     `json:"messages"`
@@ -170,9 +204,10 @@ type TimelineEvent struct {
 	Text string    `json:"text"`
 }
 
-// Timeline is an account's last 24 hours.
+// Timeline is an account's last 24 hours, and its last 6 at a finer step.
 type Timeline struct {
-	Points []VolumePoint   `json:"points"` // hourly, oldest first
+	Points []VolumePoint   `json:"points"` // hourly, last 24 h, oldest first
+	Recent []VolumePoint   `json:"recent"` // five-minute, last 6 h, oldest first
 	Events []TimelineEvent `json:"events"`
 }
 

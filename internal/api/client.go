@@ -169,6 +169,15 @@ func (c *Client) DeleteHold(ctx context.Context, id int64) (*store.Hold, error) 
 	return c.hold(ctx, "POST", fmt.Sprintf("/v1/holds/%d/delete", id))
 }
 
+// BulkHolds implements Methods.
+func (c *Client) BulkHolds(ctx context.Context, r BulkHoldsRequest) (*BulkHoldsResult, error) {
+	var v BulkHoldsResult
+	if err := c.doBody(ctx, "POST", "/v1/holds/bulk", nil, r, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // SyncQueue implements Methods.
 func (c *Client) SyncQueue(ctx context.Context) (*SyncResult, error) {
 	var v SyncResult

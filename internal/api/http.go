@@ -39,6 +39,7 @@ var routes = []Route{
 	{"GET", "/v1/status", auth.PermHoldsRead, (*handler).status},
 	{"GET", "/v1/holds", auth.PermHoldsRead, (*handler).listHolds},
 	{"GET", "/v1/holds/{id}", auth.PermHoldsRead, (*handler).getHold}, // content only with holds:content
+	{"POST", "/v1/holds/bulk", auth.PermHoldsAct, (*handler).bulkHolds},
 	{"POST", "/v1/holds/{id}/release", auth.PermHoldsAct, (*handler).releaseHold},
 	{"POST", "/v1/holds/{id}/delete", auth.PermHoldsAct, (*handler).deleteHold},
 	{"POST", "/v1/holds/{id}/spam", auth.PermHoldsAct, (*handler).markSpam},
@@ -402,6 +403,16 @@ func (h *handler) releaseHold(w http.ResponseWriter, r *http.Request) {
 	h.withID(w, r, h.m.ReleaseHold)
 }
 func (h *handler) deleteHold(w http.ResponseWriter, r *http.Request) { h.withID(w, r, h.m.DeleteHold) }
+
+func (h *handler) bulkHolds(w http.ResponseWriter, r *http.Request) {
+	var req BulkHoldsRequest
+	if err := decodeBody(r, &req); err != nil {
+		h.reply(w, r, nil, err)
+		return
+	}
+	v, err := h.m.BulkHolds(r.Context(), req)
+	h.reply(w, r, v, err)
+}
 
 func (h *handler) sync(w http.ResponseWriter, r *http.Request) {
 	v, err := h.m.SyncQueue(r.Context())

@@ -201,7 +201,62 @@ func quarantineCmd(g *globals) *cobra.Command {
 	}
 	trust.Flags().DurationVar(&trustFor, "for", 7*24*time.Hour, "how long the trust lasts (at most 90 days)")
 	trust.Flags().StringVar(&trustNote, "note", "", "why (recorded in the audit log)")
-	cmd.AddCommand(list, show, release, del, sync, spam, trust, auditCmd(g))
+	cmd.AddCommand(list, show, release, del, bulkCmd(g, "release"), bulkCmd(g, "delete"), sync, spam, trust, auditCmd(g))
+	return cmd
+}
+
+// bulkCmd is release-all or delete-all: every held message matching the
+// filter, as it is when the command runs (mail held later is left alone).
+// Without --yes it only says how many match.
+func bulkCmd(g *globals, action string) *cobra.Command {
+	var f api.ListHoldsRequest
+	var yes bool
+	what := map[string]string{"release": "released: delivered once to their recipients", "delete": "deleted from the Postfix queue for good"}[action]
+	cmd := &cobra.Command{
+		Use:   action + "-all --account NAME [--reason R] [--yes]",
+		Short: fmt.Sprintf("%s every held message matching a filter (audited with the count); without --yes, only count them", strings.ToUpper(action[:1])+action[1:]),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			f.State, f.Limit = string(store.HoldHeld), 1
+			l, err := c.ListHolds(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if l.Total == 0 {
+				fmt.Fprintln(out, "no held message matches")
+				return nil
+			}
+			if !yes {
+				fmt.Fprintf(out, "%d held messages match (newest hold %d); with --yes they are %s\n", l.Total, l.Newest, what)
+				return nil
+			}
+			res, err := c.BulkHolds(cmd.Context(), api.BulkHoldsRequest{Action: action, Filter: f, Through: l.Newest, Expect: l.Total})
+			if err != nil {
+				return err
+			}
+			for _, fl := range res.Failed {
+				fmt.Fprintf(out, "hold %d: %s\n", fl.ID, oneLine(fl.Error))
+			}
+			fmt.Fprintf(out, "%s %d of %d held messages", action, res.Done, res.Matched)
+			if res.Remaining > 0 {
+				fmt.Fprintf(out, "; %d more match: run the command again", res.Remaining)
+			}
+			fmt.Fprintln(out)
+			if len(res.Failed) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d held messages could not be %sd", len(res.Failed), action)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.Account, "account", "", "only this account")
+	cmd.Flags().StringVar(&f.Reason, "reason", "", "only messages held for this reason")
+	cmd.Flags().StringVar(&f.ClientFamily, "client-family", "", "only messages from this client family")
+	cmd.Flags().BoolVar(&yes, "yes", false, "act; without it the command only counts")
 	return cmd
 }
 

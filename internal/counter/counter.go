@@ -16,8 +16,8 @@ const (
 
 	hourSlot   = int64(time.Minute / time.Second) // seconds per hour bucket
 	hourSlots  = 60                               // 60 one-minute buckets: the hour window is exact to the minute
-	daySlot    = int64(10 * time.Minute / time.Second)
-	daySlots   = 144 // 144 ten-minute buckets: the day window spans 23h50m–24h
+	daySlot    = int64(5 * time.Minute / time.Second)
+	daySlots   = 288 // 288 five-minute buckets: the day window spans 23h55m–24h, and a timeline shows the last hours at 5-minute resolution
 	keyTTL     = time.Hour
 	sweepEvery = 4096 // charges per shard between sweeps of expired message keys
 )
@@ -329,7 +329,13 @@ func (c *Memory) RestoreAt(snaps map[string][]byte, now time.Time) error {
 	return nil
 }
 
-const snapVersion = 1
+// snapVersion 2: day buckets of five minutes. Version 1 (ten-minute day
+// buckets) is still read: its day slots are converted, so an upgrade keeps
+// the windows.
+const (
+	snapVersion   = 2
+	snapVersionV1 = 1
+)
 
 func encode(a *account) []byte {
 	b := make([]byte, 0, 3+(len(a.hour)+len(a.day))*16)
@@ -352,9 +358,10 @@ func encode(a *account) []byte {
 var errSnapshot = errors.New("counter: bad snapshot")
 
 func decode(b []byte) (*account, error) {
-	if len(b) < 1 || b[0] != snapVersion {
+	if len(b) < 1 || (b[0] != snapVersion && b[0] != snapVersionV1) {
 		return nil, errSnapshot
 	}
+	v1 := b[0] == snapVersionV1
 	b = b[1:]
 	readList := func(max int) ([]bucket, error) {
 		n, k := binary.Uvarint(b)
@@ -397,17 +404,22 @@ func decode(b []byte) (*account, error) {
 	if len(b) != 0 {
 		return nil, errSnapshot
 	}
+	if v1 {
+		for i := range d {
+			d[i].slot *= 2 // a ten-minute bucket's start as a five-minute slot
+		}
+	}
 	return &account{hour: h, day: d}, nil
 }
 
-// Point is one ten-minute bucket of an account's day window.
+// Point is one five-minute bucket of an account's day window.
 type Point struct {
 	Time       time.Time // start of the bucket, UTC
 	Messages   int64
 	Recipients int64
 }
 
-// Series returns the non-empty ten-minute buckets of an account's last 24
+// Series returns the non-empty five-minute buckets of an account's last 24
 // hours at t, oldest first (for timelines).
 func (c *Memory) Series(acct string, t time.Time) []Point {
 	s := c.shard(acct)

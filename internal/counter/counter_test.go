@@ -2,6 +2,7 @@ package counter
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"sync"
@@ -198,11 +199,13 @@ func TestSeries(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 10, 3, 0, 0, time.UTC)
 	ctx := context.Background()
 	c.Charge(ctx, "a", "q1", t0, 1, 5)
-	c.Charge(ctx, "a", "q2", t0.Add(2*time.Minute), 1, 2)
+	c.Charge(ctx, "a", "q2", t0.Add(time.Minute), 1, 2)
+	c.Charge(ctx, "a", "q4", t0.Add(4*time.Minute), 1, 4) // 10:07: the next five minutes
 	c.Charge(ctx, "a", "q3", t0.Add(3*time.Hour), 1, 1)
 	got := c.Series("a", t0.Add(3*time.Hour))
-	if len(got) != 2 || !got[0].Time.Equal(time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)) || got[0].Messages != 2 || got[0].Recipients != 7 || got[1].Recipients != 1 {
-		t.Fatalf("series: %+v", got)
+	if len(got) != 3 || !got[0].Time.Equal(time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)) || got[0].Messages != 2 || got[0].Recipients != 7 ||
+		!got[1].Time.Equal(time.Date(2026, 1, 1, 10, 5, 0, 0, time.UTC)) || got[1].Recipients != 4 || got[2].Recipients != 1 {
+		t.Fatalf("series at five-minute resolution: %+v", got)
 	}
 	if got := c.Series("a", t0.Add(25*time.Hour)); len(got) != 1 {
 		t.Fatalf("a day later only the last bucket is in the window: %+v", got)
@@ -300,5 +303,36 @@ func TestDirtyParts(t *testing.T) {
 	}
 	if d := b.Dirty(); len(d) != 0 {
 		t.Fatalf("still dirty after the parts: %d", len(d))
+	}
+}
+
+// TestDecodeVersion1: a snapshot written before day buckets were five
+// minutes (version 1, ten-minute day slots) restores with the same bucket
+// start times and counts, so an upgrade keeps every window.
+func TestDecodeVersion1(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 20, 0, 0, time.UTC) // a ten-minute boundary
+	minute, tenMin := t0.Unix()/60, t0.Unix()/600
+	// version 1, hour list: one bucket; day list: two ten-minute buckets.
+	v1 := []byte{1}
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = binary.AppendVarint(v1, minute)
+	v1 = binary.AppendUvarint(v1, 3)
+	v1 = binary.AppendUvarint(v1, 30)
+	v1 = binary.AppendUvarint(v1, 2)
+	for i, n := range []uint64{5, 3} {
+		v1 = binary.AppendVarint(v1, tenMin-int64(1-i))
+		v1 = binary.AppendUvarint(v1, n)
+		v1 = binary.AppendUvarint(v1, 10*n)
+	}
+	c := NewMemory()
+	if err := c.RestoreAt(map[string][]byte{"u@x": v1}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Series("u@x", t0.Add(time.Minute))
+	if len(got) != 2 || !got[0].Time.Equal(t0.Add(-10*time.Minute)) || got[0].Messages != 5 || !got[1].Time.Equal(t0) || got[1].Recipients != 30 {
+		t.Fatalf("version 1 day buckets: %+v", got)
+	}
+	if h, err := c.Peek(ctx, "u@x", t0.Add(time.Minute)); err != nil || h.Messages1h != 3 || h.Messages24h != 8 {
+		t.Fatalf("windows after a version 1 restore: %+v %v", h, err)
 	}
 }

@@ -60,6 +60,21 @@ func addUser(t *testing.T, d *daemon, name, role, password string) {
 	}
 }
 
+// loginAs signs in to the web UI at base.
+func loginAs(t *testing.T, ctx context.Context, base, user, pw string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), user),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pw),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`nav`)),
+	); err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+}
+
 // TestBrowserReviewAndRelease: in a real headless Chromium an admin logs
 // in, sees a message the real Postfix held, opens it, releases it, and the
 // message reaches the sink; a helpdesk user sees the message's envelope
@@ -88,16 +103,7 @@ func TestBrowserReviewAndRelease(t *testing.T) {
 	}
 	login := func(ctx context.Context, user, pw string) {
 		t.Helper()
-		if err := chromedp.Do(ctx,
-			chromedp.Navigate(base+"/"),
-			chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=name]`), user),
-			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pw),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-			chromedp.WaitVisible(chromedp.CSS(`nav`)),
-		); err != nil {
-			t.Fatalf("login as %s: %v", user, err)
-		}
+		loginAs(t, ctx, base, user, pw)
 	}
 
 	// Admin: log in, find the held message, open it, release it.
@@ -175,17 +181,10 @@ func TestBrowserNarrowAndDark(t *testing.T) {
 	h := d.waitHold(a.QueueID)
 	base := "http://" + d.httpAddr()
 	ctx := browser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=name]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "root-admin"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), adminPW),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`nav`)),
-	); err != nil {
-		t.Fatalf("login: %v", err)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
 	}
+	loginAs(t, ctx, base, "root-admin", adminPW)
 	shots := artifactsDir(t)
 	for _, page := range []string{"/", "/quarantine", fmt.Sprintf("/quarantine/%d", h.ID), "/accounts", "/accounts/" + h.Account, "/incidents", "/audit"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {

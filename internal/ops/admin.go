@@ -213,8 +213,47 @@ func (s *Service) Dashboard(ctx context.Context) (*api.Dashboard, error) {
 	return d, nil
 }
 
+// Timeline resolutions: the last day by the hour, and the last six hours by
+// five minutes (the counters' day buckets), where a ten-minute attack shows
+// as the two or three columns it was.
+const (
+	recentSpan = 6 * time.Hour
+	recentStep = 5 * time.Minute
+)
+
+// series is a run of empty points of one step ending with the one holding
+// now, and where a time falls in it.
+type series struct {
+	points []api.VolumePoint
+	first  time.Time
+	step   time.Duration
+}
+
+func newSeries(now time.Time, step time.Duration, n int) series {
+	cur := now.Truncate(step)
+	s := series{points: make([]api.VolumePoint, n), first: cur.Add(-time.Duration(n-1) * step), step: step}
+	for i := range s.points {
+		s.points[i].Time = s.first.Add(time.Duration(i) * step)
+	}
+	return s
+}
+
+// at is the point holding t, or nil outside the series.
+func (s series) at(t time.Time) *api.VolumePoint {
+	t = t.UTC()
+	if t.Before(s.first) {
+		return nil
+	}
+	i := int(t.Sub(s.first) / s.step)
+	if i >= len(s.points) {
+		return nil
+	}
+	return &s.points[i]
+}
+
 // AccountTimeline implements api.Methods: the account's last 24 hours,
-// hourly, with its holds, state changes and incidents.
+// hourly, and its last 6 hours by five minutes, with its holds, state
+// changes and incidents.
 func (s *Service) AccountTimeline(ctx context.Context, name string) (*api.Timeline, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
 	if name == "" {
@@ -222,25 +261,17 @@ func (s *Service) AccountTimeline(ctx context.Context, name string) (*api.Timeli
 	}
 	now := s.now().UTC()
 	since := now.Add(-24 * time.Hour)
-	tl := &api.Timeline{Points: make([]api.VolumePoint, 24), Events: []api.TimelineEvent{}}
-	cur := now.Truncate(time.Hour)
-	for i := range tl.Points {
-		tl.Points[i].Time = cur.Add(time.Duration(i-23) * time.Hour)
-	}
-	idx := func(t time.Time) int {
-		i := 23 - int(cur.Sub(t.UTC().Truncate(time.Hour))/time.Hour)
-		if i < 0 || i > 23 {
-			return -1
-		}
-		return i
-	}
+	day, recent := newSeries(now, time.Hour, 24), newSeries(now, recentStep, int(recentSpan/recentStep))
+	tl := &api.Timeline{Points: day.points, Recent: recent.points, Events: []api.TimelineEvent{}}
 	if c, ok := s.Counters.(interface {
 		Series(string, time.Time) []counter.Point
 	}); ok {
 		for _, p := range c.Series(name, now) {
-			if i := idx(p.Time); i >= 0 {
-				tl.Points[i].Messages += p.Messages
-				tl.Points[i].Recipients += p.Recipients
+			for _, sr := range []series{day, recent} {
+				if v := sr.at(p.Time); v != nil {
+					v.Messages += p.Messages
+					v.Recipients += p.Recipients
+				}
 			}
 		}
 	}
@@ -249,8 +280,10 @@ func (s *Service) AccountTimeline(ctx context.Context, name string) (*api.Timeli
 		return nil, err
 	}
 	for _, h := range holds {
-		if i := idx(h.HeldAt); i >= 0 {
-			tl.Points[i].Held++
+		for _, sr := range []series{day, recent} {
+			if v := sr.at(h.HeldAt); v != nil {
+				v.Held++
+			}
 		}
 		tl.Events = append(tl.Events, api.TimelineEvent{Time: h.HeldAt, Kind: "hold", Text: fmt.Sprintf("hold %d: %s (%d recipients)", h.ID, strings.Join(h.Reasons, ", "), h.RecipientCount)})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -139,25 +140,34 @@ func (s *Service) Status(ctx context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
-// ListHolds implements api.Methods. Previews and headers are left out of
-// lists; GetHold returns them.
-func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.HoldList, error) {
+// holdFilter is the store filter of a list request.
+func holdFilter(r api.ListHoldsRequest) (store.HoldFilter, error) {
 	f := store.HoldFilter{Account: store.AccountKey(r.Account), Limit: r.Limit, Offset: r.Offset, Reason: r.Reason,
 		ClientFamily: r.ClientFamily, Since: r.Since, Until: r.Until, Query: strings.TrimSpace(r.Query)}
 	if len(f.Query) > 200 {
-		return nil, fmt.Errorf("%w: search text longer than 200 bytes", api.ErrBadRequest)
+		return f, fmt.Errorf("%w: search text longer than 200 bytes", api.ErrBadRequest)
 	}
 	switch r.State {
 	case "", "all":
 	default:
 		st := store.HoldState(r.State)
 		if !st.Valid() {
-			return nil, fmt.Errorf("%w: state must be held, released, deleted, expired or all", api.ErrBadRequest)
+			return f, fmt.Errorf("%w: state must be held, released, deleted, expired or all", api.ErrBadRequest)
 		}
 		f.State = st
 	}
 	if f.Limit > 1000 {
 		f.Limit = 1000
+	}
+	return f, nil
+}
+
+// ListHolds implements api.Methods. Previews and headers are left out of
+// lists; GetHold returns them. Total and Newest count every match.
+func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.HoldList, error) {
+	f, err := holdFilter(r)
+	if err != nil {
+		return nil, err
 	}
 	noContent := api.ActorFrom(ctx).NoContent
 	f.QueryNoSubject = noContent // no searching what may not be shown
@@ -180,7 +190,95 @@ func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.H
 	if holds == nil {
 		holds = []store.Hold{}
 	}
-	return &api.HoldList{Holds: holds}, nil
+	c, err := s.Store.CountHolds(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return &api.HoldList{Holds: holds, Total: c.N, Newest: c.Newest}, nil
+}
+
+// AuditBulk records one action on every held message matching a filter
+// (each message's release or delete is audited as well).
+const AuditBulk = "quarantine-bulk"
+
+// MaxBulkHolds bounds one BulkHolds call: each message is a few postsuper
+// and postqueue runs. More matching messages are left for the next call.
+const MaxBulkHolds = 1000
+
+// BulkHolds implements api.Methods: it releases or deletes the held
+// messages matching a filter, up to the newest one the admin saw, and
+// refuses when more match than the admin confirmed.
+func (s *Service) BulkHolds(ctx context.Context, r api.BulkHoldsRequest) (*api.BulkHoldsResult, error) {
+	do, verb := s.ReleaseHold, "release"
+	switch r.Action {
+	case "release":
+	case "delete":
+		do, verb = s.DeleteHold, "delete"
+	default:
+		return nil, fmt.Errorf("%w: action must be release or delete", api.ErrBadRequest)
+	}
+	if r.Through <= 0 || r.Expect <= 0 {
+		return nil, fmt.Errorf("%w: through (the newest hold ID seen) and expect (how many were confirmed) are required", api.ErrBadRequest)
+	}
+	r.Filter.State, r.Filter.Limit, r.Filter.Offset = string(store.HoldHeld), 0, 0
+	f, err := holdFilter(r.Filter)
+	if err != nil {
+		return nil, err
+	}
+	f.Through = r.Through
+	f.QueryNoSubject = api.ActorFrom(ctx).NoContent
+	c, err := s.Store.CountHolds(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if c.N > r.Expect {
+		return nil, fmt.Errorf("%w: %d held messages match now, %d were confirmed: look at the list again", api.ErrConflict, c.N, r.Expect)
+	}
+	f.Limit = MaxBulkHolds
+	holds, err := s.Store.ListHolds(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	res := &api.BulkHoldsResult{Action: r.Action, Matched: c.N, Through: r.Through, Failed: []api.BulkFailure{}}
+	for _, h := range holds {
+		if err := ctx.Err(); err != nil {
+			res.Failed = append(res.Failed, api.BulkFailure{ID: h.ID, Error: "not attempted: " + err.Error()})
+			continue
+		}
+		if _, err := do(ctx, h.ID); err != nil {
+			res.Failed = append(res.Failed, api.BulkFailure{ID: h.ID, Error: err.Error()})
+			continue
+		}
+		res.Done++
+	}
+	res.Remaining = c.N - len(holds)
+	target := "holds"
+	if f.Account != "" {
+		target = "account:" + f.Account
+	}
+	s.audit(ctx, api.ActorFrom(ctx).Name, AuditBulk, target, fmt.Sprintf("%s %d of %d held messages matching %s through hold %d (%d failed, %d left for another run)",
+		verb, res.Done, c.N, describeFilter(r.Filter), r.Through, len(res.Failed), res.Remaining))
+	return res, nil
+}
+
+// describeFilter says which filter fields were set, for the audit log.
+func describeFilter(r api.ListHoldsRequest) string {
+	var parts []string
+	for _, kv := range [][2]string{{"account", r.Account}, {"reason", r.Reason}, {"client_family", r.ClientFamily}, {"q", r.Query}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+strconv.Quote(kv[1]))
+		}
+	}
+	if !r.Since.IsZero() {
+		parts = append(parts, "since="+r.Since.UTC().Format(time.RFC3339))
+	}
+	if !r.Until.IsZero() {
+		parts = append(parts, "until="+r.Until.UTC().Format(time.RFC3339))
+	}
+	if len(parts) == 0 {
+		return "any filter (all held)"
+	}
+	return strings.Join(parts, " ")
 }
 
 // GetHold implements api.Methods.

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
@@ -212,5 +214,145 @@ func TestAccountNamesNormalised(t *testing.T) {
 	}
 	if store.AccountKey("<a b@x>") != "" || store.AccountKey("<>") != "" {
 		t.Error("a name with a space or nothing in it is accepted")
+	}
+}
+
+// TestAccountTimeline: the account's last day by the hour and its last six
+// hours by five minutes, from the counters and the holds: two messages five
+// minutes apart are one hourly point and two five-minute ones.
+func TestAccountTimeline(t *testing.T) {
+	s, _, clk := newService(t)
+	ctx := admin(t.Context())
+	c := counter.NewMemory()
+	s.Counters = c
+	now := clk.now() // 09:00
+	// In time order: the counters put a late charge in their newest bucket.
+	c.Charge(ctx, "u@example.edu", "q3", now.Add(-8*time.Hour), 1, 2)     // 01:00: only in the day
+	c.Charge(ctx, "u@example.edu", "q1", now.Add(-19*time.Minute), 1, 30) // 08:41
+	c.Charge(ctx, "u@example.edu", "q2", now.Add(-13*time.Minute), 1, 50) // 08:47
+	if _, err := s.Store.PutHold(ctx, &store.Hold{QueueID: "Q2", Account: "u@example.edu", State: store.HoldHeld, HeldAt: now.Add(-13 * time.Minute), RecipientCount: 50, Reasons: []string{"bulk-from-scripted-client"}}); err != nil {
+		t.Fatal(err)
+	}
+	tl, err := s.AccountTimeline(ctx, "U@example.edu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Points) != 24 || len(tl.Recent) != 72 {
+		t.Fatalf("%d hourly and %d five-minute points, want 24 and 72", len(tl.Points), len(tl.Recent))
+	}
+	if last := tl.Recent[71]; !last.Time.Equal(now) || !tl.Recent[0].Time.Equal(now.Add(-355*time.Minute)) {
+		t.Fatalf("five-minute points span %s to %s", tl.Recent[0].Time, last.Time)
+	}
+	at := func(ps []api.VolumePoint, t time.Time) api.VolumePoint {
+		for _, p := range ps {
+			if p.Time.Equal(t) {
+				return p
+			}
+		}
+		return api.VolumePoint{}
+	}
+	if h := at(tl.Points, now.Add(-time.Hour)); h.Messages != 2 || h.Recipients != 80 || h.Held != 1 {
+		t.Errorf("08:00 hour: %+v", h)
+	}
+	if p := at(tl.Recent, now.Add(-20*time.Minute)); p.Messages != 1 || p.Recipients != 30 || p.Held != 0 {
+		t.Errorf("08:40: %+v", p)
+	}
+	if p := at(tl.Recent, now.Add(-15*time.Minute)); p.Messages != 1 || p.Recipients != 50 || p.Held != 1 {
+		t.Errorf("08:45: %+v", p)
+	}
+	if h := at(tl.Points, now.Add(-8*time.Hour)); h.Messages != 1 {
+		t.Errorf("01:00 hour: %+v", h)
+	}
+	var recent int64
+	for _, p := range tl.Recent {
+		recent += p.Messages
+	}
+	if recent != 2 {
+		t.Errorf("the last six hours hold %d messages, want 2", recent)
+	}
+	if len(tl.Events) != 1 || tl.Events[0].Kind != "hold" {
+		t.Errorf("events: %+v", tl.Events)
+	}
+}
+
+// TestBulkHolds: "delete everything held for this account" acts on every
+// held message of that account the admin saw (through the newest ID on the
+// page), leaves other accounts, messages no longer held and mail held
+// since alone, refuses when more match than were confirmed, and writes one
+// summary audit line with the count beside each message's own.
+func TestBulkHolds(t *testing.T) {
+	s, q := withQueue(t)
+	ctx := admin(t.Context())
+	hold := func(qid, account string) int64 {
+		t.Helper()
+		q.q[qid] = "hold"
+		h, _, err := s.RecordHold(ctx, &store.Hold{QueueID: qid, Path: "milter", Account: account, Reasons: []string{"bulk-from-scripted-client"}, HeldAt: s.now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.ID
+	}
+	var eve []int64
+	for i := range 5 {
+		eve = append(eve, hold(fmt.Sprintf("4E%d", i), "eve@example.org"))
+	}
+	other := hold("4O1", "bob@example.org")
+	if _, err := s.ReleaseHold(ctx, eve[0]); err != nil { // no longer held
+		t.Fatal(err)
+	}
+	l, err := s.ListHolds(ctx, api.ListHoldsRequest{State: "held", Account: "Eve@example.org", Limit: 2})
+	if err != nil || len(l.Holds) != 2 || l.Total != 4 || l.Newest != eve[4] {
+		t.Fatalf("list: %d rows, total %d, newest %d (%v); want 2 rows of 4, newest %d", len(l.Holds), l.Total, l.Newest, err, eve[4])
+	}
+	later := hold("4E9", "eve@example.org") // held after the admin looked
+	filter := api.ListHoldsRequest{Account: "eve@example.org"}
+	if _, err := s.BulkHolds(ctx, api.BulkHoldsRequest{Action: "delete", Filter: filter, Through: later, Expect: 4}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("five match through the later hold, four confirmed: %v, want a conflict", err)
+	}
+	for _, bad := range []api.BulkHoldsRequest{{Action: "purge", Filter: filter, Through: l.Newest, Expect: 4}, {Action: "delete", Filter: filter, Expect: 4}, {Action: "delete", Filter: filter, Through: l.Newest}} {
+		if _, err := s.BulkHolds(ctx, bad); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("%+v: %v, want a bad request", bad, err)
+		}
+	}
+	if n := len(q.q); n != 7 {
+		t.Fatalf("refused requests touched the queue: %d left", n)
+	}
+	res, err := s.BulkHolds(ctx, api.BulkHoldsRequest{Action: "delete", Filter: filter, Through: l.Newest, Expect: l.Total})
+	if err != nil || res.Matched != 4 || res.Done != 4 || len(res.Failed) != 0 || res.Remaining != 0 {
+		t.Fatalf("bulk delete: %+v %v", res, err)
+	}
+	for _, id := range eve[1:] {
+		if h, _ := s.GetHold(ctx, id); h.State != store.HoldDeleted {
+			t.Errorf("hold %d is %s", id, h.State)
+		}
+	}
+	for _, id := range []int64{other, later} {
+		if h, _ := s.GetHold(ctx, id); h.State != store.HoldHeld {
+			t.Errorf("hold %d outside the selection is %s", id, h.State)
+		}
+	}
+	if q.q["4E9"] != "hold" || q.q["4O1"] != "hold" || q.q["4E0"] != "active" || len(q.q) != 3 {
+		t.Errorf("queue after the bulk delete: %v", q.q)
+	}
+	if n := auditCount(t, s, AuditDelete); n != 4 {
+		t.Errorf("%d delete audit lines, want one per message", n)
+	}
+	es, _ := s.Audit.ListAudit(ctx, store.AuditFilter{Target: "account:eve@example.org", Limit: 10})
+	found := false
+	for _, e := range es {
+		if e.Action == AuditBulk {
+			found = true
+			if e.Actor != "cli:root(0)" || !strings.Contains(e.Detail, "delete 4 of 4 held messages matching account=\"eve@example.org\"") {
+				t.Errorf("summary audit: %+v", e)
+			}
+		}
+	}
+	if !found {
+		t.Error("no summary audit line on the account")
+	}
+	// A message another admin released meanwhile is simply not matched.
+	res, err = s.BulkHolds(ctx, api.BulkHoldsRequest{Action: "release", Filter: api.ListHoldsRequest{}, Through: later, Expect: 5})
+	if err != nil || res.Matched != 2 || res.Done != 2 || q.q["4E9"] != "active" || q.q["4O1"] != "active" {
+		t.Fatalf("release all: %+v %v, queue %v", res, err, q.q)
 	}
 }

@@ -75,8 +75,19 @@ type HoldFilter struct {
 	// recipient only (a searcher who may not see content).
 	Query          string
 	QueryNoSubject bool
-	Limit          int // 0 means a backend default (100)
-	Offset         int
+	// Through, when not zero, selects holds with an ID at most Through:
+	// what an admin saw when confirming an action on everything matching,
+	// not what was held since.
+	Through int64
+	Limit   int // 0 means a backend default (100)
+	Offset  int
+}
+
+// HoldCount is how many holds a filter matches, and the newest one's ID
+// (0 when none).
+type HoldCount struct {
+	N      int   `json:"n"`
+	Newest int64 `json:"newest"`
 }
 
 // Quarantine stores the index of held messages.
@@ -100,6 +111,9 @@ type Quarantine interface {
 	HoldByQueueID(ctx context.Context, queueID string) (*Hold, error)
 	// ListHolds returns holds, newest first.
 	ListHolds(ctx context.Context, f HoldFilter) ([]Hold, error)
+	// CountHolds counts the holds ListHolds would return without Limit and
+	// Offset.
+	CountHolds(ctx context.Context, f HoldFilter) (HoldCount, error)
 	// SetHoldState moves a hold to state to, only when its current state is
 	// from; otherwise it returns ErrConflict (or ErrNotFound).
 	SetHoldState(ctx context.Context, id int64, from, to HoldState, by string, at time.Time) error

@@ -48,7 +48,10 @@ type accountData struct {
 	Path                     string // /accounts/NAME, escaped
 	Baseline, Novelty, Score []string
 	Incidents                []store.Incident
-	Chart                    *chart
+	Held                     int      // messages of the account held now
+	HeldList                 string   // the quarantine filtered on the account
+	All                      *allHeld // act on all of them
+	Chart, Recent            *chart   // the last 24 hours by the hour, the last 6 by five minutes
 	Events                   []api.TimelineEvent
 	TimelineError            string
 }
@@ -80,6 +83,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		d.Chart = newChart("Messages sent by "+a.Name+" per hour, last 24 hours", tl.Points, tl.Events)
+		d.Recent = newChart("Messages sent by "+a.Name+" per five minutes, last 6 hours", tl.Recent, tl.Events)
 		d.Events = tl.Events
 	}
 	if auth.FromContext(ctx).Can(auth.PermIncidentsRead) {
@@ -89,6 +93,16 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pg := s.newPage(w, r, a.Name, "accounts")
+	if auth.FromContext(ctx).Can(auth.PermHoldsRead) {
+		l, err := s.o.Methods.ListHolds(ctx, api.ListHoldsRequest{State: string(store.HoldHeld), Account: a.Name, Limit: 1})
+		if err != nil {
+			s.fail(w, r, err, "/accounts")
+			return
+		}
+		d.Held = l.Total
+		d.HeldList = withQuery("/quarantine", url.Values{"state": {string(store.HoldHeld)}, "account": {a.Name}})
+		d.All = newAllHeld(pg, l, []field{{"account", a.Name}}, "of "+a.Name, d.Path)
+	}
 	pg.Data = d
 	s.render(w, r, http.StatusOK, "account", pg)
 }

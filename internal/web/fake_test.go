@@ -37,6 +37,7 @@ type fakeMethods struct {
 	accounts  map[string]*store.Account
 	incidents map[int64]*store.Incident
 	lastList  api.ListHoldsRequest
+	lastBulk  api.BulkHoldsRequest
 	actors    []api.Actor
 	changes   atomic.Int32 // state-changing calls
 }
@@ -84,7 +85,42 @@ func (f *fakeMethods) ListHolds(_ context.Context, r api.ListHoldsRequest) (*api
 		}
 	}
 	slices.SortFunc(out, func(a, b store.Hold) int { return int(b.ID - a.ID) })
-	return &api.HoldList{Holds: out}, nil
+	l := &api.HoldList{Holds: out, Total: len(out)}
+	if len(out) > 0 {
+		l.Newest = out[0].ID
+	}
+	return l, nil
+}
+
+// BulkHolds acts as ops does on the fake's holds: the held ones of the
+// account (or all) through the ID seen, refused when more match than
+// confirmed.
+func (f *fakeMethods) BulkHolds(ctx context.Context, r api.BulkHoldsRequest) (*api.BulkHoldsResult, error) {
+	f.mu.Lock()
+	f.lastBulk = r
+	var ids []int64
+	for id, h := range f.holds {
+		if h.State == store.HoldHeld && (r.Filter.Account == "" || h.Account == r.Filter.Account) && id <= r.Through {
+			ids = append(ids, id)
+		}
+	}
+	f.mu.Unlock()
+	if r.Action != "release" && r.Action != "delete" {
+		return nil, fmt.Errorf("%w: action must be release or delete", api.ErrBadRequest)
+	}
+	if len(ids) > r.Expect {
+		return nil, fmt.Errorf("%w: %d held messages match now, %d were confirmed: look at the list again", api.ErrConflict, len(ids), r.Expect)
+	}
+	res := &api.BulkHoldsResult{Action: r.Action, Matched: len(ids), Through: r.Through}
+	to := map[string]store.HoldState{"release": store.HoldReleased, "delete": store.HoldDeleted}[r.Action]
+	for _, id := range ids {
+		if _, err := f.setHold(ctx, id, to); err != nil {
+			res.Failed = append(res.Failed, api.BulkFailure{ID: id, Error: err.Error()})
+			continue
+		}
+		res.Done++
+	}
+	return res, nil
 }
 
 func (f *fakeMethods) GetHold(_ context.Context, id int64) (*store.Hold, error) {
@@ -284,7 +320,16 @@ func (f *fakeMethods) Dashboard(context.Context) (*api.Dashboard, error) {
 }
 
 func (f *fakeMethods) AccountTimeline(_ context.Context, name string) (*api.Timeline, error) {
-	return &api.Timeline{Points: hours(24), Events: []api.TimelineEvent{
+	// The last 6 hours by five minutes: a ten-minute burst of 40 messages
+	// (two columns) an hour and a half ago, all held.
+	recent := make([]api.VolumePoint, 72)
+	for i := range recent {
+		recent[i].Time = t0.Add(time.Duration(i-71) * 5 * time.Minute)
+		if at := recent[i].Time; !at.Before(t0.Add(-95*time.Minute)) && at.Before(t0.Add(-85*time.Minute)) {
+			recent[i].Messages, recent[i].Recipients, recent[i].Held = 20, 1200, 20
+		}
+	}
+	return &api.Timeline{Points: hours(24), Recent: recent, Events: []api.TimelineEvent{
 		{Time: t0.Add(-90 * time.Minute), Kind: "hold", Text: "hold 1: bulk-from-scripted-client"},
 		{Time: t0.Add(-30 * time.Minute), Kind: "state", Text: "locked"},
 	}}, nil

@@ -34,6 +34,38 @@ type quarantineData struct {
 	Rows                                            []holdRow
 	Prev, Next                                      string // page links, "" at either end
 	Back                                            string // this list, for the actions to return to
+	Total                                           int    // matching on every page
+	From, To                                        int    // the rows of this page, 1-based
+	All                                             *allHeld
+}
+
+// allHeld is the "every held message matching this filter" form (the
+// "allheld" template): the filter, how many match and the newest ID, so
+// that the action covers what the admin saw and nothing held since.
+type allHeld struct {
+	Pg      *page
+	Fields  []field // the filter, as hidden fields
+	Total   int
+	Through int64
+	What    string // "matching this filter", "of alice@example.org"
+	Back    string
+}
+
+type field struct{ Name, Value string }
+
+// newAllHeld is the form for the held messages a filter matches, or nil
+// when none do or the user may not act.
+func newAllHeld(pg *page, l *api.HoldList, fields []field, what, back string) *allHeld {
+	if l == nil || l.Total == 0 || pg.P == nil || !pg.P.Can(auth.PermHoldsAct) {
+		return nil
+	}
+	var set []field
+	for _, f := range fields {
+		if f.Value != "" {
+			set = append(set, f)
+		}
+	}
+	return &allHeld{Pg: pg, Fields: set, Total: l.Total, Through: l.Newest, What: what, Back: back}
 }
 
 // holdRow is one row of the quarantine list, rendered alone for htmx.
@@ -97,15 +129,27 @@ func (s *Server) quarantine(w http.ResponseWriter, r *http.Request) {
 	for _, h := range list.Holds {
 		d.Rows = append(d.Rows, holdRow{H: h, Pg: pg, Back: d.Back})
 	}
+	d.Total = list.Total
+	if len(list.Holds) > 0 {
+		d.From, d.To = req.Offset+1, req.Offset+len(list.Holds)
+	}
+	if d.State == string(store.HoldHeld) {
+		what := "matching this filter"
+		if d.Account == "" && d.Reason == "" && d.Family == "" && d.Since == "" && d.Until == "" && d.Q == "" {
+			what = "(no filter: every held message)"
+		}
+		d.All = newAllHeld(pg, list, []field{{"account", d.Account}, {"reason", d.Reason}, {"family", d.Family},
+			{"since", d.Since}, {"until", d.Until}, {"q", d.Q}}, what, query(0))
+	}
 	pg.Data = d
 	s.render(w, r, http.StatusOK, "quarantine", pg)
 }
 
 type bulkData struct {
-	Action  string
-	Results []bulkResult
-	OK      int
-	Back    string
+	Action    string
+	Results   []bulkResult
+	OK, Total int
+	Back      string
 }
 
 type bulkResult struct {
@@ -138,7 +182,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: at most %d messages at once", errBadForm, maxBulk), back)
 		return
 	}
-	d := bulkData{Action: action, Back: back}
+	d := bulkData{Action: action, Back: back, Total: len(ids)}
 	for _, v := range ids {
 		res := bulkResult{ID: v}
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -157,6 +201,50 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := s.newPage(w, r, "Quarantine: "+action, "quarantine")
+	pg.Flash = &flash{Error: true, Text: msg + " See below for the others."}
+	pg.Data = d
+	s.render(w, r, http.StatusOK, "bulk", pg)
+}
+
+// bulkAll releases or deletes every held message matching the posted
+// filter, through the newest one the admin saw, when no more match than
+// the admin confirmed (ops refuses otherwise).
+func (s *Server) bulkAll(w http.ResponseWriter, r *http.Request) {
+	back := backOr(r, "/quarantine")
+	req := api.BulkHoldsRequest{Action: r.PostFormValue("action"), Filter: api.ListHoldsRequest{
+		Account: strings.TrimSpace(r.PostFormValue("account")), Reason: strings.TrimSpace(r.PostFormValue("reason")),
+		ClientFamily: strings.TrimSpace(r.PostFormValue("family")), Query: strings.TrimSpace(r.PostFormValue("q"))}}
+	var err error
+	if req.Filter.Since, err = timeParam(r.PostFormValue("since")); err == nil {
+		if req.Filter.Until, err = timeParam(r.PostFormValue("until")); err == nil {
+			if req.Through, err = strconv.ParseInt(r.PostFormValue("through"), 10, 64); err == nil {
+				req.Expect, err = strconv.Atoi(r.PostFormValue("expect"))
+			}
+		}
+	}
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: the form lacks the count or the newest message it was shown", errBadForm), back)
+		return
+	}
+	res, err := s.o.Methods.BulkHolds(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err, back)
+		return
+	}
+	verb := map[string]string{"release": "Released", "delete": "Deleted"}[res.Action]
+	msg := fmt.Sprintf("%s %d of %d held messages.", verb, res.Done, res.Matched)
+	if res.Remaining > 0 {
+		msg += fmt.Sprintf(" %d more match: press the button again for the next ones.", res.Remaining)
+	}
+	if len(res.Failed) == 0 {
+		s.redirect(w, r, back, msg)
+		return
+	}
+	d := bulkData{Action: res.Action, Back: back, OK: res.Done, Total: res.Matched - res.Remaining}
+	for _, f := range res.Failed {
+		d.Results = append(d.Results, bulkResult{ID: strconv.FormatInt(f.ID, 10), Error: f.Error})
+	}
+	pg := s.newPage(w, r, "Quarantine: "+res.Action, "quarantine")
 	pg.Flash = &flash{Error: true, Text: msg + " See below for the others."}
 	pg.Data = d
 	s.render(w, r, http.StatusOK, "bulk", pg)

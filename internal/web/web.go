@@ -112,6 +112,7 @@ func New(o Options) (*Server, error) {
 
 		{method: "GET", pattern: "/quarantine", perms: perms(auth.PermHoldsRead), h: s.quarantine},
 		{method: "POST", pattern: "/quarantine/bulk", perms: perms(auth.PermHoldsAct), h: s.bulk},
+		{method: "POST", pattern: "/quarantine/all", perms: perms(auth.PermHoldsAct), h: s.bulkAll},
 		{method: "GET", pattern: "/quarantine/{id}", perms: perms(auth.PermHoldsRead), h: s.hold},
 		{method: "POST", pattern: "/quarantine/{id}/release", perms: perms(auth.PermHoldsAct), h: s.holdAction},
 		{method: "POST", pattern: "/quarantine/{id}/delete", perms: perms(auth.PermHoldsAct), h: s.holdAction},

@@ -101,6 +101,7 @@ var routeCases = []routeCase{
 	{"GET /{$}", "/", nil, []auth.Permission{auth.PermHoldsRead, auth.PermAccountsRead, auth.PermIncidentsRead}},
 	{"GET /quarantine", "/quarantine?state=all", nil, []auth.Permission{auth.PermHoldsRead}},
 	{"POST /quarantine/bulk", "/quarantine/bulk", url.Values{"action": {"release"}, "id": {"1", "2"}}, []auth.Permission{auth.PermHoldsAct}},
+	{"POST /quarantine/all", "/quarantine/all", url.Values{"action": {"release"}, "account": {"alice@example.org"}, "through": {"2"}, "expect": {"2"}}, []auth.Permission{auth.PermHoldsAct}},
 	{"GET /quarantine/{id}", "/quarantine/1", nil, []auth.Permission{auth.PermHoldsRead}},
 	{"POST /quarantine/{id}/release", "/quarantine/1/release", nil, []auth.Permission{auth.PermHoldsAct}},
 	{"POST /quarantine/{id}/delete", "/quarantine/1/delete", nil, []auth.Permission{auth.PermHoldsAct}},
@@ -610,11 +611,25 @@ func TestCharts(t *testing.T) {
 	e := newEnv(t, false)
 	for _, path := range []string{"/", "/accounts/alice@example.org"} {
 		body := e.as("admin", call{method: "GET", path: path}).Body.String()
-		if strings.Count(body, `class="bar-held"`) != 24 || !strings.Contains(body, "<svg") || !strings.Contains(body, "2025-03-04 12:00:00Z: 2 messages, 6 recipients, 2 held") {
+		if strings.Count(body, `class="bar-held"`) < 24 || !strings.Contains(body, "<svg") || !strings.Contains(body, "2025-03-04 12:00:00Z: 2 messages, 6 recipients, 2 held") {
 			t.Errorf("%s: no chart:\n%s", path, body)
 		}
 	}
+	if n := strings.Count(e.as("admin", call{method: "GET", path: "/"}).Body.String(), `class="bar-held"`); n != 24 {
+		t.Errorf("dashboard: %d bars, want 24 hourly ones", n)
+	}
 	body := e.as("admin", call{method: "GET", path: "/accounts/alice@example.org"}).Body.String()
+	// The account page adds the last 6 hours by five minutes: 72 columns,
+	// where the ten-minute burst is two columns of its own.
+	if n := strings.Count(body, `class="bar-held"`); n != 24+72 {
+		t.Errorf("account page: %d bars, want 24 hourly and 72 five-minute ones", n)
+	}
+	for _, want := range []string{"per five minutes, last 6 hours", "2025-03-04 10:25:00Z: 20 messages, 1200 recipients, 20 held",
+		"2025-03-04 10:30:00Z: 20 messages, 1200 recipients, 20 held", "2025-03-04 10:35:00Z: 0 messages"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("five-minute chart lacks %q", want)
+		}
+	}
 	for _, want := range []string{`class="event ev-state"`, "locked", "Usually 12 recipients a day (median of 14 days of history).", "A busy hour reaches 4.5 recipients", "Remembers 140 correspondents",
 		"Score 10 in the last 24h, from 1 message: scripted 5, volume 5.", "one message never restricts an account"} {
 		if !strings.Contains(body, want) {
@@ -738,5 +753,59 @@ func TestHoldRecipientsCollapsed(t *testing.T) {
 	hold = e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String()
 	if strings.Contains(hold, `<details class="recipients">`) || !strings.Contains(hold, "<li>r02@dest.example</li>") {
 		t.Errorf("3 recipients folded or missing")
+	}
+}
+
+// TestBulkAll (issue 14): the quarantine page counts every match across
+// pages and offers "delete/release all N" for the held ones, carrying the
+// filter, the count and the newest ID it showed; the account page offers
+// the same for everything the account has held; the buttons ask first,
+// naming the count; a stale count is refused and changes nothing; roles
+// that may not act see no form.
+func TestBulkAll(t *testing.T) {
+	e := newEnv(t, false)
+	list := e.as("admin", call{method: "GET", path: "/quarantine?limit=1"}).Body.String()
+	for _, want := range []string{"1–2 of 2 messages held matching this filter.", `action="/quarantine/all"`,
+		`<input type="hidden" name="through" value="2"><input type="hidden" name="expect" value="2">`,
+		`data-confirm="Delete all 2 held messages (no filter: every held message) from the Postfix queue?`, ">Release all 2</button>"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("quarantine page lacks %q", want)
+		}
+	}
+	acct := e.as("admin", call{method: "GET", path: "/accounts/alice@example.org"}).Body.String()
+	for _, want := range []string{"2 messages held now", `<input type="hidden" name="account" value="alice@example.org">`,
+		`data-confirm="Delete all 2 held messages of alice@example.org from the Postfix queue?`, `name="back" value="/accounts/alice@example.org"`} {
+		if !strings.Contains(acct, want) {
+			t.Errorf("account page lacks %q", want)
+		}
+	}
+	for _, role := range []string{"helpdesk", "viewer"} {
+		if body := e.as(role, call{method: "GET", path: "/quarantine"}).Body.String(); strings.Contains(body, `action="/quarantine/all"`) {
+			t.Errorf("%s sees the act-on-all form", role)
+		}
+	}
+	before := e.m.changes.Load()
+	w := e.as("admin", call{method: "POST", path: "/quarantine/all", form: url.Values{"action": {"delete"}, "account": {"alice@example.org"}, "through": {"2"}, "expect": {"1"}}})
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "2 held messages match now, 1 were confirmed") || e.m.changes.Load() != before {
+		t.Fatalf("stale count: %d, %d changes\n%s", w.Code, e.m.changes.Load()-before, w.Body.String())
+	}
+	if w := e.as("admin", call{method: "POST", path: "/quarantine/all", form: url.Values{"action": {"delete"}, "through": {"x"}}}); w.Code != http.StatusBadRequest {
+		t.Errorf("no count: %d", w.Code)
+	}
+	w = e.as("admin", call{method: "POST", path: "/quarantine/all", form: url.Values{"action": {"delete"}, "account": {"alice@example.org"},
+		"through": {"2"}, "expect": {"2"}, "since": {"2025-03-04T10:00"}, "back": {"/accounts/alice@example.org"}}})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/accounts/alice@example.org" {
+		t.Fatalf("delete all: %d to %q\n%s", w.Code, w.Header().Get("Location"), w.Body.String())
+	}
+	if b := e.m.lastBulk; b.Action != "delete" || b.Filter.Account != "alice@example.org" || b.Through != 2 || b.Expect != 2 || !b.Filter.Since.Equal(t0.Add(-2*time.Hour)) {
+		t.Errorf("request: %+v", b)
+	}
+	for _, id := range []int64{1, 2} {
+		if st := e.m.holds[id].State; st != "deleted" {
+			t.Errorf("hold %d is %s", id, st)
+		}
+	}
+	if body := e.as("admin", call{method: "GET", path: "/accounts/alice@example.org"}).Body.String(); !strings.Contains(body, "Nothing held now.") {
+		t.Error("the account page still offers held mail")
 	}
 }

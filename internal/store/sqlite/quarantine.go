@@ -297,9 +297,9 @@ func (s *Store) HoldByQueueID(ctx context.Context, queueID string) (*store.Hold,
 	return h, nil
 }
 
-// ListHolds returns holds newest first (by HeldAt, then ID). A Limit of 0
-// or less means 100; a negative Offset means 0.
-func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold, error) {
+// holdWhere is the WHERE clause of a hold filter ("" when it selects
+// all) and its arguments.
+func holdWhere(f store.HoldFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -328,6 +328,10 @@ func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold
 		where = append(where, "held_at < ?")
 		args = append(args, toDB(f.Until))
 	}
+	if f.Through > 0 {
+		where = append(where, "id <= ?")
+		args = append(args, f.Through)
+	}
 	if f.Query != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.Query)) + "%"
 		if f.QueryNoSubject {
@@ -338,10 +342,17 @@ func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold
 			args = append(args, like, like, like)
 		}
 	}
-	q := `SELECT ` + holdColumns + ` FROM holds`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", args
 	}
+	return ` WHERE ` + strings.Join(where, " AND "), args
+}
+
+// ListHolds returns holds newest first (by HeldAt, then ID). A Limit of 0
+// or less means 100; a negative Offset means 0.
+func (s *Store) ListHolds(ctx context.Context, f store.HoldFilter) ([]store.Hold, error) {
+	where, args := holdWhere(f)
+	q := `SELECT ` + holdColumns + ` FROM holds` + where
 	q += ` ORDER BY held_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit(f.Limit), max(f.Offset, 0))
 
@@ -425,4 +436,14 @@ func (s *Store) HeldStats(ctx context.Context) (int, time.Time, error) {
 		return n, time.Time{}, nil
 	}
 	return n, fromDB(oldest.Int64), nil
+}
+
+// CountHolds implements store.Quarantine.
+func (s *Store) CountHolds(ctx context.Context, f store.HoldFilter) (store.HoldCount, error) {
+	where, args := holdWhere(f)
+	var c store.HoldCount
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0) FROM holds`+where, args...).Scan(&c.N, &c.Newest); err != nil {
+		return store.HoldCount{}, fmt.Errorf("sqlite store: CountHolds: %w", err)
+	}
+	return c, nil
 }

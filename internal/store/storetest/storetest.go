@@ -613,12 +613,28 @@ func testListHoldsOrderAndFilters(t *testing.T, b Backend) {
 		{"account a expired", store.HoldFilter{Account: "a@example.org", State: store.HoldExpired}, nil},
 		{"unknown account", store.HoldFilter{Account: "nobody@example.org"}, nil},
 		{"account is exact", store.HoldFilter{Account: "A@example.org"}, nil},
+		{"held through an ID", store.HoldFilter{State: store.HoldHeld, Through: byQID["4L4"].ID}, want("4L1", "4L4")},
+		{"account a through an ID", store.HoldFilter{Account: "a@example.org", Through: byQID["4L5"].ID}, want("4L3", "4L5", "4L1")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := list(t, b, tc.f)
 			if !slices.Equal(ids(got), tc.want) {
 				t.Errorf("ListHolds(%+v) IDs = %v, want %v", tc.f, ids(got), tc.want)
+			}
+			// CountHolds counts what ListHolds lists, whatever the page.
+			paged := tc.f
+			paged.Limit, paged.Offset = 1, 1
+			c, err := b.CountHolds(t.Context(), paged)
+			if err != nil {
+				t.Fatalf("CountHolds(%+v): %v", paged, err)
+			}
+			newest := int64(0)
+			for _, id := range tc.want {
+				newest = max(newest, id)
+			}
+			if c.N != len(tc.want) || c.Newest != newest {
+				t.Errorf("CountHolds(%+v) = %+v, want %d holds, newest %d", tc.f, c, len(tc.want), newest)
 			}
 			for _, h := range got {
 				if tc.f.State != "" && h.State != tc.f.State {
