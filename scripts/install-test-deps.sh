@@ -24,6 +24,7 @@ packages=(
   dovecot-imapd    # internal/dovecottest: IMAP sessions that a kick must end
   chromium         # internal/e2e: the web UI driven in headless Chromium (chromedp)
   prometheus       # internal/daemon: promtool check rules on contrib/prometheus/mailbrake-rules.yml
+  redis-server     # internal/redistest: the private Redis of cluster mode's shared counters
 )
 # package:service for packages whose installation may start a system service;
 # the tests never use the system instances, so they must not be left running.
@@ -34,6 +35,7 @@ services=(
   slapd:slapd
   dovecot-core:dovecot
   prometheus:prometheus
+  redis-server:redis-server
 )
 # ---------------------------------------------------------------------------
 

@@ -116,6 +116,14 @@ playbooks:
 response:
   zimbra: {url: "https://127.0.0.1:7071/service/admin/soap", admin_user: admin@example.edu, admin_password_file: ` + dir + `/missing}
 `, []string{"response.zimbra:"}},
+		{"cluster", `
+cluster:
+  redis: {address: "127.0.0.1", password_file: ` + dir + `/no-redis-password, timeout: 0s}
+`, []string{"cluster.redis.address: must be host:port", "cluster.redis.timeout: must be positive"}},
+		{"cluster secret", `
+cluster:
+  redis: {address: "127.0.0.1:6379", password_file: ` + dir + `/no-redis-password, tls: true, ca_file: ` + dir + `/no-ca.pem}
+`, []string{"cluster.redis.password_file:", "cluster.redis.ca_file:"}},
 		{"tls", `
 http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
 `, []string{"http.tls_cert:"}},

@@ -37,12 +37,32 @@ type Config struct {
 	Response     ResponseConfig     `yaml:"response" doc:"Account response: incidents, the systems playbook steps act on, and lock semantics."`
 	Notify       NotifyConfig       `yaml:"notify" doc:"Who is told about incidents (the notify playbook step): e-mail to the help desk, admins and optionally the user, a signed webhook, syslog. Rate-limited per incident and per hour."`
 	Playbooks    []PlaybookConfig   `yaml:"playbooks" doc:"Per trigger (finding reasons), the ordered steps an incident runs: restrict-sending, hold-queued-mail, lock-login, scramble-password, end-sessions, force-password-change, check-persistence, notify. Steps from confirm_from on wait for an admin's confirmation. A finding whose reason no playbook names opens no incident. Listed playbooks merge with the defaults: one named as a default replaces it, {name: …, disabled: true} turns a default off, another name adds a playbook, and a trigger a listed playbook takes is taken from the default that had it."`
+	Cluster      ClusterConfig      `yaml:"cluster" doc:"Cluster mode: several MTA nodes, one mailbrake state. With redis.address set, every node charges the same per-account counts (messages and recipients per hour and day, finding scores) in Redis or Valkey, so a spam run split over two MTAs counts as one. Empty: everything stays in this process (the default)."`
 	Rules        []Rule             `yaml:"rules" doc:"Rules, evaluated in order; every matching rule adds a finding, and the strongest verdict wins (reject > defer > hold > tag > allow)."`
 
 	notes []string // set by Load (Notes)
 	// playbookPaths names each merged playbook where the file has it
 	// ("playbooks[2]") or as a default; set by Load (PlaybookPath).
 	playbookPaths []string
+}
+
+// ClusterConfig configures cluster mode.
+type ClusterConfig struct {
+	Node  string      `yaml:"node" doc:"This node's name, as the other nodes and the UI show it; empty: the host name."`
+	Redis RedisConfig `yaml:"redis" doc:"The shared counters' Redis or Valkey; empty address: counts stay in this process."`
+}
+
+// RedisConfig configures the Redis client of cluster mode.
+type RedisConfig struct {
+	Address            string   `yaml:"address" doc:"host:port of Redis or Valkey (6379)."`
+	Username           string   `yaml:"username" doc:"ACL user; empty: the default user."`
+	PasswordFile       string   `yaml:"password_file" doc:"File holding the password (requirepass or the ACL user's); empty: none."`
+	DB                 int      `yaml:"db" doc:"Database number."`
+	Prefix             string   `yaml:"prefix" doc:"Prefix of every key mailbrake writes, so that installations can share one Redis."`
+	TLS                bool     `yaml:"tls" doc:"Connect with TLS."`
+	CAFile             string   `yaml:"ca_file" doc:"CA certificates (PEM) to verify the server with TLS; empty: the system's."`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify" doc:"Do not verify the server certificate (testing only)."`
+	Timeout            Duration `yaml:"timeout" doc:"Per command, dial included: a charge that takes longer fails, and the message is decided per engine.on_error."`
 }
 
 // LogConfig configures log/slog output on stderr.
@@ -448,8 +468,11 @@ func Default() *Config {
 		// 16 KiB: enough to judge a spam run from its first screen of text,
 		// small enough that a thousand holds stay in a few megabytes.
 		Quarantine: QuarantineConfig{PreviewBytes: 16 << 10},
-		Retention:  RetentionConfig{Previews: Duration(30 * 24 * time.Hour), Holds: Duration(365 * 24 * time.Hour), Audit: Duration(2 * 365 * 24 * time.Hour)},
-		Engine:     EngineConfig{OnError: verdict.Allow},
+		// 250 ms: far above a loopback or LAN round trip (well under 1 ms),
+		// far below Postfix's policy and milter timeouts.
+		Cluster:   ClusterConfig{Redis: RedisConfig{Prefix: "mailbrake:", Timeout: Duration(250 * time.Millisecond)}},
+		Retention: RetentionConfig{Previews: Duration(30 * 24 * time.Hour), Holds: Duration(365 * 24 * time.Hour), Audit: Duration(2 * 365 * 24 * time.Hour)},
+		Engine:    EngineConfig{OnError: verdict.Allow},
 		// Two strong findings in a day restrict an account; one puts it on
 		// watch. A single bulk hold may be a legitimate sender (the Zimbra
 		// admins see one or two a year), so it alone does not restrict.

@@ -348,6 +348,20 @@ func (c *Config) Validate() Errors {
 	if r.UsePasswdFile && c.Directory.PasswdFile.Path == "" {
 		add("response.use_passwd_file", "needs directory.passwd_file.path")
 	}
+	if rc := c.Cluster.Redis; rc.Address != "" {
+		if _, port, err := net.SplitHostPort(rc.Address); err != nil || port == "" {
+			add("cluster.redis.address", "must be host:port, got %q", rc.Address)
+		}
+		if rc.DB < 0 {
+			add("cluster.redis.db", "must not be negative")
+		}
+		if time.Duration(rc.Timeout) <= 0 {
+			add("cluster.redis.timeout", "must be positive")
+		}
+		if rc.CAFile != "" && !rc.TLS {
+			add("cluster.redis.ca_file", "needs tls: true")
+		}
+	}
 	if l := c.Directory.LDAP; l.URL != "" {
 		if !strings.HasPrefix(l.URL, "ldap://") && !strings.HasPrefix(l.URL, "ldaps://") && !strings.HasPrefix(l.URL, "ldapi://") {
 			add("directory.ldap.url", "must start with ldap://, ldaps:// or ldapi://, got %q", l.URL)

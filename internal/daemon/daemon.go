@@ -57,6 +57,7 @@ type Daemon struct {
 	store    *sqlite.Store
 	counters *counter.Memory
 	scores   *counter.Memory // finding scores per account (message count = score)
+	cluster  *cluster        // cluster.redis: shared counts and scores instead of the two above
 	engine   *engine.Engine
 	// translate turns policy requests and milter messages into
 	// submissions (identity, re-injection listeners).

@@ -102,6 +102,15 @@ func (d *Daemon) build() config.Errors {
 	d.scores = counter.NewMemory()
 	d.metrics = newMetrics()
 	d.metrics.reg.MustRegister(newStateGauges(d))
+	if cfg.Cluster.Redis.Address != "" {
+		c, err := newCluster(d, cfg.Cluster)
+		if err != nil {
+			add("cluster.redis", err)
+		} else {
+			d.cluster = c
+			d.metrics.reg.MustRegister(c.degraded)
+		}
+	}
 	d.preview = cfg.Quarantine.PreviewBytes
 	d.escalations = make(chan escalation, 1024)
 
@@ -268,9 +277,28 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 	}
 	dets := d.dets
-	d.snapshotters = []snapshotter{
-		{"", d.counters.Dirty, d.counters.Restore, d.counters.DirtyParts, d.counters.DirtyPart},
-		{"score\x00", d.scores.Dirty, d.scores.Restore, d.scores.DirtyParts, d.scores.DirtyPart},
+	d.snapshotters = nil
+	if d.cluster == nil { // shared counts live in Redis
+		d.snapshotters = []snapshotter{
+			{"", d.counters.Dirty, d.counters.Restore, d.counters.DirtyParts, d.counters.DirtyPart},
+			{"score\x00", d.scores.Dirty, d.scores.Restore, d.scores.DirtyParts, d.scores.DirtyPart},
+		}
+	} else {
+		// Redis not answering at start is an outage like any other: the
+		// node counts in its own memory until it answers (counter.Failover).
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d.cluster.client.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			d.log.Warn("cluster: Redis does not answer at start; counting in this process until it does", "node", d.cluster.node, "redis", cfg.Cluster.Redis.Address, "err", err)
+		} else {
+			d.log.Info("cluster: counts and scores shared", "node", d.cluster.node, "redis", cfg.Cluster.Redis.Address, "prefix", cfg.Cluster.Redis.Prefix)
+		}
+		d.push("redis", func(context.Context) error {
+			d.cluster.counts.WaitReplay()
+			d.cluster.scores.WaitReplay()
+			return d.cluster.client.Close()
+		})
 	}
 	for _, sn := range dets.Snapshotters() {
 		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})
@@ -314,8 +342,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.pwleak = d.newPasswordLeak()
 		detectors = append(detectors, d.pwleak)
 	}
-	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: d.counters, OnError: cfg.Engine.OnError, Logger: d.log, Detectors: detectors,
-		States: states, Scores: d.scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
+	var counts, scores store.Counters = d.counters, d.scores
+	if d.cluster != nil {
+		counts, scores = d.cluster.counts, d.cluster.scores
+	}
+	d.engine, err = engine.New(engine.Options{Rules: cfg.Rules, Counters: counts, OnError: cfg.Engine.OnError, Logger: d.log, Detectors: detectors,
+		States: states, Scores: scores, WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore),
 		ScoreWindow: cfg.Accounts.ScoreWindow.D(), Shadow: cfg.Engine.Shadow, Trust: trusts})
 	if err != nil {
 		return fmt.Errorf("compiling rules: %w", err)
@@ -337,7 +369,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("a Postfix tool is missing: holds cannot be released, deleted or reconciled until it is there", "detail", m)
 	}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
-	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: d.counters, States: states, Log: d.log,
+	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: counts, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, MarkedSpam: d.markedSpam, Reviewed: d.reviewed,
 		IncidentOpened: d.recoveryOpened}

@@ -1,0 +1,119 @@
+package rediscount
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/counter/countertest"
+	"github.com/mailbrake/mailbrake/internal/redistest"
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+// TestConformance: the shared counters pass the suite the in-memory ones
+// pass, against a real Redis; a second node is a second client with its
+// own connections.
+func TestConformance(t *testing.T) {
+	srv := redistest.New(t)
+	countertest.Run(t, func(t *testing.T) (store.Counters, func() store.Counters) {
+		prefix := "mb-test:" + t.Name() + ":" // a fresh, empty backend per test
+		client := func() store.Counters {
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+			t.Cleanup(func() { c.Close() })
+			return New(c, prefix)
+		}
+		return client(), client
+	})
+}
+
+// BenchmarkCharge: one charge is one round trip (EVALSHA) to a Redis on
+// this machine; parallel charges of 1,000 accounts from as many clients
+// as GOMAXPROCS × the -cpu setting.
+func BenchmarkCharge(b *testing.B) {
+	srv := redistest.New(b)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, PoolSize: 16})
+	b.Cleanup(func() { c.Close() })
+	cs := New(c, "mb-bench:")
+	now := time.Now()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, err := cs.Charge(context.Background(), fmt.Sprintf("user%d@example.edu", i%1000), "", now, 1, 3); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// TestFailoverConformance: wrapped for outages, the shared counters still
+// pass the suite while Redis answers.
+func TestFailoverConformance(t *testing.T) {
+	srv := redistest.New(t)
+	countertest.Run(t, func(t *testing.T) (store.Counters, func() store.Counters) {
+		prefix := "mb-test-failover:" + t.Name() + ":"
+		client := func() store.Counters {
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+			t.Cleanup(func() { c.Close() })
+			return &counter.Failover{Shared: New(c, prefix)}
+		}
+		return client(), client
+	})
+}
+
+// TestFailoverOutage: Redis stops mid-stream; charges keep answering from
+// this process (no error, so no message is temp-failed for it), the node
+// says it is degraded, and when Redis is back (empty: it kept nothing) the
+// outage's charges are added to it, so the shared count misses nothing.
+func TestFailoverOutage(t *testing.T) {
+	srv := redistest.New(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	shared := New(c, "mb-outage:")
+	var mu sync.Mutex
+	var events []bool
+	f := &counter.Failover{Shared: shared, RetryEvery: 50 * time.Millisecond, Degraded: func(d bool) { mu.Lock(); events = append(events, d); mu.Unlock() }}
+	ctx := context.Background()
+	now := time.Now()
+	for range 3 {
+		if _, err := f.Charge(ctx, "u@x", "", now, 1, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Stop()
+	var last store.Totals
+	for i := range 5 {
+		tot, err := f.Charge(ctx, "u@x", fmt.Sprintf("q%d", i), now, 1, 20)
+		if err != nil {
+			t.Fatalf("charge during the outage: %v", err)
+		}
+		last = tot
+	}
+	if !f.IsDegraded() || last.Messages1h != 5 || last.Recipients1h != 100 {
+		t.Fatalf("during the outage: degraded %v, totals %+v (this node's since it began)", f.IsDegraded(), last)
+	}
+	srv.Start()
+	time.Sleep(60 * time.Millisecond) // past RetryEvery: the next charge tries Redis
+	tot, err := f.Charge(ctx, "u@x", "", now, 1, 1)
+	if err != nil || f.IsDegraded() {
+		t.Fatalf("after Redis returned: %v, degraded %v", err, f.IsDegraded())
+	}
+	f.WaitReplay()
+	got, err := shared.Peek(ctx, "u@x", now)
+	if err != nil || got.Messages1h != 6 || got.Recipients1h != 101 {
+		t.Fatalf("shared counts after the outage: %+v %v (first answer %+v); want the 5 of the outage and the 1 since", got, err, tot)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || !events[0] || events[1] {
+		t.Fatalf("degraded events %v, want [true false]", events)
+	}
+}

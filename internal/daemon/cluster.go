@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/counter/rediscount"
+)
+
+// cluster is what cluster mode adds to a node: the shared counters of
+// messages and of finding scores, each falling back to this process while
+// Redis does not answer.
+type cluster struct {
+	node           string // cluster.node, or the host name
+	client         *redis.Client
+	counts, scores *counter.Failover
+	degraded       *prometheus.GaugeVec // what: counts, scores
+}
+
+// newRedisClient builds the client of cluster.redis: the password and CA
+// files are read here, so `config check` refuses what serve would. It
+// does not connect.
+func newRedisClient(rc config.RedisConfig) (*redis.Client, error) {
+	var errs config.Errors
+	o := &redis.Options{Addr: rc.Address, Username: rc.Username, DB: rc.DB,
+		DialTimeout: time.Duration(rc.Timeout), ReadTimeout: time.Duration(rc.Timeout), WriteTimeout: time.Duration(rc.Timeout),
+		// A failed command is not retried: the message waits for it. The
+		// counters fall back to this process instead (counter.Failover).
+		MaxRetries: -1, ContextTimeoutEnabled: true}
+	if rc.PasswordFile != "" {
+		b, err := os.ReadFile(rc.PasswordFile)
+		switch pw := strings.TrimSpace(string(b)); {
+		case err != nil:
+			errs = append(errs, config.FieldError{Path: "cluster.redis.password_file", Msg: err.Error()})
+		case pw == "":
+			errs = append(errs, config.FieldError{Path: "cluster.redis.password_file", Msg: rc.PasswordFile + " is empty"})
+		default:
+			o.Password = pw
+		}
+	}
+	if rc.TLS {
+		host, _, _ := strings.Cut(rc.Address, ":")
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: rc.InsecureSkipVerify}
+		if rc.CAFile != "" {
+			pem, err := os.ReadFile(rc.CAFile)
+			pool := x509.NewCertPool()
+			if err == nil && !pool.AppendCertsFromPEM(pem) {
+				err = errors.New("no PEM certificate in " + rc.CAFile)
+			}
+			if err != nil {
+				errs = append(errs, config.FieldError{Path: "cluster.redis.ca_file", Msg: err.Error()})
+			}
+			o.TLSConfig.RootCAs = pool
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return redis.NewClient(o), nil
+}
+
+// newCluster sets up the shared counters of cluster.redis.
+func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
+	rc := cc.Redis
+	client, err := newRedisClient(rc)
+	if err != nil {
+		return nil, err
+	}
+	node := cc.Node
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	c := &cluster{node: node, client: client, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mailbrake_cluster_degraded",
+		Help: "1 while this node counts in its own memory because the shared Redis does not answer (what: counts, scores); what it counted is added to Redis when it answers again.",
+	}, []string{"what"})}
+	failover := func(what string) *counter.Failover {
+		g := c.degraded.WithLabelValues(what)
+		g.Set(0)
+		return &counter.Failover{Shared: rediscount.New(client, rc.Prefix+what+":"), Log: d.log.With("shared", what),
+			Degraded: func(on bool) {
+				if on {
+					g.Set(1)
+				} else {
+					g.Set(0)
+				}
+			}}
+	}
+	c.counts, c.scores = failover("counts"), failover("scores")
+	return c, nil
+}
