@@ -41,7 +41,10 @@ type pendingKey struct {
 
 type pendingAmount struct{ m, r int64 }
 
-var _ store.Counters = (*Failover)(nil)
+var (
+	_ store.Counters     = (*Failover)(nil)
+	_ store.AsyncCharger = (*Failover)(nil)
+)
 
 func (f *Failover) now() time.Time {
 	if f.Now != nil {
@@ -73,6 +76,36 @@ func (f *Failover) Charge(ctx context.Context, acct, msgKey string, t time.Time,
 			return tot, nil
 		}
 	}
+	return f.chargeLocal(ctx, acct, msgKey, t, msgs, rcpts)
+}
+
+// ChargeAsync implements store.AsyncCharger: sent without waiting when
+// the shared counters can (and are answering); a charge they fail is
+// counted here instead, as any charge during an outage.
+func (f *Failover) ChargeAsync(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64, done func(error)) {
+	a, ok := f.Shared.(store.AsyncCharger)
+	if shared, try := f.route(); shared && ok && !try {
+		a.ChargeAsync(ctx, acct, msgKey, t, msgs, rcpts, func(err error) {
+			if f.answered(context.Background(), err, false) {
+				done(nil)
+				return
+			}
+			_, lerr := f.chargeLocal(context.Background(), acct, msgKey, t, msgs, rcpts)
+			done(lerr)
+		})
+		return
+	} else if try {
+		f.mu.Lock()
+		f.trying = false // route handed this call the retry: give it back
+		f.mu.Unlock()
+	}
+	_, err := f.Charge(ctx, acct, msgKey, t, msgs, rcpts)
+	done(err)
+}
+
+// chargeLocal counts in this process and remembers the amounts for the
+// shared counters.
+func (f *Failover) chargeLocal(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64) (store.Totals, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local == nil {

@@ -23,6 +23,7 @@ type cluster struct {
 	node           string // cluster.node, or the host name
 	client         *redis.Client
 	counts, scores *counter.Failover
+	shared         []*rediscount.Counters
 	degraded       *prometheus.GaugeVec // what: counts, scores
 }
 
@@ -35,7 +36,9 @@ func newRedisClient(rc config.RedisConfig) (*redis.Client, error) {
 		DialTimeout: time.Duration(rc.Timeout), ReadTimeout: time.Duration(rc.Timeout), WriteTimeout: time.Duration(rc.Timeout),
 		// A failed command is not retried: the message waits for it. The
 		// counters fall back to this process instead (counter.Failover).
-		MaxRetries: -1, ContextTimeoutEnabled: true}
+		MaxRetries: -1, ContextTimeoutEnabled: true,
+		// RESP2: no push notifications to look for before every reply.
+		Protocol: 2}
 	if rc.PasswordFile != "" {
 		b, err := os.ReadFile(rc.PasswordFile)
 		switch pw := strings.TrimSpace(string(b)); {
@@ -86,7 +89,9 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	failover := func(what string) *counter.Failover {
 		g := c.degraded.WithLabelValues(what)
 		g.Set(0)
-		return &counter.Failover{Shared: rediscount.New(client, rc.Prefix+what+":"), Log: d.log.With("shared", what),
+		rc := rediscount.New(client, rc.Prefix+what+":")
+		c.shared = append(c.shared, rc)
+		return &counter.Failover{Shared: rc, Log: d.log.With("shared", what),
 			Degraded: func(on bool) {
 				if on {
 					g.Set(1)
@@ -97,4 +102,15 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	}
 	c.counts, c.scores = failover("counts"), failover("scores")
 	return c, nil
+}
+
+// close waits for the replays of an outage's counts, then stops the
+// shared counters and the client.
+func (c *cluster) close() error {
+	c.counts.WaitReplay()
+	c.scores.WaitReplay()
+	for _, s := range c.shared {
+		s.Close()
+	}
+	return c.client.Close()
 }

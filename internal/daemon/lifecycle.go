@@ -294,11 +294,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		} else {
 			d.log.Info("cluster: counts and scores shared", "node", d.cluster.node, "redis", cfg.Cluster.Redis.Address, "prefix", cfg.Cluster.Redis.Prefix)
 		}
-		d.push("redis", func(context.Context) error {
-			d.cluster.counts.WaitReplay()
-			d.cluster.scores.WaitReplay()
-			return d.cluster.client.Close()
-		})
+		d.push("redis", func(context.Context) error { return d.cluster.close() })
 	}
 	for _, sn := range dets.Snapshotters() {
 		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})

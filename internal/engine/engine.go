@@ -299,7 +299,21 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		// end of message, on either path, adds only what RCPT missed.
 		// A deferred or rejected recipient is not sent and not charged.
 		n := int64(m.noteRecipient(sub.Recipient))
-		if _, cerr := e.charge(ctx, sub, m, key, 1, n); cerr != nil {
+		if a, ok := e.counters.(store.AsyncCharger); ok {
+			// Nothing here needs the totals after the charge: shared
+			// counters send it with the next pipeline, and the next
+			// request's Peek (after it, in order) sees it.
+			dm, dr := m.reserve(1, n)
+			acct, inst := sub.Account, sub.Instance
+			if dm > 0 || dr > 0 {
+				a.ChargeAsync(ctx, acct, "", sub.Time, dm, dr, func(cerr error) {
+					if cerr != nil {
+						m.unreserve(dm, dr)
+						e.log.Warn("charging at RCPT failed", "account", acct, "instance", inst, "err", cerr)
+					}
+				})
+			}
+		} else if _, cerr := e.charge(ctx, sub, m, key, 1, n); cerr != nil {
 			e.log.Warn("charging at RCPT failed", "account", sub.Account, "instance", sub.Instance, "err", cerr)
 		}
 	}
@@ -529,6 +543,13 @@ func (e *Engine) scoreAndEscalate(ctx context.Context, t *tuned, sub *Submission
 	var score int64
 	for _, sc := range fams {
 		score += sc
+	}
+	// A message that scores nothing changes no state: for an account in
+	// normal state its verdict's Score is not worth reading the window for
+	// (in cluster mode a Redis round trip on almost every message); from
+	// watch on it is shown with every verdict.
+	if score == 0 && v.AccountState.Rank() == store.AccountNormal.Rank() {
+		return
 	}
 	var tot store.Totals
 	var err error

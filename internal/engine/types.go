@@ -233,7 +233,8 @@ type Verdict struct {
 	AccountState store.AccountState
 	// Score is the account's finding score in the score window, including
 	// this message's findings; ScoredMessages is how many messages it
-	// comes from (a restriction needs more than one).
+	// comes from (a restriction needs more than one). Not read (0) for a
+	// message that scores nothing from an account in normal state.
 	Score          int64
 	ScoredMessages int64
 	// Escalate, when set, is the state the account should move to because

@@ -212,6 +212,15 @@ type Counters interface {
 	Peek(ctx context.Context, account string, t time.Time) (Totals, error)
 }
 
+// AsyncCharger is implemented by counters that can take a charge whose
+// totals are not needed without the caller waiting for it (cluster mode:
+// the charge joins the next pipeline to Redis). Every Charge or Peek made
+// after ChargeAsync returns sees the charge. done is called once, from
+// another goroutine, with the outcome; it must not block.
+type AsyncCharger interface {
+	ChargeAsync(ctx context.Context, account, msgKey string, t time.Time, msgs, rcpts int64, done func(error))
+}
+
 // AccountState is an account's containment state. The values are stable.
 type AccountState string
 

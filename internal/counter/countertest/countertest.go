@@ -37,6 +37,7 @@ func Run(t *testing.T, open Backend) {
 		{"AccountsApart", testAccountsApart},
 		{"TwoNodesAtOnce", testTwoNodesAtOnce},
 		{"TwoNodesOneMessage", testTwoNodesOneMessage},
+		{"AsyncChargeSeenByNextCall", testAsyncOrdered},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -200,4 +201,29 @@ func testTwoNodesOneMessage(t *testing.T, open Backend) {
 	if got := peek(t, c, "u", t0); got.Messages1h != 50 || got.Recipients1h != 50*11 {
 		t.Fatalf("%+v, want 50 messages of 11 recipients", got)
 	}
+}
+
+// testAsyncOrdered: a charge sent without waiting (the policy path's RCPT)
+// is seen by the next call, as the next RCPT's Peek must see it; every
+// done is called once, without an error.
+func testAsyncOrdered(t *testing.T, open Backend) {
+	c, _ := open(t)
+	a, ok := c.(store.AsyncCharger)
+	if !ok {
+		t.Skip("the backend charges synchronously only")
+	}
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		a.ChargeAsync(context.Background(), "rcpt@x", "", t0, 1, 2, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+		if got := peek(t, c, "rcpt@x", t0); got.Messages1h != int64(i+1) || got.Recipients1h != int64(2*(i+1)) {
+			t.Fatalf("after %d charges sent without waiting, Peek sees %+v", i+1, got)
+		}
+	}
+	wg.Wait()
 }

@@ -12,8 +12,8 @@
 //
 // Keys: PREFIX{ACCOUNT}:w is a hash of the account's buckets (fields
 // hm<minute>, hr<minute>, dm<5-minute>, dr<5-minute>: messages and
-// recipients), PREFIX{ACCOUNT}:k:KEY a message key's largest report so
-// far. Both carry the account in braces, so Redis Cluster puts them in
+// recipients) with the window totals and bounds, PREFIX{ACCOUNT}:k:KEY a
+// message key's largest report so far. Both carry the account in braces, so Redis Cluster puts them in
 // one slot. Windows are computed from the time each charge carries (the
 // node's clock): keep the nodes' clocks in step (NTP), as Postfix farms
 // do. Keys expire a day after their last charge.
@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,15 @@ const (
 // ARGV[1] (ARGV[4] = "1"; "0" only reads) and returns the totals of the
 // hour and the day. With a second key, the amounts are the message's so
 // far and only what exceeds its largest earlier report is added.
+//
+// Its cost does not grow with the account's buckets: the hash keeps the
+// window totals (t:m1 t:r1 t:m24 t:r24) and, per window, the lowest and
+// highest slot that may hold a bucket (lo:h hi:h lo:d hi:d). A call
+// subtracts and deletes only the buckets that left the window since the
+// last one, read by name (HMGET), so each bucket is visited once when it
+// is written and once when it expires. Buckets are kept within one window
+// of the newest slot charged: a charge older than that (a clock far
+// behind, a replay) is already outside the window and is not added to it.
 var chargeScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
@@ -60,62 +70,124 @@ if #KEYS > 1 then
   redis.call('EXPIRE', KEYS[2], ` + strconv.Itoa(2*keyTTL) + `)
   m, r = nm - pm, nr - pr
 end
-local hs, ds = math.floor(now / ` + strconv.Itoa(hourSlot) + `), math.floor(now / ` + strconv.Itoa(daySlot) + `)
-local hold, dold = hs - ` + strconv.Itoa(hourSlots) + `, ds - ` + strconv.Itoa(daySlots) + `
-if write and (m > 0 or r > 0) then
-  if m > 0 then
-    redis.call('HINCRBY', KEYS[1], 'hm' .. hs, m)
-    redis.call('HINCRBY', KEYS[1], 'dm' .. ds, m)
-  end
-  if r > 0 then
-    redis.call('HINCRBY', KEYS[1], 'hr' .. hs, r)
-    redis.call('HINCRBY', KEYS[1], 'dr' .. ds, r)
-  end
-  redis.call('EXPIRE', KEYS[1], ` + strconv.Itoa(24*3600+2*daySlot) + `)
-end
-local all = redis.call('HGETALL', KEYS[1])
-local t = {0, 0, 0, 0}
-local old = {}
-for i = 1, #all, 2 do
-  local f = all[i]
-  local k = string.sub(f, 1, 2)
-  local slot = tonumber(string.sub(f, 3))
-  local v = tonumber(all[i + 1])
-  if slot ~= nil and v ~= nil then
-    if k == 'hm' or k == 'hr' then
-      if slot > hold then
-        if k == 'hm' then t[1] = t[1] + v else t[2] = t[2] + v end
-      else
-        old[#old + 1] = f
+local W = KEYS[1]
+local v = redis.call('HMGET', W, 't:m1', 't:r1', 't:m24', 't:r24', 'lo:h', 'hi:h', 'lo:d', 'hi:d')
+local t = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0}
+local fresh = false
+local lo = {h = tonumber(v[5]), d = tonumber(v[7])}
+local hi = {h = tonumber(v[6]), d = tonumber(v[8])}
+local function window(w, slot, slots, im, ir)
+  local cur = math.floor(now / slot)
+  -- Expire the buckets that left the window: at most one window's worth.
+  if hi[w] ~= nil then
+    local a, b = math.max(lo[w], hi[w] - slots + 1), math.min(cur - slots, hi[w])
+    if b >= a then
+      local fields = {}
+      for s = a, b do
+        fields[#fields + 1] = w .. 'm' .. s
+        fields[#fields + 1] = w .. 'r' .. s
       end
-    elseif k == 'dm' or k == 'dr' then
-      if slot > dold then
-        if k == 'dm' then t[3] = t[3] + v else t[4] = t[4] + v end
-      else
-        old[#old + 1] = f
+      local got = redis.call('HMGET', W, unpack(fields))
+      for i = 1, #got, 2 do
+        t[im] = t[im] - (tonumber(got[i]) or 0)
+        t[ir] = t[ir] - (tonumber(got[i + 1]) or 0)
+      end
+      if write then
+        redis.call('HDEL', W, unpack(fields))
+        lo[w] = b + 1
+        if lo[w] > hi[w] then
+          lo[w], hi[w] = nil, nil
+        end
       end
     end
   end
+  if write and (m > 0 or r > 0) and (hi[w] == nil or cur > hi[w] - slots) then
+    if m > 0 then redis.call('HINCRBY', W, w .. 'm' .. cur, m) end
+    if r > 0 then redis.call('HINCRBY', W, w .. 'r' .. cur, r) end
+    t[im], t[ir] = t[im] + m, t[ir] + r
+    if hi[w] == nil then
+      lo[w], hi[w] = cur, cur
+      fresh = true
+    elseif cur > hi[w] then
+      hi[w] = cur
+      fresh = true
+    elseif cur < lo[w] then
+      lo[w] = cur
+    end
+  end
 end
-if write and #old > 0 then
-  redis.call('HDEL', KEYS[1], unpack(old))
+window('h', ` + strconv.Itoa(hourSlot) + `, ` + strconv.Itoa(hourSlots) + `, 1, 2)
+window('d', ` + strconv.Itoa(daySlot) + `, ` + strconv.Itoa(daySlots) + `, 3, 4)
+if write then
+  local set = {'t:m1', t[1], 't:r1', t[2], 't:m24', t[3], 't:r24', t[4]}
+  for _, w in ipairs({'h', 'd'}) do
+    if hi[w] == nil then
+      redis.call('HDEL', W, 'lo:' .. w, 'hi:' .. w)
+    else
+      set[#set + 1], set[#set + 2] = 'lo:' .. w, lo[w]
+      set[#set + 1], set[#set + 2] = 'hi:' .. w, hi[w]
+    end
+  end
+  redis.call('HSET', W, unpack(set))
+  -- Kept a day after its newest bucket began: set when a bucket is new.
+  if fresh then
+    redis.call('EXPIRE', W, ` + strconv.Itoa(24*3600+2*daySlot) + `)
+  end
 end
 return t
 `)
 
 // Counters is a store.Counters in Redis. Its methods are safe for
-// concurrent use.
+// concurrent use. Charges made at the same moment share round trips:
+// they are sent as one pipeline (one write, one read on each side), which
+// is most of what a charge costs Redis and this process at high rates.
 type Counters struct {
 	c      redis.UniversalClient
 	prefix string
+
+	start sync.Once
+	calls chan *call
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
-var _ store.Counters = (*Counters)(nil)
+// call is one script run waiting for its batch: done is closed, or then
+// called, when it has run.
+type call struct {
+	keys []string
+	args []any
+	res  []int64
+	err  error
+	done chan struct{}
+	then func([]int64, error)
+}
+
+// One batch is in flight at a time, made of what queued while the
+// previous one was out: calls run in the order they were made, so a charge
+// sent without waiting (ChargeAsync) is seen by every call after it.
+const maxBatch = 512
+
+var (
+	_ store.Counters     = (*Counters)(nil)
+	_ store.AsyncCharger = (*Counters)(nil)
+)
 
 // New returns counters in the Redis c under keys starting with prefix
 // (for example "mailbrake:", or one per installation sharing a Redis).
+// It does not connect; Close stops its batching.
 func New(c redis.UniversalClient, prefix string) *Counters {
-	return &Counters{c: c, prefix: prefix}
+	return &Counters{c: c, prefix: prefix, calls: make(chan *call, 4096), stop: make(chan struct{})}
+}
+
+// Close stops sending; calls made after it fail.
+func (c *Counters) Close() {
+	c.start.Do(func() {}) // never start after Close
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	c.wg.Wait()
 }
 
 func (c *Counters) windows(acct string) string { return c.prefix + "{" + acct + "}:w" }
@@ -134,19 +206,138 @@ func (c *Counters) Peek(ctx context.Context, acct string, t time.Time) (store.To
 	return c.run(ctx, []string{c.windows(acct)}, t, 0, 0, false)
 }
 
+var errClosed = errors.New("redis counters: closed")
+
 func (c *Counters) run(ctx context.Context, keys []string, t time.Time, m, r int64, write bool) (store.Totals, error) {
 	w := "0"
 	if write {
 		w = "1"
 	}
-	v, err := chargeScript.Run(ctx, c.c, keys, t.Unix(), m, r, w).Int64Slice()
-	if err != nil {
-		return store.Totals{}, fmt.Errorf("redis counters: %w", err)
+	c.startBatching()
+	cl := &call{keys: keys, args: []any{t.Unix(), m, r, w}, done: make(chan struct{})}
+	select {
+	case c.calls <- cl:
+	case <-c.stop:
+		return store.Totals{}, errClosed
+	case <-ctx.Done():
+		return store.Totals{}, fmt.Errorf("redis counters: %w", ctx.Err())
 	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		return store.Totals{}, fmt.Errorf("redis counters: %w", ctx.Err())
+	}
+	if cl.err != nil {
+		return store.Totals{}, fmt.Errorf("redis counters: %w", cl.err)
+	}
+	v := cl.res
 	if len(v) != 4 {
 		return store.Totals{}, errors.New("redis counters: the script returned no totals")
 	}
 	return store.Totals{Messages1h: v[0], Recipients1h: v[1], Messages24h: v[2], Recipients24h: v[3]}, nil
+}
+
+func (c *Counters) startBatching() {
+	c.start.Do(func() {
+		c.wg.Add(1)
+		go c.batch()
+	})
+}
+
+// ChargeAsync implements store.AsyncCharger: the charge is queued for the
+// next pipeline and done is told how it went.
+func (c *Counters) ChargeAsync(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64, done func(error)) {
+	keys := []string{c.windows(acct)}
+	if msgKey != "" {
+		keys = append(keys, c.prefix+"{"+acct+"}:k:"+msgKey)
+	}
+	c.startBatching()
+	cl := &call{keys: keys, args: []any{t.Unix(), max(msgs, 0), max(rcpts, 0), "1"}, then: func(_ []int64, err error) {
+		if err != nil {
+			err = fmt.Errorf("redis counters: %w", err)
+		}
+		done(err)
+	}}
+	select {
+	case c.calls <- cl:
+	case <-c.stop:
+		done(errClosed)
+	case <-ctx.Done():
+		done(fmt.Errorf("redis counters: %w", ctx.Err()))
+	}
+}
+
+// batch sends what queued as one pipeline of EVALSHA, and again with EVAL
+// for any that Redis no longer knew the script of (a restarted Redis).
+func (c *Counters) batch() {
+	defer c.wg.Done()
+	var b []*call
+	for {
+		b = b[:0]
+		select {
+		case cl := <-c.calls:
+			b = append(b, cl)
+		case <-c.stop:
+			for { // what is still queued fails
+				select {
+				case cl := <-c.calls:
+					if cl.then != nil {
+						cl.then(nil, errClosed)
+					} else {
+						cl.err = errClosed
+						close(cl.done)
+					}
+				default:
+					return
+				}
+			}
+		}
+	more:
+		for len(b) < maxBatch {
+			select {
+			case cl := <-c.calls:
+				b = append(b, cl)
+			default:
+				break more
+			}
+		}
+		c.send(b, false)
+		var retry []*call
+		for _, cl := range b {
+			if cl.err != nil && redis.HasErrorPrefix(cl.err, "NOSCRIPT") {
+				retry = append(retry, cl)
+			}
+		}
+		if len(retry) > 0 {
+			c.send(retry, true)
+		}
+		for _, cl := range b {
+			if cl.then != nil {
+				cl.then(cl.res, cl.err)
+			} else {
+				close(cl.done)
+			}
+		}
+	}
+}
+
+func (c *Counters) send(b []*call, eval bool) {
+	// The client's own timeouts bound the round trip; stopping does not
+	// cut a batch short (its callers are waiting for it).
+	ctx := context.Background()
+	pipe := c.c.Pipeline()
+	cmds := make([]*redis.Cmd, len(b))
+	for i, cl := range b {
+		if eval {
+			cmds[i] = chargeScript.Eval(ctx, pipe, cl.keys, cl.args...)
+		} else {
+			cmds[i] = chargeScript.EvalSha(ctx, pipe, cl.keys, cl.args...)
+		}
+	}
+	pipe.Exec(ctx) // each command carries its own error
+	for i, cl := range b {
+		cl.res, cl.err = cmds[i].Int64Slice()
+	}
 }
 
 // Series returns the account's non-empty five-minute buckets of the last

@@ -3,6 +3,7 @@ package rediscount
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +27,9 @@ func TestConformance(t *testing.T) {
 		client := func() store.Counters {
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
 			t.Cleanup(func() { c.Close() })
-			return New(c, prefix)
+			rc := New(c, prefix)
+			t.Cleanup(rc.Close)
+			return rc
 		}
 		return client(), client
 	})
@@ -115,5 +118,75 @@ func TestFailoverOutage(t *testing.T) {
 	defer mu.Unlock()
 	if len(events) != 2 || !events[0] || events[1] {
 		t.Fatalf("degraded events %v, want [true false]", events)
+	}
+}
+
+// TestMatchesMemory: over a random stream of charges and peeks in time
+// order — bursts, gaps of minutes, hours and more than a day — the Redis
+// windows, kept incrementally, give exactly the totals of the in-memory
+// counters at every step.
+func TestMatchesMemory(t *testing.T) {
+	srv := redistest.New(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+	t.Cleanup(func() { c.Close() })
+	rc, mem := New(c, "mb-match:"), counter.NewMemory()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	accounts := []string{"a@x", "b@x", "c@x"}
+	for i := range 4000 {
+		switch p := rng.IntN(100); {
+		case p < 60:
+			at = at.Add(time.Duration(rng.IntN(40)) * time.Second)
+		case p < 90:
+			at = at.Add(time.Duration(rng.IntN(20)) * time.Minute)
+		case p < 98:
+			at = at.Add(time.Duration(rng.IntN(6)) * time.Hour)
+		default:
+			at = at.Add(time.Duration(20+rng.IntN(30)) * time.Hour)
+		}
+		acct := accounts[rng.IntN(len(accounts))]
+		var got, want store.Totals
+		var err error
+		if rng.IntN(4) == 0 {
+			got, err = rc.Peek(ctx, acct, at)
+			want, _ = mem.Peek(ctx, acct, at)
+		} else {
+			m, r := int64(1+rng.IntN(3)), int64(rng.IntN(80))
+			got, err = rc.Charge(ctx, acct, "", at, m, r)
+			want, _ = mem.Charge(ctx, acct, "", at, m, r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("step %d, %s at %s: redis %+v, memory %+v", i, acct, at, got, want)
+		}
+	}
+	// The hash holds no more than the buckets of one window each.
+	for _, a := range accounts {
+		if n := c.HLen(ctx, "mb-match:{"+a+"}:w").Val(); n > 2*(60+288)+8 {
+			t.Errorf("%s's hash has %d fields", a, n)
+		}
+	}
+}
+
+// TestFarBehindCharge: a charge stamped more than a window before the
+// newest one charged (a clock far behind, a replay) is outside the window
+// and is not added to it; within the day it still counts for the day.
+func TestFarBehindCharge(t *testing.T) {
+	srv := redistest.New(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+	t.Cleanup(func() { c.Close() })
+	rc := New(c, "mb-behind:")
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	rc.Charge(ctx, "u", "", now, 1, 1)
+	got, _ := rc.Charge(ctx, "u", "", now.Add(-2*time.Hour), 1, 1)
+	if got.Messages1h != 1 || got.Messages24h != 2 {
+		t.Fatalf("%+v", got)
+	}
+	if got, _ := rc.Peek(ctx, "u", now.Add(61*time.Minute)); got.Messages1h != 0 || got.Messages24h != 2 {
+		t.Fatalf("an hour on: %+v", got)
 	}
 }
