@@ -14,16 +14,18 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/counter/rediscount"
+	"github.com/mailbrake/mailbrake/internal/statebus"
 )
 
 // cluster is what cluster mode adds to a node: the shared counters of
 // messages and of finding scores, each falling back to this process while
-// Redis does not answer.
+// Redis does not answer, and the account states every node applies.
 type cluster struct {
 	node           string // cluster.node, or the host name
 	client         *redis.Client
 	counts, scores *counter.Failover
 	shared         []*rediscount.Counters
+	states         *statebus.Bus        // account states
 	degraded       *prometheus.GaugeVec // what: counts, scores
 }
 
@@ -101,6 +103,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 			}}
 	}
 	c.counts, c.scores = failover("counts"), failover("scores")
+	c.states = statebus.New(client, rc.Prefix, node, d.log)
 	return c, nil
 }
 

@@ -15,24 +15,25 @@ import (
 type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
-	connUp, incidents                    *prometheus.Desc
+	connUp, incidents, statesPending     *prometheus.Desc
 }
 
 func newStateGauges(d *Daemon) *stateGauges {
 	return &stateGauges{
-		d:         d,
-		held:      prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
-		oldest:    prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
-		accounts:  prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
-		sync:      prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
-		syncOK:    prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
-		incidents: prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
-		connUp:    prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
+		d:             d,
+		held:          prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
+		oldest:        prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
+		accounts:      prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
+		sync:          prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
+		syncOK:        prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
+		incidents:     prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
+		statesPending: prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
+		connUp:        prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending} {
 		ch <- d
 	}
 }
@@ -73,6 +74,9 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 		for st, n := range d.ops.States.Counts() {
 			ch <- prometheus.MustNewConstMetric(g.accounts, prometheus.GaugeValue, float64(n), string(st))
 		}
+	}
+	if d.cluster != nil {
+		ch <- prometheus.MustNewConstMetric(g.statesPending, prometheus.GaugeValue, float64(d.cluster.states.Pending()))
 	}
 	if d.ops != nil {
 		at, err := d.ops.SyncHealth()

@@ -26,6 +26,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
+	"github.com/mailbrake/mailbrake/internal/statebus"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
@@ -369,6 +370,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, MarkedSpam: d.markedSpam, Reviewed: d.reviewed,
 		IncidentOpened: d.recoveryOpened}
+	if d.cluster != nil {
+		d.ops.Shared = d.cluster.states
+	}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
 	// stage waits for them after the incident queue (which starts runs)
@@ -612,6 +616,13 @@ func (d *Daemon) startLoops() {
 	}
 	loop(func() { d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D()) })
 	loop(func() { d.snapshotLoop(ctx) })
+	if d.cluster != nil {
+		// Account states set on other nodes, applied here (and this
+		// node's changes written to Redis when it was not answering).
+		loop(func() {
+			d.cluster.states.Run(ctx, func(ctx context.Context, c statebus.Change) { d.ops.ApplySharedState(ctx, c.Account, c.Node) })
+		})
+	}
 	if ph := d.dets.Phishers; ph != nil {
 		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })
 	}

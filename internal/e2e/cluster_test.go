@@ -12,6 +12,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
 	"github.com/mailbrake/mailbrake/internal/redistest"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // TestClusterSharedCounts is issue 15's scenario (a): two Postfix
@@ -79,5 +80,93 @@ rules:
 		if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_cluster_degraded{what="counts"} 0`) {
 			t.Errorf("node %d: no healthy cluster gauge", i)
 		}
+	}
+}
+
+// TestClusterSharedStates is issue 15's scenario (c): an account
+// restricted on node B is restricted on node A before its next message —
+// A puts the account's mail in its own queue on hold and holds what it
+// sends next — and a restriction made while Redis is down reaches the
+// other node when Redis is back.
+func TestClusterSharedStates(t *testing.T) {
+	rs := redistest.New(t)
+	pw := filepath.Join(t.TempDir(), "redis.pw")
+	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func(node string) string {
+		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n", node, rs.Addr, pw)
+	}
+	// defer_transports keeps relayed mail in the deferred queue.
+	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
+	inA, dA := startPair(t, true, false, opts, config("mta-a"))
+	inB, dB := startPair(t, true, false, opts, config("mta-b"))
+	send := func(in *postfixtest.Instance, from, subject string) postfixtest.SendResult {
+		r := in.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
+			Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
+		if !r.Accepted {
+			t.Fatalf("%s not accepted: %s", subject, r.Transcript)
+		}
+		return r
+	}
+	queued := send(inA, "eve@campus.example", "queued on A")
+	inA.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, queued.QueueID) })
+
+	dB.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run seen by the help desk")
+	// A moves eve's queued mail to its hold queue, and says why.
+	inA.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, queued.QueueID) == "hold" })
+	a := dA.account("eve@campus.example")
+	if a.State != store.AccountRestricted || !strings.HasPrefix(a.StateBy, "cli:") || a.Reason != "spam run seen by the help desk" {
+		t.Fatalf("node A shows %+v", a.Account)
+	}
+	var fromB bool
+	for _, h := range a.History {
+		fromB = fromB || (h.Actor == "cluster:mta-b" && h.Action == "account-state")
+	}
+	if !fromB {
+		t.Errorf("node A's history does not say node B restricted the account: %+v", a.History)
+	}
+	next := send(inA, "eve@campus.example", "after restrict on B")
+	if h := dA.waitHold(next.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
+		t.Fatalf("node A held eve's next message for %v", h.Reasons)
+	}
+
+	// Lifted on A: B lets eve's mail go again.
+	dA.mustCLI("account", "unrestrict", "eve@campus.example", "--reason", "password reset, user called")
+	waitState(t, dB, "eve@campus.example", store.AccountNormal)
+	after := send(inB, "eve@campus.example", "after unrestrict on A")
+	inB.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, after.QueueID) })
+
+	// A restriction made while Redis is down is written when it is back
+	// (the Redis restart lost everything it had) and reaches A.
+	rs.Stop()
+	dB.mustCLI("account", "restrict", "frank@campus.example", "--reason", "restricted during the outage")
+	rs.Start()
+	waitState(t, dA, "frank@campus.example", store.AccountRestricted)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(dB.httpGet("/metrics"), "mailbrake_cluster_states_pending 0"); {
+		if time.Now().After(deadline) {
+			t.Fatal("node B: a state change still pending after Redis is back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	late := send(inA, "frank@campus.example", "after the outage")
+	if h := dA.waitHold(late.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
+		t.Fatalf("node A held frank's message for %v", h.Reasons)
+	}
+}
+
+// waitState waits until d shows account in state.
+func waitState(t *testing.T, d *daemon, account string, state store.AccountState) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		a := d.account(account)
+		if a.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s on the node, want %s", account, a.State, state)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/playbook"
@@ -210,24 +211,86 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 		unlock()
 		return &store.Account{Name: account, State: from}, nil
 	}
-	a := store.Account{Name: account, State: to, StateAt: s.now().UTC(), StateBy: actor, Reason: reason}
+	// Microseconds: what the stores keep, so that the change another node
+	// shares back (statebus) compares equal to the stored one.
+	a := store.Account{Name: account, State: to, StateAt: s.now().UTC().Truncate(time.Microsecond), StateBy: actor, Reason: reason}
 	if err := s.Accounts.PutAccount(ctx, a); err != nil {
 		unlock()
 		return nil, err
 	}
 	s.States.set(account, to)
 	unlock()
+	if s.Shared != nil {
+		s.Shared.Publish(ctx, a)
+	}
 	s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
 	s.Log.Info("account state changed", "account", account, "from", from, "to", to, "actor", actor, "reason", reason)
-	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() && s.Quarantine != nil {
-		held, err := s.Quarantine.HoldQueuedFrom(ctx, account)
-		if len(held) > 0 {
-			s.audit(ctx, actor, AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))
-			s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(held))
-		}
-		if err != nil {
-			s.Log.Warn("putting queued mail on hold failed for some messages", "account", account, "err", err)
-		}
+	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() {
+		s.holdQueued(ctx, account, actor)
 	}
 	return &a, nil
+}
+
+// holdQueued puts the account's mail in this node's Postfix queue on hold.
+func (s *Service) holdQueued(ctx context.Context, account, actor string) {
+	if s.Quarantine == nil {
+		return
+	}
+	held, err := s.Quarantine.HoldQueuedFrom(ctx, account)
+	if len(held) > 0 {
+		s.audit(ctx, actor, AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))
+		s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(held))
+	}
+	if err != nil {
+		s.Log.Warn("putting queued mail on hold failed for some messages", "account", account, "err", err)
+	}
+}
+
+// ApplySharedState applies an account state another node of the cluster
+// set (statebus). A change older than what this node has is ignored, so
+// the later change wins whatever order changes arrive in. The store takes
+// the change when it does not have it (a store of this node's own), and
+// an account that becomes restricted here has its mail in this node's
+// queue put on hold, as on the node that restricted it.
+func (s *Service) ApplySharedState(ctx context.Context, a store.Account, node string) {
+	account := store.AccountKey(a.Name)
+	if account == "" || !a.State.Valid() {
+		return
+	}
+	a.Name, a.StateAt = account, a.StateAt.UTC().Truncate(time.Microsecond)
+	unlock := s.accountMu.lock(account)
+	cur, err := s.Accounts.GetAccount(ctx, account)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		cur = &store.Account{Name: account, State: store.AccountNormal}
+	case err != nil:
+		unlock()
+		s.Log.Warn("cluster: reading an account to apply a shared state failed", "account", account, "err", err)
+		return
+	}
+	if cur.StateAt.After(a.StateAt) {
+		unlock() // this node has a later change
+		return
+	}
+	stored := cur.State == a.State && cur.StateAt.Equal(a.StateAt)
+	if !stored {
+		if err := s.Accounts.PutAccount(ctx, a); err != nil {
+			unlock()
+			s.Log.Warn("cluster: storing a shared account state failed", "account", account, "err", err)
+			return
+		}
+	}
+	prev := s.States.AccountState(account)
+	s.States.set(account, a.State)
+	unlock()
+	actor := "cluster:" + node
+	if !stored {
+		s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s on node %s by %s: %s", cur.State, a.State, node, a.StateBy, a.Reason))
+	}
+	if prev != a.State {
+		s.Log.Info("account state changed on another node", "account", account, "from", prev, "to", a.State, "node", node, "actor", a.StateBy)
+	}
+	if a.State.Rank() >= store.AccountRestricted.Rank() && prev.Rank() < store.AccountRestricted.Rank() {
+		s.holdQueued(ctx, account, actor)
+	}
 }

@@ -85,6 +85,12 @@ type Service struct {
 	// Events, when set, is told of what ops does where it happens
 	// (metrics).
 	Events Events
+	// Shared, in cluster mode, carries each state change this node makes
+	// to the other nodes (statebus); their changes come back through
+	// ApplySharedState.
+	Shared interface {
+		Publish(ctx context.Context, a store.Account)
+	}
 
 	accountMu keyedMutex // serialises each account's state changes
 	runs      runs       // playbook runs in the background (runs.go)
