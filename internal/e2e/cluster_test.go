@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
@@ -94,8 +97,14 @@ func TestClusterSharedStates(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The nodes run as the ACL user docs/cluster.md tells admins to
+	// create, with its rules as written there.
+	aclPW, aclCreate := aclUser(t, rs, "e2e:")
+	if err := os.WriteFile(pw, []byte(aclPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	config := func(node string) string {
-		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n", node, rs.Addr, pw)
+		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, username: mailbrake, password_file: %q, prefix: \"e2e:\"}\n", node, rs.Addr, pw)
 	}
 	// defer_transports keeps relayed mail in the deferred queue.
 	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
@@ -142,6 +151,7 @@ func TestClusterSharedStates(t *testing.T) {
 	rs.Stop()
 	dB.mustCLI("account", "restrict", "frank@campus.example", "--reason", "restricted during the outage")
 	rs.Start()
+	aclCreate() // the restarted Redis has no ACL file here
 	waitState(t, dA, "frank@campus.example", store.AccountRestricted)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(dB.httpGet("/metrics"), "mailbrake_cluster_states_pending 0"); {
 		if time.Now().After(deadline) {
@@ -169,4 +179,53 @@ func waitState(t *testing.T, d *daemon, account string, state store.AccountState
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// aclUser creates the Redis ACL user of docs/cluster.md, its key and
+// channel patterns moved to prefix, and returns its password and a
+// function that creates it again (after a restart). At the end of the
+// test, Redis's ACL log must be empty: nothing was refused to the user.
+func aclUser(t *testing.T, rs *redistest.Instance, prefix string) (string, func()) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/cluster.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(l, "ACL SETUSER mailbrake ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatal("docs/cluster.md has no ACL SETUSER line")
+	}
+	const password = "acl-user-password"
+	line = strings.ReplaceAll(strings.ReplaceAll(line, ">PASSWORD", ">"+password), "mailbrake:*", prefix+"*")
+	var args []any
+	for _, f := range strings.Fields(line) {
+		args = append(args, f)
+	}
+	create := func() {
+		c := redis.NewClient(&redis.Options{Addr: rs.Addr, Password: rs.Password})
+		defer c.Close()
+		if err := c.Do(t.Context(), args...).Err(); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		// Refusals logged before the user existed (after a restart)
+		// are not the rules' fault.
+		if err := c.Do(t.Context(), "ACL", "LOG", "RESET").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create()
+	t.Cleanup(func() {
+		// Whatever the user was refused is in Redis's ACL log.
+		c := redis.NewClient(&redis.Options{Addr: rs.Addr, Password: rs.Password})
+		defer c.Close()
+		if log, err := c.Do(context.Background(), "ACL", "LOG").Slice(); err == nil && len(log) > 0 {
+			t.Errorf("Redis refused the ACL user of docs/cluster.md: %v", log)
+		}
+	})
+	return password, create
 }
