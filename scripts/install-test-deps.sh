@@ -25,6 +25,7 @@ packages=(
   chromium         # internal/e2e: the web UI driven in headless Chromium (chromedp)
   prometheus       # internal/daemon: promtool check rules on contrib/prometheus/mailbrake-rules.yml
   redis-server     # internal/redistest: the private Redis of cluster mode's shared counters
+  postgresql       # internal/pgtest: the private PostgreSQL of cluster mode's store (internal/store/postgres)
 )
 # package:service for packages whose installation may start a system service;
 # the tests never use the system instances, so they must not be left running.
@@ -36,6 +37,7 @@ services=(
   dovecot-core:dovecot
   prometheus:prometheus
   redis-server:redis-server
+  postgresql:postgresql
 )
 # ---------------------------------------------------------------------------
 
