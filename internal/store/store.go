@@ -61,6 +61,10 @@ type Hold struct {
 	// milter path): marking it as spam holds the same text from any
 	// account.
 	Prints []string `json:"prints,omitempty"`
+	// Node is the cluster node whose Postfix queue holds the message
+	// (releasing or deleting it is that node's job); empty on a single
+	// node. A merge fills it when empty, as the other fields.
+	Node string `json:"node,omitempty"`
 }
 
 // HoldFilter selects holds for listing. Zero values mean "any".
@@ -69,6 +73,7 @@ type HoldFilter struct {
 	Account      string
 	Reason       string    // holds with this reason among theirs
 	ClientFamily string    // fingerprint family
+	Node         string    // the cluster node holding the message
 	Since, Until time.Time // held at or after Since, before Until (zero: open)
 	// Query matches a substring of the subject, sender or a recipient,
 	// case-insensitively; with QueryNoSubject, of the sender or a

@@ -15,7 +15,7 @@ import (
 
 const holdColumns = `id, queue_id, path, account, sender, recipients, recipient_count,
 	subject, client, client_family, client_address, reasons, size, headers, preview,
-	held_at, state, state_at, state_by, prints`
+	held_at, state, state_at, state_by, prints, node`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -30,7 +30,7 @@ func scanHold(sc scanner) (*store.Hold, error) {
 	)
 	err := sc.Scan(&h.ID, &h.QueueID, &h.Path, &h.Account, &h.Sender, &recipients, &h.RecipientCount,
 		&h.Subject, &h.Client, &h.ClientFamily, &h.ClientAddress, &reasons, &h.Size, &h.Headers, &h.Preview,
-		&heldAt, &state, &stateAt, &h.StateBy, &prints)
+		&heldAt, &state, &stateAt, &h.StateBy, &prints, &h.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +90,7 @@ func mergeInto(old, h *store.Hold) {
 	fill(&old.ClientAddress, h.ClientAddress)
 	fill(&old.Headers, h.Headers)
 	fill(&old.Preview, h.Preview)
+	fill(&old.Node, h.Node)
 	if len(old.Recipients) == 0 {
 		old.Recipients = slices.Clone(h.Recipients)
 	}
@@ -213,7 +214,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 
 const insertHoldSQL = `INSERT INTO holds (queue_id, path, account, sender, recipients,
 		recipient_count, subject, client, client_family, client_address, reasons, size, headers,
-		preview, held_at, state, state_at, state_by, prints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		preview, held_at, state, state_at, state_by, prints, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, error) {
 	recipients, err := encodeList(h.Recipients)
@@ -230,7 +231,7 @@ func insertHoldStmt(ctx context.Context, stmt *sql.Stmt, h *store.Hold) (int64, 
 	}
 	res, err := stmt.ExecContext(ctx, h.QueueID, h.Path, h.Account, h.Sender, recipients,
 		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons, h.Size, h.Headers,
-		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy, prints)
+		h.Preview, toDB(h.HeldAt), string(h.State), toDB(h.StateAt), h.StateBy, prints, h.Node)
 	if err != nil {
 		return 0, fmt.Errorf("inserting hold: %w", err)
 	}
@@ -260,10 +261,10 @@ func updateHold(ctx context.Context, tx *sql.Tx, h *store.Hold) error {
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE holds SET path = ?, account = ?, sender = ?, recipients = ?,
 		recipient_count = ?, subject = ?, client = ?, client_family = ?, client_address = ?, reasons = ?,
-		size = ?, headers = ?, preview = ?, held_at = ?, prints = ? WHERE id = ?`,
+		size = ?, headers = ?, preview = ?, held_at = ?, prints = ?, node = ? WHERE id = ?`,
 		h.Path, h.Account, h.Sender, recipients,
 		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, reasons,
-		h.Size, h.Headers, h.Preview, toDB(h.HeldAt), prints, h.ID)
+		h.Size, h.Headers, h.Preview, toDB(h.HeldAt), prints, h.Node, h.ID)
 	if err != nil {
 		return fmt.Errorf("updating hold %d: %w", h.ID, err)
 	}
@@ -319,6 +320,10 @@ func holdWhere(f store.HoldFilter) (string, []any) {
 	if f.ClientFamily != "" {
 		where = append(where, "client_family = ?")
 		args = append(args, f.ClientFamily)
+	}
+	if f.Node != "" {
+		where = append(where, "node = ?")
+		args = append(args, f.Node)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "held_at >= ?")

@@ -168,6 +168,11 @@ var migrations = [][]string{
 	{
 		`CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL) STRICT`,
 	},
+	// 9: the cluster node whose Postfix queue holds the message (empty on
+	// a single node, and for every hold recorded before).
+	{
+		`ALTER TABLE holds ADD COLUMN node TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

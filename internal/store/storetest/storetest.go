@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Trust", testTrust},
 		{"PutHoldsBatch", testPutHoldsBatch},
 		{"AppendAudits", testAppendAudits},
+		{"HoldNode", testHoldNode},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,6 +180,7 @@ func diffHold(got, want *store.Hold) []string {
 	str("Preview", got.Preview, want.Preview)
 	str("State", string(got.State), string(want.State))
 	str("StateBy", got.StateBy, want.StateBy)
+	str("Node", got.Node, want.Node)
 	if !slices.Equal(got.Recipients, want.Recipients) {
 		d = append(d, fmt.Sprintf("Recipients = %q, want %q", got.Recipients, want.Recipients))
 	}
@@ -1576,5 +1578,68 @@ func testPrune(t *testing.T, b Backend) {
 	}
 	if again, err := b.Prune(ctx, store.Prune{Previews: now.AddDate(0, 0, -30), Holds: now.AddDate(0, 0, -365), Audit: now.AddDate(0, 0, -730)}); err != nil || again != (store.Pruned{}) {
 		t.Errorf("a second prune: %+v %v", again, err)
+	}
+}
+
+// testHoldNode: every hold records its cluster node; a merge fills an
+// empty Node and keeps a set one; HoldFilter.Node selects one node's
+// holds, and an empty Node selects all.
+func testHoldNode(t *testing.T, b Backend) {
+	ctx := t.Context()
+	a := sampleHold("4NODEA")
+	a.Node = "mx1.example.org"
+	ha := put(t, b, a)
+	checkHold(t, "round trip", get(t, b, ha.ID), a)
+	if got, err := b.HoldByQueueID(ctx, "4NODEA"); err != nil || got.Node != "mx1.example.org" {
+		t.Fatalf("HoldByQueueID: %+v, %v", got, err)
+	}
+
+	// Filled by a merge: the policy path did not know the node, the
+	// milter path does.
+	first := sampleHold("4NODEB")
+	second := sampleHold("4NODEB")
+	second.Node = "mx2.example.org"
+	hb := put(t, b, first)
+	if m := put(t, b, second); m.ID != hb.ID || m.Node != "mx2.example.org" {
+		t.Fatalf("merge returned ID %d node %q, want ID %d node mx2.example.org", m.ID, m.Node, hb.ID)
+	}
+	if got := get(t, b, hb.ID); got.Node != "mx2.example.org" {
+		t.Errorf("merged Node = %q, want mx2.example.org", got.Node)
+	}
+	// Kept by a merge: a set node never changes.
+	other := sampleHold("4NODEB")
+	other.Node = "mx3.example.org"
+	put(t, b, other)
+	if got := get(t, b, hb.ID); got.Node != "mx2.example.org" {
+		t.Errorf("Node after a second merge = %q, want mx2.example.org kept", got.Node)
+	}
+
+	c := sampleHold("4NODEC") // a single node: no node
+	c.HeldAt, c.StateAt = at(1), at(1)
+	hc := put(t, b, c)
+	if got := get(t, b, hc.ID); got.Node != "" {
+		t.Errorf("Node of a hold without one = %q", got.Node)
+	}
+
+	for _, tc := range []struct {
+		node string
+		want []int64
+	}{
+		{"mx1.example.org", []int64{ha.ID}},
+		{"mx2.example.org", []int64{hb.ID}},
+		{"mx9.example.org", []int64{}},
+		{"", []int64{hc.ID, hb.ID, ha.ID}},
+	} {
+		got := ids(list(t, b, store.HoldFilter{Node: tc.node}))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ListHolds(Node %q) = %v, want %v", tc.node, got, tc.want)
+		}
+		n, err := b.CountHolds(ctx, store.HoldFilter{Node: tc.node})
+		if err != nil {
+			t.Fatalf("CountHolds(Node %q): %v", tc.node, err)
+		}
+		if n.N != len(tc.want) {
+			t.Errorf("CountHolds(Node %q).N = %d, want %d", tc.node, n.N, len(tc.want))
+		}
 	}
 }
