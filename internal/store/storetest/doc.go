@@ -1,5 +1,5 @@
 // Package storetest is the one conformance suite every store backend runs
-// (store/sqlite today, store/postgres next). A backend's test calls Run with a
+// (store/sqlite and store/postgres). A backend's test calls Run with a
 // function that opens a fresh, empty backend; Run then checks every behaviour
 // the store interfaces document, against the real backend.
 //

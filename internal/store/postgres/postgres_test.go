@@ -1,0 +1,285 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailbrake/mailbrake/internal/pgtest"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/storetest"
+)
+
+// openDB opens a Store on database db of srv, closed when the test ends.
+func openDB(t *testing.T, srv *pgtest.Instance, db string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Options{ConnString: srv.ConnString(db), Password: srv.Password, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestConformance runs the store suite, each subtest on a database of its
+// own on one server.
+func TestConformance(t *testing.T) {
+	srv := pgtest.New(t)
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		return openDB(t, srv, srv.NewDB(t))
+	})
+}
+
+func TestMigrations(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 || SchemaVersion() != len(ms) {
+		t.Fatalf("%d migrations, SchemaVersion %d", len(ms), SchemaVersion())
+	}
+}
+
+// schemaVersions returns the rows of schema_migrations.
+func schemaVersions(t *testing.T, s *Store) []int {
+	t.Helper()
+	rows, err := s.pool.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// TestMigrateConcurrent: nodes starting together on an empty database all
+// open it; the schema is applied once.
+func TestMigrateConcurrent(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	const nodes = 4
+	stores := make([]*Store, nodes)
+	errs := make([]error, nodes)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(t.Context(), Options{ConnString: srv.ConnString(db), Password: srv.Password})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: Open: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	want := make([]int, SchemaVersion())
+	for i := range want {
+		want[i] = i + 1
+	}
+	if got := schemaVersions(t, stores[0]); !slices.Equal(got, want) {
+		t.Errorf("schema_migrations = %v, want %v", got, want)
+	}
+	// Every node works on the one schema.
+	for i, s := range stores {
+		if _, err := s.PutHold(t.Context(), &store.Hold{QueueID: fmt.Sprintf("4N%d", i), HeldAt: time.Now()}); err != nil {
+			t.Errorf("node %d: PutHold: %v", i, err)
+		}
+	}
+	// Opening again migrates nothing and changes nothing.
+	s := openDB(t, srv, db)
+	if got := schemaVersions(t, s); !slices.Equal(got, want) {
+		t.Errorf("after reopening: schema_migrations = %v, want %v", got, want)
+	}
+	if n, err := s.CountHolds(t.Context(), store.HoldFilter{}); err != nil || n.N != nodes {
+		t.Errorf("CountHolds = %+v, %v; want %d", n, err, nodes)
+	}
+}
+
+// TestRefusesNewerSchema: a database migrated by a newer mailbrake is
+// refused and left as it is.
+func TestRefusesNewerSchema(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	s := openDB(t, srv, db)
+	s.Close()
+	srv.Exec(t, db, `INSERT INTO schema_migrations (version) VALUES (99)`)
+	_, err := Open(t.Context(), Options{ConnString: srv.ConnString(db), Password: srv.Password})
+	want := fmt.Sprintf("schema version 99 is newer than this mailbrake knows (%d)", SchemaVersion())
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open of a newer schema = %v, want an error saying %q", err, want)
+	}
+	// An empty database with a partial, failing migration is left
+	// untouched: nothing of it is applied.
+	db2 := srv.NewDB(t)
+	srv.Exec(t, db2, `CREATE TABLE holds (x int)`) // migration 1 then fails
+	if _, err := Open(t.Context(), Options{ConnString: srv.ConnString(db2), Password: srv.Password}); err == nil {
+		t.Fatal("Open succeeded over a conflicting table")
+	}
+	c, err := pgx.Connect(t.Context(), srv.DSN(db2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(t.Context(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("after a failed migration: %d tables, %v; want only the one there before", n, err)
+	}
+}
+
+// TestPasswordNotInErrors: a wrong password fails Open without the
+// password in the error text.
+func TestPasswordNotInErrors(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	const secret = "Wr0ng-S3cret-pa55word"
+	for _, o := range []Options{
+		{ConnString: srv.ConnString(db), Password: secret},
+		{ConnString: strings.Replace(srv.ConnString(db), "postgres@", "postgres:"+secret+"@", 1)},
+		{ConnString: "host=127.0.0.1 port=notaport password=" + secret},
+	} {
+		s, err := Open(t.Context(), o)
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open with a wrong password succeeded")
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
+
+// TestTwoNodesMergeOneHold: two Stores on one database (two nodes) holding
+// the same queue ID at once end with one record holding every reason.
+func TestTwoNodesMergeOneHold(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	nodes := []*Store{openDB(t, srv, db), openDB(t, srv, db)}
+	const rounds, perNode = 20, 4
+	for r := range rounds {
+		qid := fmt.Sprintf("4TWO%02d", r)
+		var wg sync.WaitGroup
+		errs := make(chan error, len(nodes)*perNode)
+		start := make(chan struct{})
+		for n, s := range nodes {
+			for w := range perNode {
+				wg.Go(func() {
+					h := &store.Hold{QueueID: qid, Node: fmt.Sprintf("mx%d", n), Reasons: []string{fmt.Sprintf("r-%d-%d", n, w)}, HeldAt: time.Now()}
+					<-start
+					if _, err := s.PutHold(t.Context(), h); err != nil {
+						errs <- err
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: PutHold: %v", r, err)
+		}
+		hs, err := nodes[1].ListHolds(t.Context(), store.HoldFilter{Query: "", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []store.Hold
+		for _, h := range hs {
+			if h.QueueID == qid {
+				got = append(got, h)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("round %d: %d records for one queue id", r, len(got))
+		}
+		reasons := slices.Clone(got[0].Reasons)
+		sort.Strings(reasons)
+		if len(reasons) != len(nodes)*perNode {
+			t.Errorf("round %d: reasons %q, want all %d", r, reasons, len(nodes)*perNode)
+		}
+		if got[0].Node != "mx0" && got[0].Node != "mx1" {
+			t.Errorf("round %d: node %q", r, got[0].Node)
+		}
+	}
+}
+
+// TestTwoNodesOneIncident: findings against one account from two nodes
+// at once join one incident, every piece of evidence kept in sequence.
+func TestTwoNodesOneIncident(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	nodes := []*Store{openDB(t, srv, db), openDB(t, srv, db)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Go(func() {
+			acct := []string{"a@example.org", "b@example.org"}[i%2]
+			_, _, err := nodes[(i/2)%2].OpenIncident(t.Context(), acct, store.SeverityMedium, "", store.Evidence{Reason: "r", QueueID: fmt.Sprintf("Q%d", i)})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, acct := range []string{"a@example.org", "b@example.org"} {
+		in, err := nodes[0].ActiveIncident(t.Context(), acct)
+		if err != nil {
+			t.Fatalf("%s: %v", acct, err)
+		}
+		if len(in.Evidence) != 16 {
+			t.Errorf("%s: %d evidence, want 16", acct, len(in.Evidence))
+		}
+	}
+	if ins, err := nodes[1].ListIncidents(t.Context(), store.IncidentFilter{}); err != nil || len(ins) != 2 {
+		t.Errorf("ListIncidents: %d, %v; want 2", len(ins), err)
+	}
+}
+
+// TestOutage: a Store survives its server's restart; calls during the
+// outage fail, calls after it work.
+func TestOutage(t *testing.T) {
+	srv := pgtest.New(t)
+	s := openDB(t, srv, srv.NewDB(t))
+	ctx := t.Context()
+	if err := s.WriteProbe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(cctx); err == nil {
+		t.Fatal("Ping succeeded with the server stopped")
+	}
+	srv.Start()
+	// The pool drops its dead connections as it meets them.
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = s.WriteProbe(ctx); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if n, oldest, err := s.HeldStats(ctx); err != nil || n != 0 || !oldest.IsZero() {
+		t.Errorf("HeldStats = %d, %v, %v", n, oldest, err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping after the restart: %v", err)
+	}
+}
