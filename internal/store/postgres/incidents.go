@@ -111,6 +111,8 @@ func (s *Store) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) (
 			f.Evidence.Time = time.Now()
 		}
 		f.Evidence.Time = utcMicro(f.Evidence.Time)
+		ev := &f.Evidence
+		ev.Reason, ev.Detail, ev.QueueID, ev.By = text(ev.Reason), text(ev.Detail), text(ev.QueueID), text(ev.By)
 	}
 	var out []store.OpenResult
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -170,6 +172,26 @@ func limit(n int) int {
 		return defaultLimit
 	}
 	return n
+}
+
+// text returns s as PostgreSQL's text takes it: valid UTF-8 without NUL
+// bytes, each invalid sequence and NUL replaced by U+FFFD. What mail
+// brings (a header, a subject, an address) may hold either; SQLite keeps
+// such bytes as they are, PostgreSQL would refuse the whole record.
+func text(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// texts applies text to every element of l.
+func texts(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = text(s)
+	}
+	return out
 }
 
 // list returns l, or an empty list for nil: the list columns are NOT NULL

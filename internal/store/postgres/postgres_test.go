@@ -283,3 +283,29 @@ func TestOutage(t *testing.T) {
 		t.Errorf("Ping after the restart: %v", err)
 	}
 }
+
+// TestTextPostgresRefuses: a NUL byte or invalid UTF-8 in what mail
+// brings does not cost the record; the bytes become U+FFFD.
+func TestTextPostgresRefuses(t *testing.T) {
+	srv := pgtest.New(t)
+	s := openDB(t, srv, srv.NewDB(t))
+	ctx := t.Context()
+	h, err := s.PutHold(ctx, &store.Hold{QueueID: "4TXT", Subject: "a\x00b\xffc", Recipients: []string{"x\x00@example.org"},
+		Reasons: []string{"r\xff", "r\xfe"}, HeldAt: time.Now()})
+	if err != nil {
+		t.Fatalf("PutHold: %v", err)
+	}
+	got, err := s.HoldByQueueID(ctx, "4TXT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != h.ID || got.Subject != "a\uFFFDb\uFFFDc" || got.Recipients[0] != "x\uFFFD@example.org" || !slices.Equal(got.Reasons, []string{"r\uFFFD"}) {
+		t.Errorf("stored %+v", got)
+	}
+	if err := s.AppendAudit(ctx, store.AuditEntry{Time: time.Now(), Actor: "system", Action: "a", Target: "t", Detail: "d\x00"}); err != nil {
+		t.Errorf("AppendAudit: %v", err)
+	}
+	if _, _, err := s.OpenIncident(ctx, "u@example.org", store.SeverityLow, "", store.Evidence{Reason: "r", Detail: "\xff", QueueID: "Q\x00"}); err != nil {
+		t.Errorf("OpenIncident: %v", err)
+	}
+}

@@ -105,8 +105,8 @@ const insertHoldSQL = `INSERT INTO holds (queue_id, path, account, sender, recip
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 
 func insertArgs(h *store.Hold) []any {
-	return []any{h.QueueID, h.Path, h.Account, h.Sender, list(h.Recipients),
-		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, list(h.Reasons), h.Size, h.Headers,
+	return []any{h.QueueID, h.Path, h.Account, h.Sender, h.Recipients,
+		h.RecipientCount, h.Subject, h.Client, h.ClientFamily, h.ClientAddress, h.Reasons, h.Size, h.Headers,
 		h.Preview, h.HeldAt, string(h.State), h.StateAt, h.StateBy, list(h.Prints), h.Node}
 }
 
@@ -144,6 +144,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 			n.StateAt = n.HeldAt
 		}
 		n.HeldAt, n.StateAt = utcMicro(n.HeldAt), utcMicro(n.StateAt)
+		cleanHold(&n)
 		ns[i] = n
 	}
 	var out []store.PutResult
@@ -162,6 +163,20 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 		return nil, fmt.Errorf("postgres store: PutHold: %w", err)
 	}
 	return out, nil
+}
+
+// cleanHold makes every text of h one that PostgreSQL takes (see text).
+// Reasons stay free of duplicates.
+func cleanHold(h *store.Hold) {
+	for _, p := range []*string{&h.QueueID, &h.Path, &h.Account, &h.Sender, &h.Subject, &h.Client,
+		&h.ClientFamily, &h.ClientAddress, &h.Headers, &h.Preview, &h.StateBy, &h.Node} {
+		*p = text(*p)
+	}
+	h.Recipients = texts(h.Recipients)
+	h.Reasons = union(nil, texts(h.Reasons))
+	if h.Prints != nil {
+		h.Prints = texts(h.Prints)
+	}
 }
 
 func putHold(ctx context.Context, tx pgx.Tx, n store.Hold) (store.PutResult, error) {
@@ -231,7 +246,7 @@ func (s *Store) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
 // error wrapping store.ErrNotFound. The empty queue ID matches nothing.
 func (s *Store) HoldByQueueID(ctx context.Context, queueID string) (*store.Hold, error) {
 	h, err := scanHold(s.pool.QueryRow(ctx,
-		`SELECT `+holdColumns+` FROM holds WHERE queue_id = $1 AND queue_id <> '' ORDER BY id DESC LIMIT 1`, queueID))
+		`SELECT `+holdColumns+` FROM holds WHERE queue_id = $1 AND queue_id <> '' ORDER BY id DESC LIMIT 1`, text(queueID)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("hold with queue id %q: %w", queueID, store.ErrNotFound)
 	}
@@ -335,7 +350,7 @@ func (s *Store) SetHoldState(ctx context.Context, id int64, from, to store.HoldS
 		return fmt.Errorf("postgres store: SetHoldState: invalid state %q", to)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE holds SET state = $1, state_at = $2, state_by = $3 WHERE id = $4 AND state = $5`,
-		string(to), at, by, id, string(from))
+		string(to), at, text(by), id, string(from))
 	if err != nil {
 		return fmt.Errorf("postgres store: SetHoldState %d: %w", id, err)
 	}
