@@ -13,6 +13,9 @@ var (
 	ErrNotFound   = store.ErrNotFound         // 404
 	ErrConflict   = store.ErrConflict         // 409
 	ErrBadRequest = errors.New("bad request") // 400
+	// ErrUnavailable: another node must act and has not answered; the
+	// action waits for it.
+	ErrUnavailable = store.ErrUnavailable // 503
 )
 
 // Actor identifies who makes a request, for the audit log.

@@ -53,6 +53,8 @@ func (e *APIError) Unwrap() error {
 		return ErrConflict
 	case http.StatusBadRequest:
 		return ErrBadRequest
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
 	}
 	return nil
 }

@@ -330,6 +330,8 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v any, err error
 			code = http.StatusConflict
 		case errors.Is(err, ErrBadRequest):
 			code = http.StatusBadRequest
+		case errors.Is(err, ErrUnavailable):
+			code = http.StatusServiceUnavailable
 		}
 		if code == http.StatusInternalServerError {
 			h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -124,6 +124,20 @@ cluster:
 cluster:
   redis: {address: "127.0.0.1:6379", password_file: ` + dir + `/no-redis-password, tls: true, ca_file: ` + dir + `/no-ca.pem}
 `, []string{"cluster.redis.password_file:", "cluster.redis.ca_file:"}},
+		{"cluster postgres", `
+cluster:
+  postgres: {url: "postgres://mailbrake:hunter2@127.0.0.1/mailbrake", password_file: ` + dir + `/no-pg-password, max_conns: -1}
+`, []string{"cluster.postgres.max_conns: must not be negative", "cluster.postgres.url: needs cluster.redis.address"}},
+		{"cluster postgres secret", `
+cluster:
+  redis: {address: "127.0.0.1:6379"}
+  postgres: {url: "postgres://mailbrake:hunter2@127.0.0.1/mailbrake", password_file: ` + dir + `/no-pg-password}
+`, []string{"cluster.postgres.url: holds a password: put it in cluster.postgres.password_file", "cluster.postgres.password_file:"}},
+		{"cluster postgres url", `
+cluster:
+  redis: {address: "127.0.0.1:6379"}
+  postgres: {url: "postgres://%zz"}
+`, []string{"cluster.postgres.url: not a PostgreSQL connection URL"}},
 		{"tls", `
 http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
 `, []string{"http.tls_cert:"}},
@@ -146,6 +160,9 @@ http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
 				if !strings.Contains(checkErr, want) {
 					t.Errorf("config check lacks %q:\n%s", want, checkErr)
 				}
+			}
+			if strings.Contains(checkErr+serveErr, "hunter2") {
+				t.Errorf("a password from the configuration was printed:\n%s\n%s", checkErr, serveErr)
 			}
 			if errorLines(checkErr) != errorLines(serveErr) {
 				t.Errorf("config check and serve disagree:\ncheck: %s\nserve: %s", checkErr, serveErr)

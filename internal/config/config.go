@@ -48,8 +48,16 @@ type Config struct {
 
 // ClusterConfig configures cluster mode.
 type ClusterConfig struct {
-	Node  string      `yaml:"node" doc:"This node's name, as the other nodes and the UI show it; empty: the host name."`
-	Redis RedisConfig `yaml:"redis" doc:"The shared counters' Redis or Valkey; empty address: counts stay in this process."`
+	Node     string         `yaml:"node" doc:"This node's name, as the other nodes and the UI show it; empty: the host name."`
+	Redis    RedisConfig    `yaml:"redis" doc:"The shared counters' Redis or Valkey; empty address: counts stay in this process."`
+	Postgres PostgresConfig `yaml:"postgres" doc:"The shared records' PostgreSQL (holds, incidents, accounts, audit, users, tokens, trust); empty url: records stay in this node's SQLite. What each node's detectors learn stays in its own SQLite either way."`
+}
+
+// PostgresConfig configures the PostgreSQL store of cluster mode.
+type PostgresConfig struct {
+	URL          string `yaml:"url" doc:"libpq connection URL or key=value string, without the password, TLS included: postgres://mailbrake@db.example.edu/mailbrake?sslmode=verify-full&sslrootcert=/etc/mailbrake/db-ca.pem"`
+	PasswordFile string `yaml:"password_file" doc:"File holding the password; empty: none (peer, certificate or .pgpass authentication)."`
+	MaxConns     int    `yaml:"max_conns" doc:"Connections this node opens at most; 0: the larger of 4 and the number of CPUs."`
 }
 
 // RedisConfig configures the Redis client of cluster mode.

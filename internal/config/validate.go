@@ -362,6 +362,16 @@ func (c *Config) Validate() Errors {
 			add("cluster.redis.ca_file", "needs tls: true")
 		}
 	}
+	if pc := c.Cluster.Postgres; pc.URL != "" {
+		if pc.MaxConns < 0 {
+			add("cluster.postgres.max_conns", "must not be negative")
+		}
+		if c.Cluster.Redis.Address == "" {
+			// Records shared but counts and states not: an account
+			// restricted on one node would send through the others.
+			add("cluster.postgres.url", "needs cluster.redis.address: the nodes must share counts and account states too")
+		}
+	}
 	if l := c.Directory.LDAP; l.URL != "" {
 		if !strings.HasPrefix(l.URL, "ldap://") && !strings.HasPrefix(l.URL, "ldaps://") && !strings.HasPrefix(l.URL, "ldapi://") {
 			add("directory.ldap.url", "must start with ldap://, ldaps:// or ldapi://, got %q", l.URL)

@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -15,6 +18,9 @@ import (
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/counter/rediscount"
 	"github.com/mailbrake/mailbrake/internal/statebus"
+	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/postgres"
+	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
 // cluster is what cluster mode adds to a node: the shared counters of
@@ -116,4 +122,58 @@ func (c *cluster) close() error {
 		s.Close()
 	}
 	return c.client.Close()
+}
+
+// nodeBeat is how often a node records that it is alive and looks for
+// commands it may have missed; a node not seen for three beats is down.
+const nodeBeat = 5 * time.Second
+
+// recordStore is what the daemon keeps its records in: either backend.
+type recordStore interface {
+	store.Quarantine
+	store.Audit
+	store.Accounts
+	store.Incidents
+	store.Users
+	store.Trust
+	store.Retention
+	Ping(ctx context.Context) error
+	WriteProbe(ctx context.Context) error
+	HeldStats(ctx context.Context) (int, time.Time, error)
+	Close() error
+}
+
+var (
+	_ recordStore = (*sqlite.Store)(nil)
+	_ recordStore = (*postgres.Store)(nil)
+)
+
+// postgresOptions builds the options of cluster.postgres: the password
+// file is read and the URL parsed here, so `config check` refuses what
+// serve would. A password written in the URL is refused: secrets come
+// from files, never from the configuration.
+func postgresOptions(pc config.PostgresConfig, log *slog.Logger) (postgres.Options, error) {
+	var errs config.Errors
+	o := postgres.Options{ConnString: pc.URL, MaxConns: int32(pc.MaxConns), Logger: log}
+	if pcfg, err := pgx.ParseConfig(pc.URL); err != nil {
+		// pgx's message can quote the URL; say what is wrong without it.
+		errs = append(errs, config.FieldError{Path: "cluster.postgres.url", Msg: "not a PostgreSQL connection URL or key=value string"})
+	} else if pcfg.Password != "" {
+		errs = append(errs, config.FieldError{Path: "cluster.postgres.url", Msg: "holds a password: put it in cluster.postgres.password_file"})
+	}
+	if pc.PasswordFile != "" {
+		b, err := os.ReadFile(pc.PasswordFile)
+		switch pw := strings.TrimSpace(string(b)); {
+		case err != nil:
+			errs = append(errs, config.FieldError{Path: "cluster.postgres.password_file", Msg: err.Error()})
+		case pw == "":
+			errs = append(errs, config.FieldError{Path: "cluster.postgres.password_file", Msg: pc.PasswordFile + " is empty"})
+		default:
+			o.Password = pw
+		}
+	}
+	if len(errs) > 0 {
+		return o, errs
+	}
+	return o, nil
 }

@@ -33,7 +33,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/response"
 	"github.com/mailbrake/mailbrake/internal/store"
-	"github.com/mailbrake/mailbrake/internal/store/sqlite"
+	"github.com/mailbrake/mailbrake/internal/store/postgres"
 	"github.com/mailbrake/mailbrake/internal/translate"
 	"github.com/mailbrake/mailbrake/internal/web"
 )
@@ -54,10 +54,16 @@ type Daemon struct {
 	Policy, Milter, HTTP net.Addr
 	Socket               string
 
-	store    *sqlite.Store
+	// store keeps the records (holds, incidents, accounts, audit,
+	// users): this node's SQLite, or with cluster.postgres the cluster's
+	// PostgreSQL. snaps keeps what the detectors learn, always in this
+	// node's SQLite: each node learns from the mail it sees.
+	store    recordStore
+	snaps    store.Snapshots
 	counters *counter.Memory
-	scores   *counter.Memory // finding scores per account (message count = score)
-	cluster  *cluster        // cluster.redis: shared counts and scores instead of the two above
+	scores   *counter.Memory   // finding scores per account (message count = score)
+	cluster  *cluster          // cluster.redis: shared counts and scores instead of the two above
+	pgOpts   *postgres.Options // cluster.postgres: the records' PostgreSQL
 	engine   *engine.Engine
 	// translate turns policy requests and milter messages into
 	// submissions (identity, re-injection listeners).
@@ -179,7 +185,7 @@ func (d *Daemon) restoreInBackground(ctx context.Context) {
 		}
 	}()
 	for {
-		page, err := d.store.SnapshotPage(ctx, after, restorePage)
+		page, err := d.snaps.SnapshotPage(ctx, after, restorePage)
 		if err != nil {
 			d.log.Warn("restoring detector state failed; continuing with what was read", "restored", n, "err", err)
 			return
@@ -284,7 +290,7 @@ func (d *Daemon) saveSnapshots(ctx context.Context) {
 		if len(chunk) == 0 {
 			return
 		}
-		if err := d.store.SaveSnapshots(ctx, chunk); err != nil {
+		if err := d.snaps.SaveSnapshots(ctx, chunk); err != nil {
 			if failed == 0 {
 				d.metrics.storeErrors.WithLabelValues("snapshot").Inc()
 				d.log.Warn("saving counter snapshots failed", "err", err)

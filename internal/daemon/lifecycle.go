@@ -28,6 +28,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/statebus"
 	"github.com/mailbrake/mailbrake/internal/store"
+	"github.com/mailbrake/mailbrake/internal/store/postgres"
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
@@ -110,6 +111,14 @@ func (d *Daemon) build() config.Errors {
 		} else {
 			d.cluster = c
 			d.metrics.reg.MustRegister(c.degraded)
+		}
+	}
+	if pc := cfg.Cluster.Postgres; pc.URL != "" {
+		o, err := postgresOptions(pc, d.log)
+		if err != nil {
+			add("cluster.postgres", err)
+		} else {
+			d.pgOpts = &o
 		}
 	}
 	d.preview = cfg.Quarantine.PreviewBytes
@@ -260,12 +269,25 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailbrake.db"), d.log)
+	local, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "mailbrake.db"), d.log)
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}
+	d.snaps = local
+	d.push("store", func(context.Context) error { return local.Close() })
+	var st recordStore = local
+	if d.pgOpts != nil {
+		// The records are the cluster's. Migrated on open, by one node at
+		// a time; a node refuses a schema newer than it knows.
+		pg, err := postgres.Open(ctx, *d.pgOpts)
+		if err != nil {
+			return fmt.Errorf("cluster.postgres: %w", err)
+		}
+		st = pg
+		d.push("postgres", func(context.Context) error { return pg.Close() })
+		d.log.Info("cluster: records shared in PostgreSQL", "node", d.cluster.node, "schema", postgres.SchemaVersion())
+	}
 	d.store = st
-	d.push("store", func(context.Context) error { return st.Close() })
 	if d.createNoveltyKey {
 		// A new installation: create the key and build the detectors
 		// with it (Build checked them with a stand-in).
@@ -366,6 +388,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("a Postfix tool is missing: holds cannot be released, deleted or reconciled until it is there", "detail", m)
 	}
 	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
+	if d.cluster != nil {
+		qs.Node = d.cluster.node
+		if cmds, ok := st.(store.Commands); ok && d.pgOpts != nil {
+			qs.SharedStore, qs.Commands = true, cmds
+		}
+	}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: counts, States: states, Log: d.log,
 		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, MarkedSpam: d.markedSpam, Reviewed: d.reviewed,
@@ -616,6 +644,42 @@ func (d *Daemon) startLoops() {
 	}
 	loop(func() { d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D()) })
 	loop(func() { d.snapshotLoop(ctx) })
+	if qs := d.ops.Quarantine; qs.SharedStore {
+		// Releases and deletes other nodes ask of this node's holds: woken
+		// by PostgreSQL's notification, and every few seconds in case one
+		// was missed (a reconnection).
+		wake := make(chan struct{}, 1)
+		poke := func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+		loop(func() { d.ops.ServeNodeCommands(ctx, wake) })
+		loop(func() {
+			for ctx.Err() == nil {
+				err := qs.Commands.ListenCommands(ctx, qs.Node, poke)
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Warn("cluster: listening for node commands failed; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
+			}
+		})
+		loop(func() {
+			beat := func(time.Time) {
+				poke()
+				if err := qs.Commands.Heartbeat(ctx, qs.Node, d.version); err != nil && ctx.Err() == nil {
+					d.log.Warn("cluster: recording this node's heartbeat failed", "err", err)
+				}
+			}
+			beat(time.Now())
+			every(ctx, nodeBeat, beat)
+		})
+	}
 	if d.cluster != nil {
 		// Account states set on other nodes, applied here (and this
 		// node's changes written to Redis when it was not answering).

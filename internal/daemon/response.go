@@ -23,7 +23,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/pwleak"
 	"github.com/mailbrake/mailbrake/internal/response"
-	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 	"github.com/mailbrake/mailbrake/internal/verdict"
 	"slices"
 )
@@ -162,7 +161,7 @@ func (d *Daemon) buildResponse() error {
 
 // startResponse assembles account response over the store: the runner
 // with mailbrake's own connector first, then the configured systems'.
-func (d *Daemon) startResponse(st *sqlite.Store) *ops.Response {
+func (d *Daemon) startResponse(st recordStore) *ops.Response {
 	cfg := d.cfg
 	p := d.response
 	r := &ops.Response{Incidents: st, MinLock: cfg.Response.MinLock.D(), Playbooks: p.playbooks, Checkers: p.checkers, Unlockers: p.unlockers}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/pgtest"
 	"github.com/mailbrake/mailbrake/internal/postfixtest"
 	"github.com/mailbrake/mailbrake/internal/redistest"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -228,4 +229,89 @@ func aclUser(t *testing.T, rs *redistest.Instance, prefix string) (string, func(
 		}
 	})
 	return password, create
+}
+
+// TestClusterRecordsShared is issue 15's scenario (b): with one Redis and
+// one PostgreSQL, a 60-recipient zclient message held on node A shows on
+// node B, naming node A, and node B's admin releases it: node A carries
+// out the release in its own Postfix queue and the message is delivered
+// once. A node that does not answer makes a release wait, never succeed.
+func TestClusterRecordsShared(t *testing.T) {
+	rs := redistest.New(t)
+	pg := pgtest.New(t)
+	db := pg.NewDB(t)
+	dir := t.TempDir()
+	rpw, ppw := filepath.Join(dir, "redis.pw"), filepath.Join(dir, "pg.pw")
+	if err := os.WriteFile(rpw, []byte(rs.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ppw, []byte(pg.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func(node string) string {
+		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\n",
+			node, rs.Addr, rpw, pg.ConnString(db), ppw)
+	}
+	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
+	_, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
+
+	r := inA.Send(t, postfixtest.SendOptions{From: "alice@campus.example", To: recipients(60, "dest.example"),
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "cluster release"}, Body: "spam\n"})
+	if !r.Accepted {
+		t.Fatalf("not accepted: %s", r.Transcript)
+	}
+	h := dA.waitHold(r.QueueID)
+	if h.Node != "mta-a" {
+		t.Fatalf("hold recorded on node %q, want mta-a", h.Node)
+	}
+	onB := dB.holdByQueueID(r.QueueID)
+	if onB == nil || onB.ID != h.ID || onB.Node != "mta-a" {
+		t.Fatalf("node B shows %+v", onB)
+	}
+	// Node B's queue sync leaves node A's hold alone.
+	dB.mustCLI("quarantine", "sync")
+	if h2 := dB.holdByQueueID(r.QueueID); h2.State != store.HoldHeld {
+		t.Fatalf("node B's sync changed node A's hold: %+v", h2)
+	}
+
+	out := dB.mustCLI("quarantine", "release", fmt.Sprint(h.ID))
+	if !strings.Contains(out, "released") {
+		t.Fatalf("release on node B: %q", out)
+	}
+	inA.Sink.WaitRecipients(t, 60, 20*time.Second)
+	inA.WaitQueueEmpty(t, 20*time.Second)
+	inA.Flush(t)
+	time.Sleep(2 * time.Second)
+	if got := bySubject(t, inA.Sink, "cluster release"); countRcpts(got) != 60 {
+		t.Fatalf("released message delivered to %d recipients (%d transactions), want 60 once", countRcpts(got), len(got))
+	}
+	if h2 := dA.holdByQueueID(r.QueueID); h2.State != store.HoldReleased || !strings.HasPrefix(h2.StateBy, "cli:") {
+		t.Fatalf("state after release: %+v", h2)
+	}
+
+	// Node A stopped: a delete asked on node B waits, then says node A
+	// has not answered; the hold stays held; node A carries it out when
+	// it is back.
+	r2 := inA.Send(t, postfixtest.SendOptions{From: "bob@campus.example", To: recipients(60, "dest.example"),
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "cluster delete"}, Body: "spam\n"})
+	h2 := dA.waitHold(r2.QueueID)
+	dA.stop()
+	out, err := dB.cli("quarantine", "delete", fmt.Sprint(h2.ID))
+	if err == nil || !strings.Contains(err.Error()+out, "has not answered") {
+		t.Fatalf("delete while node A is down: err %v, %q", err, out)
+	}
+	if got := dB.holdByQueueID(r2.QueueID); got.State != store.HoldHeld {
+		t.Fatalf("hold changed while its node was down: %+v", got)
+	}
+	dA.start()
+	deadline := time.Now().Add(30 * time.Second)
+	for dB.holdByQueueID(r2.QueueID).State != store.HoldDeleted {
+		if time.Now().After(deadline) {
+			t.Fatalf("node A did not carry out the pending delete: %+v", dB.holdByQueueID(r2.QueueID))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if q := inA.Held(t); len(q) != 0 {
+		t.Fatalf("node A's hold queue after the delete: %+v", q)
+	}
 }

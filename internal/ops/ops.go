@@ -305,10 +305,29 @@ func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error
 	}
 	s.audit(ctx, actor, AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message released", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
-	if s.Released != nil {
+	// Re-injection is expected by the node that released it; for another
+	// node's hold, that node was told (ServeNodeCommands).
+	if s.Released != nil && s.Quarantine.Local(h) {
 		s.Released(h)
 	}
 	return h, nil
+}
+
+// ServeNodeCommands carries out the releases and deletes other nodes ask
+// of this node (cluster mode) until ctx ends; wake says when to look.
+// The asking node audits them; this node expects a released message back
+// from a content filter as after its own release.
+func (s *Service) ServeNodeCommands(ctx context.Context, wake <-chan struct{}) {
+	s.Quarantine.ServeCommands(ctx, wake, func(c store.NodeCommand, h *store.Hold, err error) {
+		if err != nil {
+			s.Log.Warn("cluster: a command from another node failed", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "actor", c.Actor, "err", err)
+			return
+		}
+		s.Log.Info("cluster: carried out a command from another node", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "queue_id", h.QueueID, "actor", c.Actor)
+		if c.Op == store.HoldReleased && s.Released != nil {
+			s.Released(h)
+		}
+	})
 }
 
 // DeleteHold implements api.Methods.

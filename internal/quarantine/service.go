@@ -38,6 +38,17 @@ type Service struct {
 	// request path. Zero leaves nothing alone (tests); the daemon passes
 	// postfix.sync_grace (DefaultGrace unless configured).
 	Grace time.Duration
+	// Node is this node's name in cluster mode: every hold recorded here
+	// carries it. SharedStore says the store also holds other nodes'
+	// holds (cluster.postgres): Sync then looks at this node's only, and
+	// a release or delete of another node's hold goes to that node
+	// through Commands (see cluster.go).
+	Node        string
+	SharedStore bool
+	Commands    store.Commands
+	// CommandWait is how long a release or delete waits for the node
+	// that holds the message (DefaultCommandWait when zero).
+	CommandWait time.Duration
 }
 
 // DefaultGrace: Postfix commits a queue file within seconds of the answer;
@@ -63,6 +74,7 @@ func (s *Service) Record(ctx context.Context, h *store.Hold) (*store.Hold, error
 	}
 	h.State = store.HoldHeld
 	h.StateAt = h.HeldAt
+	h.Node = s.Node
 	return s.Store.PutHold(ctx, h)
 }
 
@@ -74,6 +86,7 @@ func (s *Service) RecordMany(ctx context.Context, hs []*store.Hold) ([]store.Put
 		}
 		h.State = store.HoldHeld
 		h.StateAt = h.HeldAt
+		h.Node = s.Node
 	}
 	return s.Store.PutHolds(ctx, hs)
 }
@@ -96,6 +109,9 @@ func (s *Service) transition(ctx context.Context, id int64, actor string, to sto
 	}
 	if h.State != store.HoldHeld {
 		return h, fmt.Errorf("hold %d is %s: %w", id, h.State, store.ErrConflict)
+	}
+	if s.elsewhere(h) {
+		return s.forward(ctx, h, to, actor)
 	}
 	if h.QueueID == "" {
 		return h, fmt.Errorf("hold %d has no Postfix queue id", id)
@@ -189,7 +205,7 @@ func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 	var changes []Change
 	offset := 0
 	for {
-		page, err := s.Store.ListHolds(ctx, store.HoldFilter{State: store.HoldHeld, Limit: 500, Offset: offset})
+		page, err := s.Store.ListHolds(ctx, store.HoldFilter{State: store.HoldHeld, Limit: 500, Offset: offset, Node: s.syncNode()})
 		if err != nil {
 			return changes, err
 		}
@@ -244,12 +260,12 @@ func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 // Sync marked gone comes back, or a new one is made from the queue entry
 // and the message's mark.
 func (s *Service) recover(ctx context.Context, e QueueEntry, now time.Time) (Change, error) {
-	if old, err := s.Store.HoldByQueueID(ctx, e.QueueID); err == nil && old.State != store.HoldHeld && old.StateBy == "postfix" {
+	if old, err := s.Store.HoldByQueueID(ctx, e.QueueID); err == nil && old.State != store.HoldHeld && old.StateBy == "postfix" && !s.elsewhere(old) {
 		if err := s.Store.SetHoldState(ctx, old.ID, old.State, store.HoldHeld, "postfix", now); err == nil {
 			return Change{ID: old.ID, QueueID: e.QueueID, To: store.HoldHeld, Revived: true}, nil
 		}
 	}
-	h := &store.Hold{QueueID: e.QueueID, Path: "queue", Sender: e.Sender, Recipients: append([]string{}, e.Recipients...),
+	h := &store.Hold{QueueID: e.QueueID, Node: s.Node, Path: "queue", Sender: e.Sender, Recipients: append([]string{}, e.Recipients...),
 		RecipientCount: len(e.Recipients), Size: e.Size, Reasons: []string{ReasonHeldOutside}, HeldAt: time.Unix(e.ArrivalTime, 0).UTC()}
 	if headers, err := s.Queue.Headers(ctx, e.QueueID); err == nil {
 		if account, reasons, ok := markIn(headers, e.QueueID); ok {

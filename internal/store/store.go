@@ -14,6 +14,10 @@ var ErrNotFound = errors.New("not found")
 // record's current state (for example releasing a message already deleted).
 var ErrConflict = errors.New("state conflict")
 
+// ErrUnavailable: the node or system that must act has not answered;
+// what was asked waits for it (cluster mode's node commands).
+var ErrUnavailable = errors.New("not available")
+
 // HoldState is the lifecycle state of a held message. The values are stable:
 // they appear in the API, the CLI, the UI and the audit log.
 type HoldState string
@@ -302,4 +306,56 @@ func AccountKey(s string) string {
 		}
 	}
 	return strings.ToLower(s)
+}
+
+// NodeCommand is an action on a held message that only the node whose
+// Postfix queue holds it can carry out (cluster mode): another node asks,
+// the holding node does it and records the outcome.
+type NodeCommand struct {
+	ID        int64
+	Node      string    // the node that must carry it out
+	Op        HoldState // released or deleted
+	HoldID    int64
+	Actor     string // who asked, as the audit names them
+	From      string // the node that asked
+	CreatedAt time.Time
+	State     CommandState
+	Detail    string // the outcome: an error's text when failed
+	DoneAt    time.Time
+}
+
+// CommandState is where a NodeCommand is.
+type CommandState string
+
+const (
+	CommandPending CommandState = "pending" // waiting for its node
+	CommandRunning CommandState = "running" // its node took it
+	CommandDone    CommandState = "done"
+	CommandFailed  CommandState = "failed"
+)
+
+// NodeStatus is what the cluster knows of a node.
+type NodeStatus struct {
+	Node    string    `json:"node"`
+	SeenAt  time.Time `json:"seen_at"`
+	Version string    `json:"version"`
+}
+
+// Commands is the channel of node commands: the cluster's shared store.
+type Commands interface {
+	// SubmitCommand records a pending command and wakes its node.
+	SubmitCommand(ctx context.Context, c NodeCommand) (int64, error)
+	// Command returns a command as it is now.
+	Command(ctx context.Context, id int64) (*NodeCommand, error)
+	// ClaimCommands marks up to n pending commands of node running and
+	// returns them, oldest first; a command is claimed once.
+	ClaimCommands(ctx context.Context, node string, n int) ([]NodeCommand, error)
+	// FinishCommand records a claimed command's outcome.
+	FinishCommand(ctx context.Context, id int64, state CommandState, detail string) error
+	// ListenCommands calls wake when a command for node is submitted,
+	// until ctx ends or the connection fails.
+	ListenCommands(ctx context.Context, node string, wake func()) error
+	// Heartbeat records that node is alive; Nodes lists every node seen.
+	Heartbeat(ctx context.Context, node, version string) error
+	Nodes(ctx context.Context) ([]NodeStatus, error)
 }

@@ -182,7 +182,7 @@ func cleanHold(h *store.Hold) {
 func putHold(ctx context.Context, tx pgx.Tx, n store.Hold) (store.PutResult, error) {
 	for range mergeAttempts {
 		if n.QueueID != "" && n.State == store.HoldHeld {
-			err := tx.QueryRow(ctx, insertHoldSQL+` ON CONFLICT (queue_id) WHERE queue_id <> '' AND state = 'held' DO NOTHING RETURNING id`,
+			err := tx.QueryRow(ctx, insertHoldSQL+` ON CONFLICT (node, queue_id) WHERE queue_id <> '' AND state = 'held' DO NOTHING RETURNING id`,
 				insertArgs(&n)...).Scan(&n.ID)
 			if err == nil {
 				return store.PutResult{Hold: &n, Created: true}, nil
@@ -193,7 +193,7 @@ func putHold(ctx context.Context, tx pgx.Tx, n store.Hold) (store.PutResult, err
 		}
 		if n.QueueID != "" {
 			old, err := scanHold(tx.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds
-				WHERE queue_id = $1 AND queue_id <> '' AND state = 'held' FOR UPDATE`, n.QueueID))
+				WHERE node = $1 AND queue_id = $2 AND queue_id <> '' AND state = 'held' FOR UPDATE`, n.Node, n.QueueID))
 			switch {
 			case err == nil:
 				mergeInto(old, &n)

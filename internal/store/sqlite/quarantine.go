@@ -147,7 +147,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Prepared once per batch: parsing the statements again for every
 		// hold costs more than running them.
-		lookup, err := tx.PrepareContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE queue_id = ? AND queue_id <> '' AND state = 'held'`)
+		lookup, err := tx.PrepareContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE node = ? AND queue_id = ? AND queue_id <> '' AND state = 'held'`)
 		if err != nil {
 			return err
 		}
@@ -157,10 +157,10 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 			return err
 		}
 		defer insert.Close()
-		// A held record of the same queue ID (the other protocol path held
-		// the message first) is merged into; the insert finds out, so the
+		// A held record of the same node and queue ID (the other protocol
+		// path held the message first) is merged into; the insert finds out, so the
 		// usual case costs no lookup.
-		insertNew, err := tx.PrepareContext(ctx, insertHoldSQL+` ON CONFLICT (queue_id) WHERE queue_id <> '' AND state = 'held' DO NOTHING`)
+		insertNew, err := tx.PrepareContext(ctx, insertHoldSQL+` ON CONFLICT (node, queue_id) WHERE queue_id <> '' AND state = 'held' DO NOTHING`)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 				}
 			}
 			if n.QueueID != "" {
-				old, err := scanHold(lookup.QueryRowContext(ctx, n.QueueID))
+				old, err := scanHold(lookup.QueryRowContext(ctx, n.Node, n.QueueID))
 				switch {
 				case err == nil:
 					mergeInto(old, n)

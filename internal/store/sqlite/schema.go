@@ -169,9 +169,12 @@ var migrations = [][]string{
 		`CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL) STRICT`,
 	},
 	// 9: the cluster node whose Postfix queue holds the message (empty on
-	// a single node, and for every hold recorded before).
+	// a single node, and for every hold recorded before); one held record
+	// per node and queue ID, as two MTAs can give two messages one ID.
 	{
 		`ALTER TABLE holds ADD COLUMN node TEXT NOT NULL DEFAULT ''`,
+		`DROP INDEX holds_queue_id`,
+		`CREATE UNIQUE INDEX holds_queue_id ON holds (node, queue_id) WHERE queue_id <> '' AND state = 'held'`,
 	},
 }
 

@@ -13,6 +13,8 @@
 //     occurrence keeps its place.
 //   - A merge fills only empty fields, so Path and HeldAt stay those of the
 //     first record, and it never touches State, StateAt or StateBy.
+//   - A hold merges only into the held record of the same Node and
+//     QueueID: two MTAs of a cluster can give two messages one queue ID.
 //   - HoldByQueueID("") is ErrNotFound; an empty QueueID never merges.
 //   - Ties in "newest first" are broken by ID, the higher (later) first.
 //   - ListAudit: Since is inclusive; Limit 0 means the backend default (100),

@@ -1594,24 +1594,30 @@ func testHoldNode(t *testing.T, b Backend) {
 		t.Fatalf("HoldByQueueID: %+v, %v", got, err)
 	}
 
-	// Filled by a merge: the policy path did not know the node, the
-	// milter path does.
+	// Merged within a node: the policy and milter paths of one node hold
+	// the same message. Another node's message with the same queue ID
+	// (two MTAs can give one ID) is a record of its own.
 	first := sampleHold("4NODEB")
+	first.Node = "mx2.example.org"
 	second := sampleHold("4NODEB")
 	second.Node = "mx2.example.org"
+	second.Reasons = []string{"second-path"}
 	hb := put(t, b, first)
-	if m := put(t, b, second); m.ID != hb.ID || m.Node != "mx2.example.org" {
-		t.Fatalf("merge returned ID %d node %q, want ID %d node mx2.example.org", m.ID, m.Node, hb.ID)
+	if m := put(t, b, second); m.ID != hb.ID || m.Node != "mx2.example.org" || !slices.Contains(m.Reasons, "second-path") {
+		t.Fatalf("merge returned ID %d node %q reasons %v, want ID %d node mx2.example.org", m.ID, m.Node, m.Reasons, hb.ID)
 	}
-	if got := get(t, b, hb.ID); got.Node != "mx2.example.org" {
-		t.Errorf("merged Node = %q, want mx2.example.org", got.Node)
-	}
-	// Kept by a merge: a set node never changes.
 	other := sampleHold("4NODEB")
 	other.Node = "mx3.example.org"
-	put(t, b, other)
+	other.HeldAt, other.StateAt = at(-1), at(-1)
+	ho := put(t, b, other)
+	if ho.ID == hb.ID {
+		t.Fatalf("a message of another node with the same queue ID merged into %d", hb.ID)
+	}
 	if got := get(t, b, hb.ID); got.Node != "mx2.example.org" {
-		t.Errorf("Node after a second merge = %q, want mx2.example.org kept", got.Node)
+		t.Errorf("Node after another node's hold = %q, want mx2.example.org kept", got.Node)
+	}
+	if got := get(t, b, ho.ID); got.Node != "mx3.example.org" || got.State != store.HoldHeld {
+		t.Errorf("the other node's record: %+v", got)
 	}
 
 	c := sampleHold("4NODEC") // a single node: no node
@@ -1627,8 +1633,9 @@ func testHoldNode(t *testing.T, b Backend) {
 	}{
 		{"mx1.example.org", []int64{ha.ID}},
 		{"mx2.example.org", []int64{hb.ID}},
+		{"mx3.example.org", []int64{ho.ID}},
 		{"mx9.example.org", []int64{}},
-		{"", []int64{hc.ID, hb.ID, ha.ID}},
+		{"", []int64{hc.ID, hb.ID, ha.ID, ho.ID}},
 	} {
 		got := ids(list(t, b, store.HoldFilter{Node: tc.node}))
 		if !slices.Equal(got, tc.want) {

@@ -24,10 +24,11 @@ CREATE TABLE holds (
 	prints          text[]      NOT NULL DEFAULT '{}',
 	node            text        NOT NULL DEFAULT '' -- the cluster node whose Postfix queue holds it
 );
--- One held record per Postfix queue ID; holds without one never collide.
--- Postfix reuses short queue IDs once a queue file is gone, so records no
--- longer held may share an ID with a newer message.
-CREATE UNIQUE INDEX holds_queue_id ON holds (queue_id) WHERE queue_id <> '' AND state = 'held';
+-- One held record per node and Postfix queue ID (two MTAs can give two
+-- messages one queue ID); holds without one never collide. Postfix reuses
+-- short queue IDs once a queue file is gone, so records no longer held
+-- may share an ID with a newer message.
+CREATE UNIQUE INDEX holds_queue_id ON holds (node, queue_id) WHERE queue_id <> '' AND state = 'held';
 CREATE INDEX holds_queue_id_all ON holds (queue_id, id DESC);
 -- ListHolds: newest first, optionally by state, account or node.
 CREATE INDEX holds_held_at ON holds (held_at DESC, id DESC);

@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailbrake/mailbrake/internal/store"
+)
+
+var _ store.Commands = (*Store)(nil)
+
+// commandChannel is the NOTIFY channel of node commands; the payload is
+// the node that has work.
+const commandChannel = "mailbrake_node_commands"
+
+const commandColumns = `id, node, op, hold_id, actor, from_node, created_at, state, detail, done_at`
+
+func scanCommand(row pgx.Row) (*store.NodeCommand, error) {
+	var c store.NodeCommand
+	var op, state string
+	var done *time.Time
+	if err := row.Scan(&c.ID, &c.Node, &op, &c.HoldID, &c.Actor, &c.From, &c.CreatedAt, &state, &c.Detail, &done); err != nil {
+		return nil, err
+	}
+	c.Op, c.State = store.HoldState(op), store.CommandState(state)
+	c.CreatedAt = c.CreatedAt.UTC()
+	if done != nil {
+		c.DoneAt = done.UTC()
+	}
+	return &c, nil
+}
+
+// SubmitCommand implements store.Commands: the row and the notification
+// commit together.
+func (s *Store) SubmitCommand(ctx context.Context, c store.NodeCommand) (int64, error) {
+	if c.Op != store.HoldReleased && c.Op != store.HoldDeleted {
+		return 0, fmt.Errorf("postgres store: SubmitCommand: op %q is not released or deleted", c.Op)
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	var id int64
+	err := s.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO node_commands (node, op, hold_id, actor, from_node, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			text(c.Node), string(c.Op), c.HoldID, text(c.Actor), text(c.From), c.CreatedAt).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, commandChannel, text(c.Node))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres store: SubmitCommand: %w", err)
+	}
+	return id, nil
+}
+
+// Command implements store.Commands.
+func (s *Store) Command(ctx context.Context, id int64) (*store.NodeCommand, error) {
+	c, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM node_commands WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: Command: %w", err)
+	}
+	return c, nil
+}
+
+// ClaimCommands implements store.Commands. SKIP LOCKED: two claims at
+// once (a restarted node's old and new process) never take one command
+// twice.
+func (s *Store) ClaimCommands(ctx context.Context, node string, n int) ([]store.NodeCommand, error) {
+	var out []store.NodeCommand
+	err := s.writeTx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `UPDATE node_commands SET state = 'running'
+			WHERE id IN (SELECT id FROM node_commands WHERE node = $1 AND state = 'pending' ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+			RETURNING `+commandColumns, text(node), n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanCommand(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, *c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: ClaimCommands: %w", err)
+	}
+	// RETURNING does not keep the subquery's order.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].ID < out[j-1].ID; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+// FinishCommand implements store.Commands.
+func (s *Store) FinishCommand(ctx context.Context, id int64, state store.CommandState, detail string) error {
+	if state != store.CommandDone && state != store.CommandFailed {
+		return fmt.Errorf("postgres store: FinishCommand: state %q is not done or failed", state)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE node_commands SET state = $2, detail = $3, done_at = now() WHERE id = $1 AND state = 'running'`,
+		id, string(state), text(detail))
+	if err != nil {
+		return fmt.Errorf("postgres store: FinishCommand: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres store: FinishCommand %d: %w", id, store.ErrConflict)
+	}
+	return nil
+}
+
+// ListenCommands implements store.Commands on a connection of its own.
+func (s *Store) ListenCommands(ctx context.Context, node string, wake func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres store: ListenCommands: %w", err)
+	}
+	// LISTEN belongs to the session: the connection leaves the pool and
+	// is closed here.
+	pc := conn.Hijack()
+	defer pc.Close(context.WithoutCancel(ctx))
+	if _, err := pc.Exec(ctx, `LISTEN `+commandChannel); err != nil {
+		return fmt.Errorf("postgres store: ListenCommands: %w", err)
+	}
+	wake() // what was submitted before LISTEN
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres store: ListenCommands: %w", err)
+		}
+		if n.Payload == node {
+			wake()
+		}
+	}
+}
+
+// Heartbeat implements store.Commands.
+func (s *Store) Heartbeat(ctx context.Context, node, version string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO nodes (node, seen_at, version) VALUES ($1, now(), $2)
+		ON CONFLICT (node) DO UPDATE SET seen_at = now(), version = excluded.version`, text(node), text(version))
+	if err != nil {
+		return fmt.Errorf("postgres store: Heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Nodes implements store.Commands.
+func (s *Store) Nodes(ctx context.Context) ([]store.NodeStatus, error) {
+	rows, err := s.pool.Query(ctx, `SELECT node, seen_at, version FROM nodes ORDER BY node`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: Nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.NodeStatus
+	for rows.Next() {
+		var n store.NodeStatus
+		if err := rows.Scan(&n.Node, &n.SeenAt, &n.Version); err != nil {
+			return nil, err
+		}
+		n.SeenAt = n.SeenAt.UTC()
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
