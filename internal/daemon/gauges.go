@@ -16,6 +16,7 @@ type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
 	connUp, incidents, statesPending     *prometheus.Desc
+	unwritten                            *prometheus.Desc
 }
 
 func newStateGauges(d *Daemon) *stateGauges {
@@ -27,13 +28,14 @@ func newStateGauges(d *Daemon) *stateGauges {
 		sync:          prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
 		syncOK:        prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
 		incidents:     prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
+		unwritten:     prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
 		statesPending: prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
 		connUp:        prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten} {
 		ch <- d
 	}
 }
@@ -74,6 +76,9 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 		for st, n := range d.ops.States.Counts() {
 			ch <- prometheus.MustNewConstMetric(g.accounts, prometheus.GaugeValue, float64(n), string(st))
 		}
+	}
+	if d.holds != nil {
+		ch <- prometheus.MustNewConstMetric(g.unwritten, prometheus.GaugeValue, float64(d.holds.Parked()))
 	}
 	if d.cluster != nil {
 		ch <- prometheus.MustNewConstMetric(g.statesPending, prometheus.GaugeValue, float64(d.cluster.states.Pending()))

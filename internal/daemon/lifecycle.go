@@ -428,6 +428,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	})
 	// Holds are written off the request path, within holdWriteDelay.
 	d.holds = ops.NewHoldWriter(d.ops, holdWriteDelay, holdWriteBatch)
+	// A store that does not answer (PostgreSQL down, a full disk) keeps
+	// holds in memory until it does; Postfix holds the messages.
+	d.holds.Probe = st.WriteProbe
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true,
 		LogAllowed: cfg.Log.Verdicts == "all"}

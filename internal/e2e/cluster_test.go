@@ -314,4 +314,35 @@ func TestClusterRecordsShared(t *testing.T) {
 	if q := inA.Held(t); len(q) != 0 {
 		t.Fatalf("node A's hold queue after the delete: %+v", q)
 	}
+
+	// PostgreSQL stopped mid-stream: the message is still held (Postfix's
+	// hold queue), its record kept by node A and written once PostgreSQL
+	// is back — one record.
+	pg.Stop()
+	r3 := inA.Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(60, "dest.example"),
+		Headers: map[string]string{"X-Mailer": zclient, "Subject": "while postgres is down"}, Body: "spam\n"})
+	if !r3.Accepted {
+		t.Fatalf("not accepted while PostgreSQL is down: %s", r3.Transcript)
+	}
+	inA.WaitQueue(t, 20*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, r3.QueueID) == "hold" })
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(dA.httpGet("/metrics"), "mailbrake_holds_unwritten 1"); {
+		if time.Now().After(deadline) {
+			t.Fatal("node A does not keep the hold it could not write")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pg.Start()
+	h3 := dA.waitHold(r3.QueueID)
+	if h3.Node != "mta-a" || h3.State != store.HoldHeld {
+		t.Fatalf("hold written after the outage: %+v", h3)
+	}
+	var n int
+	for _, h := range dB.holds() {
+		if h.QueueID == r3.QueueID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d records of the message held during the outage, want 1", n)
+	}
 }

@@ -120,3 +120,84 @@ func TestHoldWriter(t *testing.T) {
 		}
 	}
 }
+
+// downStore refuses every write while down, as a PostgreSQL that does not
+// answer.
+type downStore struct {
+	store.Quarantine
+	mu   sync.Mutex
+	down bool
+}
+
+func (d *downStore) isDown() bool  { d.mu.Lock(); defer d.mu.Unlock(); return d.down }
+func (d *downStore) set(down bool) { d.mu.Lock(); d.down = down; d.mu.Unlock() }
+
+func (d *downStore) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResult, error) {
+	if d.isDown() {
+		return nil, errors.New("dial tcp: connection refused")
+	}
+	return d.Quarantine.PutHolds(ctx, hs)
+}
+
+// TestHoldWriterStoreDown: while the store does not answer, holds are kept
+// (none fails, none is lost) and written when it answers again, each
+// hold's done then learning its record.
+func TestHoldWriterStoreDown(t *testing.T) {
+	s, _ := withQueue(t)
+	ds := &downStore{Quarantine: s.Store, down: true}
+	s.Quarantine = &quarantine.Service{Store: ds, Queue: s.Quarantine.Queue, Log: s.Log, Now: s.Now}
+	w := NewHoldWriter(s, 5*time.Millisecond, 4)
+	w.Probe = func(context.Context) error {
+		if ds.isDown() {
+			return errors.New("down")
+		}
+		return nil
+	}
+	results := make(chan writeResult, 20)
+	for i := range 10 {
+		qid := fmt.Sprintf("4DOWN%d", i)
+		w.Record(&store.Hold{QueueID: qid, Account: "a@example.org", Reasons: []string{"x"}, HeldAt: s.now()},
+			func(h *store.Hold, created bool, err error) {
+				r := writeResult{qid: qid, created: created, err: err}
+				if h != nil {
+					r.id = h.ID
+				}
+				results <- r
+			})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Parked() != 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("parked %d, want 10", w.Parked())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("a hold finished while the store was down: %+v", r)
+	default:
+	}
+	ds.set(false)
+	seen := map[string]bool{}
+	for range 10 {
+		select {
+		case r := <-results:
+			if r.err != nil || r.id == 0 || !r.created {
+				t.Fatalf("after the store came back: %+v", r)
+			}
+			seen[r.qid] = true
+		case <-time.After(15 * time.Second):
+			t.Fatalf("only %d holds written after the store came back", len(seen))
+		}
+	}
+	if w.Parked() != 0 {
+		t.Fatalf("still parked: %d", w.Parked())
+	}
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := s.Store.ListHolds(t.Context(), store.HoldFilter{Limit: 100})
+	if len(hs) != 10 {
+		t.Fatalf("%d records, want 10", len(hs))
+	}
+}

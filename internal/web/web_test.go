@@ -809,3 +809,22 @@ func TestBulkAll(t *testing.T) {
 		t.Error("the account page still offers held mail")
 	}
 }
+
+// TestHoldNode (issue 15): in a cluster, a hold's page and the list name
+// the node whose Postfix queue has the message; on a single node neither
+// says anything of nodes.
+func TestHoldNode(t *testing.T) {
+	e := newEnv(t, false)
+	if hold := e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String(); strings.Contains(hold, "<dt>Node</dt>") {
+		t.Error("a single node's hold names a node")
+	}
+	e.m.mu.Lock()
+	e.m.holds[1].Node = "mta-a.example.org"
+	e.m.mu.Unlock()
+	if hold := e.as("admin", call{method: "GET", path: "/quarantine/1"}).Body.String(); !strings.Contains(hold, "<dt>Node</dt><dd>mta-a.example.org") {
+		t.Error("the hold's page does not name its node")
+	}
+	if list := e.as("admin", call{method: "GET", path: "/quarantine"}).Body.String(); !strings.Contains(list, "<small>on mta-a.example.org</small>") {
+		t.Error("the list does not name the hold's node")
+	}
+}

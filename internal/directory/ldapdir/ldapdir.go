@@ -419,6 +419,19 @@ func (c *Client) timeLimit(ctx context.Context) int {
 	return max(1, int((d+time.Second-1)/time.Second))
 }
 
+// ctxDone is ctx.Err(), also when ctx's deadline has passed but its
+// timer has not fired yet: the request's own timeout, set to the same
+// deadline, can end it first on a loaded machine.
+func ctxDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // timeout returns the smaller of Config.Timeout and the time left until
 // ctx's deadline.
 func (c *Client) timeout(ctx context.Context) time.Duration {
@@ -458,7 +471,7 @@ func (c *Client) do(ctx context.Context, fn func(*ldap.Conn) error) error {
 		if err == nil {
 			return nil
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		if ctxErr := ctxDone(ctx); ctxErr != nil {
 			// run closed the connection to abort the request.
 			c.drop()
 			return ctxErr
@@ -524,7 +537,7 @@ func (c *Client) connect(ctx context.Context) (*ldap.Conn, error) {
 		}
 		return nil
 	})
-	if ctxErr := dctx.Err(); ctxErr != nil {
+	if ctxErr := ctxDone(dctx); ctxErr != nil {
 		// Cancelled or timed out: the close that aborted the request
 		// made err a network error.
 		err = ctxErr
