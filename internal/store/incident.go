@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -189,4 +190,35 @@ type Incidents interface {
 	// PutStep records a step's outcome, replacing an earlier record of the
 	// same step.
 	PutStep(ctx context.Context, id int64, s StepRecord) error
+}
+
+// Absorb applies a finding to the incident it joins, as every backend
+// does: a stronger finding raises the severity and brings its playbook, an
+// incident without a playbook takes the finding's, the reason is added and
+// the incident's time follows the evidence. It reports whether the
+// incident changed, and whether that is an escalation (a change of an
+// incident this finding did not create).
+func (in *Incident) Absorb(f IncidentFinding, created bool) (changed, escalated bool) {
+	ev := f.Evidence
+	if f.Severity.Rank() > in.Severity.Rank() {
+		// Stronger evidence brings its stronger playbook.
+		in.Severity = f.Severity
+		if f.Playbook != "" {
+			in.Playbook = f.Playbook
+		}
+		changed, escalated = true, !created
+	}
+	if in.Playbook == "" && f.Playbook != "" {
+		in.Playbook = f.Playbook
+		changed, escalated = true, !created
+	}
+	if ev.Reason != "" && !slices.Contains(in.Reasons, ev.Reason) {
+		in.Reasons = append(in.Reasons, ev.Reason)
+		changed = true
+	}
+	if ev.Time.After(in.Updated) {
+		in.Updated = ev.Time
+		changed = true
+	}
+	return changed, escalated
 }

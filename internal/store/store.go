@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -358,4 +359,56 @@ type Commands interface {
 	// Heartbeat records that node is alive; Nodes lists every node seen.
 	Heartbeat(ctx context.Context, node, version string) error
 	Nodes(ctx context.Context) ([]NodeStatus, error)
+}
+
+// Union appends to a the elements of b it does not hold yet, in order, and
+// drops duplicates within a. Reasons and fingerprints are unions.
+func Union(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for _, l := range [][]string{a, b} {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Merge is what every backend does when a hold of the same node and queue
+// ID is recorded again (the other protocol path held the message too): it
+// fills h's empty fields from n and unions the reasons and fingerprints.
+// It never touches the ID or the state fields.
+func (h *Hold) Merge(n *Hold) {
+	fill := func(dst *string, src string) {
+		if *dst == "" {
+			*dst = src
+		}
+	}
+	fill(&h.Path, n.Path)
+	fill(&h.Account, n.Account)
+	fill(&h.Sender, n.Sender)
+	fill(&h.Subject, n.Subject)
+	fill(&h.Client, n.Client)
+	fill(&h.ClientFamily, n.ClientFamily)
+	fill(&h.ClientAddress, n.ClientAddress)
+	fill(&h.Headers, n.Headers)
+	fill(&h.Preview, n.Preview)
+	fill(&h.Node, n.Node)
+	if len(h.Recipients) == 0 {
+		h.Recipients = slices.Clone(n.Recipients)
+	}
+	if h.RecipientCount == 0 {
+		h.RecipientCount = n.RecipientCount
+	}
+	if h.Size == 0 {
+		h.Size = n.Size
+	}
+	if h.HeldAt.IsZero() {
+		h.HeldAt = n.HeldAt
+	}
+	h.Reasons = Union(h.Reasons, n.Reasons)
+	if p := Union(h.Prints, n.Prints); len(p) > 0 {
+		h.Prints = p
+	}
 }

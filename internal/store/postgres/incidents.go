@@ -157,25 +157,9 @@ func (s *Store) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) (
 				st.nextSeq++
 				res.Kept = true
 			}
-			if f.Severity.Rank() > in.Severity.Rank() {
-				// Stronger evidence brings its stronger playbook.
-				in.Severity = f.Severity
-				if f.Playbook != "" {
-					in.Playbook = f.Playbook
-				}
-				st.dirty, res.Escalated = true, !created
-			}
-			if in.Playbook == "" && f.Playbook != "" {
-				in.Playbook = f.Playbook
-				st.dirty, res.Escalated = true, !created
-			}
-			if ev.Reason != "" && !slices.Contains(in.Reasons, ev.Reason) {
-				in.Reasons = append(in.Reasons, ev.Reason)
+			if changed, escalated := in.Absorb(f, created); changed {
 				st.dirty = true
-			}
-			if ev.Time.After(in.Updated) {
-				in.Updated = ev.Time
-				st.dirty = true
+				res.Escalated = res.Escalated || escalated
 			}
 			out[i] = store.OpenResult{Incident: snapshot(in), Opened: res}
 		}

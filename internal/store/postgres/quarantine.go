@@ -37,56 +37,6 @@ func scanHold(row pgx.Row) (*store.Hold, error) {
 	return &h, nil
 }
 
-// union appends to a the elements of b it does not hold yet, in order, and
-// drops duplicates within a.
-func union(a, b []string) []string {
-	out := make([]string, 0, len(a)+len(b))
-	for _, l := range [][]string{a, b} {
-		for _, s := range l {
-			if !slices.Contains(out, s) {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
-// mergeInto fills the empty fields of old from h and unions the reasons.
-// It never touches the ID or the state fields.
-func mergeInto(old, h *store.Hold) {
-	fill := func(dst *string, src string) {
-		if *dst == "" {
-			*dst = src
-		}
-	}
-	fill(&old.Path, h.Path)
-	fill(&old.Account, h.Account)
-	fill(&old.Sender, h.Sender)
-	fill(&old.Subject, h.Subject)
-	fill(&old.Client, h.Client)
-	fill(&old.ClientFamily, h.ClientFamily)
-	fill(&old.ClientAddress, h.ClientAddress)
-	fill(&old.Headers, h.Headers)
-	fill(&old.Preview, h.Preview)
-	fill(&old.Node, h.Node)
-	if len(old.Recipients) == 0 {
-		old.Recipients = slices.Clone(h.Recipients)
-	}
-	if old.RecipientCount == 0 {
-		old.RecipientCount = h.RecipientCount
-	}
-	if old.Size == 0 {
-		old.Size = h.Size
-	}
-	if old.HeldAt.IsZero() {
-		old.HeldAt = h.HeldAt
-	}
-	old.Reasons = union(old.Reasons, h.Reasons)
-	if p := union(old.Prints, h.Prints); len(p) > 0 {
-		old.Prints = p
-	}
-}
-
 // PutHold records a hold, merging it into the record with the same
 // non-empty QueueID when there is one (see store.Quarantine). It ignores
 // h.ID and does not modify *h. An empty State means store.HoldHeld and a
@@ -132,7 +82,7 @@ func (s *Store) PutHolds(ctx context.Context, hs []*store.Hold) ([]store.PutResu
 		n := *h
 		n.ID = 0
 		n.Recipients = append([]string{}, h.Recipients...) // a copy, never nil, as when read back
-		n.Reasons = union(nil, h.Reasons)
+		n.Reasons = store.Union(nil, h.Reasons)
 		n.Prints = slices.Clone(h.Prints)
 		if n.State == "" {
 			n.State = store.HoldHeld
@@ -173,7 +123,7 @@ func cleanHold(h *store.Hold) {
 		*p = text(*p)
 	}
 	h.Recipients = texts(h.Recipients)
-	h.Reasons = union(nil, texts(h.Reasons))
+	h.Reasons = store.Union(nil, texts(h.Reasons))
 	if h.Prints != nil {
 		h.Prints = texts(h.Prints)
 	}
@@ -196,7 +146,7 @@ func putHold(ctx context.Context, tx pgx.Tx, n store.Hold) (store.PutResult, err
 				WHERE node = $1 AND queue_id = $2 AND queue_id <> '' AND state = 'held' FOR UPDATE`, n.Node, n.QueueID))
 			switch {
 			case err == nil:
-				mergeInto(old, &n)
+				old.Merge(&n)
 				if err := updateHold(ctx, tx, old); err != nil {
 					return store.PutResult{}, err
 				}
