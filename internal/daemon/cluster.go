@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/counter/rediscount"
+	"github.com/mailbrake/mailbrake/internal/detect"
+	"github.com/mailbrake/mailbrake/internal/novelty/redisnovelty"
 	"github.com/mailbrake/mailbrake/internal/statebus"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/postgres"
@@ -31,8 +34,9 @@ type cluster struct {
 	client         *redis.Client
 	counts, scores *counter.Failover
 	shared         []*rediscount.Counters
-	states         *statebus.Bus        // account states
-	degraded       *prometheus.GaugeVec // what: counts, scores
+	states         *statebus.Bus          // account states
+	novelty        *redisnovelty.Failover // nil: novelty off
+	degraded       *prometheus.GaugeVec   // what: counts, scores, novelty
 }
 
 // newRedisClient builds the client of cluster.redis: the password and CA
@@ -92,7 +96,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	}
 	c := &cluster{node: node, client: client, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mailbrake_cluster_degraded",
-		Help: "1 while this node counts in its own memory because the shared Redis does not answer (what: counts, scores); what it counted is added to Redis when it answers again.",
+		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers.",
 	}, []string{"what"})}
 	failover := func(what string) *counter.Failover {
 		g := c.degraded.WithLabelValues(what)
@@ -113,11 +117,42 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	return c, nil
 }
 
+// shareNovelty makes the novelty detector record in Redis: every node
+// knows the recipients written to through any MTA. The nodes must hash
+// under one key (novelty.key_file copied to each): a node with another
+// key is refused, when Redis answers at start, rather than make every
+// recipient look first-time.
+func (c *cluster) shareNovelty(ctx context.Context, n *detect.Novelty, prefix string, idle time.Duration, log *slog.Logger) error {
+	g := c.degraded.WithLabelValues("novelty")
+	g.Set(0)
+	m := redisnovelty.New(c.client, prefix+"novelty:", redisnovelty.Options{Hasher: n.Tracker, Idle: idle})
+	c.novelty = &redisnovelty.Failover{M: m, Log: log.With("shared", "novelty"), Degraded: func(on bool) {
+		if on {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+	}}
+	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	switch err := m.Join(jctx, time.Now()); {
+	case errors.Is(err, redisnovelty.ErrOtherKey):
+		return fmt.Errorf("novelty.key_file: %w", err)
+	case err != nil:
+		log.Warn("cluster: Redis does not answer at start; the novelty memory is joined when it does", "err", err)
+	}
+	n.Shared = c.novelty
+	return nil
+}
+
 // close waits for the replays of an outage's counts, then stops the
 // shared counters and the client.
 func (c *cluster) close() error {
 	c.counts.WaitReplay()
 	c.scores.WaitReplay()
+	if c.novelty != nil {
+		c.novelty.Close()
+	}
 	for _, s := range c.shared {
 		s.Close()
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/novelty"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/statebus"
@@ -318,6 +319,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.log.Info("cluster: counts and scores shared", "node", d.cluster.node, "redis", cfg.Cluster.Redis.Address, "prefix", cfg.Cluster.Redis.Prefix)
 		}
 		d.push("redis", func(context.Context) error { return d.cluster.close() })
+		if d.dets.Novelty != nil {
+			if err := d.cluster.shareNovelty(ctx, d.dets.Novelty, cfg.Cluster.Redis.Prefix, cfg.Engine.ForgetIdleAfter.D(), d.log); err != nil {
+				return err
+			}
+		}
 	}
 	for _, sn := range dets.Snapshotters() {
 		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})
@@ -458,7 +464,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	if dets.Novelty != nil {
 		d.ops.Novelty = func(a string, at time.Time) (*api.AccountNovelty, bool) {
-			st := dets.Novelty.Tracker.Peek(a, at)
+			var st novelty.Stats
+			if sh := dets.Novelty.Shared; sh != nil {
+				var ok bool
+				if st, ok = sh.Peek(context.Background(), a, at); !ok {
+					return nil, false
+				}
+			} else {
+				st = dets.Novelty.Tracker.Peek(a, at)
+			}
 			if st.Known == 0 {
 				return nil, false
 			}

@@ -75,7 +75,7 @@ func Build(c *config.Config, o Options) (*Set, error) {
 	if n := c.Novelty; n.Enabled {
 		t := novelty.New(novelty.Options{Lookback: n.Lookback.D(), MaxPerAccount: n.MaxPerAccount, Key: o.NoveltyKey})
 		s.Novelty = NewNovelty(t, NoveltyOptions{FirstTimeHour: n.FirstTimeHour, FirstTimeDay: n.FirstTimeDay, Learning: n.Learning.D(),
-			LocalDomains: n.LocalDomains, Action: n.Verdict, Score: n.Score, DryRun: n.DryRun})
+			LocalDomains: n.LocalDomains, Action: n.Verdict, Score: n.Score, DryRun: n.DryRun, Logger: o.Logger})
 	}
 	if k := c.Campaign; k.Enabled && s.Novelty != nil {
 		t := campaign.New(campaign.Options{Key: o.NoveltyKey, MaxPerAccount: k.MaxPerAccount, MaxSite: k.MaxSite})
@@ -217,7 +217,7 @@ func (s *Set) Snapshotters() []Snapshotter {
 	if s.Phish != nil {
 		out = append(out, Snapshotter{Prefix: "phish\x00", Dirty: s.Phish.Dirty, Restore: s.Phish.Restore})
 	}
-	if s.Novelty != nil {
+	if s.Novelty != nil && s.Novelty.Shared == nil { // shared: kept in Redis
 		out = append(out, Snapshotter{"novelty\x00", s.Novelty.Tracker.Dirty, s.Novelty.Tracker.Restore, s.Novelty.Tracker.DirtyParts, s.Novelty.Tracker.DirtyPart})
 	}
 	if s.Campaign != nil {

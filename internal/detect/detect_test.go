@@ -489,3 +489,53 @@ func TestForgetIdleAccounts(t *testing.T) {
 		}
 	}
 }
+
+// sharedMemory stands in for the cluster's memory (redisnovelty, tested
+// against Redis there): it answers with what the test sets.
+type sharedMemory struct {
+	st    novelty.Stats
+	ok    bool
+	since time.Time
+}
+
+func (m *sharedMemory) Observe(context.Context, string, []string, time.Time) (novelty.Stats, bool, error) {
+	return m.st, m.ok, nil
+}
+func (m *sharedMemory) Peek(context.Context, string, time.Time) (novelty.Stats, bool) {
+	return m.st, m.ok
+}
+func (m *sharedMemory) Since() time.Time { return m.since }
+
+// TestNoveltyShared: in cluster mode the detector judges with the shared
+// memory's stats and its learning start, never with its own tracker;
+// while the shared memory cannot answer a message gets no novelty facts
+// and no finding, not every recipient counted first-time.
+func TestNoveltyShared(t *testing.T) {
+	tr := novelty.New(novelty.Options{Key: []byte("test")})
+	n := NewNovelty(tr, NoveltyOptions{FirstTimeHour: 20, Learning: 24 * time.Hour, Action: engine.ActionHold})
+	m := &sharedMemory{}
+	n.Shared = m
+	ctx := context.Background()
+	sub := func() *engine.Submission {
+		rs := rcpts("s", 30)
+		return &engine.Submission{Time: t0, Stage: engine.StageEOM, Account: "u@example.edu", Sender: "u@example.edu", Recipients: rs, RecipientCount: len(rs)}
+	}
+	s := sub()
+	if fs := n.Outbound(ctx, s); len(fs) != 0 || s.Novelty != nil {
+		t.Fatalf("shared memory down: findings %+v, facts %+v", fs, s.Novelty)
+	}
+	m.ok, m.st = true, novelty.Stats{New: 30, Distinct: 30, FirstTime1h: 45}
+	s = sub()
+	if fs := n.Outbound(ctx, s); len(fs) != 1 || !fs[0].DryRun {
+		t.Fatalf("before the cluster's learning start is known: %+v", fs)
+	}
+	m.since = t0.Add(-48 * time.Hour)
+	s = sub()
+	fs := n.Outbound(ctx, s)
+	if len(fs) != 1 || fs[0].DryRun || !strings.Contains(fs[0].Evidence, "first_time_recipients_1h=45") || s.Novelty.FirstTime1h != 45 {
+		t.Fatalf("shared stats: %+v %+v", fs, s.Novelty)
+	}
+	if st := tr.Peek("u@example.edu", t0); st.Known != 0 {
+		t.Fatalf("the node's own tracker recorded %d recipients", st.Known)
+	}
+}

@@ -3,7 +3,9 @@ package detect
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/engine"
@@ -26,8 +28,21 @@ const (
 // people they never wrote to.
 type Novelty struct {
 	Tracker *novelty.Tracker
-	o       NoveltyOptions
-	local   map[string]bool
+	// Shared, when set (cluster mode), is the memory every node records in
+	// instead of Tracker, which then only hashes.
+	Shared SharedNovelty
+	o      NoveltyOptions
+	local  map[string]bool
+	logged atomic.Bool
+}
+
+// SharedNovelty is a recipient memory shared by the nodes of a cluster
+// (internal/novelty/redisnovelty.Failover). ok is false when it cannot
+// answer (Redis down): the message is then judged without novelty.
+type SharedNovelty interface {
+	Observe(ctx context.Context, account string, recipients []string, at time.Time) (st novelty.Stats, ok bool, err error)
+	Peek(ctx context.Context, account string, at time.Time) (novelty.Stats, bool)
+	Since() time.Time
 }
 
 // NoveltyOptions configures the Novelty detector.
@@ -38,10 +53,14 @@ type NoveltyOptions struct {
 	Action                      engine.Action
 	Score                       int
 	DryRun                      bool
+	Logger                      *slog.Logger // nil: discarded
 }
 
 // NewNovelty returns a Novelty detector over t.
 func NewNovelty(t *novelty.Tracker, o NoveltyOptions) *Novelty {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	n := &Novelty{Tracker: t, o: o, local: map[string]bool{}}
 	for _, d := range o.LocalDomains {
 		n.local[strings.ToLower(strings.TrimSpace(d))] = true
@@ -56,11 +75,26 @@ func (n *Novelty) Learns() bool { return true }
 func (n *Novelty) Inbound(context.Context, *engine.Submission) []engine.Finding { return nil }
 
 // Outbound implements engine.Detector.
-func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.Finding {
+func (n *Novelty) Outbound(ctx context.Context, sub *engine.Submission) []engine.Finding {
 	if sub.Account == engine.Unauthenticated {
 		return nil
 	}
-	st := n.Tracker.Observe(sub.Account, sub.Recipients, sub.Time)
+	var st novelty.Stats
+	if n.Shared != nil {
+		var ok bool
+		var err error
+		st, ok, err = n.Shared.Observe(ctx, sub.Account, sub.Recipients, sub.Time)
+		if err != nil && !n.logged.Swap(true) {
+			n.o.Logger.Error("novelty: the cluster's memory cannot be used; messages are judged without novelty", "err", err)
+		}
+		if !ok {
+			// Nothing known of the account's correspondents here: no
+			// novelty facts, rather than every recipient first-time.
+			return nil
+		}
+	} else {
+		st = n.Tracker.Observe(sub.Account, sub.Recipients, sub.Time)
+	}
 	nv := &engine.Novelty{New: st.New, NewExternal: st.NewExternal, Distinct: st.Distinct, Domains: st.Domains, External: n.external(sub),
 		FirstTime1h: st.FirstTime1h, FirstTime24h: st.FirstTime24h, Distinct1h: st.Distinct1h, Distinct24h: st.Distinct24h, Tracked: st.Tracked}
 	sub.Novelty = nv
@@ -92,6 +126,9 @@ func (n *Novelty) Outbound(_ context.Context, sub *engine.Submission) []engine.F
 // reported as dry-run.
 func (n *Novelty) Learning(now time.Time) bool {
 	since := n.Tracker.Since()
+	if n.Shared != nil {
+		since = n.Shared.Since()
+	}
 	return since.IsZero() || now.Sub(since) < n.o.Learning
 }
 

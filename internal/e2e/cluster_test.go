@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,17 +33,19 @@ func TestClusterSharedCounts(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	key := sharedNoveltyKey(t)
 	config := func(node string) string {
 		return fmt.Sprintf(`cluster:
   node: %s
   redis: {address: %q, password_file: %q, prefix: "e2e:"}
+novelty: {key_file: %q}
 rules:
   - name: run-over-two-mtas
     reason: rate-recipients-hour
     stage: eom
     when: [{fact: recipients_1h, gt: 500}]
     verdict: hold
-`, node, rs.Addr, pw)
+`, node, rs.Addr, pw, key)
 	}
 	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
 	inB, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
@@ -81,9 +84,26 @@ rules:
 		if a.Counters.Recipients1h != 600 || a.Counters.Messages1h != 12 {
 			t.Errorf("node %d shows %+v, want the shared 12 messages, 600 recipients", i, a.Counters)
 		}
+		// The recipient memory is shared too: 600 first-time recipients
+		// known on both nodes, though each MTA carried 300.
+		if n := a.Novelty; n == nil || n.FirstTime1h != 600 || n.Known != 600 {
+			t.Errorf("node %d's novelty %+v, want the shared 600 first-time and known recipients", i, n)
+		}
 		if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_cluster_degraded{what="counts"} 0`) {
 			t.Errorf("node %d: no healthy cluster gauge", i)
 		}
+	}
+	// A third node that made its own novelty key is refused at start: its
+	// hashes would make every recipient of the shared memory look new.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailbrake.yaml")
+	if err := writeFile(cfg, fmt.Sprintf("data_dir: %s\nhttp: {listen: %s}\npolicy: {enabled: false}\nmilter: {enabled: false}\npostfix: {config_dir: %s, sync_interval: 0s}\n%s",
+		filepath.Join(dir, "data"), freeAddr(t), inA.ConfigDir, strings.ReplaceAll(config("mta-c"), key, filepath.Join(dir, "own.key")))); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "serve", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "novelty.key_file") || !strings.Contains(string(out), "copy novelty.key_file from a node of the cluster") {
+		t.Fatalf("a node with another novelty key: %v\n%s", err, out)
 	}
 }
 
@@ -104,8 +124,9 @@ func TestClusterSharedStates(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(aclPW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	key := sharedNoveltyKey(t)
 	config := func(node string) string {
-		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, username: mailbrake, password_file: %q, prefix: \"e2e:\"}\n", node, rs.Addr, pw)
+		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, username: mailbrake, password_file: %q, prefix: \"e2e:\"}\nnovelty: {key_file: %q}\n", node, rs.Addr, pw, key)
 	}
 	// defer_transports keeps relayed mail in the deferred queue.
 	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
@@ -182,6 +203,14 @@ func waitState(t *testing.T, d *daemon, account string, state store.AccountState
 	}
 }
 
+// sharedNoveltyKey is the novelty.key_file every node of a test cluster
+// names, as docs/cluster.md tells admins to copy it: the first node to
+// start creates it. Nodes with different keys are refused (the shared
+// recipient memory would be unreadable to them).
+func sharedNoveltyKey(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "novelty.key")
+}
+
 // aclUser creates the Redis ACL user of docs/cluster.md, its key and
 // channel patterns moved to prefix, and returns its password and a
 // function that creates it again (after a restart). At the end of the
@@ -248,9 +277,10 @@ func TestClusterRecordsShared(t *testing.T) {
 	if err := os.WriteFile(ppw, []byte(pg.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	key := sharedNoveltyKey(t)
 	config := func(node string) string {
-		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\n",
-			node, rs.Addr, rpw, pg.ConnString(db), ppw)
+		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\nnovelty: {key_file: %q}\n",
+			node, rs.Addr, rpw, pg.ConnString(db), ppw, key)
 	}
 	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
 	_, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))

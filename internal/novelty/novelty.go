@@ -499,12 +499,11 @@ func (t *Tracker) hashRecipients(rs []string, out []rcpt) []rcpt {
 	return slices.CompactFunc(out, func(a, b rcpt) bool { return a.h == b.h })
 }
 
-// Observe records one message from account to recipients at at, and
-// returns the message's novelty and the account's windows including it.
-func (t *Tracker) Observe(account string, recipients []string, at time.Time) Stats {
-	var arr [16]rcpt
-	rs := t.hashRecipients(recipients, arr[:0])
-	var st Stats
+// message fills the message fields of st from rs (hashed, sorted,
+// distinct) and returns the hash of the account's own domain, which
+// first-time recipients there are not external to (ownOK: only without
+// LocalDomains).
+func (t *Tracker) message(account string, rs []rcpt, st *Stats) (own uint64, ownOK bool) {
 	st.Distinct = len(rs)
 	var doms [16]uint64
 	ds := doms[:0]
@@ -516,13 +515,52 @@ func (t *Tracker) Observe(account string, recipients []string, at time.Time) Sta
 	}
 	slices.Sort(ds)
 	st.Domains = len(slices.Compact(ds))
-
-	var own uint64
-	ownOK := false
 	if i := strings.LastIndexByte(account, '@'); len(t.local) == 0 && i >= 0 {
 		var buf [256]byte
 		own, ownOK = t.key.Sum(lower(buf[:], account[i+1:])), true
 	}
+	return own, ownOK
+}
+
+// Recipient is one distinct recipient of a prepared message: its keyed
+// hash, and whether it counts as external when it is first-time.
+type Recipient struct {
+	Hash     uint64
+	External bool
+}
+
+// Prepare hashes a message's recipients as Observe does, for a memory kept
+// elsewhere (internal/novelty/redisnovelty): the message fields of Stats,
+// and the distinct recipients in the order Observe records them. The
+// tracker itself is not changed.
+func (t *Tracker) Prepare(account string, recipients []string) (Stats, []Recipient) {
+	rs := t.hashRecipients(recipients, nil)
+	var st Stats
+	own, ownOK := t.message(account, rs, &st)
+	out := make([]Recipient, len(rs))
+	for i, r := range rs {
+		out[i] = Recipient{Hash: r.h, External: !r.local && (!ownOK || r.dh != own)}
+	}
+	return st, out
+}
+
+// KeyID identifies the tracker's key without revealing it: nodes sharing
+// a memory must hash under the same key.
+func (t *Tracker) KeyID() uint64 { return t.keyID }
+
+// Lookback returns how long a recipient stays known.
+func (t *Tracker) Lookback() time.Duration { return time.Duration(t.lookback) * time.Second }
+
+// MaxPerAccount returns how many recipients an account keeps at most.
+func (t *Tracker) MaxPerAccount() int { return t.max }
+
+// Observe records one message from account to recipients at at, and
+// returns the message's novelty and the account's windows including it.
+func (t *Tracker) Observe(account string, recipients []string, at time.Time) Stats {
+	var arr [16]rcpt
+	rs := t.hashRecipients(recipients, arr[:0])
+	var st Stats
+	own, ownOK := t.message(account, rs, &st)
 	now := at.Unix()
 	s := t.shard(account)
 	s.mu.Lock()
