@@ -77,6 +77,11 @@ type Detector struct {
 	o      Options
 	seed   maphash.Seed
 	shards [32]shard
+
+	// Learned, when set (cluster mode), is given every message this
+	// detector records and every burst absorbed, encoded for ApplyLearned
+	// on the other nodes. Set before the first message; it must not block.
+	Learned func(event []byte)
 }
 
 var _ engine.Detector = (*Detector)(nil)
@@ -227,21 +232,9 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	known := slices.Contains(a.families, sub.Client.Family)
 	hadHistory := nm.HistoryDays >= d.o.MinHistoryDays
 
-	s := a.slot(today, d.o.Days)
-	hour := int32(sub.Time.UTC().Hour())
-	if s.curHour != hour {
-		s.curHour, s.hourRcpt = hour, 0
-	}
-	n := uint32(max(sub.RecipientCount, 0))
-	s.rcpts += n
-	s.msgs++
-	s.hourRcpt += n
-	s.peakHour = max(s.peakHour, s.hourRcpt)
-	a.dirty = true
-	if !slices.Contains(a.families, sub.Client.Family) && sub.Client.Family != fingerprint.FamilyUnknown {
-		if len(a.families) < 16 {
-			a.families = append(a.families, sub.Client.Family)
-		}
+	s := d.record(a, sub.Time, sub.RecipientCount, sub.Client.Family)
+	if d.Learned != nil {
+		d.Learned(encodeEvent(event{Op: eventMessage, Account: sub.Account, At: sub.Time.Unix(), Rcpts: max(sub.RecipientCount, 0), Family: string(sub.Client.Family)}))
 	}
 
 	var out []engine.Finding
@@ -288,11 +281,44 @@ func (d *Detector) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	return out
 }
 
+// record adds a message at at to account a's day and hour, and its
+// client family to the account's; it returns the day. A message of an
+// hour before the day's current one (another node's, arriving late)
+// counts for the day only.
+func (d *Detector) record(a *account, at time.Time, rcpts int, family fingerprint.Family) *day {
+	s := a.slot(dayNum(at), d.o.Days)
+	hour := int32(at.UTC().Hour())
+	n := uint32(max(rcpts, 0))
+	switch {
+	case s.curHour == hour:
+		s.hourRcpt += n
+	case s.curHour < hour:
+		s.curHour, s.hourRcpt = hour, n
+	}
+	s.rcpts += n
+	s.msgs++
+	s.peakHour = max(s.peakHour, s.hourRcpt)
+	a.dirty = true
+	if !slices.Contains(a.families, family) && family != fingerprint.FamilyUnknown {
+		if len(a.families) < 16 {
+			a.families = append(a.families, family)
+		}
+	}
+	return s
+}
+
 // Absorb makes the burst of account's day at into its normal for the
 // history's length (Days): an admin reviewed a message held for it and
 // judged it legitimate (release and trust, a dismissed incident). Nothing
 // happens when the day is no longer remembered.
 func (d *Detector) Absorb(account string, at time.Time) {
+	d.absorb(account, at)
+	if d.Learned != nil {
+		d.Learned(encodeEvent(event{Op: eventAbsorb, Account: account, At: at.Unix()}))
+	}
+}
+
+func (d *Detector) absorb(account string, at time.Time) {
 	sh := d.shard(account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/counter"
 	"github.com/mailbrake/mailbrake/internal/counter/rediscount"
 	"github.com/mailbrake/mailbrake/internal/detect"
+	"github.com/mailbrake/mailbrake/internal/learnbus"
 	"github.com/mailbrake/mailbrake/internal/novelty/redisnovelty"
 	"github.com/mailbrake/mailbrake/internal/statebus"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -36,6 +37,8 @@ type cluster struct {
 	shared         []*rediscount.Counters
 	states         *statebus.Bus          // account states
 	novelty        *redisnovelty.Failover // nil: novelty off
+	learn          *learnbus.Bus          // what the other detectors learn
+	learnFrom      string                 // the stream position saved at the last stop
 	degraded       *prometheus.GaugeVec   // what: counts, scores, novelty
 }
 
@@ -143,6 +146,57 @@ func (c *cluster) shareNovelty(ctx context.Context, n *detect.Novelty, prefix st
 	}
 	n.Shared = c.novelty
 	return nil
+}
+
+// shareLearning makes the detectors that learn in this node's memory
+// (baselines, campaign runs and marks, remembered phish) tell the other
+// nodes what they learn, and apply what the others learned: a phish
+// received through one MTA and answered through another is caught, and a
+// text marked as spam on one node is held on every node.
+func (c *cluster) shareLearning(dets *detect.Set, prefix string, log *slog.Logger) {
+	b := learnbus.New(c.client, prefix, c.node, log.With("shared", "learning"), learnbus.Options{})
+	if m := dets.Phish; m != nil {
+		m.Learned = func(ev []byte) { b.Publish(learnPhish, ev) }
+		b.Handle(learnPhish, m.ApplyLearned)
+	}
+	if k := dets.Campaign; k != nil {
+		k.Learned = func(ev []byte) { b.Publish(learnCampaign, ev) }
+		b.Handle(learnCampaign, k.Tracker.Apply)
+	}
+	if bl := dets.Baseline; bl != nil {
+		bl.Learned = func(ev []byte) { b.Publish(learnBaseline, ev) }
+		b.Handle(learnBaseline, bl.ApplyLearned)
+	}
+	c.learn = b
+}
+
+// The kinds of learned events, one per detector.
+const (
+	learnPhish    = "phish"
+	learnCampaign = "campaign"
+	learnBaseline = "baseline"
+)
+
+// learnedSnapshotter saves the learned-event stream's position with the
+// detectors' snapshots (before them, so that what was applied after it
+// is applied again at most, never missed) and reads it at start.
+func (c *cluster) learnedSnapshotter() snapshotter {
+	saved := ""
+	return snapshotter{prefix: "learnbus\x00",
+		dirty: func() map[string][]byte {
+			pos := c.learn.Position()
+			if pos == "" || pos == saved {
+				return nil
+			}
+			saved = pos
+			return map[string][]byte{"pos": []byte(pos)}
+		},
+		restore: func(m map[string][]byte) error {
+			if p, ok := m["pos"]; ok {
+				c.learnFrom = string(p)
+			}
+			return nil
+		}}
 }
 
 // close waits for the replays of an outage's counts, then stops the

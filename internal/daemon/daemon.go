@@ -476,7 +476,11 @@ func (d *Daemon) markedSpam(h *store.Hold) {
 	if d.dets == nil || d.dets.Campaign == nil || len(h.Prints) == 0 {
 		return
 	}
-	d.dets.Campaign.Tracker.MarkSpam(campaign.ParsePrints(h.Prints), time.Now())
+	p, now := campaign.ParsePrints(h.Prints), time.Now()
+	d.dets.Campaign.Tracker.MarkSpam(p, now)
+	if d.cluster != nil {
+		d.cluster.learn.Publish(learnCampaign, campaign.SpamEvent(p, now))
+	}
 	d.log.Info("text of a message marked as spam is held from every account now", "hold", h.ID, "account", h.Account)
 }
 
@@ -491,7 +495,11 @@ func (d *Daemon) reviewed(h *store.Hold, until time.Time) {
 		d.dets.Baseline.Absorb(h.Account, h.HeldAt)
 	}
 	if d.dets.Campaign != nil && len(h.Prints) > 0 {
-		d.dets.Campaign.Tracker.Trust(h.Account, campaign.ParsePrints(h.Prints), until)
+		p := campaign.ParsePrints(h.Prints)
+		d.dets.Campaign.Tracker.Trust(h.Account, p, until)
+		if d.cluster != nil {
+			d.cluster.learn.Publish(learnCampaign, campaign.TrustEvent(h.Account, p, until))
+		}
 	}
 	d.log.Info("learned from review: the held burst is part of the account's normal", "hold", h.ID, "account", h.Account)
 }

@@ -16,6 +16,7 @@ type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
 	connUp, incidents, statesPending     *prometheus.Desc
+	learnPending, learnApplied           *prometheus.Desc
 	unwritten                            *prometheus.Desc
 }
 
@@ -29,13 +30,15 @@ func newStateGauges(d *Daemon) *stateGauges {
 		syncOK:        prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
 		incidents:     prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
 		unwritten:     prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
+		learnPending:  prometheus.NewDesc("mailbrake_cluster_learned_pending", "What this node's detectors learned (baselines, campaign runs and marks, remembered phish) that Redis has not taken yet (cluster mode); written when it answers.", nil, nil),
+		learnApplied:  prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied, refused).", []string{"result"}, nil),
 		statesPending: prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
 		connUp:        prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten, g.learnPending, g.learnApplied} {
 		ch <- d
 	}
 }
@@ -82,6 +85,12 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 	if d.cluster != nil {
 		ch <- prometheus.MustNewConstMetric(g.statesPending, prometheus.GaugeValue, float64(d.cluster.states.Pending()))
+		if l := d.cluster.learn; l != nil {
+			ch <- prometheus.MustNewConstMetric(g.learnPending, prometheus.GaugeValue, float64(l.Pending()))
+			applied, refused := l.Applied()
+			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(applied), "applied")
+			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(refused), "refused")
+		}
 	}
 	if d.ops != nil {
 		at, err := d.ops.SyncHealth()

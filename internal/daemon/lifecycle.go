@@ -324,6 +324,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 				return err
 			}
 		}
+		d.cluster.shareLearning(d.dets, cfg.Cluster.Redis.Prefix, d.log)
+		d.snapshotters = append(d.snapshotters, d.cluster.learnedSnapshotter())
 	}
 	for _, sn := range dets.Snapshotters() {
 		d.snapshotters = append(d.snapshotters, snapshotter{sn.Prefix, sn.Dirty, sn.Restore, sn.Parts, sn.Part})
@@ -702,6 +704,16 @@ func (d *Daemon) startLoops() {
 		// node's changes written to Redis when it was not answering).
 		loop(func() {
 			d.cluster.states.Run(ctx, func(ctx context.Context, c statebus.Change) { d.ops.ApplySharedState(ctx, c.Account, c.Node) })
+		})
+		// What the other nodes' detectors learned, from where this node
+		// stopped reading: after the restore, which reads the position.
+		loop(func() {
+			select {
+			case <-d.restored:
+			case <-ctx.Done():
+				return
+			}
+			d.cluster.learn.Run(ctx, d.cluster.learnFrom)
 		})
 	}
 	if ph := d.dets.Phishers; ph != nil {

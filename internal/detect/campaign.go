@@ -45,6 +45,10 @@ const campaignTextLimit = 6 << 10
 // message's recipients are first-time.
 type Campaign struct {
 	Tracker *campaign.Tracker
+	// Learned, when set (cluster mode), is given what the tracker recorded
+	// of each message (campaign.MessageEvent, HostsEvent), for the other
+	// nodes. It must not block.
+	Learned func(event []byte)
 	o       CampaignOptions
 }
 
@@ -92,7 +96,16 @@ func (c *Campaign) Outbound(_ context.Context, sub *engine.Submission) []engine.
 	st := c.Tracker.Observe(sub.Account, p, newRcpts, newExt, sub.Time)
 	// Outside first-time recipients only, as for a run: a class list or a
 	// newsletter with a new link goes to colleagues.
-	hn := c.Tracker.ObserveHosts(c.foreignHosts(sub, p), newExt, sub.Time)
+	hosts := c.foreignHosts(sub, p)
+	hn := c.Tracker.ObserveHosts(hosts, newExt, sub.Time)
+	if c.Learned != nil {
+		if len(p.Keys()) > 0 {
+			c.Learned(campaign.MessageEvent(sub.Account, p, newRcpts, newExt, sub.Time))
+		}
+		if len(hosts) > 0 {
+			c.Learned(campaign.HostsEvent(hosts, newExt, sub.Time))
+		}
+	}
 	if c.Tracker.MarkedSpam(p) {
 		// An admin saw this text and called it spam: held from any
 		// account at once, learning period or not.

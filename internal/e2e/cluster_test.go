@@ -376,3 +376,54 @@ func TestClusterRecordsShared(t *testing.T) {
 		t.Fatalf("%d records of the message held during the outage, want 1", n)
 	}
 }
+
+// TestClusterSharedLearning: what one node's detectors learn reaches the
+// other through Redis — a phish received through MTA A is remembered on
+// node B, whose user's reply to it through MTA B is held.
+func TestClusterSharedLearning(t *testing.T) {
+	rs := redistest.New(t)
+	pw := filepath.Join(t.TempDir(), "redis.pw")
+	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := sharedNoveltyKey(t)
+	config := func(node string) string {
+		// Loopback is not a trusted relay: unauthenticated mail from the
+		// test client is inbound; the user's reply is a SASL submission.
+		return fmt.Sprintf("identity: {trusted_networks: [192.0.2.0/24]}\ncluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\nnovelty: {key_file: %q}\n",
+			node, rs.Addr, pw, key)
+	}
+	inA, _ := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
+	inB, dB := startPair(t, true, false, postfixtest.Options{SASL: true, Users: map[string]string{"victim@campus.example": "pw-for-test"}}, config("mta-b"))
+
+	phish := inA.Send(t, postfixtest.SendOptions{From: "it-desk@phish.example", To: []string{"victim@campus.example"},
+		Headers: map[string]string{
+			"Subject":    "[Fraud Alert: Suspected SPAM] Your mailbox is almost full",
+			"Message-Id": "<quota-7@phish.example>",
+			"From":       "IT Help Desk <it-desk@phish.example>",
+			"Reply-To":   "Help Desk <verify@drop.example>",
+		}, Body: "Reply with your username and password.\n"})
+	if !phish.Accepted {
+		t.Fatalf("inbound phish not accepted: %s", phish.Transcript)
+	}
+	inA.Sink.WaitMessages(t, 1, 20*time.Second)
+	// Node B has applied A's two entries (Message-ID and Reply-To).
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(dB.httpGet("/metrics"), `mailbrake_cluster_learned_applied_total{result="applied"} 2`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node B did not apply what node A learned:\n%s", dB.httpGet("/metrics"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reply := inB.Send(t, postfixtest.SendOptions{From: "victim@campus.example", To: []string{"verify@drop.example"},
+		AuthUser: "victim@campus.example", AuthPassword: "pw-for-test",
+		Headers: map[string]string{"Subject": "Re: Your mailbox is almost full", "User-Agent": "Mozilla Thunderbird"},
+		Body:    "here you are\n"})
+	if !reply.Accepted {
+		t.Fatalf("reply not accepted: %s", reply.Transcript)
+	}
+	h := dB.waitHold(reply.QueueID)
+	if strings.Join(h.Reasons, ",") != "reply-to-suspected-phish" || h.Account != "victim@campus.example" {
+		t.Fatalf("hold on B: %+v", h)
+	}
+}

@@ -71,6 +71,11 @@ type Memory struct {
 	firstPass, firstPassOld map[string]int
 	// sawReinjection: a re-injected message has been seen (TrustAuto).
 	sawReinjection bool
+
+	// Learned, when set (cluster mode), is given every entry this memory
+	// learns from its own inbound mail, encoded for ApplyLearned on the
+	// other nodes. Set before the first message; it must not block.
+	Learned func(event []byte)
 }
 
 // maxFirstPass bounds the first-pass tag counts kept per generation: a
@@ -236,14 +241,68 @@ func (m *Memory) Inbound(_ context.Context, sub *engine.Submission) []engine.Fin
 	}
 	exp := sub.Time.Add(m.o.Retention)
 	if id != "" {
-		m.put(m.ids, id, exp, sub.Time)
+		m.learn(m.ids, id, exp, sub.Time)
 	}
 	// A reply goes to Reply-To when there is one, else to From.
 	if a := NormalizeAddress(sub.ReplyTo); a != "" {
-		m.put(m.addrs, a, exp, sub.Time)
+		m.learn(m.addrs, a, exp, sub.Time)
 	} else if a := NormalizeAddress(sub.From); a != "" {
-		m.put(m.addrs, a, exp, sub.Time)
+		m.learn(m.addrs, a, exp, sub.Time)
 	}
+	return nil
+}
+
+// learn remembers an entry learned here and tells Learned.
+func (m *Memory) learn(into map[string]time.Time, key string, exp, now time.Time) {
+	m.put(into, key, exp, now)
+	if m.Learned != nil {
+		m.Learned(append(binary.AppendVarint(nil, exp.Unix()), m.snapKey(into, key)...))
+	}
+}
+
+// maxLearnedKey bounds a learned entry's key: a Message-ID or an address
+// is far shorter.
+const maxLearnedKey = 1000
+
+// ApplyLearned remembers an entry another node learned (Learned's
+// event): the expiry as a varint, then "i:" and a normalised Message-ID
+// or "a:" and a normalised address. An expired entry is ignored; a later
+// expiry already known stands.
+func (m *Memory) ApplyLearned(ev []byte) error {
+	exp, n := binary.Varint(ev)
+	if n <= 0 {
+		return fmt.Errorf("phishmem: learned event: no expiry")
+	}
+	k := string(ev[n:])
+	if len(k) < 3 || len(k) > maxLearnedKey {
+		return fmt.Errorf("phishmem: learned event: key of %d bytes", len(k))
+	}
+	key := k[2:]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var mp map[string]time.Time
+	switch k[:2] {
+	case "i:":
+		if NormalizeID(key) != key {
+			return fmt.Errorf("phishmem: learned event: not a normalised Message-ID")
+		}
+		mp = m.ids
+	case "a:":
+		if NormalizeAddress(key) != key {
+			return fmt.Errorf("phishmem: learned event: not a normalised address")
+		}
+		mp = m.addrs
+	default:
+		return fmt.Errorf("phishmem: learned event: unknown kind %q", k[:2])
+	}
+	at, now := time.Unix(exp, 0), time.Now()
+	if !at.After(now) {
+		return nil
+	}
+	if cur, ok := mp[key]; ok && !cur.Before(at) {
+		return nil
+	}
+	m.put(mp, key, at, now)
 	return nil
 }
 

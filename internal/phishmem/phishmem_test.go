@@ -2,8 +2,10 @@ package phishmem
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,4 +153,72 @@ func TestTrustTagsFromFilter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLearnedAcrossNodes: what one node's memory learns from its inbound
+// mail (Learned) another applies (ApplyLearned), so a reply through the
+// other MTA is caught; an expired or malformed event changes nothing.
+func TestLearnedAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	a, b := New(Options{SpamFlag: true}), New(Options{SpamFlag: true})
+	var events [][]byte
+	a.Learned = func(ev []byte) { events = append(events, ev) }
+	a.Inbound(ctx, &engine.Submission{Time: now, Header: headers(map[string]string{"X-Spam-Flag": "YES"}),
+		MessageID: "<Lure@Phish.example>", From: "it@phish.example", ReplyTo: "Desk <Collect@Drop.example>"})
+	if len(events) != 2 {
+		t.Fatalf("%d events, want 2 (Message-ID, Reply-To)", len(events))
+	}
+	for _, ev := range events {
+		if err := b.ApplyLearned(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := b.Outbound(ctx, &engine.Submission{Time: now.Add(time.Hour), Recipients: []string{"collect@drop.example"}}); len(f) != 1 {
+		t.Fatalf("reply to the Reply-To on the other node: %v", f)
+	}
+	if f := b.Outbound(ctx, &engine.Submission{Time: now.Add(time.Hour), InReplyTo: "<lure@phish.example>", Recipients: []string{"x@y.example"}}); len(f) != 1 {
+		t.Fatalf("In-Reply-To on the other node: %v", f)
+	}
+	if ids, addrs := b.Len(); ids != 1 || addrs != 1 {
+		t.Fatalf("b remembers %d ids, %d addrs", ids, addrs)
+	}
+	if d := b.Dirty(); len(d) != 2 {
+		t.Fatalf("applied entries are saved with b's snapshots: %v", d)
+	}
+	// Expired: ignored. Malformed: refused, nothing remembered.
+	old := append(binary.AppendVarint(nil, now.Add(-time.Hour).Unix()), "a:old@x.example"...)
+	if err := b.ApplyLearned(old); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{nil, {0x80}, append(binary.AppendVarint(nil, now.Add(time.Hour).Unix()), "z:what"...),
+		append(binary.AppendVarint(nil, now.Add(time.Hour).Unix()), "a:Not Normal <X@Y>"...)} {
+		if err := b.ApplyLearned(bad); err == nil {
+			t.Errorf("%q applied", bad)
+		}
+	}
+	if ids, addrs := b.Len(); ids != 1 || addrs != 1 {
+		t.Fatalf("after bad events b remembers %d ids, %d addrs", ids, addrs)
+	}
+}
+
+// FuzzApplyLearned: any event from the stream is applied or refused with
+// an error, never a panic, and what is applied is normalised.
+func FuzzApplyLearned(f *testing.F) {
+	exp := binary.AppendVarint(nil, time.Now().Add(24*time.Hour).Unix())
+	for _, k := range []string{"a:collect@drop.example", "i:lure@phish.example", "z:x", "a:", "a:Not <Normal@X>"} {
+		f.Add(append(slices.Clone(exp), k...))
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, ev []byte) {
+		m := New(Options{})
+		if err := m.ApplyLearned(ev); err != nil {
+			return
+		}
+		for k := range m.Dirty() {
+			if len(k) < 3 || (k[:2] != "i:" && k[:2] != "a:") {
+				t.Fatalf("applied %q", k)
+			}
+		}
+	})
 }
