@@ -338,8 +338,15 @@ const (
 // NodeStatus is what the cluster knows of a node.
 type NodeStatus struct {
 	Node    string    `json:"node"`
-	SeenAt  time.Time `json:"seen_at"`
+	SeenAt  time.Time `json:"seen_at"` // its last heartbeat
 	Version string    `json:"version"`
+	// Age is how long ago SeenAt was by the store's own clock, the one
+	// that stamped it: a node's state does not depend on the asking
+	// node's clock agreeing.
+	Age time.Duration `json:"-"`
+	// Pending counts the commands submitted for the node that it has not
+	// taken yet.
+	Pending int `json:"pending"`
 }
 
 // Commands is the channel of node commands: the cluster's shared store.
@@ -356,7 +363,8 @@ type Commands interface {
 	// ListenCommands calls wake when a command for node is submitted,
 	// until ctx ends or the connection fails.
 	ListenCommands(ctx context.Context, node string, wake func()) error
-	// Heartbeat records that node is alive; Nodes lists every node seen.
+	// Heartbeat records that node is alive; Nodes lists every node seen,
+	// by name, with its commands still pending.
 	Heartbeat(ctx context.Context, node, version string) error
 	Nodes(ctx context.Context) ([]NodeStatus, error)
 }

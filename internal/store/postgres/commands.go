@@ -157,9 +157,13 @@ func (s *Store) Heartbeat(ctx context.Context, node, version string) error {
 	return nil
 }
 
-// Nodes implements store.Commands.
+// Nodes implements store.Commands. The age is the database's now()
+// minus the heartbeat it stamped with now(): one clock. The pending
+// count reads the partial index of pending commands.
 func (s *Store) Nodes(ctx context.Context) ([]store.NodeStatus, error) {
-	rows, err := s.pool.Query(ctx, `SELECT node, seen_at, version FROM nodes ORDER BY node`)
+	rows, err := s.pool.Query(ctx, `SELECT n.node, n.seen_at, n.version, now() - n.seen_at,
+			(SELECT count(*) FROM node_commands c WHERE c.node = n.node AND c.state = 'pending')
+		FROM nodes n ORDER BY n.node`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: Nodes: %w", err)
 	}
@@ -167,11 +171,15 @@ func (s *Store) Nodes(ctx context.Context) ([]store.NodeStatus, error) {
 	var out []store.NodeStatus
 	for rows.Next() {
 		var n store.NodeStatus
-		if err := rows.Scan(&n.Node, &n.SeenAt, &n.Version); err != nil {
-			return nil, err
+		var pending int64
+		if err := rows.Scan(&n.Node, &n.SeenAt, &n.Version, &n.Age, &pending); err != nil {
+			return nil, fmt.Errorf("postgres store: Nodes: %w", err)
 		}
-		n.SeenAt = n.SeenAt.UTC()
+		n.SeenAt, n.Pending = n.SeenAt.UTC(), int(pending)
 		out = append(out, n)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres store: Nodes: %w", err)
+	}
+	return out, nil
 }

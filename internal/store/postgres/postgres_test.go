@@ -390,6 +390,19 @@ func TestNodeCommands(t *testing.T) {
 	if err != nil || len(ns) != 2 || ns[0].Node != "mx-a" || ns[0].Version != "1.2.4" || time.Since(ns[0].SeenAt) > time.Minute {
 		t.Fatalf("nodes %+v, %v", ns, err)
 	}
+	// Pending: mx-b's delete was never claimed; mx-a's release was
+	// claimed and finished.
+	if ns[0].Pending != 0 || ns[1].Pending != 1 || ns[0].Age > time.Minute {
+		t.Fatalf("nodes %+v", ns)
+	}
+	// The age is the database's: a heartbeat an hour old is an hour old
+	// whatever this machine's clock says.
+	if _, err := a.pool.Exec(t.Context(), `UPDATE nodes SET seen_at = now() - interval '1 hour' WHERE node = 'mx-b'`); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err = a.Nodes(t.Context()); err != nil || ns[1].Age < 59*time.Minute || ns[1].Age > 61*time.Minute {
+		t.Fatalf("nodes %+v, %v", ns, err)
+	}
 	cancel()
 	if err := <-listened; err == nil {
 		t.Fatal("ListenCommands returned no error when its context ended")
