@@ -13,10 +13,18 @@ var (
 	ErrNotFound   = store.ErrNotFound         // 404
 	ErrConflict   = store.ErrConflict         // 409
 	ErrBadRequest = errors.New("bad request") // 400
-	// ErrUnavailable: another node must act and has not answered; the
-	// action waits for it.
+	// ErrUnavailable: another node must act and has not answered (the
+	// action waits for it), or the records store does not answer.
 	ErrUnavailable = store.ErrUnavailable // 503
 )
+
+// Explainer is an add-on of Methods (internal/ops has it): Explain returns
+// err, or, when err came from a records store that does not answer, an
+// ErrUnavailable that says so in words instead of the driver's error. The
+// HTTP handler and the web UI apply it to every failure they show.
+type Explainer interface {
+	Explain(ctx context.Context, err error) error
+}
 
 // Actor identifies who makes a request, for the audit log.
 type Actor struct {
@@ -100,6 +108,61 @@ type Status struct {
 	HTTP      string    `json:"http,omitempty"`
 	DataDir   string    `json:"data_dir"`
 	PID       int       `json:"pid,omitempty"` // the daemon's process (mailbrake reload signals it)
+	// Node is this node's name: cluster.node, else the host name.
+	Node string `json:"node,omitempty"`
+	// Records is where the records are kept: RecordsSQLite, or
+	// RecordsPostgres with cluster.postgres.
+	Records string `json:"records,omitempty"`
+	// ReadOnly: the records store takes no writes (PostgreSQL does not
+	// answer, a full disk), as last probed, a few seconds ago at most.
+	ReadOnly bool `json:"read_only"`
+}
+
+// Records stores, as Status names them.
+const (
+	RecordsSQLite   = "sqlite"
+	RecordsPostgres = "postgresql"
+)
+
+// ReadOnlyNote says what a read-only records store means, for the
+// admin; "" while the store takes writes.
+func (s Status) ReadOnlyNote() string {
+	if !s.ReadOnly {
+		return ""
+	}
+	if s.Records == RecordsPostgres {
+		return "Records are read-only: PostgreSQL does not answer. Mail is still checked and held: held messages stay in Postfix's hold queue " +
+			"and are recorded when PostgreSQL is back. Until then the lists may fail to load, and releases, deletes and account changes wait."
+	}
+	return "Records are read-only: the SQLite database takes no writes (a full disk, a read-only file system or a lock held by another process). " +
+		"Mail is still checked and held: held messages stay in Postfix's hold queue and are recorded when it takes writes again."
+}
+
+// Node states in a NodeList.
+const (
+	NodeUp   = "up"
+	NodeDown = "down"
+)
+
+// Node is one mailbrake node as the cluster's records know it.
+type Node struct {
+	Name    string    `json:"name"`
+	State   string    `json:"state"`   // NodeUp, or NodeDown when its last heartbeat is older than NodeList.DownAfterSeconds
+	SeenAt  time.Time `json:"seen_at"` // its last heartbeat
+	Version string    `json:"version"`
+	Self    bool      `json:"self"` // the node that answered
+	// PendingCommands are releases and deletes of its holds other nodes
+	// asked for that it has not taken yet: they wait for it.
+	PendingCommands int `json:"pending_commands"`
+}
+
+// NodeList is the answer to ListNodes: every node that recorded a
+// heartbeat, by name. Without cluster.postgres (Shared false) a node
+// knows no other, and lists itself alone.
+type NodeList struct {
+	Nodes            []Node `json:"nodes"`
+	Shared           bool   `json:"shared"`
+	DownAfterSeconds int    `json:"down_after_seconds"`
 }
 
 // SyncResult reports a reconciliation with the Postfix queue.
@@ -145,6 +208,7 @@ type SetAccountStateRequest struct {
 // handler, and later the web UI, call it; the CLI reaches it through Client.
 type Methods interface {
 	Status(ctx context.Context) (*Status, error)
+	ListNodes(ctx context.Context) (*NodeList, error)
 	ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, error)
 	GetHold(ctx context.Context, id int64) (*store.Hold, error)
 	ReleaseHold(ctx context.Context, id int64) (*store.Hold, error)

@@ -118,6 +118,15 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &v, c.do(ctx, "GET", "/v1/status", nil, &v)
 }
 
+// ListNodes implements Methods.
+func (c *Client) ListNodes(ctx context.Context) (*NodeList, error) {
+	var v NodeList
+	if err := c.do(ctx, "GET", "/v1/nodes", nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // ListHolds implements Methods.
 func (c *Client) ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, error) {
 	q := url.Values{}

@@ -37,6 +37,7 @@ func (r Route) Pattern() string { return r.Method + " " + r.Path }
 
 var routes = []Route{
 	{"GET", "/v1/status", auth.PermHoldsRead, (*handler).status},
+	{"GET", "/v1/nodes", auth.PermHoldsRead, (*handler).listNodes},
 	{"GET", "/v1/holds", auth.PermHoldsRead, (*handler).listHolds},
 	{"GET", "/v1/holds/{id}", auth.PermHoldsRead, (*handler).getHold}, // content only with holds:content
 	{"POST", "/v1/holds/bulk", auth.PermHoldsAct, (*handler).bulkHolds},
@@ -107,6 +108,14 @@ func Gate(m Methods, a Authenticator, log *slog.Logger) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 			p, err := a.Authenticate(r)
 			if err != nil {
+				// An API token is looked up in the records store: when
+				// that does not answer, say so rather than refuse it.
+				if ex, ok := m.(Explainer); ok && !errors.Is(err, auth.ErrUnauthenticated) {
+					if err := ex.Explain(r.Context(), err); errors.Is(err, ErrUnavailable) {
+						gateError(w, http.StatusServiceUnavailable, "cannot check the API token: "+err.Error())
+						return
+					}
+				}
 				gateError(w, http.StatusUnauthorized, "authentication required (session cookie or Authorization: Bearer token)")
 				return
 			}
@@ -321,6 +330,9 @@ type handler struct {
 
 func (h *handler) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
+	if ex, ok := h.m.(Explainer); ok && err != nil {
+		err = ex.Explain(r.Context(), err)
+	}
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
@@ -353,6 +365,11 @@ func pathID(r *http.Request) (int64, error) {
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	v, err := h.m.Status(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.ListNodes(r.Context())
 	h.reply(w, r, v, err)
 }
 

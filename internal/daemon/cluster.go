@@ -213,10 +213,6 @@ func (c *cluster) close() error {
 	return c.client.Close()
 }
 
-// nodeBeat is how often a node records that it is alive and looks for
-// commands it may have missed; a node not seen for three beats is down.
-const nodeBeat = 5 * time.Second
-
 // recordStore is what the daemon keeps its records in: either backend.
 type recordStore interface {
 	store.Quarantine

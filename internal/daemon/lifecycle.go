@@ -408,6 +408,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		IncidentOpened: d.recoveryOpened}
 	if d.cluster != nil {
 		d.ops.Shared = d.cluster.states
+		d.ops.Node = d.cluster.node
+	} else {
+		d.ops.Node, _ = os.Hostname()
+	}
+	// Status's read-only flag and the words of an admin request the store
+	// could not serve (the web UI's banner).
+	d.ops.Records = &ops.Records{Kind: api.RecordsSQLite, Probe: st.WriteProbe}
+	if d.pgOpts != nil {
+		d.ops.Records.Kind = api.RecordsPostgres
 	}
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
@@ -498,7 +507,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.push("password-leak workers", func(context.Context) error { d.pwleak.Close(); return nil })
 	}
 
-	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir, PID: os.Getpid()}
+	status := api.Status{Version: d.version, StartedAt: time.Now().UTC(), DataDir: cfg.DataDir, PID: os.Getpid(), Node: d.ops.Node}
 	// The two protocol servers: listen, serve, say where.
 	listenProto := func(name, addr string, serve func(net.Listener) error, shutdown func(context.Context) error) (net.Addr, error) {
 		ln, err := listen(addr)
@@ -696,7 +705,7 @@ func (d *Daemon) startLoops() {
 				}
 			}
 			beat(time.Now())
-			every(ctx, nodeBeat, beat)
+			every(ctx, ops.NodeBeat, beat)
 		})
 	}
 	if d.cluster != nil {

@@ -41,6 +41,12 @@ type Service struct {
 	Log     *slog.Logger
 	Status0 api.Status
 	Now     func() time.Time
+	// Node is this node's name (cluster.node, else the host name): a
+	// node without shared records lists itself by it.
+	Node string
+	// Records says whether the records store takes writes (Status's
+	// read-only flag, Explain); nil: always.
+	Records *Records
 
 	// Response is account response; nil turns incidents off.
 	Response *Response
@@ -143,6 +149,10 @@ func (s *Service) audit(ctx context.Context, actor, action, target, detail strin
 // Status implements api.Methods.
 func (s *Service) Status(ctx context.Context) (*api.Status, error) {
 	st := s.Status0
+	if s.Records != nil {
+		st.Records = s.Records.Kind
+		st.ReadOnly = s.Records.Check(ctx) != nil
+	}
 	return &st, nil
 }
 
