@@ -133,6 +133,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		quarantineCmd(g),
 		accountCmd(g),
 		incidentCmd(g),
+		nodesCmd(g),
 		userCmd(g),
 		tokenCmd(g),
 		replayCmd(g),
