@@ -6,13 +6,18 @@ import (
 	"strings"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/auth"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 type dashboardData struct {
 	D     *api.Dashboard
 	Chart *chart
+	Nodes *nodeCount // nil: not a cluster of several nodes, or not readable
 }
+
+// nodeCount is the dashboard's card of a cluster's nodes.
+type nodeCount struct{ All, Down int }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	d, err := s.o.Methods.Dashboard(r.Context())
@@ -21,8 +26,33 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := s.newPage(w, r, "Dashboard", "dashboard")
-	pg.Data = dashboardData{D: d, Chart: newChart("Outbound messages per hour, last 24 hours", d.Volume, nil)}
+	data := dashboardData{D: d, Chart: newChart("Outbound messages per hour, last 24 hours", d.Volume, nil)}
+	if auth.FromContext(r.Context()).Can(auth.PermHoldsRead) {
+		// A node that is down is worth a card; one node alone is not.
+		if l, err := s.o.Methods.ListNodes(r.Context()); err == nil && l.Shared && len(l.Nodes) > 1 {
+			data.Nodes = &nodeCount{All: len(l.Nodes)}
+			for _, n := range l.Nodes {
+				if n.State != api.NodeUp {
+					data.Nodes.Down++
+				}
+			}
+		}
+	}
+	pg.Data = data
 	s.render(w, r, http.StatusOK, "dashboard", pg)
+}
+
+// nodes lists the cluster's nodes (this node alone without shared
+// records).
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
+	l, err := s.o.Methods.ListNodes(r.Context())
+	if err != nil {
+		s.fail(w, r, err, "")
+		return
+	}
+	pg := s.newPage(w, r, "Nodes", "nodes")
+	pg.Data = l
+	s.render(w, r, http.StatusOK, "nodes", pg)
 }
 
 type auditData struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,6 +41,45 @@ type fakeMethods struct {
 	lastBulk  api.BulkHoldsRequest
 	actors    []api.Actor
 	changes   atomic.Int32 // state-changing calls
+	status    api.Status
+	nodes     *api.NodeList // nil: this node alone
+	// nodeDown is a node that does not answer: a release or delete of
+	// its holds fails as quarantine's does (ErrUnavailable).
+	nodeDown string
+	// storeDown makes every read fail with a driver's error, which
+	// Explain turns into words, as ops does while the store is down.
+	storeDown bool
+}
+
+// driverError is what a read fails with while storeDown.
+const driverError = "dial tcp 192.0.2.7:5432: connect: connection refused"
+
+func (f *fakeMethods) Status(context.Context) (*api.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status
+	return &st, nil
+}
+
+func (f *fakeMethods) ListNodes(context.Context) (*api.NodeList, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nodes == nil {
+		return &api.NodeList{Nodes: []api.Node{{Name: "mx1.example.org", State: api.NodeUp, SeenAt: t0, Version: "test", Self: true}}, DownAfterSeconds: 15}, nil
+	}
+	l := *f.nodes
+	return &l, nil
+}
+
+// Explain implements api.Explainer as ops does: the store's errors while
+// it is down become ErrUnavailable in words.
+func (f *fakeMethods) Explain(_ context.Context, err error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.storeDown && err != nil && err.Error() == driverError {
+		return fmt.Errorf("PostgreSQL does not answer: mailbrake's records can be neither read nor changed until it is back (%w)", api.ErrUnavailable)
+	}
+	return err
 }
 
 func newFakeMethods() *fakeMethods {
@@ -144,6 +184,9 @@ func (f *fakeMethods) setHold(ctx context.Context, id int64, to store.HoldState)
 	}
 	if h.State != store.HoldHeld {
 		return nil, fmt.Errorf("%w: hold %d is %s", api.ErrConflict, id, h.State)
+	}
+	if h.Node != "" && h.Node == f.nodeDown {
+		return nil, fmt.Errorf("hold %d: node %s has not carried out command 17 after 15s; it will when it is back (the node that holds the message has not answered: %w)", id, h.Node, api.ErrUnavailable)
 	}
 	h.State, h.StateAt, h.StateBy = to, t0, api.ActorFrom(ctx).Name
 	c := *h
@@ -316,6 +359,12 @@ func hours(n int) []api.VolumePoint {
 }
 
 func (f *fakeMethods) Dashboard(context.Context) (*api.Dashboard, error) {
+	f.mu.Lock()
+	down := f.storeDown
+	f.mu.Unlock()
+	if down {
+		return nil, errors.New(driverError)
+	}
 	return &api.Dashboard{Held: 2, ActiveIncidents: 1, Restricted: 0, Locked: 1, Volume: hours(24)}, nil
 }
 

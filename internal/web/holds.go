@@ -252,6 +252,7 @@ func (s *Server) bulkAll(w http.ResponseWriter, r *http.Request) {
 
 // itemError is the message shown for one failed item of a bulk action.
 func (s *Server) itemError(r *http.Request, err error) string {
+	err = s.explain(r, err)
 	if code := statusOf(err); code != http.StatusInternalServerError {
 		return err.Error()
 	}

@@ -28,7 +28,10 @@ type page struct {
 	Nav     []navItem
 	Flash   *flash
 	Version string
-	Data    any
+	// Status is the daemon's (this node's name, whether the records are
+	// read-only: the banner); nil when it could not be read.
+	Status *api.Status
+	Data   any
 }
 
 type navItem struct {
@@ -61,6 +64,7 @@ var nav = []struct {
 	{navItem{"accounts", "/accounts", "Accounts"}, perms(auth.PermAccountsRead)},
 	{navItem{"incidents", "/incidents", "Incidents"}, perms(auth.PermIncidentsRead)},
 	{navItem{"trust", "/trust", "Trusted"}, perms(auth.PermHoldsRead)},
+	{navItem{"nodes", "/nodes", "Nodes"}, perms(auth.PermHoldsRead)},
 	{navItem{"audit", "/audit", "Audit log"}, perms(auth.PermAuditRead)},
 	{navItem{"config", "/config", "Configuration"}, perms(auth.PermConfigRead)},
 	{navItem{"users", "/users", "Users"}, perms(auth.PermUsersAdmin)},
@@ -71,6 +75,11 @@ var nav = []struct {
 func (s *Server) newPage(w http.ResponseWriter, r *http.Request, title, active string) *page {
 	pg := s.basePage(r, title, active)
 	pg.Flash = s.takeFlash(w, r)
+	// Every whole page says when the records are read-only; the flag is
+	// the daemon's last probe of the store, a few seconds old at most.
+	if st, err := s.o.Methods.Status(r.Context()); err == nil {
+		pg.Status = st
+	}
 	return pg
 }
 
@@ -275,9 +284,11 @@ func (s *Server) renderErrorBack(w http.ResponseWriter, r *http.Request, code in
 }
 
 // fail shows the error of a Methods call: not found 404, a refused change
-// 409 and a bad request 400 with the server's message, anything else 500
-// (logged, not shown). back is where the error page links to.
+// 409, a bad request 400 and a node or store that does not answer 503
+// with the server's message, anything else 500 (logged, not shown). back
+// is where the error page links to.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, back string) {
+	err = s.explain(r, err)
 	code, msg := statusOf(err), ""
 	if code != http.StatusInternalServerError {
 		msg = err.Error()
@@ -287,6 +298,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, back st
 	s.renderErrorBack(w, r, code, msg, back)
 }
 
+// explain turns the error of a records store that does not answer into
+// words (api.Explainer), when Methods can.
+func (s *Server) explain(r *http.Request, err error) error {
+	if ex, ok := s.o.Methods.(api.Explainer); ok && err != nil {
+		return ex.Explain(r.Context(), err)
+	}
+	return err
+}
+
 // statusOf maps an error of Methods to an HTTP status.
 func statusOf(err error) int {
 	switch {
@@ -294,6 +314,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, api.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, api.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, api.ErrBadRequest), errors.Is(err, errBadForm):
 		return http.StatusBadRequest
 	case errors.Is(err, auth.ErrForbidden):

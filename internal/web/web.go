@@ -130,6 +130,7 @@ func New(o Options) (*Server, error) {
 		{method: "POST", pattern: "/incidents/{id}/{change}", perms: perms(auth.PermIncidentsAct), h: s.changeIncident},
 
 		{method: "GET", pattern: "/trust", perms: perms(auth.PermHoldsRead), h: s.trust},
+		{method: "GET", pattern: "/nodes", perms: perms(auth.PermHoldsRead), h: s.nodes},
 		{method: "POST", pattern: "/trust/{id}/end", perms: perms(auth.PermHoldsAct), h: s.endTrust},
 
 		{method: "GET", pattern: "/users", perms: perms(auth.PermUsersAdmin), h: s.users},
@@ -354,6 +355,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, auth.ErrRateLimited):
 			code, msg = http.StatusTooManyRequests, "Too many failed logins. Try again later."
 		default:
+			// Users are records: no sign-in while the store does not
+			// answer, and the page says so.
+			if xerr := s.explain(r, err); errors.Is(xerr, api.ErrUnavailable) {
+				code, msg = http.StatusServiceUnavailable, "Signing in is not possible now: "+xerr.Error()
+				break
+			}
 			s.log.Error("web: login failed", "user", name, "remote", remote, "err", err)
 		}
 		pg := s.newPage(w, r, "Sign in", "")

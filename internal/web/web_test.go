@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 type env struct {
@@ -116,6 +117,7 @@ var routeCases = []routeCase{
 	{"GET /incidents/{id}", "/incidents/7", nil, []auth.Permission{auth.PermIncidentsRead}},
 	{"POST /incidents/{id}/{change}", "/incidents/7/confirm", url.Values{"note": {"checked"}}, []auth.Permission{auth.PermIncidentsAct}},
 	{"GET /trust", "/trust", nil, []auth.Permission{auth.PermHoldsRead}},
+	{"GET /nodes", "/nodes", nil, []auth.Permission{auth.PermHoldsRead}},
 	{"POST /trust/{id}/end", "/trust/5/end", nil, []auth.Permission{auth.PermHoldsAct}},
 	{"GET /users", "/users", nil, []auth.Permission{auth.PermUsersAdmin}},
 	{"POST /users", "/users", url.Values{"name": {"carol"}, "role": {"viewer"}, "password": {"a-long-enough-password"}}, []auth.Permission{auth.PermUsersAdmin}},
@@ -298,7 +300,7 @@ func TestRolePermissions(t *testing.T) {
 // TestNavByRole: the nav names exactly the sections the role may read.
 func TestNavByRole(t *testing.T) {
 	sections := map[string]auth.Permission{"/quarantine": auth.PermHoldsRead, "/accounts": auth.PermAccountsRead,
-		"/incidents": auth.PermIncidentsRead, "/audit": auth.PermAuditRead, "/config": auth.PermConfigRead}
+		"/incidents": auth.PermIncidentsRead, "/audit": auth.PermAuditRead, "/config": auth.PermConfigRead, "/nodes": auth.PermHoldsRead}
 	nav := regexp.MustCompile(`(?s)<nav aria-label="Sections">.*?</nav>`)
 	for _, role := range auth.Roles {
 		e := newEnv(t, false)
@@ -826,5 +828,106 @@ func TestHoldNode(t *testing.T) {
 	}
 	if list := e.as("admin", call{method: "GET", path: "/quarantine"}).Body.String(); !strings.Contains(list, "<small>on mta-a.example.org</small>") {
 		t.Error("the list does not name the hold's node")
+	}
+}
+
+// TestReadOnlyBanner (issue 15): while the records store takes no
+// writes, every whole page — the sign-in page and error pages included —
+// says the records are read-only, why, and that held mail waits in
+// Postfix's hold queue; the footer names the node. Otherwise no banner.
+func TestReadOnlyBanner(t *testing.T) {
+	e := newEnv(t, false)
+	const banner = "Records are read-only: PostgreSQL does not answer."
+	pages := []call{{method: "GET", path: "/"}, {method: "GET", path: "/quarantine"}, {method: "GET", path: "/nodes"}, {method: "GET", path: "/quarantine/999"}}
+	for _, c := range pages {
+		if body := e.as("viewer", c).Body.String(); strings.Contains(body, banner) || strings.Contains(body, `class="banner`) {
+			t.Errorf("%s: a banner while the store takes writes", c.path)
+		}
+	}
+	e.m.mu.Lock()
+	e.m.status = api.Status{Node: "mta-b.example.org", Records: api.RecordsPostgres, ReadOnly: true}
+	e.m.mu.Unlock()
+	for _, c := range pages {
+		body := e.as("viewer", c).Body.String()
+		if !strings.Contains(body, banner) || !strings.Contains(body, "held messages stay in Postfix&#39;s hold queue and are recorded when PostgreSQL is back") {
+			t.Errorf("%s: no read-only banner:\n%.1500s", c.path, body)
+		}
+		if !strings.Contains(body, "· node mta-b.example.org ·") {
+			t.Errorf("%s: the footer does not name the node", c.path)
+		}
+	}
+	if body := e.do(call{method: "GET", path: "/login"}).Body.String(); !strings.Contains(body, banner) {
+		t.Error("the sign-in page has no read-only banner")
+	}
+}
+
+// TestStoreDownExplained: a page whose records cannot be read while the
+// store does not answer is a 503 that says so, not a 500 with the
+// driver's error.
+func TestStoreDownExplained(t *testing.T) {
+	e := newEnv(t, false)
+	e.m.mu.Lock()
+	e.m.storeDown = true
+	e.m.status = api.Status{Records: api.RecordsPostgres, ReadOnly: true}
+	e.m.mu.Unlock()
+	w := e.as("admin", call{method: "GET", path: "/"})
+	if body := w.Body.String(); w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "PostgreSQL does not answer") ||
+		strings.Contains(body, "connection refused") || !strings.Contains(body, `class="banner`) {
+		t.Fatalf("%d\n%s", w.Code, body)
+	}
+}
+
+// TestNodeNotAnswering: releasing a message held on a node that is down
+// is a 503 saying the node has not answered (it was a 500 "something
+// went wrong"); the hold stays held.
+func TestNodeNotAnswering(t *testing.T) {
+	e := newEnv(t, false)
+	e.m.mu.Lock()
+	e.m.holds[1].Node, e.m.nodeDown = "mta-a.example.org", "mta-a.example.org"
+	e.m.mu.Unlock()
+	w := e.as("admin", call{method: "POST", path: "/quarantine/1/release"})
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "node mta-a.example.org has not carried out command 17") {
+		t.Fatalf("%d\n%s", w.Code, w.Body.String())
+	}
+	w = e.as("admin", call{method: "POST", path: "/quarantine/bulk", form: url.Values{"action": {"delete"}, "id": {"1", "2"}}})
+	if body := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(body, "has not answered") || strings.Contains(body, "internal error") {
+		t.Fatalf("bulk: %d\n%s", w.Code, body)
+	}
+	if h, _ := e.m.GetHold(t.Context(), 1); h.State != store.HoldHeld {
+		t.Fatalf("hold 1 is %s", h.State)
+	}
+}
+
+// TestNodesPage (issue 15): the nodes page names every node with its
+// state, last heartbeat and waiting commands, this node marked; a node
+// alone says why; the dashboard counts nodes down only in a cluster.
+func TestNodesPage(t *testing.T) {
+	e := newEnv(t, false)
+	body := e.as("helpdesk", call{method: "GET", path: "/nodes"}).Body.String()
+	for _, want := range []string{"mx1.example.org <span class=\"muted\">(this node)</span>", `<span class="state state-up">up</span>`, "knows no other node", "2025-03-04 12:00:00Z"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("alone: no %q in\n%s", want, body)
+		}
+	}
+	if dash := e.as("admin", call{method: "GET", path: "/"}).Body.String(); strings.Contains(dash, "nodes down") {
+		t.Error("the dashboard of a node alone counts nodes")
+	}
+	e.m.mu.Lock()
+	e.m.nodes = &api.NodeList{Shared: true, DownAfterSeconds: 15, Nodes: []api.Node{
+		{Name: "mta-a.example.org", State: api.NodeDown, SeenAt: t0.Add(-time.Minute), Version: "1.4.0", PendingCommands: 3},
+		{Name: "mta-b.example.org", State: api.NodeUp, SeenAt: t0, Version: "1.4.1", Self: true}}}
+	e.m.mu.Unlock()
+	body = e.as("viewer", call{method: "GET", path: "/nodes"}).Body.String()
+	row := regexp.MustCompile(`(?s)<tr><td>mta-a\.example\.org</td>.*?</tr>`).FindString(body)
+	for _, want := range []string{`<span class="state state-down">down</span>`, "2025-03-04 11:59:00Z", "1.4.0", `<td class="num">3</td>`} {
+		if !strings.Contains(row, want) {
+			t.Errorf("node A's row lacks %q: %q", want, row)
+		}
+	}
+	if !strings.Contains(body, "mta-b.example.org <span class=\"muted\">(this node)</span>") || !strings.Contains(body, "none for 15 seconds") {
+		t.Errorf("cluster:\n%s", body)
+	}
+	if dash := e.as("admin", call{method: "GET", path: "/"}).Body.String(); !strings.Contains(dash, `<a class="card alert" href="/nodes"><span class="num">1</span> of 2 nodes down</a>`) {
+		t.Errorf("dashboard:\n%s", dash)
 	}
 }
