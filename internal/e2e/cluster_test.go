@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -264,7 +269,9 @@ func aclUser(t *testing.T, rs *redistest.Instance, prefix string) (string, func(
 // one PostgreSQL, a 60-recipient zclient message held on node A shows on
 // node B, naming node A, and node B's admin releases it: node A carries
 // out the release in its own Postfix queue and the message is delivered
-// once. A node that does not answer makes a release wait, never succeed.
+// once. A node that does not answer makes a release wait, never succeed,
+// and the other node lists it as down; while PostgreSQL does not answer,
+// the web UI says the records are read-only.
 func TestClusterRecordsShared(t *testing.T) {
 	rs := redistest.New(t)
 	pg := pgtest.New(t)
@@ -284,6 +291,14 @@ func TestClusterRecordsShared(t *testing.T) {
 	}
 	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
 	_, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
+	// An admin of the web UI on node B (users are records: made while
+	// PostgreSQL answers; the session lives in B's memory).
+	addUser(t, dB, "admin", "admin", "an-Admin-Password-4-B")
+	webB := webSession(t, dB, "admin", "an-Admin-Password-4-B")
+	if nl := nodesOf(t, dB); !nl.Shared || len(nl.Nodes) != 2 || nl.Nodes[0].Name != "mta-a" || nl.Nodes[0].State != api.NodeUp ||
+		nl.Nodes[1].Name != "mta-b" || !nl.Nodes[1].Self || nl.Nodes[0].Self {
+		t.Fatalf("node B lists %+v", nl)
+	}
 
 	r := inA.Send(t, postfixtest.SendOptions{From: "alice@campus.example", To: recipients(60, "dest.example"),
 		Headers: map[string]string{"X-Mailer": zclient, "Subject": "cluster release"}, Body: "spam\n"})
@@ -333,6 +348,19 @@ func TestClusterRecordsShared(t *testing.T) {
 	if got := dB.holdByQueueID(r2.QueueID); got.State != store.HoldHeld {
 		t.Fatalf("hold changed while its node was down: %+v", got)
 	}
+	// Node B lists node A as down — the delete waited longer than three
+	// heartbeats since A's last — with the delete waiting for it, in the
+	// CLI and on the web UI's Nodes page.
+	nl := nodesOf(t, dB)
+	if a, b := nl.Nodes[0], nl.Nodes[1]; a.Name != "mta-a" || a.State != api.NodeDown || a.PendingCommands != 1 || b.State != api.NodeUp || !b.Self {
+		t.Fatalf("node B lists %+v while node A is down", nl)
+	}
+	if out := dB.mustCLI("nodes"); !regexp.MustCompile(`(?m)^mta-a\s+down\s.*\s1$`).MatchString(out) || !regexp.MustCompile(`(?m)^mta-b \(this node\)\s+up\s`).MatchString(out) {
+		t.Fatalf("mailbrake nodes on B:\n%s", out)
+	}
+	if code, page := webB("/nodes"); code != 200 || !regexp.MustCompile(`(?s)<td>mta-a</td><td><span class="state state-down">down</span>.*?<td class="num">1</td>`).MatchString(page) {
+		t.Fatalf("node B's Nodes page: %d\n%s", code, page)
+	}
 	dA.start()
 	deadline := time.Now().Add(30 * time.Second)
 	for dB.holdByQueueID(r2.QueueID).State != store.HoldDeleted {
@@ -343,6 +371,9 @@ func TestClusterRecordsShared(t *testing.T) {
 	}
 	if q := inA.Held(t); len(q) != 0 {
 		t.Fatalf("node A's hold queue after the delete: %+v", q)
+	}
+	if a := nodesOf(t, dB).Nodes[0]; a.Name != "mta-a" || a.State != api.NodeUp || a.PendingCommands != 0 {
+		t.Fatalf("node A back: node B lists %+v", a)
 	}
 
 	// PostgreSQL stopped mid-stream: the message is still held (Postfix's
@@ -361,6 +392,24 @@ func TestClusterRecordsShared(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Meanwhile node B's web UI says the records are read-only and why,
+	// its API status carries the flag, and a change is refused in words
+	// (503), not with the driver's error.
+	const banner = "Records are read-only: PostgreSQL does not answer."
+	if code, page := webB("/"); code != http.StatusServiceUnavailable || !strings.Contains(page, banner) || !strings.Contains(page, "hold queue") {
+		t.Fatalf("node B's dashboard while PostgreSQL is down: %d\n%s", code, page)
+	}
+	if code, page := webB("/config"); code != 200 || !strings.Contains(page, banner) {
+		t.Fatalf("node B's configuration page while PostgreSQL is down: %d\n%s", code, page)
+	}
+	var st api.Status
+	if code, body := webB("/api/v1/status"); code != 200 || json.Unmarshal([]byte(body), &st) != nil || !st.ReadOnly || st.Records != api.RecordsPostgres || st.Node != "mta-b" {
+		t.Fatalf("node B's API status while PostgreSQL is down: %d %s", code, body)
+	}
+	if out, err := dB.cli("account", "restrict", "mallory@campus.example", "--reason", "while postgres is down"); err == nil ||
+		!strings.Contains(err.Error(), "PostgreSQL does not answer") || strings.Contains(err.Error(), "dial") {
+		t.Fatalf("a change while PostgreSQL is down: %v %q", err, out)
+	}
 	pg.Start()
 	h3 := dA.waitHold(r3.QueueID)
 	if h3.Node != "mta-a" || h3.State != store.HoldHeld {
@@ -374,6 +423,56 @@ func TestClusterRecordsShared(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d records of the message held during the outage, want 1", n)
+	}
+	// PostgreSQL back: the banner goes within ops.RecordsCheckEvery.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, page := webB("/config")
+		if !strings.Contains(page, banner) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B still says the records are read-only with PostgreSQL back")
+		}
+	}
+}
+
+// nodesOf returns `mailbrake nodes --json` on d.
+func nodesOf(t *testing.T, d *daemon) api.NodeList {
+	t.Helper()
+	var nl api.NodeList
+	if out := d.mustCLI("nodes", "--json"); json.Unmarshal([]byte(out), &nl) != nil {
+		t.Fatalf("nodes --json: %s", out)
+	}
+	return nl
+}
+
+// webSession signs in to d's web UI and returns a GET of a path with the
+// session: its status and body.
+func webSession(t *testing.T, d *daemon, user, pw string) func(path string) (int, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	base := "http://" + d.httpAddr()
+	res, err := c.PostForm(base+"/login", url.Values{"name": {user}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Path != "/" {
+		t.Fatalf("login as %s: %d at %s", user, res.StatusCode, res.Request.URL)
+	}
+	return func(path string) (int, string) {
+		t.Helper()
+		res, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
 	}
 }
 
