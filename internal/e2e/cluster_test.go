@@ -295,6 +295,7 @@ func TestClusterRecordsShared(t *testing.T) {
 	// PostgreSQL answers; the session lives in B's memory).
 	addUser(t, dB, "admin", "admin", "an-Admin-Password-4-B")
 	webB := webSession(t, dB, "admin", "an-Admin-Password-4-B")
+	token := strings.TrimSpace(dB.mustCLI("token", "create", "monitoring", "--role", "viewer"))
 	if nl := nodesOf(t, dB); !nl.Shared || len(nl.Nodes) != 2 || nl.Nodes[0].Name != "mta-a" || nl.Nodes[0].State != api.NodeUp ||
 		nl.Nodes[1].Name != "mta-b" || !nl.Nodes[1].Self || nl.Nodes[0].Self {
 		t.Fatalf("node B lists %+v", nl)
@@ -405,6 +406,18 @@ func TestClusterRecordsShared(t *testing.T) {
 	var st api.Status
 	if code, body := webB("/api/v1/status"); code != 200 || json.Unmarshal([]byte(body), &st) != nil || !st.ReadOnly || st.Records != api.RecordsPostgres || st.Node != "mta-b" {
 		t.Fatalf("node B's API status while PostgreSQL is down: %d %s", code, body)
+	}
+	// An API token cannot be checked: said so, not refused as unknown.
+	req, _ := http.NewRequest("GET", "http://"+dB.httpAddr()+"/api/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "cannot check the API token: PostgreSQL does not answer") {
+			t.Fatalf("a token while PostgreSQL is down: %d %s", res.StatusCode, b)
+		}
 	}
 	if out, err := dB.cli("account", "restrict", "mallory@campus.example", "--reason", "while postgres is down"); err == nil ||
 		!strings.Contains(err.Error(), "PostgreSQL does not answer") || strings.Contains(err.Error(), "dial") {
