@@ -1,7 +1,8 @@
 // Package web serves the admin web UI: server-rendered pages (html/template,
 // templates and assets embedded) for the quarantine, accounts, incidents,
-// the audit log and the effective configuration, with sign-in by browser
-// session.
+// the audit log, the cluster's nodes and the effective configuration, with
+// sign-in by browser session. Every page says when the records are
+// read-only (the daemon's Status).
 //
 // Every page and every action calls api.Methods, as the JSON API and the CLI
 // do, so internal/ops stays the one place where a request becomes a state
