@@ -9,8 +9,9 @@
 // database of its own, so a conformance suite runs against one server
 // without its subtests seeing each other's rows.
 //
-// A test can stop the server (Stop) and start it again on the same port
-// (Start) to model an outage; the data is kept across a restart.
+// A test can stop the server (Stop, or Kill as a crash) and start it
+// again on the same port (Start) to model an outage; the data is kept
+// across a restart.
 //
 // initdb and postgres refuse to run as root; as root, pgtest runs them as
 // the postgres system user, in a directory it can reach.
@@ -221,7 +222,10 @@ func (in *Instance) Start() {
 	cmd := in.command("postgres", "-D", in.dataDir(),
 		"-c", "listen_addresses=127.0.0.1", "-c", "port="+port,
 		"-c", "unix_socket_directories="+in.Dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		// fsync off, but every commit written to the WAL before it
+		// returns (synchronous_commit on): Kill, a crash of the server
+		// and not of the machine, loses nothing committed.
+		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=16MB")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -254,13 +258,20 @@ func (in *Instance) Start() {
 }
 
 // Stop stops the server (a fast shutdown; a no-op when it is not running).
-func (in *Instance) Stop() {
+func (in *Instance) Stop() { in.stop(syscall.SIGINT) }
+
+// Kill stops the server as a crash does: an immediate shutdown (SIGQUIT:
+// every connection cut at once, no checkpoint), so the next Start
+// recovers from the write-ahead log. A no-op when it is not running.
+func (in *Instance) Kill() { in.stop(syscall.SIGQUIT) }
+
+func (in *Instance) stop(sig os.Signal) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.cmd == nil {
 		return
 	}
-	in.cmd.Process.Signal(syscall.SIGINT)
+	in.cmd.Process.Signal(sig)
 	select {
 	case <-in.done:
 	case <-time.After(15 * time.Second):

@@ -102,7 +102,8 @@ func (in *Instance) Start() {
 	}
 }
 
-// Stop stops the server (a no-op when it is not running).
+// Stop kills the server (SIGKILL, as a crash: connections cut, nothing
+// saved; a no-op when it is not running).
 func (in *Instance) Stop() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
