@@ -17,7 +17,8 @@ type stateGauges struct {
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
 	connUp, incidents, statesPending     *prometheus.Desc
 	learnPending, learnApplied           *prometheus.Desc
-	unwritten                            *prometheus.Desc
+	unwritten, spooled, spoolBytes       *prometheus.Desc
+	givenUp, spoolErrors                 *prometheus.Desc
 }
 
 func newStateGauges(d *Daemon) *stateGauges {
@@ -32,13 +33,18 @@ func newStateGauges(d *Daemon) *stateGauges {
 		unwritten:     prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
 		learnPending:  prometheus.NewDesc("mailbrake_cluster_learned_pending", "What this node's detectors learned (baselines, campaign runs and marks, remembered phish) that Redis has not taken yet (cluster mode); written when it answers.", nil, nil),
 		learnApplied:  prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied, refused).", []string{"result"}, nil),
+		spooled:       prometheus.NewDesc("mailbrake_holds_spooled", "Holds of mailbrake_holds_unwritten also in the spool (data_dir/spool/holds): a restart does not lose them.", nil, nil),
+		spoolBytes:    prometheus.NewDesc("mailbrake_holds_spool_bytes", "Size of the hold spool's files (at most 1 GiB).", nil, nil),
+		givenUp:       prometheus.NewDesc("mailbrake_holds_given_up_total", "Holds waiting for the store left to the queue sync because there were too many (100,000, or 1 GiB of spool): recorded from Postfix's hold queue, with the reasons of the milter's mark or as held-outside-mailbrake.", nil, nil),
+		spoolErrors:   prometheus.NewDesc("mailbrake_holds_spool_errors_total", "Holds waiting for the store that could not be written to the spool (kept in memory only).", nil, nil),
 		statesPending: prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
 		connUp:        prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten, g.learnPending, g.learnApplied} {
+	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten,
+		g.spooled, g.spoolBytes, g.givenUp, g.spoolErrors, g.learnPending, g.learnApplied} {
 		ch <- d
 	}
 }
@@ -82,6 +88,11 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 	if d.holds != nil {
 		ch <- prometheus.MustNewConstMetric(g.unwritten, prometheus.GaugeValue, float64(d.holds.Parked()))
+		n, size := d.holds.Spooled()
+		ch <- prometheus.MustNewConstMetric(g.spooled, prometheus.GaugeValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(g.spoolBytes, prometheus.GaugeValue, float64(size))
+		ch <- prometheus.MustNewConstMetric(g.givenUp, prometheus.CounterValue, float64(d.holds.GivenUp()))
+		ch <- prometheus.MustNewConstMetric(g.spoolErrors, prometheus.CounterValue, float64(d.holds.SpoolErrors()))
 	}
 	if d.cluster != nil {
 		ch <- prometheus.MustNewConstMetric(g.statesPending, prometheus.GaugeValue, float64(d.cluster.states.Pending()))

@@ -443,11 +443,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.log.Warn("playbook runs cut short by the stop; they resume at the next start")
 		return nil
 	})
-	// Holds are written off the request path, within holdWriteDelay.
-	d.holds = ops.NewHoldWriter(d.ops, holdWriteDelay, holdWriteBatch)
-	// A store that does not answer (PostgreSQL down, a full disk) keeps
-	// holds in memory until it does; Postfix holds the messages.
-	d.holds.Probe = st.WriteProbe
+	// Holds are written off the request path, within holdWriteDelay. A
+	// store that does not answer (PostgreSQL down, a full disk) has them
+	// kept in memory and in the spool until it does (Postfix holds the
+	// messages); the spool's holds of a process killed meanwhile are
+	// written from the start, and the queue sync leaves their messages to
+	// the writer.
+	d.holds = ops.NewHoldWriter(d.ops, ops.HoldWriterOptions{MaxDelay: holdWriteDelay, MaxBatch: holdWriteBatch,
+		Probe: st.WriteProbe, SpoolDir: filepath.Join(cfg.DataDir, "spool", "holds")})
+	qs.Unwritten = d.holds.Unwritten
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true,
 		LogAllowed: cfg.Log.Verdicts == "all"}

@@ -18,11 +18,11 @@ import (
 
 // TestHoldRecoveredFromQueue: the hold queue, not mailbrake's store, is
 // where a held message lives. A hold whose record could not be written
-// (the store locked by another process, then mailbrake killed) and a hold
-// made by the admin's own header_checks are both recorded by the queue
-// sync at the next start: the first with the account and reasons of the
-// mark the milter put on it, the second as held outside mailbrake. Either
-// can then be released as usual.
+// (the store locked by another process, the hold spool unwritable, then
+// mailbrake killed) and a hold made by the admin's own header_checks are
+// both recorded by the queue sync at the next start: the first with the
+// account and reasons of the mark the milter put on it, the second as held
+// outside mailbrake. Either can then be released as usual.
 func TestHoldRecoveredFromQueue(t *testing.T) {
 	mAddr := freeAddr(t)
 	in := postfixtest.Start(t, postfixtest.Options{MilterAddr: mAddr, MilterDefaultAction: "tempfail"})
@@ -42,6 +42,16 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	}
 	in.WaitHeld(t, 1, 10*time.Second)
 
+	// The hold spool cannot be written (a file where its directory
+	// would be), so a record the store does not take is kept in memory
+	// only (the spool's own test is the cluster's scenario (d)).
+	spoolDir := filepath.Join(d.dataDir, "spool", "holds")
+	if err := os.RemoveAll(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spoolDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Another process holds the store's write lock: the milter still
 	// answers (the record is written off the request path) and Postfix
 	// holds the message, but its record cannot be written.
@@ -66,8 +76,10 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	in.WaitHeld(t, 2, 10*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	// The writer keeps the record it cannot write (it would write it
-	// when the store answers again) and says so; killed now, it loses it.
+	// when the store answers again) and says so; not spooled, killed
+	// now, it loses it.
 	for !strings.Contains(d.log.String(), "holds kept in memory: the store does not answer") ||
+		!strings.Contains(d.log.String(), "holds not spooled, kept in memory only") ||
 		!strings.Contains(d.httpGet("/metrics"), "mailbrake_holds_unwritten 1") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the hold writer did not report the locked store:\n%s", tailLines(d.log.String(), 30))

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/holdspool"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
@@ -21,50 +22,157 @@ import (
 // lost when mailbrake is killed before a batch is written: the queue sync
 // at the next start finds the message in the hold queue and records it
 // (quarantine.Service.Sync).
+//
+// When the store does not answer (HoldWriterOptions.Probe), holds are
+// parked: kept in memory and, with a spool directory, in one file each on
+// the local disk (holdspool), and written when the store answers again.
+// A node killed meanwhile writes the spooled holds, with their whole
+// records, when it starts again and the store answers.
 type HoldWriter struct {
-	s        *Service
-	maxDelay time.Duration
-	maxBatch int
-	ch       chan pendingHold
-	done     chan struct{}
-	once     sync.Once
+	s     *Service
+	o     HoldWriterOptions
+	ch    chan pendingHold
+	done  chan struct{}
+	once  sync.Once
+	spool *holdspool.Spool // nil: parked holds are kept in memory only
+	// maxHolds and maxBytes bound the parked holds and their spool files
+	// (maxParked and maxSpoolBytes; smaller in tests).
+	maxHolds int
+	maxBytes int64
 
+	// Owned by run's goroutine.
+	parked       []pendingHold
+	downUntil    time.Time
+	backoff      time.Duration
+	dropped      bool
+	spoolFailing bool
+
+	parkedN, givenUp, spoolErrors atomic.Int64
+	unwritten                     queueIDs
+}
+
+// HoldWriterOptions configures a HoldWriter.
+type HoldWriterOptions struct {
+	// MaxDelay bounds how long a hold waits to be written; a batch is
+	// also written as soon as it holds MaxBatch.
+	MaxDelay time.Duration
+	MaxBatch int
 	// Probe, when set, tells a store that does not answer (PostgreSQL
 	// down) from a record it refuses: after a failed write it is asked,
-	// and when it fails too the holds are kept (parked) and written again
-	// when the store answers, instead of failing. Set before the first
-	// Record.
+	// and when it fails too the holds are parked and written again when
+	// the store answers, instead of failing.
 	Probe func(ctx context.Context) error
-
-	// Owned by run's goroutine, except parkedN.
-	parked    []pendingHold
-	downUntil time.Time
-	backoff   time.Duration
-	parkedN   atomic.Int64
-	dropped   bool
+	// SpoolDir, when set, is the directory (created 0700) where parked
+	// holds are also written, and where the holds of a previous process
+	// are found at start. Empty, or when it cannot be opened: parked holds
+	// are kept in memory only.
+	SpoolDir string
 }
 
 // Write bounds: a write or probe that takes longer fails; parked holds
-// beyond maxParked are left to the queue sync.
+// beyond maxParked, or spooled beyond maxSpoolBytes, are left to the
+// queue sync (the oldest first).
 const (
 	holdWriteTimeout = 10 * time.Second
 	maxParked        = 100_000
 	maxParkBackoff   = 30 * time.Second
+	// maxSpoolBytes keeps a long outage from filling the data disk: a
+	// hold of a few KiB (the usual) leaves room for maxParked of them;
+	// holds carrying the milter's 256 KiB of headers, for 4,000.
+	maxSpoolBytes = 1 << 30
 )
 
 // Parked returns how many holds wait for the store to answer again.
 func (w *HoldWriter) Parked() int { return int(w.parkedN.Load()) }
 
+// Spooled returns how many parked holds are on the disk, and their size.
+func (w *HoldWriter) Spooled() (holds int, bytes int64) {
+	if w.spool == nil {
+		return 0, 0
+	}
+	return w.spool.Len(), w.spool.Bytes()
+}
+
+// GivenUp counts the parked holds left to the queue sync because there
+// were too many (maxParked, maxSpoolBytes).
+func (w *HoldWriter) GivenUp() int64 { return w.givenUp.Load() }
+
+// SpoolErrors counts the parked holds that could not be spooled (kept in
+// memory only).
+func (w *HoldWriter) SpoolErrors() int64 { return w.spoolErrors.Load() }
+
+// Unwritten reports whether a hold of this queue ID is parked: its record
+// is written when the store answers, so the queue sync leaves the message
+// alone (quarantine.Service.Unwritten).
+func (w *HoldWriter) Unwritten(queueID string) bool { return w.unwritten.has(queueID) }
+
 type pendingHold struct {
 	h    *store.Hold
 	done func(stored *store.Hold, created bool, err error)
+	// spooled is the hold's spool file; its Name is empty when it has
+	// none.
+	spooled holdspool.Entry
+	// parked: counted in unwritten. loaded: read from the spool at
+	// start, so maybe written by the previous process just before it
+	// was killed.
+	parked, loaded bool
 }
 
-// NewHoldWriter starts a writer for s. maxDelay bounds how long a hold
-// waits to be written (a batch is also written as soon as it holds
-// maxBatch).
-func NewHoldWriter(s *Service, maxDelay time.Duration, maxBatch int) *HoldWriter {
-	w := &HoldWriter{s: s, maxDelay: maxDelay, maxBatch: maxBatch, ch: make(chan pendingHold, 4*maxBatch), done: make(chan struct{})}
+// queueIDs counts parked holds by queue ID, for Unwritten.
+type queueIDs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (q *queueIDs) add(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == nil {
+		q.n = map[string]int{}
+	}
+	q.n[id]++
+}
+
+func (q *queueIDs) remove(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n[id]--; q.n[id] <= 0 {
+		delete(q.n, id)
+	}
+}
+
+func (q *queueIDs) has(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n[id] > 0
+}
+
+// NewHoldWriter starts a writer for s. With o.SpoolDir, the holds a
+// previous process spooled are written first, as soon as the store
+// answers.
+func NewHoldWriter(s *Service, o HoldWriterOptions) *HoldWriter {
+	return newHoldWriter(s, o, maxParked, maxSpoolBytes)
+}
+
+func newHoldWriter(s *Service, o HoldWriterOptions, maxHolds int, maxBytes int64) *HoldWriter {
+	w := &HoldWriter{s: s, o: o, ch: make(chan pendingHold, 4*o.MaxBatch), done: make(chan struct{}), maxHolds: maxHolds, maxBytes: maxBytes}
+	if o.SpoolDir != "" {
+		sp, loaded, err := holdspool.Open(o.SpoolDir, s.Log)
+		if err != nil {
+			s.Log.Error("the hold spool cannot be used: holds the store does not take are kept in memory only (killed meanwhile, their records are left to the queue sync)", "dir", o.SpoolDir, "err", err)
+		} else {
+			w.spool = sp
+			for _, e := range loaded {
+				w.parked = append(w.parked, pendingHold{h: e.Hold, spooled: e, parked: true, loaded: true})
+				w.unwritten.add(e.Hold.QueueID)
+			}
+			if len(loaded) > 0 {
+				s.Log.Info("holds spooled before the last stop: written as soon as the store answers", "holds", len(loaded), "dir", o.SpoolDir)
+				w.trim()
+			}
+			w.parkedN.Store(int64(len(w.parked)))
+		}
+	}
 	go w.run()
 	return w
 }
@@ -73,12 +181,15 @@ func NewHoldWriter(s *Service, maxDelay time.Duration, maxBatch int) *HoldWriter
 // writer once it is. Record blocks only when the writer is that far behind
 // (backpressure, never a dropped hold).
 func (w *HoldWriter) Record(h *store.Hold, done func(stored *store.Hold, created bool, err error)) {
+	if h.HeldAt.IsZero() {
+		h.HeldAt = w.s.now()
+	}
 	h.HeldAt = h.HeldAt.Truncate(time.Microsecond)
 	w.ch <- pendingHold{h: h, done: done}
 }
 
 // Close writes what is pending and stops the writer; Record must not be
-// called after.
+// called after. Holds the store does not take by then stay in the spool.
 func (w *HoldWriter) Close(ctx context.Context) error {
 	w.once.Do(func() { close(w.ch) })
 	select {
@@ -93,7 +204,8 @@ func (w *HoldWriter) run() {
 	defer close(w.done)
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
-	batch := make([]pendingHold, 0, w.maxBatch)
+	w.retryParked(false) // what the spool held at start
+	batch := make([]pendingHold, 0, w.o.MaxBatch)
 	for {
 		var first pendingHold
 		select {
@@ -108,9 +220,9 @@ func (w *HoldWriter) run() {
 			continue
 		}
 		batch = append(batch[:0], first)
-		timer := time.NewTimer(w.maxDelay)
+		timer := time.NewTimer(w.o.MaxDelay)
 	collect:
-		for len(batch) < w.maxBatch {
+		for len(batch) < w.o.MaxBatch {
 			select {
 			case p, ok := <-w.ch:
 				if !ok {
@@ -137,16 +249,25 @@ func (w *HoldWriter) retryParked(final bool) {
 	w.parkedN.Store(0)
 	w.downUntil = time.Time{}
 	for len(todo) > 0 {
-		n := min(len(todo), w.maxBatch)
+		n := min(len(todo), w.o.MaxBatch)
 		w.write(todo[:n])
 		todo = todo[n:]
 	}
 	if final && len(w.parked) > 0 {
-		w.s.Log.Error("holds not recorded: the store does not answer; the queue sync records them from Postfix's hold queue at the next start", "holds", len(w.parked))
+		spooled := 0
 		for _, p := range w.parked {
-			if p.done != nil {
-				p.done(nil, false, errStoreDown)
+			if p.spooled.Name != "" {
+				spooled++
 			}
+		}
+		if spooled > 0 {
+			w.s.Log.Warn("holds left in the spool: the store does not answer; they are written at the next start", "holds", spooled, "dir", w.spool.Dir())
+		}
+		if n := len(w.parked) - spooled; n > 0 {
+			w.s.Log.Error("holds not recorded: the store does not answer; the queue sync records them from Postfix's hold queue at the next start", "holds", n)
+		}
+		for _, p := range w.parked {
+			w.finish(p, nil, false, errStoreDown)
 		}
 		w.parked = nil
 		w.parkedN.Store(0)
@@ -155,16 +276,26 @@ func (w *HoldWriter) retryParked(final bool) {
 
 var errStoreDown = errors.New("the store does not answer")
 
+// finish ends a hold's time in the writer: done learns the outcome.
+func (w *HoldWriter) finish(p pendingHold, stored *store.Hold, created bool, err error) {
+	if p.parked {
+		w.unwritten.remove(p.h.QueueID)
+	}
+	if p.done != nil {
+		p.done(stored, created, err)
+	}
+}
+
 // storeDown asks Probe whether the store answers; when it does not, new
 // batches are parked without trying for a back-off that doubles up to
 // maxParkBackoff.
 func (w *HoldWriter) storeDown() bool {
-	if w.Probe == nil {
+	if w.o.Probe == nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), holdWriteTimeout)
 	defer cancel()
-	if w.Probe(ctx) == nil {
+	if w.o.Probe(ctx) == nil {
 		return false
 	}
 	w.backoff = min(max(2*w.backoff, time.Second), maxParkBackoff)
@@ -172,25 +303,127 @@ func (w *HoldWriter) storeDown() bool {
 	return true
 }
 
-// park keeps holds until the store answers again.
+// park keeps holds until the store answers again, spooling those not
+// spooled yet.
 func (w *HoldWriter) park(batch []pendingHold) {
 	if len(w.parked) == 0 {
-		w.s.Log.Warn("holds kept in memory: the store does not answer; they are written when it does (Postfix holds the messages meanwhile)", "holds", len(batch))
+		where := "memory"
+		if w.spool != nil {
+			where = w.spool.Dir()
+		}
+		w.s.Log.Warn("holds kept in memory: the store does not answer; they are written when it does (Postfix holds the messages meanwhile)", "holds", len(batch), "spool", where)
+	}
+	w.spoolHolds(batch)
+	for i := range batch {
+		if !batch[i].parked {
+			batch[i].parked = true
+			w.unwritten.add(batch[i].h.QueueID)
+		}
 	}
 	w.parked = append(w.parked, batch...)
-	if over := len(w.parked) - maxParked; over > 0 {
-		if !w.dropped {
-			w.dropped = true
-			w.s.Log.Error("too many holds waiting for the store; the oldest are left to the queue sync", "kept", maxParked)
+	w.trim()
+	w.parkedN.Store(int64(len(w.parked)))
+}
+
+// spoolHolds writes the holds of batch that have no spool file yet to the
+// spool. One that cannot be written is kept in memory only.
+func (w *HoldWriter) spoolHolds(batch []pendingHold) {
+	if w.spool == nil {
+		return
+	}
+	var idx []int
+	var hs []*store.Hold
+	for i, p := range batch {
+		if p.spooled.Name == "" {
+			idx = append(idx, i)
+			hs = append(hs, p.h)
 		}
-		for _, p := range w.parked[:over] {
-			if p.done != nil {
-				p.done(nil, false, errStoreDown)
+	}
+	if len(hs) == 0 {
+		return
+	}
+	es, err := w.spool.Put(hs)
+	failed := 0
+	for j, i := range idx {
+		batch[i].spooled = es[j]
+		if es[j].Name == "" {
+			failed++
+		}
+	}
+	w.spoolErrors.Add(int64(failed))
+	switch {
+	case err != nil && !w.spoolFailing:
+		w.spoolFailing = true
+		w.s.Log.Error("holds not spooled, kept in memory only (killed now, their records are left to the queue sync)", "holds", failed, "dir", w.spool.Dir(), "err", err)
+	case err == nil && w.spoolFailing:
+		w.spoolFailing = false
+		w.s.Log.Info("the hold spool is written again", "dir", w.spool.Dir())
+	}
+}
+
+// trim leaves the oldest parked holds to the queue sync while there are
+// more than maxParked, or their spool files take more than maxSpoolBytes.
+func (w *HoldWriter) trim() {
+	var spoolBytes int64
+	if w.spool != nil {
+		spoolBytes = w.spool.Bytes()
+	}
+	n := 0
+	for n < len(w.parked) && (len(w.parked)-n > w.maxHolds || spoolBytes > w.maxBytes) {
+		spoolBytes -= w.parked[n].spooled.Size
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if !w.dropped {
+		w.dropped = true
+		w.s.Log.Error("too many holds waiting for the store; the oldest are left to the queue sync", "kept", len(w.parked)-n,
+			"max_holds", w.maxHolds, "max_spool_bytes", w.maxBytes)
+	}
+	gone := w.parked[:n]
+	if w.spool != nil {
+		es := make([]holdspool.Entry, n)
+		for i, p := range gone {
+			es[i] = p.spooled
+		}
+		if err := w.spool.Remove(es); err != nil {
+			w.s.Log.Error("removing holds left to the queue sync from the spool failed", "err", err)
+		}
+	}
+	for _, p := range gone {
+		w.finish(p, nil, false, errStoreDown)
+	}
+	w.givenUp.Add(int64(n))
+	w.parked = slices.Delete(w.parked, 0, n)
+}
+
+// skipWritten drops from batch the holds loaded from the spool that the
+// previous process wrote before it was killed (between the store's commit
+// and the file's removal) and whose message has left the hold queue since:
+// written again, they would be a second record, the first no longer
+// held. One whose record is still held is left in: it merges into it.
+func (w *HoldWriter) skipWritten(ctx context.Context, batch []pendingHold) ([]pendingHold, error) {
+	out := batch[:0:0]
+	for _, p := range batch {
+		if p.loaded && p.h.QueueID != "" {
+			old, err := w.s.Quarantine.Store.HoldByQueueID(ctx, p.h.QueueID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return batch, err
+			case old.Node == w.s.Quarantine.Node && old.HeldAt.Equal(p.h.HeldAt) && old.State != store.HoldHeld:
+				w.s.Log.Info("a spooled hold was recorded before the last stop", "hold", old.ID, "queue_id", old.QueueID, "state", old.State)
+				if err := w.spool.Remove([]holdspool.Entry{p.spooled}); err != nil {
+					w.s.Log.Error("removing a written hold from the spool failed", "err", err)
+				}
+				w.finish(p, old, false, nil)
+				continue
 			}
 		}
-		w.parked = slices.Delete(w.parked, 0, over)
+		out = append(out, p)
 	}
-	w.parkedN.Store(int64(len(w.parked)))
+	return out, nil
 }
 
 // write records one batch; when the batch fails as a whole and the store
@@ -203,6 +436,14 @@ func (w *HoldWriter) write(batch []pendingHold) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), holdWriteTimeout)
 	defer cancel()
+	batch, err := w.skipWritten(ctx, batch)
+	if err != nil && w.storeDown() {
+		w.park(batch)
+		return
+	}
+	if len(batch) == 0 {
+		return
+	}
 	hs := make([]*store.Hold, len(batch))
 	for i, p := range batch {
 		hs[i] = p.h
@@ -219,10 +460,24 @@ func (w *HoldWriter) write(batch []pendingHold) {
 		return
 	}
 	if err != nil {
-		if batch[0].done != nil {
-			batch[0].done(nil, false, err)
+		// The store answers and refuses this record: a spooled copy is
+		// kept aside for the admin, never tried again.
+		if w.spool != nil {
+			w.spool.Aside(batch[0].spooled, err)
 		}
+		w.finish(batch[0], nil, false, err)
 		return
+	}
+	if w.spool != nil {
+		es := make([]holdspool.Entry, len(batch))
+		for i, p := range batch {
+			es[i] = p.spooled
+		}
+		if err := w.spool.Remove(es); err != nil {
+			// Written again at the next start, they merge into their
+			// records.
+			w.s.Log.Error("removing written holds from the spool failed", "err", err)
+		}
 	}
 	if len(w.parked) == 0 && w.backoff > 0 {
 		w.backoff = 0
@@ -231,6 +486,9 @@ func (w *HoldWriter) write(batch []pendingHold) {
 	}
 	var audits []store.AuditEntry
 	for i, r := range res {
+		if batch[i].loaded {
+			w.s.Log.Info("a hold spooled before the last stop is recorded", "hold", r.Hold.ID, "queue_id", r.Hold.QueueID, "merged", !r.Created)
+		}
 		if !r.Created {
 			continue
 		}
@@ -245,8 +503,6 @@ func (w *HoldWriter) write(batch []pendingHold) {
 		w.s.Log.Error("writing hold audit entries failed", "holds", len(audits), "err", err)
 	}
 	for i, p := range batch {
-		if p.done != nil {
-			p.done(res[i].Hold, res[i].Created, nil)
-		}
+		w.finish(p, res[i].Hold, res[i].Created, nil)
 	}
 }

@@ -49,6 +49,11 @@ type Service struct {
 	// CommandWait is how long a release or delete waits for the node
 	// that holds the message (DefaultCommandWait when zero).
 	CommandWait time.Duration
+	// Unwritten, when set, reports that the record of a hold of this
+	// queue ID waits to be written (ops.HoldWriter: the store did not
+	// answer): Sync does not record the message from the queue, whose
+	// mark has less than that record (a policy hold has none).
+	Unwritten func(queueID string) bool
 }
 
 // DefaultGrace: Postfix commits a queue file within seconds of the answer;
@@ -189,7 +194,8 @@ type Change struct {
 // store unwritable, a hold made outside mailbrake) is recorded, with the
 // reasons of the mark the milter put on it (MarkHeader) or as
 // ReasonHeldOutside. Records and queue entries younger than Grace are left
-// alone: their queue file or record may not be written yet.
+// alone: their queue file or record may not be written yet; so are
+// messages whose record waits to be written (Unwritten).
 func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 	entries, err := s.Queue.Queue(ctx)
 	if err != nil {
@@ -244,7 +250,8 @@ func (s *Service) Sync(ctx context.Context) ([]Change, error) {
 		offset += len(page) - countMoved(changes, page)
 	}
 	for _, e := range entries {
-		if e.QueueName != "hold" || recorded[e.QueueID] || now.Sub(time.Unix(e.ArrivalTime, 0)) < grace {
+		if e.QueueName != "hold" || recorded[e.QueueID] || now.Sub(time.Unix(e.ArrivalTime, 0)) < grace ||
+			(s.Unwritten != nil && s.Unwritten(e.QueueID)) {
 			continue
 		}
 		c, err := s.recover(ctx, e, now)

@@ -328,7 +328,8 @@ func TestSyncGrace(t *testing.T) {
 // record (mailbrake killed before writing it) is recorded, with the account
 // and reasons of the milter's mark; one without a mark (postsuper -h by
 // hand) as held outside mailbrake; a forged mark for another queue ID does
-// not count; a young entry waits for the writer.
+// not count; a young entry waits for the writer, and so does one whose
+// record the writer still has (Unwritten: the store did not answer).
 func TestSyncRecoversUnrecordedHolds(t *testing.T) {
 	s, q, now := newService(t)
 	ctx := t.Context()
@@ -356,5 +357,16 @@ func TestSyncRecoversUnrecordedHolds(t *testing.T) {
 	}
 	if again, _ := s.Sync(ctx); len(again) != 0 {
 		t.Fatalf("second sync: %+v", again)
+	}
+
+	parked := map[string]bool{"4PARK01": true}
+	s.Unwritten = func(qid string) bool { return parked[qid] }
+	q.q["4PARK01"], q.arrived["4PARK01"] = "hold", old
+	if changes, err := s.Sync(ctx); err != nil || len(changes) != 0 {
+		t.Fatalf("a message whose record waits in the writer: %+v %v", changes, err)
+	}
+	delete(parked, "4PARK01") // the writer gave it up: the sync records it
+	if changes, err := s.Sync(ctx); err != nil || len(changes) != 1 || !changes[0].Recovered || changes[0].QueueID != "4PARK01" {
+		t.Fatalf("given up by the writer: %+v %v", changes, err)
 	}
 }
