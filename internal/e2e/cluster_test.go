@@ -12,10 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mailbrake/mailbrake/internal/api"
@@ -265,6 +268,38 @@ func aclUser(t *testing.T, rs *redistest.Instance, prefix string) (string, func(
 	return password, create
 }
 
+// sharedStores is what the nodes of a cluster test share: one Redis, one
+// PostgreSQL database, and the password files the nodes read them with.
+type sharedStores struct {
+	rs       *redistest.Instance
+	pg       *pgtest.Instance
+	db       string
+	rpw, ppw string
+	key      string // novelty.key_file, one for the cluster
+}
+
+func newSharedStores(t *testing.T) *sharedStores {
+	t.Helper()
+	c := &sharedStores{rs: redistest.New(t), pg: pgtest.New(t)}
+	c.db = c.pg.NewDB(t)
+	c.key = sharedNoveltyKey(t)
+	dir := t.TempDir()
+	c.rpw, c.ppw = filepath.Join(dir, "redis.pw"), filepath.Join(dir, "pg.pw")
+	if err := os.WriteFile(c.rpw, []byte(c.rs.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.ppw, []byte(c.pg.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// config is the cluster section of node's configuration.
+func (c *sharedStores) config(node string) string {
+	return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\nnovelty: {key_file: %q}\n",
+		node, c.rs.Addr, c.rpw, c.pg.ConnString(c.db), c.ppw, c.key)
+}
+
 // TestClusterRecordsShared is issue 15's scenario (b): with one Redis and
 // one PostgreSQL, a 60-recipient zclient message held on node A shows on
 // node B, naming node A, and node B's admin releases it: node A carries
@@ -273,24 +308,10 @@ func aclUser(t *testing.T, rs *redistest.Instance, prefix string) (string, func(
 // and the other node lists it as down; while PostgreSQL does not answer,
 // the web UI says the records are read-only.
 func TestClusterRecordsShared(t *testing.T) {
-	rs := redistest.New(t)
-	pg := pgtest.New(t)
-	db := pg.NewDB(t)
-	dir := t.TempDir()
-	rpw, ppw := filepath.Join(dir, "redis.pw"), filepath.Join(dir, "pg.pw")
-	if err := os.WriteFile(rpw, []byte(rs.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ppw, []byte(pg.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key := sharedNoveltyKey(t)
-	config := func(node string) string {
-		return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\nnovelty: {key_file: %q}\n",
-			node, rs.Addr, rpw, pg.ConnString(db), ppw, key)
-	}
-	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
-	_, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
+	shared := newSharedStores(t)
+	pg := shared.pg
+	inA, dA := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-a"))
+	_, dB := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-b"))
 	// An admin of the web UI on node B (users are records: made while
 	// PostgreSQL answers; the session lives in B's memory).
 	addUser(t, dB, "admin", "admin", "an-Admin-Password-4-B")
@@ -538,4 +559,292 @@ func TestClusterSharedLearning(t *testing.T) {
 	if strings.Join(h.Reasons, ",") != "reply-to-suspected-phish" || h.Account != "victim@campus.example" {
 		t.Fatalf("hold on B: %+v", h)
 	}
+}
+
+// stream sends messages through one MTA, one after another, until stopped:
+// every other one a 60-recipient zclient message that must be held, the
+// others three-recipient web-client messages that must be delivered, each
+// from an account of its own (so no rate limit mixes in).
+type stream struct {
+	t    *testing.T
+	in   *postfixtest.Instance
+	name string
+	done chan struct{}
+
+	mu      sync.Mutex
+	results []postfixtest.SendResult
+	paused  bool
+	idle    bool // paused, and no message on its way
+	stopped bool
+}
+
+func startStream(t *testing.T, in *postfixtest.Instance, name string) *stream {
+	s := &stream{t: t, in: in, name: name, done: make(chan struct{})}
+	go s.run()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *stream) subject(i int) string { return fmt.Sprintf("stream %s %d", s.name, i) }
+
+// mustHold reports whether message i is of the kind that is held.
+func mustHold(i int) bool { return i%2 == 0 }
+
+func (s *stream) run() {
+	defer close(s.done)
+	for i := 0; ; i++ {
+		for {
+			s.mu.Lock()
+			stopped, paused := s.stopped, s.paused
+			s.idle = paused
+			s.mu.Unlock()
+			if stopped {
+				return
+			}
+			if !paused {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		xm, n := ajax, 3
+		if mustHold(i) {
+			xm, n = zclient, 60
+		}
+		r := s.in.Send(s.t, postfixtest.SendOptions{From: fmt.Sprintf("%s-%d@campus.example", s.name, i), To: recipients(n, "dest.example"),
+			Headers: map[string]string{"X-Mailer": xm, "Subject": s.subject(i)}, Body: "Hello,\nthe minutes are attached.\n"})
+		s.mu.Lock()
+		s.results = append(s.results, r)
+		s.mu.Unlock()
+	}
+}
+
+func (s *stream) sent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.results)
+}
+
+// pause stops the stream after the message on its way (and waits for
+// it), or lets it go on.
+func (s *stream) pause(p bool) {
+	s.mu.Lock()
+	s.paused, s.idle = p, false
+	s.mu.Unlock()
+	for p {
+		s.mu.Lock()
+		idle := s.idle
+		s.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *stream) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	<-s.done
+}
+
+// waitStreams waits until every stream not paused has sent n more messages.
+func waitStreams(t *testing.T, n int, ss ...*stream) {
+	t.Helper()
+	want := make([]int, len(ss))
+	for i, s := range ss {
+		want[i] = s.sent() + n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < len(ss); {
+		if ss[i].sent() >= want[i] {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s sent %d messages, want %d", ss[i].name, ss[i].sent(), want[i])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metric returns the value of an unlabelled metric on d's /metrics, or -1.
+func metric(d *daemon, name string) float64 {
+	for l := range strings.Lines(d.httpGet("/metrics")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// TestClusterOutages is issue 15's scenario (d): two Postfix, two nodes,
+// one Redis and one PostgreSQL, and a stream of messages through both
+// MTAs. Redis is killed mid-stream, then PostgreSQL (an immediate
+// shutdown, as a crash), and node B is killed with SIGKILL while
+// PostgreSQL is down, holding records it could not write; the stream goes
+// on; then Redis, PostgreSQL and node B come back. Every message is
+// delivered, held or refused with a 4xx (none lost, none refused for
+// good, none of the held kind delivered), and once both stores are back
+// every held message is recorded exactly once in PostgreSQL, naming its
+// node, with its whole record — node B's from its spool, not from the
+// queue sync (whose grace, a minute, is longer than the test).
+func TestClusterOutages(t *testing.T) {
+	begin := time.Now()
+	shared := newSharedStores(t)
+	inA, dA := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-a"))
+	inB, dB := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-b"))
+	a, b := startStream(t, inA, "mta-a"), startStream(t, inB, "mta-b")
+	waitStreams(t, 3, a, b)
+
+	shared.rs.Stop() // SIGKILL
+	waitStreams(t, 3, a, b)
+
+	shared.pg.Kill()
+	waitStreams(t, 4, a, b) // two of the held kind each
+	// Node B is killed once its writer has parked and spooled what it
+	// could not write (the counts still for a second, ten times its
+	// batch delay): a kill in the instant before is the queue sync's to
+	// mend (TestKillNothingLost).
+	b.pause(true)
+	spoolB := filepath.Join(dB.dataDir, "spool", "holds")
+	var last string
+	stable := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		spooled, unwritten := metric(dB, "mailbrake_holds_spooled"), metric(dB, "mailbrake_holds_unwritten")
+		files, _ := filepath.Glob(filepath.Join(spoolB, "*.hold"))
+		now := fmt.Sprint(spooled, unwritten, len(files))
+		if now != last {
+			last, stable = now, time.Now()
+		}
+		if spooled >= 1 && spooled == unwritten && len(files) == int(spooled) && time.Since(stable) >= time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node B has not spooled its holds: spooled %v, unwritten %v, files %v", spooled, unwritten, files)
+		}
+	}
+	dB.kill()
+	b.pause(false)
+	waitStreams(t, 3, a, b) // node B's MTA answers 4xx
+
+	shared.rs.Start()
+	shared.pg.Start()
+	dB.start()
+	waitStreams(t, 3, a, b)
+	a.stop()
+	b.stop()
+
+	for i, s := range []*stream{a, b} {
+		// Postfix delivers what it accepted and is not held.
+		s.in.WaitQueue(t, 60*time.Second, func(q []postfixtest.QueueEntry) bool {
+			for _, e := range q {
+				if e.QueueName != "hold" {
+					return false
+				}
+			}
+			return true
+		})
+		q := s.in.Queue(t)
+		var delivered, held, tempfailed int
+		for j, o := range outcomes(t, s.in, q, s.results, s.subject) {
+			switch {
+			case o == outDelivered && mustHold(j):
+				t.Errorf("%s message %d, of the held kind, was delivered", s.name, j)
+			case o == outHeld && !mustHold(j):
+				t.Errorf("%s message %d, of the delivered kind, was held", s.name, j)
+			case o == outDelivered:
+				delivered++
+			case o == outHeld:
+				held++
+			case o == outTempFailed:
+				tempfailed++
+			}
+		}
+		t.Logf("%s: %d sent, %d delivered, %d held, %d temp-failed", s.name, len(s.results), delivered, held, tempfailed)
+		if i == 1 && tempfailed == 0 {
+			t.Error("no message to node B's MTA was temp-failed: the kill did not happen while messages flowed")
+		}
+	}
+
+	// Every held message recorded once, with its node and whole record.
+	conn, err := pgx.Connect(t.Context(), shared.pg.DSN(shared.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	type key struct{ node, qid string }
+	want := map[key]bool{}
+	for _, s := range []*stream{a, b} {
+		for _, e := range s.in.Held(t) {
+			want[key{s.name, e.QueueID}] = true
+		}
+	}
+	type rec struct {
+		n               int
+		reasons         []string
+		client, subject string
+		state           string
+	}
+	var got map[key]rec
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		rows, err := conn.Query(t.Context(), `SELECT node, queue_id, count(*), max(reasons::text), max(client), max(subject), max(state) FROM holds GROUP BY node, queue_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[key]rec{}
+		for rows.Next() {
+			var k key
+			var r rec
+			var reasons string
+			if err := rows.Scan(&k.node, &k.qid, &r.n, &reasons, &r.client, &r.subject, &r.state); err != nil {
+				t.Fatal(err)
+			}
+			r.reasons = strings.Split(strings.Trim(reasons, "{}"), ",")
+			got[k] = r
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		missing := 0
+		for k := range want {
+			if _, ok := got[k]; !ok {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d held messages have no record", missing, len(want))
+		}
+	}
+	if len(want) < 8 {
+		t.Fatalf("only %d messages held", len(want))
+	}
+	for k, r := range got {
+		switch {
+		case !want[k]:
+			t.Errorf("a record of a message not in %s's hold queue: %s %+v", k.node, k.qid, r)
+		case r.n != 1:
+			t.Errorf("%s %s recorded %d times", k.node, k.qid, r.n)
+		case strings.Join(r.reasons, ",") != "bulk-from-scripted-client" || r.client == "" || !strings.HasPrefix(r.subject, "stream "+k.node+" ") || r.state != "held":
+			t.Errorf("%s %s: not its whole record: %+v", k.node, k.qid, r)
+		}
+	}
+	for _, d := range []*daemon{dA, dB} {
+		if u, s := metric(d, "mailbrake_holds_unwritten"), metric(d, "mailbrake_holds_spooled"); u != 0 || s != 0 {
+			t.Errorf("holds still waiting: unwritten %v, spooled %v", u, s)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(spoolB, "*.hold")); len(files) != 0 {
+		t.Errorf("node B's spool still holds %v", files)
+	}
+	if !strings.Contains(dB.log.String(), "holds spooled before the last stop") || strings.Contains(dB.log.String(), "recorded from the queue") {
+		t.Error("node B did not record its holds from its spool")
+	}
+	t.Logf("scenario (d) took %s", time.Since(begin).Round(time.Second))
 }
