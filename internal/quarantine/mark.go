@@ -2,6 +2,7 @@ package quarantine
 
 import (
 	"strings"
+	"unicode"
 )
 
 // MarkHeader is the header the milter adds to every message it puts on
@@ -20,7 +21,9 @@ const maxMarkReasons = 32
 func FormatMark(queueID, account string, reasons []string) string {
 	clean := func(s string) string {
 		return strings.Map(func(r rune) rune {
-			if r <= ' ' || r == ',' || r == 0x7f {
+			// Every space ParseMark's strings.Fields splits on (U+0085,
+			// U+00A0, U+2028 …), not only ASCII's.
+			if r <= ' ' || r == ',' || r == 0x7f || unicode.IsSpace(r) {
 				return -1
 			}
 			return r
