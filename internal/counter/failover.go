@@ -44,6 +44,7 @@ type pendingAmount struct{ m, r int64 }
 var (
 	_ store.Counters     = (*Failover)(nil)
 	_ store.AsyncCharger = (*Failover)(nil)
+	_ store.PeekCharger  = (*Failover)(nil)
 )
 
 func (f *Failover) now() time.Time {
@@ -101,6 +102,41 @@ func (f *Failover) ChargeAsync(ctx context.Context, acct, msgKey string, t time.
 	}
 	_, err := f.Charge(ctx, acct, msgKey, t, msgs, rcpts)
 	done(err)
+}
+
+// PeekCharge implements store.PeekCharger: charged in the shared counters
+// when they answer (and can); else the totals are this process's and
+// nothing is charged (charged false: the caller charges after deciding).
+func (f *Failover) PeekCharge(ctx context.Context, acct string, t time.Time, msgs, rcpts int64) (store.Totals, bool, error) {
+	p, ok := f.Shared.(store.PeekCharger)
+	if shared, try := f.route(); shared && ok && !try {
+		tot, charged, err := p.PeekCharge(ctx, acct, t, msgs, rcpts)
+		if f.answered(ctx, err, false) {
+			return tot, charged, nil
+		}
+	} else if try {
+		f.mu.Lock()
+		f.trying = false // route handed this call the retry: give it back
+		f.mu.Unlock()
+	}
+	tot, err := f.Peek(ctx, acct, t)
+	return tot, false, err
+}
+
+// Refund implements store.PeekCharger: the shared counters took the
+// charge, so they take it back; when they fail to, the recipient stays
+// counted there (an account counted one recipient high for the hour,
+// never low).
+func (f *Failover) Refund(ctx context.Context, acct string, t time.Time, msgs, rcpts int64, done func(error)) {
+	p, ok := f.Shared.(store.PeekCharger)
+	if !ok {
+		done(nil)
+		return
+	}
+	p.Refund(ctx, acct, t, msgs, rcpts, func(err error) {
+		f.answered(context.Background(), err, false)
+		done(err)
+	})
 }
 
 // chargeLocal counts in this process and remembers the amounts for the

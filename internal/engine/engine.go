@@ -206,6 +206,12 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	if m != nil {
 		key = m.key
 	}
+	// pre is the charge made with the RCPT's read (store.PeekCharger),
+	// taken back if the recipient is deferred or rejected.
+	var pre struct {
+		pc     store.PeekCharger
+		dm, dr int64
+	}
 	switch sub.Stage {
 	case StageRcpt:
 		n := 1
@@ -214,7 +220,20 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			chargedMsgs, chargedRcpts = m.chargedSoFar()
 			n = m.countSoFar() + 1
 		}
-		f.totals, err = e.counters.Peek(ctx, sub.Account, sub.Time)
+		if pc, ok := e.counters.(store.PeekCharger); ok && m != nil {
+			// One round trip: charged now, as if accepted; the totals are
+			// from before the charge.
+			dm, dr := m.reserve(1, int64(n))
+			var charged bool
+			f.totals, charged, err = pc.PeekCharge(ctx, sub.Account, sub.Time, dm, dr)
+			if charged {
+				pre.pc, pre.dm, pre.dr = pc, dm, dr
+			} else {
+				m.unreserve(dm, dr)
+			}
+		} else {
+			f.totals, err = e.counters.Peek(ctx, sub.Account, sub.Time)
+		}
 		// The rules see the account's messages before this one, and its
 		// recipients including those already accepted for this message
 		// and this one: a 60-recipient message from an account at 480 of
@@ -292,7 +311,21 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		}
 		e.scoreAndEscalate(ctx, t, sub, &v, key, fams)
 	}
-	if sub.Stage == StageRcpt && v.Action < ActionDefer && m != nil {
+	if pre.pc != nil {
+		if v.Action < ActionDefer {
+			m.noteRecipient(sub.Recipient)
+		} else if pre.dm > 0 || pre.dr > 0 {
+			// A deferred or rejected recipient is not sent and not
+			// charged: the charge made with the read is taken back.
+			m.unreserve(pre.dm, pre.dr)
+			acct, inst := sub.Account, sub.Instance
+			pre.pc.Refund(ctx, acct, sub.Time, pre.dm, pre.dr, func(rerr error) {
+				if rerr != nil {
+					e.log.Warn("taking back the charge of a deferred recipient failed; the account is counted one recipient high for the hour", "account", acct, "instance", inst, "err", rerr)
+				}
+			})
+		}
+	} else if sub.Stage == StageRcpt && v.Action < ActionDefer && m != nil {
 		// Charge at RCPT too: many sites wire the policy service at RCPT
 		// only, and END-OF-MESSAGE then never comes. The message's
 		// charges are amounts so far (store.Counters), so the charge at

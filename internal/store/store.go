@@ -231,6 +231,19 @@ type AsyncCharger interface {
 	ChargeAsync(ctx context.Context, account, msgKey string, t time.Time, msgs, rcpts int64, done func(error))
 }
 
+// PeekCharger is implemented by counters that can charge and return the
+// totals from before the charge in one round trip (cluster mode: one
+// script call per RCPT instead of a read and a charge, half of Redis's
+// work). charged is false when they did not charge (the shared counters
+// do not answer: the totals are this node's, and the caller charges after
+// deciding, as without). A charge made for a recipient that is then
+// deferred or rejected is taken back with Refund, without waiting; done
+// is called once, from another goroutine, and must not block.
+type PeekCharger interface {
+	PeekCharge(ctx context.Context, account string, t time.Time, msgs, rcpts int64) (before Totals, charged bool, err error)
+	Refund(ctx context.Context, account string, t time.Time, msgs, rcpts int64, done func(error))
+}
+
 // AccountState is an account's containment state. The values are stable.
 type AccountState string
 

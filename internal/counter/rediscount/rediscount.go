@@ -101,7 +101,18 @@ local function window(w, slot, slots, im, ir)
       end
     end
   end
-  if write and (m > 0 or r > 0) and (hi[w] == nil or cur > hi[w] - slots) then
+  -- A refund (negative amounts) takes back what a charge put in a bucket
+  -- of the window, never more than the bucket holds.
+  if write and (m < 0 or r < 0) then
+    if hi[w] ~= nil and cur >= lo[w] and cur <= hi[w] and cur > hi[w] - slots then
+      local got = redis.call('HMGET', W, w .. 'm' .. cur, w .. 'r' .. cur)
+      local dm = math.max(m, -(tonumber(got[1]) or 0))
+      local dr = math.max(r, -(tonumber(got[2]) or 0))
+      if dm < 0 then redis.call('HINCRBY', W, w .. 'm' .. cur, dm) end
+      if dr < 0 then redis.call('HINCRBY', W, w .. 'r' .. cur, dr) end
+      t[im], t[ir] = t[im] + dm, t[ir] + dr
+    end
+  elseif write and (m > 0 or r > 0) and (hi[w] == nil or cur > hi[w] - slots) then
     if m > 0 then redis.call('HINCRBY', W, w .. 'm' .. cur, m) end
     if r > 0 then redis.call('HINCRBY', W, w .. 'r' .. cur, r) end
     t[im], t[ir] = t[im] + m, t[ir] + r
@@ -170,6 +181,7 @@ const maxBatch = 512
 var (
 	_ store.Counters     = (*Counters)(nil)
 	_ store.AsyncCharger = (*Counters)(nil)
+	_ store.PeekCharger  = (*Counters)(nil)
 )
 
 // New returns counters in the Redis c under keys starting with prefix
@@ -253,6 +265,40 @@ func (c *Counters) ChargeAsync(ctx context.Context, acct, msgKey string, t time.
 	}
 	c.startBatching()
 	cl := &call{keys: keys, args: []any{t.Unix(), max(msgs, 0), max(rcpts, 0), "1"}, then: func(_ []int64, err error) {
+		if err != nil {
+			err = fmt.Errorf("redis counters: %w", err)
+		}
+		done(err)
+	}}
+	select {
+	case c.calls <- cl:
+	case <-c.stop:
+		done(errClosed)
+	case <-ctx.Done():
+		done(fmt.Errorf("redis counters: %w", ctx.Err()))
+	}
+}
+
+// PeekCharge implements store.PeekCharger: one script call charges and
+// returns the totals after, from which the amounts are taken out. A
+// charge is added at its time's bucket, so before = after - amounts
+// (unless the charge was more than a window behind the newest one, when
+// nothing was added: the totals are then taken as they are).
+func (c *Counters) PeekCharge(ctx context.Context, acct string, t time.Time, msgs, rcpts int64) (store.Totals, bool, error) {
+	msgs, rcpts = max(msgs, 0), max(rcpts, 0)
+	after, err := c.run(ctx, []string{c.windows(acct)}, t, msgs, rcpts, true)
+	if err != nil {
+		return store.Totals{}, false, err
+	}
+	return store.Totals{Messages1h: max(0, after.Messages1h-msgs), Recipients1h: max(0, after.Recipients1h-rcpts),
+		Messages24h: max(0, after.Messages24h-msgs), Recipients24h: max(0, after.Recipients24h-rcpts)}, true, nil
+}
+
+// Refund implements store.PeekCharger: the amounts are taken out of the
+// bucket of t with the next pipeline.
+func (c *Counters) Refund(ctx context.Context, acct string, t time.Time, msgs, rcpts int64, done func(error)) {
+	c.startBatching()
+	cl := &call{keys: []string{c.windows(acct)}, args: []any{t.Unix(), -max(msgs, 0), -max(rcpts, 0), "1"}, then: func(_ []int64, err error) {
 		if err != nil {
 			err = fmt.Errorf("redis counters: %w", err)
 		}

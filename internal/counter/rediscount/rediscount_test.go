@@ -190,3 +190,55 @@ func TestFarBehindCharge(t *testing.T) {
 		t.Fatalf("an hour on: %+v", got)
 	}
 }
+
+// TestPeekChargeAndRefund: PeekCharge returns the totals Peek would have
+// and charges; Refund takes the charge back out of its bucket, and never
+// more than the bucket holds (a refund with nothing charged changes
+// nothing); the Failover the daemon uses charges only while Redis
+// answers.
+func TestPeekChargeAndRefund(t *testing.T) {
+	srv := redistest.New(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	rc := New(c, "mb-pc:")
+	t.Cleanup(rc.Close)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	rc.Charge(ctx, "u", "", now.Add(-30*time.Minute), 2, 10)
+	peek, _ := rc.Peek(ctx, "u", now)
+	before, charged, err := rc.PeekCharge(ctx, "u", now, 1, 3)
+	if err != nil || !charged || before != peek {
+		t.Fatalf("PeekCharge %+v %v %v, Peek %+v", before, charged, err, peek)
+	}
+	if got, _ := rc.Peek(ctx, "u", now); got.Messages1h != 3 || got.Recipients1h != 13 || got.Recipients24h != 13 {
+		t.Fatalf("after the charge: %+v", got)
+	}
+	done := make(chan error, 1)
+	rc.Refund(ctx, "u", now, 1, 3, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rc.Peek(ctx, "u", now); got != peek {
+		t.Fatalf("after the refund %+v, before the charge %+v", got, peek)
+	}
+	rc.Refund(ctx, "u", now, 5, 50, func(err error) { done <- err })
+	<-done
+	rc.Refund(ctx, "nobody", now, 1, 1, func(err error) { done <- err })
+	<-done
+	if got, _ := rc.Peek(ctx, "u", now); got != peek {
+		t.Fatalf("a refund of nothing charged changed %+v to %+v", peek, got)
+	}
+	if got, _ := rc.Peek(ctx, "nobody", now); got != (store.Totals{}) {
+		t.Fatalf("a refund made totals of nothing: %+v", got)
+	}
+
+	f := &counter.Failover{Shared: rc}
+	if _, charged, err := f.PeekCharge(ctx, "u", now, 1, 1); !charged || err != nil {
+		t.Fatalf("Failover with Redis up: charged %v, %v", charged, err)
+	}
+	srv.Stop()
+	got, charged, err := f.PeekCharge(ctx, "u", now, 1, 1)
+	if charged || err != nil || got != (store.Totals{}) {
+		t.Fatalf("Failover with Redis down: %+v charged %v, %v (want this node's empty totals, not charged)", got, charged, err)
+	}
+}
