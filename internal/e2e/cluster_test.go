@@ -36,11 +36,7 @@ import (
 // node saw more than 300 recipients itself; both nodes show the shared
 // count.
 func TestClusterSharedCounts(t *testing.T) {
-	rs := redistest.New(t)
-	pw := filepath.Join(t.TempDir(), "redis.pw")
-	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rs, pw := clusterRedis(t)
 	key := sharedNoveltyKey(t)
 	config := func(node string) string {
 		return fmt.Sprintf(`cluster:
@@ -121,11 +117,7 @@ rules:
 // sends next — and a restriction made while Redis is down reaches the
 // other node when Redis is back.
 func TestClusterSharedStates(t *testing.T) {
-	rs := redistest.New(t)
-	pw := filepath.Join(t.TempDir(), "redis.pw")
-	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rs, pw := clusterRedis(t)
 	// The nodes run as the ACL user docs/cluster.md tells admins to
 	// create, with its rules as written there.
 	aclPW, aclCreate := aclUser(t, rs, "e2e:")
@@ -209,6 +201,18 @@ func waitState(t *testing.T, d *daemon, account string, state store.AccountState
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// clusterRedis starts the Redis of a test cluster and writes its password
+// file (cluster.redis.password_file).
+func clusterRedis(t *testing.T) (*redistest.Instance, string) {
+	t.Helper()
+	rs := redistest.New(t)
+	pw := filepath.Join(t.TempDir(), "redis.pw")
+	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return rs, pw
 }
 
 // sharedNoveltyKey is the novelty.key_file every node of a test cluster
@@ -514,11 +518,7 @@ func webSession(t *testing.T, d *daemon, user, pw string) func(path string) (int
 // other through Redis — a phish received through MTA A is remembered on
 // node B, whose user's reply to it through MTA B is held.
 func TestClusterSharedLearning(t *testing.T) {
-	rs := redistest.New(t)
-	pw := filepath.Join(t.TempDir(), "redis.pw")
-	if err := os.WriteFile(pw, []byte(rs.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rs, pw := clusterRedis(t)
 	key := sharedNoveltyKey(t)
 	config := func(node string) string {
 		// Loopback is not a trusted relay: unauthenticated mail from the

@@ -263,8 +263,14 @@ func (c *Counters) ChargeAsync(ctx context.Context, acct, msgKey string, t time.
 	if msgKey != "" {
 		keys = append(keys, c.prefix+"{"+acct+"}:k:"+msgKey)
 	}
+	c.async(ctx, keys, []any{t.Unix(), max(msgs, 0), max(rcpts, 0), "1"}, done)
+}
+
+// async queues a script call for the next pipeline; done is told how it
+// went.
+func (c *Counters) async(ctx context.Context, keys []string, args []any, done func(error)) {
 	c.startBatching()
-	cl := &call{keys: keys, args: []any{t.Unix(), max(msgs, 0), max(rcpts, 0), "1"}, then: func(_ []int64, err error) {
+	cl := &call{keys: keys, args: args, then: func(_ []int64, err error) {
 		if err != nil {
 			err = fmt.Errorf("redis counters: %w", err)
 		}
@@ -297,20 +303,7 @@ func (c *Counters) PeekCharge(ctx context.Context, acct string, t time.Time, msg
 // Refund implements store.PeekCharger: the amounts are taken out of the
 // bucket of t with the next pipeline.
 func (c *Counters) Refund(ctx context.Context, acct string, t time.Time, msgs, rcpts int64, done func(error)) {
-	c.startBatching()
-	cl := &call{keys: []string{c.windows(acct)}, args: []any{t.Unix(), -max(msgs, 0), -max(rcpts, 0), "1"}, then: func(_ []int64, err error) {
-		if err != nil {
-			err = fmt.Errorf("redis counters: %w", err)
-		}
-		done(err)
-	}}
-	select {
-	case c.calls <- cl:
-	case <-c.stop:
-		done(errClosed)
-	case <-ctx.Done():
-		done(fmt.Errorf("redis counters: %w", ctx.Err()))
-	}
+	c.async(ctx, []string{c.windows(acct)}, []any{t.Unix(), -max(msgs, 0), -max(rcpts, 0), "1"}, done)
 }
 
 // batch sends what queued as one pipeline of EVALSHA, and again with EVAL
