@@ -149,7 +149,7 @@ func (c *cluster) shareNovelty(ctx context.Context, n *detect.Novelty, prefix st
 }
 
 // shareLearning makes the detectors that learn in this node's memory
-// (baselines, campaign runs and marks, remembered phish) tell the other
+// (baselines, campaign runs and marks, remembered phish, origins) tell the other
 // nodes what they learn, and apply what the others learned: a phish
 // received through one MTA and answered through another is caught, and a
 // text marked as spam on one node is held on every node.
@@ -167,6 +167,10 @@ func (c *cluster) shareLearning(dets *detect.Set, prefix string, log *slog.Logge
 		bl.Learned = func(ev []byte) { b.Publish(learnBaseline, ev) }
 		b.Handle(learnBaseline, bl.ApplyLearned)
 	}
+	if o := dets.Origin; o != nil {
+		o.Learned = func(ev []byte) { b.Publish(learnOrigin, ev) }
+		b.Handle(learnOrigin, o.Tracker.ApplyLearned)
+	}
 	c.learn = b
 }
 
@@ -175,6 +179,7 @@ const (
 	learnPhish    = "phish"
 	learnCampaign = "campaign"
 	learnBaseline = "baseline"
+	learnOrigin   = "origin"
 )
 
 // learnedSnapshotter saves the learned-event stream's position with the

@@ -28,6 +28,9 @@ const (
 // SASL client).
 type Origin struct {
 	Tracker *origin.Tracker
+	// Learned, when set (cluster mode), is given each origin the tracker
+	// records (origin.Event), for the other nodes. It must not block.
+	Learned func(event []byte)
 	o       OriginOptions
 }
 
@@ -61,6 +64,9 @@ func (d *Origin) Outbound(_ context.Context, sub *engine.Submission) []engine.Fi
 		}
 	}
 	st := d.Tracker.Observe(sub.Account, a, sub.Time)
+	if d.Learned != nil {
+		d.Learned(origin.Event(sub.Account, a, sub.Time))
+	}
 	dry := d.o.Learning != nil && d.o.Learning(sub.Time)
 	note := ""
 	if dry {

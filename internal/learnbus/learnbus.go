@@ -1,7 +1,7 @@
 // Package learnbus shares what the detectors learn between the nodes of a
 // cluster through one Redis stream: a node publishes each thing its
-// detectors learned (a message of a campaign run, an account's volume, a
-// phish's reply address, an admin's verdict on a text) and applies what
+// detectors learned (a message of a campaign run, an account's volume, an
+// account's origin, a phish's reply address, an admin's verdict on a text) and applies what
 // the other nodes published, so every node's detectors know the mail of
 // every MTA — a phish received through one MTA and answered through
 // another is caught, and a text an admin marked as spam on one node is
