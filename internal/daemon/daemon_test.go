@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -322,27 +323,46 @@ func TestReadyzReflectsWrites(t *testing.T) {
 	if code, body := get(); code != 200 {
 		t.Fatalf("ready before: %d %s", code, body)
 	}
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "mailbrake.db")+"?_pragma=busy_timeout(100)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockStore(t, dataDir)
 	code, body := get()
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store does not take writes") {
 		t.Errorf("while locked: %d %s", code, body)
 	}
-	conn.ExecContext(context.Background(), "ROLLBACK")
-	conn.Close()
+	unlock()
 	if code, body := get(); code != 200 {
 		t.Errorf("after: %d %s", code, body)
 	}
+}
+
+// lockStore takes the SQLite database's write lock from another
+// connection, as another process would, until the returned function
+// (also run at the end of the test) gives it back.
+func lockStore(t *testing.T, dataDir string) func() {
+	t.Helper()
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "mailbrake.db")+"?_pragma=busy_timeout(100)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		other.Close()
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		conn.Close()
+		other.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock := func() {
+		once.Do(func() {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+			conn.Close()
+			other.Close()
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
 }
 
 // TestMissingPostfixToolInReadyz: a Postfix tool that cannot be run is

@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,20 +58,7 @@ func TestReadOnlyWhileStoreTakesNoWrites(t *testing.T) {
 		t.Fatalf("nodes page:\n%s", body)
 	}
 
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "mailbrake.db")+"?_pragma=busy_timeout(100)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	lockStore(t, dataDir)
 	// A change that cannot be written (after the store's busy timeout)
 	// is a 503 that says why; it probes the store at once, so the status
 	// follows without waiting for ops.RecordsCheckEvery.
