@@ -150,7 +150,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), versionLine()) },
 		},
 	)
+	refuseUnknown(root)
 	return root
+}
+
+// refuseUnknown makes every group command (one with subcommands) fail on
+// a word that is none of them, as the root does, instead of printing its
+// help and exiting 0: "mailbrake user delete admin" (the command is
+// "remove") must not look done.
+func refuseUnknown(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknown(sub)
+	}
+	if !c.HasParent() || !c.HasSubCommands() || c.Run != nil || c.RunE != nil {
+		return
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
 }
 
 // loadConfig reads the configuration and applies the global overrides.

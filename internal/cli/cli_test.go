@@ -391,3 +391,19 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("restored snapshots: %d %v", len(got), err)
 	}
 }
+
+// TestUnknownSubcommand: a word that is no subcommand of a group fails
+// with exit 1 and says so, as at the root — "user delete" (the command is
+// "remove") must not print help and exit 0 as if done.
+func TestUnknownSubcommand(t *testing.T) {
+	for _, args := range [][]string{{"user", "delete", "admin"}, {"quarantine", "purge"}, {"account", "unlock-all"}, {"frobnicate"}} {
+		code, stdout, stderr := run(t, append([]string{"--socket", "/nonexistent"}, args...)...)
+		if code != 1 || !strings.Contains(stderr, "unknown command") || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	// The group alone still shows its help.
+	if code, stdout, _ := run(t, "user"); code != 0 || !strings.Contains(stdout, "remove") {
+		t.Errorf("mailbrake user: exit %d, %q", code, stdout)
+	}
+}

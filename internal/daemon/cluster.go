@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/learnbus"
 	"github.com/mailbrake/mailbrake/internal/novelty/redisnovelty"
+	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/statebus"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/store/postgres"
@@ -266,4 +268,32 @@ func postgresOptions(pc config.PostgresConfig, log *slog.Logger) (postgres.Optio
 		return o, errs
 	}
 	return o, nil
+}
+
+// carriedMarker, in the data directory, says this node brought its own
+// records into the cluster's PostgreSQL: once, so that a user deleted in
+// the cluster later is not brought back from the node's old database.
+const carriedMarker = "cluster-records-carried"
+
+// carryRecords brings, the first time this node starts with
+// cluster.postgres, what it recorded while it ran alone — restricted and
+// locked accounts above all, then its users, API tokens and trust
+// entries — into PostgreSQL (ops.CarryRecords), and shares the carried
+// account states with the running nodes.
+func (d *Daemon) carryRecords(ctx context.Context, local *sqlite.Store, pg *postgres.Store) error {
+	marker := filepath.Join(d.cfg.DataDir, carriedMarker)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	c, err := ops.CarryRecords(ctx, local, pg, d.cluster.node, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, a := range c.Accounts {
+		d.cluster.states.Publish(ctx, a)
+	}
+	if len(c.Accounts)+c.Users+c.Tokens+c.Trust > 0 {
+		d.log.Info("cluster: this node's own records brought into PostgreSQL", "accounts", len(c.Accounts), "users", c.Users, "tokens", c.Tokens, "trust", c.Trust)
+	}
+	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }

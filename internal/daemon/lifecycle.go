@@ -287,6 +287,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		st = pg
 		d.push("postgres", func(context.Context) error { return pg.Close() })
 		d.log.Info("cluster: records shared in PostgreSQL", "node", d.cluster.node, "schema", postgres.SchemaVersion())
+		if err := d.carryRecords(ctx, local, pg); err != nil {
+			return fmt.Errorf("cluster.postgres: bringing this node's own records: %w", err)
+		}
 	}
 	d.store = st
 	if d.createNoveltyKey {

@@ -848,3 +848,40 @@ func TestClusterOutages(t *testing.T) {
 	}
 	t.Logf("scenario (d) took %s", time.Since(begin).Round(time.Second))
 }
+
+// TestClusterJoinCarriesRecords: a node that ran alone and joins a cluster
+// brings its own records into PostgreSQL at its first start there — an
+// account it restricted stays restricted on every node, its admin can
+// sign in on another node — once: a second start carries nothing again.
+func TestClusterJoinCarriesRecords(t *testing.T) {
+	in := postfixtest.Start(t, postfixtest.Options{})
+	dataA := filepath.Join(t.TempDir(), "data")
+	alone := startDaemon(t, daemonOptions{PostfixConfigDir: in.ConfigDir, DataDir: dataA})
+	alone.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run confirmed by the help desk")
+	addUser(t, alone, "admin", "admin", "an-Admin-Password-4-A")
+	alone.stop()
+
+	shared := newSharedStores(t)
+	dA := startDaemon(t, daemonOptions{PostfixConfigDir: in.ConfigDir, DataDir: dataA, ExtraYAML: shared.config("mta-a")})
+	dB := startDaemon(t, daemonOptions{PostfixConfigDir: in.ConfigDir, ExtraYAML: shared.config("mta-b")})
+	for i, d := range []*daemon{dA, dB} {
+		var a api.AccountDetail
+		if err := json.Unmarshal([]byte(d.mustCLI("account", "show", "eve@campus.example", "--json")), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.State != "restricted" {
+			t.Fatalf("node %d: eve is %q after node A joined, want restricted", i, a.State)
+		}
+	}
+	webSession(t, dB, "admin", "an-Admin-Password-4-A") // fails the test unless signed in
+	if !strings.Contains(dA.log.String(), "own records brought into PostgreSQL") {
+		t.Fatalf("node A did not say it brought its records:\n%s", tailLines(dA.log.String(), 30))
+	}
+	// Deleted in the cluster, the user is not brought back by A's restart.
+	dB.mustCLI("user", "remove", "admin")
+	dA.stop()
+	dA.start()
+	if out, err := dB.cli("user", "list"); err != nil || strings.Contains(out, "admin") {
+		t.Fatalf("the deleted user came back from node A's own database (%v):\n%q", err, out)
+	}
+}
