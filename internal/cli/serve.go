@@ -15,6 +15,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/daemon"
 	"github.com/mailbrake/mailbrake/internal/gctune"
+	"github.com/mailbrake/mailbrake/internal/logsink"
 	"github.com/mailbrake/mailbrake/internal/sdnotify"
 )
 
@@ -57,7 +58,12 @@ metrics on http://127.0.0.1:10043, state in ./mailbrake-data.`,
 				return err
 			}
 			level := new(slog.LevelVar)
-			log := newLogger(cmd.ErrOrStderr(), c.Log, level)
+			// Lines reach stderr in batches (a write(2) per 10 ms, not per
+			// line): under a spam run the daemon logs thousands of lines a
+			// second. Everything is written before serve returns.
+			sink := logsink.New(cmd.ErrOrStderr(), logsink.Options{})
+			defer sink.Close()
+			log := newLogger(sink, c.Log, level)
 			// The collector's target follows the live heap: 4x headroom
 			// while it is a few MiB (little GC work on the request path),
 			// 30 % of the live heap when a million accounts' state is kept

@@ -91,42 +91,95 @@ func (e *Enforcer) Enforce(ctx context.Context, log *slog.Logger, sub *engine.Su
 	e.report(sub.Account, sub.Direction, sub.QueueID, v, 0)
 }
 
-// logVerdict logs every non-allow verdict (every verdict with
-// LogAllowed), every dry-run and shadow decision and every evidence
-// finding, and counts them.
+// logVerdict writes one line per message that has anything to say: every
+// non-allow verdict (every verdict with LogAllowed), every shadow verdict,
+// and every message with dry-run or evidence findings — those ride on the
+// same line (dry_run, evidence) instead of a line each, so a heavy sender
+// in learning mode costs one line per message, not four. It counts the
+// verdicts.
 func (e *Enforcer) logVerdict(log *slog.Logger, sub *engine.Submission, v engine.Verdict, took time.Duration) {
-	for _, f := range v.Findings {
-		switch {
+	var dry, noted int
+	for i := range v.Findings {
+		switch f := &v.Findings[i]; {
 		case f.DryRun:
-			log.Info("dry-run finding (not acted on)", "path", sub.Path, "stage", sub.Stage, "queue_id", sub.QueueID,
-				"instance", sub.Instance, "account", sub.Account, "rule", f.Rule, "reason", f.Reason, "would", f.Action.String(), "evidence", f.Evidence)
+			dry++
 		case f.Action == engine.ActionAllow:
-			// Evidence that decides nothing (client-header-mismatch, a new
-			// client family): logged so the account's story is complete.
-			log.Info("evidence", "path", sub.Path, "queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account,
-				"rule", f.Rule, "reason", f.Reason, "score", f.Score, "evidence", f.Evidence)
+			// Evidence that decides nothing (client-header-mismatch, a
+			// new client family): logged so the account's story is
+			// complete.
+			noted++
 		}
 	}
-	if v.Shadow != v.Action {
-		if e.Metrics != nil {
+	shadow := v.Shadow != v.Action
+	if e.Metrics != nil {
+		switch {
+		case shadow:
 			e.Metrics.Shadow(string(sub.Path), v.Shadow.String())
-		}
-		log.Info("shadow verdict (not acted on)", "path", sub.Path, "stage", sub.Stage, "would", v.Shadow.String(), "reasons", engine.ReasonStrings(v.Reasons),
-			"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "client_family", sub.Client.Family, "recipients", sub.RecipientCount)
-		return
-	}
-	if v.Action == engine.ActionAllow && !e.LogAllowed {
-		return
-	}
-	if e.Metrics != nil && v.Action != engine.ActionAllow {
-		for _, r := range v.Reasons {
-			e.Metrics.Verdict(string(sub.Path), v.Action.String(), string(r))
+		case v.Action != engine.ActionAllow:
+			for _, r := range v.Reasons {
+				e.Metrics.Verdict(string(sub.Path), v.Action.String(), string(r))
+			}
 		}
 	}
-	log.Info("verdict", "path", sub.Path, "stage", sub.Stage, "action", v.Action.String(), "reasons", engine.ReasonStrings(v.Reasons),
-		"queue_id", sub.QueueID, "instance", sub.Instance, "account", sub.Account, "account_source", sub.AccountSource,
-		"client_family", sub.Client.Family, "recipients", sub.RecipientCount,
-		"messages_1h", v.Totals.Messages1h, "recipients_1h", v.Totals.Recipients1h, "took", took.Round(time.Microsecond))
+	if !shadow && v.Action == engine.ActionAllow && !e.LogAllowed && dry == 0 && noted == 0 {
+		return
+	}
+	ctx := context.Background()
+	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	msg := "verdict"
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs, slog.String("stage", string(sub.Stage)), slog.String("action", v.Action.String()))
+	if shadow {
+		msg = "shadow verdict (not acted on)"
+		attrs = append(attrs, slog.String("would", v.Shadow.String()))
+	}
+	attrs = append(attrs, slog.Any("reasons", engine.ReasonStrings(v.Reasons)),
+		slog.String("queue_id", sub.QueueID), slog.String("instance", sub.Instance), slog.String("account", sub.Account),
+		slog.String("account_source", string(sub.AccountSource)), slog.String("client_family", string(sub.Client.Family)),
+		slog.Int("recipients", sub.RecipientCount), slog.Int64("messages_1h", v.Totals.Messages1h),
+		slog.Int64("recipients_1h", v.Totals.Recipients1h), slog.Duration("took", took.Round(time.Microsecond)))
+	if dry > 0 {
+		attrs = append(attrs, slog.String("dry_run", findingList(v.Findings, true)))
+	}
+	if noted > 0 {
+		attrs = append(attrs, slog.String("evidence", findingList(v.Findings, false)))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
+}
+
+// findingList formats the dry-run findings (dry) or the evidence findings
+// of a verdict for its log line: "reason (rule) would hold: evidence" or
+// "reason (rule) score 2: evidence", separated by "; ".
+func findingList(fs []engine.Finding, dry bool) string {
+	var b strings.Builder
+	for i := range fs {
+		f := &fs[i]
+		if dry != f.DryRun || (!dry && f.Action != engine.ActionAllow) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(string(f.Reason))
+		if f.Rule != "" && f.Rule != string(f.Reason) {
+			b.WriteString(" (")
+			b.WriteString(f.Rule)
+			b.WriteString(")")
+		}
+		if dry {
+			b.WriteString(" would ")
+			b.WriteString(f.Action.String())
+		} else if f.Score != 0 {
+			fmt.Fprintf(&b, " score %d", f.Score)
+		}
+		if f.Evidence != "" {
+			b.WriteString(": ")
+			b.WriteString(f.Evidence)
+		}
+	}
+	return b.String()
 }
 
 // keepVerdict keeps an account's end-of-message verdicts that are not a
@@ -205,7 +258,7 @@ func (e *Enforcer) recordHold(log *slog.Logger, sub *engine.Submission, v engine
 			// Once per message: the other path's hold of it merged into this.
 			e.Metrics.Held(path)
 		}
-		log.Info("message held for review", "hold", stored.ID, "path", path, "queue_id", qid, "account", account, "reasons", stored.Reasons)
+		log.Info("message held for review", "hold", stored.ID, "queue_id", qid, "account", account, "reasons", stored.Reasons)
 		e.report(account, dir, qid, v, stored.ID)
 	})
 }

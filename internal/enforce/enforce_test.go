@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -111,5 +112,51 @@ func TestLogAllowedVerdicts(t *testing.T) {
 				t.Errorf("allowed verdict line lacks %s: %s", want, out)
 			}
 		}
+	}
+}
+
+// TestOneLinePerMessage: a message's dry-run and evidence findings ride on
+// its verdict line, each with its reason, rule, what it would do and its
+// evidence, so a sender in learning mode costs one line per message; an
+// allowed message with findings of neither kind logs nothing.
+func TestOneLinePerMessage(t *testing.T) {
+	var buf strings.Builder
+	e := &Enforcer{Log: slog.New(slog.NewJSONHandler(&buf, nil))}
+	sub := &engine.Submission{Time: time.Now(), Stage: engine.StageEOM, Path: engine.PathPolicy, QueueID: "4ABC123", Account: "ann@example.org"}
+	v := engine.Verdict{Action: engine.ActionHold, Shadow: engine.ActionHold, Reasons: []engine.Reason{"rate-recipients-hour"}, Findings: []engine.Finding{
+		{Rule: "rate", Reason: "rate-recipients-hour", Action: engine.ActionHold},
+		{Rule: "novelty", Reason: "first-time-recipients-day", Action: engine.ActionHold, DryRun: true, Evidence: "first_time_recipients_24h=501 limit=100"},
+		{Rule: "baseline", Reason: "above-baseline-hour", Action: engine.ActionHold, DryRun: true, Evidence: "hour_recipients=501 limit=100"},
+		{Rule: "client-header-mismatch", Reason: engine.ReasonClientHeaderMismatch, Action: engine.ActionAllow, Score: 2, Evidence: "x-mailer differs"},
+	}}
+	e.Enforce(context.Background(), nil, sub, v, time.Millisecond, nil)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines for one message:\n%s", len(lines), buf.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["msg"] != "verdict" || got["action"] != "hold" {
+		t.Errorf("line %s", lines[0])
+	}
+	if want := "first-time-recipients-day (novelty) would hold: first_time_recipients_24h=501 limit=100; above-baseline-hour (baseline) would hold: hour_recipients=501 limit=100"; got["dry_run"] != want {
+		t.Errorf("dry_run %q\nwant %q", got["dry_run"], want)
+	}
+	if want := "client-header-mismatch score 2: x-mailer differs"; got["evidence"] != want {
+		t.Errorf("evidence %q\nwant %q", got["evidence"], want)
+	}
+	// Dry-run findings on an allowed message still get the line.
+	buf.Reset()
+	v.Action, v.Shadow, v.Reasons, v.Findings = engine.ActionAllow, engine.ActionAllow, nil, v.Findings[1:2]
+	e.Enforce(context.Background(), nil, sub, v, time.Millisecond, nil)
+	if out := buf.String(); strings.Count(out, "\n") != 1 || !strings.Contains(out, `"dry_run":"first-time-recipients-day (novelty) would hold`) {
+		t.Errorf("allowed message with a dry-run finding: %s", out)
+	}
+	buf.Reset()
+	e.Enforce(context.Background(), nil, sub, engine.Verdict{}, time.Millisecond, nil)
+	if buf.Len() != 0 {
+		t.Errorf("allowed message without findings logged: %s", buf.String())
 	}
 }
