@@ -101,7 +101,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	}
 	c := &cluster{node: node, client: client, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mailbrake_cluster_degraded",
-		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers.",
+		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers. records: 1 while a node that started without PostgreSQL has not reached it yet (account states from Redis, holds spooled, admin read-only).",
 	}, []string{"what"})}
 	failover := func(what string) *counter.Failover {
 		g := c.degraded.WithLabelValues(what)

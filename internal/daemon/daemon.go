@@ -64,7 +64,10 @@ type Daemon struct {
 	scores   *counter.Memory   // finding scores per account (message count = score)
 	cluster  *cluster          // cluster.redis: shared counts and scores instead of the two above
 	pgOpts   *postgres.Options // cluster.postgres: the records' PostgreSQL
-	engine   *engine.Engine
+	// pgLate is set when PostgreSQL did not answer at start: the node
+	// decides mail meanwhile and catches up when it answers.
+	pgLate *lateRecords
+	engine *engine.Engine
 	// translate turns policy requests and milter messages into
 	// submissions (identity, re-injection listeners).
 	translate translate.Translator

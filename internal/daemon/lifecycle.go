@@ -280,15 +280,29 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.pgOpts != nil {
 		// The records are the cluster's. Migrated on open, by one node at
 		// a time; a node refuses a schema newer than it knows.
-		pg, err := postgres.Open(ctx, *d.pgOpts)
+		pg, err := postgres.New(*d.pgOpts)
 		if err != nil {
 			return fmt.Errorf("cluster.postgres: %w", err)
 		}
 		st = pg
 		d.push("postgres", func(context.Context) error { return pg.Close() })
-		d.log.Info("cluster: records shared in PostgreSQL", "node", d.cluster.node, "schema", postgres.SchemaVersion())
-		if err := d.carryRecords(ctx, local, pg); err != nil {
-			return fmt.Errorf("cluster.postgres: bringing this node's own records: %w", err)
+		mctx, cancel := context.WithTimeout(ctx, pgStartWait)
+		err = pg.Migrate(mctx)
+		cancel()
+		switch {
+		case err == nil:
+			d.cluster.degraded.WithLabelValues("records").Set(0)
+			d.log.Info("cluster: records shared in PostgreSQL", "node", d.cluster.node, "schema", postgres.SchemaVersion())
+			if err := d.carryRecords(ctx, local, pg); err != nil {
+				return fmt.Errorf("cluster.postgres: bringing this node's own records: %w", err)
+			}
+		case postgres.Unreachable(err) && ctx.Err() == nil:
+			// An outage, not a refusal: the node decides mail as it
+			// does during one (holds spooled, admin read-only) and
+			// catches up when PostgreSQL answers (catchUpRecords).
+			d.pgLate = &lateRecords{pg: pg, local: local, startErr: err, ready: make(chan struct{})}
+		default:
+			return fmt.Errorf("cluster.postgres: %w", err)
 		}
 	}
 	d.store = st
@@ -357,13 +371,20 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.push("ldap", func(context.Context) error { d.ldap.Close(); return nil })
 	}
 
-	states, err := ops.NewStates(ctx, st)
-	if err != nil {
-		return fmt.Errorf("loading account states: %w", err)
-	}
-	trusts, err := ops.NewTrusts(ctx, st)
-	if err != nil {
-		return fmt.Errorf("loading trust entries: %w", err)
+	var states *ops.States
+	var trusts *ops.Trusts
+	if d.pgLate != nil {
+		if states, err = d.lateStates(ctx); err != nil {
+			return err
+		}
+		trusts = &ops.Trusts{} // read when PostgreSQL answers: meanwhile more is held, not less
+	} else {
+		if states, err = ops.NewStates(ctx, st); err != nil {
+			return fmt.Errorf("loading account states: %w", err)
+		}
+		if trusts, err = ops.NewTrusts(ctx, st); err != nil {
+			return fmt.Errorf("loading trust entries: %w", err)
+		}
 	}
 	volume := &ops.Volume{}
 	d.auth = auth.New(st, auth.Options{Log: d.log})
@@ -589,13 +610,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.log.Info("admin socket listening", "path", d.Socket)
 
 	d.startLoops()
-	if d.ops.Response != nil {
-		// Runs cut short by the last stop, and steps that failed, go on.
-		if n, err := d.ops.ResumePlaybooks(ctx); err != nil {
-			d.log.Warn("resuming playbooks failed", "err", err)
-		} else if n > 0 {
-			d.log.Info("playbooks resumed", "incidents", n)
-		}
+	if d.pgLate == nil {
+		d.resumePlaybooks(ctx)
 	}
 	close(d.Ready)
 	d.log.Info("mailbrake running", "version", d.version, "data_dir", cfg.DataDir, "rules", len(cfg.Rules))
@@ -690,9 +706,16 @@ func (d *Daemon) startLoops() {
 			default:
 			}
 		}
-		loop(func() { d.ops.ServeNodeCommands(ctx, wake) })
+		loop(func() {
+			if d.recordsReady(ctx) {
+				d.ops.ServeNodeCommands(ctx, wake)
+			}
+		})
 		loop(func() {
 			for ctx.Err() == nil {
+				if !d.recordsReady(ctx) {
+					return
+				}
 				err := qs.Commands.ListenCommands(ctx, qs.Node, poke)
 				if ctx.Err() != nil {
 					return
@@ -705,6 +728,9 @@ func (d *Daemon) startLoops() {
 			}
 		})
 		loop(func() {
+			if !d.recordsReady(ctx) {
+				return
+			}
 			beat := func(time.Time) {
 				poke()
 				if err := qs.Commands.Heartbeat(ctx, qs.Node, d.version); err != nil && ctx.Err() == nil {
@@ -731,6 +757,9 @@ func (d *Daemon) startLoops() {
 			}
 			d.cluster.learn.Run(ctx, d.cluster.learnFrom)
 		})
+	}
+	if d.pgLate != nil {
+		loop(func() { d.catchUpRecords(ctx) })
 	}
 	if ph := d.dets.Phishers; ph != nil {
 		loop(func() { ph.Run(ctx, cfg.Phishers.Reload.D()) })

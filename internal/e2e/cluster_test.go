@@ -885,3 +885,78 @@ func TestClusterJoinCarriesRecords(t *testing.T) {
 		t.Fatalf("the deleted user came back from node A's own database (%v):\n%q", err, out)
 	}
 }
+
+// TestClusterStartsWithoutPostgres: a node restarted while PostgreSQL is
+// down (a reboot during a database outage) starts and decides mail as a
+// running node does during one: the account restricted on the other node
+// is held here too (its state comes from Redis), other mail flows, the
+// hold is spooled on disk and the admin is told the records are
+// read-only. When PostgreSQL is back the node catches up by itself — the
+// hold is recorded once, naming the node, on both nodes — with no
+// operator.
+func TestClusterStartsWithoutPostgres(t *testing.T) {
+	shared := newSharedStores(t)
+	_, dA := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-a"))
+	// defer_transports keeps relayed mail in the deferred queue.
+	inB, dB := startPair(t, true, false, postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}, shared.config("mta-b"))
+	dA.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run confirmed by the help desk")
+	waitState(t, dB, "eve@campus.example", store.AccountRestricted)
+
+	shared.pg.Kill()
+	dB.stop()
+	dB.start()
+	if !strings.Contains(dB.log.String(), "PostgreSQL does not answer at start") {
+		t.Fatalf("node B did not say it started without PostgreSQL:\n%s", tailLines(dB.log.String(), 30))
+	}
+	degraded := `mailbrake_cluster_degraded{what="records"}`
+	if v := metric(dB, degraded); v != 1 {
+		t.Fatalf("%s = %v while PostgreSQL is down", degraded, v)
+	}
+	send := func(from, subject string) postfixtest.SendResult {
+		r := inB.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
+			Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
+		if !r.Accepted {
+			t.Fatalf("%s not accepted: %s", subject, r.Transcript)
+		}
+		return r
+	}
+	held := send("eve@campus.example", "restricted on A, sent through B after B restarted")
+	inB.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, held.QueueID) == "hold" })
+	other := send("bob@campus.example", "an ordinary message")
+	inB.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, other.QueueID) })
+	for deadline := time.Now().Add(15 * time.Second); metric(dB, "mailbrake_holds_spooled") < 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node B has not spooled its hold")
+		}
+	}
+	if out, err := dB.cli("quarantine", "list"); err == nil || !strings.Contains(out+err.Error(), "PostgreSQL does not answer") {
+		t.Fatalf("the admin was not told the records are unavailable (%v):\n%s", err, out)
+	}
+
+	shared.pg.Start()
+	for deadline := time.Now().Add(60 * time.Second); metric(dB, degraded) != 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node B has not caught up with PostgreSQL:\n%s", tailLines(dB.log.String(), 30))
+		}
+	}
+	for _, d := range []*daemon{dB, dA} {
+		var found []store.Hold
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			found = found[:0]
+			for _, h := range d.holds() {
+				if h.QueueID == held.QueueID {
+					found = append(found, h)
+				}
+			}
+			if len(found) > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(found) != 1 || found[0].Node != "mta-b" || strings.Join(found[0].Reasons, ",") != "account-restricted" || found[0].Account != "eve@campus.example" {
+			t.Fatalf("holds of %s: %+v", held.QueueID, found)
+		}
+	}
+	if v := metric(dB, "mailbrake_holds_spooled"); v != 0 {
+		t.Errorf("mailbrake_holds_spooled = %v after PostgreSQL is back", v)
+	}
+}

@@ -21,25 +21,69 @@ const (
 
 // States is the in-memory view of account states the engine reads on every
 // message; ops keeps it in step with the store. Accounts not in it are
-// normal.
+// normal. Each state keeps the time of its change, so that of two changes
+// the later wins whatever order they arrive in (a node that could not read
+// its store at start, see Merge).
 type States struct {
 	mu sync.RWMutex
-	m  map[string]store.AccountState
+	m  map[string]stateAt
+}
+
+type stateAt struct {
+	state store.AccountState
+	at    time.Time
 }
 
 // NewStates loads every non-normal account from the store.
 func NewStates(ctx context.Context, st store.Accounts) (*States, error) {
-	s := &States{m: map[string]store.AccountState{}}
+	s := &States{m: map[string]stateAt{}}
 	for _, state := range []store.AccountState{store.AccountWatch, store.AccountRestricted, store.AccountLocked} {
 		as, err := st.ListAccounts(ctx, store.AccountFilter{State: state, Limit: 1 << 30})
 		if err != nil {
 			return nil, err
 		}
 		for _, a := range as {
-			s.m[a.Name] = a.State
+			s.m[a.Name] = stateAt{a.State, a.StateAt}
 		}
 	}
 	return s, nil
+}
+
+// EmptyStates returns States with every account normal, to fill with
+// Merge.
+func EmptyStates() *States { return &States{m: map[string]stateAt{}} }
+
+// Merge takes each account's state unless the one held is later; it
+// returns how many changed. A node that started while its records store
+// did not answer fills its States from the cluster's Redis, then from the
+// store when it answers.
+func (s *States) Merge(as []store.Account) int {
+	n := 0
+	for _, a := range as {
+		if s.setIfLater(store.AccountKey(a.Name), a.State, a.StateAt) {
+			n++
+		}
+	}
+	return n
+}
+
+// setIfLater sets account's state unless the held one changed later; it
+// reports whether the state changed.
+func (s *States) setIfLater(account string, st store.AccountState, at time.Time) bool {
+	if account == "" || !st.Valid() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.m[account]
+	if ok && cur.at.After(at) {
+		return false
+	}
+	changed := cur.state != st && (ok || st != store.AccountNormal)
+	// A normal state is kept with its time too (accounts released are
+	// few): an older restriction arriving later must not win over it.
+	s.m[account] = stateAt{st, at}
+	return changed
 }
 
 // AccountState implements engine.StateSource.
@@ -50,7 +94,7 @@ func (s *States) AccountState(account string) store.AccountState {
 	if !ok {
 		return store.AccountNormal
 	}
-	return st
+	return st.state
 }
 
 // Counts returns how many accounts are in each state other than normal.
@@ -59,18 +103,16 @@ func (s *States) Counts() map[store.AccountState]int {
 	defer s.mu.RUnlock()
 	out := map[store.AccountState]int{store.AccountWatch: 0, store.AccountRestricted: 0, store.AccountLocked: 0}
 	for _, st := range s.m {
-		out[st]++
+		if st.state != store.AccountNormal {
+			out[st.state]++
+		}
 	}
 	return out
 }
 
-func (s *States) set(account string, st store.AccountState) {
+func (s *States) set(account string, st store.AccountState, at time.Time) {
 	s.mu.Lock()
-	if st == store.AccountNormal {
-		delete(s.m, account)
-	} else {
-		s.m[account] = st
-	}
+	s.m[account] = stateAt{st, at}
 	s.mu.Unlock()
 }
 
@@ -218,7 +260,7 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 		unlock()
 		return nil, err
 	}
-	s.States.set(account, to)
+	s.States.set(account, to, a.StateAt)
 	unlock()
 	if s.Shared != nil {
 		s.Shared.Publish(ctx, a)
@@ -264,8 +306,21 @@ func (s *Service) ApplySharedState(ctx context.Context, a store.Account, node st
 	case errors.Is(err, store.ErrNotFound):
 		cur = &store.Account{Name: account, State: store.AccountNormal}
 	case err != nil:
+		// The store does not answer (PostgreSQL down, or not reached
+		// since this node started): the engine takes the state anyway —
+		// a restricted account must be held here too — unless it holds a
+		// later one. The node that made the change recorded it; this
+		// node's own store, if it has one, is not written.
+		prev := s.States.AccountState(account)
+		changed := s.States.setIfLater(account, a.State, a.StateAt)
 		unlock()
-		s.Log.Warn("cluster: reading an account to apply a shared state failed", "account", account, "err", err)
+		s.Log.Debug("cluster: an account state applied without reading the records store (it does not answer)", "account", account, "state", a.State, "node", node, "err", err)
+		if changed {
+			s.Log.Info("account state changed on another node", "account", account, "from", prev, "to", a.State, "node", node, "actor", a.StateBy)
+			if a.State.Rank() >= store.AccountRestricted.Rank() && prev.Rank() < store.AccountRestricted.Rank() {
+				s.holdQueued(ctx, account, "cluster:"+node)
+			}
+		}
 		return
 	}
 	if cur.StateAt.After(a.StateAt) {
@@ -281,7 +336,7 @@ func (s *Service) ApplySharedState(ctx context.Context, a store.Account, node st
 		}
 	}
 	prev := s.States.AccountState(account)
-	s.States.set(account, a.State)
+	s.States.set(account, a.State, a.StateAt)
 	unlock()
 	actor := "cluster:" + node
 	if !stored {

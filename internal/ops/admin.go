@@ -149,6 +149,10 @@ func (s *Service) ReleaseAndTrust(ctx context.Context, id int64, r api.TrustRequ
 	return released, nil
 }
 
+// ReloadTrust reads the trust entries from the store again (a node that
+// started while its store did not answer, once it does).
+func (s *Service) ReloadTrust(ctx context.Context) error { return s.reloadTrust(ctx) }
+
 func (s *Service) reloadTrust(ctx context.Context) error {
 	es, err := s.TrustStore.ListTrust(ctx, s.now())
 	if err != nil {

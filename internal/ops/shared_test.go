@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +67,50 @@ func TestApplySharedState(t *testing.T) {
 	s.ApplySharedState(ctx, store.Account{Name: "x@example.org", State: "frozen"}, "mta-b")
 	if n := s.States.Counts(); n[store.AccountLocked] != 0 {
 		t.Fatalf("counts %v", n)
+	}
+}
+
+// downAccounts is an account store that does not answer (PostgreSQL
+// down, or not reached since the node started).
+type downAccounts struct{ store.Accounts }
+
+func (downAccounts) GetAccount(context.Context, string) (*store.Account, error) {
+	return nil, errors.New("postgres store: dial tcp 127.0.0.1:5432: connect: connection refused")
+}
+
+func (downAccounts) PutAccount(context.Context, store.Account) error {
+	return errors.New("postgres store: dial tcp 127.0.0.1:5432: connect: connection refused")
+}
+
+// TestApplySharedStateStoreDown: while the records store does not answer,
+// another node's change still reaches the engine (a restricted account is
+// held here too), and of two changes the later wins whatever order they
+// arrive in; States.Merge (the stored states, read when the store answers
+// again) keeps a later change too.
+func TestApplySharedStateStoreDown(t *testing.T) {
+	s, _, clk := newService(t)
+	s.Accounts = downAccounts{s.Accounts}
+	ctx := admin(t.Context())
+	at := clk.now()
+	s.ApplySharedState(ctx, store.Account{Name: "eve@example.org", State: store.AccountRestricted, StateAt: at}, "mta-b")
+	if got := s.States.AccountState("eve@example.org"); got != store.AccountRestricted {
+		t.Fatalf("with the store down the engine reads %s", got)
+	}
+	s.ApplySharedState(ctx, store.Account{Name: "eve@example.org", State: store.AccountNormal, StateAt: at.Add(-time.Minute)}, "mta-c")
+	if got := s.States.AccountState("eve@example.org"); got != store.AccountRestricted {
+		t.Fatalf("an older change applied: %s", got)
+	}
+	s.ApplySharedState(ctx, store.Account{Name: "eve@example.org", State: store.AccountNormal, StateAt: at.Add(time.Minute)}, "mta-c")
+	if got := s.States.AccountState("eve@example.org"); got != store.AccountNormal {
+		t.Fatalf("a later release not applied: %s", got)
+	}
+	// The stored states, read later: older than what the node holds for
+	// eve, new for frank.
+	n := s.States.Merge([]store.Account{
+		{Name: "eve@example.org", State: store.AccountRestricted, StateAt: at},
+		{Name: "Frank@Example.org", State: store.AccountLocked, StateAt: at},
+	})
+	if n != 1 || s.States.AccountState("eve@example.org") != store.AccountNormal || s.States.AccountState("frank@example.org") != store.AccountLocked {
+		t.Fatalf("merge changed %d: eve %s, frank %s", n, s.States.AccountState("eve@example.org"), s.States.AccountState("frank@example.org"))
 	}
 }

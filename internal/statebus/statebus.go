@@ -125,6 +125,23 @@ func (b *Bus) Pending() int {
 	return len(b.pending)
 }
 
+// Load reads every account's latest state from Redis: what a node that
+// cannot read its records store at start (PostgreSQL down) decides with
+// until it can.
+func (b *Bus) Load(ctx context.Context) ([]Change, error) {
+	all, err := b.client.HGetAll(ctx, b.records).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, 0, len(all))
+	for _, rec := range all {
+		if c, ok := b.decode(rec); ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 // Run applies the other nodes' changes until ctx ends: after each
 // (re)subscription it writes what is pending, then applies every record
 // of the hash (the caller ignores what it already has), then each change

@@ -88,7 +88,7 @@ func (s *Store) migrate(ctx context.Context) (from, to int, err error) {
 			return fmt.Errorf("reading schema version: %w", err)
 		}
 		if from > len(ms) {
-			return fmt.Errorf("schema version %d is newer than this mailbrake knows (%d); upgrade mailbrake on this node (every node must run the same version or newer)", from, len(ms))
+			return newerSchemaError{from, len(ms)}
 		}
 		for _, m := range ms[from:] {
 			// Without arguments, Exec sends the file in one simple query:
@@ -107,3 +107,13 @@ func (s *Store) migrate(ctx context.Context) (from, to int, err error) {
 	}
 	return from, len(ms), nil
 }
+
+// newerSchemaError is migrate's refusal of a schema newer than this build
+// knows; it is ErrNewerSchema.
+type newerSchemaError struct{ found, known int }
+
+func (e newerSchemaError) Error() string {
+	return fmt.Sprintf("schema version %d is newer than this mailbrake knows (%d); upgrade mailbrake on this node (every node must run the same version or newer)", e.found, e.known)
+}
+
+func (e newerSchemaError) Is(target error) bool { return target == ErrNewerSchema }

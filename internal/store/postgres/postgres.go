@@ -2,12 +2,16 @@ package postgres
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -61,15 +65,44 @@ type Options struct {
 // Store is a PostgreSQL-backed store. Its methods are safe for concurrent
 // use, and several Stores (one per node) may share a database.
 type Store struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
-	where  string // host:port/database, for errors and logs
+	pool     *pgxpool.Pool
+	logger   *slog.Logger
+	where    string      // host:port/database, for errors and logs
+	migrated atomic.Bool // the schema is this build's: queries may run
 }
+
+// ErrNotMigrated is the error of every query of a Store made with New
+// before Migrate succeeded: nothing reads or writes a schema that may be
+// older than this build's.
+var ErrNotMigrated = errors.New("the schema is not migrated yet (PostgreSQL did not answer when this node started)")
+
+// ErrNewerSchema is Migrate's error when the database's schema is newer
+// than this build knows: the node must be upgraded, waiting does not help.
+var ErrNewerSchema = errors.New("schema newer than this mailbrake knows")
+
+// migrating marks Migrate's own context: its queries pass the gate.
+type migrating struct{}
 
 // Open connects to the database, migrates its schema to this build's
 // version (see the package documentation) and returns the Store. The
 // caller must Close it.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	s, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Store without connecting: every query fails with
+// ErrNotMigrated until Migrate succeeds. A node that starts while
+// PostgreSQL does not answer uses it so, and migrates when it answers.
+// The caller must Close it.
+func New(o Options) (*Store, error) {
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -92,22 +125,72 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "mailbrake"
 	}
 	where := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))) + "/" + cfg.ConnConfig.Database
-	logger = logger.With("store", "postgres", "database", where)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	s := &Store{logger: logger.With("store", "postgres", "database", where), where: where}
+	cfg.PrepareConn = func(ctx context.Context, _ *pgx.Conn) (bool, error) {
+		if s.migrated.Load() || ctx.Value(migrating{}) != nil {
+			return true, nil
+		}
+		return true, fmt.Errorf("postgres store: %s: %w", where, ErrNotMigrated)
+	}
+	// NewWithConfig connects lazily: nothing is dialled here.
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", where, err)
 	}
-	s := &Store{pool: pool, logger: logger, where: where}
-	from, to, err := s.migrate(ctx)
+	s.pool = pool
+	return s, nil
+}
+
+// Migrate brings the schema to this build's version (once per Store; later
+// calls return nil at once) and lets queries through. Its error says
+// whether waiting can help: Unreachable.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.migrated.Load() {
+		return nil
+	}
+	from, to, err := s.migrate(context.WithValue(ctx, migrating{}, true))
 	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres store: %s: %w", where, err)
+		return fmt.Errorf("postgres store: %s: %w", s.where, err)
 	}
 	if from != to {
-		logger.Info("schema migrated", "from_version", from, "to_version", to)
+		s.logger.Info("schema migrated", "from_version", from, "to_version", to)
 	}
-	logger.Debug("store opened", "schema_version", to)
-	return s, nil
+	s.logger.Debug("store opened", "schema_version", to)
+	s.migrated.Store(true)
+	return nil
+}
+
+// Migrated reports whether Migrate succeeded.
+func (s *Store) Migrated() bool { return s.migrated.Load() }
+
+// Unreachable reports whether err (from Migrate, or any query) says the
+// database could not be reached — refused, timed out, shutting down or
+// starting up — rather than that it answered and refused (a wrong
+// password, no such database, a certificate that does not verify, a
+// schema newer than this build): waiting helps only the former.
+func Unreachable(err error) bool {
+	if err == nil || errors.Is(err, ErrNewerSchema) {
+		return false
+	}
+	if errors.Is(err, ErrNotMigrated) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01–57P03: admin or crash
+		// shutdown, cannot connect now (starting up or in recovery);
+		// 53: insufficient resources (too many connections).
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || strings.HasPrefix(pe.Code, "53")
+	}
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	if errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ce) {
+		return false
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Close closes every connection of the pool.

@@ -408,3 +408,63 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatal("ListenCommands returned no error when its context ended")
 	}
 }
+
+// TestNewWithoutServer: a Store made while PostgreSQL does not answer
+// dials nothing; every query fails with ErrNotMigrated, which Unreachable
+// says waiting helps; once the server is up, Migrate migrates and queries
+// run. A wrong password is an answer, not an outage: waiting does not
+// help, and a newer schema neither.
+func TestNewWithoutServer(t *testing.T) {
+	srv := pgtest.New(t)
+	db := srv.NewDB(t)
+	srv.Stop()
+	s, err := New(Options{ConnString: srv.ConnString(db), Password: srv.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.CountHolds(t.Context(), store.HoldFilter{})
+	if err == nil || !Unreachable(err) {
+		t.Fatalf("query with the server down: %v (unreachable %v)", err, Unreachable(err))
+	}
+	err = s.Migrate(t.Context())
+	if err == nil || !Unreachable(err) || s.Migrated() {
+		t.Fatalf("Migrate with the server down: %v (unreachable %v)", err, Unreachable(err))
+	}
+	srv.Start()
+	// Up, not migrated by this Store yet: nothing reads the schema.
+	_, err = s.CountHolds(t.Context(), store.HoldFilter{})
+	if !errors.Is(err, ErrNotMigrated) || !Unreachable(err) {
+		t.Fatalf("query before Migrate: %v (unreachable %v)", err, Unreachable(err))
+	}
+	if err := s.WriteProbe(t.Context()); !errors.Is(err, ErrNotMigrated) {
+		t.Fatalf("write probe before Migrate: %v", err)
+	}
+	if err := s.Migrate(t.Context()); err != nil || !s.Migrated() {
+		t.Fatalf("Migrate with the server up: %v", err)
+	}
+	if n, err := s.CountHolds(t.Context(), store.HoldFilter{}); err != nil || n.N != 0 {
+		t.Fatalf("CountHolds after Migrate = %+v, %v", n, err)
+	}
+	if got := schemaVersions(t, s); len(got) != SchemaVersion() {
+		t.Errorf("schema_migrations = %v after a late Migrate", got)
+	}
+
+	wrong, err := New(Options{ConnString: srv.ConnString(db), Password: "not-" + srv.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	if err := wrong.Migrate(t.Context()); err == nil || Unreachable(err) {
+		t.Fatalf("Migrate with a wrong password: %v (unreachable %v)", err, Unreachable(err))
+	}
+	srv.Exec(t, db, `INSERT INTO schema_migrations (version) VALUES (99)`)
+	newer, err := New(Options{ConnString: srv.ConnString(db), Password: srv.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	if err := newer.Migrate(t.Context()); !errors.Is(err, ErrNewerSchema) || Unreachable(err) {
+		t.Fatalf("Migrate of a newer schema: %v", err)
+	}
+}
