@@ -51,6 +51,7 @@ type ClusterConfig struct {
 	Node     string         `yaml:"node" doc:"This node's name, as the other nodes and the UI show it; empty: the host name."`
 	Redis    RedisConfig    `yaml:"redis" doc:"The shared counters' Redis or Valkey; empty address: counts stay in this process."`
 	Postgres PostgresConfig `yaml:"postgres" doc:"The shared records' PostgreSQL (holds, incidents, accounts, audit, users, tokens, trust); empty url: records stay in this node's SQLite. What each node's detectors learn stays in its own SQLite either way."`
+	KeyFile  string         `yaml:"key_file" doc:"A secret the same on every node (at least 32 bytes, mode 0600; e.g. openssl rand -hex 32): account states shared through Redis are signed with it and unsigned or wrongly signed ones ignored, so that whoever can write to Redis without it cannot restrict or release an account. Empty: unsigned (a configuration note says so)."`
 }
 
 // PostgresConfig configures the PostgreSQL store of cluster mode.

@@ -130,6 +130,9 @@ func Load(data []byte, extra ...Checker) (*Config, error) {
 		// with the defaults after.
 		c.Playbooks, c.playbookPaths, c.notes = mergePlaybooks(c.Playbooks)
 	}
+	if c.Cluster.Redis.Address != "" && c.Cluster.KeyFile == "" {
+		c.notes = append(c.notes, "cluster.key_file is not set: account states shared through Redis are not signed, so whoever can write to the cluster's Redis can restrict or release accounts (docs/cluster.md)")
+	}
 	return c, nil
 }
 

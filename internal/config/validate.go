@@ -362,6 +362,9 @@ func (c *Config) Validate() Errors {
 			add("cluster.redis.ca_file", "needs tls: true")
 		}
 	}
+	if c.Cluster.KeyFile != "" && c.Cluster.Redis.Address == "" {
+		add("cluster.key_file", "needs cluster.redis.address: it signs what the nodes share through Redis")
+	}
 	if pc := c.Cluster.Postgres; pc.URL != "" {
 		if pc.MaxConns < 0 {
 			add("cluster.postgres.max_conns", "must not be negative")

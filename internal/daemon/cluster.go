@@ -118,7 +118,19 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 			}}
 	}
 	c.counts, c.scores = failover("counts"), failover("scores")
-	c.states = statebus.New(client, rc.Prefix, node, d.log)
+	var key []byte
+	if cc.KeyFile != "" {
+		if key, err = readKey(cc.KeyFile); err == nil && key == nil {
+			err = fmt.Errorf("%s does not exist; create it once (openssl rand -hex 32 > %s; chmod 600) and copy it to every node", cc.KeyFile, cc.KeyFile)
+		}
+		if err == nil && len(key) < 32 {
+			err = fmt.Errorf("%s holds %d bytes; want at least 32", cc.KeyFile, len(key))
+		}
+		if err != nil {
+			return nil, config.Errors{config.FieldError{Path: "cluster.key_file", Msg: err.Error()}}
+		}
+	}
+	c.states = statebus.New(client, rc.Prefix, node, key, d.log)
 	return c, nil
 }
 

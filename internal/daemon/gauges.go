@@ -16,6 +16,7 @@ type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
 	connUp, incidents, statesPending     *prometheus.Desc
+	statesRejected                       *prometheus.Desc
 	learnPending, learnApplied           *prometheus.Desc
 	unwritten, spooled, spoolBytes       *prometheus.Desc
 	givenUp, spoolErrors                 *prometheus.Desc
@@ -23,28 +24,29 @@ type stateGauges struct {
 
 func newStateGauges(d *Daemon) *stateGauges {
 	return &stateGauges{
-		d:             d,
-		held:          prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
-		oldest:        prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
-		accounts:      prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
-		sync:          prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
-		syncOK:        prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
-		incidents:     prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
-		unwritten:     prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
-		learnPending:  prometheus.NewDesc("mailbrake_cluster_learned_pending", "What this node's detectors learned (baselines, campaign runs and marks, remembered phish) that Redis has not taken yet (cluster mode); written when it answers.", nil, nil),
-		learnApplied:  prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied, refused).", []string{"result"}, nil),
-		spooled:       prometheus.NewDesc("mailbrake_holds_spooled", "Holds of mailbrake_holds_unwritten also in the spool (data_dir/spool/holds): a restart does not lose them.", nil, nil),
-		spoolBytes:    prometheus.NewDesc("mailbrake_holds_spool_bytes", "Size of the hold spool's files (at most 1 GiB).", nil, nil),
-		givenUp:       prometheus.NewDesc("mailbrake_holds_given_up_total", "Holds waiting for the store left to the queue sync because there were too many (100,000, or 1 GiB of spool): recorded from Postfix's hold queue, with the reasons of the milter's mark or as held-outside-mailbrake.", nil, nil),
-		spoolErrors:   prometheus.NewDesc("mailbrake_holds_spool_errors_total", "Holds waiting for the store that could not be written to the spool (kept in memory only).", nil, nil),
-		statesPending: prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
-		connUp:        prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
+		d:              d,
+		held:           prometheus.NewDesc("mailbrake_held_messages", "Messages on hold now (held records).", nil, nil),
+		oldest:         prometheus.NewDesc("mailbrake_oldest_held_seconds", "Age of the oldest message on hold, in seconds (0 without any).", nil, nil),
+		accounts:       prometheus.NewDesc("mailbrake_accounts", "Accounts by state (watch, restricted, locked).", []string{"state"}, nil),
+		sync:           prometheus.NewDesc("mailbrake_queue_sync_last_run_timestamp_seconds", "When the Postfix queue sync last ran (Unix time; 0: not yet).", nil, nil),
+		syncOK:         prometheus.NewDesc("mailbrake_queue_sync_ok", "1 when the last Postfix queue sync succeeded, else 0.", nil, nil),
+		incidents:      prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
+		unwritten:      prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
+		learnPending:   prometheus.NewDesc("mailbrake_cluster_learned_pending", "What this node's detectors learned (baselines, campaign runs and marks, remembered phish) that Redis has not taken yet (cluster mode); written when it answers.", nil, nil),
+		learnApplied:   prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied, refused).", []string{"result"}, nil),
+		spooled:        prometheus.NewDesc("mailbrake_holds_spooled", "Holds of mailbrake_holds_unwritten also in the spool (data_dir/spool/holds): a restart does not lose them.", nil, nil),
+		spoolBytes:     prometheus.NewDesc("mailbrake_holds_spool_bytes", "Size of the hold spool's files (at most 1 GiB).", nil, nil),
+		givenUp:        prometheus.NewDesc("mailbrake_holds_given_up_total", "Holds waiting for the store left to the queue sync because there were too many (100,000, or 1 GiB of spool): recorded from Postfix's hold queue, with the reasons of the milter's mark or as held-outside-mailbrake.", nil, nil),
+		spoolErrors:    prometheus.NewDesc("mailbrake_holds_spool_errors_total", "Holds waiting for the store that could not be written to the spool (kept in memory only).", nil, nil),
+		statesPending:  prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
+		statesRejected: prometheus.NewDesc("mailbrake_cluster_states_rejected_total", "Account states read from Redis and ignored: unreadable, or (with cluster.key_file) unsigned or signed with another key.", nil, nil),
+		connUp:         prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
 }
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten,
-		g.spooled, g.spoolBytes, g.givenUp, g.spoolErrors, g.learnPending, g.learnApplied} {
+		g.spooled, g.spoolBytes, g.givenUp, g.spoolErrors, g.learnPending, g.learnApplied, g.statesRejected} {
 		ch <- d
 	}
 }
@@ -96,6 +98,7 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 	if d.cluster != nil {
 		ch <- prometheus.MustNewConstMetric(g.statesPending, prometheus.GaugeValue, float64(d.cluster.states.Pending()))
+		ch <- prometheus.MustNewConstMetric(g.statesRejected, prometheus.CounterValue, float64(d.cluster.states.Rejected()))
 		if l := d.cluster.learn; l != nil {
 			ch <- prometheus.MustNewConstMetric(g.learnPending, prometheus.GaugeValue, float64(l.Pending()))
 			applied, refused := l.Applied()

@@ -385,6 +385,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if trusts, err = ops.NewTrusts(ctx, st); err != nil {
 			return fmt.Errorf("loading trust entries: %w", err)
 		}
+		if d.cluster != nil && cfg.Cluster.KeyFile != "" {
+			// Signed again: what Redis holds from before the key was set
+			// is unsigned, and the nodes with the key ignore it.
+			as, err := listStates(ctx, st)
+			if err != nil {
+				return fmt.Errorf("loading account states: %w", err)
+			}
+			d.cluster.states.Reshare(as)
+		}
 	}
 	volume := &ops.Volume{}
 	d.auth = auth.New(st, auth.Options{Log: d.log})

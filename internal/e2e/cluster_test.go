@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -280,6 +281,7 @@ type sharedStores struct {
 	db       string
 	rpw, ppw string
 	key      string // novelty.key_file, one for the cluster
+	ckey     string // cluster.key_file: the shared states are signed
 }
 
 func newSharedStores(t *testing.T) *sharedStores {
@@ -295,13 +297,17 @@ func newSharedStores(t *testing.T) *sharedStores {
 	if err := os.WriteFile(c.ppw, []byte(c.pg.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	c.ckey = filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(c.ckey, []byte(hex.EncodeToString([]byte("a test cluster's secret, 32 byte"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
 // config is the cluster section of node's configuration.
 func (c *sharedStores) config(node string) string {
-	return fmt.Sprintf("cluster:\n  node: %s\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\nnovelty: {key_file: %q}\n",
-		node, c.rs.Addr, c.rpw, c.pg.ConnString(c.db), c.ppw, c.key)
+	return fmt.Sprintf("cluster:\n  node: %s\n  key_file: %q\n  redis: {address: %q, password_file: %q, prefix: \"e2e:\"}\n  postgres: {url: %q, password_file: %q}\nnovelty: {key_file: %q}\n",
+		node, c.ckey, c.rs.Addr, c.rpw, c.pg.ConnString(c.db), c.ppw, c.key)
 }
 
 // TestClusterRecordsShared is issue 15's scenario (b): with one Redis and
@@ -958,5 +964,38 @@ func TestClusterStartsWithoutPostgres(t *testing.T) {
 	}
 	if v := metric(dB, "mailbrake_holds_spooled"); v != 0 {
 		t.Errorf("mailbrake_holds_spooled = %v after PostgreSQL is back", v)
+	}
+}
+
+// TestClusterForgedStateIgnored: with cluster.key_file, an account state
+// written into the cluster's Redis by someone without the key (here with
+// the nodes' own Redis password) restricts nobody: the account's mail is
+// delivered, and the node counts the record it ignored.
+func TestClusterForgedStateIgnored(t *testing.T) {
+	shared := newSharedStores(t)
+	in, d := startPair(t, true, false, postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}, shared.config("mta-a"))
+	c := redis.NewClient(&redis.Options{Addr: shared.rs.Addr, Password: shared.rs.Password})
+	defer c.Close()
+	forged := fmt.Sprintf(`{"a":{"account":"carol@campus.example","state":"restricted","state_at":%q,"state_by":"web:admin"},"n":"mta-b"}`,
+		time.Now().UTC().Format(time.RFC3339Nano))
+	if err := c.HSet(t.Context(), "e2e:states", "carol@campus.example", forged).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), "e2e:states", forged).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); metric(d, "mailbrake_cluster_states_rejected_total") < 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the forged state was not counted as rejected")
+		}
+	}
+	r := in.Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(2, "dest.example"),
+		Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": "carol is not restricted"}, Body: "hello\n"})
+	if !r.Accepted {
+		t.Fatalf("not accepted: %s", r.Transcript)
+	}
+	in.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, r.QueueID) })
+	if a := d.account("carol@campus.example"); a.State != store.AccountNormal {
+		t.Fatalf("carol is %s after a forged state", a.State)
 	}
 }

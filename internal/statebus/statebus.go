@@ -14,18 +14,29 @@
 // account is already there). After each (re)subscription a node reads the
 // whole hash, so what it missed meanwhile is applied then.
 //
+// With a key (cluster.key_file, the same on every node), each record is
+// signed (HMAC-SHA256) and a record without a valid signature is ignored
+// and counted: whoever can write to the cluster's Redis without the key
+// cannot restrict or release an account. A signed record replayed later
+// changes nothing, since the later change of an account wins.
+//
 // The package knows nothing of what a state means: the caller applies
 // each record (ops.Service.ApplySharedState).
 package statebus
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,16 +70,43 @@ type Bus struct {
 	node                    string
 	log                     *slog.Logger
 
+	key      []byte // signs and checks records; nil: unsigned
+	rejected atomic.Int64
+	warned   atomic.Bool
+
 	mu      sync.Mutex
 	pending map[string]store.Account // changes Redis has not taken yet
 	wake    chan struct{}
 }
 
-// New returns the bus of node on client; its keys start with prefix.
-func New(client *redis.Client, prefix, node string, log *slog.Logger) *Bus {
+// New returns the bus of node on client; its keys start with prefix. With
+// a key, records are signed and only validly signed ones are applied.
+func New(client *redis.Client, prefix, node string, key []byte, log *slog.Logger) *Bus {
 	return &Bus{client: client, records: prefix + "states", times: prefix + "states:at", channel: prefix + "states",
-		node: node, log: log, pending: map[string]store.Account{}, wake: make(chan struct{}, 1)}
+		node: node, key: key, log: log, pending: map[string]store.Account{}, wake: make(chan struct{}, 1)}
 }
+
+// signedPrefix starts a signed record: "v1.<hex HMAC>.<JSON>".
+const signedPrefix = "v1."
+
+// seal returns the record of a change: signed with the key, or the JSON.
+func (b *Bus) seal(js []byte) string {
+	if b.key == nil {
+		return string(js)
+	}
+	return signedPrefix + hex.EncodeToString(mac(b.key, js)) + "." + string(js)
+}
+
+func mac(key, js []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("mailbrake statebus\x00"))
+	m.Write(js)
+	return m.Sum(nil)
+}
+
+// Rejected returns how many records were ignored: unreadable, or not
+// validly signed when the bus has a key.
+func (b *Bus) Rejected() int64 { return b.rejected.Load() }
 
 // Publish shares a state change made on this node. It does not wait for
 // Redis longer than the client's timeout; a change Redis did not take is
@@ -89,12 +127,12 @@ func (b *Bus) Publish(ctx context.Context, a store.Account) {
 }
 
 func (b *Bus) write(ctx context.Context, a store.Account) error {
-	rec, err := json.Marshal(Change{Account: a, Node: b.node})
+	js, err := json.Marshal(Change{Account: a, Node: b.node})
 	if err != nil {
 		return err
 	}
 	at := strconv.FormatInt(a.StateAt.UnixMicro(), 10)
-	return publish.Run(ctx, b.client, []string{b.records, b.times, b.channel}, a.Name, rec, at).Err()
+	return publish.Run(ctx, b.client, []string{b.records, b.times, b.channel}, a.Name, b.seal(js), at).Err()
 }
 
 // flush writes the pending changes; it returns the first error.
@@ -116,6 +154,20 @@ func (b *Bus) flush(ctx context.Context) error {
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// Reshare queues states this node has recorded to be written again, as
+// if just made (Run writes them when it connects): with a key, a node
+// signs the states of its store that Redis may hold unsigned, from before
+// cluster.key_file was set. A record in Redis that is later stays.
+func (b *Bus) Reshare(as []store.Account) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range as {
+		if p, ok := b.pending[a.Name]; !ok || !p.StateAt.After(a.StateAt) {
+			b.pending[a.Name] = a
+		}
+	}
 }
 
 // Pending returns how many changes wait for Redis.
@@ -227,9 +279,33 @@ func (b *Bus) session(ctx context.Context, apply func(context.Context, Change)) 
 const receiveEvery = 5 * time.Second
 
 func (b *Bus) decode(rec string) (Change, bool) {
+	js, why := rec, ""
+	if rest, ok := strings.CutPrefix(rec, signedPrefix); ok {
+		sig, body, ok := strings.Cut(rest, ".")
+		got, err := hex.DecodeString(sig)
+		switch {
+		case !ok || err != nil:
+			why = "a signed record that is not readable"
+		case b.key != nil && !hmac.Equal(got, mac(b.key, []byte(body))):
+			why = "a record whose signature does not match this node's cluster.key_file (another key, or written by someone without it)"
+		}
+		js = body
+	} else if b.key != nil {
+		why = "an unsigned record (written by a node without cluster.key_file, or by someone without the key)"
+	}
 	var c Change
-	if err := json.Unmarshal([]byte(rec), &c); err != nil || c.Account.Name == "" || !c.Account.State.Valid() {
-		b.log.Warn("cluster: an account state record in Redis is not readable; ignored")
+	if why == "" {
+		if err := json.Unmarshal([]byte(js), &c); err != nil || c.Account.Name == "" || !c.Account.State.Valid() {
+			why = "a record that is not readable"
+		}
+	}
+	if why != "" {
+		b.rejected.Add(1)
+		// Once per process: a flood of bad records must not flood the log;
+		// mailbrake_cluster_states_rejected_total counts them all.
+		if !b.warned.Swap(true) {
+			b.log.Warn("cluster: an account state in Redis ignored: "+why+"; further ones are only counted", "node", b.node)
+		}
 		return Change{}, false
 	}
 	return c, true

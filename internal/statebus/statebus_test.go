@@ -22,10 +22,15 @@ type node struct {
 
 func newNode(t *testing.T, srv *redistest.Instance, name string) *node {
 	t.Helper()
+	return newKeyedNode(t, srv, name, nil)
+}
+
+func newKeyedNode(t *testing.T, srv *redistest.Instance, name string, key []byte) *node {
+	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, MaxRetries: -1,
 		DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond})
 	t.Cleanup(func() { c.Close() })
-	n := &node{Bus: New(c, "t:", name, slog.New(slog.DiscardHandler)), seen: map[string]Change{}}
+	n := &node{Bus: New(c, "t:", name, key, slog.New(slog.DiscardHandler)), seen: map[string]Change{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -143,5 +148,63 @@ func TestUnreadableRecord(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.seen) != 1 {
 		t.Fatalf("applied %+v", b.seen)
+	}
+}
+
+// With cluster.key_file, records are signed: the nodes that hold the key
+// apply each other's changes; a record written to Redis by someone without
+// it — unsigned, or signed with another key — restricts nobody and is
+// counted; a node without a key still reads signed records.
+func TestSignedStates(t *testing.T) {
+	srv := redistest.New(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, b := newKeyedNode(t, srv, "a", key), newKeyedNode(t, srv, "b", key)
+	other := newKeyedNode(t, srv, "intruder", []byte("another key, 32 bytes at least!!"))
+	plain := newNode(t, srv, "plain")
+	now := time.Now()
+	a.Publish(t.Context(), acct("eve@x.example", store.AccountRestricted, now))
+	b.wait(t, "eve@x.example", store.AccountRestricted, "a")
+	plain.wait(t, "eve@x.example", store.AccountRestricted, "a")
+
+	// Someone with Redis access but not the key: a forged record in the
+	// hash and on the channel, and one signed with another key.
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+	defer c.Close()
+	forged := `{"a":{"account":"bob@x.example","state":"locked","state_at":"` + now.UTC().Format(time.RFC3339Nano) + `"},"n":"a"}`
+	if err := c.HSet(t.Context(), "t:states", "bob@x.example", forged).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), "t:states", forged).Err(); err != nil {
+		t.Fatal(err)
+	}
+	other.Publish(t.Context(), acct("carol@x.example", store.AccountLocked, now))
+	// The node without a key takes both (the records are well formed);
+	// the keyed nodes take neither.
+	plain.wait(t, "bob@x.example", store.AccountLocked, "a")
+	plain.wait(t, "carol@x.example", store.AccountLocked, "intruder")
+	// A later real change goes through, and after it the node has seen
+	// (and counted) the forgeries.
+	a.Publish(t.Context(), acct("dave@x.example", store.AccountRestricted, now))
+	b.wait(t, "dave@x.example", store.AccountRestricted, "a")
+	loaded, err := b.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{a, b} {
+		n.mu.Lock()
+		_, bob := n.seen["bob@x.example"]
+		_, carol := n.seen["carol@x.example"]
+		n.mu.Unlock()
+		if bob || carol {
+			t.Errorf("node %s applied a forged state (bob %v, carol %v)", n.node, bob, carol)
+		}
+	}
+	for _, ch := range loaded {
+		if ch.Account.Name != "eve@x.example" && ch.Account.Name != "dave@x.example" {
+			t.Errorf("Load returned a forged state: %+v", ch)
+		}
+	}
+	if b.Rejected() < 3 {
+		t.Errorf("node b counted %d rejected records; want the forged, the other key's and Load's", b.Rejected())
 	}
 }
