@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,7 @@ type cluster struct {
 	learn          *learnbus.Bus          // what the other detectors learn
 	learnFrom      string                 // the stream position saved at the last stop
 	degraded       *prometheus.GaugeVec   // what: counts, scores, novelty
+	key            []byte                 // cluster.key_file: signs states and learned events; nil: unsigned
 }
 
 // newRedisClient builds the client of cluster.redis: the password and CA
@@ -130,6 +132,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 			return nil, config.Errors{config.FieldError{Path: "cluster.key_file", Msg: err.Error()}}
 		}
 	}
+	c.key = key
 	c.states = statebus.New(client, rc.Prefix, node, key, d.log)
 	return c, nil
 }
@@ -168,7 +171,7 @@ func (c *cluster) shareNovelty(ctx context.Context, n *detect.Novelty, prefix st
 // received through one MTA and answered through another is caught, and a
 // text marked as spam on one node is held on every node.
 func (c *cluster) shareLearning(dets *detect.Set, prefix string, log *slog.Logger) {
-	b := learnbus.New(c.client, prefix, c.node, log.With("shared", "learning"), learnbus.Options{})
+	b := learnbus.New(c.client, prefix, c.node, log.With("shared", "learning"), learnbus.Options{Key: c.key})
 	if m := dets.Phish; m != nil {
 		m.Learned = func(ev []byte) { b.Publish(learnPhish, ev) }
 		b.Handle(learnPhish, m.ApplyLearned)
@@ -200,19 +203,35 @@ const (
 // detectors' snapshots (before them, so that what was applied after it
 // is applied again at most, never missed) and reads it at start.
 func (c *cluster) learnedSnapshotter() snapshotter {
-	saved := ""
+	saved, savedHW := "", ""
 	return snapshotter{prefix: "learnbus\x00",
 		dirty: func() map[string][]byte {
-			pos := c.learn.Position()
-			if pos == "" || pos == saved {
+			out := map[string][]byte{}
+			if pos := c.learn.Position(); pos != "" && pos != saved {
+				saved = pos
+				out["pos"] = []byte(pos)
+			}
+			// Each node's highest event number applied: an event copied
+			// back into the stream later is not applied again.
+			if hw, err := json.Marshal(c.learn.HighWater()); err == nil && string(hw) != savedHW && string(hw) != "{}" {
+				savedHW = string(hw)
+				out["hw"] = hw
+			}
+			if len(out) == 0 {
 				return nil
 			}
-			saved = pos
-			return map[string][]byte{"pos": []byte(pos)}
+			return out
 		},
 		restore: func(m map[string][]byte) error {
 			if p, ok := m["pos"]; ok {
 				c.learnFrom = string(p)
+			}
+			if b, ok := m["hw"]; ok {
+				var hw map[string]int64
+				if err := json.Unmarshal(b, &hw); err != nil {
+					return fmt.Errorf("learned events' numbers: %w", err)
+				}
+				c.learn.SetHighWater(hw)
 			}
 			return nil
 		}}

@@ -33,7 +33,7 @@ func newStateGauges(d *Daemon) *stateGauges {
 		incidents:      prometheus.NewDesc("mailbrake_incidents_open", "Incidents not yet resolved or dismissed (open, confirmed, contained), by severity.", []string{"severity"}, nil),
 		unwritten:      prometheus.NewDesc("mailbrake_holds_unwritten", "Holds kept in memory because the store does not answer (PostgreSQL down, a full disk); written when it does. Postfix holds the messages meanwhile.", nil, nil),
 		learnPending:   prometheus.NewDesc("mailbrake_cluster_learned_pending", "What this node's detectors learned (baselines, campaign runs and marks, remembered phish) that Redis has not taken yet (cluster mode); written when it answers.", nil, nil),
-		learnApplied:   prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied, refused).", []string{"result"}, nil),
+		learnApplied:   prometheus.NewDesc("mailbrake_cluster_learned_applied_total", "What the other nodes' detectors learned, applied here (result: applied; refused by its detector; rejected: unsigned or wrongly signed with cluster.key_file, or applied before).", []string{"result"}, nil),
 		spooled:        prometheus.NewDesc("mailbrake_holds_spooled", "Holds of mailbrake_holds_unwritten also in the spool (data_dir/spool/holds): a restart does not lose them.", nil, nil),
 		spoolBytes:     prometheus.NewDesc("mailbrake_holds_spool_bytes", "Size of the hold spool's files (at most 1 GiB).", nil, nil),
 		givenUp:        prometheus.NewDesc("mailbrake_holds_given_up_total", "Holds waiting for the store left to the queue sync because there were too many (100,000, or 1 GiB of spool): recorded from Postfix's hold queue, with the reasons of the milter's mark or as held-outside-mailbrake.", nil, nil),
@@ -104,6 +104,7 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 			applied, refused := l.Applied()
 			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(applied), "applied")
 			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(refused), "refused")
+			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(l.Rejected()), "rejected")
 		}
 	}
 	if d.ops != nil {

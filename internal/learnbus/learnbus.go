@@ -17,6 +17,16 @@
 // (a gap is logged). Delivery is at least once: a node killed between
 // applying an event and saving the position applies that event again.
 //
+// Each event carries its node's sequence number (increasing, from the
+// node's clock in microseconds); a node applies an event of another node
+// only when its number is above the highest it applied from that node
+// (HighWater, saved with the position), so an event copied back into the
+// stream is not applied twice. With a key (cluster.key_file, the same on
+// every node) each event is signed (HMAC-SHA256 over node, kind, number
+// and data) and an event without a valid signature is not applied and is
+// counted: whoever can write to Redis without the key cannot teach the
+// detectors.
+//
 // While Redis does not answer, published events are kept (up to
 // MaxPending, the oldest dropped beyond) and written when it answers;
 // each node then learns from its own mail only, as without a cluster.
@@ -27,8 +37,13 @@ package learnbus
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +60,8 @@ type Options struct {
 	// MaxPending bounds the events kept while Redis does not answer (0:
 	// 100,000).
 	MaxPending int
+	// Key signs and checks events; nil: unsigned.
+	Key []byte
 }
 
 // Handler applies an event published by another node.
@@ -67,10 +84,19 @@ type Bus struct {
 
 	pos              atomic.Pointer[string] // the last event applied or skipped
 	applied, refused atomic.Int64
+	rejected         atomic.Int64 // not signed, wrongly signed or seen before
+	warned           atomic.Bool
 	down             atomic.Bool
+	seq              int64 // the last number this node gave an event (mu)
+
+	hwMu sync.Mutex
+	hw   map[string]int64 // per node, the highest number applied
 }
 
-type event struct{ kind, data string }
+type event struct {
+	kind, data string
+	seq        int64
+}
 
 // New returns node's bus on client; its stream is prefix + "learn".
 func New(client redis.UniversalClient, prefix, node string, log *slog.Logger, o Options) *Bus {
@@ -80,7 +106,50 @@ func New(client redis.UniversalClient, prefix, node string, log *slog.Logger, o 
 	if o.MaxPending <= 0 {
 		o.MaxPending = 100_000
 	}
-	return &Bus{client: client, stream: prefix + "learn", node: node, log: log, o: o, handlers: map[string]Handler{}, wake: make(chan struct{}, 1)}
+	return &Bus{client: client, stream: prefix + "learn", node: node, log: log, o: o, handlers: map[string]Handler{}, wake: make(chan struct{}, 1),
+		hw: map[string]int64{}}
+}
+
+// HighWater returns, per node, the highest event number applied: save it
+// with the position and give it to SetHighWater at the next start.
+func (b *Bus) HighWater() map[string]int64 {
+	b.hwMu.Lock()
+	hw := maps.Clone(b.hw)
+	b.hwMu.Unlock()
+	b.mu.Lock()
+	if b.seq > 0 {
+		hw[b.node] = b.seq // so that a clock set back does not reuse numbers
+	}
+	b.mu.Unlock()
+	return hw
+}
+
+// SetHighWater restores what HighWater returned (before Run), and makes
+// this node's own numbers start above its own entry.
+func (b *Bus) SetHighWater(hw map[string]int64) {
+	b.hwMu.Lock()
+	for n, q := range hw {
+		b.hw[n] = max(b.hw[n], q)
+	}
+	b.hwMu.Unlock()
+	b.mu.Lock()
+	b.seq = max(b.seq, hw[b.node])
+	b.mu.Unlock()
+}
+
+// Rejected returns how many events of other nodes were not applied
+// because they were unsigned or wrongly signed (with a key) or carried a
+// number already applied.
+func (b *Bus) Rejected() int64 { return b.rejected.Load() }
+
+func (b *Bus) sign(node, kind, seq, data string) string {
+	m := hmac.New(sha256.New, b.o.Key)
+	for _, p := range []string{"mailbrake learnbus", node, kind, seq} {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	m.Write([]byte(data))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Handle sets the handler of kind; call before Run.
@@ -94,7 +163,8 @@ func (b *Bus) Publish(kind string, data []byte) {
 		b.dropped++
 		b.drops++
 	}
-	b.pending = append(b.pending, event{kind, string(data)})
+	b.seq = max(b.seq+1, time.Now().UnixMicro())
+	b.pending = append(b.pending, event{kind, string(data), b.seq})
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
@@ -190,7 +260,12 @@ func (b *Bus) flush(ctx context.Context) error {
 	}
 	pipe := b.client.Pipeline()
 	for _, e := range todo {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, MaxLen: b.o.MaxLen, Approx: true, Values: []string{"n", b.node, "k", e.kind, "d", e.data}})
+		q := strconv.FormatInt(e.seq, 10)
+		vals := []string{"n", b.node, "k", e.kind, "q", q, "d", e.data}
+		if b.o.Key != nil {
+			vals = append(vals, "s", b.sign(b.node, e.kind, q, e.data))
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, MaxLen: b.o.MaxLen, Approx: true, Values: vals})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		// Some may have been written: at least once, as documented.
@@ -284,6 +359,31 @@ func (b *Bus) apply(m redis.XMessage) {
 	}
 	kind, _ := m.Values["k"].(string)
 	data, _ := m.Values["d"].(string)
+	qs, _ := m.Values["q"].(string)
+	if b.o.Key != nil {
+		sig, _ := m.Values["s"].(string)
+		if sig == "" || qs == "" || !hmac.Equal([]byte(sig), []byte(b.sign(node, kind, qs, data))) {
+			b.reject(m, node, kind, "not signed with this node's cluster.key_file")
+			return
+		}
+	}
+	if qs != "" { // events of a build before the numbers carry none
+		q, err := strconv.ParseInt(qs, 10, 64)
+		if err != nil {
+			b.reject(m, node, kind, "its number is not readable")
+			return
+		}
+		b.hwMu.Lock()
+		seen := q <= b.hw[node]
+		if !seen {
+			b.hw[node] = q
+		}
+		b.hwMu.Unlock()
+		if seen {
+			b.reject(m, node, kind, "applied before (copied back into the stream)")
+			return
+		}
+	}
 	h := b.handlers[kind]
 	if h == nil {
 		// A newer node's event this one does not know: skipped.
@@ -312,4 +412,12 @@ func idLess(a, b string) bool {
 		return len(as) < len(bs)
 	}
 	return as < bs
+}
+
+// reject counts an event not applied, and logs the first.
+func (b *Bus) reject(m redis.XMessage, node, kind, why string) {
+	b.rejected.Add(1)
+	if !b.warned.Swap(true) {
+		b.log.Warn("cluster: a learned event in Redis not applied: "+why+"; further ones are only counted", "node", node, "kind", kind, "id", m.ID)
+	}
 }

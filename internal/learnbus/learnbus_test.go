@@ -50,8 +50,12 @@ func (c *collector) wait(t *testing.T, n int) []string {
 }
 
 func start(t *testing.T, srv *redistest.Instance, node, from string) (*Bus, *collector, func()) {
+	return startKeyed(t, srv, node, from, nil)
+}
+
+func startKeyed(t *testing.T, srv *redistest.Instance, node, from string, key []byte) (*Bus, *collector, func()) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, MaxRetries: -1, DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
-	b := New(c, "mb-learn:", node, slog.New(slog.DiscardHandler), Options{})
+	b := New(c, "mb-learn:", node, slog.New(slog.DiscardHandler), Options{Key: key})
 	col := &collector{}
 	b.Handle("x", col.handle)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -203,5 +207,73 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	if n := c.XLen(context.Background(), "mb-bench:learn").Val(); n > 0 {
 		b.ReportMetric(float64(c.MemoryUsage(context.Background(), "mb-bench:learn", 0).Val())/float64(n), "bytes/event")
+	}
+}
+
+// TestSignedAndOnce: with a key, the nodes that hold it apply each
+// other's events; an event added to the stream by someone without the key
+// (unsigned, or signed with another), and a node's real event copied back
+// into the stream, are not applied and are counted. The numbers applied
+// survive a restart (HighWater, SetHighWater), so a copy made later is
+// refused then too.
+func TestSignedAndOnce(t *testing.T) {
+	srv := redistest.New(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, _, _ := startKeyed(t, srv, "a", "", key)
+	b, colB, stopB := startKeyed(t, srv, "b", "", key)
+	_, colOther, _ := startKeyed(t, srv, "intruder", "", []byte("another key, 32 bytes at least!!"))
+	time.Sleep(100 * time.Millisecond) // the readers past the stream's end
+	a.Publish("x", []byte("a0"))
+	colB.wait(t, 1)
+
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+	defer c.Close()
+	all, err := c.XRange(t.Context(), "mb-learn:learn", "-", "+").Result()
+	if err != nil || len(all) != 1 {
+		t.Fatalf("stream %v, %v", all, err)
+	}
+	real := all[0].Values
+	add := func(vals map[string]any) {
+		if err := c.XAdd(t.Context(), &redis.XAddArgs{Stream: "mb-learn:learn", Values: vals}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(map[string]any{"n": "a", "k": "x", "q": "99999999999999999", "d": "forged, unsigned"})
+	add(map[string]any{"n": "a", "k": "x", "q": "99999999999999998", "d": "forged, bad signature", "s": strings.Repeat("00", 32)})
+	add(real) // a copy of a0, signed as it was
+	a.Publish("x", []byte("a1"))
+	if got := colB.wait(t, 2); !slices.Equal(got, []string{"a0", "a1"}) {
+		t.Fatalf("node b applied %q", got)
+	}
+	if n := b.Rejected(); n != 3 {
+		t.Errorf("node b rejected %d events, want 3", n)
+	}
+	colOther.mu.Lock()
+	other := len(colOther.got)
+	colOther.mu.Unlock()
+	if other != 0 {
+		t.Errorf("a node with another key applied %d events", other)
+	}
+
+	// Restarted from its saved position and numbers, b refuses a copy
+	// of a1 made while it was down.
+	pos, hw := b.Position(), b.HighWater()
+	stopB()
+	all, _ = c.XRange(t.Context(), "mb-learn:learn", "-", "+").Result()
+	add(all[len(all)-1].Values) // a1 again
+	a.Publish("x", []byte("a2"))
+	b2 := New(redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password}), "mb-learn:", "b", slog.New(slog.DiscardHandler), Options{Key: key})
+	b2.SetHighWater(hw)
+	col2 := &collector{}
+	b2.Handle("x", col2.handle)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b2.Run(ctx, pos); close(done) }()
+	defer func() { cancel(); <-done }()
+	if got := col2.wait(t, 1); !slices.Equal(got, []string{"a2"}) {
+		t.Fatalf("restarted node b applied %q", got)
+	}
+	if b2.Rejected() != 1 {
+		t.Errorf("restarted node b rejected %d, want the copy of a1", b2.Rejected())
 	}
 }
