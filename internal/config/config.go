@@ -63,7 +63,9 @@ type PostgresConfig struct {
 
 // RedisConfig configures the Redis client of cluster mode.
 type RedisConfig struct {
-	Address            string   `yaml:"address" doc:"host:port of Redis or Valkey (6379)."`
+	Address            string   `yaml:"address" doc:"host:port of Redis or Valkey (6379); with cluster: true, one node of the Redis Cluster (the others are found from it)."`
+	Cluster            bool     `yaml:"cluster" doc:"Address is a node of a Redis Cluster (or Valkey cluster): keys are spread over its masters by account; db must be 0."`
+	Seeds              []string `yaml:"seeds" doc:"With cluster: true, more nodes (host:port) to find the cluster from when address does not answer at start."`
 	Username           string   `yaml:"username" doc:"ACL user; empty: the default user."`
 	PasswordFile       string   `yaml:"password_file" doc:"File holding the password (requirepass or the ACL user's); empty: none."`
 	DB                 int      `yaml:"db" doc:"Database number."`
@@ -479,7 +481,7 @@ func Default() *Config {
 		Quarantine: QuarantineConfig{PreviewBytes: 16 << 10},
 		// 250 ms: far above a loopback or LAN round trip (well under 1 ms),
 		// far below Postfix's policy and milter timeouts.
-		Cluster:   ClusterConfig{Redis: RedisConfig{Prefix: "mailbrake:", Timeout: Duration(250 * time.Millisecond)}},
+		Cluster:   ClusterConfig{Redis: RedisConfig{Prefix: "mailbrake:", Seeds: []string{}, Timeout: Duration(250 * time.Millisecond)}},
 		Retention: RetentionConfig{Previews: Duration(30 * 24 * time.Hour), Holds: Duration(365 * 24 * time.Hour), Audit: Duration(2 * 365 * 24 * time.Hour)},
 		Engine:    EngineConfig{OnError: verdict.Allow},
 		// Two strong findings in a day restrict an account; one puts it on

@@ -361,6 +361,17 @@ func (c *Config) Validate() Errors {
 		if rc.CAFile != "" && !rc.TLS {
 			add("cluster.redis.ca_file", "needs tls: true")
 		}
+		if rc.Cluster && rc.DB != 0 {
+			add("cluster.redis.db", "must be 0 with cluster: true (a Redis Cluster has one database)")
+		}
+		for i, s := range rc.Seeds {
+			if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+				add(fmt.Sprintf("cluster.redis.seeds[%d]", i), "must be host:port, got %q", s)
+			}
+		}
+		if len(rc.Seeds) > 0 && !rc.Cluster {
+			add("cluster.redis.seeds", "needs cluster: true")
+		}
 	}
 	if c.Cluster.KeyFile != "" && c.Cluster.Redis.Address == "" {
 		add("cluster.key_file", "needs cluster.redis.address: it signs what the nodes share through Redis")

@@ -35,7 +35,7 @@ import (
 // Redis does not answer, and the account states every node applies.
 type cluster struct {
 	node           string // cluster.node, or the host name
-	client         *redis.Client
+	client         redis.UniversalClient
 	counts, scores *counter.Failover
 	shared         []*rediscount.Counters
 	states         *statebus.Bus          // account states
@@ -49,7 +49,7 @@ type cluster struct {
 // newRedisClient builds the client of cluster.redis: the password and CA
 // files are read here, so `config check` refuses what serve would. It
 // does not connect.
-func newRedisClient(rc config.RedisConfig) (*redis.Client, error) {
+func newRedisClient(rc config.RedisConfig) (redis.UniversalClient, error) {
 	var errs config.Errors
 	o := &redis.Options{Addr: rc.Address, Username: rc.Username, DB: rc.DB,
 		DialTimeout: time.Duration(rc.Timeout), ReadTimeout: time.Duration(rc.Timeout), WriteTimeout: time.Duration(rc.Timeout),
@@ -71,6 +71,9 @@ func newRedisClient(rc config.RedisConfig) (*redis.Client, error) {
 	}
 	if rc.TLS {
 		host, _, _ := strings.Cut(rc.Address, ":")
+		if rc.Cluster {
+			host = "" // each node's own name, from the address dialled
+		}
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: rc.InsecureSkipVerify}
 		if rc.CAFile != "" {
 			pem, err := os.ReadFile(rc.CAFile)
@@ -86,6 +89,14 @@ func newRedisClient(rc config.RedisConfig) (*redis.Client, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	if rc.Cluster {
+		// Keys are spread by account ({account} in every key a script
+		// touches), so each script runs on the master of its account's
+		// slot; MOVED and ASK replies during a resharding are followed.
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: append([]string{rc.Address}, rc.Seeds...), Username: o.Username, Password: o.Password,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, MaxRetries: o.MaxRetries,
+			ContextTimeoutEnabled: true, Protocol: o.Protocol, TLSConfig: o.TLSConfig}), nil
 	}
 	return redis.NewClient(o), nil
 }

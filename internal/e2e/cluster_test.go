@@ -999,3 +999,91 @@ func TestClusterForgedStateIgnored(t *testing.T) {
 		t.Fatalf("carol is %s after a forged state", a.State)
 	}
 }
+
+// TestClusterOnRedisCluster: the nodes share a Redis Cluster of three
+// masters (cluster.redis.cluster) instead of one Redis: a run split over
+// two MTAs is held at the same total as on one node, the recipient memory
+// is shared, an account restricted on one node is held on the other, and
+// the keys are spread over the masters.
+func TestClusterOnRedisCluster(t *testing.T) {
+	rc := redistest.NewCluster(t, 3)
+	dir := t.TempDir()
+	pw, ckey := filepath.Join(dir, "redis.pw"), filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(pw, []byte(rc.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ckey, []byte(hex.EncodeToString([]byte("a test cluster's secret, 32 byte"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := sharedNoveltyKey(t)
+	config := func(node string) string {
+		return fmt.Sprintf(`cluster:
+  node: %s
+  key_file: %q
+  redis: {address: %q, cluster: true, seeds: [%q], password_file: %q, prefix: "e2e:"}
+novelty: {key_file: %q}
+rules:
+  - name: run-over-two-mtas
+    reason: rate-recipients-hour
+    stage: eom
+    when: [{fact: recipients_1h, gt: 500}]
+    verdict: hold
+`, node, ckey, rc.Nodes[0].Addr, rc.Nodes[1].Addr, pw, key)
+	}
+	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
+	inA, dA := startPair(t, true, false, opts, config("mta-a"))
+	inB, dB := startPair(t, true, false, opts, config("mta-b"))
+	mtas := []*postfixtest.Instance{inA, inB}
+	nodes := []*daemon{dA, dB}
+	var qids []string
+	for i := range 12 {
+		r := mtas[i%2].Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(50, fmt.Sprintf("d%d.example", i)),
+			Headers: map[string]string{"X-Mailer": "Mozilla Thunderbird 128.0", "Subject": fmt.Sprintf("newsletter part %d", i)}, Body: "Read it online.\n"})
+		if !r.Accepted {
+			t.Fatalf("message %d not accepted: %s", i+1, r.Transcript)
+		}
+		qids = append(qids, r.QueueID)
+	}
+	for i, want := range []int{10, 11} {
+		if h := nodes[i].waitHold(qids[want]); h.Reasons[0] != "rate-recipients-hour" {
+			t.Fatalf("message %d held for %v", want+1, h.Reasons)
+		}
+	}
+	for i, d := range nodes {
+		if n := len(d.holds()); n != 1 {
+			t.Errorf("node %d holds %d messages, want 1", i, n)
+		}
+		a := d.account("carol@campus.example")
+		if a.Counters.Recipients1h != 600 || a.Counters.Messages1h != 12 {
+			t.Errorf("node %d shows %+v, want the shared 12 messages, 600 recipients", i, a.Counters)
+		}
+		if n := a.Novelty; n == nil || n.Known != 600 {
+			t.Errorf("node %d's novelty %+v, want the shared 600 known recipients", i, n)
+		}
+	}
+
+	dB.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run seen by the help desk")
+	waitState(t, dA, "eve@campus.example", store.AccountRestricted)
+	r := inA.Send(t, postfixtest.SendOptions{From: "eve@campus.example", To: recipients(2, "dest.example"),
+		Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": "after restrict on B"}, Body: "hello\n"})
+	if h := dA.waitHold(r.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
+		t.Fatalf("node A held eve's message for %v", h.Reasons)
+	}
+
+	masters := 0
+	for _, in := range rc.Nodes {
+		c := redis.NewClient(&redis.Options{Addr: in.Addr, Password: rc.Password})
+		if n, err := c.DBSize(t.Context()).Result(); err == nil && n > 0 {
+			masters++
+		}
+		c.Close()
+	}
+	if masters < 2 {
+		t.Errorf("the keys are on %d of 3 masters", masters)
+	}
+	for i, d := range nodes {
+		if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_cluster_degraded{what="counts"} 0`) || !strings.Contains(m, "mailbrake_cluster_states_rejected_total 0") {
+			t.Errorf("node %d: not healthy on the Redis Cluster", i)
+		}
+	}
+}

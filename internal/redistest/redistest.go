@@ -40,9 +40,10 @@ type Instance struct {
 	Dir      string
 	LogFile  string
 
-	t   testing.TB
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	t     testing.TB
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	extra []string // more configuration lines (cluster mode)
 }
 
 // New starts a server for t.
@@ -54,13 +55,18 @@ func New(t testing.TB) *Instance {
 	if _, err := os.Stat(serverBin); err != nil {
 		t.Skip("redistest: redis-server not installed; run scripts/install-test-deps.sh")
 	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return start(t, hex.EncodeToString(b), nil)
+}
+
+func start(t testing.TB, password string, extra []string) *Instance {
+	t.Helper()
 	addr, err := testnet.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 16)
-	rand.Read(b)
-	in := &Instance{Addr: addr, Password: hex.EncodeToString(b), Dir: t.TempDir(), t: t}
+	in := &Instance{Addr: addr, Password: password, Dir: t.TempDir(), t: t, extra: extra}
 	in.LogFile = filepath.Join(in.Dir, "redis.log")
 	in.Start()
 	t.Cleanup(in.Stop)
@@ -81,6 +87,9 @@ func (in *Instance) Start() {
 		"dir " + in.Dir, `save ""`, "appendonly no", "logfile " + in.LogFile,
 		"requirepass " + in.Password,
 	}, "\n") + "\n"
+	for _, l := range in.extra {
+		conf += l + "\n"
+	}
 	confFile := filepath.Join(in.Dir, "redis.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		in.t.Fatal(err)

@@ -52,20 +52,22 @@ type Change struct {
 
 // publish writes ARGV[2] (a Change in JSON) as ACCOUNT ARGV[1]'s record
 // unless the record there is later (ARGV[3], microseconds, is compared to
-// the one stored beside it), and publishes it. It returns 1 when written.
+// the one stored beside it), and publishes it on channel ARGV[4] (not a
+// key: a Redis Cluster delivers a message to every node's subscribers).
+// It returns 1 when written.
 var publish = redis.NewScript(`
 local at = tonumber(ARGV[3])
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur and tonumber(cur) > at then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PUBLISH', KEYS[3], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
 return 1
 `)
 
 // Bus is one node's end of the shared states.
 type Bus struct {
-	client                  *redis.Client
+	client                  redis.UniversalClient
 	records, times, channel string
 	node                    string
 	log                     *slog.Logger
@@ -81,8 +83,14 @@ type Bus struct {
 
 // New returns the bus of node on client; its keys start with prefix. With
 // a key, records are signed and only validly signed ones are applied.
-func New(client *redis.Client, prefix, node string, key []byte, log *slog.Logger) *Bus {
-	return &Bus{client: client, records: prefix + "states", times: prefix + "states:at", channel: prefix + "states",
+func New(client redis.UniversalClient, prefix, node string, key []byte, log *slog.Logger) *Bus {
+	records, times := prefix+"states", prefix+"states:at"
+	if _, ok := client.(*redis.ClusterClient); ok {
+		// One slot for both hashes, which the publish script writes
+		// together.
+		records, times = prefix+"{states}", prefix+"{states}:at"
+	}
+	return &Bus{client: client, records: records, times: times, channel: prefix + "states",
 		node: node, key: key, log: log, pending: map[string]store.Account{}, wake: make(chan struct{}, 1)}
 }
 
@@ -132,7 +140,7 @@ func (b *Bus) write(ctx context.Context, a store.Account) error {
 		return err
 	}
 	at := strconv.FormatInt(a.StateAt.UnixMicro(), 10)
-	return publish.Run(ctx, b.client, []string{b.records, b.times, b.channel}, a.Name, b.seal(js), at).Err()
+	return publish.Run(ctx, b.client, []string{b.records, b.times}, a.Name, b.seal(js), at, b.channel).Err()
 }
 
 // flush writes the pending changes; it returns the first error.

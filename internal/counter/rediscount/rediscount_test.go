@@ -35,6 +35,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceOnCluster: the same suite against a Redis Cluster of
+// three masters: every script's keys carry the account in braces, so each
+// runs on its account's master (a CROSSSLOT error otherwise).
+func TestConformanceOnCluster(t *testing.T) {
+	rc := redistest.NewCluster(t, 3)
+	countertest.Run(t, func(t *testing.T) (store.Counters, func() store.Counters) {
+		prefix := "mb-test:" + t.Name() + ":"
+		client := func() store.Counters {
+			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs()[:1], Password: rc.Password})
+			t.Cleanup(func() { c.Close() })
+			r := New(c, prefix)
+			t.Cleanup(r.Close)
+			return r
+		}
+		return client(), client
+	})
+}
+
 // BenchmarkCharge: one charge is one round trip (EVALSHA) to a Redis on
 // this machine; parallel charges of 1,000 accounts from as many clients
 // as GOMAXPROCS × the -cpu setting.

@@ -300,3 +300,36 @@ func BenchmarkFootprint(b *testing.B) {
 		})
 	}
 }
+
+// TestOnCluster: on a Redis Cluster of three masters two nodes join
+// (the key's identifier and the learning start, on other slots than the
+// accounts') and share one account's recipients exactly: each script's
+// keys carry the account in braces.
+func TestOnCluster(t *testing.T) {
+	rc := redistest.NewCluster(t, 3)
+	cc := func() *redis.ClusterClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs()[:1], Password: rc.Password})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	o := novelty.Options{Key: []byte("shared")}
+	a := New(cc(), "mb-cl:", Options{Hasher: novelty.New(o)})
+	b := New(cc(), "mb-cl:", Options{Hasher: novelty.New(o)})
+	ctx := context.Background()
+	now := time.Now()
+	for _, m := range []*Memory{a, b} {
+		if err := m.Join(ctx, now); err != nil {
+			t.Fatalf("Join: %v", err)
+		}
+	}
+	for i, m := range []*Memory{a, b, a} {
+		rs := []string{fmt.Sprintf("x%d@example.org", i), "same@example.org"}
+		if _, err := m.Observe(ctx, fmt.Sprintf("u%d@example.edu", i%2), rs, now); err != nil {
+			t.Fatalf("Observe: %v", err)
+		}
+	}
+	st, err := b.Peek(ctx, "u0@example.edu", now)
+	if err != nil || st.Known != 3 || st.FirstTime1h != 3 {
+		t.Fatalf("u0 on the cluster: %+v %v (want 3 known: x0, x2 and same)", st, err)
+	}
+}
