@@ -15,14 +15,7 @@ import (
 func TestRestrictAccount(t *testing.T) {
 	// defer_transports keeps relayed mail in the deferred queue.
 	in, d := startPair(t, true, false, postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}, "")
-	send := func(from, subject string) postfixtest.SendResult {
-		r := in.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
-			Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
-		if !r.Accepted {
-			t.Fatalf("%s not accepted: %s", subject, r.Transcript)
-		}
-		return r
-	}
+	send := func(from, subject string) postfixtest.SendResult { return sendHello(t, in, from, subject) }
 	queued := send("eve@campus.example", "queued before")
 	other := send("frank@campus.example", "someone else")
 	in.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool {

@@ -56,22 +56,8 @@ rules:
 	inB, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
 	mtas := []*postfixtest.Instance{inA, inB}
 	nodes := []*daemon{dA, dB}
-	var qids []string
-	for i := range 12 {
-		r := mtas[i%2].Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(50, fmt.Sprintf("d%d.example", i)),
-			Headers: map[string]string{"X-Mailer": "Mozilla Thunderbird 128.0", "Subject": fmt.Sprintf("newsletter part %d", i)}, Body: "Read it online.\n"})
-		if !r.Accepted {
-			t.Fatalf("message %d not accepted: %s", i+1, r.Transcript)
-		}
-		qids = append(qids, r.QueueID)
-	}
 	// Messages 11 and 12 are held, one on each node; the first ten go out.
-	for i, want := range []int{10, 11} {
-		h := nodes[i].waitHold(qids[want])
-		if h.Reasons[0] != "rate-recipients-hour" {
-			t.Fatalf("message %d held for %v", want+1, h.Reasons)
-		}
-	}
+	qids := sendSplitRun(t, mtas, nodes)
 	for i, in := range mtas {
 		in.Sink.WaitRecipients(t, 250, 30*time.Second)
 		if n := len(nodes[i].holds()); n != 1 {
@@ -133,15 +119,7 @@ func TestClusterSharedStates(t *testing.T) {
 	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
 	inA, dA := startPair(t, true, false, opts, config("mta-a"))
 	inB, dB := startPair(t, true, false, opts, config("mta-b"))
-	send := func(in *postfixtest.Instance, from, subject string) postfixtest.SendResult {
-		r := in.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
-			Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
-		if !r.Accepted {
-			t.Fatalf("%s not accepted: %s", subject, r.Transcript)
-		}
-		return r
-	}
-	queued := send(inA, "eve@campus.example", "queued on A")
+	queued := sendHello(t, inA, "eve@campus.example", "queued on A")
 	inA.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, queued.QueueID) })
 
 	dB.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run seen by the help desk")
@@ -158,7 +136,7 @@ func TestClusterSharedStates(t *testing.T) {
 	if !fromB {
 		t.Errorf("node A's history does not say node B restricted the account: %+v", a.History)
 	}
-	next := send(inA, "eve@campus.example", "after restrict on B")
+	next := sendHello(t, inA, "eve@campus.example", "after restrict on B")
 	if h := dA.waitHold(next.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
 		t.Fatalf("node A held eve's next message for %v", h.Reasons)
 	}
@@ -166,7 +144,7 @@ func TestClusterSharedStates(t *testing.T) {
 	// Lifted on A: B lets eve's mail go again.
 	dA.mustCLI("account", "unrestrict", "eve@campus.example", "--reason", "password reset, user called")
 	waitState(t, dB, "eve@campus.example", store.AccountNormal)
-	after := send(inB, "eve@campus.example", "after unrestrict on A")
+	after := sendHello(t, inB, "eve@campus.example", "after unrestrict on A")
 	inB.WaitQueue(t, 10*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, after.QueueID) })
 
 	// A restriction made while Redis is down is written when it is back
@@ -182,7 +160,7 @@ func TestClusterSharedStates(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	late := send(inA, "frank@campus.example", "after the outage")
+	late := sendHello(t, inA, "frank@campus.example", "after the outage")
 	if h := dA.waitHold(late.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
 		t.Fatalf("node A held frank's message for %v", h.Reasons)
 	}
@@ -918,14 +896,7 @@ func TestClusterStartsWithoutPostgres(t *testing.T) {
 	if v := metric(dB, degraded); v != 1 {
 		t.Fatalf("%s = %v while PostgreSQL is down", degraded, v)
 	}
-	send := func(from, subject string) postfixtest.SendResult {
-		r := inB.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
-			Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
-		if !r.Accepted {
-			t.Fatalf("%s not accepted: %s", subject, r.Transcript)
-		}
-		return r
-	}
+	send := func(from, subject string) postfixtest.SendResult { return sendHello(t, inB, from, subject) }
 	held := send("eve@campus.example", "restricted on A, sent through B after B restarted")
 	inB.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return inQueue(q, held.QueueID) == "hold" })
 	other := send("bob@campus.example", "an ordinary message")
@@ -989,11 +960,7 @@ func TestClusterForgedStateIgnored(t *testing.T) {
 			t.Fatal("the forged state was not counted as rejected")
 		}
 	}
-	r := in.Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(2, "dest.example"),
-		Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": "carol is not restricted"}, Body: "hello\n"})
-	if !r.Accepted {
-		t.Fatalf("not accepted: %s", r.Transcript)
-	}
+	r := sendHello(t, in, "carol@campus.example", "carol is not restricted")
 	in.WaitQueue(t, 15*time.Second, func(q []postfixtest.QueueEntry) bool { return attempted(q, r.QueueID) })
 	if a := d.account("carol@campus.example"); a.State != store.AccountNormal {
 		t.Fatalf("carol is %s after a forged state", a.State)
@@ -1035,20 +1002,7 @@ rules:
 	inB, dB := startPair(t, true, false, opts, config("mta-b"))
 	mtas := []*postfixtest.Instance{inA, inB}
 	nodes := []*daemon{dA, dB}
-	var qids []string
-	for i := range 12 {
-		r := mtas[i%2].Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(50, fmt.Sprintf("d%d.example", i)),
-			Headers: map[string]string{"X-Mailer": "Mozilla Thunderbird 128.0", "Subject": fmt.Sprintf("newsletter part %d", i)}, Body: "Read it online.\n"})
-		if !r.Accepted {
-			t.Fatalf("message %d not accepted: %s", i+1, r.Transcript)
-		}
-		qids = append(qids, r.QueueID)
-	}
-	for i, want := range []int{10, 11} {
-		if h := nodes[i].waitHold(qids[want]); h.Reasons[0] != "rate-recipients-hour" {
-			t.Fatalf("message %d held for %v", want+1, h.Reasons)
-		}
-	}
+	sendSplitRun(t, mtas, nodes)
 	for i, d := range nodes {
 		if n := len(d.holds()); n != 1 {
 			t.Errorf("node %d holds %d messages, want 1", i, n)
@@ -1064,8 +1018,7 @@ rules:
 
 	dB.mustCLI("account", "restrict", "eve@campus.example", "--reason", "spam run seen by the help desk")
 	waitState(t, dA, "eve@campus.example", store.AccountRestricted)
-	r := inA.Send(t, postfixtest.SendOptions{From: "eve@campus.example", To: recipients(2, "dest.example"),
-		Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": "after restrict on B"}, Body: "hello\n"})
+	r := sendHello(t, inA, "eve@campus.example", "after restrict on B")
 	if h := dA.waitHold(r.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
 		t.Fatalf("node A held eve's message for %v", h.Reasons)
 	}

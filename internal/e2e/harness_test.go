@@ -395,3 +395,38 @@ func outcomes(t *testing.T, in *postfixtest.Instance, q []postfixtest.QueueEntry
 	}
 	return out
 }
+
+// sendHello sends a two-recipient Thunderbird message from from through
+// in and fails the test unless Postfix accepted it.
+func sendHello(t *testing.T, in *postfixtest.Instance, from, subject string) postfixtest.SendResult {
+	t.Helper()
+	r := in.Send(t, postfixtest.SendOptions{From: from, To: recipients(2, "dest.example"),
+		Headers: map[string]string{"User-Agent": "Mozilla Thunderbird", "Subject": subject}, Body: "hello\n"})
+	if !r.Accepted {
+		t.Fatalf("%s not accepted: %s", subject, r.Transcript)
+	}
+	return r
+}
+
+// sendSplitRun sends a run of twelve 50-recipient messages from carol,
+// alternating between the MTAs, and waits until the last two (over the
+// 500-recipient hour of the shared counts, one through each MTA) are held
+// by their nodes; it returns the queue IDs.
+func sendSplitRun(t *testing.T, mtas []*postfixtest.Instance, nodes []*daemon) []string {
+	t.Helper()
+	var qids []string
+	for i := range 12 {
+		r := mtas[i%2].Send(t, postfixtest.SendOptions{From: "carol@campus.example", To: recipients(50, fmt.Sprintf("d%d.example", i)),
+			Headers: map[string]string{"X-Mailer": "Mozilla Thunderbird 128.0", "Subject": fmt.Sprintf("newsletter part %d", i)}, Body: "Read it online.\n"})
+		if !r.Accepted {
+			t.Fatalf("message %d not accepted: %s", i+1, r.Transcript)
+		}
+		qids = append(qids, r.QueueID)
+	}
+	for i, want := range []int{10, 11} {
+		if h := nodes[i].waitHold(qids[want]); h.Reasons[0] != "rate-recipients-hour" {
+			t.Fatalf("message %d held for %v", want+1, h.Reasons)
+		}
+	}
+	return qids
+}
