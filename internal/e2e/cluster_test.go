@@ -44,13 +44,7 @@ func TestClusterSharedCounts(t *testing.T) {
   node: %s
   redis: {address: %q, password_file: %q, prefix: "e2e:"}
 novelty: {key_file: %q}
-rules:
-  - name: run-over-two-mtas
-    reason: rate-recipients-hour
-    stage: eom
-    when: [{fact: recipients_1h, gt: 500}]
-    verdict: hold
-`, node, rs.Addr, pw, key)
+`, node, rs.Addr, pw, key) + splitRunRule
 	}
 	inA, dA := startPair(t, true, false, postfixtest.Options{}, config("mta-a"))
 	inB, dB := startPair(t, true, false, postfixtest.Options{}, config("mta-b"))
@@ -989,13 +983,7 @@ func TestClusterOnRedisCluster(t *testing.T) {
   key_file: %q
   redis: {address: %q, cluster: true, seeds: [%q], password_file: %q, prefix: "e2e:"}
 novelty: {key_file: %q}
-rules:
-  - name: run-over-two-mtas
-    reason: rate-recipients-hour
-    stage: eom
-    when: [{fact: recipients_1h, gt: 500}]
-    verdict: hold
-`, node, ckey, rc.Nodes[0].Addr, rc.Nodes[1].Addr, pw, key)
+`, node, ckey, rc.Nodes[0].Addr, rc.Nodes[1].Addr, pw, key) + splitRunRule
 	}
 	opts := postfixtest.Options{ExtraMainCF: map[string]string{"defer_transports": "smtp"}}
 	inA, dA := startPair(t, true, false, opts, config("mta-a"))

@@ -408,6 +408,16 @@ func sendHello(t *testing.T, in *postfixtest.Instance, from, subject string) pos
 	return r
 }
 
+// splitRunRule holds a message once the account's hour passes 500
+// recipients: the rule sendSplitRun's run trips.
+const splitRunRule = `rules:
+  - name: run-over-two-mtas
+    reason: rate-recipients-hour
+    stage: eom
+    when: [{fact: recipients_1h, gt: 500}]
+    verdict: hold
+`
+
 // sendSplitRun sends a run of twelve 50-recipient messages from carol,
 // alternating between the MTAs, and waits until the last two (over the
 // 500-recipient hour of the shared counts, one through each MTA) are held
