@@ -124,6 +124,19 @@ cluster:
 cluster:
   redis: {address: "127.0.0.1:6379", password_file: ` + dir + `/no-redis-password, tls: true, ca_file: ` + dir + `/no-ca.pem}
 `, []string{"cluster.redis.password_file:", "cluster.redis.ca_file:"}},
+		{"cluster redis cluster", `
+cluster:
+  redis: {address: "127.0.0.1:6379", cluster: true, db: 2, seeds: ["bogus"]}
+`, []string{"cluster.redis.db: must be 0 with cluster: true", `cluster.redis.seeds[0]: must be host:port, got "bogus"`}},
+		{"cluster key", `
+cluster:
+  key_file: ` + dir + `/no-cluster-key
+  redis: {address: "127.0.0.1:6379"}
+`, []string{"cluster.key_file: " + dir + "/no-cluster-key does not exist"}},
+		{"cluster key without redis", `
+cluster:
+  key_file: ` + dir + `/no-cluster-key
+`, []string{"cluster.key_file: needs cluster.redis.address"}},
 		{"cluster postgres", `
 cluster:
   postgres: {url: "postgres://mailbrake:hunter2@127.0.0.1/mailbrake", password_file: ` + dir + `/no-pg-password, max_conns: -1}

@@ -131,7 +131,7 @@ func Load(data []byte, extra ...Checker) (*Config, error) {
 		c.Playbooks, c.playbookPaths, c.notes = mergePlaybooks(c.Playbooks)
 	}
 	if c.Cluster.Redis.Address != "" && c.Cluster.KeyFile == "" {
-		c.notes = append(c.notes, "cluster.key_file is not set: account states shared through Redis are not signed, so whoever can write to the cluster's Redis can restrict or release accounts (docs/cluster.md)")
+		c.notes = append(c.notes, "cluster.key_file is not set: account states and learned events shared through Redis are not signed, so whoever can write to the cluster's Redis can restrict or release accounts and teach the detectors (docs/cluster.md)")
 	}
 	return c, nil
 }
