@@ -26,6 +26,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/holdspool"
 	"github.com/mailbrake/mailbrake/internal/notify"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/playbook"
@@ -88,6 +89,10 @@ type Daemon struct {
 	snapshotters []snapshotter
 	dets         *detect.Set
 	reports      *ops.Reporter
+	// spoolReports: findings of holds written from the spool before the
+	// incident queue started (reportSpooled), reported when it does.
+	spoolMu      sync.Mutex
+	spoolReports []spoolReport
 	pwleak       *pwleak.Detector
 	missingTools []string // Postfix tools that cannot be run (readiness)
 	auth         *auth.Service
@@ -271,6 +276,41 @@ func (d *Daemon) queueEscalation(account string, to store.AccountState, reason s
 
 // queueFindings queues a message's acted-on findings for incidents; it
 // never blocks the request path.
+// spoolReport is one spooled hold's findings waiting for the incident
+// queue.
+type spoolReport struct {
+	account string
+	fs      []ops.Finding
+}
+
+// heldFromSpool is the hold writer's HoldWriterOptions.Loaded: a hold
+// the previous process spooled and did not write (it was killed while the
+// store did not answer) is counted, logged and reports its findings as the
+// live hold would have. One the previous process wrote already (killed
+// after the store took it) did all that then.
+func (d *Daemon) heldFromSpool(stored *store.Hold, created bool, report []holdspool.Finding) {
+	if !created {
+		return
+	}
+	enforceMetrics{d.metrics}.Held(stored.Path)
+	d.log.Info("message held for review (recorded from the spool after a restart)", "hold", stored.ID, "queue_id", stored.QueueID,
+		"account", stored.Account, "reasons", stored.Reasons)
+	if len(report) == 0 {
+		return
+	}
+	fs := make([]ops.Finding, len(report))
+	for i, f := range report {
+		fs[i] = ops.Finding{Reason: f.Reason, Detail: f.Detail, HoldID: stored.ID, QueueID: stored.QueueID}
+	}
+	d.spoolMu.Lock()
+	defer d.spoolMu.Unlock()
+	if d.reports == nil { // the writer starts before the incident queue
+		d.spoolReports = append(d.spoolReports, spoolReport{stored.Account, fs})
+		return
+	}
+	d.queueFindings(stored.Account, fs)
+}
+
 func (d *Daemon) queueFindings(account string, fs []ops.Finding) {
 	if d.ops.Response == nil {
 		return

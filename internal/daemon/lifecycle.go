@@ -483,7 +483,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	// written from the start, and the queue sync leaves their messages to
 	// the writer.
 	d.holds = ops.NewHoldWriter(d.ops, ops.HoldWriterOptions{MaxDelay: holdWriteDelay, MaxBatch: holdWriteBatch,
-		Probe: st.WriteProbe, SpoolDir: filepath.Join(cfg.DataDir, "spool", "holds")})
+		Probe: st.WriteProbe, SpoolDir: filepath.Join(cfg.DataDir, "spool", "holds"), Loaded: d.heldFromSpool})
 	qs.Unwritten = d.holds.Unwritten
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true,
@@ -668,7 +668,13 @@ func (d *Daemon) startQueues() {
 		defer wg.Done()
 		d.escalationLoop(qctx)
 	}()
+	d.spoolMu.Lock()
 	d.reports = ops.NewReporter(d.ops, reportGather, func(error) { d.metrics.storeErrors.WithLabelValues("incident").Inc() })
+	for _, r := range d.spoolReports {
+		d.queueFindings(r.account, r.fs)
+	}
+	d.spoolReports = nil
+	d.spoolMu.Unlock()
 	d.push("account and incident queues", func(ctx context.Context) error {
 		close(d.escalations)
 		done := make(chan struct{})

@@ -824,6 +824,33 @@ func TestClusterOutages(t *testing.T) {
 	if !strings.Contains(dB.log.String(), "holds spooled before the last stop") || strings.Contains(dB.log.String(), "recorded from the queue") {
 		t.Error("node B did not record its holds from its spool")
 	}
+	// Every hold reported its finding to its account's incident — node
+	// B's too, written from its spool by the restarted process (the
+	// findings are spooled with the hold).
+	if !strings.Contains(dB.log.String(), "recorded from the spool after a restart") {
+		t.Error("node B wrote no hold from its spool")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var silent int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM holds h WHERE NOT EXISTS
+			(SELECT 1 FROM incident_evidence e WHERE e.hold_id = h.id AND e.queue_id = h.queue_id AND e.reason = 'bulk-from-scripted-client')`).Scan(&silent); err != nil {
+			t.Fatal(err)
+		}
+		if silent == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var which []string
+			rows, _ := conn.Query(t.Context(), `SELECT node || ' ' || queue_id || ' ' || id FROM holds h WHERE NOT EXISTS
+				(SELECT 1 FROM incident_evidence e WHERE e.hold_id = h.id AND e.queue_id = h.queue_id AND e.reason = 'bulk-from-scripted-client')`)
+			for rows.Next() {
+				var w string
+				rows.Scan(&w)
+				which = append(which, w)
+			}
+			t.Fatalf("%d holds reported no finding to an incident: %v", silent, which)
+		}
+	}
 	t.Logf("scenario (d) took %s", time.Since(begin).Round(time.Second))
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/holdspool"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -30,7 +31,10 @@ import (
 // Holds records holds off the request path (ops.HoldWriter): done is
 // called once the hold is written.
 type Holds interface {
-	Record(h *store.Hold, done func(stored *store.Hold, created bool, err error))
+	// RecordReport records h; report is what done will report for the
+	// account's incident, kept with the hold in case this process is
+	// killed before the store takes it (HoldWriter spools it).
+	RecordReport(h *store.Hold, report []holdspool.Finding, done func(stored *store.Hold, created bool, err error))
 }
 
 // Metrics counts what the enforcer does; labels come from fixed sets.
@@ -245,7 +249,11 @@ func (e *Enforcer) recordHold(log *slog.Logger, sub *engine.Submission, v engine
 	}
 	h.Prints = append([]string(nil), sub.Prints...)
 	account, dir, qid, path := sub.Account, sub.Direction, sub.QueueID, string(sub.Path)
-	e.Holds.Record(h, func(stored *store.Hold, created bool, err error) {
+	var spooled []holdspool.Finding
+	for _, f := range e.findings(account, dir, qid, v, 0) {
+		spooled = append(spooled, holdspool.Finding{Reason: f.Reason, Detail: f.Detail})
+	}
+	e.Holds.RecordReport(h, spooled, func(stored *store.Hold, created bool, err error) {
 		if err != nil {
 			if e.Metrics != nil {
 				e.Metrics.StoreError("hold")
@@ -276,8 +284,17 @@ func familyForHold(f fingerprint.Family) string {
 // Shadow verdicts, dry-run findings, inbound mail and evidence without a
 // score open no incident.
 func (e *Enforcer) report(account string, dir engine.Direction, queueID string, v engine.Verdict, holdID int64) {
+	if fs := e.findings(account, dir, queueID, v, holdID); len(fs) > 0 {
+		e.Report(account, fs)
+	}
+}
+
+// findings are what report reports of v: none for inbound mail, shadow
+// verdicts or without account response; no dry-run finding, nor evidence
+// without a score.
+func (e *Enforcer) findings(account string, dir engine.Direction, queueID string, v engine.Verdict, holdID int64) []ops.Finding {
 	if !e.Incidents || e.Report == nil || v.Shadow != v.Action || account == engine.Unauthenticated || dir == engine.Inbound {
-		return
+		return nil
 	}
 	var fs []ops.Finding
 	for _, f := range v.Findings {
@@ -286,7 +303,5 @@ func (e *Enforcer) report(account string, dir engine.Direction, queueID string, 
 		}
 		fs = append(fs, ops.Finding{Reason: string(f.Reason), Detail: f.Evidence, HoldID: holdID, QueueID: queueID})
 	}
-	if len(fs) > 0 {
-		e.Report(account, fs)
-	}
+	return fs
 }

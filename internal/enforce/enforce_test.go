@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/fingerprint"
+	"github.com/mailbrake/mailbrake/internal/holdspool"
 	"github.com/mailbrake/mailbrake/internal/ops"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
@@ -21,7 +22,7 @@ type fakeHolds struct {
 }
 
 // Record writes at once, as the writer does a moment later.
-func (f *fakeHolds) Record(h *store.Hold, done func(*store.Hold, bool, error)) {
+func (f *fakeHolds) RecordReport(h *store.Hold, report []holdspool.Finding, done func(*store.Hold, bool, error)) {
 	f.mu.Lock()
 	for _, x := range f.holds {
 		if x.QueueID == h.QueueID {

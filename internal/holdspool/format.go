@@ -54,15 +54,33 @@ type record struct {
 	Preview        string    `json:"preview"`
 	HeldAt         time.Time `json:"held_at"`
 	Prints         []string  `json:"prints"`
+	// Report: the findings the hold reports for the account's incident
+	// once written (none for inbound mail or a shadow verdict), so that a
+	// hold written by the next process still reports them. Added after
+	// version 1 was first released, and optional: an earlier build sets
+	// aside a file that has it (an unknown field), so downgrade only with
+	// an empty spool.
+	Report []Finding `json:"report,omitempty"`
+}
+
+// Finding is one finding a spooled hold reports once written: its reason
+// and evidence.
+type Finding struct {
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Encode returns the spool file of h: what Decode reads back as h (its ID
 // and state fields left out, its time in UTC).
-func Encode(h *store.Hold) ([]byte, error) {
+func Encode(h *store.Hold) ([]byte, error) { return EncodeEntry(Entry{Hold: h}) }
+
+// EncodeEntry is Encode of e's hold with the findings it reports.
+func EncodeEntry(e Entry) ([]byte, error) {
+	h := e.Hold
 	r := record{QueueID: h.QueueID, Node: h.Node, Path: h.Path, Account: h.Account, Sender: h.Sender,
 		Recipients: h.Recipients, RecipientCount: h.RecipientCount, Subject: h.Subject, Client: h.Client,
 		ClientFamily: h.ClientFamily, ClientAddress: h.ClientAddress, Reasons: h.Reasons, Size: h.Size,
-		Headers: h.Headers, Preview: h.Preview, HeldAt: h.HeldAt.UTC(), Prints: h.Prints}
+		Headers: h.Headers, Preview: h.Preview, HeldAt: h.HeldAt.UTC(), Prints: h.Prints, Report: e.Report}
 	if err := r.check(); err != nil {
 		return nil, err
 	}
@@ -82,44 +100,54 @@ func Encode(h *store.Hold) ([]byte, error) {
 
 // Decode reads a spool file. Any error wraps ErrCorrupt.
 func Decode(b []byte) (*store.Hold, error) {
+	e, err := DecodeEntry(b)
+	return e.Hold, err
+}
+
+// DecodeEntry reads a spool file: its hold and the findings it reports
+// (Name and Size left empty). Any error wraps ErrCorrupt.
+func DecodeEntry(b []byte) (Entry, error) {
 	if len(b) > MaxFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrCorrupt, len(b), MaxFileBytes)
+		return Entry{}, fmt.Errorf("%w: %d bytes, over %d", ErrCorrupt, len(b), MaxFileBytes)
 	}
 	head, body, ok := bytes.Cut(b, []byte("\n"))
 	if !ok || !bytes.HasPrefix(head, []byte(magic)) {
-		return nil, fmt.Errorf("%w: no header line", ErrCorrupt)
+		return Entry{}, fmt.Errorf("%w: no header line", ErrCorrupt)
 	}
 	lenText, sumText, ok := bytes.Cut(head[len(magic):], []byte(" "))
 	n, err := strconv.Atoi(string(lenText))
 	if !ok || err != nil || n < 0 || strconv.Itoa(n) != string(lenText) {
-		return nil, fmt.Errorf("%w: bad length in the header line", ErrCorrupt)
+		return Entry{}, fmt.Errorf("%w: bad length in the header line", ErrCorrupt)
 	}
 	if n != len(body) {
-		return nil, fmt.Errorf("%w: %d bytes of record, the header says %d (cut short?)", ErrCorrupt, len(body), n)
+		return Entry{}, fmt.Errorf("%w: %d bytes of record, the header says %d (cut short?)", ErrCorrupt, len(body), n)
 	}
 	sum, err := strconv.ParseUint(string(sumText), 16, 32)
 	if err != nil || fmt.Sprintf("%08x", sum) != string(sumText) {
-		return nil, fmt.Errorf("%w: bad checksum in the header line", ErrCorrupt)
+		return Entry{}, fmt.Errorf("%w: bad checksum in the header line", ErrCorrupt)
 	}
 	if crc32.Checksum(body, castagnoli) != uint32(sum) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+		return Entry{}, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	var r record
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return Entry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if dec.InputOffset() != int64(len(body)) {
-		return nil, fmt.Errorf("%w: data after the record", ErrCorrupt)
+		return Entry{}, fmt.Errorf("%w: data after the record", ErrCorrupt)
 	}
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return Entry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	return &store.Hold{QueueID: r.QueueID, Node: r.Node, Path: r.Path, Account: r.Account, Sender: r.Sender,
+	if len(r.Report) == 0 {
+		r.Report = nil // "report": [] reads as none, as it is written
+	}
+	return Entry{Hold: &store.Hold{QueueID: r.QueueID, Node: r.Node, Path: r.Path, Account: r.Account, Sender: r.Sender,
 		Recipients: r.Recipients, RecipientCount: r.RecipientCount, Subject: r.Subject, Client: r.Client,
 		ClientFamily: r.ClientFamily, ClientAddress: r.ClientAddress, Reasons: r.Reasons, Size: r.Size,
-		Headers: r.Headers, Preview: r.Preview, HeldAt: r.HeldAt.UTC(), Prints: r.Prints}, nil
+		Headers: r.Headers, Preview: r.Preview, HeldAt: r.HeldAt.UTC(), Prints: r.Prints}, Report: r.Report}, nil
 }
 
 // check refuses what no hold has: no time (or one JSON cannot write),

@@ -71,6 +71,29 @@ func TestFormat(t *testing.T) {
 	if _, err := Encode(&store.Hold{QueueID: "4X"}); err == nil {
 		t.Error("a hold without its time encoded")
 	}
+	// With the findings it reports: they come back; a file without them
+	// (an earlier build's) reads as reporting none.
+	rep := []Finding{{Reason: "bulk-from-scripted-client", Detail: "60 recipients from zimbra-html"}, {Reason: "rate-recipients-hour"}}
+	b, err = EncodeEntry(Entry{Hold: h, Report: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := DecodeEntry(b)
+	if err != nil || !reflect.DeepEqual(e.Hold, written(h)) || !reflect.DeepEqual(e.Report, rep) {
+		t.Fatalf("entry %+v, %v", e, err)
+	}
+	if e, err := DecodeEntry(good(t, h)); err != nil || e.Report != nil {
+		t.Fatalf("a file without a report: %+v, %v", e, err)
+	}
+}
+
+func good(t *testing.T, h *store.Hold) []byte {
+	t.Helper()
+	b, err := Encode(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // FuzzDecode: Decode never panics and fails only with ErrCorrupt; what it
@@ -89,24 +112,28 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"held_at":"2026-01-02T03:04:05+01:00","recipients":[],"reasons":null,"QUEUE_ID":"\u0000\ud800"}`))
 	f.Add([]byte(`{"held_at":"2026-01-02T03:04:05Z","size":-1}`))
 	f.Add([]byte{})
+	reported, _ := EncodeEntry(Entry{Hold: sample("4ABC124"), Report: []Finding{{Reason: "bulk", Detail: "60 \u00e9"}, {Reason: ""}}})
+	f.Add(reported)
+	f.Add([]byte(`{"held_at":"2026-01-02T03:04:05Z","report":[{"reason":"x","detail":"\ud800"},{}],"report2":1}`))
+	f.Add([]byte(`{"held_at":"2026-01-02T03:04:05Z","report":[]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range [][]byte{b, frame(b)} {
-			h, err := Decode(in)
+			e, err := DecodeEntry(in)
 			if err != nil {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v is not ErrCorrupt", err)
 				}
 				continue
 			}
-			b2, err := Encode(h)
+			b2, err := EncodeEntry(e)
 			if err != nil {
 				t.Fatalf("a decoded hold does not encode: %v", err)
 			}
-			h2, err := Decode(b2)
-			if err != nil || !reflect.DeepEqual(h, h2) {
-				t.Fatalf("round trip: %v\n%+v\n%+v", err, h, h2)
+			e2, err := DecodeEntry(b2)
+			if err != nil || !reflect.DeepEqual(e, e2) {
+				t.Fatalf("round trip: %v\n%+v\n%+v", err, e, e2)
 			}
-			if b3, _ := Encode(h2); !bytes.Equal(b2, b3) {
+			if b3, _ := EncodeEntry(e2); !bytes.Equal(b2, b3) {
 				t.Fatalf("not stable:\n%q\n%q", b2, b3)
 			}
 		}

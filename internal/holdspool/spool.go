@@ -31,9 +31,10 @@ type Spool struct {
 
 // Entry is one spooled hold.
 type Entry struct {
-	Name string // the file's name in the spool directory; "" when not spooled
-	Size int64
-	Hold *store.Hold
+	Name   string // the file's name in the spool directory; "" when not spooled
+	Size   int64
+	Hold   *store.Hold
+	Report []Finding // what the hold reports for an incident once written
 }
 
 // AsideDir is the subdirectory files are moved to when they cannot be read
@@ -146,11 +147,12 @@ func (s *Spool) read(name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	h, err := Decode(b)
+	e, err := DecodeEntry(b)
 	if err != nil {
 		return Entry{}, err
 	}
-	return Entry{Name: name, Size: int64(len(b)), Hold: h}, nil
+	e.Name, e.Size = name, int64(len(b))
+	return e, nil
 }
 
 // nextName returns a name after every name in the spool.
@@ -166,11 +168,22 @@ func (s *Spool) nextName() string {
 // the order of hs; one whose Name is empty was not spooled, and the error
 // says why.
 func (s *Spool) Put(hs []*store.Hold) ([]Entry, error) {
-	out := make([]Entry, len(hs))
+	in := make([]Entry, len(hs))
+	for i, h := range hs {
+		in[i].Hold = h
+	}
+	return s.PutEntries(in)
+}
+
+// PutEntries is Put of holds with the findings each reports once written
+// (their Name and Size are ignored).
+func (s *Spool) PutEntries(in []Entry) ([]Entry, error) {
+	out := make([]Entry, len(in))
 	var errs []error
 	wrote := false
-	for i, h := range hs {
-		b, err := Encode(h)
+	for i, e := range in {
+		h := e.Hold
+		b, err := EncodeEntry(e)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -180,7 +193,7 @@ func (s *Spool) Put(hs []*store.Hold) ([]Entry, error) {
 			errs = append(errs, err)
 			continue
 		}
-		out[i] = Entry{Name: name, Size: int64(len(b)), Hold: h}
+		out[i] = Entry{Name: name, Size: int64(len(b)), Hold: h, Report: e.Report}
 		s.files.Add(1)
 		s.bytes.Add(int64(len(b)))
 		wrote = true

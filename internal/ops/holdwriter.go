@@ -67,6 +67,11 @@ type HoldWriterOptions struct {
 	// are found at start. Empty, or when it cannot be opened: parked holds
 	// are kept in memory only.
 	SpoolDir string
+	// Loaded, when set, is called once a hold read from the spool at
+	// start (a previous process's, killed before the store took it) is
+	// written: with the findings it was to report, so that its incident
+	// gets them and it is counted as the live hold would have been.
+	Loaded func(stored *store.Hold, created bool, report []holdspool.Finding)
 }
 
 // Write bounds: a write or probe that takes longer fails; parked holds
@@ -109,6 +114,10 @@ func (w *HoldWriter) Unwritten(queueID string) bool { return w.unwritten.has(que
 type pendingHold struct {
 	h    *store.Hold
 	done func(stored *store.Hold, created bool, err error)
+	// report: the findings done reports once the hold is written, kept
+	// in the spool for a process that writes the hold after a restart
+	// (HoldWriterOptions.Loaded).
+	report []holdspool.Finding
 	// spooled is the hold's spool file; its Name is empty when it has
 	// none.
 	spooled holdspool.Entry
@@ -163,7 +172,7 @@ func newHoldWriter(s *Service, o HoldWriterOptions, maxHolds int, maxBytes int64
 		} else {
 			w.spool = sp
 			for _, e := range loaded {
-				w.parked = append(w.parked, pendingHold{h: e.Hold, spooled: e, parked: true, loaded: true})
+				w.parked = append(w.parked, pendingHold{h: e.Hold, report: e.Report, spooled: e, parked: true, loaded: true})
 				w.unwritten.add(e.Hold.QueueID)
 			}
 			if len(loaded) > 0 {
@@ -181,11 +190,19 @@ func newHoldWriter(s *Service, o HoldWriterOptions, maxHolds int, maxBytes int64
 // writer once it is. Record blocks only when the writer is that far behind
 // (backpressure, never a dropped hold).
 func (w *HoldWriter) Record(h *store.Hold, done func(stored *store.Hold, created bool, err error)) {
+	w.RecordReport(h, nil, done)
+}
+
+// RecordReport is Record of a hold that reports findings once written
+// (done reports them): they are spooled with it, so that when this process
+// is killed before the store takes the hold, the next one reports them
+// (HoldWriterOptions.Loaded).
+func (w *HoldWriter) RecordReport(h *store.Hold, report []holdspool.Finding, done func(stored *store.Hold, created bool, err error)) {
 	if h.HeldAt.IsZero() {
 		h.HeldAt = w.s.now()
 	}
 	h.HeldAt = h.HeldAt.Truncate(time.Microsecond)
-	w.ch <- pendingHold{h: h, done: done}
+	w.ch <- pendingHold{h: h, done: done, report: report}
 }
 
 // Close writes what is pending and stops the writer; Record must not be
@@ -283,6 +300,8 @@ func (w *HoldWriter) finish(p pendingHold, stored *store.Hold, created bool, err
 	}
 	if p.done != nil {
 		p.done(stored, created, err)
+	} else if p.loaded && err == nil && stored != nil && w.o.Loaded != nil {
+		w.o.Loaded(stored, created, p.report)
 	}
 }
 
@@ -332,17 +351,17 @@ func (w *HoldWriter) spoolHolds(batch []pendingHold) {
 		return
 	}
 	var idx []int
-	var hs []*store.Hold
+	var in []holdspool.Entry
 	for i, p := range batch {
 		if p.spooled.Name == "" {
 			idx = append(idx, i)
-			hs = append(hs, p.h)
+			in = append(in, holdspool.Entry{Hold: p.h, Report: p.report})
 		}
 	}
-	if len(hs) == 0 {
+	if len(in) == 0 {
 		return
 	}
-	es, err := w.spool.Put(hs)
+	es, err := w.spool.PutEntries(in)
 	failed := 0
 	for j, i := range idx {
 		batch[i].spooled = es[j]

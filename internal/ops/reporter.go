@@ -70,6 +70,26 @@ func (r *Reporter) Add(account string, fs []Finding) {
 		r.report(context.Background(), []Report{{Account: account, Findings: fs}})
 		return
 	}
+	r.queue(account, fs)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// poke wakes the worker unless the reporter is closed.
+func (r *Reporter) poke() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queue adds fs to what waits for account; r.mu is held.
+func (r *Reporter) queue(account string, fs []Finding) {
 	p := r.pending[account]
 	if p == nil {
 		p = &pendingFindings{seen: map[findingKey]bool{}, reasons: map[string]bool{}}
@@ -84,12 +104,14 @@ func (r *Reporter) Add(account string, fs []Finding) {
 		p.seen[k], p.reasons[f.Reason] = true, true
 		p.findings = append(p.findings, f)
 	}
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
+
+// Retry bounds: a batch the store did not take (PostgreSQL down) is kept
+// and tried again after a back-off that doubles up to reportRetryMax.
+const (
+	reportRetryMin = 500 * time.Millisecond
+	reportRetryMax = 30 * time.Second
+)
 
 // take returns what waits and empties the queue.
 func (r *Reporter) take() []Report {
@@ -105,6 +127,7 @@ func (r *Reporter) take() []Report {
 
 func (r *Reporter) run() {
 	defer close(r.done)
+	var backoff time.Duration
 	for {
 		_, open := <-r.wake
 		if open {
@@ -115,8 +138,28 @@ func (r *Reporter) run() {
 				t.Stop()
 			}
 		}
-		if batch := r.take(); len(batch) > 0 {
-			r.report(context.Background(), batch)
+		batch := r.take()
+		if len(batch) > 0 && r.report(context.Background(), batch) != nil && open {
+			// Kept (bounded per account, as what waits) and tried again:
+			// a hold written just before the store went away still
+			// reaches its incident.
+			r.mu.Lock()
+			for _, b := range batch {
+				r.queue(b.Account, b.Findings)
+			}
+			r.mu.Unlock()
+			backoff = min(max(2*backoff, reportRetryMin), reportRetryMax)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-r.stopping:
+				t.Stop()
+			}
+			r.poke()
+			continue
+		}
+		if len(batch) > 0 {
+			backoff = 0
 		}
 		if !open {
 			return
@@ -124,17 +167,19 @@ func (r *Reporter) run() {
 	}
 }
 
-func (r *Reporter) report(ctx context.Context, batch []Report) {
-	if err := r.s.ReportMany(ctx, batch); err != nil {
+func (r *Reporter) report(ctx context.Context, batch []Report) error {
+	err := r.s.ReportMany(ctx, batch)
+	if err != nil {
 		n := 0
 		for _, b := range batch {
 			n += len(b.Findings)
 		}
-		r.s.Log.Error("recording incident findings failed", "accounts", len(batch), "findings", n, "err", err)
+		r.s.Log.Error("recording incident findings failed; kept and tried again (not at a stop)", "accounts", len(batch), "findings", n, "err", err)
 		if r.onErr != nil {
 			r.onErr(err)
 		}
 	}
+	return err
 }
 
 // Close writes what waits and stops the worker. Add after Close writes at

@@ -64,3 +64,67 @@ func TestReporter(t *testing.T) {
 	}
 	s.WaitPlaybooks(ctx)
 }
+
+// failingIncidents refuses OpenIncidents while down is set, as a store
+// that does not answer.
+type failingIncidents struct {
+	store.Incidents
+	mu    sync.Mutex
+	down  bool
+	tries int
+}
+
+func (f *failingIncidents) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) ([]store.OpenResult, error) {
+	f.mu.Lock()
+	f.tries++
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return nil, fmt.Errorf("postgres store: dial tcp: connection refused")
+	}
+	return f.Incidents.OpenIncidents(ctx, fs)
+}
+
+// TestReporterKeepsWhatFailed: findings the store did not take (it did
+// not answer) are kept and written when it answers again, with what came
+// meanwhile — a hold written just before the store went away still
+// reaches its incident.
+func TestReporterKeepsWhatFailed(t *testing.T) {
+	s, _, _ := newService(t)
+	fi := &failingIncidents{Incidents: s.Response.Incidents, down: true}
+	s.Response.Incidents = fi
+	r := NewReporter(s, time.Millisecond, nil)
+	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA"}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		fi.mu.Lock()
+		tries := fi.tries
+		fi.mu.Unlock()
+		if tries >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed batch was not tried again")
+		}
+	}
+	r.Add("b@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QB"}})
+	fi.mu.Lock()
+	fi.down = false
+	fi.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, acct := range []string{"a@example.edu", "b@example.edu"} {
+		for {
+			if in, err := fi.Incidents.ActiveIncident(ctx, acct); err == nil && len(in.Evidence) == 1 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: its finding was not written once the store answered", acct)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitPlaybooks(ctx)
+}
