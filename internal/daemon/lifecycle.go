@@ -669,7 +669,7 @@ func (d *Daemon) startQueues() {
 		d.escalationLoop(qctx)
 	}()
 	d.spoolMu.Lock()
-	d.reports = ops.NewReporter(d.ops, reportGather, func(error) { d.metrics.storeErrors.WithLabelValues("incident").Inc() })
+	d.reports = ops.NewReporter(d.ops, reportGather, func(error) { d.metrics.storeErrors.WithLabelValues("incident").Inc() }, filepath.Join(d.cfg.DataDir, "spool", "findings.json"))
 	for _, r := range d.spoolReports {
 		d.queueFindings(r.account, r.fs)
 	}

@@ -1,8 +1,14 @@
 package ops
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -18,6 +24,7 @@ type Reporter struct {
 	s      *Service
 	gather time.Duration
 	onErr  func(error)
+	spool  string // file keeping what the store did not take; "": none
 
 	mu       sync.Mutex
 	pending  map[string]*pendingFindings
@@ -51,11 +58,129 @@ func keyOf(f Finding) findingKey {
 
 // NewReporter starts a reporter for s; gather is how long it lets findings
 // gather after the first. onErr (may be nil) learns of failed writes.
-func NewReporter(s *Service, gather time.Duration, onErr func(error)) *Reporter {
-	r := &Reporter{s: s, gather: gather, onErr: onErr, pending: map[string]*pendingFindings{},
+// spool, when not empty, is a file where the findings the store did not
+// take are kept while it does not answer (rewritten whole at each failed
+// try, removed once they are written), so that a process killed during
+// an outage does not lose them: the next one reads it at start.
+func NewReporter(s *Service, gather time.Duration, onErr func(error), spool string) *Reporter {
+	r := &Reporter{s: s, gather: gather, onErr: onErr, spool: spool, pending: map[string]*pendingFindings{},
 		wake: make(chan struct{}, 1), stopping: make(chan struct{}), done: make(chan struct{})}
-	go r.run()
+	if spool != "" {
+		r.loadSpool()
+	}
+	loaded := len(r.order) > 0
+	go r.run(loaded)
+	if loaded {
+		r.poke()
+	}
 	return r
+}
+
+// maxSpoolFindingsBytes bounds the findings spool file read at start.
+const maxSpoolFindingsBytes = 64 << 20
+
+// loadSpool queues the findings a previous process kept in its spool; a
+// file that cannot be read is set aside (".bad") with an error naming it.
+func (r *Reporter) loadSpool() {
+	b, err := os.ReadFile(r.spool)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var reports []Report
+	if err == nil {
+		reports, err = DecodeSpooledFindings(b)
+	}
+	if err != nil {
+		r.s.Log.Error("the spooled incident findings cannot be read; set aside", "file", r.spool, "err", err)
+		os.Rename(r.spool, r.spool+".bad")
+		return
+	}
+	n := 0
+	for _, rep := range reports {
+		r.queue(rep.Account, rep.Findings)
+		n += len(rep.Findings)
+	}
+	if n > 0 {
+		r.s.Log.Info("incident findings kept before the last stop: written as soon as the store answers", "findings", n, "file", r.spool)
+	}
+}
+
+// DecodeSpooledFindings reads the findings spool file: a JSON list of
+// reports, each with an account and at least one finding with a reason.
+func DecodeSpooledFindings(b []byte) ([]Report, error) {
+	if len(b) > maxSpoolFindingsBytes {
+		return nil, fmt.Errorf("%d bytes, over %d", len(b), maxSpoolFindingsBytes)
+	}
+	var reports []Report
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&reports); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the list")
+	}
+	for _, rep := range reports {
+		if rep.Account == "" || len(rep.Findings) == 0 {
+			return nil, errors.New("a report without an account or findings")
+		}
+		for _, f := range rep.Findings {
+			if f.Reason == "" || f.HoldID < 0 {
+				return nil, errors.New("a finding without a reason")
+			}
+		}
+	}
+	return reports, nil
+}
+
+// writeSpool keeps what waits in the spool file (written whole: a
+// temporary file, fsync, rename); with nothing waiting it removes the file.
+func (r *Reporter) writeSpool() {
+	if r.spool == "" {
+		return
+	}
+	r.mu.Lock()
+	reports := make([]Report, 0, len(r.order))
+	for _, a := range r.order {
+		reports = append(reports, Report{Account: a, Findings: r.pending[a].findings})
+	}
+	r.mu.Unlock()
+	if len(reports) == 0 {
+		if err := os.Remove(r.spool); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.s.Log.Warn("removing the incident findings spool failed", "file", r.spool, "err", err)
+		}
+		return
+	}
+	b, err := json.Marshal(reports)
+	if err == nil {
+		err = writeFileSync(r.spool, b)
+	}
+	if err != nil {
+		r.s.Log.Warn("keeping incident findings on disk failed (kept in memory only)", "file", r.spool, "err", err)
+	}
+}
+
+func writeFileSync(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Add queues a message's acted-on findings against account.
@@ -125,7 +250,9 @@ func (r *Reporter) take() []Report {
 	return out
 }
 
-func (r *Reporter) run() {
+// run writes what waits; spooled says the spool file holds findings (read
+// at start).
+func (r *Reporter) run(spooled bool) {
 	defer close(r.done)
 	var backoff time.Duration
 	for {
@@ -139,15 +266,20 @@ func (r *Reporter) run() {
 			}
 		}
 		batch := r.take()
-		if len(batch) > 0 && r.report(context.Background(), batch) != nil && open {
-			// Kept (bounded per account, as what waits) and tried again:
-			// a hold written just before the store went away still
-			// reaches its incident.
+		if len(batch) > 0 && r.report(context.Background(), batch) != nil {
+			// Kept (bounded per account, as what waits), on disk too, and
+			// tried again: a hold written just before the store went away
+			// still reaches its incident, even across a kill or a stop.
 			r.mu.Lock()
 			for _, b := range batch {
 				r.queue(b.Account, b.Findings)
 			}
 			r.mu.Unlock()
+			r.writeSpool()
+			spooled = true
+			if !open {
+				return
+			}
 			backoff = min(max(2*backoff, reportRetryMin), reportRetryMax)
 			t := time.NewTimer(backoff)
 			select {
@@ -160,6 +292,10 @@ func (r *Reporter) run() {
 		}
 		if len(batch) > 0 {
 			backoff = 0
+			if spooled {
+				r.writeSpool() // what came meanwhile, or nothing: removed
+				spooled = false
+			}
 		}
 		if !open {
 			return

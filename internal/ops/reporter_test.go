@@ -2,7 +2,11 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +39,7 @@ func TestReporter(t *testing.T) {
 	s, _, _ := newService(t)
 	bc := &batchCounter{Incidents: s.Response.Incidents}
 	s.Response.Incidents = bc
-	r := NewReporter(s, time.Hour, nil)
+	r := NewReporter(s, time.Hour, nil, "")
 	for i := range 300 {
 		r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: fmt.Sprintf("QA%03d", i)}})
 	}
@@ -93,7 +97,7 @@ func TestReporterKeepsWhatFailed(t *testing.T) {
 	s, _, _ := newService(t)
 	fi := &failingIncidents{Incidents: s.Response.Incidents, down: true}
 	s.Response.Incidents = fi
-	r := NewReporter(s, time.Millisecond, nil)
+	r := NewReporter(s, time.Millisecond, nil, "")
 	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA"}})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		fi.mu.Lock()
@@ -127,4 +131,104 @@ func TestReporterKeepsWhatFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitPlaybooks(ctx)
+}
+
+// TestReporterSpool: findings the store did not take are kept on disk; a
+// process stopped (or killed) meanwhile leaves them there, and the next
+// one writes them once the store answers, then removes the file.
+func TestReporterSpool(t *testing.T) {
+	s, _, _ := newService(t)
+	fi := &failingIncidents{Incidents: s.Response.Incidents, down: true}
+	s.Response.Incidents = fi
+	spool := filepath.Join(t.TempDir(), "spool", "findings.json")
+	r := NewReporter(s, time.Millisecond, nil, spool)
+	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA", HoldID: 7, Detail: "60 recipients"}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(spool); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the findings the store did not take were not spooled")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r.Add("b@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QB"}})
+	if err := r.Close(ctx); err != nil { // the store still down: both stay on disk
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := DecodeSpooledFindings(b)
+	if err != nil || len(kept) != 2 {
+		t.Fatalf("spool %s: %v", b, err)
+	}
+
+	fi.mu.Lock()
+	fi.down = false
+	fi.mu.Unlock()
+	r2 := NewReporter(s, time.Millisecond, nil, spool)
+	for _, acct := range []string{"a@example.edu", "b@example.edu"} {
+		for {
+			if in, err := fi.Incidents.ActiveIncident(ctx, acct); err == nil && len(in.Evidence) == 1 {
+				if acct == "a@example.edu" && (in.Evidence[0].HoldID != 7 || in.Evidence[0].Detail != "60 recipients") {
+					t.Fatalf("evidence %+v", in.Evidence[0])
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: the spooled finding was not written", acct)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := r2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("the spool is still there once written: %v", err)
+	}
+	s.WaitPlaybooks(ctx)
+}
+
+// FuzzDecodeSpooledFindings: the findings spool decoder never panics;
+// what it accepts has an account and reasons, and encodes back to what it
+// decodes the same.
+func FuzzDecodeSpooledFindings(f *testing.F) {
+	good, _ := json.Marshal([]Report{{Account: "a@example.edu", Findings: []Finding{{Reason: "bulk", Detail: "x", HoldID: 3, QueueID: "Q1"}}}})
+	f.Add(good)
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"Account":"","Findings":[]}]`))
+	f.Add([]byte(`[{"Account":"a","Findings":[{"Reason":"r","HoldID":-1}]}]`))
+	f.Add([]byte(`[{"Account":"a","Findings":[{"Reason":"r"}],"Extra":1}] []`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		reports, err := DecodeSpooledFindings(b)
+		if err != nil {
+			return
+		}
+		for _, r := range reports {
+			if r.Account == "" || len(r.Findings) == 0 {
+				t.Fatalf("accepted %+v", r)
+			}
+		}
+		b2, err := json.Marshal(reports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeSpooledFindings(b2)
+		if err != nil || !reflect.DeepEqual(normal(reports), normal(again)) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, reports, again)
+		}
+	})
+}
+
+// normal makes an empty list nil, as JSON round trips it.
+func normal(rs []Report) []Report {
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs
 }
