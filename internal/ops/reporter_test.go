@@ -116,17 +116,7 @@ func TestReporterKeepsWhatFailed(t *testing.T) {
 	fi.mu.Unlock()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	for _, acct := range []string{"a@example.edu", "b@example.edu"} {
-		for {
-			if in, err := fi.Incidents.ActiveIncident(ctx, acct); err == nil && len(in.Evidence) == 1 {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: its finding was not written once the store answered", acct)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitEvidence(ctx, t, fi.Incidents, "a@example.edu", "b@example.edu")
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -170,19 +160,8 @@ func TestReporterSpool(t *testing.T) {
 	fi.down = false
 	fi.mu.Unlock()
 	r2 := NewReporter(s, time.Millisecond, nil, spool)
-	for _, acct := range []string{"a@example.edu", "b@example.edu"} {
-		for {
-			if in, err := fi.Incidents.ActiveIncident(ctx, acct); err == nil && len(in.Evidence) == 1 {
-				if acct == "a@example.edu" && (in.Evidence[0].HoldID != 7 || in.Evidence[0].Detail != "60 recipients") {
-					t.Fatalf("evidence %+v", in.Evidence[0])
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: the spooled finding was not written", acct)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+	if ev := waitEvidence(ctx, t, fi.Incidents, "a@example.edu", "b@example.edu"); ev[0].HoldID != 7 || ev[0].Detail != "60 recipients" {
+		t.Fatalf("evidence %+v", ev[0])
 	}
 	if err := r2.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -231,4 +210,24 @@ func normal(rs []Report) []Report {
 		return nil
 	}
 	return rs
+}
+
+// waitEvidence waits until each account's incident has one piece of
+// evidence, and returns them in the accounts' order.
+func waitEvidence(ctx context.Context, t *testing.T, inc store.Incidents, accounts ...string) []store.Evidence {
+	t.Helper()
+	var out []store.Evidence
+	for _, acct := range accounts {
+		for {
+			if in, err := inc.ActiveIncident(ctx, acct); err == nil && len(in.Evidence) == 1 {
+				out = append(out, in.Evidence[0])
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: its finding was not written once the store answered", acct)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return out
 }
