@@ -157,6 +157,9 @@ func (d *Daemon) catchUpRecords(ctx context.Context) {
 	close(l.ready)
 	d.log.Info("cluster: PostgreSQL answers; records shared again (schema migrated, account states and trust read)",
 		"node", d.cluster.node, "schema", postgres.SchemaVersion(), "states_changed", merged)
+	if merged > 0 {
+		d.ops.HoldRestrictedQueued(ctx)
+	}
 	d.resumePlaybooks(ctx)
 }
 

@@ -110,6 +110,19 @@ func (s *States) Counts() map[store.AccountState]int {
 	return out
 }
 
+// Restricted returns the accounts restricted or locked.
+func (s *States) Restricted() map[string]bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]bool{}
+	for a, st := range s.m {
+		if st.state.Rank() >= store.AccountRestricted.Rank() {
+			out[a] = true
+		}
+	}
+	return out
+}
+
 func (s *States) set(account string, st store.AccountState, at time.Time) {
 	s.mu.Lock()
 	s.m[account] = stateAt{st, at}
@@ -285,6 +298,31 @@ func (s *Service) holdQueued(ctx context.Context, account, actor string) {
 	}
 	if err != nil {
 		s.Log.Warn("putting queued mail on hold failed for some messages", "account", account, "err", err)
+	}
+}
+
+// HoldRestrictedQueued puts on hold the mail in this node's Postfix queue
+// of every account restricted or locked, with one reading of the queue.
+// The change of state holds an account's queued mail as it happens; this
+// is for the changes this node was not running for (restricted on another
+// node, or by a playbook, while this mailbrake was stopped, its Postfix
+// taking mail meanwhile) and runs at start and when the records store
+// first answers. Messages an admin released are left alone.
+func (s *Service) HoldRestrictedQueued(ctx context.Context) {
+	if s.Quarantine == nil || s.States == nil {
+		return
+	}
+	accounts := s.States.Restricted()
+	if len(accounts) == 0 {
+		return
+	}
+	held, err := s.Quarantine.HoldQueuedOf(ctx, accounts)
+	for account, ids := range held {
+		s.audit(ctx, "system", AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(ids, ","))
+		s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(ids), "why", "restricted while this node was stopped")
+	}
+	if err != nil && ctx.Err() == nil {
+		s.Log.Warn("putting queued mail of restricted accounts on hold failed for some messages", "err", err)
 	}
 }
 

@@ -397,12 +397,14 @@ func (s *Service) SyncQueue(ctx context.Context) (*api.SyncResult, error) {
 // ctx ends.
 func (s *Service) SyncPeriodically(ctx context.Context, every time.Duration) {
 	// Once at start, whatever the interval: holds whose records were not
-	// written before the last stop (a kill) are found now.
+	// written before the last stop (a kill) are found now, and the queued
+	// mail of accounts restricted meanwhile is put on hold.
 	if changes, err := s.sync(ctx); err != nil && ctx.Err() == nil {
 		s.Log.Warn("reconciling holds with the Postfix queue failed", "err", err)
 	} else {
 		s.auditChanges(ctx, changes)
 	}
+	s.HoldRestrictedQueued(ctx)
 	if every <= 0 {
 		return
 	}

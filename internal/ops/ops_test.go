@@ -17,8 +17,12 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store/sqlite"
 )
 
-// memQueue is a Postfix queue in memory for the quarantine service.
-type memQueue struct{ q map[string]string }
+// memQueue is a Postfix queue in memory for the quarantine service. Every
+// message's sender is eve@example.org unless from names another.
+type memQueue struct {
+	q    map[string]string
+	from map[string]string // queue ID → sender
+}
 
 func (m *memQueue) Release(_ context.Context, qid string) error {
 	if m.q[qid] != "hold" {
@@ -47,7 +51,11 @@ func (m *memQueue) Headers(context.Context, string) (string, error) {
 func (m *memQueue) Queue(context.Context) ([]quarantine.QueueEntry, error) {
 	var out []quarantine.QueueEntry
 	for id, name := range m.q {
-		out = append(out, quarantine.QueueEntry{QueueID: id, QueueName: name, Sender: "eve@example.org"})
+		sender := "eve@example.org"
+		if f, ok := m.from[id]; ok {
+			sender = f
+		}
+		out = append(out, quarantine.QueueEntry{QueueID: id, QueueName: name, Sender: sender})
 	}
 	return out, nil
 }
@@ -354,5 +362,40 @@ func TestBulkHolds(t *testing.T) {
 	res, err = s.BulkHolds(ctx, api.BulkHoldsRequest{Action: "release", Filter: api.ListHoldsRequest{}, Through: later, Expect: 5})
 	if err != nil || res.Matched != 2 || res.Done != 2 || q.q["4E9"] != "active" || q.q["4O1"] != "active" {
 		t.Fatalf("release all: %+v %v, queue %v", res, err, q.q)
+	}
+}
+
+// TestHoldRestrictedQueuedAtStart: an account restricted while this node's
+// mailbrake was stopped (on another node, or before a restart) has the
+// mail its Postfix queued meanwhile put on hold at start, in one reading
+// of the queue; other senders' mail and a normal account's go on.
+func TestHoldRestrictedQueuedAtStart(t *testing.T) {
+	s, q := withQueue(t)
+	ctx := t.Context()
+	for _, a := range []store.Account{
+		{Name: "eve@example.org", State: store.AccountRestricted, StateAt: s.now(), StateBy: "cluster:mta2", Reason: "spam run"},
+		{Name: "mal@example.org", State: store.AccountLocked, StateAt: s.now(), StateBy: "playbook", Reason: "phished"},
+		{Name: "wat@example.org", State: store.AccountWatch, StateAt: s.now(), StateBy: "cli:root", Reason: "look"},
+	} {
+		if err := s.Accounts.PutAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states, err := NewStates(ctx, s.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.States = states
+	q.q = map[string]string{"E1": "deferred", "E2": "active", "M1": "incoming", "W1": "deferred", "B1": "deferred"}
+	q.from = map[string]string{"M1": "MAL@example.org", "W1": "wat@example.org", "B1": "bob@example.org"}
+	s.SyncPeriodically(ctx, 0) // once, as at start
+	want := map[string]string{"E1": "hold", "E2": "hold", "M1": "hold", "W1": "deferred", "B1": "deferred"}
+	for id, name := range want {
+		if q.q[id] != name {
+			t.Errorf("%s in %s, want %s (queue %v)", id, q.q[id], name, q.q)
+		}
+	}
+	if n := auditCount(t, s, AuditAccountHoldQueued); n != 2 {
+		t.Errorf("%d hold-queued audit lines, want one per restricted account (2)", n)
 	}
 }

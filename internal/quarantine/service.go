@@ -350,14 +350,25 @@ func (s *Service) decided(ctx context.Context, e QueueEntry) bool {
 // IDs held. The queue only records the envelope sender, so that is what is
 // matched (case-insensitively).
 func (s *Service) HoldQueuedFrom(ctx context.Context, sender string) ([]string, error) {
+	held, err := s.HoldQueuedOf(ctx, map[string]bool{strings.ToLower(sender): true})
+	return held[strings.ToLower(sender)], err
+}
+
+// HoldQueuedOf is HoldQueuedFrom for several senders (lower-case keys) with
+// one reading of the queue; it returns the queue IDs held by sender.
+func (s *Service) HoldQueuedOf(ctx context.Context, senders map[string]bool) (map[string][]string, error) {
+	held := map[string][]string{}
+	if len(senders) == 0 {
+		return held, nil
+	}
 	entries, err := s.Queue.Queue(ctx)
 	if err != nil {
-		return nil, err
+		return held, err
 	}
-	var held []string
 	var errs []error
 	for _, e := range entries {
-		if e.QueueName == "hold" || !strings.EqualFold(e.Sender, sender) {
+		sender := strings.ToLower(e.Sender)
+		if e.QueueName == "hold" || !senders[sender] {
 			continue
 		}
 		if s.decided(ctx, e) {
@@ -371,7 +382,7 @@ func (s *Service) HoldQueuedFrom(ctx context.Context, sender string) ([]string, 
 			errs = append(errs, err)
 			continue
 		}
-		held = append(held, e.QueueID)
+		held[sender] = append(held[sender], e.QueueID)
 	}
 	return held, errors.Join(errs...)
 }
