@@ -76,6 +76,15 @@ func (a *policyAdapter) Check(ctx context.Context, req *policy.Request) (policy.
 		d.log.Info("policy: mail from trusted networks without SASL is left to the milter, which reads the relay's account header; the policy path answers DUNNO and charges nothing (identity.relayed_on_policy: milter)",
 			"client_address", req.ClientAddress, "instance", req.Instance)
 	}
+	if !req.Claim() {
+		// Decided after policy.decision_timeout: Postfix got the on_error
+		// verdict and the message went on as that said. This decision is
+		// not acted on — no hold recorded for a message not held, no
+		// finding for the account.
+		d.log.Warn("policy: decided after the decision timeout; the on_error verdict was answered and this decision is dropped",
+			"instance", req.Instance, "account", account, "action", v.Action, "took", time.Since(start))
+		return policy.Dunno(), nil
+	}
 	resp := a.respond(ctx, sub, v, time.Since(start))
 	d.metrics.policyRequests.WithLabelValues(translate.StateLabel(req.ProtocolState), translate.ActionKeyword(resp.Action)).Inc()
 	return resp, nil

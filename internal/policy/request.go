@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -82,6 +83,32 @@ type Request struct {
 	CompatibilityLevel     string // compatibility_level (3.8)
 	MailVersion            string // mail_version (3.8)
 	TLSSNI                 string // tls_sni (3.12)
+
+	// claim is the decider's answer state when the server decides within
+	// a DecisionTimeout (see Claim); nil otherwise.
+	claim *atomic.Int32
+}
+
+// The states of a request decided within a DecisionTimeout.
+const (
+	claimPending  int32 = iota // being decided
+	claimAnswered              // the handler's response is the answer
+	claimTimedOut              // the server answered on its own
+)
+
+// Claim reports whether the handler's response to r will be the answer
+// the client gets, and from then on makes it so: the server, which gives
+// up on a request not decided within its DecisionTimeout, waits for the
+// response of a handler that claimed it. A handler calls Claim once it has
+// decided and before it acts on the decision (records a hold, opens an
+// incident): false means the request was answered already without it —
+// the message went on as that answer said — and the decision must not be
+// acted on. Without a DecisionTimeout it is always true.
+func (r *Request) Claim() bool {
+	if r.claim == nil {
+		return true
+	}
+	return r.claim.CompareAndSwap(claimPending, claimAnswered) || r.claim.Load() == claimAnswered
 }
 
 // Limits bound what ReadRequest accepts from one request. A zero or

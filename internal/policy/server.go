@@ -93,7 +93,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	drained   chan struct{} // closed when the last connection ends after Shutdown started
+	drained   chan struct{}  // closed when the last connection ends after Shutdown started
+	deciders  sync.WaitGroup // running deciders, a connection's and those left behind by a timeout
 }
 
 func (s *Server) init() {
@@ -243,7 +244,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	select {
 	case <-s.drained:
-		return nil
+		// A handler that outlived its request's DecisionTimeout may still
+		// be running; it is waited for like a connection.
+		handlers := make(chan struct{})
+		go func() {
+			s.deciders.Wait()
+			close(handlers)
+		}()
+		select {
+		case <-handlers:
+			return nil
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 	}
 	s.cancel()
@@ -423,9 +435,12 @@ func (c *conn) decide(req *Request) (Response, error) {
 	}
 	if c.dec == nil {
 		c.dec = &decider{work: make(chan *Request), done: make(chan decision, 1)}
+		c.s.deciders.Add(1)
 		go c.dec.run(c)
 	}
 	dec := c.dec
+	dec.claim.Store(claimPending)
+	req.claim = &dec.claim
 	dec.work <- req
 	if c.timer == nil {
 		c.timer = time.NewTimer(d)
@@ -437,8 +452,16 @@ func (c *conn) decide(req *Request) (Response, error) {
 		c.timer.Stop()
 		return r.resp, r.err
 	case <-c.timer.C:
-		// The decider is left to finish; its late answer is dropped and
-		// it exits. The next request gets a new one.
+		if !dec.claim.CompareAndSwap(claimPending, claimTimedOut) {
+			// The handler decided in time and claimed the answer
+			// (Request.Claim): it is acting on its decision, and its
+			// response is the answer.
+			r := <-dec.done
+			return r.resp, r.err
+		}
+		// The decider is left to finish; its late answer is dropped (a
+		// handler that claims it learns so) and it exits. The next
+		// request gets a new one.
 		close(dec.work)
 		c.dec = nil
 		resp := Dunno()
@@ -457,8 +480,9 @@ func (c *conn) decide(req *Request) (Response, error) {
 // about 7 % of the daemon's CPU growing each new stack to the handler's
 // depth.
 type decider struct {
-	work chan *Request
-	done chan decision // buffered: a late answer never blocks
+	work  chan *Request
+	done  chan decision // buffered: a late answer never blocks
+	claim atomic.Int32  // the current request's claim state (Request.Claim)
 }
 
 type decision struct {
@@ -467,6 +491,7 @@ type decision struct {
 }
 
 func (d *decider) run(c *conn) {
+	defer c.s.deciders.Done()
 	for req := range d.work {
 		r, err := c.check(req)
 		d.done <- decision{r, err}

@@ -800,3 +800,58 @@ func TestConnectionNoiseBounded(t *testing.T) {
 		t.Errorf("%d INFO/WARN lines for 50 reset connections", infos)
 	}
 }
+
+// TestDecisionClaim: a handler that decides after the DecisionTimeout
+// answered for it learns so from Request.Claim and must not act (the
+// message went on as the timeout's answer said); one that claims in time
+// is waited for, its response the answer, however long it then takes to
+// act; and Shutdown waits for a handler left behind by a timeout.
+func TestDecisionClaim(t *testing.T) {
+	release := make(chan struct{})
+	claimed := make(chan bool, 1)
+	h := HandlerFunc(func(ctx context.Context, r *Request) (Response, error) {
+		switch r.Recipient {
+		case "late@example.net":
+			<-release
+			claimed <- r.Claim()
+			return Hold("held"), nil
+		case "acting@example.net":
+			if !r.Claim() {
+				t.Error("a handler claiming at once was refused")
+			}
+			time.Sleep(400 * time.Millisecond) // acting on the decision
+			return Hold("held"), nil
+		}
+		return Dunno(), nil
+	})
+	ts := startServer(t, h, func(s *Server) {
+		s.DecisionTimeout = 150 * time.Millisecond
+		s.OnTimeout = func(*Request) Response { return Dunno() }
+	})
+	c := ts.dial(t)
+	if resp, err := c.Check(context.Background(), rcpt("acting@example.net")); err != nil || resp.Action != Hold("held").Action {
+		t.Fatalf("claimed decision answered %q (%v), want the handler's HOLD", resp.Action, err)
+	}
+	if resp, err := c.Check(context.Background(), rcpt("late@example.net")); err != nil || resp.Action != "DUNNO" {
+		t.Fatalf("late decision answered %q (%v), want the timeout's DUNNO", resp.Action, err)
+	}
+	c.Close()
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- ts.srv.Shutdown(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned (%v) while a handler left behind by a timeout still ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if ok := <-claimed; ok {
+		t.Error("a handler deciding after the timeout's answer could claim the request")
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
