@@ -432,7 +432,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if d.cluster != nil {
 		qs.Node = d.cluster.node
 		if cmds, ok := st.(store.Commands); ok && d.pgOpts != nil {
-			qs.SharedStore, qs.Commands = true, cmds
+			qs.SharedStore, qs.Commands, qs.NodeDownAfter = true, cmds, ops.NodeDownAfter
 		}
 	}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: counts, States: states, Log: d.log,

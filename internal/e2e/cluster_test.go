@@ -337,6 +337,16 @@ func TestClusterRecordsShared(t *testing.T) {
 	if h2 := dA.holdByQueueID(r.QueueID); h2.State != store.HoldReleased || !strings.HasPrefix(h2.StateBy, "cli:") {
 		t.Fatalf("state after release: %+v", h2)
 	}
+	// Audited once, by the node that carried it out, in the asker's name.
+	auditOnce := func(id int64, action string) {
+		t.Helper()
+		code, page := webB(fmt.Sprintf("/audit?target=hold:%d", id))
+		rows := regexp.MustCompile(`<td>(cli:[^<]*)</td><td><code>`+action+`</code></td>\s*<td>.*?</td><td>([^<]*)</td>`).FindAllStringSubmatch(page, -1)
+		if code != 200 || len(rows) != 1 || !strings.Contains(rows[0][2], "on node mta-a, asked on node mta-b") {
+			t.Fatalf("audit of hold %d: %d, %q rows %q", id, code, action, rows)
+		}
+	}
+	auditOnce(h.ID, "quarantine-release")
 
 	// Node A stopped: a delete asked on node B waits, then says node A
 	// has not answered; the hold stays held; node A carries it out when
@@ -376,6 +386,7 @@ func TestClusterRecordsShared(t *testing.T) {
 	if q := inA.Held(t); len(q) != 0 {
 		t.Fatalf("node A's hold queue after the delete: %+v", q)
 	}
+	auditOnce(h2.ID, "quarantine-delete") // carried out long after the asker gave up
 	if a := nodesOf(t, dB).Nodes[0]; a.Name != "mta-a" || a.State != api.NodeUp || a.PendingCommands != 0 {
 		t.Fatalf("node A back: node B lists %+v", a)
 	}

@@ -313,6 +313,11 @@ func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error
 	if err != nil {
 		return nil, err
 	}
+	if !s.Quarantine.Local(h) {
+		// The node that holds it released it and audited that.
+		s.Log.Info("held message released by the node that holds it", "hold", id, "node", h.Node, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
+		return h, nil
+	}
 	s.audit(ctx, actor, AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message released", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
 	// Re-injection is expected by the node that released it; for another
@@ -325,14 +330,21 @@ func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error
 
 // ServeNodeCommands carries out the releases and deletes other nodes ask
 // of this node (cluster mode) until ctx ends; wake says when to look.
-// The asking node audits them; this node expects a released message back
-// from a content filter as after its own release.
+// This node audits them, in the asker's name, whenever they are carried
+// out (the asker may have stopped waiting, or be gone), and expects a
+// released message back from a content filter as after its own release.
 func (s *Service) ServeNodeCommands(ctx context.Context, wake <-chan struct{}) {
 	s.Quarantine.ServeCommands(ctx, wake, func(c store.NodeCommand, h *store.Hold, err error) {
 		if err != nil {
 			s.Log.Warn("cluster: a command from another node failed", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "actor", c.Actor, "err", err)
 			return
 		}
+		action := AuditRelease
+		if c.Op == store.HoldDeleted {
+			action = AuditDelete
+		}
+		s.audit(context.WithoutCancel(ctx), c.Actor, action, fmt.Sprintf("hold:%d", c.HoldID),
+			fmt.Sprintf("queue_id=%s on node %s, asked on node %s at %s (command %d)", h.QueueID, s.Quarantine.Node, c.From, c.CreatedAt.UTC().Format(time.RFC3339), c.ID))
 		s.Log.Info("cluster: carried out a command from another node", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "queue_id", h.QueueID, "actor", c.Actor)
 		if c.Op == store.HoldReleased && s.Released != nil {
 			s.Released(h)
@@ -346,6 +358,11 @@ func (s *Service) DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
 	h, err := s.Quarantine.Delete(ctx, id, actor)
 	if err != nil {
 		return nil, err
+	}
+	if !s.Quarantine.Local(h) {
+		// The node that holds it deleted it and audited that.
+		s.Log.Info("held message deleted by the node that holds it", "hold", id, "node", h.Node, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
+		return h, nil
 	}
 	s.audit(ctx, actor, AuditDelete, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message deleted", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)

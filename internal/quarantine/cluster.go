@@ -14,8 +14,8 @@ import (
 const DefaultCommandWait = 15 * time.Second
 
 // ErrNodeNotAnswering: the node whose queue holds the message has not
-// carried out the command yet. The command stays pending and is carried
-// out when the node is back; nothing happened meanwhile.
+// carried out the command yet (it is down, or slow). The command stays
+// pending and is carried out when the node is back.
 var ErrNodeNotAnswering = fmt.Errorf("the node that holds the message has not answered: %w", store.ErrUnavailable)
 
 // Local reports whether h is in this node's Postfix queue.
@@ -49,6 +49,11 @@ func (s *Service) forward(ctx context.Context, h *store.Hold, to store.HoldState
 	if wait <= 0 {
 		wait = DefaultCommandWait
 	}
+	if s.nodeDown(ctx, h.Node) {
+		// Known to be down: waiting would only hold up the asker (a bulk
+		// release of a hundred of its holds would wait for each).
+		return h, fmt.Errorf("hold %d: node %s is down; command %d waits for it and is carried out when it is back (%w)", h.ID, h.Node, id, ErrNodeNotAnswering)
+	}
 	deadline := time.Now().Add(wait)
 	poll := 20 * time.Millisecond
 	for {
@@ -66,7 +71,7 @@ func (s *Service) forward(ctx context.Context, h *store.Hold, to store.HoldState
 			return h, remoteError(h, c)
 		}
 		if time.Now().After(deadline) {
-			return h, fmt.Errorf("hold %d: node %s has not carried out command %d after %s; it will when it is back (%w)", h.ID, h.Node, id, wait, ErrNodeNotAnswering)
+			return h, fmt.Errorf("hold %d: node %s has not carried out command %d after %s; it waits for it and is carried out when it is back (%w)", h.ID, h.Node, id, wait, ErrNodeNotAnswering)
 		}
 		select {
 		case <-ctx.Done():
@@ -94,12 +99,44 @@ func remoteError(h *store.Hold, c *store.NodeCommand) error {
 	return fmt.Errorf("node %s: %s", h.Node, c.Detail)
 }
 
+// nodeDown reports whether node's last heartbeat is older than
+// NodeDownAfter. Not knowing (the store does not say) is not down.
+func (s *Service) nodeDown(ctx context.Context, node string) bool {
+	if s.NodeDownAfter <= 0 {
+		return false
+	}
+	ns, err := s.Commands.Nodes(ctx)
+	if err != nil {
+		return false
+	}
+	for _, n := range ns {
+		if n.Node == node {
+			return n.Age > s.NodeDownAfter
+		}
+	}
+	return false
+}
+
+// commandTimeout bounds one command's run: a release or delete is a
+// postsuper and a store write or two.
+const commandTimeout = 30 * time.Second
+
 // ServeCommands carries out the commands other nodes submit for this
 // node's holds until ctx ends: at each wake (a notification, a tick) it
-// claims what is pending and runs it as an admin's release or delete
-// would, recording the outcome. Only holds of this node are acted on,
-// whatever a command says.
+// claims what is pending, one at a time, and runs it as an admin's
+// release or delete would, recording the outcome. Only holds of this node
+// are acted on, whatever a command says. A command this node's previous
+// process claimed and did not finish (it was killed) is taken again as it
+// starts; one claimed is finished even when ctx ends meanwhile, so a stop
+// never records a command failed for being stopped.
 func (s *Service) ServeCommands(ctx context.Context, wake <-chan struct{}, done func(c store.NodeCommand, h *store.Hold, err error)) {
+	if n, err := s.Commands.RequeueCommands(ctx, s.Node); err != nil {
+		if ctx.Err() == nil {
+			s.Log.Warn("cluster: taking back the node commands the last run of this node did not finish failed", "err", err)
+		}
+	} else if n > 0 {
+		s.Log.Info("cluster: node commands the last run of this node claimed and did not finish are taken again", "commands", n)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,36 +144,55 @@ func (s *Service) ServeCommands(ctx context.Context, wake <-chan struct{}, done 
 		case <-wake:
 		}
 		for ctx.Err() == nil {
-			cs, err := s.Commands.ClaimCommands(ctx, s.Node, 16)
+			cs, err := s.Commands.ClaimCommands(ctx, s.Node, 1)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.Log.Warn("cluster: reading node commands failed", "err", err)
 				}
 				break
 			}
-			for _, c := range cs {
-				h, err := s.runCommand(ctx, c)
-				state, detail := store.CommandDone, ""
-				if err != nil {
-					state, detail = store.CommandFailed, err.Error()
-					switch {
-					case errors.Is(err, store.ErrConflict):
-						detail = detailConflict + detail
-					case errors.Is(err, store.ErrNotFound):
-						detail = detailNotFound + detail
-					}
-				}
-				if ferr := s.Commands.FinishCommand(context.WithoutCancel(ctx), c.ID, state, detail); ferr != nil {
-					s.Log.Warn("cluster: recording a node command's outcome failed", "command", c.ID, "err", ferr)
-				}
-				if done != nil {
-					done(c, h, err)
-				}
-			}
 			if len(cs) == 0 {
 				break
 			}
+			c := cs[0]
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandTimeout)
+			h, err := s.runCommand(cctx, c)
+			state, detail := store.CommandDone, ""
+			if err != nil {
+				state, detail = store.CommandFailed, err.Error()
+				switch {
+				case errors.Is(err, store.ErrConflict):
+					detail = detailConflict + detail
+				case errors.Is(err, store.ErrNotFound):
+					detail = detailNotFound + detail
+				}
+			}
+			s.finishCommand(cctx, c.ID, state, detail)
+			cancel()
+			if done != nil {
+				done(c, h, err)
+			}
 		}
+	}
+}
+
+// finishCommand records a command's outcome, trying again for a while
+// when the store does not take it: the command was carried out, and the
+// asker waits for its outcome.
+func (s *Service) finishCommand(ctx context.Context, id int64, state store.CommandState, detail string) {
+	pause := 100 * time.Millisecond
+	for {
+		err := s.Commands.FinishCommand(ctx, id, state, detail)
+		if err == nil || errors.Is(err, store.ErrConflict) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.Log.Warn("cluster: recording a node command's outcome failed; the command is taken again at this node's next start", "command", id, "state", state, "err", err)
+			return
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 2*time.Second)
 	}
 }
 
@@ -147,6 +203,12 @@ func (s *Service) runCommand(ctx context.Context, c store.NodeCommand) (*store.H
 	}
 	if h.Node != s.Node {
 		return h, fmt.Errorf("hold %d is not in this node's queue (node %q)", h.ID, h.Node)
+	}
+	if h.State == c.Op && (c.Op == store.HoldReleased || c.Op == store.HoldDeleted) {
+		// Done already: by this command, claimed again after the process
+		// that carried it out was killed before recording so, or by
+		// another.
+		return h, nil
 	}
 	switch c.Op {
 	case store.HoldReleased:

@@ -49,6 +49,10 @@ type Service struct {
 	// CommandWait is how long a release or delete waits for the node
 	// that holds the message (DefaultCommandWait when zero).
 	CommandWait time.Duration
+	// NodeDownAfter is the age of a node's last heartbeat past which a
+	// release or delete of its hold does not wait for it (the command
+	// is left pending for when it is back); zero: always wait.
+	NodeDownAfter time.Duration
 	// Unwritten, when set, reports that the record of a hold of this
 	// queue ID waits to be written (ops.HoldWriter: the store did not
 	// answer): Sync does not record the message from the queue, whose

@@ -373,6 +373,11 @@ type Commands interface {
 	ClaimCommands(ctx context.Context, node string, n int) ([]NodeCommand, error)
 	// FinishCommand records a claimed command's outcome.
 	FinishCommand(ctx context.Context, id int64, state CommandState, detail string) error
+	// RequeueCommands puts node's claimed (running) commands back to
+	// pending and returns how many: the process of node that claimed them
+	// stopped before it recorded their outcome (killed). A node calls it
+	// as it starts serving commands.
+	RequeueCommands(ctx context.Context, node string) (int, error)
 	// ListenCommands calls wake when a command for node is submitted,
 	// until ctx ends or the connection fails.
 	ListenCommands(ctx context.Context, node string, wake func()) error

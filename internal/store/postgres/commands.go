@@ -122,6 +122,15 @@ func (s *Store) FinishCommand(ctx context.Context, id int64, state store.Command
 	return nil
 }
 
+// RequeueCommands implements store.Commands.
+func (s *Store) RequeueCommands(ctx context.Context, node string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE node_commands SET state = 'pending' WHERE node = $1 AND state = 'running'`, text(node))
+	if err != nil {
+		return 0, fmt.Errorf("postgres store: RequeueCommands: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // ListenCommands implements store.Commands on a connection of its own.
 func (s *Store) ListenCommands(ctx context.Context, node string, wake func()) error {
 	conn, err := s.pool.Acquire(ctx)

@@ -363,6 +363,20 @@ func TestNodeCommands(t *testing.T) {
 		claimed[0].Actor != "web:alice" || claimed[0].From != "mx-b" || claimed[0].State != store.CommandRunning {
 		t.Fatalf("claimed %+v", claimed)
 	}
+	// The claiming process is killed before it records the outcome: its
+	// node's next start puts the command back, and it is claimed again.
+	if n, err := b.RequeueCommands(t.Context(), "mx-b"); err != nil || n != 0 {
+		t.Fatalf("requeue of another node: %d, %v", n, err)
+	}
+	if n, err := b.RequeueCommands(t.Context(), "mx-a"); err != nil || n != 1 {
+		t.Fatalf("requeue: %d, %v", n, err)
+	}
+	if c, err := b.Command(t.Context(), id); err != nil || c.State != store.CommandPending {
+		t.Fatalf("requeued command %+v, %v", c, err)
+	}
+	if cs, err := a.ClaimCommands(t.Context(), "mx-a", 10); err != nil || len(cs) != 1 || cs[0].ID != id {
+		t.Fatalf("claimed again %+v, %v", cs, err)
+	}
 	if err := a.FinishCommand(t.Context(), id, store.CommandFailed, "conflict: hold 7 is deleted"); err != nil {
 		t.Fatal(err)
 	}
