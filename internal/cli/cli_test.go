@@ -151,16 +151,33 @@ cluster:
   redis: {address: "127.0.0.1:6379"}
   postgres: {url: "postgres://%zz"}
 `, []string{"cluster.postgres.url: not a PostgreSQL connection URL"}},
+		{"cluster postgres pool", `
+cluster:
+  redis: {address: "127.0.0.1:6379"}
+  postgres: {url: "postgres://mailbrake@127.0.0.1/mailbrake?pool_max_conns=0"}
+`, []string{"cluster.postgres.url: not a PostgreSQL connection URL or key=value string (a pool_* setting is invalid)"}},
 		{"tls", `
 http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
 `, []string{"http.tls_cert:"}},
+		{"listeners on one address", `
+policy: {listen: "127.0.0.1:10041"}
+milter: {listen: "unix:/` + strings.Repeat("long-", 22) + `/milter.sock"}
+http: {listen: "0.0.0.0:10041"}
+`, []string{"http.listen: same address as policy.listen (127.0.0.1:10041)", "milter.listen: unix socket path is 123 bytes long; the most Linux takes is 107"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
-			yaml := "data_dir: " + filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-")) + "\npolicy: {listen: 127.0.0.1:0}\nmilter: {listen: 127.0.0.1:0}\nhttp: {listen: 127.0.0.1:0}\n" + c.yaml
-			if strings.Contains(c.yaml, "\nhttp:") {
-				yaml = "data_dir: " + filepath.Join(dir, "data-tls") + "\npolicy: {listen: 127.0.0.1:0}\nmilter: {listen: 127.0.0.1:0}\n" + strings.Replace(c.yaml, "http: {", "http: {listen: 127.0.0.1:0, ", 1)
+			// Each listener on a free port unless the case says where.
+			yaml, rest := "data_dir: "+filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-"))+"\n", c.yaml
+			for _, l := range []string{"policy", "milter", "http"} {
+				switch {
+				case !strings.Contains(rest, "\n"+l+": {"):
+					yaml += l + ": {listen: 127.0.0.1:0}\n"
+				case !strings.Contains(rest, "\n"+l+": {listen:"):
+					rest = strings.Replace(rest, "\n"+l+": {", "\n"+l+": {listen: 127.0.0.1:0, ", 1)
+				}
 			}
+			yaml += rest
 			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}

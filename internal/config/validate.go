@@ -66,9 +66,22 @@ func (c *Config) Validate() Errors {
 			add("http.listen", "%v", err)
 		}
 	}
-	// Port 0 asks for any free port: two of them never collide.
-	if c.Policy.Enabled && c.Milter.Enabled && c.Policy.Listen == c.Milter.Listen && !strings.HasSuffix(c.Policy.Listen, ":0") {
-		add("milter.listen", "same address as policy.listen")
+	// Two listeners on one address: serve would fail to bind the second.
+	type listener struct{ key, addr string }
+	var ls []listener
+	for _, l := range []struct {
+		on        bool
+		key, addr string
+	}{{c.Policy.Enabled, "policy.listen", c.Policy.Listen}, {c.Milter.Enabled, "milter.listen", c.Milter.Listen}, {c.HTTP.Enabled, "http.listen", c.HTTP.Listen}} {
+		if !l.on {
+			continue
+		}
+		for _, o := range ls {
+			if listenCollide(o.addr, l.addr) {
+				add(l.key, "same address as %s (%s)", o.key, o.addr)
+			}
+		}
+		ls = append(ls, listener{l.key, l.addr})
 	}
 	for i, n := range c.Identity.TrustedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
@@ -533,6 +546,10 @@ func checkListen(s string, unixOK bool) error {
 		if !strings.HasPrefix(rest, "/") {
 			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
 		}
+		// sockaddr_un's sun_path: 108 bytes with the terminating NUL.
+		if len(rest) > maxUnixPath {
+			return fmt.Errorf("unix socket path is %d bytes long; the most Linux takes is %d", len(rest), maxUnixPath)
+		}
 		return nil
 	}
 	host, port, err := net.SplitHostPort(s)
@@ -548,6 +565,43 @@ func checkListen(s string, unixOK bool) error {
 		}
 	}
 	return nil
+}
+
+// maxUnixPath is the longest unix socket path bind(2) takes on Linux.
+const maxUnixPath = 107
+
+// listenCollide reports whether binding both listen addresses fails: the
+// same unix path, or the same TCP port on the same address or where one
+// is the wildcard. Port 0 asks for any free port and never collides.
+func listenCollide(a, b string) bool {
+	na, aa := ListenNetwork(a)
+	nb, ab := ListenNetwork(b)
+	if na != nb {
+		return false
+	}
+	if na == "unix" {
+		return aa == ab
+	}
+	ha, pa, err1 := net.SplitHostPort(aa)
+	hb, pb, err2 := net.SplitHostPort(ab)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	if ha == "localhost" {
+		ha = "127.0.0.1"
+	}
+	if hb == "localhost" {
+		hb = "127.0.0.1"
+	}
+	switch {
+	case ha == hb, ha == "" || ha == "::", hb == "" || hb == "::": // Go's "" and "::" take both families
+		return true
+	case ha == "0.0.0.0":
+		return !strings.Contains(hb, ":")
+	case hb == "0.0.0.0":
+		return !strings.Contains(ha, ":")
+	}
+	return false
 }
 
 // ListenNetwork splits a listen address into a net.Listen network and address.

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -289,11 +288,11 @@ var (
 func postgresOptions(pc config.PostgresConfig, log *slog.Logger) (postgres.Options, error) {
 	var errs config.Errors
 	o := postgres.Options{ConnString: pc.URL, MaxConns: int32(pc.MaxConns), Logger: log}
-	if pcfg, err := pgx.ParseConfig(pc.URL); err != nil {
-		// pgx's message can quote the URL; say what is wrong without it.
-		errs = append(errs, config.FieldError{Path: "cluster.postgres.url", Msg: "not a PostgreSQL connection URL or key=value string"})
-	} else if pcfg.Password != "" {
+	switch err := postgres.CheckConnString(pc.URL); {
+	case errors.Is(err, postgres.ErrConnStringPassword):
 		errs = append(errs, config.FieldError{Path: "cluster.postgres.url", Msg: "holds a password: put it in cluster.postgres.password_file"})
+	case err != nil:
+		errs = append(errs, config.FieldError{Path: "cluster.postgres.url", Msg: err.Error()})
 	}
 	if pc.PasswordFile != "" {
 		b, err := os.ReadFile(pc.PasswordFile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -50,12 +51,18 @@ func redactNode(n *yaml.Node) {
 	}
 }
 
+// dsnSecret is a password-like setting of a key=value string, its value
+// bare or quoted.
+var dsnSecret = regexp.MustCompile(`(?i)((?:^|\s)[a-z_]*pass[a-z_]*)\s*=\s*(?:'(?:\\.|[^'\\])*'|\S+)`)
+
 // redactURL hides the credentials a URL may carry (a webhook's
 // https://user:pass@host/…?token=…): its userinfo and the values of
 // secret-looking query parameters. Anything else is returned unchanged.
 func redactURL(s string) string {
 	if !strings.Contains(s, "://") {
-		return s
+		// A key=value connection string (PostgreSQL's "host=db
+		// sslpassword=…"): the values of password-like keys.
+		return dsnSecret.ReplaceAllString(s, "${1}=(redacted)")
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {

@@ -213,6 +213,19 @@ func TestRedactedConfigHasNoSecrets(t *testing.T) {
 		Plain string `yaml:"plain"`
 	}
 	hook.URL = "https://hookuser:hookpass-inline@hooks.example.net/in?team=ops&token=tok-inline&sig=sig-inline"
+	// A PostgreSQL key=value string: its client key's passphrase.
+	var dsn struct {
+		URL string `yaml:"url"`
+	}
+	dsn.URL = "host=db.example.net user=mailbrake sslkey=/etc/mailbrake/pg.key sslpassword='key pass-inline' sslmode=verify-full"
+	var dn yaml.Node
+	if err := dn.Encode(dsn); err != nil {
+		t.Fatal(err)
+	}
+	redactNode(&dn)
+	if db, _ := yaml.Marshal(&dn); strings.Contains(string(db), "pass-inline") || !strings.Contains(string(db), "sslmode=verify-full") || !strings.Contains(string(db), "sslpassword=(redacted)") {
+		t.Fatalf("key=value connection string:\n%s", db)
+	}
 	hook.Plain = "https://hooks.example.net/in?team=ops"
 	var hn yaml.Node
 	if err := hn.Encode(hook); err != nil {

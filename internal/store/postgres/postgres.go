@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -97,6 +99,42 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ErrConnStringPassword: the connection string itself holds a password.
+var ErrConnStringPassword = errors.New("the connection string holds a password")
+
+// CheckConnString checks a connection URL or key=value string as New
+// reads it (pool_* settings included), with an error that never quotes
+// it, and refuses one that holds a password itself
+// (ErrConnStringPassword): a password comes from a file. The string is
+// looked at, not what pgx makes of it, which takes the password from
+// PGPASSWORD or the .pgpass file too — both fine.
+func CheckConnString(s string) error {
+	if _, err := pgxpool.ParseConfig(s); err != nil {
+		msg := "not a PostgreSQL connection URL or key=value string"
+		if strings.Contains(err.Error(), "pool_") {
+			msg += " (a pool_* setting is invalid)"
+		}
+		return errors.New(msg)
+	}
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return errors.New("not a PostgreSQL connection URL")
+		}
+		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+			return ErrConnStringPassword
+		}
+		return nil
+	}
+	if dsnPassword.MatchString(s) {
+		return ErrConnStringPassword
+	}
+	return nil
+}
+
+// dsnPassword finds a password setting in a key=value string.
+var dsnPassword = regexp.MustCompile(`(^|\s)password\s*=`)
 
 // New returns a Store without connecting: every query fails with
 // ErrNotMigrated until Migrate succeeds. A node that starts while
