@@ -21,10 +21,11 @@ import (
 // an account keeps only those whose reason is not already waiting (an
 // incident keeps at most store.MaxEvidence pieces of evidence anyway).
 type Reporter struct {
-	s      *Service
-	gather time.Duration
-	onErr  func(error)
-	spool  string // file keeping what the store did not take; "": none
+	s       *Service
+	gather  time.Duration
+	onErr   func(error)
+	spool   string        // file keeping what the store did not take; "": none
+	timeout time.Duration // one batch's writing (reportTimeout)
 
 	mu       sync.Mutex
 	pending  map[string]*pendingFindings
@@ -63,7 +64,7 @@ func keyOf(f Finding) findingKey {
 // try, removed once they are written), so that a process killed during
 // an outage does not lose them: the next one reads it at start.
 func NewReporter(s *Service, gather time.Duration, onErr func(error), spool string) *Reporter {
-	r := &Reporter{s: s, gather: gather, onErr: onErr, spool: spool, pending: map[string]*pendingFindings{},
+	r := &Reporter{s: s, gather: gather, onErr: onErr, spool: spool, timeout: reportTimeout, pending: map[string]*pendingFindings{},
 		wake: make(chan struct{}, 1), stopping: make(chan struct{}), done: make(chan struct{})}
 	if spool != "" {
 		r.loadSpool()
@@ -183,6 +184,19 @@ func writeFileSync(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
+// reportTimeout bounds one batch's writing: the incident lock is held
+// across it, and a store that stops answering without closing the
+// connection (a network cut) would otherwise hold every admin's incident
+// action behind it. A batch that runs out is kept and tried again. A
+// variable for tests.
+var reportTimeout = 15 * time.Second
+
+func (r *Reporter) reportWithin(batch []Report) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	return r.report(ctx, batch)
+}
+
 // Add queues a message's acted-on findings against account.
 func (r *Reporter) Add(account string, fs []Finding) {
 	if account == "" || len(fs) == 0 {
@@ -192,7 +206,9 @@ func (r *Reporter) Add(account string, fs []Finding) {
 	if r.closed {
 		r.mu.Unlock()
 		// Stopping: nothing is served any more; write it now.
-		r.report(context.Background(), []Report{{Account: account, Findings: fs}})
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		defer cancel()
+		r.report(ctx, []Report{{Account: account, Findings: fs}})
 		return
 	}
 	r.queue(account, fs)
@@ -266,7 +282,7 @@ func (r *Reporter) run(spooled bool) {
 			}
 		}
 		batch := r.take()
-		if len(batch) > 0 && r.report(context.Background(), batch) != nil {
+		if len(batch) > 0 && r.reportWithin(batch) != nil {
 			// Kept (bounded per account, as what waits), on disk too, and
 			// tried again: a hold written just before the store went away
 			// still reaches its incident, even across a kill or a stop.

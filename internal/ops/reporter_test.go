@@ -75,14 +75,19 @@ type failingIncidents struct {
 	store.Incidents
 	mu    sync.Mutex
 	down  bool
+	hang  bool // answers nothing until ctx ends (a network cut)
 	tries int
 }
 
 func (f *failingIncidents) OpenIncidents(ctx context.Context, fs []store.IncidentFinding) ([]store.OpenResult, error) {
 	f.mu.Lock()
 	f.tries++
-	down := f.down
+	down, hang := f.down, f.hang
 	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if down {
 		return nil, fmt.Errorf("postgres store: dial tcp: connection refused")
 	}
@@ -117,6 +122,41 @@ func TestReporterKeepsWhatFailed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	waitEvidence(ctx, t, fi.Incidents, "a@example.edu", "b@example.edu")
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitPlaybooks(ctx)
+}
+
+// TestReporterGivesUpOnSilentStore: a store that stops answering without
+// closing the connection (a network cut) does not hold the incident lock,
+// and every admin's incident action behind it, for ever: the batch's
+// writing runs out, the batch is kept and written once the store answers.
+func TestReporterGivesUpOnSilentStore(t *testing.T) {
+	defer func(d time.Duration) { reportTimeout = d }(reportTimeout)
+	reportTimeout = 50 * time.Millisecond
+	s, _, _ := newService(t)
+	fi := &failingIncidents{Incidents: s.Response.Incidents, hang: true}
+	s.Response.Incidents = fi
+	r := NewReporter(s, time.Millisecond, nil, "")
+	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA"}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		fi.mu.Lock()
+		tries := fi.tries
+		fi.mu.Unlock()
+		if tries >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a batch the store never answered was not given up and tried again")
+		}
+	}
+	fi.mu.Lock()
+	fi.hang = false
+	fi.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	waitEvidence(ctx, t, fi.Incidents, "a@example.edu")
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
