@@ -31,6 +31,7 @@ type Failover struct {
 	trying   bool
 	nextTry  time.Time
 	pending  map[pendingKey]*pendingAmount
+	keyed    map[keyedKey]*keyedCharge
 	replay   sync.WaitGroup
 }
 
@@ -40,6 +41,24 @@ type pendingKey struct {
 }
 
 type pendingAmount struct{ m, r int64 }
+
+// keyedKey is a message of an account: what it was charged here is
+// replayed under its message key, so that the shared counters add only
+// what they do not have of it — a charge they carried out and answered
+// too late (a timeout), or the message's other protocol path charged
+// there, is not counted twice.
+type keyedKey struct{ acct, msgKey string }
+
+// keyedCharge is a message's largest report here and when it was made.
+type keyedCharge struct {
+	t    time.Time
+	m, r int64
+}
+
+// maxKeyed bounds the messages remembered one by one during an outage;
+// beyond it, charges are kept per account and minute (replayed without a
+// message key).
+const maxKeyed = 200_000
 
 var (
 	_ store.Counters     = (*Failover)(nil)
@@ -77,7 +96,7 @@ func (f *Failover) Charge(ctx context.Context, acct, msgKey string, t time.Time,
 			return tot, nil
 		}
 	}
-	return f.chargeLocal(ctx, acct, msgKey, t, msgs, rcpts)
+	return f.chargeLocal(ctx, acct, msgKey, t, msgs, rcpts, false)
 }
 
 // ChargeAsync implements store.AsyncCharger: sent without waiting when
@@ -91,7 +110,7 @@ func (f *Failover) ChargeAsync(ctx context.Context, acct, msgKey string, t time.
 				done(nil)
 				return
 			}
-			_, lerr := f.chargeLocal(context.Background(), acct, msgKey, t, msgs, rcpts)
+			_, lerr := f.chargeLocal(context.Background(), acct, msgKey, t, msgs, rcpts, true)
 			done(lerr)
 		})
 		return
@@ -140,15 +159,48 @@ func (f *Failover) Refund(ctx context.Context, acct string, t time.Time, msgs, r
 }
 
 // chargeLocal counts in this process and remembers the amounts for the
-// shared counters.
-func (f *Failover) chargeLocal(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64) (store.Totals, error) {
+// shared counters. A call routed here just before the shared counters
+// answered again goes to them instead: what is remembered now would wait
+// for the next outage's end. inCallback: called from the shared counters'
+// own completion callback, which must not wait for them.
+func (f *Failover) chargeLocal(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64, inCallback bool) (store.Totals, error) {
 	f.mu.Lock()
+	if !f.degraded && ctx.Err() == nil {
+		f.mu.Unlock()
+		if inCallback {
+			f.replay.Add(1)
+			go func() {
+				defer f.replay.Done()
+				f.chargeLocal(context.Background(), acct, msgKey, t, msgs, rcpts, false)
+			}()
+			return store.Totals{}, nil
+		}
+		tot, err := f.Shared.Charge(ctx, acct, msgKey, t, msgs, rcpts)
+		if f.answered(ctx, err, false) {
+			return tot, nil
+		}
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
 	if f.local == nil {
 		f.local = NewMemory()
 	}
 	before, _ := f.local.Peek(ctx, acct, t)
 	tot, err := f.local.Charge(ctx, acct, msgKey, t, msgs, rcpts)
+	if msgKey != "" {
+		k := keyedKey{acct, msgKey}
+		if c := f.keyed[k]; c != nil {
+			c.m, c.r, c.t = max(c.m, msgs), max(c.r, rcpts), t
+			return tot, err
+		}
+		if len(f.keyed) < maxKeyed {
+			if f.keyed == nil {
+				f.keyed = map[keyedKey]*keyedCharge{}
+			}
+			f.keyed[k] = &keyedCharge{t: t, m: msgs, r: rcpts}
+			return tot, err
+		}
+	}
 	// What this charge added (a message key adds only what exceeds its
 	// earlier reports): replayed into the shared counters later.
 	if dm, dr := tot.Messages24h-before.Messages24h, tot.Recipients24h-before.Recipients24h; dm > 0 || dr > 0 {
@@ -207,14 +259,14 @@ func (f *Failover) answered(ctx context.Context, err error, try bool) bool {
 	}
 	if f.degraded {
 		f.degraded = false
-		pending := f.pending
-		f.pending, f.local = nil, nil
-		f.log().Info("shared counters answer again: adding what was counted here meanwhile", "account_minutes", len(pending))
+		pending, keyed := f.pending, f.keyed
+		f.pending, f.keyed, f.local = nil, nil, nil
+		f.log().Info("shared counters answer again: adding what was counted here meanwhile", "account_minutes", len(pending), "messages", len(keyed))
 		if f.Degraded != nil {
 			f.Degraded(false)
 		}
 		f.replay.Add(1)
-		go f.replayPending(pending)
+		go f.replayPending(pending, keyed)
 	}
 	return true
 }
@@ -222,11 +274,48 @@ func (f *Failover) answered(ctx context.Context, err error, try bool) bool {
 // replayPending adds what was charged locally to the shared counters, at
 // the minute it was charged. A failure puts the rest back for the next
 // recovery.
-func (f *Failover) replayPending(pending map[pendingKey]*pendingAmount) {
+func (f *Failover) replayPending(pending map[pendingKey]*pendingAmount, keyed map[keyedKey]*keyedCharge) {
 	defer f.replay.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	failed := 0
+	// Messages under their keys: the shared counters add what exceeds
+	// what they have of each (sent without waiting where they can, so a
+	// long outage's messages go in pipelines).
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	putBack := func(k keyedKey, c *keyedCharge) {
+		f.mu.Lock()
+		if f.keyed == nil {
+			f.keyed = map[keyedKey]*keyedCharge{}
+		}
+		if q := f.keyed[k]; q != nil {
+			q.m, q.r = max(q.m, c.m), max(q.r, c.r)
+		} else {
+			f.keyed[k] = c
+		}
+		f.mu.Unlock()
+		mu.Lock()
+		failed++
+		mu.Unlock()
+	}
+	a, async := f.Shared.(store.AsyncCharger)
+	for k, c := range keyed {
+		if async {
+			wg.Add(1)
+			a.ChargeAsync(ctx, k.acct, k.msgKey, c.t, c.m, c.r, func(err error) {
+				defer wg.Done()
+				if err != nil {
+					putBack(k, c)
+				}
+			})
+			continue
+		}
+		if _, err := f.Shared.Charge(ctx, k.acct, k.msgKey, c.t, c.m, c.r); err != nil {
+			putBack(k, c)
+		}
+	}
+	wg.Wait()
 	for k, p := range pending {
 		if _, err := f.Shared.Charge(ctx, k.acct, "", time.Unix(k.minute*60, 0), p.m, p.r); err != nil {
 			f.mu.Lock()
@@ -245,7 +334,7 @@ func (f *Failover) replayPending(pending map[pendingKey]*pendingAmount) {
 		delete(pending, k)
 	}
 	if failed > 0 {
-		f.log().Warn("shared counters: some of what was counted here during the outage is not added yet; retried at the next recovery", "account_minutes", failed)
+		f.log().Warn("shared counters: some of what was counted here during the outage is not added yet; retried at the next recovery", "account_minutes_or_messages", failed)
 	}
 }
 
