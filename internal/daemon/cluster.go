@@ -118,7 +118,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	failover := func(what string) *counter.Failover {
 		g := c.degraded.WithLabelValues(what)
 		g.Set(0)
-		rc := rediscount.New(client, rc.Prefix+what+":")
+		rc := rediscount.NewForNode(client, rc.Prefix+what+":", node)
 		c.shared = append(c.shared, rc)
 		return &counter.Failover{Shared: rc, Log: d.log.With("shared", what),
 			Degraded: func(on bool) {

@@ -155,6 +155,7 @@ return t
 type Counters struct {
 	c      redis.UniversalClient
 	prefix string
+	node   string // message keys are this node's (NewForNode)
 
 	start sync.Once
 	calls chan *call
@@ -191,6 +192,25 @@ func New(c redis.UniversalClient, prefix string) *Counters {
 	return &Counters{c: c, prefix: prefix, calls: make(chan *call, 4096), stop: make(chan struct{})}
 }
 
+// NewForNode is New for one node of a cluster: its message keys are the
+// node's own. A message key is a Postfix queue ID or instance, unique
+// within one MTA only: two MTAs may give two messages of one account the
+// same short queue ID within the key's hour, and the second message's
+// amounts would be taken as the first's repeated.
+func NewForNode(c redis.UniversalClient, prefix, node string) *Counters {
+	cs := New(c, prefix)
+	cs.node = node
+	return cs
+}
+
+// messageKey is the Redis key remembering what a message was charged.
+func (c *Counters) messageKey(acct, msgKey string) string {
+	if c.node != "" {
+		return c.prefix + "{" + acct + "}:k:" + c.node + ":" + msgKey
+	}
+	return c.prefix + "{" + acct + "}:k:" + msgKey
+}
+
 // Close stops sending; calls made after it fail.
 func (c *Counters) Close() {
 	c.start.Do(func() {}) // never start after Close
@@ -208,7 +228,7 @@ func (c *Counters) windows(acct string) string { return c.prefix + "{" + acct + 
 func (c *Counters) Charge(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64) (store.Totals, error) {
 	keys := []string{c.windows(acct)}
 	if msgKey != "" {
-		keys = append(keys, c.prefix+"{"+acct+"}:k:"+msgKey)
+		keys = append(keys, c.messageKey(acct, msgKey))
 	}
 	return c.run(ctx, keys, t, max(msgs, 0), max(rcpts, 0), true)
 }
@@ -261,7 +281,7 @@ func (c *Counters) startBatching() {
 func (c *Counters) ChargeAsync(ctx context.Context, acct, msgKey string, t time.Time, msgs, rcpts int64, done func(error)) {
 	keys := []string{c.windows(acct)}
 	if msgKey != "" {
-		keys = append(keys, c.prefix+"{"+acct+"}:k:"+msgKey)
+		keys = append(keys, c.messageKey(acct, msgKey))
 	}
 	c.async(ctx, keys, []any{t.Unix(), max(msgs, 0), max(rcpts, 0), "1"}, done)
 }

@@ -260,3 +260,25 @@ func TestPeekChargeAndRefund(t *testing.T) {
 		t.Fatalf("Failover with Redis down: %+v charged %v, %v (want this node's empty totals, not charged)", got, charged, err)
 	}
 }
+
+// TestMessageKeysPerNode: a message key is a queue ID or instance, unique
+// within one MTA only. Two nodes charging one account under the same key
+// charge two messages; one node charging it again (the message's other
+// protocol path) charges one.
+func TestMessageKeysPerNode(t *testing.T) {
+	srv := redistest.New(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password})
+	t.Cleanup(func() { c.Close() })
+	a, a2, b := NewForNode(c, "mb-nodes:", "mta-a"), NewForNode(c, "mb-nodes:", "mta-a"), NewForNode(c, "mb-nodes:", "mta-b")
+	ctx := context.Background()
+	now := time.Now()
+	for _, cs := range []*Counters{a, a2, b} {
+		if _, err := cs.Charge(ctx, "u@x", "q:3F2A1B", now, 1, 12); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.Peek(ctx, "u@x", now)
+	if err != nil || got.Messages1h != 2 || got.Recipients1h != 24 {
+		t.Fatalf("totals %+v %v, want two messages of 12 recipients (one per node)", got, err)
+	}
+}
