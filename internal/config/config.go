@@ -674,6 +674,10 @@ func DefaultRules() []Rule {
 // though it is valid: config check prints them and serve logs them.
 func Notes(c *Config) []string { return c.notes }
 
+// AddNote adds a note found while provisioning c (daemon.Check): what is
+// fine to run but worth the admin's knowing.
+func AddNote(c *Config, note string) { c.notes = append(c.notes, note) }
+
 // PlaybookPath is the key path of c.Playbooks[i] for error messages: its
 // place in the file, or where it comes from when it is a default.
 func PlaybookPath(c *Config, i int) string {

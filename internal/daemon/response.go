@@ -156,7 +156,33 @@ func (d *Daemon) buildResponse() error {
 	if len(errs) > 0 {
 		return errs
 	}
+	d.noteUncarriedSteps(r)
 	return nil
+}
+
+// noteUncarriedSteps notes the playbook steps no configured system
+// carries out: the runner skips them, and an incident is contained
+// without them (a login not locked, a password not changed).
+func (d *Daemon) noteUncarriedSteps(r *responseParts) {
+	var steps, playbooks []string
+	for _, pb := range r.playbooks {
+		for _, st := range pb.Steps {
+			if ops.SelfSupports(st) || slices.ContainsFunc(r.conns, func(c playbook.Connector) bool { return c.Supports(st) }) {
+				continue
+			}
+			if !slices.Contains(steps, string(st)) {
+				steps = append(steps, string(st))
+			}
+			if !slices.Contains(playbooks, pb.Name) {
+				playbooks = append(playbooks, pb.Name)
+			}
+		}
+	}
+	if len(steps) == 0 || d.cfg.Response.DryRun {
+		return
+	}
+	config.AddNote(d.cfg, "playbooks: no configured system carries out "+strings.Join(steps, ", ")+" (steps of "+strings.Join(playbooks, ", ")+
+		"): they are skipped, and an incident is contained without them; response.zimbra, directory.ldap with response.use_ldap, directory.passwd_file with response.use_passwd_file, response.dovecot, notify or response.exec carry them out (docs/response.md)")
 }
 
 // startResponse assembles account response over the store: the runner

@@ -575,7 +575,13 @@ type selfConnector struct{ s *Service }
 
 func (selfConnector) Name() string { return "mailbrake" }
 
-func (selfConnector) Supports(st playbook.Step) bool {
+func (selfConnector) Supports(st playbook.Step) bool { return SelfSupports(st) }
+
+// SelfSupports reports whether mailbrake itself carries out a playbook
+// step (its own connector, whatever else is configured): restricting the
+// account's sending, holding its queued mail, and locking it in
+// mailbrake (its mail refused; logging in is the directory's).
+func SelfSupports(st playbook.Step) bool {
 	return st == playbook.StepRestrictSending || st == playbook.StepHoldQueuedMail || st == playbook.StepLockLogin
 }
 
