@@ -16,7 +16,7 @@ type stateGauges struct {
 	d                                    *Daemon
 	held, oldest, accounts, sync, syncOK *prometheus.Desc
 	connUp, incidents, statesPending     *prometheus.Desc
-	statesRejected                       *prometheus.Desc
+	statesRejected, nameInUse            *prometheus.Desc
 	learnPending, learnApplied           *prometheus.Desc
 	unwritten, spooled, spoolBytes       *prometheus.Desc
 	givenUp, spoolErrors                 *prometheus.Desc
@@ -39,6 +39,7 @@ func newStateGauges(d *Daemon) *stateGauges {
 		givenUp:        prometheus.NewDesc("mailbrake_holds_given_up_total", "Holds waiting for the store left to the queue sync because there were too many (100,000, or 1 GiB of spool): recorded from Postfix's hold queue, with the reasons of the milter's mark or as held-outside-mailbrake.", nil, nil),
 		spoolErrors:    prometheus.NewDesc("mailbrake_holds_spool_errors_total", "Holds waiting for the store that could not be written to the spool (kept in memory only).", nil, nil),
 		statesPending:  prometheus.NewDesc("mailbrake_cluster_states_pending", "Account state changes this node made that Redis has not taken yet (cluster mode); they are written when it answers.", nil, nil),
+		nameInUse:      prometheus.NewDesc("mailbrake_cluster_node_name_in_use", "1 while another running mailbrake records its heartbeat under this node's name (cluster.node): this node's queue sync and node commands wait.", nil, nil),
 		statesRejected: prometheus.NewDesc("mailbrake_cluster_states_rejected_total", "Account states read from Redis and ignored: unreadable, or (with cluster.key_file) unsigned or signed with another key.", nil, nil),
 		connUp:         prometheus.NewDesc("mailbrake_connector_up", "1 when the connector's last probe (Zimbra, LDAP, Dovecot, passwd-file) succeeded, else 0.", []string{"connector"}, nil),
 	}
@@ -46,7 +47,7 @@ func newStateGauges(d *Daemon) *stateGauges {
 
 func (g *stateGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{g.held, g.oldest, g.accounts, g.sync, g.syncOK, g.connUp, g.incidents, g.statesPending, g.unwritten,
-		g.spooled, g.spoolBytes, g.givenUp, g.spoolErrors, g.learnPending, g.learnApplied, g.statesRejected} {
+		g.spooled, g.spoolBytes, g.givenUp, g.spoolErrors, g.learnPending, g.learnApplied, g.statesRejected, g.nameInUse} {
 		ch <- d
 	}
 }
@@ -106,6 +107,13 @@ func (g *stateGauges) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(refused), "refused")
 			ch <- prometheus.MustNewConstMetric(g.learnApplied, prometheus.CounterValue, float64(l.Rejected()), "rejected")
 		}
+	}
+	if d.ops != nil && d.ops.Quarantine != nil && d.ops.Quarantine.SharedStore {
+		v := 0.0
+		if d.ops.Quarantine.NameInUse() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(g.nameInUse, prometheus.GaugeValue, v)
 	}
 	if d.ops != nil {
 		at, err := d.ops.SyncHealth()

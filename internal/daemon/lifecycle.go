@@ -748,7 +748,7 @@ func (d *Daemon) startLoops() {
 			}
 			beat := func(time.Time) {
 				poke()
-				if err := qs.Commands.Heartbeat(ctx, qs.Node, d.version); err != nil && ctx.Err() == nil {
+				if err := qs.Beat(ctx, d.version); err != nil && ctx.Err() == nil {
 					d.log.Warn("cluster: recording this node's heartbeat failed", "err", err)
 				}
 			}

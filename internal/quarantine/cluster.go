@@ -2,6 +2,8 @@ package quarantine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -99,6 +101,41 @@ func remoteError(h *store.Hold, c *store.NodeCommand) error {
 	return fmt.Errorf("node %s: %s", h.Node, c.Detail)
 }
 
+// ErrNodeNameInUse: another running process records its heartbeat
+// under this node's name. Each would take the other's holds, missing from
+// its own queue, as released or deleted; the queue sync and the node
+// commands wait until the name is this process's alone.
+var ErrNodeNameInUse = errors.New("another running mailbrake uses this node's name (cluster.node): give each node its own; the queue sync and node commands wait until then")
+
+// Beat records this node's heartbeat and watches for a second process
+// under the node's name: one that writes its own heartbeat between two of
+// this process's (the first beat only finds this node's previous run).
+func (s *Service) Beat(ctx context.Context, version string) error {
+	s.instanceOnce.Do(func() {
+		b := make([]byte, 8)
+		rand.Read(b)
+		s.instance = hex.EncodeToString(b)
+	})
+	other, err := s.Commands.Heartbeat(ctx, s.Node, version, s.instance)
+	if err != nil {
+		return err
+	}
+	first := s.beats.Add(1) == 1
+	switch {
+	case other && !first:
+		if !s.nameInUse.Swap(true) {
+			s.Log.Error("cluster: another running mailbrake records its heartbeat as this node; give each node its own cluster.node — this node's queue sync and node commands wait until it stops", "node", s.Node)
+		}
+	case !other && s.nameInUse.Swap(false):
+		s.Log.Info("cluster: this node's name is its own again; the queue sync and node commands resume", "node", s.Node)
+	}
+	return nil
+}
+
+// NameInUse reports whether another running process uses this node's
+// name (Beat).
+func (s *Service) NameInUse() bool { return s.nameInUse.Load() }
+
 // nodeDown reports whether node's last heartbeat is older than
 // NodeDownAfter. Not knowing (the store does not say) is not down.
 func (s *Service) nodeDown(ctx context.Context, node string) bool {
@@ -143,7 +180,7 @@ func (s *Service) ServeCommands(ctx context.Context, wake <-chan struct{}, done 
 			return
 		case <-wake:
 		}
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !s.NameInUse() {
 			cs, err := s.Commands.ClaimCommands(ctx, s.Node, 1)
 			if err != nil {
 				if ctx.Err() == nil {

@@ -14,9 +14,10 @@ import (
 // internal/store/postgres keeps it (the conformance of that one is
 // TestCommands there).
 type memCommands struct {
-	mu   sync.Mutex
-	cs   []store.NodeCommand
-	ages map[string]time.Duration // node → heartbeat age
+	mu    sync.Mutex
+	cs    []store.NodeCommand
+	ages  map[string]time.Duration // node → heartbeat age
+	beats map[string]string        // node → the instance of its last heartbeat
 }
 
 func (m *memCommands) SubmitCommand(_ context.Context, c store.NodeCommand) (int64, error) {
@@ -79,7 +80,16 @@ func (m *memCommands) ListenCommands(ctx context.Context, _ string, _ func()) er
 	return ctx.Err()
 }
 
-func (m *memCommands) Heartbeat(context.Context, string, string) error { return nil }
+func (m *memCommands) Heartbeat(_ context.Context, node, _, instance string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.beats == nil {
+		m.beats = map[string]string{}
+	}
+	prev, ok := m.beats[node]
+	m.beats[node] = instance
+	return ok && prev != instance, nil
+}
 
 func (m *memCommands) Nodes(context.Context) ([]store.NodeStatus, error) {
 	m.mu.Lock()
@@ -239,5 +249,48 @@ func waitCommand(t *testing.T, cmds *memCommands, id int64, want store.CommandSt
 			t.Fatalf("command %d %s (%s), want %s", id, st, detail, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNodeNameInUse: a second running process under this node's name
+// (a cloned host) is found from the heartbeats — its beats come between
+// this process's — and this node's queue sync then changes nothing (each
+// would take the other's holds, missing from its own queue, as gone) and
+// its commands wait; a restart of the node is not taken for one, and the
+// sync resumes when the other process stops.
+func TestNodeNameInUse(t *testing.T) {
+	a, _, q, cmds := twoNodes(t)
+	ctx := t.Context()
+	h := hold(t, a, q, "4CLNE")
+	// The previous run of mx-a beat; this process's first beat finds it.
+	cmds.Heartbeat(ctx, "mx-a", "1", "previous-run")
+	if err := a.Beat(ctx, "1"); err != nil || a.NameInUse() {
+		t.Fatalf("first beat after a restart: %v, in use %v", err, a.NameInUse())
+	}
+	clone := &Service{Store: a.Store, Queue: &fakeQueue{q: map[string]string{}}, Log: a.Log, Now: a.Now, Node: "mx-a", SharedStore: true, Commands: cmds}
+	clone.Beat(ctx, "1")
+	if err := a.Beat(ctx, "1"); err != nil || !a.NameInUse() {
+		t.Fatalf("a clone beating between: %v, in use %v", err, a.NameInUse())
+	}
+	clone.Beat(ctx, "1")
+	if _, err := clone.Sync(ctx); !errors.Is(err, ErrNodeNameInUse) {
+		t.Fatalf("the clone's sync once it knows: %v", err)
+	}
+	if _, err := a.Sync(ctx); !errors.Is(err, ErrNodeNameInUse) {
+		t.Fatalf("sync while the name is in use: %v", err)
+	}
+	// The clone stops: a's next beat finds its last one, the one after
+	// that a's own.
+	if err := a.Beat(ctx, "1"); err != nil || !a.NameInUse() {
+		t.Fatalf("the beat after the clone's last: %v, in use %v", err, a.NameInUse())
+	}
+	if err := a.Beat(ctx, "1"); err != nil || a.NameInUse() {
+		t.Fatalf("after the clone stopped: %v, in use %v", err, a.NameInUse())
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Store.GetHold(ctx, h.ID); got.State != store.HoldHeld {
+		t.Fatalf("hold %s", got.State)
 	}
 }

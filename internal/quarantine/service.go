@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/store"
@@ -53,6 +55,11 @@ type Service struct {
 	// release or delete of its hold does not wait for it (the command
 	// is left pending for when it is back); zero: always wait.
 	NodeDownAfter time.Duration
+
+	instanceOnce sync.Once
+	instance     string // this process, in its heartbeats (Beat)
+	beats        atomic.Int64
+	nameInUse    atomic.Bool
 	// Unwritten, when set, reports that the record of a hold of this
 	// queue ID waits to be written (ops.HoldWriter: the store did not
 	// answer): Sync does not record the message from the queue, whose
@@ -201,6 +208,9 @@ type Change struct {
 // alone: their queue file or record may not be written yet; so are
 // messages whose record waits to be written (Unwritten).
 func (s *Service) Sync(ctx context.Context) ([]Change, error) {
+	if s.NameInUse() {
+		return nil, ErrNodeNameInUse
+	}
 	entries, err := s.Queue.Queue(ctx)
 	if err != nil {
 		return nil, err

@@ -381,9 +381,13 @@ type Commands interface {
 	// ListenCommands calls wake when a command for node is submitted,
 	// until ctx ends or the connection fails.
 	ListenCommands(ctx context.Context, node string, wake func()) error
-	// Heartbeat records that node is alive; Nodes lists every node seen,
-	// by name, with its commands still pending.
-	Heartbeat(ctx context.Context, node, version string) error
+	// Heartbeat records that node is alive, written by the process
+	// instance (a random name each process takes at start), and says
+	// whether the node's previous heartbeat was another instance's: at a
+	// process's first beat that is its predecessor; at any later one, a
+	// second process running under the same node name. Nodes lists every
+	// node seen, by name, with its commands still pending.
+	Heartbeat(ctx context.Context, node, version, instance string) (other bool, err error)
 	Nodes(ctx context.Context) ([]NodeStatus, error)
 }
 

@@ -156,14 +156,18 @@ func (s *Store) ListenCommands(ctx context.Context, node string, wake func()) er
 	}
 }
 
-// Heartbeat implements store.Commands.
-func (s *Store) Heartbeat(ctx context.Context, node, version string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO nodes (node, seen_at, version) VALUES ($1, now(), $2)
-		ON CONFLICT (node) DO UPDATE SET seen_at = now(), version = excluded.version`, text(node), text(version))
+// Heartbeat implements store.Commands. The statement's snapshot is taken
+// before its write: prev is the row as it was.
+func (s *Store) Heartbeat(ctx context.Context, node, version, instance string) (bool, error) {
+	var prev *string
+	err := s.pool.QueryRow(ctx, `WITH prev AS (SELECT instance FROM nodes WHERE node = $1)
+		INSERT INTO nodes (node, seen_at, version, instance) VALUES ($1, now(), $2, $3)
+		ON CONFLICT (node) DO UPDATE SET seen_at = now(), version = excluded.version, instance = excluded.instance
+		RETURNING (SELECT instance FROM prev)`, text(node), text(version), text(instance)).Scan(&prev)
 	if err != nil {
-		return fmt.Errorf("postgres store: Heartbeat: %w", err)
+		return false, fmt.Errorf("postgres store: Heartbeat: %w", err)
 	}
-	return nil
+	return prev != nil && *prev != instance, nil
 }
 
 // Nodes implements store.Commands. The age is the database's now()

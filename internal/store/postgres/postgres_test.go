@@ -391,14 +391,21 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatalf("missing command: %v", err)
 	}
 	// Heartbeats.
-	if err := a.Heartbeat(t.Context(), "mx-a", "1.2.3"); err != nil {
+	if other, err := a.Heartbeat(t.Context(), "mx-a", "1.2.3", "i1"); err != nil || other {
+		t.Fatalf("first heartbeat: other %v, %v", other, err)
+	}
+	if _, err := b.Heartbeat(t.Context(), "mx-b", "1.2.3", "i2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Heartbeat(t.Context(), "mx-b", "1.2.3"); err != nil {
-		t.Fatal(err)
+	if other, err := a.Heartbeat(t.Context(), "mx-a", "1.2.3", "i1"); err != nil || other {
+		t.Fatalf("same process again: other %v, %v", other, err)
 	}
-	if err := a.Heartbeat(t.Context(), "mx-a", "1.2.4"); err != nil {
-		t.Fatal(err)
+	// mx-a restarted: its new process sees its predecessor's beat once.
+	if other, err := a.Heartbeat(t.Context(), "mx-a", "1.2.4", "i3"); err != nil || !other {
+		t.Fatalf("a new process of mx-a: other %v, %v", other, err)
+	}
+	if other, err := a.Heartbeat(t.Context(), "mx-a", "1.2.4", "i3"); err != nil || other {
+		t.Fatalf("the new process again: other %v, %v", other, err)
 	}
 	ns, err := b.Nodes(t.Context())
 	if err != nil || len(ns) != 2 || ns[0].Node != "mx-a" || ns[0].Version != "1.2.4" || time.Since(ns[0].SeenAt) > time.Minute {
@@ -480,5 +487,61 @@ func TestNewWithoutServer(t *testing.T) {
 	defer newer.Close()
 	if err := newer.Migrate(t.Context()); !errors.Is(err, ErrNewerSchema) || Unreachable(err) {
 		t.Fatalf("Migrate of a newer schema: %v", err)
+	}
+}
+
+// TestUpgradeKeepsRecords: a database at every earlier schema version,
+// with records in it written as that version wrote them, is migrated by
+// Open to the current one with its records intact; a node of the
+// previous version, still running, keeps writing its heartbeat on the new
+// schema (migrations only add).
+func TestUpgradeKeepsRecords(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := pgtest.New(t)
+	for from := 1; from < len(ms); from++ {
+		t.Run(fmt.Sprintf("from-%d", from), func(t *testing.T) {
+			db := srv.NewDB(t)
+			srv.Exec(t, db, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+			for _, m := range ms[:from] {
+				srv.Exec(t, db, m.sql)
+				srv.Exec(t, db, fmt.Sprintf(`INSERT INTO schema_migrations (version) VALUES (%d)`, m.version))
+			}
+			// Records as version 1 wrote them: a hold, an account.
+			srv.Exec(t, db, `INSERT INTO holds (queue_id, path, account, sender, recipients, recipient_count, subject, client, client_family,
+				client_address, reasons, size, headers, preview, held_at, state, state_at, state_by)
+				VALUES ('4OLD1', 'milter', 'u@example.edu', 'u@example.edu', '{r@example.net}', 1, 's', 'zclient', 'scripted',
+				'192.0.2.1', '{bulk-from-scripted-client}', 10, '', '', now(), 'held', now(), '')`)
+			srv.Exec(t, db, `INSERT INTO accounts (name, state, state_at, state_by, reason) VALUES ('u@example.edu', 'restricted', now(), 'cli:root', 'old')`)
+			if from >= 2 {
+				srv.Exec(t, db, `INSERT INTO nodes (node, seen_at, version) VALUES ('mx-old', now(), '0.9')`)
+			}
+			s := openDB(t, srv, db)
+			want := make([]int, len(ms))
+			for i := range want {
+				want[i] = i + 1
+			}
+			if got := schemaVersions(t, s); !slices.Equal(got, want) {
+				t.Fatalf("schema_migrations = %v, want %v", got, want)
+			}
+			hs, err := s.ListHolds(t.Context(), store.HoldFilter{State: store.HoldHeld, Limit: 10})
+			if err != nil || len(hs) != 1 || hs[0].QueueID != "4OLD1" || hs[0].Reasons[0] != "bulk-from-scripted-client" {
+				t.Fatalf("holds after the upgrade: %+v, %v", hs, err)
+			}
+			if a, err := s.GetAccount(t.Context(), "u@example.edu"); err != nil || a.State != store.AccountRestricted {
+				t.Fatalf("account after the upgrade: %+v, %v", a, err)
+			}
+			// The previous version's heartbeat statement still works.
+			srv.Exec(t, db, `INSERT INTO nodes (node, seen_at, version) VALUES ('mx-old', now(), '0.9')
+				ON CONFLICT (node) DO UPDATE SET seen_at = now(), version = excluded.version`)
+			if _, err := s.Heartbeat(t.Context(), "mx-new", "1.0", "i1"); err != nil {
+				t.Fatal(err)
+			}
+			if ns, err := s.Nodes(t.Context()); err != nil || len(ns) != 2 {
+				t.Fatalf("nodes %+v, %v", ns, err)
+			}
+		})
 	}
 }
