@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,11 +108,12 @@ type Daemon struct {
 	notifier         *notify.Notifier
 	response         responseParts
 	stages           []stage
-	restored         chan struct{}  // closed when the background restore has ended
-	connHealth       connHealth     // last probe of each connector
-	reloadMu         sync.Mutex     // one reload at a time
-	applied          *config.Config // what a reload compares with: the start's, then each reload's (under reloadMu)
-	restoreHook      func()         // tests: called before the restore reads
+	restored         chan struct{}                 // closed when the background restore has ended
+	connHealth       connHealth                    // last probe of each connector
+	reloadMu         sync.Mutex                    // one reload at a time
+	applied          *config.Config                // what a reload compares with: the start's, then each reload's (under reloadMu)
+	inForce          atomic.Pointer[config.Config] // the configuration in force: cfg, then each reload's merge (readers of reloadable keys)
+	restoreHook      func()                        // tests: called before the restore reads
 	errc             chan error
 	loopCtx          context.Context
 	loopCancel       context.CancelFunc

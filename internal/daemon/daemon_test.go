@@ -503,7 +503,25 @@ func TestReload(t *testing.T) {
 		t.Fatalf("after a refused reload the running rules changed: %q", a)
 	}
 
-	moved := next
+	// What reads a reloaded key reads the reloaded value: the answer to a
+	// request not decided in time (engine.on_error) and the account's
+	// score window and thresholds.
+	failClosed := next
+	failClosed.Engine.OnError = verdict.Defer
+	failClosed.Accounts.ScoreWindow, failClosed.Accounts.WatchScore = config.Duration(time.Hour), 7
+	if r, err := d.Reload(&failClosed); err != nil || !slices.Contains(r.Applied, "engine.on_error") || !slices.Contains(r.Applied, "accounts") {
+		t.Fatalf("reloading engine.on_error and accounts: %+v %v", r, err)
+	}
+	late := policy.Request{Request: policy.RequestType, ProtocolState: policy.StateRcpt, SASLUsername: "ann@example.org",
+		ClientAddress: "192.0.2.1", ClientPort: "40000", Instance: "r4", Sender: "ann@example.org", Recipient: "x@example.net"}
+	if a := d.policyServer().OnTimeout(&late).Action; !strings.HasPrefix(a, "DEFER") {
+		t.Fatalf("a decision timeout after on_error became defer answers %q", a)
+	}
+	if sc, ok := d.ops.Score(ctx, "ann@example.org", time.Now()); !ok || sc.Window != "1h" || sc.WatchScore != 7 {
+		t.Fatalf("account score after the reload: %+v", sc)
+	}
+
+	moved := failClosed
 	moved.Policy.Listen = "127.0.0.1:1"
 	if r, err := d.Reload(&moved); err != nil || !slices.Contains(r.Restart, "policy") {
 		t.Fatalf("a changed listener: %+v %v", r, err)

@@ -486,15 +486,16 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		Probe: st.WriteProbe, SpoolDir: filepath.Join(cfg.DataDir, "spool", "holds"), Loaded: d.heldFromSpool})
 	qs.Unwritten = d.holds.Unwritten
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
-		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: cfg.Accounts.ScoreWindow.D(), Incidents: true,
+		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: func() time.Duration { return d.current().Accounts.ScoreWindow.D() }, Incidents: true,
 		LogAllowed: cfg.Log.Verdicts == "all"}
 	d.ops.Score = func(ctx context.Context, account string, at time.Time) (*api.AccountScore, bool) {
 		b, err := d.engine.Scores(ctx, account, at)
 		if err != nil {
 			return nil, false
 		}
-		sc := &api.AccountScore{Total: b.Total, Messages: b.Messages, Window: strings.TrimSuffix(strings.TrimSuffix(cfg.Accounts.ScoreWindow.String(), "0s"), "0m"),
-			WatchScore: int64(cfg.Accounts.WatchScore), RestrictScore: int64(cfg.Accounts.RestrictScore), Families: map[string]int64{}}
+		ac := d.current().Accounts
+		sc := &api.AccountScore{Total: b.Total, Messages: b.Messages, Window: strings.TrimSuffix(strings.TrimSuffix(ac.ScoreWindow.String(), "0s"), "0m"),
+			WatchScore: int64(ac.WatchScore), RestrictScore: int64(ac.RestrictScore), Families: map[string]int64{}}
 		for f, v := range b.Families {
 			sc.Families[string(f)] = v
 		}

@@ -33,7 +33,7 @@ func (d *Daemon) policyServer() *policy.Server {
 			if !ok {
 				return policy.Dunno()
 			}
-			v := engine.Verdict{Action: d.cfg.Engine.OnError, Reasons: []engine.Reason{engine.ReasonEngineError}}
+			v := engine.Verdict{Action: d.current().Engine.OnError, Reasons: []engine.Reason{engine.ReasonEngineError}}
 			if v.Action == engine.ActionDefer {
 				v.Text = "mailbrake: decision timed out, try again later"
 			}

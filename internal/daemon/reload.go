@@ -31,6 +31,15 @@ var live = map[string]bool{"rules": true, "engine.on_error": true, "engine.shado
 // keeps the playbook it was opened with). Learned state is kept. A
 // configuration with any error changes nothing and the error says why.
 // log.level is the caller's (it owns the logger).
+// current is the configuration in force: what started, with what reloads
+// changed. Whatever reads a key a reload applies reads it here.
+func (d *Daemon) current() *config.Config {
+	if c := d.inForce.Load(); c != nil {
+		return c
+	}
+	return d.cfg
+}
+
 func (d *Daemon) Reload(next *config.Config) (Reloaded, error) {
 	var r Reloaded
 	nd, err := Build(next, slog.New(slog.DiscardHandler), d.version)
@@ -65,6 +74,7 @@ func (d *Daemon) Reload(next *config.Config) (Reloaded, error) {
 	merged.Rules, merged.Engine.OnError, merged.Engine.Shadow = next.Rules, next.Engine.OnError, next.Engine.Shadow
 	merged.Accounts, merged.Playbooks, merged.Log.Level = next.Accounts, next.Playbooks, next.Log.Level
 	d.applied = &merged
+	d.inForce.Store(&merged)
 	return r, nil
 }
 

@@ -56,8 +56,9 @@ type Enforcer struct {
 	Escalate func(account string, to store.AccountState, reason string)
 	// Report queues findings for the incident worker; it must not block.
 	Report func(account string, findings []ops.Finding)
-	// ScoreWindow is accounts.score_window, quoted in state changes.
-	ScoreWindow time.Duration
+	// ScoreWindow is accounts.score_window in force (a reload changes
+	// it), quoted in state changes.
+	ScoreWindow func() time.Duration
 	// Incidents says whether account response is on: without it no
 	// findings are reported.
 	Incidents bool
@@ -220,7 +221,7 @@ func (e *Enforcer) escalate(sub *engine.Submission, v engine.Verdict) {
 			reasons = append(reasons, fmt.Sprintf("%s (%s %d)", f.Reason, f.Family, f.Score))
 		}
 	}
-	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d from %d messages in %s; this message: %s", v.Score, v.ScoredMessages, e.ScoreWindow, strings.Join(reasons, ", ")))
+	e.Escalate(sub.Account, v.Escalate, fmt.Sprintf("score %d from %d messages in %s; this message: %s", v.Score, v.ScoredMessages, e.ScoreWindow(), strings.Join(reasons, ", ")))
 }
 
 // recordHold hands the hold record to the writer; once written it is

@@ -58,7 +58,7 @@ func TestEnforce(t *testing.T) {
 	var escalations []store.AccountState
 	e := &Enforcer{Log: slog.New(slog.DiscardHandler), Holds: holds, Metrics: m, Verdicts: &ops.Verdicts{}, Incidents: true,
 		Escalate: func(_ string, to store.AccountState, _ string) { escalations = append(escalations, to) },
-		Report:   func(_ string, fs []ops.Finding) { reports = append(reports, fs...) }, ScoreWindow: 24 * time.Hour}
+		Report:   func(_ string, fs []ops.Finding) { reports = append(reports, fs...) }, ScoreWindow: func() time.Duration { return 24 * time.Hour }}
 	sub := func(path engine.Path) *engine.Submission {
 		return &engine.Submission{Time: time.Now(), Stage: engine.StageEOM, Path: path, Account: "eve@example.org", AccountSource: engine.SourceSASL,
 			Direction: engine.Outbound, Client: fingerprint.Result{Family: fingerprint.FamilyUnknown}, QueueID: "4ABC", RecipientCount: 60, Subject: "hi"}
