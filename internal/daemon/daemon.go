@@ -313,6 +313,17 @@ func (d *Daemon) heldFromSpool(stored *store.Hold, created bool, report []holdsp
 	d.queueFindings(stored.Account, fs)
 }
 
+// heldFromQueue counts a hold the queue sync recorded from Postfix's hold
+// queue (the process that held it was killed before writing it), as the
+// live hold was counted. Its reasons are not reported to the account's
+// incident: they come from the milter's mark, a header in the queue file
+// that is not signed — a sender able to guess its message's queue ID
+// could write one naming another account — so they may label the record
+// but never open an incident against anyone.
+func (d *Daemon) heldFromQueue(h *store.Hold) {
+	enforceMetrics{d.metrics}.Held(h.Path)
+}
+
 func (d *Daemon) queueFindings(account string, fs []ops.Finding) {
 	if d.ops.Response == nil {
 		return

@@ -121,6 +121,10 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	if n := strings.Count(audit, "recovered from the hold queue"); n != 2 {
 		t.Errorf("audit names %d recovered holds, want 2:\n%s", n, audit)
 	}
+	// Counted as the live holds were (the restarted process's metrics).
+	if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_holds_total{path="milter"} 1`) || !strings.Contains(m, `mailbrake_holds_total{path="queue"} 1`) {
+		t.Errorf("recovered holds not counted:\n%s", grepLines(m, "mailbrake_holds_total"))
+	}
 
 	// A recovered hold is released like any other.
 	d.mustCLI("quarantine", "release", fmt.Sprint(s.ID))
@@ -131,4 +135,15 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	if h := d.holdByQueueID(outside.QueueID); h.State != store.HoldHeld {
 		t.Fatalf("the outside hold changed: %+v", h)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

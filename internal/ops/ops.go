@@ -67,6 +67,10 @@ type Service struct {
 	// with a content filter it comes back through smtpd, and must be
 	// recognised as re-injected, not decided again.
 	Released func(h *store.Hold)
+	// Recovered, when set, is told of every hold the queue sync recorded
+	// from Postfix's hold queue (the process that held it was killed
+	// before writing it), to count it as the live hold would have been.
+	Recovered func(h *store.Hold)
 	// MarkedSpam, when set, is told of every held message an admin marked
 	// as spam (the campaign detector then holds its text from any account).
 	MarkedSpam func(h *store.Hold)
@@ -447,6 +451,9 @@ func (s *Service) auditChanges(ctx context.Context, changes []quarantine.Change)
 		case c.Recovered:
 			s.audit(ctx, "postfix", AuditHold, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s recovered from the hold queue (no record was written)", c.QueueID))
 			s.Log.Warn("a message in the hold queue had no record: recorded from the queue", "hold", c.ID, "queue_id", c.QueueID)
+			if s.Recovered != nil && c.Hold != nil {
+				s.Recovered(c.Hold)
+			}
 		case c.Revived:
 			s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=held (in the hold queue again)", c.QueueID))
 			s.Log.Info("held message back in the hold queue", "hold", c.ID, "queue_id", c.QueueID)

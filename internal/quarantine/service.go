@@ -187,8 +187,10 @@ type Change struct {
 	QueueID string
 	To      store.HoldState
 	// Recovered: a message in the hold queue without a record, recorded by
-	// Sync (with the reasons of its mark, or ReasonHeldOutside).
+	// Sync (with the reasons of its mark, or ReasonHeldOutside); Hold is
+	// the record made.
 	Recovered bool
+	Hold      *store.Hold
 	// Revived: a record Sync had marked gone whose message is in the hold
 	// queue again.
 	Revived bool
@@ -304,7 +306,7 @@ func (s *Service) recover(ctx context.Context, e QueueEntry, now time.Time) (Cha
 	if err != nil {
 		return Change{}, err
 	}
-	return Change{ID: stored.ID, QueueID: e.QueueID, To: store.HoldHeld, Recovered: true}, nil
+	return Change{ID: stored.ID, QueueID: e.QueueID, To: store.HoldHeld, Recovered: true, Hold: stored}, nil
 }
 
 // headerField returns the first value of a header in a header block,
