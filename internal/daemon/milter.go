@@ -2,13 +2,13 @@ package daemon
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
 	"github.com/mailbrake/mailbrake/internal/milter"
+	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
 	"github.com/mailbrake/mailbrake/internal/translate"
 )
@@ -96,17 +96,5 @@ func (d *Daemon) expectReinjection(h *store.Hold) {
 	if h.Account == engine.Unauthenticated {
 		dir = engine.Inbound
 	}
-	d.engine.Expect(h.QueueID, h.Sender, headerValue(h.Headers, "Message-ID"), h.Recipients, dir, time.Now())
-}
-
-// headerValue returns the first value of a header in a header block as
-// headerBlock writes it ("Name: value" lines).
-func headerValue(block, name string) string {
-	for _, line := range strings.Split(block, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
+	d.engine.Expect(h.QueueID, h.Sender, quarantine.HeaderField(h.Headers, "Message-ID"), h.Recipients, dir, time.Now())
 }

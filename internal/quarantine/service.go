@@ -294,7 +294,7 @@ func (s *Service) recover(ctx context.Context, e QueueEntry, now time.Time) (Cha
 		if account, reasons, ok := markIn(headers, e.QueueID); ok {
 			h.Path, h.Account, h.Reasons = "milter", account, reasons
 		}
-		h.Subject = headerField(headers, "Subject")
+		h.Subject = HeaderField(headers, "Subject")
 		h.Headers = headers
 	} else {
 		s.Log.Warn("reading a held message's headers failed", "queue_id", e.QueueID, "err", err)
@@ -309,11 +309,15 @@ func (s *Service) recover(ctx context.Context, e QueueEntry, now time.Time) (Cha
 	return Change{ID: stored.ID, QueueID: e.QueueID, To: store.HoldHeld, Recovered: true, Hold: stored}, nil
 }
 
-// headerField returns the first value of a header in a header block,
-// unfolded and bounded.
-func headerField(headers, name string) string {
+// HeaderField returns the first value of a header in a header block
+// ("Name: value" lines, folded lines continued with white space, as
+// postcat -h and the hold record keep them), unfolded and bounded.
+func HeaderField(headers, name string) string {
 	lines := strings.Split(strings.ReplaceAll(headers, "\r\n", "\n"), "\n")
 	for i, line := range lines {
+		if line == "" || line[0] == ' ' || line[0] == '\t' {
+			continue // a continuation line is not a header's name
+		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
 			continue

@@ -370,3 +370,19 @@ func TestSyncRecoversUnrecordedHolds(t *testing.T) {
 		t.Fatalf("given up by the writer: %+v %v", changes, err)
 	}
 }
+
+// TestHeaderField: a folded header is read whole (a Message-ID folded
+// onto its next line, as mail clients write long ones), a continuation
+// line with a colon is not taken for a header, and the first copy wins.
+func TestHeaderField(t *testing.T) {
+	block := "Subject: a\n\tlong: subject\nMessage-ID:\n <0123456789.abcdef@mail.example.edu>\nX-Note: x\nMessage-ID: <second@example.org>\n"
+	if got := HeaderField(block, "message-id"); got != "<0123456789.abcdef@mail.example.edu>" {
+		t.Errorf("folded Message-ID: %q", got)
+	}
+	if got := HeaderField(block, "Subject"); got != "a long: subject" {
+		t.Errorf("Subject: %q", got)
+	}
+	if got := HeaderField(block, "long"); got != "" {
+		t.Errorf("a continuation line read as a header: %q", got)
+	}
+}
