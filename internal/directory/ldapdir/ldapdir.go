@@ -95,15 +95,18 @@ type Config struct {
 }
 
 // Client is an LDAP client for account lookups and changes. It is safe for
-// concurrent use; requests are serialized on one connection.
+// concurrent use: up to MaxConns requests run at once, each on a
+// connection of its own (kept for the next), so a slow directory or a
+// dial that hangs holds up only its own caller.
 type Client struct {
 	cfg    Config
 	scheme string // ldap, ldaps or ldapi
 	addr   string // host:port, or the socket path for ldapi
 	tlsCfg *tls.Config
 
-	mu   sync.Mutex
-	conn *ldap.Conn // nil until the first request and after a network error
+	slots chan struct{} // one per connection in use (MaxConns)
+	mu    sync.Mutex
+	idle  []*ldap.Conn // connections kept between requests
 
 	// noPasswordModify makes SetPassword act as if the server did not
 	// know Password Modify, so that tests reach the fallback.
@@ -162,7 +165,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("ldapdir: %w", errors.Join(errs...))
 	}
 
-	c := &Client{cfg: cfg, scheme: scheme, addr: addr}
+	c := &Client{cfg: cfg, scheme: scheme, addr: addr, slots: make(chan struct{}, MaxConns)}
 	if scheme == "ldaps" || cfg.StartTLS {
 		c.tlsCfg = &tls.Config{
 			ServerName:         host,
@@ -184,13 +187,46 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Close closes the connection, if any. The Client stays usable: the next
+// MaxConns is how many requests a Client runs at once.
+const MaxConns = 4
+
+// Close closes the idle connections. The Client stays usable: the next
 // request dials again.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.drop()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, conn := range idle {
+		conn.Close()
+	}
 	return nil
+}
+
+// take returns an idle connection, or nil.
+func (c *Client) take() *ldap.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.idle) > 0 {
+		conn := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		if !conn.IsClosing() {
+			return conn
+		}
+		conn.Close()
+	}
+	return nil
+}
+
+// put keeps conn for the next request.
+func (c *Client) put(conn *ldap.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle) >= MaxConns {
+		conn.Close()
+		return
+	}
+	c.idle = append(c.idle, conn)
 }
 
 // PasswordHash returns the stored value of the account's password
@@ -455,33 +491,40 @@ func (c *Client) do(ctx context.Context, fn func(*ldap.Conn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.slots }()
+	conn := c.take()
 	for attempt := 1; ; attempt++ {
 		fresh := false
-		if c.conn == nil || c.conn.IsClosing() {
-			c.drop()
-			conn, err := c.connect(ctx)
-			if err != nil {
+		if conn == nil {
+			var err error
+			if conn, err = c.connect(ctx); err != nil {
 				return err
 			}
-			c.conn, fresh = conn, true
+			fresh = true
 		}
-		err := c.run(ctx, c.conn, fn)
+		err := c.run(ctx, conn, fn)
 		if err == nil {
+			c.put(conn)
 			return nil
 		}
 		if ctxErr := ctxDone(ctx); ctxErr != nil {
 			// run closed the connection to abort the request.
-			c.drop()
+			conn.Close()
 			return ctxErr
 		}
 		// A connection the server closed fails with errors that do not
 		// all carry ErrorNetwork; the reader then marks it closing.
-		if !ldap.IsErrorWithCode(err, ldap.ErrorNetwork) && !c.conn.IsClosing() {
+		if !ldap.IsErrorWithCode(err, ldap.ErrorNetwork) && !conn.IsClosing() {
+			c.put(conn)
 			return err
 		}
-		c.drop()
+		conn.Close()
+		conn = nil
 		if fresh || attempt > 1 {
 			return err
 		}
@@ -496,14 +539,6 @@ func (c *Client) run(ctx context.Context, conn *ldap.Conn, fn func(*ldap.Conn) e
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	return fn(conn)
-}
-
-// drop closes and forgets the connection. c.mu must be held.
-func (c *Client) drop() {
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
 }
 
 // connect dials the server, upgrades with StartTLS when configured and

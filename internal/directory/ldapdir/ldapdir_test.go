@@ -286,20 +286,47 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
-	first := c.conn
+	if len(c.idle) != 1 {
+		t.Fatalf("%d idle connections after one request", len(c.idle))
+	}
+	first := c.idle[0]
 	first.Close()
 	c.mu.Unlock()
 	if _, err := c.PasswordHash(ctx, "alice"); err != nil {
 		t.Fatalf("after the connection closed: %v", err)
 	}
-	if c.conn == first {
+	c.mu.Lock()
+	if len(c.idle) != 1 || c.idle[0] == first {
 		t.Error("closed connection still in use")
 	}
+	c.mu.Unlock()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.PasswordHash(ctx, "alice"); err != nil {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// TestSlowRequestHoldsUpOnlyItself: a request that hangs (a dial or a
+// search the server never answers) holds up its own caller, not the
+// others: they run on connections of their own.
+func TestSlowRequestHoldsUpOnlyItself(t *testing.T) {
+	in, c := start(t, nil)
+	in.AddUser(t, "alice", "alice@example.test", ldaptest.SSHA("x"))
+	// A request holding a connection for a second.
+	started, release := make(chan struct{}), make(chan struct{})
+	go c.do(t.Context(), func(*ldap.Conn) error {
+		close(started)
+		<-release
+		return nil
+	})
+	<-started
+	defer close(release)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := c.PasswordHash(ctx, "alice"); err != nil {
+		t.Fatalf("a lookup while another request hangs: %v", err)
 	}
 }
 
