@@ -362,6 +362,14 @@ func TestClusterRecordsShared(t *testing.T) {
 	if got := dB.holdByQueueID(r2.QueueID); got.State != store.HoldHeld {
 		t.Fatalf("hold changed while its node was down: %+v", got)
 	}
+	// The hold's page on node B says the delete waits, and a release asked
+	// meanwhile is refused rather than queued behind it.
+	if code, page := webB(fmt.Sprintf("/quarantine/%d", h2.ID)); code != 200 || !regexp.MustCompile(`Delete asked by cli:[^ ]+ on node mta-b at .*waits for node mta-a`).MatchString(page) {
+		t.Fatalf("node B's page of the waiting hold: %d\n%s", code, page)
+	}
+	if out, err := dB.cli("quarantine", "release", fmt.Sprint(h2.ID)); err == nil || !strings.Contains(err.Error()+out, "waits for node mta-a") {
+		t.Fatalf("a release while the delete waits: err %v, %q", err, out)
+	}
 	// Node B lists node A as down — the delete waited longer than three
 	// heartbeats since A's last — with the delete waiting for it, in the
 	// CLI and on the web UI's Nodes page.

@@ -304,10 +304,18 @@ func describeFilter(r api.ListHoldsRequest) string {
 // GetHold implements api.Methods.
 func (s *Service) GetHold(ctx context.Context, id int64) (*store.Hold, error) {
 	h, err := s.Store.GetHold(ctx, id)
-	if err == nil && api.ActorFrom(ctx).NoContent {
+	if err != nil {
+		return nil, err
+	}
+	if api.ActorFrom(ctx).NoContent {
 		h.Headers, h.Preview, h.Subject = "", "", "" // the subject is content
 	}
-	return h, err
+	if s.Quarantine != nil {
+		if h.Waiting, err = s.Quarantine.Waiting(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // ReleaseHold implements api.Methods.

@@ -43,6 +43,16 @@ func (s *Service) forward(ctx context.Context, h *store.Hold, to store.HoldState
 	if s.Commands == nil {
 		return h, fmt.Errorf("hold %d is in the queue of node %s: act on it there", h.ID, h.Node)
 	}
+	// One command at a time per hold: a release asked while a delete
+	// waits (or the other way round) would be refused by the node when
+	// it is back, long after the asker left.
+	if waiting, err := s.Commands.WaitingCommands(ctx, h.ID); err != nil {
+		return h, err
+	} else if len(waiting) > 0 {
+		c := waiting[0]
+		return h, fmt.Errorf("hold %d: %s asked on node %s at %s (command %d) waits for node %s: %w",
+			h.ID, verbOf(c.Op), c.From, c.CreatedAt.UTC().Format(time.RFC3339), c.ID, h.Node, store.ErrConflict)
+	}
 	id, err := s.Commands.SubmitCommand(ctx, store.NodeCommand{Node: h.Node, Op: to, HoldID: h.ID, Actor: actor, From: s.Node, CreatedAt: s.now()})
 	if err != nil {
 		return h, err
@@ -135,6 +145,31 @@ func (s *Service) Beat(ctx context.Context, version string) error {
 // NameInUse reports whether another running process uses this node's
 // name (Beat).
 func (s *Service) NameInUse() bool { return s.nameInUse.Load() }
+
+// verbOf names a command's operation.
+func verbOf(op store.HoldState) string {
+	if op == store.HoldDeleted {
+		return "a delete"
+	}
+	return "a release"
+}
+
+// Waiting returns the commands of h not carried out yet, as the hold
+// shows them (none on a single node).
+func (s *Service) Waiting(ctx context.Context, h *store.Hold) ([]store.WaitingCommand, error) {
+	if s.Commands == nil || !s.elsewhere(h) {
+		return nil, nil
+	}
+	cs, err := s.Commands.WaitingCommands(ctx, h.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.WaitingCommand
+	for _, c := range cs {
+		out = append(out, store.WaitingCommand{ID: c.ID, Op: c.Op, Actor: c.Actor, From: c.From, CreatedAt: c.CreatedAt})
+	}
+	return out, nil
+}
 
 // nodeDown reports whether node's last heartbeat is older than
 // NodeDownAfter. Not knowing (the store does not say) is not down.

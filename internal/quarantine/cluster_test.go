@@ -62,6 +62,18 @@ func (m *memCommands) FinishCommand(_ context.Context, id int64, state store.Com
 	return nil
 }
 
+func (m *memCommands) WaitingCommands(_ context.Context, holdID int64) ([]store.NodeCommand, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.NodeCommand
+	for _, c := range m.cs {
+		if c.HoldID == holdID && (c.State == store.CommandPending || c.State == store.CommandRunning) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 func (m *memCommands) RequeueCommands(_ context.Context, node string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -191,8 +203,19 @@ func TestCommandForDownNode(t *testing.T) {
 	if st, _ := cmds.state(1); st != store.CommandPending {
 		t.Fatalf("command %s, want pending", st)
 	}
+	// The hold shows the release waiting, and a delete asked meanwhile is
+	// refused rather than queued behind it.
+	if w, err := b.Waiting(ctx, h); err != nil || len(w) != 1 || w[0].Op != store.HoldReleased || w[0].Actor != "web:bob" || w[0].From != "mx-b" {
+		t.Fatalf("waiting %+v, %v", w, err)
+	}
+	if _, err := b.Delete(ctx, h.ID, "web:carol"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a delete while the release waits: %v", err)
+	}
 	serve(t, a) // the node is back
 	waitCommand(t, cmds, 1, store.CommandDone)
+	if w, err := b.Waiting(ctx, h); err != nil || len(w) != 0 {
+		t.Fatalf("waiting after the node carried it out: %+v, %v", w, err)
+	}
 	if q.q["4DOWN"] != "active" {
 		t.Errorf("message in %q", q.q["4DOWN"])
 	}

@@ -70,6 +70,20 @@ type Hold struct {
 	// (releasing or deleting it is that node's job); empty on a single
 	// node. A merge fills it when empty, as the other fields.
 	Node string `json:"node,omitempty"`
+	// Waiting are the releases and deletes asked of Node that it has not
+	// carried out yet (it is down): filled when one hold is read for an
+	// admin, never stored.
+	Waiting []WaitingCommand `json:"waiting,omitempty"`
+}
+
+// WaitingCommand is a node command not carried out yet, as a hold shows
+// it.
+type WaitingCommand struct {
+	ID        int64     `json:"id"`
+	Op        HoldState `json:"op"`
+	Actor     string    `json:"actor"`
+	From      string    `json:"from"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // HoldFilter selects holds for listing. Zero values mean "any".
@@ -373,6 +387,9 @@ type Commands interface {
 	ClaimCommands(ctx context.Context, node string, n int) ([]NodeCommand, error)
 	// FinishCommand records a claimed command's outcome.
 	FinishCommand(ctx context.Context, id int64, state CommandState, detail string) error
+	// WaitingCommands returns the commands of a hold not finished yet
+	// (pending or running), oldest first.
+	WaitingCommands(ctx context.Context, holdID int64) ([]NodeCommand, error)
 	// RequeueCommands puts node's claimed (running) commands back to
 	// pending and returns how many: the process of node that claimed them
 	// stopped before it recorded their outcome (killed). A node calls it

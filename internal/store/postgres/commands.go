@@ -122,6 +122,27 @@ func (s *Store) FinishCommand(ctx context.Context, id int64, state store.Command
 	return nil
 }
 
+// WaitingCommands implements store.Commands.
+func (s *Store) WaitingCommands(ctx context.Context, holdID int64) ([]store.NodeCommand, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+commandColumns+` FROM node_commands WHERE hold_id = $1 AND state IN ('pending', 'running') ORDER BY id`, holdID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: WaitingCommands: %w", err)
+	}
+	defer rows.Close()
+	var out []store.NodeCommand
+	for rows.Next() {
+		c, err := scanCommand(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres store: WaitingCommands: %w", err)
+		}
+		out = append(out, *c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres store: WaitingCommands: %w", err)
+	}
+	return out, nil
+}
+
 // RequeueCommands implements store.Commands.
 func (s *Store) RequeueCommands(ctx context.Context, node string) (int, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE node_commands SET state = 'pending' WHERE node = $1 AND state = 'running'`, text(node))

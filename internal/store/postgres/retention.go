@@ -16,6 +16,7 @@ const pruneBatch = 1000
 // the rows the other has locked, and both finish.
 func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) {
 	var out store.Pruned
+	var commands int64 // finished node commands: the audit keeps what they did
 	steps := []struct {
 		before time.Time
 		n      *int64
@@ -26,6 +27,8 @@ func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) 
 			LIMIT $2 FOR UPDATE SKIP LOCKED)`},
 		{p.Holds, &out.Holds, `DELETE FROM holds WHERE id IN (
 			SELECT id FROM holds WHERE state <> 'held' AND state_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`},
+		{p.Holds, &commands, `DELETE FROM node_commands WHERE id IN (
+			SELECT id FROM node_commands WHERE state IN ('done', 'failed') AND done_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`},
 		{p.Audit, &out.Audit, `DELETE FROM audit WHERE id IN (
 			SELECT id FROM audit WHERE time < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`},
 	}
