@@ -49,6 +49,13 @@ func ActorFrom(ctx context.Context) Actor {
 	return Actor{Name: "unknown"}
 }
 
+// HasActor reports whether ctx is an admin's request (it carries an
+// actor), as opposed to mailbrake's own work.
+func HasActor(ctx context.Context) bool {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	return ok && a.Name != ""
+}
+
 // HoldList is the answer to ListHolds.
 type HoldList struct {
 	Holds []store.Hold `json:"holds"`

@@ -136,12 +136,16 @@ type Events interface {
 }
 
 // notCounted are the audit actions that are not admin operations: holds and
-// evidence the engine recorded, incidents opened and steps run (counted as
-// such).
-var notCounted = map[string]bool{AuditHold: true, AuditIncidentEvidence: true, AuditIncidentOpen: true, playbook.AuditStep: true}
+// evidence the engine recorded, what the queue sync found changed in
+// Postfix's queue (even when an admin asked for the sync), incidents
+// opened and steps run (counted as such).
+var notCounted = map[string]bool{AuditHold: true, AuditSync: true, AuditIncidentEvidence: true, AuditIncidentOpen: true, playbook.AuditStep: true}
 
+// audit appends an audit entry. One made in an admin's request (its ctx
+// carries the actor) counts as an admin operation; mailbrake's own —
+// escalations, the queue sync, other nodes' states — does not.
 func (s *Service) audit(ctx context.Context, actor, action, target, detail string) {
-	if s.Events != nil && !notCounted[action] {
+	if s.Events != nil && !notCounted[action] && api.HasActor(ctx) {
 		s.Events.AdminOp(action)
 	}
 	err := s.Audit.AppendAudit(ctx, store.AuditEntry{Time: s.now(), Actor: actor, Action: action, Target: target, Detail: detail})
@@ -355,7 +359,8 @@ func (s *Service) ServeNodeCommands(ctx context.Context, wake <-chan struct{}) {
 		if c.Op == store.HoldDeleted {
 			action = AuditDelete
 		}
-		s.audit(context.WithoutCancel(ctx), c.Actor, action, fmt.Sprintf("hold:%d", c.HoldID),
+		// The admin's operation, carried out here.
+		s.audit(api.WithActor(context.WithoutCancel(ctx), api.Actor{Name: c.Actor}), c.Actor, action, fmt.Sprintf("hold:%d", c.HoldID),
 			fmt.Sprintf("queue_id=%s on node %s, asked on node %s at %s (command %d)", h.QueueID, s.Quarantine.Node, c.From, c.CreatedAt.UTC().Format(time.RFC3339), c.ID))
 		s.Log.Info("cluster: carried out a command from another node", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "queue_id", h.QueueID, "actor", c.Actor)
 		if c.Op == store.HoldReleased && s.Released != nil {

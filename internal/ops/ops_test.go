@@ -399,3 +399,38 @@ func TestHoldRestrictedQueuedAtStart(t *testing.T) {
 		t.Errorf("%d hold-queued audit lines, want one per restricted account (2)", n)
 	}
 }
+
+// countingEvents counts admin operations by action.
+type countingEvents struct{ ops map[string]int }
+
+func (e *countingEvents) AdminOp(action string)         { e.ops[action]++ }
+func (e *countingEvents) IncidentOpened(store.Severity) {}
+func (e *countingEvents) Step(string, store.StepStatus) {}
+
+// TestAdminOpsCountAdmins: mailbrake_admin_operations_total counts what
+// admins did, not what mailbrake did on its own: an escalation, a state
+// another node shared and the queue sync's changes are audited but are
+// no admin's operation.
+func TestAdminOpsCountAdmins(t *testing.T) {
+	s, q := withQueue(t)
+	ev := &countingEvents{ops: map[string]int{}}
+	s.Events = ev
+	ctx := t.Context()
+	if _, err := s.Escalate(ctx, "eve@example.org", store.AccountWatch, "score 5"); err != nil {
+		t.Fatal(err)
+	}
+	s.ApplySharedState(ctx, store.Account{Name: "mal@example.org", State: store.AccountRestricted, StateAt: s.now(), StateBy: "web:bob", Reason: "spam"}, "mta-b")
+	q.q["4SYN"] = "hold"
+	if _, err := s.SyncQueue(admin(ctx)); err != nil { // asked by an admin; Postfix's changes
+		t.Fatal(err)
+	}
+	if len(ev.ops) != 0 {
+		t.Fatalf("mailbrake's own changes counted as admin operations: %v", ev.ops)
+	}
+	if _, err := s.SetAccountState(admin(ctx), api.SetAccountStateRequest{Account: "eve@example.org", State: "restricted", Reason: "looked"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ops[AuditAccountState] != 1 || len(ev.ops) != 1 {
+		t.Fatalf("an admin's change: %v", ev.ops)
+	}
+}
