@@ -172,6 +172,13 @@ type NodeList struct {
 	DownAfterSeconds int    `json:"down_after_seconds"`
 }
 
+// RetiredNode is what retiring a node took with it.
+type RetiredNode struct {
+	Node     string `json:"node"`
+	Holds    int    `json:"holds"`    // held messages of its queue, now marked deleted
+	Commands int    `json:"commands"` // releases and deletes that waited for it, now failed
+}
+
 // SyncResult reports a reconciliation with the Postfix queue.
 type SyncResult struct {
 	Changed []SyncChange `json:"changed"`
@@ -216,6 +223,7 @@ type SetAccountStateRequest struct {
 type Methods interface {
 	Status(ctx context.Context) (*Status, error)
 	ListNodes(ctx context.Context) (*NodeList, error)
+	RetireNode(ctx context.Context, name string) (*RetiredNode, error)
 	ListHolds(ctx context.Context, r ListHoldsRequest) (*HoldList, error)
 	GetHold(ctx context.Context, id int64) (*store.Hold, error)
 	ReleaseHold(ctx context.Context, id int64) (*store.Hold, error)

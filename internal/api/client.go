@@ -118,6 +118,15 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &v, c.do(ctx, "GET", "/v1/status", nil, &v)
 }
 
+// RetireNode implements Methods.
+func (c *Client) RetireNode(ctx context.Context, name string) (*RetiredNode, error) {
+	var v RetiredNode
+	if err := c.do(ctx, "DELETE", "/v1/nodes/"+url.PathEscape(name), nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // ListNodes implements Methods.
 func (c *Client) ListNodes(ctx context.Context) (*NodeList, error) {
 	var v NodeList

@@ -38,6 +38,7 @@ func (r Route) Pattern() string { return r.Method + " " + r.Path }
 var routes = []Route{
 	{"GET", "/v1/status", auth.PermHoldsRead, (*handler).status},
 	{"GET", "/v1/nodes", auth.PermHoldsRead, (*handler).listNodes},
+	{"DELETE", "/v1/nodes/{name}", auth.PermUsersAdmin, (*handler).retireNode},
 	{"GET", "/v1/holds", auth.PermHoldsRead, (*handler).listHolds},
 	{"GET", "/v1/holds/{id}", auth.PermHoldsRead, (*handler).getHold}, // content only with holds:content
 	{"POST", "/v1/holds/bulk", auth.PermHoldsAct, (*handler).bulkHolds},
@@ -370,6 +371,11 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
 	v, err := h.m.ListNodes(r.Context())
+	h.reply(w, r, v, err)
+}
+
+func (h *handler) retireNode(w http.ResponseWriter, r *http.Request) {
+	v, err := h.m.RetireNode(r.Context(), r.PathValue("name"))
 	h.reply(w, r, v, err)
 }
 

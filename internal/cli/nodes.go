@@ -52,5 +52,27 @@ node knows no other and lists itself.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "retire NODE",
+		Short: "Forget a node taken out of the cluster: its held messages are marked deleted and the commands waiting for it fail",
+		Long: `Retires a node that is down for good (an MTA decommissioned): it no
+longer shows on any node's list, its held messages are marked deleted (its
+Postfix queue went with it), and the releases and deletes that waited for
+it fail. A node that is up, or the node answering, is refused: stop it
+first. Audited.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.RetireNode(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s retired: %d held messages marked deleted, %d waiting commands failed\n", oneLine(r.Node), r.Holds, r.Commands)
+			return nil
+		},
+	})
 	return cmd
 }

@@ -469,6 +469,32 @@ func TestClusterRecordsShared(t *testing.T) {
 			t.Fatal("node B still says the records are read-only with PostgreSQL back")
 		}
 	}
+
+	// MTA A is decommissioned: retired from node B once it is down, it
+	// leaves every list, and its held message is marked deleted (its
+	// queue went with it). Neither a node that is up nor the node asked
+	// is retired.
+	if out, err := dB.cli("nodes", "retire", "mta-a"); err == nil || !strings.Contains(err.Error()+out, "node mta-a is up") {
+		t.Fatalf("retiring a node that is up: %v %q", err, out)
+	}
+	if out, err := dB.cli("nodes", "retire", "mta-b"); err == nil || !strings.Contains(err.Error()+out, "is this node") {
+		t.Fatalf("retiring the node asked: %v %q", err, out)
+	}
+	dA.stop()
+	for deadline := time.Now().Add(30 * time.Second); nodesOf(t, dB).Nodes[0].State != api.NodeDown; time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node A not down after its stop")
+		}
+	}
+	if out := dB.mustCLI("nodes", "retire", "mta-a"); !strings.Contains(out, "node mta-a retired: 1 held messages marked deleted") {
+		t.Fatalf("retire: %q", out)
+	}
+	if nl := nodesOf(t, dB); len(nl.Nodes) != 1 || nl.Nodes[0].Name != "mta-b" {
+		t.Fatalf("nodes after retiring mta-a: %+v", nl)
+	}
+	if h := dB.holdByQueueID(r3.QueueID); h.State != store.HoldDeleted || !strings.HasPrefix(h.StateBy, "cli:") {
+		t.Fatalf("the retired node's hold: %+v", h)
+	}
 }
 
 // nodesOf returns `mailbrake nodes --json` on d.

@@ -2,9 +2,12 @@ package ops
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mailbrake/mailbrake/internal/api"
+	"github.com/mailbrake/mailbrake/internal/store"
 )
 
 // NodeBeat is how often a node of a cluster with cluster.postgres records
@@ -17,6 +20,44 @@ const NodeBeat = 5 * time.Second
 // shows within 15 seconds — as long as a release waits for it
 // (quarantine.DefaultCommandWait).
 const NodeDownAfter = 3 * NodeBeat
+
+// AuditNodeRetire: a node taken out of the cluster.
+const AuditNodeRetire = "node-retire"
+
+// RetireNode implements api.Methods: a node taken out of the cluster (an
+// MTA decommissioned) is forgotten — it no longer shows, down, on every
+// node's list — and what waited for it ends: its held messages are marked
+// deleted (its Postfix queue went with it) and the releases and deletes
+// asked of it fail. A node that is up, or this node, is refused: stop it
+// first.
+func (s *Service) RetireNode(ctx context.Context, name string) (*api.RetiredNode, error) {
+	qs := s.Quarantine
+	if qs == nil || !qs.SharedStore || qs.Commands == nil {
+		return nil, fmt.Errorf("%w: without cluster.postgres there is no other node", api.ErrBadRequest)
+	}
+	if name == qs.Node {
+		return nil, fmt.Errorf("%w: %s is this node; retire it from another node once it is stopped", api.ErrConflict, name)
+	}
+	l, err := s.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(l.Nodes, func(n api.Node) bool { return n.Name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: no node %q has recorded a heartbeat", store.ErrNotFound, name)
+	}
+	if l.Nodes[i].State != api.NodeDown {
+		return nil, fmt.Errorf("%w: node %s is up (heartbeat %s ago); stop it first", api.ErrConflict, name, s.now().Sub(l.Nodes[i].SeenAt).Round(time.Second))
+	}
+	actor := api.ActorFrom(ctx).Name
+	holds, commands, err := qs.Commands.RetireNode(ctx, name, actor, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, actor, AuditNodeRetire, "node:"+name, fmt.Sprintf("%d held messages marked deleted, %d waiting commands failed", holds, commands))
+	s.Log.Info("cluster: node retired", "node", name, "holds", holds, "commands", commands, "actor", actor)
+	return &api.RetiredNode{Node: name, Holds: holds, Commands: commands}, nil
+}
 
 // ListNodes implements api.Methods: every node that recorded a heartbeat
 // in the shared records, up or down by NodeDownAfter (the age measured by

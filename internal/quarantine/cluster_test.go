@@ -74,6 +74,10 @@ func (m *memCommands) WaitingCommands(_ context.Context, holdID int64) ([]store.
 	return out, nil
 }
 
+func (m *memCommands) RetireNode(context.Context, string, string, time.Time) (int, int, error) {
+	return 0, 0, store.ErrNotFound
+}
+
 func (m *memCommands) RequeueCommands(_ context.Context, node string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -390,6 +390,12 @@ type Commands interface {
 	// WaitingCommands returns the commands of a hold not finished yet
 	// (pending or running), oldest first.
 	WaitingCommands(ctx context.Context, holdID int64) ([]NodeCommand, error)
+	// RetireNode forgets a node taken out of the cluster: its heartbeat,
+	// its commands not carried out (failed, "node retired"), and its holds
+	// still held, marked deleted by actor (its Postfix queue is gone). It
+	// returns how many holds and commands that was. ErrNotFound: no such
+	// node.
+	RetireNode(ctx context.Context, node, actor string, at time.Time) (holds, commands int, err error)
 	// RequeueCommands puts node's claimed (running) commands back to
 	// pending and returns how many: the process of node that claimed them
 	// stopped before it recorded their outcome (killed). A node calls it

@@ -61,6 +61,10 @@ func (f *fakeMethods) Status(context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
+func (f *fakeMethods) RetireNode(context.Context, string) (*api.RetiredNode, error) {
+	return nil, store.ErrNotFound
+}
+
 func (f *fakeMethods) ListNodes(context.Context) (*api.NodeList, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -143,6 +143,39 @@ func (s *Store) WaitingCommands(ctx context.Context, holdID int64) ([]store.Node
 	return out, nil
 }
 
+// RetireNode implements store.Commands, in one transaction.
+func (s *Store) RetireNode(ctx context.Context, node, actor string, at time.Time) (holds, commands int, err error) {
+	err = s.writeTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM nodes WHERE node = $1`, text(node))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		tag, err = tx.Exec(ctx, `UPDATE node_commands SET state = 'failed', detail = 'node retired', done_at = now()
+			WHERE node = $1 AND state IN ('pending', 'running')`, text(node))
+		if err != nil {
+			return err
+		}
+		commands = int(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `UPDATE holds SET state = 'deleted', state_at = $2, state_by = $3 WHERE node = $1 AND state = 'held'`,
+			text(node), at, text(actor))
+		if err != nil {
+			return err
+		}
+		holds = int(tag.RowsAffected())
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, 0, err
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres store: RetireNode: %w", err)
+	}
+	return holds, commands, nil
+}
+
 // RequeueCommands implements store.Commands.
 func (s *Store) RequeueCommands(ctx context.Context, node string) (int, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE node_commands SET state = 'pending' WHERE node = $1 AND state = 'running'`, text(node))
