@@ -112,6 +112,7 @@ type Daemon struct {
 	connHealth       connHealth                    // last probe of each connector
 	reloadMu         sync.Mutex                    // one reload at a time
 	applied          *config.Config                // what a reload compares with: the start's, then each reload's (under reloadMu)
+	helpdesk         sync.WaitGroup                // help-desk mails sent off an admin's request (response.go)
 	inForce          atomic.Pointer[config.Config] // the configuration in force: cfg, then each reload's merge (readers of reloadable keys)
 	restoreHook      func()                        // tests: called before the restore reads
 	errc             chan error

@@ -459,6 +459,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.ops.RunContext = runCtx
 	d.push("playbook runs", func(ctx context.Context) error {
 		defer runCancel()
+		// The help desk's mails of incidents resolved or dismissed during
+		// the drain go out first (each bounded to a minute).
+		sent := make(chan struct{})
+		go func() { d.helpdesk.Wait(); close(sent) }()
+		select {
+		case <-sent:
+		case <-ctx.Done():
+			d.log.Warn("stopping before the help desk was told of every incident resolved or dismissed")
+		}
 		wctx, cancel := context.WithTimeout(ctx, playbookStopGrace)
 		defer cancel()
 		if err := d.ops.WaitPlaybooks(wctx); err == nil {

@@ -221,7 +221,9 @@ func (d *Daemon) startResponse(st recordStore) *ops.Response {
 			if change == api.IncidentDismiss {
 				kind = notify.KindIncidentDismissed
 			}
-			go send(ctx, inc, kind)
+			// Off the admin's request; Stop waits for it (the
+			// "playbook runs" stage).
+			d.helpdesk.Go(func() { send(ctx, inc, kind) })
 		}
 	}
 	names := make([]string, len(conns))

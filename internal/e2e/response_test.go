@@ -164,6 +164,8 @@ response:
 	// Resolving the incident tells the help desk too, in the same thread
 	// (issue 14: nobody heard of the incident again).
 	d.mustCLI("incident", "resolve", fmt.Sprint(inc.ID), "--note", "user called, password changed")
+	// Stopped at once: the stop waits for the help desk's mail.
+	d.stop()
 	var resolved string
 	for _, m := range helpdesk.WaitMessages(t, 3, 20*time.Second) {
 		if m.Recipients[0] == "helpdesk@campus.example" && strings.Contains(string(m.Data), "was resolved") {
