@@ -46,7 +46,7 @@ func (d *Daemon) buildResponse() error {
 	add := func(path string, err error) { errs = append(errs, config.FieldError{Path: path, Msg: err.Error()}) }
 	// Every reason a finding can have, and its evidence family. An
 	// admin's "this is spam" is reviewed evidence, not a count.
-	family := map[string]verdict.Family{string(pwleak.ReasonPasswordLeak): verdict.Secret, ops.ReasonMarkedSpam: "reviewed"}
+	family := map[string]verdict.Family{string(pwleak.ReasonPasswordLeak): verdict.Secret, ops.ReasonMarkedSpam: verdict.Reviewed}
 	for _, r := range detect.BuiltinReasons() {
 		family[string(r)] = detect.BuiltinFamily(r)
 	}

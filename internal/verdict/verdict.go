@@ -86,9 +86,12 @@ const (
 	Secret Family = "secret"
 	// State: the account is restricted or locked (adds no score).
 	State Family = "state"
+	// Reviewed: an admin's judgement (a held message marked as spam). Not
+	// a family of engine findings: rules cannot take it (Families).
+	Reviewed Family = "reviewed"
 )
 
-// Families lists every family.
+// Families lists every family findings and rules have.
 func Families() []Family { return []Family{Volume, Scripted, Campaign, Identity, Phish, Secret, State} }
 
 // Valid reports whether f is a known family.
