@@ -85,8 +85,9 @@ const (
 	SourceRelayed AccountSource = "relayed"
 )
 
-// Unauthenticated is the account name used when nobody can be named.
-const Unauthenticated = "unauthenticated"
+// Unauthenticated is the account name used when nobody can be named
+// (store.Unauthenticated: records name it so).
+const Unauthenticated = store.Unauthenticated
 
 // Direction says whether a message leaves the site or arrives from outside.
 type Direction string

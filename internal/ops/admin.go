@@ -126,7 +126,7 @@ func (s *Service) ReleaseAndTrust(ctx context.Context, id int64, r api.TrustRequ
 	if err != nil {
 		return nil, err
 	}
-	if h.Account == "" || h.Account == "unauthenticated" || h.ClientFamily == "" {
+	if h.Account == "" || h.Account == store.Unauthenticated || h.ClientFamily == "" {
 		return nil, fmt.Errorf("%w: hold %d names no account and client to trust", api.ErrBadRequest, id)
 	}
 	released, err := s.ReleaseHold(ctx, id)

@@ -380,7 +380,7 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 	if err != nil {
 		return nil, err
 	}
-	if h.Account == "" || h.Account == "unauthenticated" {
+	if h.Account == "" || h.Account == store.Unauthenticated {
 		return nil, fmt.Errorf("%w: hold %d names no sending account", api.ErrBadRequest, id)
 	}
 	actor := api.ActorFrom(ctx).Name

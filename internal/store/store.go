@@ -86,6 +86,10 @@ type WaitingCommand struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Unauthenticated is the account of a record when nobody could be named
+// (mail from outside, unauthenticated): not an account to act on.
+const Unauthenticated = "unauthenticated"
+
 // HoldFilter selects holds for listing. Zero values mean "any".
 type HoldFilter struct {
 	State        HoldState
