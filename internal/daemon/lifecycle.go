@@ -385,9 +385,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if trusts, err = ops.NewTrusts(ctx, st); err != nil {
 			return fmt.Errorf("loading trust entries: %w", err)
 		}
-		if d.cluster != nil && cfg.Cluster.KeyFile != "" {
-			// Signed again: what Redis holds from before the key was set
-			// is unsigned, and the nodes with the key ignore it.
+		if d.cluster != nil {
+			// Shared again (a later record in Redis stays): a change this
+			// node's last run made while Redis did not answer, still
+			// pending when it stopped, reaches the other nodes now; and
+			// with cluster.key_file, what Redis holds from before the key
+			// was set is unsigned, and the nodes with the key ignore it.
 			as, err := listStates(ctx, st)
 			if err != nil {
 				return fmt.Errorf("loading account states: %w", err)

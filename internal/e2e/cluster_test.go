@@ -158,6 +158,17 @@ func TestClusterSharedStates(t *testing.T) {
 	if h := dA.waitHold(late.QueueID); strings.Join(h.Reasons, ",") != "account-restricted" {
 		t.Fatalf("node A held frank's message for %v", h.Reasons)
 	}
+
+	// One made while Redis is down by a node stopped before Redis is
+	// back: the change was still pending when B stopped; B shares its
+	// recorded states again as it starts, and it reaches A.
+	rs.Stop()
+	dB.mustCLI("account", "restrict", "gina@campus.example", "--reason", "restricted before a stop")
+	dB.stop()
+	rs.Start()
+	aclCreate()
+	dB.start()
+	waitState(t, dA, "gina@campus.example", store.AccountRestricted)
 }
 
 // waitState waits until d shows account in state.

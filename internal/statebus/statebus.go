@@ -165,9 +165,11 @@ func (b *Bus) flush(ctx context.Context) error {
 }
 
 // Reshare queues states this node has recorded to be written again, as
-// if just made (Run writes them when it connects): with a key, a node
-// signs the states of its store that Redis may hold unsigned, from before
-// cluster.key_file was set. A record in Redis that is later stays.
+// if just made (Run writes them when it connects): a change the node's
+// last run could not write before it stopped reaches Redis, and with a
+// key the node signs the states of its store that Redis may hold
+// unsigned, from before cluster.key_file was set. A record in Redis that
+// is later stays.
 func (b *Bus) Reshare(as []store.Account) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
