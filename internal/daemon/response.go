@@ -7,8 +7,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/notify"
 	"github.com/mailbrake/mailbrake/internal/store"
-	"maps"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,56 +44,18 @@ func (d *Daemon) buildResponse() error {
 	add := func(path string, err error) { errs = append(errs, config.FieldError{Path: path, Msg: err.Error()}) }
 	// Every reason a finding can have, and its evidence family. An
 	// admin's "this is spam" is reviewed evidence, not a count.
-	family := map[string]verdict.Family{string(pwleak.ReasonPasswordLeak): verdict.Secret, ops.ReasonMarkedSpam: verdict.Reviewed}
+	builtin := map[string]verdict.Family{string(pwleak.ReasonPasswordLeak): verdict.Secret, ops.ReasonMarkedSpam: verdict.Reviewed}
 	for _, r := range detect.BuiltinReasons() {
-		family[string(r)] = detect.BuiltinFamily(r)
-	}
-	for _, r := range cfg.Rules {
-		fam := r.Family
-		if fam == "" {
-			fam = verdict.Volume
-		}
-		family[r.ReasonOrName()] = fam
-	}
-	known := map[string]bool{}
-	for r := range family {
-		known[r] = true
+		builtin[string(r)] = detect.BuiltinFamily(r)
 	}
 	r := &d.response
 	d.recovery = &response.Recovery{Log: d.log}
 	if l := cfg.Directory.LDAP; l.URL != "" && l.RecoveryAddress != "" {
 		d.recovery.LDAP, d.recovery.LDAPAttribute = d.ldapClient, l.RecoveryAddress
 	}
-	for i, pc := range cfg.Playbooks {
-		for j, tr := range pc.Triggers {
-			if !known[tr] {
-				add(fmt.Sprintf("%s.triggers[%d]", config.PlaybookPath(cfg, i), j), fmt.Errorf("no rule or detector reports %q%s, so this would never open an incident", tr, config.DidYouMean(tr, maps.Keys(known), 3)))
-			}
-		}
-		pb := &playbook.Playbook{Name: pc.Name, Triggers: pc.Triggers, Severity: pc.Severity, Steps: pc.Steps, ConfirmFrom: len(pc.Steps)}
-		if i := slices.Index(pc.Steps, pc.ConfirmFrom); i >= 0 {
-			pb.ConfirmFrom = i
-		}
-		// One rule for every route to a restriction: a count of
-		// recipients or messages (a class announcement has one) never
-		// restricts an account by itself. A playbook a volume finding
-		// opens must wait for an admin before it acts on the account.
-		var volume []string
-		for _, tr := range pc.Triggers {
-			if family[tr] == verdict.Volume {
-				volume = append(volume, strconv.Quote(tr))
-			}
-		}
-		if len(volume) > 0 {
-			for k, st := range pc.Steps[:pb.ConfirmFrom] {
-				if playbook.Restricts(st) {
-					add(fmt.Sprintf("%s.steps[%d]", config.PlaybookPath(cfg, i), k), fmt.Errorf("%s would run at once on %s: counts of recipients or messages, which a legitimate sender's one big message has too; set confirm_from to %s or earlier, or move those triggers to a playbook that waits for an admin", st, strings.Join(volume, ", "), st))
-					break
-				}
-			}
-		}
-		r.playbooks = append(r.playbooks, pb)
-	}
+	pbs, perrs := response.Playbooks(cfg.Playbooks, func(i int) string { return config.PlaybookPath(cfg, i) }, response.Families(builtin, cfg.Rules))
+	errs = append(errs, perrs...)
+	r.playbooks = pbs
 	if z := cfg.Response.Zimbra; z.URL != "" {
 		c, err := zimbra.New(zimbra.Config{URL: z.URL, AdminUser: z.AdminUser, AdminPasswordFile: z.AdminPasswordFile, CAFile: z.CAFile,
 			InsecureSkipVerify: z.InsecureSkipVerify, Timeout: z.Timeout.D(), Logger: d.log})
