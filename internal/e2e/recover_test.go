@@ -123,7 +123,7 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	}
 	// Counted as the live holds were (the restarted process's metrics).
 	if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_holds_total{path="milter"} 1`) || !strings.Contains(m, `mailbrake_holds_total{path="queue"} 1`) {
-		t.Errorf("recovered holds not counted:\n%s", grepLines(m, "mailbrake_holds_total"))
+		t.Errorf("recovered holds not counted:\n%s", grep(m, "mailbrake_holds_total"))
 	}
 
 	// A recovered hold is released like any other.
@@ -135,15 +135,4 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	if h := d.holdByQueueID(outside.QueueID); h.State != store.HoldHeld {
 		t.Fatalf("the outside hold changed: %+v", h)
 	}
-}
-
-// grepLines returns the lines of s that contain sub.
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

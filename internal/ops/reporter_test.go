@@ -94,6 +94,22 @@ func (f *failingIncidents) OpenIncidents(ctx context.Context, fs []store.Inciden
 	return f.Incidents.OpenIncidents(ctx, fs)
 }
 
+// waitTries waits until the store was asked n times, failing with msg.
+func (f *failingIncidents) waitTries(t *testing.T, n int, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		tries := f.tries
+		f.mu.Unlock()
+		if tries >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+	}
+}
+
 // TestReporterKeepsWhatFailed: findings the store did not take (it did
 // not answer) are kept and written when it answers again, with what came
 // meanwhile — a hold written just before the store went away still
@@ -104,17 +120,7 @@ func TestReporterKeepsWhatFailed(t *testing.T) {
 	s.Response.Incidents = fi
 	r := NewReporter(s, time.Millisecond, nil, "")
 	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA"}})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		fi.mu.Lock()
-		tries := fi.tries
-		fi.mu.Unlock()
-		if tries >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failed batch was not tried again")
-		}
-	}
+	fi.waitTries(t, 2, "the failed batch was not tried again")
 	r.Add("b@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QB"}})
 	fi.mu.Lock()
 	fi.down = false
@@ -140,17 +146,7 @@ func TestReporterGivesUpOnSilentStore(t *testing.T) {
 	s.Response.Incidents = fi
 	r := NewReporter(s, time.Millisecond, nil, "")
 	r.Add("a@example.edu", []Finding{{Reason: "bulk-from-scripted-client", QueueID: "QA"}})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		fi.mu.Lock()
-		tries := fi.tries
-		fi.mu.Unlock()
-		if tries >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a batch the store never answered was not given up and tried again")
-		}
-	}
+	fi.waitTries(t, 2, "a batch the store never answered was not given up and tried again")
 	fi.mu.Lock()
 	fi.hang = false
 	fi.mu.Unlock()
