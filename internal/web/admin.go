@@ -42,6 +42,16 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "dashboard", pg)
 }
 
+// retireNode forgets a node taken out of the cluster (api.Methods.RetireNode).
+func (s *Server) retireNode(w http.ResponseWriter, r *http.Request) {
+	res, err := s.o.Methods.RetireNode(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err, "/nodes")
+		return
+	}
+	s.redirect(w, r, "/nodes", fmt.Sprintf("Node %s retired: %d held messages marked deleted, %d waiting commands failed.", res.Node, res.Holds, res.Commands))
+}
+
 // nodes lists the cluster's nodes (this node alone without shared
 // records).
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {

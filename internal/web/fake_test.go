@@ -31,6 +31,7 @@ var t0 = time.Date(2025, 3, 4, 12, 0, 0, 0, time.UTC)
 // fakeMethods is an in-memory api.Methods. The embedded interface is nil:
 // a method the UI does not use panics if called.
 type fakeMethods struct {
+	retired []string // nodes retired
 	api.Methods
 
 	mu        sync.Mutex
@@ -61,8 +62,11 @@ func (f *fakeMethods) Status(context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
-func (f *fakeMethods) RetireNode(context.Context, string) (*api.RetiredNode, error) {
-	return nil, store.ErrNotFound
+func (f *fakeMethods) RetireNode(_ context.Context, name string) (*api.RetiredNode, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retired = append(f.retired, name)
+	return &api.RetiredNode{Node: name, Holds: 2, Commands: 1}, nil
 }
 
 func (f *fakeMethods) ListNodes(context.Context) (*api.NodeList, error) {

@@ -131,6 +131,7 @@ func New(o Options) (*Server, error) {
 
 		{method: "GET", pattern: "/trust", perms: perms(auth.PermHoldsRead), h: s.trust},
 		{method: "GET", pattern: "/nodes", perms: perms(auth.PermHoldsRead), h: s.nodes},
+		{method: "POST", pattern: "/nodes/{name}/retire", perms: perms(auth.PermUsersAdmin), h: s.retireNode},
 		{method: "POST", pattern: "/trust/{id}/end", perms: perms(auth.PermHoldsAct), h: s.endTrust},
 
 		{method: "GET", pattern: "/users", perms: perms(auth.PermUsersAdmin), h: s.users},

@@ -118,6 +118,7 @@ var routeCases = []routeCase{
 	{"POST /incidents/{id}/{change}", "/incidents/7/confirm", url.Values{"note": {"checked"}}, []auth.Permission{auth.PermIncidentsAct}},
 	{"GET /trust", "/trust", nil, []auth.Permission{auth.PermHoldsRead}},
 	{"GET /nodes", "/nodes", nil, []auth.Permission{auth.PermHoldsRead}},
+	{"POST /nodes/{name}/retire", "/nodes/mta-a.example.org/retire", nil, []auth.Permission{auth.PermUsersAdmin}},
 	{"POST /trust/{id}/end", "/trust/5/end", nil, []auth.Permission{auth.PermHoldsAct}},
 	{"GET /users", "/users", nil, []auth.Permission{auth.PermUsersAdmin}},
 	{"POST /users", "/users", url.Values{"name": {"carol"}, "role": {"viewer"}, "password": {"a-long-enough-password"}}, []auth.Permission{auth.PermUsersAdmin}},
@@ -929,5 +930,24 @@ func TestNodesPage(t *testing.T) {
 	}
 	if dash := e.as("admin", call{method: "GET", path: "/"}).Body.String(); !strings.Contains(dash, `<a class="card alert" href="/nodes"><span class="num">1</span> of 2 nodes down</a>`) {
 		t.Errorf("dashboard:\n%s", dash)
+	}
+	// Retiring: offered to an admin for a node that is down and not this
+	// one; carried out with what it took said.
+	if strings.Contains(body, "/retire") {
+		t.Error("a viewer is offered to retire a node")
+	}
+	body = e.as("admin", call{method: "GET", path: "/nodes"}).Body.String()
+	if n := strings.Count(body, `action="/nodes/`); n != 1 || !strings.Contains(body, `action="/nodes/mta-a.example.org/retire"`) {
+		t.Errorf("admin's retire buttons (%d):\n%s", n, body)
+	}
+	w := e.as("admin", call{method: "POST", path: "/nodes/mta-a.example.org/retire"})
+	if w.Code != http.StatusSeeOther && w.Code != http.StatusOK {
+		t.Fatalf("retire: %d\n%s", w.Code, w.Body.String())
+	}
+	e.m.mu.Lock()
+	retired := e.m.retired
+	e.m.mu.Unlock()
+	if len(retired) != 1 || retired[0] != "mta-a.example.org" {
+		t.Fatalf("retired %v", retired)
 	}
 }
