@@ -228,16 +228,29 @@ func (s *Service) lockEverywhere(ctx context.Context, account, actor string) {
 	if s.Response == nil || s.Response.Runner == nil {
 		return
 	}
+	// Every system at once: one that is slow (a Zimbra timing out) holds
+	// up the admin's request by its own time only. Audited in order.
+	var cs []playbook.Connector
 	for _, c := range s.Response.Runner.Connectors {
-		if c.Name() == "mailbrake" || !c.Supports(playbook.StepLockLogin) {
-			continue
+		if c.Name() != "mailbrake" && c.Supports(playbook.StepLockLogin) {
+			cs = append(cs, c)
 		}
-		detail, err := c.Do(ctx, playbook.StepLockLogin, &store.Incident{Account: account}, nil)
-		if err != nil {
-			detail = "lock failed: " + err.Error()
-			s.Log.Warn("lock failed", "account", account, "system", c.Name(), "err", err)
-		}
-		s.audit(ctx, actor, AuditAccountState, "account:"+account, c.Name()+": "+detail)
+	}
+	details := make([]string, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() {
+			detail, err := c.Do(ctx, playbook.StepLockLogin, &store.Incident{Account: account}, nil)
+			if err != nil {
+				detail = "lock failed: " + err.Error()
+				s.Log.Warn("lock failed", "account", account, "system", c.Name(), "err", err)
+			}
+			details[i] = detail
+		})
+	}
+	wg.Wait()
+	for i, c := range cs {
+		s.audit(ctx, actor, AuditAccountState, "account:"+account, c.Name()+": "+details[i])
 	}
 }
 

@@ -558,10 +558,19 @@ func (s *Service) unlockEverywhere(ctx context.Context, account string) {
 	if s.Response == nil {
 		return
 	}
-	for _, u := range s.Response.Unlockers {
-		if err := u.Unlock(ctx, account); err != nil {
-			s.Log.Warn("unlock failed", "account", account, "system", u.Name(), "err", err)
-			s.audit(ctx, "system", AuditAccountUnlock, "account:"+account, u.Name()+": unlock failed: "+err.Error())
+	// Every system at once: one that is slow (a Zimbra timing out) holds
+	// up the admin's request by its own time only.
+	us := s.Response.Unlockers
+	errs := make([]error, len(us))
+	var wg sync.WaitGroup
+	for i, u := range us {
+		wg.Go(func() { errs[i] = u.Unlock(ctx, account) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			s.Log.Warn("unlock failed", "account", account, "system", us[i].Name(), "err", err)
+			s.audit(ctx, "system", AuditAccountUnlock, "account:"+account, us[i].Name()+": unlock failed: "+err.Error())
 		}
 	}
 }

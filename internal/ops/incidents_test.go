@@ -472,3 +472,52 @@ func TestDismissTeachesDetectors(t *testing.T) {
 		t.Errorf("reviewed holds %v, want %v (not the other account's)", got, ids[:2])
 	}
 }
+
+// meetingSystem is a connector whose lock waits until every other such
+// system has started its own: systems called one after another never
+// meet, and each gives up after a while.
+type meetingSystem struct {
+	name string
+	meet *sync.WaitGroup
+}
+
+func (m meetingSystem) Name() string                { return m.name }
+func (meetingSystem) Supports(s playbook.Step) bool { return s == playbook.StepLockLogin }
+func (m meetingSystem) Do(ctx context.Context, _ playbook.Step, _ *store.Incident, _ []byte) (string, error) {
+	m.meet.Done()
+	met := make(chan struct{})
+	go func() { m.meet.Wait(); close(met) }()
+	select {
+	case <-met:
+		return "locked", nil
+	case <-time.After(10 * time.Second):
+		return "", errors.New("called alone: the other systems wait for this one")
+	}
+}
+
+// TestAdminLockCallsSystemsAtOnce: an admin's lock calls every system
+// at once, so a slow one holds up the request by its own time only; each
+// outcome is audited.
+func TestAdminLockCallsSystemsAtOnce(t *testing.T) {
+	s, _, _ := newService(t)
+	ctx := admin(t.Context())
+	var meet sync.WaitGroup
+	meet.Add(2)
+	s.Response.Runner.Connectors = []playbook.Connector{s.Connector(), meetingSystem{"zimbra", &meet}, meetingSystem{"ldap", &meet}}
+	if _, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: "m@example.edu", State: "locked", Reason: "phished"}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.Audit.ListAudit(ctx, store.AuditFilter{Target: "account:m@example.edu", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		if strings.HasSuffix(e.Detail, ": locked") || strings.Contains(e.Detail, "lock failed") {
+			got = append(got, e.Detail)
+		}
+	}
+	if len(got) != 2 || !slices.Contains(got, "zimbra: locked") || !slices.Contains(got, "ldap: locked") {
+		t.Fatalf("lock outcomes audited: %q", got)
+	}
+}
