@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,42 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	}
 	if h := d.holdByQueueID(outside.QueueID); h.State != store.HoldHeld {
 		t.Fatalf("the outside hold changed: %+v", h)
+	}
+}
+
+// TestOwnHeadersRemoved: the fields only mailbrake writes — the hold
+// mark the queue sync reads after a kill, the reasons of a tagged
+// message — are removed from what a client sends, through a real
+// Postfix: a forged mark naming another account never reaches the hold
+// queue beside mailbrake's own, and a forged reasons field is not
+// delivered.
+func TestOwnHeadersRemoved(t *testing.T) {
+	mAddr := freeAddr(t)
+	in := postfixtest.Start(t, postfixtest.Options{MilterAddr: mAddr, MilterDefaultAction: "tempfail"})
+	startDaemon(t, daemonOptions{Milter: mAddr, PostfixConfigDir: in.ConfigDir})
+	forged := map[string]string{"X-Mailer": ajax, "Subject": "forged marks",
+		"X-Mailbrake-Hold": "4FORGED account=victim@campus.example reasons=bulk-from-scripted-client", "X-Mailbrake-Reasons": "trusted-sender"}
+	r := in.Send(t, postfixtest.SendOptions{From: "bob@campus.example", To: recipients(2, "dest.example"), Headers: forged, Body: "Minutes attached.\n"})
+	if !r.Accepted {
+		t.Fatalf("not accepted: %s", r.Transcript)
+	}
+	in.Sink.WaitRecipients(t, 2, 20*time.Second)
+	got := bySubject(t, in.Sink, "forged marks")
+	if len(got) == 0 {
+		t.Fatal("not delivered")
+	}
+	if data := string(got[0].Data); strings.Contains(data, "X-Mailbrake-Hold") || strings.Contains(data, "trusted-sender") {
+		t.Fatalf("a forged mailbrake field was delivered:\n%s", data)
+	}
+
+	// Held (a scripted client to 60): the queue file has mailbrake's mark
+	// alone, naming the message's own queue ID and the sender.
+	forged["X-Mailer"], forged["Subject"] = zclient, "forged marks held"
+	h := in.Send(t, postfixtest.SendOptions{From: "bob@campus.example", To: recipients(60, "dest.example"), Headers: forged, Body: "spam\n"})
+	in.WaitHeld(t, 1, 10*time.Second)
+	headers := in.Run(t, "postcat", "-h", "-q", h.QueueID)
+	marks := regexp.MustCompile(`(?mi)^X-Mailbrake-Hold: (.*)$`).FindAllStringSubmatch(headers, -1)
+	if len(marks) != 1 || !strings.HasPrefix(marks[0][1], h.QueueID+" account=bob@campus.example ") || strings.Contains(headers, "trusted-sender") {
+		t.Fatalf("hold marks in the queue file: %q\n%s", marks, headers)
 	}
 }

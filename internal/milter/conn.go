@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
@@ -122,7 +123,7 @@ func (c *conn) negotiate(mtaVersion, _ uint32, mtaActions, _ gomilter.OptAction,
 		c.log.Warn("milter negotiation failed", "err", err, "offered_actions", mtaActions.String())
 		return 0, 0, 0, 0, err
 	}
-	actions := (gomilter.OptQuarantine | gomilter.OptAddHeader | gomilter.OptSetMacros) & mtaActions
+	actions := (gomilter.OptQuarantine | gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptSetMacros) & mtaActions
 
 	// Events we never look at, and no replies where we always continue.
 	want := gomilter.OptNoUnknown | gomilter.OptNoData |
@@ -338,7 +339,7 @@ func (c *conn) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err e
 		d = c.srv.onError()
 		log.Error("milter handler failed; applying on_error decision", "decision", d.Kind.String(), "err", herr)
 	}
-	resp, err = c.reply(d, m, log)
+	resp, err = c.reply(d, m, msg, log)
 	if c.srv.Observe != nil {
 		c.srv.Observe(took, d.Kind, herr)
 	}
@@ -401,6 +402,34 @@ func (c *conn) runHandler(msg *Message, m gomilter.Modifier) (Decision, error) {
 	}
 }
 
+// removeHeaders removes every copy of the named fields the message came
+// with. The index counts the fields of that name, from 1; the last copy
+// goes first, so that the others keep their index whichever way the MTA
+// counts after a removal.
+func removeHeaders(names []string, m gomilter.Modifier, msg *Message, log *slog.Logger) error {
+	for _, name := range names {
+		n := 0
+		for _, h := range msg.Headers {
+			if strings.EqualFold(h.Name, name) {
+				n++
+			}
+		}
+		for i := n; i >= 1; i-- {
+			if err := m.ChangeHeader(i, name, ""); err != nil {
+				if errors.Is(err, gomilter.ErrModificationNotAllowed) {
+					log.Warn("milter: MTA did not allow removing header fields; a copy the client wrote stays", "name", name)
+					return nil
+				}
+				return fmt.Errorf("milter: removing header %s: %w", name, err)
+			}
+		}
+		if n > 0 {
+			log.Info("milter: removed header fields the client wrote with a name only this milter writes", "name", name, "copies", n)
+		}
+	}
+	return nil
+}
+
 // Reply defaults for TempFail and Reject decisions without code or text.
 const (
 	defaultTempFailCode = 451
@@ -410,9 +439,12 @@ const (
 )
 
 // reply applies d through m and returns the final response.
-func (c *conn) reply(d Decision, m gomilter.Modifier, log *slog.Logger) (*gomilter.Response, error) {
+func (c *conn) reply(d Decision, m gomilter.Modifier, msg *Message, log *slog.Logger) (*gomilter.Response, error) {
 	switch d.Kind {
 	case Accept, Quarantine:
+		if err := removeHeaders(d.RemoveHeaders, m, msg, log); err != nil {
+			return nil, err
+		}
 		for _, h := range d.AddHeaders {
 			if !validHeaderName(h.Name) || len(h.Value) > maxAddedHeaderValue {
 				log.Warn("milter: not adding invalid header field", "name", h.Name, "value_bytes", len(h.Value))

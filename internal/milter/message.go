@@ -187,6 +187,11 @@ type Decision struct {
 	// AddHeaders are appended to the message for Accept and Quarantine.
 	// Fields with an invalid name or a value over 16 KiB are skipped.
 	AddHeaders []Header
+	// RemoveHeaders names header fields whose every copy in the message
+	// as received is removed (SMFIR_CHGHEADER with no value) for Accept
+	// and Quarantine, before AddHeaders: a milter's own fields, so that a
+	// copy a client wrote never passes for one the milter added.
+	RemoveHeaders []string
 }
 
 // MaxReasonLen is the longest quarantine reason sent to the MTA: Postfix

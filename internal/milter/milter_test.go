@@ -698,3 +698,28 @@ func TestServeRetriesAcceptErrorsAndReportsAClosedListener(t *testing.T) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 }
+
+// TestRemoveHeaders: every copy of a field the decision removes goes,
+// the last first (Postfix renumbers the rest after a removal), before the
+// fields it adds; a name the message lacks costs nothing.
+func TestRemoveHeaders(t *testing.T) {
+	s := &Server{Handler: HandlerFunc(func(context.Context, *Message) (Decision, error) {
+		return Decision{Kind: Quarantine, Reason: "held", RemoveHeaders: []string{"X-Mailbrake-Hold", "X-Absent"},
+			AddHeaders: []Header{{"X-Mailbrake-Hold", "4ABC account=a@example.org reasons=x"}}}, nil
+	})}
+	addr, _ := startServer(t, s)
+	cs := session(t, addr, nil, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine))
+	m := simpleMessage
+	m.headers = []Header{{"From", "alice@example.org"}, {"x-mailbrake-hold", "4FORGED account=victim@example.org reasons=bulk"},
+		{"Subject", "hi"}, {"X-Mailbrake-Hold", "4FORGED2 account=victim@example.org reasons=bulk"}}
+	acts, act := send(t, cs, m)
+	want := []gomilter.ModifyAction{
+		{Type: gomilter.ActionChangeHeader, HeaderIndex: 2, HeaderName: "X-Mailbrake-Hold"},
+		{Type: gomilter.ActionChangeHeader, HeaderIndex: 1, HeaderName: "X-Mailbrake-Hold"},
+		{Type: gomilter.ActionAddHeader, HeaderName: "X-Mailbrake-Hold", HeaderValue: "4ABC account=a@example.org reasons=x"},
+		{Type: gomilter.ActionQuarantine, Reason: "held"},
+	}
+	if !reflect.DeepEqual(acts, want) || act.Type != gomilter.ActionAccept {
+		t.Fatalf("modifications:\n got %+v\nwant %+v\nreply %+v", acts, want, act)
+	}
+}

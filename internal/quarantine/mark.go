@@ -9,8 +9,10 @@ import (
 // hold: the queue ID, the account and the reasons, so that a hold whose
 // record was never written (mailbrake killed before its writer ran, the
 // store unwritable) is recovered from the hold queue with its reasons
-// (Service.Sync). The queue ID in it must be the message's own: a sender
-// cannot know it in advance, so a copy written by a sender never matches.
+// (Service.Sync). The queue ID in it must be the message's own, which a
+// sender does not know in advance; and the milter removes every copy a
+// client wrote (translate.OwnHeaders), so the queue file holds the
+// milter's alone.
 const MarkHeader = "X-Mailbrake-Hold"
 
 // maxMarkReasons bounds the reasons read from a mark.

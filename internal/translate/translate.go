@@ -276,16 +276,25 @@ func MilterDecision(sub *engine.Submission, v engine.Verdict) milter.Decision {
 	case engine.ActionHold:
 		reasons := engine.ReasonStrings(v.Reasons)
 		mark := milter.Header{Name: quarantine.MarkHeader, Value: quarantine.FormatMark(sub.QueueID, sub.Account, reasons)}
-		return milter.Decision{Kind: milter.Quarantine, Reason: "mailbrake: " + strings.Join(reasons, ","), AddHeaders: []milter.Header{mark}}
+		return milter.Decision{Kind: milter.Quarantine, Reason: "mailbrake: " + strings.Join(reasons, ","), AddHeaders: []milter.Header{mark}, RemoveHeaders: OwnHeaders}
 	case engine.ActionDefer:
 		return milter.Decision{Kind: milter.TempFail, Code: 451, Text: v.Text}
 	case engine.ActionReject:
 		return milter.Decision{Kind: milter.Reject, Code: 550, Text: v.Text}
 	case engine.ActionTag:
-		return milter.Decision{Kind: milter.Accept, AddHeaders: []milter.Header{{Name: "X-Mailbrake-Reasons", Value: strings.Join(engine.ReasonStrings(v.Reasons), ", ")}}}
+		return milter.Decision{Kind: milter.Accept, AddHeaders: []milter.Header{{Name: ReasonsHeader, Value: strings.Join(engine.ReasonStrings(v.Reasons), ", ")}}, RemoveHeaders: OwnHeaders}
 	}
-	return milter.Decision{Kind: milter.Accept}
+	return milter.Decision{Kind: milter.Accept, RemoveHeaders: OwnHeaders}
 }
+
+// ReasonsHeader is the field a tagged message carries its reasons in.
+const ReasonsHeader = "X-Mailbrake-Reasons"
+
+// OwnHeaders are the fields only mailbrake writes: a copy a client wrote
+// is removed from every message the milter passes or holds, so none
+// passes for mailbrake's (a forged hold mark naming another account, or
+// reasons a downstream filter trusts).
+var OwnHeaders = []string{quarantine.MarkHeader, ReasonsHeader}
 
 // HeaderBlock renders the message's headers as the reviewer sees them,
 // bounded to 64 KiB.
