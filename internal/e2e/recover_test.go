@@ -122,9 +122,16 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 	if n := strings.Count(audit, "recovered from the hold queue"); n != 2 {
 		t.Errorf("audit names %d recovered holds, want 2:\n%s", n, audit)
 	}
-	// Counted as the live holds were (the restarted process's metrics).
-	if m := d.httpGet("/metrics"); !strings.Contains(m, `mailbrake_holds_total{path="milter"} 1`) || !strings.Contains(m, `mailbrake_holds_total{path="queue"} 1`) {
-		t.Errorf("recovered holds not counted:\n%s", grep(m, "mailbrake_holds_total"))
+	// Counted as the live holds were (the restarted process's metrics),
+	// as each is audited.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		m := d.httpGet("/metrics")
+		if strings.Contains(m, `mailbrake_holds_total{path="milter"} 1`) && strings.Contains(m, `mailbrake_holds_total{path="queue"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recovered holds not counted:\n%s", grep(m, "mailbrake_holds_total"))
+		}
 	}
 
 	// A recovered hold is released like any other.
