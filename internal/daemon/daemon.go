@@ -114,6 +114,7 @@ type Daemon struct {
 	applied          *config.Config                // what a reload compares with: the start's, then each reload's (under reloadMu)
 	helpdesk         sync.WaitGroup                // help-desk mails sent off an admin's request (response.go)
 	inForce          atomic.Pointer[config.Config] // the configuration in force: cfg, then each reload's merge (readers of reloadable keys)
+	restartKeys      atomic.Pointer[[]string]      // keys the last reload found changed that take effect at the next start (the config view says so)
 	restoreHook      func()                        // tests: called before the restore reads
 	errc             chan error
 	loopCtx          context.Context

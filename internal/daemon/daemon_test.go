@@ -535,6 +535,14 @@ func TestReload(t *testing.T) {
 	if r, err := d.Reload(&moved); err != nil || !slices.Contains(r.Restart, "policy") {
 		t.Fatalf("a changed listener: %+v %v", r, err)
 	}
+	// The config view (API, web UI) shows what is in force: the reloaded
+	// rule and on_error, the listener that still runs, and which changed
+	// keys wait for a restart.
+	view := d.ops.ConfigText()
+	if !strings.Contains(view, "one-an-hour") || !strings.Contains(view, "on_error: defer") || strings.Contains(view, "127.0.0.1:1\n") ||
+		!strings.Contains(view, d.cfg.Policy.Listen) || !strings.Contains(view, "waiting for the next start: policy") {
+		t.Fatalf("config view after reloads:\n%s", view)
+	}
 }
 
 // TestRetentionPrunesAtStart (issue 14): the daemon prunes what

@@ -31,7 +31,10 @@ func redactedConfig(c *config.Config) string {
 	return string(b)
 }
 
-func redactNode(n *yaml.Node) {
+func redactNode(n *yaml.Node) { redactIn(n, "") }
+
+// redactIn redacts n, the value of the mapping key parent.
+func redactIn(n *yaml.Node, parent string) {
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i].Value, n.Content[i+1]
@@ -40,15 +43,38 @@ func redactNode(n *yaml.Node) {
 				v.Tag = "!!str"
 			}
 			if v.Kind == yaml.ScalarNode {
-				v.Value = redactURL(v.Value)
+				if parent == "webhook" && k == "url" {
+					v.Value = redactHookURL(v.Value)
+				} else {
+					v.Value = redactURL(v.Value)
+				}
 			}
-			redactNode(v)
+			redactIn(v, k)
 		}
 		return
 	}
 	for _, c := range n.Content {
-		redactNode(c)
+		redactIn(c, parent)
 	}
+}
+
+// redactHookURL shows a notification hook's scheme and host only, as the
+// notifier's own logs do: hook URLs carry their token in the path
+// (Slack's /services/T…/B…/secret, Discord's /api/webhooks/id/token,
+// Teams, Mattermost), which a viewer of the config must not see.
+func redactHookURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		if s == "" {
+			return s
+		}
+		return "(redacted)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		out += "/…"
+	}
+	return out
 }
 
 // dsnSecret is a password-like setting of a key=value string, its value

@@ -246,6 +246,15 @@ func TestRedactedConfigHasNoSecrets(t *testing.T) {
 			t.Fatalf("inline secret %s not redacted:\n%s", s, b)
 		}
 	}
+	// notify.webhook.url: a Slack-style hook carries its token in the
+	// path; the view names the host only, as the notifier's logs do,
+	// while other URLs (the Zimbra endpoint) keep their path.
+	cfg.Notify.Webhook.URL = "https://hooks.slack.example/services/T0001/B0002/path-secret-inline"
+	out = redactedConfig(cfg)
+	if strings.Contains(out, "path-secret-inline") || strings.Contains(out, "T0001") || !strings.Contains(out, "url: https://hooks.slack.example/…") ||
+		!strings.Contains(out, "https://mail.example.edu:7071/service/admin/soap") {
+		t.Fatalf("webhook URL in the config view:\n%s", out)
+	}
 }
 
 // countingReader counts what is read of a request body.

@@ -439,7 +439,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 	}
 	d.ops = &ops.Service{Quarantine: qs, Store: st, Audit: st, Accounts: st, Counters: counts, States: states, Log: d.log,
-		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: func() string { return redactedConfig(cfg) },
+		TrustStore: st, Trusts: trusts, Volume: volume, Verdicts: &ops.Verdicts{}, ConfigText: d.configView,
 		Users: st, Tokens: d.auth, Sessions: d.auth, Events: opsEvents{d.metrics}, Released: d.expectReinjection, Recovered: d.heldFromQueue, MarkedSpam: d.markedSpam, Reviewed: d.reviewed,
 		IncidentOpened: d.recoveryOpened}
 	if d.cluster != nil {

@@ -24,13 +24,6 @@ type Reloaded struct {
 // rest need a restart.
 var live = map[string]bool{"rules": true, "engine.on_error": true, "engine.shadow": true, "accounts": true, "playbooks": true, "log.level": true}
 
-// Reload checks next exactly as `config check` and a start would (Build,
-// without listening or writing) and, when it passes, applies what can
-// change while mail flows: the rules, engine.on_error, engine.shadow, the
-// account score thresholds and the playbooks (an incident already open
-// keeps the playbook it was opened with). Learned state is kept. A
-// configuration with any error changes nothing and the error says why.
-// log.level is the caller's (it owns the logger).
 // current is the configuration in force: what started, with what reloads
 // changed. Whatever reads a key a reload applies reads it here.
 func (d *Daemon) current() *config.Config {
@@ -40,6 +33,24 @@ func (d *Daemon) current() *config.Config {
 	return d.cfg
 }
 
+// configView renders the configuration in force for the API and the web
+// UI, secrets redacted, headed by the keys a reload changed that wait for
+// the next start (the view shows what runs, not what the file says).
+func (d *Daemon) configView() string {
+	text := redactedConfig(d.current())
+	if p := d.restartKeys.Load(); p != nil && len(*p) > 0 {
+		text = "# The configuration in force. Changed in the file and waiting for the next start: " + strings.Join(*p, ", ") + "\n" + text
+	}
+	return text
+}
+
+// Reload checks next exactly as `config check` and a start would (Build,
+// without listening or writing) and, when it passes, applies what can
+// change while mail flows: the rules, engine.on_error, engine.shadow, the
+// account score thresholds and the playbooks (an incident already open
+// keeps the playbook it was opened with). Learned state is kept. A
+// configuration with any error changes nothing and the error says why.
+// log.level is the caller's (it owns the logger).
 func (d *Daemon) Reload(next *config.Config) (Reloaded, error) {
 	var r Reloaded
 	nd, err := Build(next, slog.New(slog.DiscardHandler), d.version)
@@ -75,6 +86,8 @@ func (d *Daemon) Reload(next *config.Config) (Reloaded, error) {
 	merged.Accounts, merged.Playbooks, merged.Log.Level = next.Accounts, next.Playbooks, next.Log.Level
 	d.applied = &merged
 	d.inForce.Store(&merged)
+	restart := r.Restart
+	d.restartKeys.Store(&restart)
 	return r, nil
 }
 
