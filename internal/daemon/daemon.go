@@ -114,6 +114,7 @@ type Daemon struct {
 	applied          *config.Config                // what a reload compares with: the start's, then each reload's (under reloadMu)
 	helpdesk         sync.WaitGroup                // help-desk mails sent off an admin's request (response.go)
 	inForce          atomic.Pointer[config.Config] // the configuration in force: cfg, then each reload's merge (readers of reloadable keys)
+	drainBy          time.Time                     // set by a stop: when the servers' drain ends (serverDrain)
 	restartKeys      atomic.Pointer[[]string]      // keys the last reload found changed that take effect at the next start (the config view says so)
 	restoreHook      func()                        // tests: called before the restore reads
 	errc             chan error
@@ -261,13 +262,35 @@ func (d *Daemon) Restored() <-chan struct{} { return d.restored }
 // escalationLoop applies queued account state changes until the queue is
 // closed and empty.
 func (d *Daemon) escalationLoop(ctx context.Context) {
-	for e := range d.escalations {
-		if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
-			d.metrics.storeErrors.WithLabelValues("account").Inc()
-			d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
+	// States set while the records store did not answer are written when
+	// it does: tried every few seconds, and once more as the queue ends
+	// (what is left stays in the spool for the next start).
+	retry := time.NewTicker(pendingStateRetry)
+	defer retry.Stop()
+	for {
+		select {
+		case e, ok := <-d.escalations:
+			if !ok {
+				if d.ops.PendingStates() > 0 {
+					d.ops.WritePendingStates(ctx)
+				}
+				return
+			}
+			if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
+				d.metrics.storeErrors.WithLabelValues("account").Inc()
+				d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
+			}
+		case <-retry.C:
+			if d.ops.PendingStates() > 0 {
+				d.ops.WritePendingStates(ctx)
+			}
 		}
 	}
 }
+
+// pendingStateRetry is how often account states waiting for the records
+// store are tried again.
+const pendingStateRetry = 5 * time.Second
 
 // queueEscalation queues a state change; it never blocks the request path.
 func (d *Daemon) queueEscalation(account string, to store.AccountState, reason string) {

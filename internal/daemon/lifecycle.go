@@ -45,11 +45,13 @@ import (
 //   - Start opens the store and starts the components in order; when one
 //     fails, the ones already started are stopped in reverse and the store
 //     is closed.
-//   - Stop stops in reverse: the listeners stop accepting and drain their
-//     connections, then the queues fed by them drain (account state
-//     changes, incident reports, password-leak checks still running), then
-//     the background loops end, the snapshots are saved and the store is
-//     closed. Nothing decided is lost.
+//   - Stop stops in reverse: the periodic loops (queue sync, pruning) end,
+//     the listeners stop accepting and drain their connections (within
+//     serverDrain), then the queues fed by them drain (password-leak
+//     checks still running, holds, account state changes, incident
+//     reports, playbook runs), then the cluster channels (node commands,
+//     heartbeat, shared states and learning) end, the snapshots are saved
+//     and the store is closed. Nothing decided is lost.
 
 // Check builds the daemon for c without starting anything and returns
 // every problem with its key path: what `config check` reports and serve
@@ -448,12 +450,19 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	} else {
 		d.ops.Node, _ = os.Hostname()
 	}
+	// Restrictions the last run set while the records store did not
+	// answer: in force again, shared again, written when it answers.
+	d.ops.StateSpool = filepath.Join(cfg.DataDir, "spool", "states.json")
+	if as := d.ops.LoadPendingStates(); len(as) > 0 && d.cluster != nil {
+		d.cluster.states.Reshare(as)
+	}
 	// Status's read-only flag and the words of an admin request the store
 	// could not serve (the web UI's banner).
 	d.ops.Records = &ops.Records{Kind: api.RecordsSQLite, Probe: st.WriteProbe}
 	if d.pgOpts != nil {
 		d.ops.Records.Kind = api.RecordsPostgres
 	}
+	d.startChannels()
 	d.ops.Response = d.startResponse(st)
 	// Playbooks run in the background with a context of their own; the
 	// stage waits for them after the incident queue (which starts runs)
@@ -662,11 +671,24 @@ func (d *Daemon) serve(name string, ln net.Listener, serve func(net.Listener) er
 		}
 	}()
 	d.push(name, func(ctx context.Context) error {
+		// Every server drains by one deadline, serverDrain after the stop
+		// began: an idle SMTP session holding a milter connection must
+		// not use up the time the queues behind it need.
+		if !d.drainBy.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d.drainBy)
+			defer cancel()
+		}
 		err := shutdown(ctx)
 		<-done
 		return err
 	})
 }
+
+// serverDrain bounds how long the servers, together, wait for their
+// connections at a stop; what they decided is then recorded with the
+// rest of the stop's time (and essential's).
+const serverDrain = 15 * time.Second
 
 // startQueues starts the workers of the queues the servers feed. Their
 // stage closes the queues and waits until every queued item is handled, so
@@ -693,36 +715,38 @@ func (d *Daemon) startQueues() {
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		defer qcancel()
+		// Account state changes are essential: time of their own, even
+		// when slow connections used up the stop's deadline.
+		ectx, ecancel := essential(ctx)
+		defer ecancel()
+		var err error
 		select {
 		case <-done:
-		case <-ctx.Done():
+		case <-ectx.Done():
 			qcancel()
 			<-done
-			rctx, cancel := essential(ctx)
-			defer cancel()
-			d.reports.Close(rctx)
-			return fmt.Errorf("draining the account and incident queues: %w", ctx.Err())
+			err = fmt.Errorf("draining the account state queue: %w", ectx.Err())
 		}
 		rctx, cancel := essential(ctx)
 		defer cancel()
-		return d.reports.Close(rctx)
+		return errors.Join(err, d.reports.Close(rctx))
 	})
 }
 
-// startLoops starts the background loops; they end when the loop context
-// is cancelled, before the queues drain.
-func (d *Daemon) startLoops() {
-	cfg, ctx := d.cfg, d.loopCtx
-	var wg sync.WaitGroup
-	loop := func(f func()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f()
-		}()
+// startChannels starts what ties this node to the others: serving the
+// node commands other nodes send this node (release, delete, hold
+// queued), its heartbeat, and the account-state and learned-event buses.
+// Started before the servers, they stop after the servers, the queues and
+// the playbook runs: a node draining still answers commands and shows as
+// up, and what is learned or restricted during the drain reaches the
+// other nodes.
+func (d *Daemon) startChannels() {
+	if d.cluster == nil && !d.ops.Quarantine.SharedStore {
+		return
 	}
-	loop(func() { d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D()) })
-	loop(func() { d.snapshotLoop(ctx) })
+	ctx, cancel := context.WithCancel(context.WithoutCancel(d.loopCtx))
+	var wg sync.WaitGroup
+	loop := func(f func()) { wg.Go(f) }
 	if qs := d.ops.Quarantine; qs.SharedStore {
 		// Releases and deletes other nodes ask of this node's holds: woken
 		// by PostgreSQL's notification, and every few seconds in case one
@@ -786,6 +810,28 @@ func (d *Daemon) startLoops() {
 			d.cluster.learn.Run(ctx, d.cluster.learnFrom)
 		})
 	}
+	d.push("cluster channels", func(context.Context) error {
+		cancel()
+		wg.Wait()
+		return nil
+	})
+}
+
+// startLoops starts the periodic background loops (queue sync, snapshots,
+// pruning, probes); they end first at a stop, before the servers drain:
+// nothing the servers decide waits for them.
+func (d *Daemon) startLoops() {
+	cfg, ctx := d.cfg, d.loopCtx
+	var wg sync.WaitGroup
+	loop := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	loop(func() { d.ops.SyncPeriodically(ctx, cfg.Postfix.SyncInterval.D()) })
+	loop(func() { d.snapshotLoop(ctx) })
 	if d.pgLate != nil {
 		loop(func() { d.catchUpRecords(ctx) })
 	}
@@ -847,10 +893,12 @@ func (d *Daemon) startLoops() {
 	})
 }
 
-// Stop stops every started stage in reverse order: the background loops,
-// then the servers (they stop accepting and drain their connections), the
-// password-leak workers, the account and incident queues (drained), the
-// snapshots and the store. It returns the stages' errors joined.
+// Stop stops every started stage in reverse order: the periodic loops,
+// then the servers (they stop accepting and drain their connections, all
+// within serverDrain), the password-leak workers, the hold writer, the
+// account and incident queues (drained), the playbook runs, the cluster
+// channels, the snapshots and the store. It returns the stages' errors
+// joined.
 func (d *Daemon) Stop(ctx context.Context) error {
 	err := d.unwind(ctx)
 	d.log.Info("mailbrake stopped")
@@ -862,6 +910,7 @@ func (d *Daemon) unwind(ctx context.Context) error {
 		defer d.loopCancel()
 	}
 	var errs []error
+	d.drainBy = time.Now().Add(serverDrain)
 	for i := len(d.stages) - 1; i >= 0; i-- {
 		s := d.stages[i]
 		if err := s.stop(ctx); err != nil {

@@ -273,6 +273,11 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 		from = a.State
 	} else if !errors.Is(err, store.ErrNotFound) {
 		unlock()
+		if onlyUp && ctx.Err() == nil {
+			// An escalation does not wait for the store: the account is
+			// restricted now, its record written when the store answers.
+			return s.escalateUnrecorded(ctx, account, to, reason, err)
+		}
 		return nil, err
 	}
 	if onlyUp && to.Rank() <= from.Rank() {
@@ -284,6 +289,9 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	a := store.Account{Name: account, State: to, StateAt: s.now().UTC().Truncate(time.Microsecond), StateBy: actor, Reason: reason}
 	if err := s.Accounts.PutAccount(ctx, a); err != nil {
 		unlock()
+		if onlyUp && ctx.Err() == nil {
+			return s.escalateUnrecorded(ctx, account, to, reason, err)
+		}
 		return nil, err
 	}
 	s.States.set(account, to, a.StateAt)

@@ -102,6 +102,11 @@ type Service struct {
 		Publish(ctx context.Context, a store.Account)
 	}
 
+	// StateSpool is the file keeping account states set while the
+	// records store did not answer, until it takes them ("": memory only).
+	StateSpool string
+	pending    pendingStates
+
 	accountMu keyedMutex // serialises each account's state changes
 	runs      runs       // playbook runs in the background (runs.go)
 	incMu     sync.Mutex // serialises opening incidents; guards full
