@@ -109,7 +109,9 @@ func (m *metrics) own() []prometheus.Collector {
 // opsEvents counts what ops does, where it happens (ops.Events).
 type opsEvents struct{ m *metrics }
 
-func (e opsEvents) AdminOp(action string) { e.m.adminOps.WithLabelValues(action).Inc() }
+func (e opsEvents) AdminOp(action store.AuditAction) {
+	e.m.adminOps.WithLabelValues(string(action)).Inc()
+}
 func (e opsEvents) IncidentOpened(sev store.Severity) {
 	e.m.incidents.WithLabelValues(string(sev)).Inc()
 }

@@ -13,12 +13,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
-// Audit actions for account states.
-const (
-	AuditAccountState      = "account-state"
-	AuditAccountHoldQueued = "account-hold-queued"
-)
-
 // States is the in-memory view of account states the engine reads on every
 // message; ops keeps it in step with the store. Accounts not in it are
 // normal. Each state keeps the time of its change, so that of two changes
@@ -250,7 +244,7 @@ func (s *Service) lockEverywhere(ctx context.Context, account, actor string) {
 	}
 	wg.Wait()
 	for i, c := range cs {
-		s.audit(ctx, actor, AuditAccountState, "account:"+account, c.Name()+": "+details[i])
+		s.audit(ctx, actor, store.AuditAccountState, "account:"+account, c.Name()+": "+details[i])
 	}
 }
 
@@ -299,7 +293,7 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	if s.Shared != nil {
 		s.Shared.Publish(ctx, a)
 	}
-	s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
+	s.audit(ctx, actor, store.AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s: %s", from, to, reason))
 	s.Log.Info("account state changed", "account", account, "from", from, "to", to, "actor", actor, "reason", reason)
 	if to.Rank() >= store.AccountRestricted.Rank() && from.Rank() < store.AccountRestricted.Rank() {
 		s.holdQueued(ctx, account, actor)
@@ -314,7 +308,7 @@ func (s *Service) holdQueued(ctx context.Context, account, actor string) {
 	}
 	held, err := s.Quarantine.HoldQueuedFrom(ctx, account)
 	if len(held) > 0 {
-		s.audit(ctx, actor, AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))
+		s.audit(ctx, actor, store.AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(held, ","))
 		s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(held))
 	}
 	if err != nil {
@@ -339,7 +333,7 @@ func (s *Service) HoldRestrictedQueued(ctx context.Context) {
 	}
 	held, err := s.Quarantine.HoldQueuedOf(ctx, accounts)
 	for account, ids := range held {
-		s.audit(ctx, "system", AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(ids, ","))
+		s.audit(ctx, "system", store.AuditAccountHoldQueued, "account:"+account, "queue_ids="+strings.Join(ids, ","))
 		s.Log.Info("queued mail of a restricted account put on hold", "account", account, "messages", len(ids), "why", "restricted while this node was stopped")
 	}
 	if err != nil && ctx.Err() == nil {
@@ -399,7 +393,7 @@ func (s *Service) ApplySharedState(ctx context.Context, a store.Account, node st
 	unlock()
 	actor := "cluster:" + node
 	if !stored {
-		s.audit(ctx, actor, AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s on node %s by %s: %s", cur.State, a.State, node, a.StateBy, a.Reason))
+		s.audit(ctx, actor, store.AuditAccountState, "account:"+account, fmt.Sprintf("%s -> %s on node %s by %s: %s", cur.State, a.State, node, a.StateBy, a.Reason))
 	}
 	if prev != a.State {
 		s.Log.Info("account state changed on another node", "account", account, "from", prev, "to", a.State, "node", node, "actor", a.StateBy)

@@ -15,14 +15,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
-// Audit actions of trust entries and users.
-const (
-	AuditTrustAdd    = "trust-add"
-	AuditTrustDelete = "trust-delete"
-	AuditUser        = "user"
-	AuditToken       = "token"
-)
-
 // Trusts is the in-memory view of trust entries the engine reads on every
 // message (engine.TrustSource); ops keeps it in step with the store.
 type Trusts struct {
@@ -142,7 +134,7 @@ func (s *Service) ReleaseAndTrust(ctx context.Context, id int64, r api.TrustRequ
 	if err := s.reloadTrust(ctx); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, actor, AuditTrustAdd, "account:"+h.Account, fmt.Sprintf("%s trusted until %s after releasing hold %d: %s", h.ClientFamily, e.Until.Format(time.RFC3339), id, r.Note))
+	s.audit(ctx, actor, store.AuditTrustAdd, "account:"+h.Account, fmt.Sprintf("%s trusted until %s after releasing hold %d: %s", h.ClientFamily, e.Until.Format(time.RFC3339), id, r.Note))
 	if s.Reviewed != nil {
 		s.Reviewed(h, e.Until)
 	}
@@ -180,7 +172,7 @@ func (s *Service) DeleteTrust(ctx context.Context, id int64) error {
 	if err := s.TrustStore.DeleteTrust(ctx, id); err != nil {
 		return err
 	}
-	s.audit(ctx, api.ActorFrom(ctx).Name, AuditTrustDelete, fmt.Sprintf("trust:%d", id), "")
+	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditTrustDelete, fmt.Sprintf("trust:%d", id), "")
 	return s.reloadTrust(ctx)
 }
 
@@ -296,7 +288,7 @@ func (s *Service) AccountTimeline(ctx context.Context, name string) (*api.Timeli
 		return nil, err
 	}
 	for _, e := range audit {
-		if e.Action == AuditAccountState || e.Action == AuditAccountUnlock {
+		if e.Action == store.AuditAccountState || e.Action == store.AuditAccountUnlock {
 			tl.Events = append(tl.Events, api.TimelineEvent{Time: e.Time, Kind: "state", Text: e.Detail})
 		}
 	}
@@ -374,7 +366,7 @@ func (s *Service) PutUser(ctx context.Context, r api.PutUserRequest) (*store.Use
 	if s.Sessions != nil {
 		s.Sessions.EndSessions(u.Name)
 	}
-	s.audit(ctx, api.ActorFrom(ctx).Name, AuditUser, "user:"+u.Name, "set "+strings.Join(changed, ", "))
+	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditUser, "user:"+u.Name, "set "+strings.Join(changed, ", "))
 	u.Hash = ""
 	return u, nil
 }
@@ -390,7 +382,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 	if s.Sessions != nil {
 		s.Sessions.EndSessions(name)
 	}
-	s.audit(ctx, api.ActorFrom(ctx).Name, AuditUser, "user:"+name, "removed")
+	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditUser, "user:"+name, "removed")
 	// The API tokens the user created go with the user: a removed admin's
 	// script must not keep the admin's rights.
 	ts, err := s.Users.ListTokens(ctx)
@@ -404,7 +396,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 		if err := s.Users.DeleteToken(ctx, t.ID); err != nil {
 			return fmt.Errorf("user removed, but revoking their API token %s failed: %w", t.ID, err)
 		}
-		s.audit(ctx, api.ActorFrom(ctx).Name, AuditToken, "token:"+t.ID, fmt.Sprintf("revoked with its creator %s", name))
+		s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditToken, "token:"+t.ID, fmt.Sprintf("revoked with its creator %s", name))
 	}
 	return nil
 }
@@ -430,7 +422,7 @@ func (s *Service) CreateToken(ctx context.Context, r api.CreateTokenRequest) (*a
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
-	s.audit(ctx, actor, AuditToken, "token:"+t.ID, fmt.Sprintf("created %q, role %s", t.Name, t.Role))
+	s.audit(ctx, actor, store.AuditToken, "token:"+t.ID, fmt.Sprintf("created %q, role %s", t.Name, t.Role))
 	return &api.NewToken{Token: t, Secret: secret}, nil
 }
 
@@ -442,6 +434,6 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	if err := s.Users.DeleteToken(ctx, id); err != nil {
 		return err
 	}
-	s.audit(ctx, api.ActorFrom(ctx).Name, AuditToken, "token:"+id, "revoked")
+	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditToken, "token:"+id, "revoked")
 	return nil
 }

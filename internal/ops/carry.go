@@ -8,10 +8,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
-// AuditRecordsCarried: a node that ran alone joined a cluster and brought
-// its records (store.CarryOver).
-const AuditRecordsCarried = "records-carried"
-
 // CarryRecords brings a node's own records into the cluster's store when
 // it joins one (store.CarryOver), audited there: each account state it
 // carries as a state change by "cluster:<node>", and one line saying
@@ -27,10 +23,10 @@ func CarryRecords(ctx context.Context, local store.CarrySource, cluster interfac
 	actor := "cluster:" + node
 	var es []store.AuditEntry
 	for _, a := range c.Accounts {
-		es = append(es, store.AuditEntry{Time: now, Actor: actor, Action: AuditAccountState, Target: "account:" + a.Name,
+		es = append(es, store.AuditEntry{Time: now, Actor: actor, Action: store.AuditAccountState, Target: "account:" + a.Name,
 			Detail: fmt.Sprintf("%s (carried from node %s's own records; set %s by %s: %s)", a.State, node, a.StateAt.UTC().Format(time.RFC3339), a.StateBy, a.Reason)})
 	}
-	es = append(es, store.AuditEntry{Time: now, Actor: actor, Action: AuditRecordsCarried, Target: "node:" + node,
+	es = append(es, store.AuditEntry{Time: now, Actor: actor, Action: store.AuditRecordsCarried, Target: "node:" + node,
 		Detail: fmt.Sprintf("%d account states, %d users, %d API tokens, %d trust entries", len(c.Accounts), c.Users, c.Tokens, c.Trust)})
 	if err := cluster.AppendAudits(ctx, es); err != nil {
 		return c, fmt.Errorf("auditing the carried records: %w", err)

@@ -512,7 +512,7 @@ func (w *HoldWriter) write(batch []pendingHold) {
 			continue
 		}
 		h := r.Hold
-		audits = append(audits, store.AuditEntry{Time: w.s.now(), Actor: "system", Action: AuditHold, Target: fmt.Sprintf("hold:%d", h.ID),
+		audits = append(audits, store.AuditEntry{Time: w.s.now(), Actor: "system", Action: store.AuditHold, Target: fmt.Sprintf("hold:%d", h.ID),
 			Detail: fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", h.QueueID, h.Account, strings.Join(h.Reasons, ","), batch[i].h.Path)})
 		if w.s.Volume != nil {
 			w.s.Volume.AddHeld(h.HeldAt)

@@ -100,7 +100,7 @@ func TestHoldWriter(t *testing.T) {
 	if err != nil || len(all) != 9 {
 		t.Fatalf("%d records, want 9: %v", len(all), err)
 	}
-	if n := auditCount(t, s, AuditHold); n != 9 {
+	if n := auditCount(t, s, store.AuditHold); n != 9 {
 		t.Fatalf("%d hold audit lines, want 9", n)
 	}
 
@@ -379,7 +379,7 @@ func TestHoldWriterSpool(t *testing.T) {
 	if h := byQID["4SP2"][0]; h.State != store.HoldReleased {
 		t.Errorf("4SP2 written again over its released record: %+v", h)
 	}
-	if n := auditCount(t, s, AuditHold); n != 4 {
+	if n := auditCount(t, s, store.AuditHold); n != 4 {
 		t.Errorf("%d hold audit lines, want 4 (the records created)", n)
 	}
 	logged := logbuf.String()

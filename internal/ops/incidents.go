@@ -14,15 +14,6 @@ import (
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
-// Audit actions for incidents.
-const (
-	AuditIncidentOpen     = "incident-open"
-	AuditIncidentEvidence = "incident-evidence"
-	AuditIncidentState    = "incident-state"
-	AuditAccountUnlock    = "account-unlock"
-	AuditHoldSpam         = "quarantine-spam"
-)
-
 // ReasonMarkedSpam is the evidence reason of a held message an admin
 // marked as spam.
 const ReasonMarkedSpam = "marked-spam"
@@ -209,13 +200,13 @@ func (s *Service) ReportMany(ctx context.Context, reports []Report) error {
 		switch {
 		case o.Created:
 			s.opened(ctx, in.Account, in.Severity)
-			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: AuditIncidentOpen, Target: target,
+			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: store.AuditIncidentOpen, Target: target,
 				Detail: fmt.Sprintf("account %s, %s, playbook %s: %s", in.Account, in.Severity, in.Playbook, f.Reason)})
 			s.Log.Warn("incident opened", "incident", in.ID, "account", in.Account, "severity", in.Severity, "playbook", in.Playbook, "reason", f.Reason)
 		case o.Kept:
 			// Beyond MaxEvidence the holds' own audit lines remain the
 			// record; the incident counts the reason.
-			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: AuditIncidentEvidence, Target: target, Detail: f.Reason + ": " + f.Detail})
+			audits = append(audits, store.AuditEntry{Time: s.now(), Actor: "system", Action: store.AuditIncidentEvidence, Target: target, Detail: f.Reason + ": " + f.Detail})
 		}
 		if o.Created || o.Escalated {
 			changed[in.ID] = true
@@ -268,7 +259,7 @@ func (s *Service) runPlaybook(ctx context.Context, id int64, actor string) (*sto
 	if playbook.Finished(pb, inc) && (inc.State == store.IncidentOpen || inc.State == store.IncidentConfirmed) {
 		if err := r.Incidents.SetIncidentState(ctx, inc.ID, []store.IncidentState{store.IncidentOpen, store.IncidentConfirmed},
 			store.IncidentContained, actor, "", s.now()); err == nil {
-			s.audit(ctx, actor, AuditIncidentState, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s -> contained: every step of %s done", inc.State, pb.Name))
+			s.audit(ctx, actor, store.AuditIncidentState, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s -> contained: every step of %s done", inc.State, pb.Name))
 		}
 		return r.Incidents.GetIncident(ctx, inc.ID)
 	}
@@ -363,7 +354,7 @@ func (s *Service) OpenIncident(ctx context.Context, req api.OpenIncidentRequest)
 	}
 	if res.Created {
 		s.opened(ctx, account, sev)
-		s.audit(ctx, actor, AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
+		s.audit(ctx, actor, store.AuditIncidentOpen, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("account %s, %s, playbook %s: %s", account, sev, name, req.Note))
 	}
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: req.Note})
 }
@@ -410,7 +401,7 @@ func (s *Service) MarkHoldSpam(ctx context.Context, id int64, note string) (*sto
 	if res.Created {
 		s.opened(ctx, h.Account, sev)
 	}
-	s.audit(ctx, actor, AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
+	s.audit(ctx, actor, store.AuditHoldSpam, fmt.Sprintf("hold:%d", id), fmt.Sprintf("incident %d on %s", inc.ID, h.Account))
 	return s.ChangeIncident(ctx, api.ChangeIncidentRequest{ID: inc.ID, Change: api.IncidentConfirm, Note: detail})
 }
 
@@ -434,7 +425,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 			if err := r.Incidents.SetIncidentState(ctx, inc.ID, []store.IncidentState{store.IncidentOpen}, store.IncidentConfirmed, actor, req.Note, s.now()); err != nil {
 				return nil, err
 			}
-			s.audit(ctx, actor, AuditIncidentState, target, "open -> confirmed: "+req.Note)
+			s.audit(ctx, actor, store.AuditIncidentState, target, "open -> confirmed: "+req.Note)
 		} else if !inc.State.Active() {
 			return nil, fmt.Errorf("incident %d is %s: %w", inc.ID, inc.State, api.ErrConflict)
 		}
@@ -450,7 +441,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 			return nil, err
 		}
 		s.forgetFull(inc.Account)
-		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> dismissed: %s", inc.State, req.Note))
+		s.audit(ctx, actor, store.AuditIncidentState, target, fmt.Sprintf("%s -> dismissed: %s", inc.State, req.Note))
 		s.learnDismissed(ctx, inc)
 		// A false alarm: lift what mailbrake set on the account.
 		if a, err := s.Accounts.GetAccount(ctx, inc.Account); err == nil && a.State.Rank() >= store.AccountRestricted.Rank() {
@@ -469,7 +460,7 @@ func (s *Service) ChangeIncident(ctx context.Context, req api.ChangeIncidentRequ
 			return nil, err
 		}
 		s.forgetFull(inc.Account)
-		s.audit(ctx, actor, AuditIncidentState, target, fmt.Sprintf("%s -> resolved: %s", inc.State, req.Note))
+		s.audit(ctx, actor, store.AuditIncidentState, target, fmt.Sprintf("%s -> resolved: %s", inc.State, req.Note))
 	default:
 		return nil, fmt.Errorf("%w: change must be confirm, dismiss or resolve", api.ErrBadRequest)
 	}
@@ -510,7 +501,7 @@ func (s *Service) UnlockAccount(ctx context.Context, req api.UnlockAccountReques
 	} else if req.Reason != "" {
 		why += ": " + req.Reason
 	}
-	s.audit(ctx, actor, AuditAccountUnlock, "account:"+account, why)
+	s.audit(ctx, actor, store.AuditAccountUnlock, "account:"+account, why)
 	return s.changeState(ctx, account, store.AccountNormal, actor, "unlocked: "+why, false)
 }
 
@@ -570,7 +561,7 @@ func (s *Service) unlockEverywhere(ctx context.Context, account string) {
 	for i, err := range errs {
 		if err != nil {
 			s.Log.Warn("unlock failed", "account", account, "system", us[i].Name(), "err", err)
-			s.audit(ctx, "system", AuditAccountUnlock, "account:"+account, us[i].Name()+": unlock failed: "+err.Error())
+			s.audit(ctx, "system", store.AuditAccountUnlock, "account:"+account, us[i].Name()+": unlock failed: "+err.Error())
 		}
 	}
 }
@@ -618,7 +609,7 @@ func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Inci
 			return "", err
 		}
 		if len(held) > 0 {
-			c.s.audit(ctx, "system", AuditAccountHoldQueued, "account:"+inc.Account, "queue_ids="+strings.Join(held, ","))
+			c.s.audit(ctx, "system", store.AuditAccountHoldQueued, "account:"+inc.Account, "queue_ids="+strings.Join(held, ","))
 		}
 		return fmt.Sprintf("%d queued messages put on hold", len(held)), nil
 	}

@@ -165,10 +165,10 @@ func TestFindingsOpenIncidentAndConfirm(t *testing.T) {
 	audit, _ := s.ListAudit(ctx, store.AuditFilter{Limit: 100})
 	var actions []string
 	for _, e := range audit {
-		actions = append(actions, e.Action)
+		actions = append(actions, string(e.Action))
 	}
-	for _, want := range []string{AuditIncidentOpen, AuditIncidentState, playbook.AuditStep, AuditAccountUnlock, AuditAccountState} {
-		if !strings.Contains(strings.Join(actions, " "), want) {
+	for _, want := range []store.AuditAction{store.AuditIncidentOpen, store.AuditIncidentState, store.AuditStep, store.AuditAccountUnlock, store.AuditAccountState} {
+		if !strings.Contains(strings.Join(actions, " "), string(want)) {
 			t.Errorf("audit lacks %s: %v", want, actions)
 		}
 	}

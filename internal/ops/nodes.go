@@ -21,9 +21,6 @@ const NodeBeat = 5 * time.Second
 // (quarantine.DefaultCommandWait).
 const NodeDownAfter = 3 * NodeBeat
 
-// AuditNodeRetire: a node taken out of the cluster.
-const AuditNodeRetire = "node-retire"
-
 // RetireNode implements api.Methods: a node taken out of the cluster (an
 // MTA decommissioned) is forgotten — it no longer shows, down, on every
 // node's list — and what waited for it ends: its held messages are marked
@@ -54,7 +51,7 @@ func (s *Service) RetireNode(ctx context.Context, name string) (*api.RetiredNode
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, actor, AuditNodeRetire, "node:"+name, fmt.Sprintf("%d held messages marked deleted, %d waiting commands failed", holds, commands))
+	s.audit(ctx, actor, store.AuditNodeRetire, "node:"+name, fmt.Sprintf("%d held messages marked deleted, %d waiting commands failed", holds, commands))
 	s.Log.Info("cluster: node retired", "node", name, "holds", holds, "commands", commands, "actor", actor)
 	return &api.RetiredNode{Node: name, Holds: holds, Commands: commands}, nil
 }

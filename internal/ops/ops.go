@@ -11,17 +11,8 @@ import (
 
 	"github.com/mailbrake/mailbrake/internal/api"
 	"github.com/mailbrake/mailbrake/internal/auth"
-	"github.com/mailbrake/mailbrake/internal/playbook"
 	"github.com/mailbrake/mailbrake/internal/quarantine"
 	"github.com/mailbrake/mailbrake/internal/store"
-)
-
-// Audit actions written by ops. Stable kebab-case names.
-const (
-	AuditRelease = "quarantine-release"
-	AuditDelete  = "quarantine-delete"
-	AuditSync    = "quarantine-sync" // a state change that followed the Postfix queue
-	AuditHold    = "quarantine-hold"
 )
 
 // Service implements api.Methods.
@@ -133,7 +124,7 @@ func (s *Service) now() time.Time {
 type Events interface {
 	// AdminOp: an operation that changed state, by its audit action
 	// (release, delete, spam, trust, unlock, account-state, …).
-	AdminOp(action string)
+	AdminOp(action store.AuditAction)
 	// IncidentOpened: an incident was opened.
 	IncidentOpened(severity store.Severity)
 	// Step: a playbook step ended with status.
@@ -144,12 +135,12 @@ type Events interface {
 // evidence the engine recorded, what the queue sync found changed in
 // Postfix's queue (even when an admin asked for the sync), incidents
 // opened and steps run (counted as such).
-var notCounted = map[string]bool{AuditHold: true, AuditSync: true, AuditIncidentEvidence: true, AuditIncidentOpen: true, playbook.AuditStep: true}
+var notCounted = map[store.AuditAction]bool{store.AuditHold: true, store.AuditSync: true, store.AuditIncidentEvidence: true, store.AuditIncidentOpen: true, store.AuditStep: true}
 
 // audit appends an audit entry. One made in an admin's request (its ctx
 // carries the actor) counts as an admin operation; mailbrake's own —
 // escalations, the queue sync, other nodes' states — does not.
-func (s *Service) audit(ctx context.Context, actor, action, target, detail string) {
+func (s *Service) audit(ctx context.Context, actor string, action store.AuditAction, target, detail string) {
 	if s.Events != nil && !notCounted[action] && api.HasActor(ctx) {
 		s.Events.AdminOp(action)
 	}
@@ -226,10 +217,6 @@ func (s *Service) ListHolds(ctx context.Context, r api.ListHoldsRequest) (*api.H
 	return &api.HoldList{Holds: holds, Total: c.N, Newest: c.Newest}, nil
 }
 
-// AuditBulk records one action on every held message matching a filter
-// (each message's release or delete is audited as well).
-const AuditBulk = "quarantine-bulk"
-
 // MaxBulkHolds bounds one BulkHolds call: each message is a few postsuper
 // and postqueue runs. More matching messages are left for the next call.
 const MaxBulkHolds = 1000
@@ -285,7 +272,7 @@ func (s *Service) BulkHolds(ctx context.Context, r api.BulkHoldsRequest) (*api.B
 	if f.Account != "" {
 		target = "account:" + f.Account
 	}
-	s.audit(ctx, api.ActorFrom(ctx).Name, AuditBulk, target, fmt.Sprintf("%s %d of %d held messages matching %s through hold %d (%d failed, %d left for another run)",
+	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditBulk, target, fmt.Sprintf("%s %d of %d held messages matching %s through hold %d (%d failed, %d left for another run)",
 		verb, res.Done, c.N, describeFilter(r.Filter), r.Through, len(res.Failed), res.Remaining))
 	return res, nil
 }
@@ -339,7 +326,7 @@ func (s *Service) ReleaseHold(ctx context.Context, id int64) (*store.Hold, error
 		s.Log.Info("held message released by the node that holds it", "hold", id, "node", h.Node, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
 		return h, nil
 	}
-	s.audit(ctx, actor, AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
+	s.audit(ctx, actor, store.AuditRelease, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message released", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
 	// Re-injection is expected by the node that released it; for another
 	// node's hold, that node was told (ServeNodeCommands).
@@ -360,9 +347,9 @@ func (s *Service) ServeNodeCommands(ctx context.Context, wake <-chan struct{}) {
 			s.Log.Warn("cluster: a command from another node failed", "command", c.ID, "from", c.From, "op", c.Op, "hold", c.HoldID, "actor", c.Actor, "err", err)
 			return
 		}
-		action := AuditRelease
+		action := store.AuditRelease
 		if c.Op == store.HoldDeleted {
-			action = AuditDelete
+			action = store.AuditDelete
 		}
 		// The admin's operation, carried out here.
 		s.audit(api.WithActor(context.WithoutCancel(ctx), api.Actor{Name: c.Actor}), c.Actor, action, fmt.Sprintf("hold:%d", c.HoldID),
@@ -386,7 +373,7 @@ func (s *Service) DeleteHold(ctx context.Context, id int64) (*store.Hold, error)
 		s.Log.Info("held message deleted by the node that holds it", "hold", id, "node", h.Node, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
 		return h, nil
 	}
-	s.audit(ctx, actor, AuditDelete, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
+	s.audit(ctx, actor, store.AuditDelete, fmt.Sprintf("hold:%d", id), "queue_id="+h.QueueID)
 	s.Log.Info("held message deleted", "hold", id, "queue_id", h.QueueID, "account", h.Account, "actor", actor)
 	return h, nil
 }
@@ -467,16 +454,16 @@ func (s *Service) auditChanges(ctx context.Context, changes []quarantine.Change)
 	for _, c := range changes {
 		switch {
 		case c.Recovered:
-			s.audit(ctx, "postfix", AuditHold, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s recovered from the hold queue (no record was written)", c.QueueID))
+			s.audit(ctx, "postfix", store.AuditHold, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s recovered from the hold queue (no record was written)", c.QueueID))
 			s.Log.Warn("a message in the hold queue had no record: recorded from the queue", "hold", c.ID, "queue_id", c.QueueID)
 			if s.Recovered != nil && c.Hold != nil {
 				s.Recovered(c.Hold)
 			}
 		case c.Revived:
-			s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=held (in the hold queue again)", c.QueueID))
+			s.audit(ctx, "postfix", store.AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=held (in the hold queue again)", c.QueueID))
 			s.Log.Info("held message back in the hold queue", "hold", c.ID, "queue_id", c.QueueID)
 		default:
-			s.audit(ctx, "postfix", AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=%s", c.QueueID, c.To))
+			s.audit(ctx, "postfix", store.AuditSync, fmt.Sprintf("hold:%d", c.ID), fmt.Sprintf("queue_id=%s state=%s", c.QueueID, c.To))
 			s.Log.Info("held message changed in the Postfix queue", "hold", c.ID, "queue_id", c.QueueID, "state", c.To)
 		}
 	}
@@ -498,7 +485,7 @@ func (s *Service) RecordHold(ctx context.Context, h *store.Hold) (stored *store.
 	// first written.
 	created = stored.HeldAt.Equal(h.HeldAt) && stored.Path == h.Path
 	if created {
-		s.audit(ctx, "system", AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
+		s.audit(ctx, "system", store.AuditHold, fmt.Sprintf("hold:%d", stored.ID), fmt.Sprintf("queue_id=%s account=%s reasons=%s path=%s", stored.QueueID, stored.Account, strings.Join(stored.Reasons, ","), h.Path))
 		if s.Volume != nil {
 			s.Volume.AddHeld(stored.HeldAt)
 		}

@@ -68,7 +68,7 @@ func withQueue(t *testing.T) (*Service, *memQueue) {
 	return s, q
 }
 
-func auditCount(t *testing.T, s *Service, action string) int {
+func auditCount(t *testing.T, s *Service, action store.AuditAction) int {
 	t.Helper()
 	es, err := s.Audit.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
 	if err != nil {
@@ -102,7 +102,7 @@ func TestRecordHoldOncePerMessage(t *testing.T) {
 	if got := strings.Join(second.Reasons, ","); !strings.Contains(got, "rate-recipients-hour") || !strings.Contains(got, "bulk-from-scripted-client") {
 		t.Errorf("merged reasons %q", got)
 	}
-	if n := auditCount(t, s, AuditHold); n != 1 {
+	if n := auditCount(t, s, store.AuditHold); n != 1 {
 		t.Errorf("%d hold audit lines, want 1", n)
 	}
 }
@@ -123,7 +123,7 @@ func TestReleaseHold(t *testing.T) {
 	if err != nil || got.State != store.HoldReleased || q.q["4REL"] != "active" || told == nil || told.QueueID != "4REL" {
 		t.Fatalf("release: %+v %v, hook %+v", got, err, told)
 	}
-	if n := auditCount(t, s, AuditRelease); n != 1 {
+	if n := auditCount(t, s, store.AuditRelease); n != 1 {
 		t.Errorf("%d release audit lines", n)
 	}
 	if _, err := s.ReleaseHold(ctx, h.ID); !errors.Is(err, store.ErrConflict) {
@@ -158,7 +158,7 @@ func TestAccountStates(t *testing.T) {
 	if a, err := s.SetAccountState(ctx, api.SetAccountStateRequest{Account: "eve@example.org", State: "normal", Reason: "password reset"}); err != nil || a.State != store.AccountNormal {
 		t.Fatalf("unrestrict: %+v %v", a, err)
 	}
-	if n := auditCount(t, s, AuditAccountState); n != 2 {
+	if n := auditCount(t, s, store.AuditAccountState); n != 2 {
 		t.Errorf("%d account-state audit lines, want 2", n)
 	}
 }
@@ -342,13 +342,13 @@ func TestBulkHolds(t *testing.T) {
 	if q.q["4E9"] != "hold" || q.q["4O1"] != "hold" || q.q["4E0"] != "active" || len(q.q) != 3 {
 		t.Errorf("queue after the bulk delete: %v", q.q)
 	}
-	if n := auditCount(t, s, AuditDelete); n != 4 {
+	if n := auditCount(t, s, store.AuditDelete); n != 4 {
 		t.Errorf("%d delete audit lines, want one per message", n)
 	}
 	es, _ := s.Audit.ListAudit(ctx, store.AuditFilter{Target: "account:eve@example.org", Limit: 10})
 	found := false
 	for _, e := range es {
-		if e.Action == AuditBulk {
+		if e.Action == store.AuditBulk {
 			found = true
 			if e.Actor != "cli:root(0)" || !strings.Contains(e.Detail, "delete 4 of 4 held messages matching account=\"eve@example.org\"") {
 				t.Errorf("summary audit: %+v", e)
@@ -395,17 +395,17 @@ func TestHoldRestrictedQueuedAtStart(t *testing.T) {
 			t.Errorf("%s in %s, want %s (queue %v)", id, q.q[id], name, q.q)
 		}
 	}
-	if n := auditCount(t, s, AuditAccountHoldQueued); n != 2 {
+	if n := auditCount(t, s, store.AuditAccountHoldQueued); n != 2 {
 		t.Errorf("%d hold-queued audit lines, want one per restricted account (2)", n)
 	}
 }
 
 // countingEvents counts admin operations by action.
-type countingEvents struct{ ops map[string]int }
+type countingEvents struct{ ops map[store.AuditAction]int }
 
-func (e *countingEvents) AdminOp(action string)         { e.ops[action]++ }
-func (e *countingEvents) IncidentOpened(store.Severity) {}
-func (e *countingEvents) Step(string, store.StepStatus) {}
+func (e *countingEvents) AdminOp(action store.AuditAction) { e.ops[action]++ }
+func (e *countingEvents) IncidentOpened(store.Severity)    {}
+func (e *countingEvents) Step(string, store.StepStatus)    {}
 
 // TestAdminOpsCountAdmins: mailbrake_admin_operations_total counts what
 // admins did, not what mailbrake did on its own: an escalation, a state
@@ -413,7 +413,7 @@ func (e *countingEvents) Step(string, store.StepStatus) {}
 // no admin's operation.
 func TestAdminOpsCountAdmins(t *testing.T) {
 	s, q := withQueue(t)
-	ev := &countingEvents{ops: map[string]int{}}
+	ev := &countingEvents{ops: map[store.AuditAction]int{}}
 	s.Events = ev
 	ctx := t.Context()
 	if _, err := s.Escalate(ctx, "eve@example.org", store.AccountWatch, "score 5"); err != nil {
@@ -430,7 +430,7 @@ func TestAdminOpsCountAdmins(t *testing.T) {
 	if _, err := s.SetAccountState(admin(ctx), api.SetAccountStateRequest{Account: "eve@example.org", State: "restricted", Reason: "looked"}); err != nil {
 		t.Fatal(err)
 	}
-	if ev.ops[AuditAccountState] != 1 || len(ev.ops) != 1 {
+	if ev.ops[store.AuditAccountState] != 1 || len(ev.ops) != 1 {
 		t.Fatalf("an admin's change: %v", ev.ops)
 	}
 }

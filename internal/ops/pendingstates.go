@@ -119,7 +119,7 @@ func (s *Service) WritePendingStates(ctx context.Context) int {
 		unlock()
 		s.forgetPending(a)
 		done++
-		s.audit(ctx, "system", AuditAccountState, "account:"+a.Name,
+		s.audit(ctx, "system", store.AuditAccountState, "account:"+a.Name,
 			fmt.Sprintf("%s -> %s: %s (at %s, recorded late: the records store did not answer)", p.From, a.State, a.Reason, a.StateAt.Format("2006-01-02 15:04:05Z07:00")))
 	}
 	if done > 0 {

@@ -88,8 +88,8 @@ type Runner struct {
 	Attempts int
 	Backoff  time.Duration
 	DryRun   bool
-	// Audit, when set, records each step outcome.
-	Audit func(ctx context.Context, actor, action, target, detail string)
+	// Audit, when set, records each step outcome (store.AuditStep).
+	Audit func(ctx context.Context, actor string, action store.AuditAction, target, detail string)
 	// OnStep, when set, is told of every step outcome (metrics).
 	OnStep func(step Step, status store.StepStatus)
 	Log    *slog.Logger
@@ -98,9 +98,6 @@ type Runner struct {
 	// the incident as stored then, and the steps this run carried out.
 	AfterRun func(ctx context.Context, inc *store.Incident, pb *Playbook, ran []Step)
 }
-
-// AuditStep is the audit action of a step outcome.
-const AuditStep = "incident-step"
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -153,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, inc *store.Incident, pb *Playbook, act
 			return nil, err
 		}
 		if r.Audit != nil {
-			r.Audit(ctx, actor, AuditStep, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s %s: %s", s, rec.Status, rec.Detail))
+			r.Audit(ctx, actor, store.AuditStep, fmt.Sprintf("incident:%d", inc.ID), fmt.Sprintf("%s %s: %s", s, rec.Status, rec.Detail))
 		}
 		if r.OnStep != nil {
 			r.OnStep(s, rec.Status)

@@ -71,7 +71,10 @@ func TestRunConfirmAndContain(t *testing.T) {
 	self := &recorder{name: "mailbrake", steps: []Step{StepRestrictSending, StepHoldQueuedMail}}
 	var audit []string
 	r := &Runner{Incidents: st, Connectors: []Connector{self, zim, ldap}, Backoff: time.Millisecond,
-		Audit: func(_ context.Context, actor, action, target, detail string) {
+		Audit: func(_ context.Context, actor string, action store.AuditAction, target, detail string) {
+			if action != store.AuditStep {
+				t.Errorf("a step outcome audited as %s", action)
+			}
 			audit = append(audit, actor+" "+target+" "+detail)
 		}}
 	pb := &Playbook{Name: "contain-sending", Severity: store.SeverityHigh,

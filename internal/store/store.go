@@ -155,12 +155,12 @@ type PutResult struct {
 
 // AuditEntry records who did what, when, to what.
 type AuditEntry struct {
-	ID     int64     `json:"id"`
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`  // "cli:root", "system", "postfix", "api:alice" …
-	Action string    `json:"action"` // stable kebab-case, e.g. "quarantine-release"
-	Target string    `json:"target"` // e.g. "hold:12", "account:u@example.org"
-	Detail string    `json:"detail,omitempty"`
+	ID     int64       `json:"id"`
+	Time   time.Time   `json:"time"`
+	Actor  string      `json:"actor"`  // "cli:root", "system", "postfix", "api:alice" …
+	Action AuditAction `json:"action"` // one of AuditActions, e.g. "quarantine-release"
+	Target string      `json:"target"` // e.g. "hold:12", "account:u@example.org"
+	Detail string      `json:"detail,omitempty"`
 }
 
 // AuditFilter selects audit entries. Zero values mean "any".

@@ -15,7 +15,7 @@ const insertAuditSQL = `INSERT INTO audit (time, actor, action, target, detail) 
 // AppendAudit appends e to the audit log. It ignores e.ID; the store
 // assigns one.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
-	if _, err := s.pool.Exec(ctx, insertAuditSQL, e.Time, text(e.Actor), text(e.Action), text(e.Target), text(e.Detail)); err != nil {
+	if _, err := s.pool.Exec(ctx, insertAuditSQL, e.Time, text(e.Actor), text(string(e.Action)), text(e.Target), text(e.Detail)); err != nil {
 		return fmt.Errorf("postgres store: AppendAudit: %w", err)
 	}
 	return nil
@@ -30,7 +30,7 @@ func (s *Store) AppendAudits(ctx context.Context, es []store.AuditEntry) error {
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, e := range es {
-			b.Queue(insertAuditSQL, e.Time, text(e.Actor), text(e.Action), text(e.Target), text(e.Detail))
+			b.Queue(insertAuditSQL, e.Time, text(e.Actor), text(string(e.Action)), text(e.Target), text(e.Detail))
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

@@ -14,7 +14,7 @@ import (
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	_, err := s.w.ExecContext(ctx,
 		`INSERT INTO audit (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`,
-		toDB(e.Time), e.Actor, e.Action, e.Target, e.Detail)
+		toDB(e.Time), e.Actor, string(e.Action), e.Target, e.Detail)
 	if err != nil {
 		return fmt.Errorf("sqlite store: AppendAudit: %w", err)
 	}
@@ -33,7 +33,7 @@ func (s *Store) AppendAudits(ctx context.Context, es []store.AuditEntry) error {
 		}
 		defer stmt.Close()
 		for _, e := range es {
-			if _, err := stmt.ExecContext(ctx, toDB(e.Time), e.Actor, e.Action, e.Target, e.Detail); err != nil {
+			if _, err := stmt.ExecContext(ctx, toDB(e.Time), e.Actor, string(e.Action), e.Target, e.Detail); err != nil {
 				return err
 			}
 		}
