@@ -159,3 +159,59 @@ func TestFailedStartUnwinds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// slowAccounts is an account store that takes its time to write (a busy
+// PostgreSQL), as long as its context lets it.
+type slowAccounts struct {
+	store.Accounts
+	delay time.Duration
+}
+
+func (s slowAccounts) PutAccount(ctx context.Context, a store.Account) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Accounts.PutAccount(ctx, a)
+}
+
+// TestStopDeadlineKeepsEscalations: an idle SMTP session holds its milter
+// connection open through the stop and uses up the stop's deadline; an
+// account restriction still being written then is recorded all the same
+// (essential work has time of its own), not cancelled with the deadline.
+func TestStopDeadlineKeepsEscalations(t *testing.T) {
+	c := quietConfig(t)
+	d, err := Build(c, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := net.Dial("tcp", d.Milter.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	d.ops.Accounts = slowAccounts{Accounts: d.ops.Accounts, delay: 700 * time.Millisecond}
+	d.queueEscalation("mallory@example.org", store.AccountRestricted, "score 130 over 100")
+	sctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = d.Stop(sctx)
+	if err == nil || !strings.Contains(err.Error(), "milter") {
+		t.Fatalf("Stop: %v, want the milter drain cut short", err)
+	}
+	if strings.Contains(err.Error(), "account state") {
+		t.Fatalf("the account state queue was cut short: %v", err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.DataDir, "mailbrake.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := st.GetAccount(context.Background(), "mallory@example.org")
+	if err != nil || a.State != store.AccountRestricted {
+		t.Fatalf("after the stop: %+v %v", a, err)
+	}
+}
