@@ -106,6 +106,12 @@ notify:
   syslog: {network: udp, addr: "127.0.0.1:514", facility: nonsense}
   per_hour: -1
 `, []string{"notify.smtp.starttls: must be one of", "notify.helpdesk[0]:", "notify.syslog.facility:", "notify.per_hour: must not be negative"}},
+		{"enumerations", `
+log: {format: xml}
+milter: {on_error: explode}
+password_leak: {sources: [ldap, nis]}
+`, []string{`log.format: must be one of text, json, got "xml"`, `milter.on_error: must be one of tempfail, accept, got "explode"`,
+			`password_leak.sources[1]: must be one of ldap, passwd_file, got "nis"`}},
 		{"misspelled trigger", `
 playbooks:
   - name: phish

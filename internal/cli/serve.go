@@ -127,10 +127,7 @@ func reload(log *slog.Logger, level *slog.LevelVar, path string, load func() (*c
 	if err == nil {
 		var r daemon.Reloaded
 		if r, err = d.Reload(c); err == nil {
-			var lvl slog.Level
-			if lvl.UnmarshalText([]byte(c.Log.Level)) == nil {
-				level.Set(lvl)
-			}
+			level.Set(c.Log.Level.Slog())
 			log.Info("configuration reloaded", "file", nameOf(path), "applied", r.Applied, "needs_restart", r.Restart)
 			return
 		}
@@ -142,14 +139,12 @@ func newLogger(w io.Writer, c config.LogConfig, level *slog.LevelVar) *slog.Logg
 	if w == nil {
 		w = os.Stderr
 	}
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.Level))
 	if level == nil {
 		level = new(slog.LevelVar)
 	}
-	level.Set(lvl)
+	level.Set(c.Level.Slog())
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if c.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -78,9 +78,9 @@ type RedisConfig struct {
 
 // LogConfig configures log/slog output on stderr.
 type LogConfig struct {
-	Level    string `yaml:"level" doc:"debug, info, warn or error."`
-	Format   string `yaml:"format" doc:"text or json."`
-	Verdicts string `yaml:"verdicts" doc:"Which decisions get a log line (queue ID, account, client family, reasons, how long it took): non-allow, or all (every message, at info)."`
+	Level    LogLevel    `yaml:"level" doc:"debug, info, warn or error."`
+	Format   LogFormat   `yaml:"format" doc:"text or json."`
+	Verdicts LogVerdicts `yaml:"verdicts" doc:"Which decisions get a log line (queue ID, account, client family, reasons, how long it took): non-allow, or all (every message, at info)."`
 }
 
 // PolicyConfig configures the policy delegation listener.
@@ -94,9 +94,9 @@ type PolicyConfig struct {
 
 // MilterConfig configures the milter listener.
 type MilterConfig struct {
-	Enabled bool   `yaml:"enabled" doc:"Serve the milter protocol."`
-	Listen  string `yaml:"listen" doc:"host:port, or unix:/path for a unix socket."`
-	OnError string `yaml:"on_error" doc:"Answer when the decision fails: tempfail (451, the message stays with the client) or accept."`
+	Enabled bool          `yaml:"enabled" doc:"Serve the milter protocol."`
+	Listen  string        `yaml:"listen" doc:"host:port, or unix:/path for a unix socket."`
+	OnError MilterOnError `yaml:"on_error" doc:"Answer when the decision fails: tempfail (451, the message stays with the client) or accept."`
 }
 
 // HTTPConfig configures the HTTP listener.
@@ -115,12 +115,12 @@ type AdminConfig struct {
 
 // IdentityConfig decides whose counters a message is charged to.
 type IdentityConfig struct {
-	TrustedNetworks     []string       `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
-	AccountHeader       string         `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User). Only the last copy counts: the relay adds its own after any copy the client wrote. Configure it only if the relay always adds it."`
-	RelayedOnPolicy     string         `yaml:"relayed_on_policy" doc:"Mail from trusted_networks without SASL on the policy path, which sees no headers: milter (the milter names the account from account_header and decides; the policy path answers DUNNO and charges nothing) or sender (the policy path charges the envelope sender; only for sites without the milter, since the sender is not always the account: aliases, personas, send-as)."`
-	ForgedVerdict       verdict.Action `yaml:"forged_verdict" doc:"Verdict for a message whose account header appears more than once with different accounts (reason identity-header-forged; the account is the relay's, the last copy): hold, tag or allow."`
-	ForgedScore         int            `yaml:"forged_score" doc:"Points identity-header-forged adds to the relay-named account's score."`
-	ClientMismatchScore int            `yaml:"client_mismatch_score" doc:"Points added when the message's X-Mailer copies name different client families (reason client-header-mismatch; the relay's copy, the last, decides the family). Evidence only: the verdict is allow, since real clients do it too (a message composed by one client and sent through Zimbra by another)."`
+	TrustedNetworks     []string        `yaml:"trusted_networks" doc:"Clients (CIDR) trusted to name the account in account_header, e.g. the Zimbra mailbox servers. For other clients the header is ignored."`
+	AccountHeader       string          `yaml:"account_header" doc:"Header naming the account on relayed webmail (Zimbra: zimbraSmtpSendAddAuthenticatedUser=TRUE adds X-Authenticated-User). Only the last copy counts: the relay adds its own after any copy the client wrote. Configure it only if the relay always adds it."`
+	RelayedOnPolicy     RelayedOnPolicy `yaml:"relayed_on_policy" doc:"Mail from trusted_networks without SASL on the policy path, which sees no headers: milter (the milter names the account from account_header and decides; the policy path answers DUNNO and charges nothing) or sender (the policy path charges the envelope sender; only for sites without the milter, since the sender is not always the account: aliases, personas, send-as)."`
+	ForgedVerdict       verdict.Action  `yaml:"forged_verdict" doc:"Verdict for a message whose account header appears more than once with different accounts (reason identity-header-forged; the account is the relay's, the last copy): hold, tag or allow."`
+	ForgedScore         int             `yaml:"forged_score" doc:"Points identity-header-forged adds to the relay-named account's score."`
+	ClientMismatchScore int             `yaml:"client_mismatch_score" doc:"Points added when the message's X-Mailer copies name different client families (reason client-header-mismatch; the relay's copy, the last, decides the family). Evidence only: the verdict is allow, since real clients do it too (a message composed by one client and sent through Zimbra by another)."`
 }
 
 // PostfixConfig locates the Postfix tools.
@@ -183,7 +183,7 @@ type PhishConfig struct {
 	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict for a reply: hold, tag, defer or reject."`
 	Score         int            `yaml:"score" doc:"Points a reply adds to the account's score."`
 	DryRun        bool           `yaml:"dry_run" doc:"Report replies without acting."`
-	TrustTags     string         `yaml:"trust_tags" doc:"Which tags are believed. reinjection: only tags a content filter added after mailbrake's first look (seen on a postfix.reinjection_listeners listener; a tag the message already carried when it arrived was written by its sender and is ignored). first-pass: tags on the message as it arrives (anyone can write them). auto: first-pass until re-injected mail is seen, then reinjection."`
+	TrustTags     TrustTags      `yaml:"trust_tags" doc:"Which tags are believed. reinjection: only tags a content filter added after mailbrake's first look (seen on a postfix.reinjection_listeners listener; a tag the message already carried when it arrived was written by its sender and is ignored). first-pass: tags on the message as it arrives (anyone can write them). auto: first-pass until re-injected mail is seen, then reinjection."`
 }
 
 // NoveltyConfig configures the recipient-novelty detector.
@@ -247,7 +247,7 @@ type PhishersConfig struct {
 // PasswordLeakConfig configures the password-leak detector.
 type PasswordLeakConfig struct {
 	Enabled           bool           `yaml:"enabled" doc:"Check outbound messages when a directory is configured."`
-	Sources           []string       `yaml:"sources" doc:"Where hashes come from, in order: ldap, passwd_file."`
+	Sources           []HashSource   `yaml:"sources" doc:"Where hashes come from, in order: ldap, passwd_file."`
 	CacheTTL          Duration       `yaml:"cache_ttl" doc:"How long an account's hash is cached; a changed password is seen after at most this long."`
 	MaxScanBytes      int            `yaml:"max_scan_bytes" doc:"Message bytes kept for the scan (the milter keeps this much of each body)."`
 	MinLength         int            `yaml:"min_length" doc:"Shortest candidate, in characters."`
@@ -288,8 +288,8 @@ type LDAPConfig struct {
 
 // PasswdFileConfig configures a Dovecot passwd-file.
 type PasswdFileConfig struct {
-	Path   string `yaml:"path" doc:"The passwd-file (user:{SCHEME}hash:uid:gid:gecos:home:shell:extra)."`
-	Scheme string `yaml:"scheme" doc:"Scheme for passwords mailbrake writes (scramble-password): SHA512-CRYPT or BLF-CRYPT."`
+	Path   string       `yaml:"path" doc:"The passwd-file (user:{SCHEME}hash:uid:gid:gecos:home:shell:extra)."`
+	Scheme PasswdScheme `yaml:"scheme" doc:"Scheme for passwords mailbrake writes (scramble-password): SHA512-CRYPT or BLF-CRYPT."`
 }
 
 // ResponseConfig configures incidents and playbook steps.
@@ -453,14 +453,14 @@ func ptr[T any](v T) *T { return &v }
 func Default() *Config {
 	return &Config{
 		DataDir: "./mailbrake-data",
-		Log:     LogConfig{Level: "info", Format: "text", Verdicts: "non-allow"},
+		Log:     LogConfig{Level: LogInfo, Format: LogText, Verdicts: LogNonAllow},
 		Policy:  PolicyConfig{Enabled: true, Listen: "127.0.0.1:10041", MaxIdle: Duration(330 * time.Second), DecisionTimeout: Duration(5 * time.Second)},
-		Milter:  MilterConfig{Enabled: true, Listen: "127.0.0.1:10042", OnError: "tempfail"},
+		Milter:  MilterConfig{Enabled: true, Listen: "127.0.0.1:10042", OnError: MilterTempfail},
 		HTTP:    HTTPConfig{Enabled: true, Listen: "127.0.0.1:10043"},
 		Identity: IdentityConfig{
 			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
 			AccountHeader:   "X-Authenticated-User",
-			RelayedOnPolicy: "milter",
+			RelayedOnPolicy: RelayedMilter,
 			// No client writes this header: several disagreeing copies
 			// mean a client forged one (a raw MIME upload through SOAP).
 			// Hold that message; the score puts the account on watch but
@@ -508,7 +508,7 @@ func Default() *Config {
 			HeaderMatches: []HeaderMatch{},
 			Verdict:       verdict.Hold,
 			Score:         5,
-			TrustTags:     "auto",
+			TrustTags:     TrustAuto,
 		},
 		// First-time recipients: the busiest of the 81 real senders in
 		// ../shared/data/enron-* reached 89 in an hour and 91 in a day
@@ -545,14 +545,14 @@ func Default() *Config {
 		// candidate, so every candidate is checked inline; slow schemes get
 		// 50 ms inline and 50 candidates in all.
 		PasswordLeak: PasswordLeakConfig{
-			Enabled: true, Sources: []string{"ldap", "passwd_file"}, CacheTTL: Duration(5 * time.Minute), MaxScanBytes: 512 << 10,
+			Enabled: true, Sources: []HashSource{SourceLDAP, SourcePasswdFile}, CacheTTL: Duration(5 * time.Minute), MaxScanBytes: 512 << 10,
 			MinLength: 6, MaxLength: 64, MaxCandidates: 1000, InlineBudget: Duration(50 * time.Millisecond), MaxSlowCandidates: 50, Workers: 2,
 			Verdict: verdict.Hold, Score: 10,
 		},
 		Directory: DirectoryConfig{
 			LDAP: LDAPConfig{Filter: "(mail=%s)", PasswordAttribute: "userPassword", Timeout: Duration(10 * time.Second),
 				LockAttribute: "pwdAccountLockedTime", LockValue: "000001010000Z", PasswordChangedAt: "pwdChangedTime"},
-			PasswdFile: PasswdFileConfig{Scheme: "SHA512-CRYPT"},
+			PasswdFile: PasswdFileConfig{Scheme: SchemeSHA512Crypt},
 		},
 		// A lock lasts until the user was reached and changed the
 		// password; an hour keeps a quick toggle from undoing it.

@@ -158,7 +158,7 @@ func (d *Daemon) build() config.Errors {
 	if d.translate.Identity, err = engine.NewIdentity(cfg.Identity.TrustedNetworks, cfg.Identity.AccountHeader); err != nil {
 		add("identity.trusted_networks", err)
 	} else {
-		d.translate.Identity.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
+		d.translate.Identity.PolicySender = cfg.Identity.RelayedOnPolicy == config.RelayedSender
 	}
 	for i, l := range cfg.Postfix.ReinjectionListeners {
 		ap, err := netip.ParseAddrPort(l)
@@ -508,7 +508,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	qs.Unwritten = d.holds.Unwritten
 	d.enforcer = &enforce.Enforcer{Log: d.log, Holds: d.holds, Metrics: enforceMetrics{d.metrics}, Verdicts: d.ops.Verdicts,
 		Escalate: d.queueEscalation, Report: d.queueFindings, ScoreWindow: func() time.Duration { return d.current().Accounts.ScoreWindow.D() }, Incidents: true,
-		LogAllowed: cfg.Log.Verdicts == "all"}
+		LogAllowed: cfg.Log.Verdicts == config.LogAll}
 	d.ops.Score = func(ctx context.Context, account string, at time.Time) (*api.AccountScore, bool) {
 		b, err := d.engine.Scores(ctx, account, at)
 		if err != nil {

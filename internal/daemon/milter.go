@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/enforce"
 	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/leakscan"
@@ -17,7 +18,7 @@ type milterAdapter struct{ d *Daemon }
 
 func (d *Daemon) milterServer() *milter.Server {
 	onErr := milter.Decision{Kind: milter.TempFail, Code: 451, Text: "4.3.0 Temporary local problem, try again later"}
-	if d.cfg.Milter.OnError == "accept" {
+	if d.cfg.Milter.OnError == config.MilterAccept {
 		onErr = milter.Decision{Kind: milter.Accept}
 	}
 	return &milter.Server{

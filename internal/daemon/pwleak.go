@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/detect"
 	"github.com/mailbrake/mailbrake/internal/directory/ldapdir"
 	"github.com/mailbrake/mailbrake/internal/engine"
@@ -20,9 +21,9 @@ func (d *Daemon) buildPasswordLeak() error {
 		return nil
 	}
 	var sources []pwleak.HashSource
-	for _, name := range cfg.Sources {
-		switch name {
-		case "ldap":
+	for _, src := range cfg.Sources {
+		switch src {
+		case config.SourceLDAP:
 			if d.cfg.Directory.LDAP.URL == "" {
 				continue
 			}
@@ -31,7 +32,7 @@ func (d *Daemon) buildPasswordLeak() error {
 				return err
 			}
 			sources = append(sources, ldapSource{c})
-		case "passwd_file":
+		case config.SourcePasswdFile:
 			if d.cfg.Directory.PasswdFile.Path == "" {
 				continue
 			}

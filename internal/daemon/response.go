@@ -83,7 +83,7 @@ func (d *Daemon) buildResponse() error {
 	var pfw *passwdfile.Writer
 	if pf := cfg.Directory.PasswdFile; pf.Path != "" && cfg.Response.UsePasswdFile {
 		pfw = &passwdfile.Writer{Path: pf.Path}
-		pc := response.NewPasswdFile(pfw, pf.Scheme)
+		pc := response.NewPasswdFile(pfw, pf.Scheme.String())
 		r.conns = append(r.conns, pc)
 		r.unlockers = append(r.unlockers, pc)
 	}

@@ -31,6 +31,9 @@ type Set struct {
 	Identity *Identity          // always on
 }
 
+// phishTrust is phish.trust_tags as phishmem names it.
+var phishTrust = map[config.TrustTags]string{config.TrustAuto: phishmem.TrustAuto, config.TrustReinjection: phishmem.TrustReinjection, config.TrustFirstPass: phishmem.TrustFirstPass}
+
 // Options carries what Build needs beyond the configuration.
 type Options struct {
 	// NoveltyKey keys the recipient hashes (from novelty.key_file); empty:
@@ -115,7 +118,7 @@ func Build(c *config.Config, o Options) (*Set, error) {
 		s.Baseline = baseline.New(o)
 	}
 	if p := c.Phish; p.Enabled {
-		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: p.Verdict, Score: p.Score, DryRun: p.DryRun, TrustTags: p.TrustTags}
+		o := phishmem.Options{Retention: p.Retention.D(), SpamFlag: p.SpamFlag, SubjectTags: p.SubjectTags, Action: p.Verdict, Score: p.Score, DryRun: p.DryRun, TrustTags: phishTrust[p.TrustTags]}
 		for i, h := range p.HeaderMatches {
 			re, err := regexp.Compile(h.Matches)
 			if err != nil {

@@ -539,3 +539,17 @@ func TestNoveltyShared(t *testing.T) {
 		t.Fatalf("the node's own tracker recorded %d recipients", st.Known)
 	}
 }
+
+// TestPhishTrustEveryValue: every phish.trust_tags value reaches phishmem
+// as the mode of the same name (an unmapped one would fall back to auto).
+func TestPhishTrustEveryValue(t *testing.T) {
+	for _, name := range []string{"auto", "reinjection", "first-pass"} {
+		var v config.TrustTags
+		if err := v.UnmarshalText([]byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		if got := phishTrust[v]; got != name {
+			t.Errorf("trust_tags %s reaches phishmem as %q", name, got)
+		}
+	}
+}

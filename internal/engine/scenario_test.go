@@ -141,7 +141,7 @@ func run(t *testing.T, cfg *config.Config, input []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id.PolicySender = cfg.Identity.RelayedOnPolicy == "sender"
+	id.PolicySender = cfg.Identity.RelayedOnPolicy == config.RelayedSender
 	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	now := start
 	tr := &translate.Translator{Identity: id, Now: func() time.Time { return now }}
