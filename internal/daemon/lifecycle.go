@@ -433,7 +433,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	for _, m := range d.missingTools {
 		d.log.Warn("a Postfix tool is missing: holds cannot be released, deleted or reconciled until it is there", "detail", m)
 	}
-	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D()}
+	qs := &quarantine.Service{Store: st, Queue: pf, Log: d.log, MaxQueueLifetime: quarantine.MaxQueueLifetime(ctx, pf), Grace: cfg.Postfix.SyncGrace.D(),
+		AccountHeader: cfg.Identity.AccountHeader}
 	if d.cluster != nil {
 		qs.Node = d.cluster.node
 		if cmds, ok := st.(store.Commands); ok && d.pgOpts != nil {

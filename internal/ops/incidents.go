@@ -611,7 +611,16 @@ func (c selfConnector) Do(ctx context.Context, st playbook.Step, inc *store.Inci
 		if len(held) > 0 {
 			c.s.audit(ctx, "system", store.AuditAccountHoldQueued, "account:"+inc.Account, "queue_ids="+strings.Join(held, ","))
 		}
-		return fmt.Sprintf("%d queued messages put on hold", len(held)), nil
+		// This node's queue: the other nodes hold the account's queued
+		// mail when its restriction reaches them (ApplySharedState).
+		where := ""
+		if c.s.Node != "" {
+			where = " on node " + c.s.Node
+		}
+		if len(held) == 0 {
+			return "no queued message of the account" + where, nil
+		}
+		return fmt.Sprintf("%d queued messages put on hold%s", len(held), where), nil
 	}
 	return "", fmt.Errorf("%w: step %s not supported", playbook.ErrPermanent, st)
 }

@@ -40,6 +40,10 @@ type Service struct {
 	// request path. Zero leaves nothing alone (tests); the daemon passes
 	// postfix.sync_grace (DefaultGrace unless configured).
 	Grace time.Duration
+	// AccountHeader is identity.account_header: the header field whose
+	// last copy a trusted relay adds to name the account (Zimbra's
+	// X-Authenticated-User); "": none is read.
+	AccountHeader string
 	// Node is this node's name in cluster mode: every hold recorded here
 	// carries it. SharedStore says the store also holds other nodes'
 	// holds (cluster.postgres): Sync then looks at this node's only, and
@@ -364,21 +368,32 @@ func (s *Service) decided(ctx context.Context, e QueueEntry) bool {
 	return !h.HeldAt.Before(time.Unix(e.ArrivalTime, 0).Add(-time.Minute))
 }
 
-// HoldQueuedFrom puts on hold every message of sender waiting in the
+// HoldQueuedFrom puts on hold every message of account waiting in the
 // incoming, active or deferred queue (postsuper -h), so a restricted
 // account's mail already accepted does not go out. It returns the queue
-// IDs held. The queue only records the envelope sender, so that is what is
-// matched (case-insensitively).
-func (s *Service) HoldQueuedFrom(ctx context.Context, sender string) ([]string, error) {
-	held, err := s.HoldQueuedOf(ctx, map[string]bool{strings.ToLower(sender): true})
-	return held[strings.ToLower(sender)], err
+// IDs held. A message is the account's when its envelope sender is the
+// account, or — read from the queue file (postcat -e) — its SASL login
+// is (a login that is not an address, or mail sent with another MAIL
+// FROM), or the last copy of AccountHeader, which the trusted relay adds
+// (Zimbra's X-Authenticated-User), names it. A forged header copy can
+// only hold more of the forger's own mail, never release any.
+func (s *Service) HoldQueuedFrom(ctx context.Context, account string) ([]string, error) {
+	key := store.AccountKey(account)
+	held, err := s.HoldQueuedOf(ctx, map[string]bool{key: true})
+	return held[key], err
 }
 
-// HoldQueuedOf is HoldQueuedFrom for several senders (lower-case keys) with
-// one reading of the queue; it returns the queue IDs held by sender.
-func (s *Service) HoldQueuedOf(ctx context.Context, senders map[string]bool) (map[string][]string, error) {
+// originReader reads who queued messages came from (Postfix.Origins).
+type originReader interface {
+	Origins(ctx context.Context, ids []string, header string) ([]Origin, error)
+}
+
+// HoldQueuedOf is HoldQueuedFrom for several accounts (store.AccountKey
+// form) with one reading of the queue; it returns the queue IDs held by
+// account.
+func (s *Service) HoldQueuedOf(ctx context.Context, accounts map[string]bool) (map[string][]string, error) {
 	held := map[string][]string{}
-	if len(senders) == 0 {
+	if len(accounts) == 0 {
 		return held, nil
 	}
 	entries, err := s.Queue.Queue(ctx)
@@ -386,23 +401,54 @@ func (s *Service) HoldQueuedOf(ctx context.Context, senders map[string]bool) (ma
 		return held, err
 	}
 	var errs []error
-	for _, e := range entries {
-		sender := strings.ToLower(e.Sender)
-		if e.QueueName == "hold" || !senders[sender] {
-			continue
-		}
+	hold := func(e QueueEntry, account string) {
 		if s.decided(ctx, e) {
 			// Mailbrake held this message before and it left the hold
 			// queue: an admin released it (now, or with postsuper -H).
 			// Holding it again would undo that.
-			continue
+			return
 		}
 		if err := s.Queue.Hold(ctx, e.QueueID); err != nil {
 			// Delivered meanwhile, most likely; keep going.
 			errs = append(errs, err)
+			return
+		}
+		held[account] = append(held[account], e.QueueID)
+	}
+	// By envelope sender first; the others by what their queue files say.
+	var rest []string
+	byID := map[string]QueueEntry{}
+	for _, e := range entries {
+		if e.QueueName == "hold" {
 			continue
 		}
-		held[sender] = append(held[sender], e.QueueID)
+		if sender := store.AccountKey(e.Sender); accounts[sender] {
+			hold(e, sender)
+			continue
+		}
+		rest = append(rest, e.QueueID)
+		byID[e.QueueID] = e
+	}
+	or, ok := s.Queue.(originReader)
+	if !ok || len(rest) == 0 {
+		return held, errors.Join(errs...)
+	}
+	origins, err := or.Origins(ctx, rest, s.AccountHeader)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, o := range origins {
+		account := ""
+		if a := store.AccountKey(o.SASLUsername); accounts[a] {
+			account = a
+		} else if len(o.Header) > 0 {
+			if a := store.AccountKey(o.Header[len(o.Header)-1]); accounts[a] {
+				account = a
+			}
+		}
+		if e, ok := byID[o.QueueID]; ok && account != "" {
+			hold(e, account)
+		}
 	}
 	return held, errors.Join(errs...)
 }
