@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,8 @@ type cluster struct {
 	learnFrom      string                 // the stream position saved at the last stop
 	degraded       *prometheus.GaugeVec   // what: counts, scores, novelty
 	key            []byte                 // cluster.key_file: signs states and learned events; nil: unsigned
+	spoolDir       string                 // where the counters' outage backlog is kept across a restart
+	log            *slog.Logger
 }
 
 // newRedisClient builds the client of cluster.redis: the password and CA
@@ -111,7 +114,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	if node == "" {
 		node, _ = os.Hostname()
 	}
-	c := &cluster{node: node, client: client, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	c := &cluster{node: node, client: client, log: d.log, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mailbrake_cluster_degraded",
 		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers. records: 1 while a node that started without PostgreSQL has not reached it yet (account states from Redis, holds spooled, admin read-only).",
 	}, []string{"what"})}
@@ -252,6 +255,7 @@ func (c *cluster) learnedSnapshotter() snapshotter {
 func (c *cluster) close() error {
 	c.counts.WaitReplay()
 	c.scores.WaitReplay()
+	c.saveBacklogs()
 	if c.novelty != nil {
 		c.novelty.Close()
 	}
@@ -337,4 +341,69 @@ func (d *Daemon) carryRecords(ctx context.Context, local *sqlite.Store, pg *post
 		d.log.Info("cluster: this node's own records brought into PostgreSQL", "accounts", len(c.Accounts), "users", c.Users, "tokens", c.Tokens, "trust", c.Trust)
 	}
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// backlogFiles are the counters whose outage backlog is kept across a
+// restart, and the spool files they are kept in.
+func (c *cluster) backlogFiles() map[string]*counter.Failover {
+	return map[string]*counter.Failover{"counts-backlog.json": c.counts, "scores-backlog.json": c.scores}
+}
+
+// saveBacklogs keeps in the spool what the counters counted during an
+// outage of Redis and could not add to it before the stop; the next start
+// adds it (loadBacklogs). Nothing waiting: no file.
+func (c *cluster) saveBacklogs() {
+	if c.spoolDir == "" {
+		return
+	}
+	for name, f := range c.backlogFiles() {
+		path := filepath.Join(c.spoolDir, name)
+		b := f.Backlog()
+		if b.Empty() {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				c.log.Warn("cluster: removing a counter backlog file failed", "file", path, "err", err)
+			}
+			continue
+		}
+		data, err := json.Marshal(b)
+		if err == nil {
+			err = ops.WriteFileSync(path, data)
+		}
+		if err != nil {
+			c.log.Error("cluster: keeping what was counted during the Redis outage failed; it is lost", "file", path, "err", err)
+			continue
+		}
+		c.log.Warn("cluster: Redis did not take everything counted during its outage; kept for the next start", "file", path,
+			"messages", len(b.Messages), "account_minutes", len(b.Minutes))
+	}
+}
+
+// loadBacklogs puts back what the last run kept in the spool (saveBacklogs):
+// added to Redis when it answers. A file is removed once read (the next
+// stop writes what is still waiting); one that cannot be read is set aside
+// (.bad) and named.
+func (c *cluster) loadBacklogs() {
+	if c.spoolDir == "" {
+		return
+	}
+	for name, f := range c.backlogFiles() {
+		path := filepath.Join(c.spoolDir, name)
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		var b counter.Backlog
+		if err == nil {
+			b, err = counter.DecodeBacklog(data)
+		}
+		if err != nil {
+			c.log.Error("cluster: a counter backlog file cannot be read; set aside", "file", path, "err", err)
+			os.Rename(path, path+".bad")
+			continue
+		}
+		f.Restore(b)
+		os.Remove(path)
+		c.log.Info("cluster: counted during a Redis outage before the last stop; added to Redis when it answers", "file", path,
+			"messages", len(b.Messages), "account_minutes", len(b.Minutes))
+	}
 }

@@ -337,6 +337,10 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		} else {
 			d.log.Info("cluster: counts and scores shared", "node", d.cluster.node, "redis", cfg.Cluster.Redis.Address, "prefix", cfg.Cluster.Redis.Prefix)
 		}
+		// What this node counted during a Redis outage and had not added
+		// when it last stopped: added when Redis answers.
+		d.cluster.spoolDir = filepath.Join(cfg.DataDir, "spool")
+		d.cluster.loadBacklogs()
 		d.push("redis", func(context.Context) error { return d.cluster.close() })
 		if d.dets.Novelty != nil {
 			if err := d.cluster.shareNovelty(ctx, d.dets.Novelty, cfg.Cluster.Redis.Prefix, cfg.Engine.ForgetIdleAfter.D(), d.log); err != nil {

@@ -161,6 +161,10 @@ func (r *Reporter) writeSpool() {
 	}
 }
 
+// WriteFileSync writes a file whole: a temporary file beside it, fsync,
+// rename (a spool file is either the old one or the new one).
+func WriteFileSync(path string, b []byte) error { return writeFileSync(path, b) }
+
 func writeFileSync(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
