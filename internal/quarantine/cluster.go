@@ -46,14 +46,30 @@ func (s *Service) forward(ctx context.Context, h *store.Hold, to store.HoldState
 	// One command at a time per hold: a release asked while a delete
 	// waits (or the other way round) would be refused by the node when
 	// it is back, long after the asker left.
-	if waiting, err := s.Commands.WaitingCommands(ctx, h.ID); err != nil {
-		return h, err
-	} else if len(waiting) > 0 {
+	// The store refuses a second waiting command atomically; this says
+	// which one waits.
+	conflict := func() error {
+		waiting, err := s.Commands.WaitingCommands(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
 		c := waiting[0]
-		return h, fmt.Errorf("hold %d: %s asked on node %s at %s (command %d) waits for node %s: %w",
+		return fmt.Errorf("hold %d: %s asked on node %s at %s (command %d) waits for node %s: %w",
 			h.ID, verbOf(c.Op), c.From, c.CreatedAt.UTC().Format(time.RFC3339), c.ID, h.Node, store.ErrConflict)
 	}
+	if err := conflict(); err != nil {
+		return h, err
+	}
 	id, err := s.Commands.SubmitCommand(ctx, store.NodeCommand{Node: h.Node, Op: to, HoldID: h.ID, Actor: actor, From: s.Node, CreatedAt: s.now()})
+	if errors.Is(err, store.ErrConflict) {
+		// Another admin's command got in between.
+		if cerr := conflict(); cerr != nil {
+			return h, cerr
+		}
+	}
 	if err != nil {
 		return h, err
 	}

@@ -382,7 +382,9 @@ type NodeStatus struct {
 
 // Commands is the channel of node commands: the cluster's shared store.
 type Commands interface {
-	// SubmitCommand records a pending command and wakes its node.
+	// SubmitCommand records a pending command and wakes its node. A
+	// hold has one command waiting (pending or running) at most: another
+	// is refused with ErrConflict, atomically.
 	SubmitCommand(ctx context.Context, c NodeCommand) (int64, error)
 	// Command returns a command as it is now.
 	Command(ctx context.Context, id int64) (*NodeCommand, error)

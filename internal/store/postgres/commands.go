@@ -34,8 +34,16 @@ func scanCommand(row pgx.Row) (*store.NodeCommand, error) {
 	return &c, nil
 }
 
+// commandLockClass is the first key of the transaction-scoped advisory
+// lock SubmitCommand takes per hold (the two-key form, which does not
+// overlap the one-key locks elsewhere).
+const commandLockClass = 0x4d42434d // "MBCM"
+
 // SubmitCommand implements store.Commands: the row and the notification
-// commit together.
+// commit together. A hold has one command waiting at most: a second,
+// while one is pending or running, is refused (store.ErrConflict) — two
+// admins releasing and deleting one hold at the same moment cannot both
+// queue, whichever node each asks on.
 func (s *Store) SubmitCommand(ctx context.Context, c store.NodeCommand) (int64, error) {
 	if c.Op != store.HoldReleased && c.Op != store.HoldDeleted {
 		return 0, fmt.Errorf("postgres store: SubmitCommand: op %q is not released or deleted", c.Op)
@@ -45,6 +53,18 @@ func (s *Store) SubmitCommand(ctx context.Context, c store.NodeCommand) (int64, 
 	}
 	var id int64
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
+		// Submits for one hold one at a time: the check below and the
+		// insert are then one step.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int)`, commandLockClass, c.HoldID); err != nil {
+			return err
+		}
+		var waiting int64
+		switch err := tx.QueryRow(ctx, `SELECT id FROM node_commands WHERE hold_id = $1 AND state IN ('pending', 'running') ORDER BY id LIMIT 1`, c.HoldID).Scan(&waiting); {
+		case err == nil:
+			return fmt.Errorf("hold %d: command %d waits: %w", c.HoldID, waiting, store.ErrConflict)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
 		if err := tx.QueryRow(ctx, `INSERT INTO node_commands (node, op, hold_id, actor, from_node, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			text(c.Node), string(c.Op), c.HoldID, text(c.Actor), text(c.From), c.CreatedAt).Scan(&id); err != nil {

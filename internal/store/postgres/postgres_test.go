@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,6 +344,31 @@ func TestNodeCommands(t *testing.T) {
 	if _, err := b.SubmitCommand(t.Context(), store.NodeCommand{Node: "mx-a", Op: "held", HoldID: 7}); err == nil {
 		t.Fatal("a command other than release or delete was taken")
 	}
+	// Hold 7 has a command waiting: another, from either node, is refused.
+	if _, err := a.SubmitCommand(t.Context(), store.NodeCommand{Node: "mx-a", Op: store.HoldDeleted, HoldID: 7, Actor: "web:bob", From: "mx-a"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second command for a hold with one waiting: %v", err)
+	}
+	// Two admins at the same moment, on two nodes, on hold 8: one queues.
+	var submitted, refused atomic.Int32
+	var sw sync.WaitGroup
+	for i := range 8 {
+		s := []*Store{a, b}[i%2]
+		sw.Go(func() {
+			_, err := s.SubmitCommand(t.Context(), store.NodeCommand{Node: "mx-b", Op: []store.HoldState{store.HoldReleased, store.HoldDeleted}[i%2], HoldID: 8, Actor: "web:x"})
+			switch {
+			case err == nil:
+				submitted.Add(1)
+			case errors.Is(err, store.ErrConflict):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	sw.Wait()
+	if submitted.Load() != 1 || refused.Load() != 7 {
+		t.Fatalf("concurrent submits: %d taken, %d refused", submitted.Load(), refused.Load())
+	}
 	// Claimed once, by one of several claimers.
 	var mu sync.Mutex
 	var claimed []store.NodeCommand
@@ -411,9 +437,9 @@ func TestNodeCommands(t *testing.T) {
 	if err != nil || len(ns) != 2 || ns[0].Node != "mx-a" || ns[0].Version != "1.2.4" || time.Since(ns[0].SeenAt) > time.Minute {
 		t.Fatalf("nodes %+v, %v", ns, err)
 	}
-	// Pending: mx-b's delete was never claimed; mx-a's release was
-	// claimed and finished.
-	if ns[0].Pending != 0 || ns[1].Pending != 1 || ns[0].Age > time.Minute {
+	// Pending: mx-b's delete of hold 1 and the one command of hold 8 were
+	// never claimed; mx-a's release was claimed and finished.
+	if ns[0].Pending != 0 || ns[1].Pending != 2 || ns[0].Age > time.Minute {
 		t.Fatalf("nodes %+v", ns)
 	}
 	// The age is the database's: a heartbeat an hour old is an hour old
