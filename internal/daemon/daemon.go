@@ -267,13 +267,21 @@ func (d *Daemon) escalationLoop(ctx context.Context) {
 	// (what is left stays in the spool for the next start).
 	retry := time.NewTicker(pendingStateRetry)
 	defer retry.Stop()
+	writePending := func() {
+		if d.ops.PendingStates() == 0 {
+			return
+		}
+		// A store that stops answering without closing the connection
+		// must not hold up the escalations behind it.
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		d.ops.WritePendingStates(wctx)
+		cancel()
+	}
 	for {
 		select {
 		case e, ok := <-d.escalations:
 			if !ok {
-				if d.ops.PendingStates() > 0 {
-					d.ops.WritePendingStates(ctx)
-				}
+				writePending()
 				return
 			}
 			if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
@@ -281,9 +289,7 @@ func (d *Daemon) escalationLoop(ctx context.Context) {
 				d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
 			}
 		case <-retry.C:
-			if d.ops.PendingStates() > 0 {
-				d.ops.WritePendingStates(ctx)
-			}
+			writePending()
 		}
 	}
 }
