@@ -101,17 +101,31 @@ func TestConfigCheckAgreesWithServe(t *testing.T) {
 	}{
 		{"notify", `
 notify:
-  smtp: {addr: "127.0.0.1:25", from: "mailbrake@example.edu", starttls: bogus}
+  smtp: {addr: "127.0.0.1:25", from: "mailbrake@example.edu"}
   helpdesk: ["x@"]
   syslog: {network: udp, addr: "127.0.0.1:514", facility: nonsense}
   per_hour: -1
-`, []string{"notify.smtp.starttls: must be one of", "notify.helpdesk[0]:", "notify.syslog.facility:", "notify.per_hour: must not be negative"}},
+`, []string{"notify.helpdesk[0]:", "notify.syslog.facility:", "notify.per_hour: must not be negative"}},
+		// notify.smtp.starttls and notify.syslog.network are decoded by
+		// Load like the others: a wrong one is refused before notify's own
+		// checks run.
 		{"enumerations", `
 log: {format: xml}
 milter: {on_error: explode}
 password_leak: {sources: [ldap, nis]}
+notify:
+  smtp: {addr: "127.0.0.1:25", from: "mailbrake@example.edu", starttls: bogus}
+  helpdesk: [help@example.edu]
+  syslog: {network: udp6, addr: "127.0.0.1:514"}
+rules:
+  - {name: a, stage: connect, when: [{fact: size, gt: 1}], verdict: defer}
+  - {name: b, direction: outward, when: [{fact: size, gt: 1}], verdict: hold}
 `, []string{`log.format: must be one of text, json, got "xml"`, `milter.on_error: must be one of tempfail, accept, got "explode"`,
-			`password_leak.sources[1]: must be one of ldap, passwd_file, got "nis"`}},
+			`password_leak.sources[1]: must be one of ldap, passwd_file, got "nis"`,
+			`notify.smtp.starttls: must be one of none, opportunistic, required, got "bogus"`,
+			`notify.syslog.network: must be one of udp, tcp, unix, got "udp6"`,
+			`rules[0].stage: must be one of rcpt, eom, got "connect"`,
+			`rules[1].direction: must be one of outbound, inbound, any, got "outward"`}},
 		{"misspelled trigger", `
 playbooks:
   - name: phish

@@ -348,7 +348,7 @@ type NotifySMTPConfig struct {
 	Addr         string   `yaml:"addr" doc:"host:port of the submission server (e.g. the local Postfix on 127.0.0.1:25)."`
 	HelloName    string   `yaml:"hello_name" doc:"EHLO name, also the domain of Message-IDs."`
 	From         string   `yaml:"from" doc:"Sender address."`
-	StartTLS     string   `yaml:"starttls" doc:"none, opportunistic or required."`
+	StartTLS     StartTLS `yaml:"starttls" doc:"none, opportunistic or required."`
 	Username     string   `yaml:"username" doc:"SMTP AUTH user (PLAIN, only over TLS or loopback)."`
 	PasswordFile string   `yaml:"password_file" doc:"File holding the SMTP AUTH password."`
 	CAFile       string   `yaml:"ca_file" doc:"CA certificates (PEM) for STARTTLS."`
@@ -365,10 +365,10 @@ type NotifyWebhookConfig struct {
 
 // NotifySyslogConfig configures syslog.
 type NotifySyslogConfig struct {
-	Network  string `yaml:"network" doc:"udp, tcp or unix; empty: no syslog."`
-	Addr     string `yaml:"addr" doc:"host:port, or the socket path for unix."`
-	Tag      string `yaml:"tag" doc:"APP-NAME."`
-	Facility string `yaml:"facility" doc:"Facility name, e.g. auth, daemon, local0."`
+	Network  SyslogNetwork `yaml:"network" doc:"udp, tcp or unix; empty: no syslog."`
+	Addr     string        `yaml:"addr" doc:"host:port, or the socket path for unix."`
+	Tag      string        `yaml:"tag" doc:"APP-NAME."`
+	Facility string        `yaml:"facility" doc:"Facility name, e.g. auth, daemon, local0."`
 }
 
 // PlaybookConfig is one playbook.
@@ -400,8 +400,8 @@ type AccountsConfig struct {
 type Rule struct {
 	Name      string          `yaml:"name" doc:"Unique rule name."`
 	Reason    string          `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
-	Stage     string          `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
-	Direction string          `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
+	Stage     RuleStage       `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Direction RuleDirection   `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
 	When      []Condition     `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict   *verdict.Action `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
 	Family    verdict.Family  `yaml:"family,omitempty" doc:"The kind of evidence the finding is: volume (how many recipients or messages; the default), scripted, identity, phish or secret. One message scores the highest finding of each family once, so findings driven by the same recipients are one piece of evidence."`
@@ -565,7 +565,7 @@ func Default() *Config {
 		// Five notifications per incident and channel an hour keep one
 		// incident's steps and retries from flooding the help desk.
 		Notify: NotifyConfig{
-			SMTP:     NotifySMTPConfig{HelloName: "localhost", StartTLS: "opportunistic", Timeout: Duration(30 * time.Second)},
+			SMTP:     NotifySMTPConfig{HelloName: "localhost", StartTLS: StartTLSOpportunistic, Timeout: Duration(30 * time.Second)},
 			HelpDesk: []string{}, Admins: []string{},
 			Webhook:     NotifyWebhookConfig{Timeout: Duration(10 * time.Second), Retries: 3},
 			Syslog:      NotifySyslogConfig{Tag: "mailbrake", Facility: "auth"},
@@ -619,7 +619,7 @@ func DefaultRules() []Rule {
 			Name:   "bulk-from-scripted-client",
 			Reason: "bulk-from-scripted-client",
 			Family: verdict.Scripted,
-			Stage:  "eom",
+			Stage:  StageEOM,
 			When: []Condition{
 				{Fact: "client_family", In: []string{"zimbra-html", "zimbra-bare"}},
 				{Fact: "recipient_count", Gt: ptr(50.0)},
@@ -634,7 +634,7 @@ func DefaultRules() []Rule {
 			// refuse, so a legitimate burst is only delayed.
 			Name:   "recipients-per-hour",
 			Reason: "rate-recipients-hour",
-			Stage:  "eom",
+			Stage:  StageEOM,
 			When: []Condition{
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "recipients_1h", Gt: ptr(500.0)},
@@ -647,7 +647,7 @@ func DefaultRules() []Rule {
 			// person; defer at RCPT so the client retries later.
 			Name:   "messages-per-hour",
 			Reason: "rate-messages-hour",
-			Stage:  "rcpt",
+			Stage:  StageRcpt,
 			When: []Condition{
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "messages_1h", Gte: ptr(200.0)},
@@ -659,7 +659,7 @@ func DefaultRules() []Rule {
 			// until the site has checked its own heavy senders.
 			Name:   "recipients-per-day",
 			Reason: "rate-recipients-day",
-			Stage:  "eom",
+			Stage:  StageEOM,
 			When: []Condition{
 				{Fact: "account_source", Ne: ptr("unauthenticated")},
 				{Fact: "recipients_24h", Gt: ptr(2000.0)},

@@ -67,7 +67,7 @@ rules:
 	if c.Policy.Listen != "unix:/run/mailbrake/policy.sock" || c.Milter.Enabled || c.Postfix.SyncInterval.D().Seconds() != 5 {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
-	if len(c.Rules) != 1 || *c.Rules[0].When[0].Gt != 100 || c.Rules[0].StageOrDefault() != "eom" || c.Rules[0].ReasonOrName() != "big" {
+	if len(c.Rules) != 1 || *c.Rules[0].When[0].Gt != 100 || c.Rules[0].StageOrDefault() != StageEOM || c.Rules[0].ReasonOrName() != "big" {
 		t.Fatalf("rules: %+v", c.Rules)
 	}
 	// untouched sections keep their defaults
@@ -144,7 +144,7 @@ rules:
 		"identity.trusted_networks[1]: not a CIDR",
 		"rules[0].when: a rule needs at least one condition",
 		"rules[1].name: duplicate rule name \"a\"",
-		"rules[1].stage: must be rcpt or eom",
+		`rules[1].stage: must be one of rcpt, eom, got "connect"`,
 		"rules[1].verdict: must be one of",
 		"rules[1].when[0]: needs exactly one of",
 		"rules[1].when[1].matches: invalid regular expression",

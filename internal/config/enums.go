@@ -28,7 +28,9 @@ func enumText[T ~int](names []string, v T) ([]byte, error) {
 	return []byte(names[v]), nil
 }
 
-// enumParse is UnmarshalText for an enumeration.
+// enumParse is UnmarshalText for an enumeration. A setting whose empty
+// value means its default (rules[].stage) has "" as the name of its zero
+// value: "" is then taken, and not listed among the names it takes.
 func enumParse[T ~int](names []string, v *T, b []byte) error {
 	for i, n := range names {
 		if n == string(b) {
@@ -36,7 +38,13 @@ func enumParse[T ~int](names []string, v *T, b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("must be one of %s, got %q", strings.Join(names, ", "), b)
+	listed := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "" {
+			listed = append(listed, n)
+		}
+	}
+	return fmt.Errorf("must be one of %s, got %q", strings.Join(listed, ", "), b)
 }
 
 // LogLevel is log.level.
@@ -170,3 +178,72 @@ var passwdSchemes = []string{"SHA512-CRYPT", "BLF-CRYPT"}
 func (v PasswdScheme) String() string                { return enumName(passwdSchemes, v) }
 func (v PasswdScheme) MarshalText() ([]byte, error)  { return enumText(passwdSchemes, v) }
 func (v *PasswdScheme) UnmarshalText(b []byte) error { return enumParse(passwdSchemes, v, b) }
+
+// RuleStage is rules[].stage: where in the transaction a rule is tested.
+// Not set (""), it is eom (StageOrDefault), and a rule without it is
+// written without it (omitempty).
+type RuleStage int
+
+const (
+	StageUnset RuleStage = iota
+	StageRcpt
+	StageEOM
+)
+
+var ruleStages = []string{"", "rcpt", "eom"}
+
+func (v RuleStage) String() string                { return enumName(ruleStages, v) }
+func (v RuleStage) MarshalText() ([]byte, error)  { return enumText(ruleStages, v) }
+func (v *RuleStage) UnmarshalText(b []byte) error { return enumParse(ruleStages, v, b) }
+
+// RuleDirection is rules[].direction: which mail a rule is tested on. Not
+// set (""), it is outbound (DirectionOrDefault), and a rule without it is
+// written without it (omitempty).
+type RuleDirection int
+
+const (
+	DirectionUnset RuleDirection = iota
+	DirectionOutbound
+	DirectionInbound
+	DirectionAny
+)
+
+var ruleDirections = []string{"", "outbound", "inbound", "any"}
+
+func (v RuleDirection) String() string                { return enumName(ruleDirections, v) }
+func (v RuleDirection) MarshalText() ([]byte, error)  { return enumText(ruleDirections, v) }
+func (v *RuleDirection) UnmarshalText(b []byte) error { return enumParse(ruleDirections, v, b) }
+
+// StartTLS is notify.smtp.starttls. String gives the name package notify
+// takes (notify.SMTPConfig.StartTLS).
+type StartTLS int
+
+const (
+	StartTLSNone StartTLS = iota
+	StartTLSOpportunistic
+	StartTLSRequired
+)
+
+var startTLSModes = []string{"none", "opportunistic", "required"}
+
+func (v StartTLS) String() string                { return enumName(startTLSModes, v) }
+func (v StartTLS) MarshalText() ([]byte, error)  { return enumText(startTLSModes, v) }
+func (v *StartTLS) UnmarshalText(b []byte) error { return enumParse(startTLSModes, v, b) }
+
+// SyslogNetwork is notify.syslog.network. Empty ("", the default) is no
+// syslog. String gives the name package notify takes
+// (notify.SyslogConfig.Network).
+type SyslogNetwork int
+
+const (
+	SyslogOff SyslogNetwork = iota
+	SyslogUDP
+	SyslogTCP
+	SyslogUnix
+)
+
+var syslogNetworks = []string{"", "udp", "tcp", "unix"}
+
+func (v SyslogNetwork) String() string                { return enumName(syslogNetworks, v) }
+func (v SyslogNetwork) MarshalText() ([]byte, error)  { return enumText(syslogNetworks, v) }
+func (v *SyslogNetwork) UnmarshalText(b []byte) error { return enumParse(syslogNetworks, v, b) }

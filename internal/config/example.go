@@ -94,6 +94,9 @@ func writeFieldDocs(b *strings.Builder, t reflect.Type, pad string) {
 func scalar(v reflect.Value) string {
 	if tm, ok := v.Interface().(encoding.TextMarshaler); ok && v.Kind() != reflect.String {
 		if out, err := tm.MarshalText(); err == nil {
+			if len(out) == 0 { // an empty setting (notify.syslog.network)
+				return `""`
+			}
 			return string(out)
 		}
 	}

@@ -447,20 +447,12 @@ func (c *Config) Validate() Errors {
 		if reason != "" && !reasonRe.MatchString(reason) {
 			add(p+".reason", "must be kebab-case (a-z, 0-9, -), got %q", reason)
 		}
-		if r.Stage != "" && r.Stage != "rcpt" && r.Stage != "eom" {
-			add(p+".stage", "must be rcpt or eom, got %q", r.Stage)
-		}
-		switch r.Direction {
-		case "", "outbound", "inbound", "any":
-		default:
-			add(p+".direction", "must be outbound, inbound or any, got %q", r.Direction)
-		}
 		if r.Family != "" && (!r.Family.Valid() || r.Family == verdict.State) {
 			add(p+".family", "must be one of volume, scripted, identity, phish, secret, got %q", r.Family)
 		}
 		if r.Verdict == nil {
 			add(p+".verdict", "must be set: one of allow, tag, hold, defer, reject")
-		} else if r.Stage == "rcpt" && (*r.Verdict == verdict.Hold || *r.Verdict == verdict.Tag) {
+		} else if r.Stage == StageRcpt && (*r.Verdict == verdict.Hold || *r.Verdict == verdict.Tag) {
 			add(p+".verdict", "%s is decided at end of message; use stage eom, or defer/reject at rcpt", r.Verdict)
 		}
 		if r.Score < 0 || r.Score > 1000 {
@@ -493,12 +485,22 @@ func (c *Config) Validate() Errors {
 	return errs
 }
 
-// StageOrDefault returns the rule's stage with its default applied.
-func (r Rule) StageOrDefault() string {
-	if r.Stage == "" {
-		return "eom"
+// StageOrDefault returns the rule's stage with its default applied:
+// StageRcpt or StageEOM.
+func (r Rule) StageOrDefault() RuleStage {
+	if r.Stage == StageUnset {
+		return StageEOM
 	}
 	return r.Stage
+}
+
+// DirectionOrDefault returns the rule's direction with its default
+// applied: DirectionOutbound, DirectionInbound or DirectionAny.
+func (r Rule) DirectionOrDefault() RuleDirection {
+	if r.Direction == DirectionUnset {
+		return DirectionOutbound
+	}
+	return r.Direction
 }
 
 // ReasonOrName returns the rule's reason, defaulting to its name.

@@ -488,7 +488,7 @@ func TestReload(t *testing.T) {
 	next := *d.cfg
 	one := 1.0
 	deferVerdict := verdict.Defer
-	next.Rules = append(append([]config.Rule(nil), d.cfg.Rules...), config.Rule{Name: "one-an-hour", Reason: "one-an-hour", Stage: "rcpt",
+	next.Rules = append(append([]config.Rule(nil), d.cfg.Rules...), config.Rule{Name: "one-an-hour", Reason: "one-an-hour", Stage: config.StageRcpt,
 		When: []config.Condition{{Fact: "messages_1h", Gte: &one}}, Verdict: &deferVerdict})
 	r, err := d.Reload(&next)
 	if err != nil {

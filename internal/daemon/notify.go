@@ -11,15 +11,15 @@ import (
 // channel is configured.
 func (d *Daemon) buildNotifier() (*notify.Notifier, error) {
 	n := d.cfg.Notify
-	if n.SMTP.Addr == "" && n.Webhook.URL == "" && n.Syslog.Network == "" {
+	if n.SMTP.Addr == "" && n.Webhook.URL == "" && n.Syslog.Network == config.SyslogOff {
 		return nil, nil
 	}
 	nc := notify.Config{
-		SMTP: notify.SMTPConfig{Addr: n.SMTP.Addr, HelloName: n.SMTP.HelloName, From: n.SMTP.From, StartTLS: n.SMTP.StartTLS,
+		SMTP: notify.SMTPConfig{Addr: n.SMTP.Addr, HelloName: n.SMTP.HelloName, From: n.SMTP.From, StartTLS: n.SMTP.StartTLS.String(),
 			Username: n.SMTP.Username, PasswordFile: n.SMTP.PasswordFile, CAFile: n.SMTP.CAFile, Timeout: n.SMTP.Timeout.D()},
 		HelpDesk: n.HelpDesk, Admins: n.Admins, NotifyUser: n.NotifyUser, HelpDeskContact: n.HelpDeskContact,
 		Webhook:      notify.WebhookConfig{URL: n.Webhook.URL, SecretFile: n.Webhook.SecretFile, Timeout: n.Webhook.Timeout.D(), Retries: n.Webhook.Retries},
-		Syslog:       notify.SyslogConfig{Network: n.Syslog.Network, Addr: n.Syslog.Addr, Tag: n.Syslog.Tag, Facility: n.Syslog.Facility},
+		Syslog:       notify.SyslogConfig{Network: n.Syslog.Network.String(), Addr: n.Syslog.Addr, Tag: n.Syslog.Tag, Facility: n.Syslog.Facility},
 		TemplatesDir: n.TemplatesDir,
 		RateLimit:    notify.RateLimitConfig{PerIncident: n.PerIncident, PerHour: n.PerHour},
 	}

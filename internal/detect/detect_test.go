@@ -99,7 +99,7 @@ func TestNoveltyFactsInRules(t *testing.T) {
 	if v.Action != engine.ActionTag || len(v.Reasons) != 1 || v.Reasons[0] != "mostly-external" {
 		t.Fatalf("verdict %+v", v)
 	}
-	cfg.Rules[0].Stage = "rcpt"
+	cfg.Rules[0].Stage = config.StageRcpt
 	cfg.Rules[0].Verdict = verdict.Defer.Ptr()
 	if _, errs := engine.Compile(cfg.Rules); len(errs) == 0 || !strings.Contains(errs.Error(), "end of message") {
 		t.Fatalf("novelty fact at rcpt: %v", errs)

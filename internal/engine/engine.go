@@ -299,7 +299,7 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			}
 		}
 	}
-	e.applyRules(t, &f, sub.Stage, Inbound, &v, trusted)
+	e.applyRules(t, &f, sub.Stage, Outbound, &v, trusted)
 	if sub.Stage == StageEOM && e.o.Scores != nil && sub.Account != Unauthenticated {
 		// The message's score: each family's highest finding, once, over
 		// what both paths reported. Findings driven by the same
@@ -408,12 +408,12 @@ func (v *Verdict) add(fd Finding) {
 	}
 }
 
-// applyRules adds a finding for every rule of stage that matches, skipping
-// rules of direction skip.
-func (e *Engine) applyRules(t *tuned, f *facts, stage Stage, skip Direction, v *Verdict, adjust func(Finding) Finding) {
+// applyRules adds a finding for every rule of stage and direction dir that
+// matches.
+func (e *Engine) applyRules(t *tuned, f *facts, stage Stage, dir Direction, v *Verdict, adjust func(Finding) Finding) {
 	for i := range t.rules {
 		r := &t.rules[i]
-		if r.stage != stage || r.dir == string(skip) {
+		if r.stage != stage || !r.on(dir) {
 			continue
 		}
 		matched := true
@@ -487,7 +487,7 @@ func (e *Engine) evaluateInbound(ctx context.Context, sub *Submission, t *tuned)
 		}
 	}
 	f := facts{sub: sub}
-	e.applyRules(t, &f, StageEOM, Outbound, &v, func(fd Finding) Finding { return fd })
+	e.applyRules(t, &f, StageEOM, Inbound, &v, func(fd Finding) Finding { return fd })
 	if t.shadow {
 		v.Shadow, v.Action = v.Action, ActionAllow
 	} else {

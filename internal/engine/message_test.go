@@ -116,7 +116,7 @@ func TestOneRecipientRCPTOnlyAndMilter(t *testing.T) {
 // defers at RCPT when only RCPT requests arrive; the deferred recipient is
 // not sent and not charged.
 func TestRateLimitWithRCPTOnlyWiring(t *testing.T) {
-	rules := []config.Rule{{Name: "mph", Reason: "rate-messages-hour", Stage: "rcpt", Verdict: verdict.Defer.Ptr(),
+	rules := []config.Rule{{Name: "mph", Reason: "rate-messages-hour", Stage: config.StageRcpt, Verdict: verdict.Defer.Ptr(),
 		When: []config.Condition{{Fact: "messages_1h", Gte: ptr(5.0)}}}}
 	e, c := newEngine(t, rules)
 	var deferred int

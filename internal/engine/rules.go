@@ -140,7 +140,7 @@ type rule struct {
 	name    string
 	reason  Reason
 	stage   Stage
-	dir     string // outbound, inbound or any
+	dir     config.RuleDirection // outbound, inbound or any (never unset)
 	conds   []condition
 	action  Action
 	dryRun  bool
@@ -148,6 +148,17 @@ type rule struct {
 	text    string
 	usesCnt bool // tests a counter fact
 	day     bool // tests a day window and no hour window (Finding.Day)
+}
+
+// on reports whether the rule is tested on mail of direction d.
+func (r *rule) on(d Direction) bool {
+	switch r.dir {
+	case config.DirectionAny:
+		return true
+	case config.DirectionInbound:
+		return d == Inbound
+	}
+	return d == Outbound
 }
 
 func isCounter(fact string) bool {
@@ -178,19 +189,20 @@ func Compile(rules []config.Rule) ([]rule, config.Errors) {
 		if fam == "" {
 			fam = verdict.Volume
 		}
+		stage := StageEOM
+		if r.StageOrDefault() == config.StageRcpt {
+			stage = StageRcpt
+		}
 		cr := rule{
 			name:   r.Name,
 			family: fam,
 			reason: Reason(r.ReasonOrName()),
-			stage:  Stage(r.StageOrDefault()),
-			dir:    r.Direction,
+			stage:  stage,
+			dir:    r.DirectionOrDefault(),
 			action: act,
 			dryRun: r.DryRun,
 			score:  r.Score,
 			text:   r.Text,
-		}
-		if cr.dir == "" {
-			cr.dir = string(Outbound)
 		}
 		hourFact := false
 		for j, c := range r.When {

@@ -35,8 +35,8 @@ func TestSharedCountersDecideAsMemory(t *testing.T) {
 		t.Fatal("the daemon's shared counters do not read and charge in one call")
 	}
 	rules := []config.Rule{
-		{Name: "rph", Reason: "rate-recipients-hour", Stage: "rcpt", Verdict: verdict.Defer.Ptr(), When: []config.Condition{{Fact: "recipients_1h", Gt: ptr(40.0)}}},
-		{Name: "mph", Reason: "rate-messages-hour", Stage: "rcpt", Verdict: verdict.Defer.Ptr(), When: []config.Condition{{Fact: "messages_1h", Gte: ptr(9.0)}}},
+		{Name: "rph", Reason: "rate-recipients-hour", Stage: config.StageRcpt, Verdict: verdict.Defer.Ptr(), When: []config.Condition{{Fact: "recipients_1h", Gt: ptr(40.0)}}},
+		{Name: "mph", Reason: "rate-messages-hour", Stage: config.StageRcpt, Verdict: verdict.Defer.Ptr(), When: []config.Condition{{Fact: "messages_1h", Gte: ptr(9.0)}}},
 	}
 	mem := counter.NewMemory()
 	em, err := engine.New(engine.Options{Rules: rules, Counters: mem, OnError: engine.ActionAllow})
