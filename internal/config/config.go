@@ -337,7 +337,7 @@ type NotifyConfig struct {
 	NotifyUser      bool                `yaml:"notify_user" doc:"Also mail the user's recovery address when the account is contained: directory.ldap.recovery_address_attribute, else Zimbra's zimbraPrefPasswordRecoveryAddress; without either, nothing is sent to the user."`
 	HelpDeskContact string              `yaml:"helpdesk_contact" doc:"How users reach the help desk (phone, room), quoted in the mail to the user."`
 	Webhook         NotifyWebhookConfig `yaml:"webhook" doc:"JSON POST signed with HMAC-SHA256 (X-Mailbrake-Signature); empty url: none."`
-	Syslog          NotifySyslogConfig  `yaml:"syslog" doc:"RFC 5424 lines to a syslog server; empty network: none."`
+	Syslog          NotifySyslogConfig  `yaml:"syslog" doc:"RFC 5424 lines to a syslog server; no network and no addr: none."`
 	TemplatesDir    string              `yaml:"templates_dir" doc:"Directory with helpdesk.txt, admin.txt, user.txt (text/template) replacing the built-in mails."`
 	PerIncident     int                 `yaml:"per_incident" doc:"At most this many notifications per channel and incident in an hour."`
 	PerHour         int                 `yaml:"per_hour" doc:"At most this many notifications per channel in an hour."`
@@ -365,7 +365,7 @@ type NotifyWebhookConfig struct {
 
 // NotifySyslogConfig configures syslog.
 type NotifySyslogConfig struct {
-	Network  SyslogNetwork `yaml:"network" doc:"udp, tcp or unix; empty: no syslog."`
+	Network  SyslogNetwork `yaml:"network" doc:"udp, tcp or unix; empty: udp when addr is set, else no syslog."`
 	Addr     string        `yaml:"addr" doc:"host:port, or the socket path for unix."`
 	Tag      string        `yaml:"tag" doc:"APP-NAME."`
 	Facility string        `yaml:"facility" doc:"Facility name, e.g. auth, daemon, local0."`
