@@ -265,23 +265,38 @@ func (d *Daemon) escalationLoop(ctx context.Context) {
 	// States set while the records store did not answer are written when
 	// it does: tried every few seconds, and once more as the queue ends
 	// (what is left stays in the spool for the next start).
-	retry := time.NewTicker(pendingStateRetry)
+	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
-	writePending := func() {
+	// Tried again after pendingStateRetry, doubling while the store does
+	// not answer (to pendingStateRetryMax): a store that takes no writes
+	// (SQLite locked by another process) has one writer at a time, and
+	// the hold writer and the incident reporter wait for it too.
+	backoff, next := pendingStateRetry, time.Now().Add(pendingStateRetry)
+	writePending := func(force bool) {
 		if d.ops.PendingStates() == 0 {
+			backoff, next = pendingStateRetry, time.Now().Add(pendingStateRetry)
+			return
+		}
+		if !force && time.Now().Before(next) {
 			return
 		}
 		// A store that stops answering without closing the connection
 		// must not hold up the escalations behind it.
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		d.ops.WritePendingStates(wctx)
+		left := d.ops.WritePendingStates(wctx)
 		cancel()
+		if left > 0 {
+			backoff = min(2*backoff, pendingStateRetryMax)
+		} else {
+			backoff = pendingStateRetry
+		}
+		next = time.Now().Add(backoff)
 	}
 	for {
 		select {
 		case e, ok := <-d.escalations:
 			if !ok {
-				writePending()
+				writePending(true)
 				return
 			}
 			if _, err := d.ops.Escalate(ctx, e.account, e.to, e.reason); err != nil {
@@ -289,14 +304,18 @@ func (d *Daemon) escalationLoop(ctx context.Context) {
 				d.log.Error("changing account state failed", "account", e.account, "to", e.to, "err", err)
 			}
 		case <-retry.C:
-			writePending()
+			writePending(false)
 		}
 	}
 }
 
-// pendingStateRetry is how often account states waiting for the records
-// store are tried again.
-const pendingStateRetry = 5 * time.Second
+// pendingStateRetry is how soon account states waiting for the records
+// store are tried again, doubling to pendingStateRetryMax while it does
+// not answer.
+const (
+	pendingStateRetry    = 10 * time.Second
+	pendingStateRetryMax = 2 * time.Minute
+)
 
 // queueEscalation queues a state change; it never blocks the request path.
 func (d *Daemon) queueEscalation(account string, to store.AccountState, reason string) {

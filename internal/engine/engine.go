@@ -212,6 +212,10 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		pc     store.PeekCharger
 		dm, dr int64
 	}
+	// rcptFindings: what the RCPT-stage rules found at end of message
+	// without deferring (dry runs), for a message the policy path did
+	// not check (rcptUnchecked).
+	var rcptFindings []Finding
 	switch sub.Stage {
 	case StageRcpt:
 		n := 1
@@ -252,6 +256,32 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		if sub.RecipientCount < len(sub.Recipients) {
 			sub.RecipientCount = len(sub.Recipients)
 		}
+		if e.rcptUnchecked(sub, m) {
+			// The RCPT-stage rules (rate limits that defer) as the last
+			// RCPT would have seen them: the account's messages before
+			// this one, its recipients with this message's. A message
+			// they defer or reject is not sent: nothing is charged,
+			// learned or scored, as for recipients deferred at RCPT.
+			before, perr := e.counters.Peek(ctx, sub.Account, sub.Time)
+			if perr != nil {
+				err = perr
+				break
+			}
+			rf := facts{sub: sub, totals: before}
+			rf.totals.Recipients1h += int64(sub.RecipientCount)
+			rf.totals.Recipients24h += int64(sub.RecipientCount)
+			rv := Verdict{Action: ActionAllow, Totals: before, AccountState: store.AccountNormal}
+			e.applyRules(t, &rf, StageRcpt, Outbound, &rv, func(fd Finding) Finding { return fd })
+			if rv.Action >= ActionDefer && !t.shadow {
+				if e.o.States != nil {
+					rv.AccountState = e.o.States.AccountState(sub.Account)
+				}
+				return e.finish(t, rv), nil
+			}
+			// Dry runs, or a deferral shadow mode lets through (the
+			// message is sent, so charged as any).
+			rcptFindings = rv.Findings
+		}
 		f.totals, err = e.charge(ctx, sub, m, key, 1, int64(sub.RecipientCount))
 	default:
 		return Verdict{}, fmt.Errorf("engine: unknown stage %q", sub.Stage)
@@ -266,6 +296,9 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 	v := Verdict{Action: ActionAllow, Totals: f.totals, AccountState: store.AccountNormal}
 	if e.o.States != nil && sub.Account != Unauthenticated {
 		v.AccountState = e.o.States.AccountState(sub.Account)
+	}
+	for _, fd := range rcptFindings {
+		v.add(fd)
 	}
 	if sub.Stage == StageEOM && v.AccountState.Rank() >= store.AccountRestricted.Rank() {
 		r := ReasonAccountRestricted
@@ -350,6 +383,11 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			e.log.Warn("charging at RCPT failed", "account", sub.Account, "instance", sub.Instance, "err", cerr)
 		}
 	}
+	return e.finish(t, v), nil
+}
+
+// finish applies shadow mode and the default reply text.
+func (e *Engine) finish(t *tuned, v Verdict) Verdict {
 	if t.shadow {
 		v.Shadow, v.Action, v.Escalate = v.Action, ActionAllow, ""
 	} else {
@@ -363,7 +401,20 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			v.Text = e.rejectText
 		}
 	}
-	return v, nil
+	return v
+}
+
+// rcptUnchecked reports whether a message at end of message on the
+// milter had none of its recipients checked at RCPT: the message book
+// (which links the policy path's requests to the milter's message, as it
+// does to charge a message once) has no RCPT of it. That is every message
+// of a milter-only site — Zimbra, whose zmconfigd drops a policy service
+// — and relayed webmail, whose account the policy path cannot read.
+func (e *Engine) rcptUnchecked(sub *Submission, m *message) bool {
+	if sub.Path != PathMilter || sub.Direction != Outbound || sub.Account == Unauthenticated {
+		return false
+	}
+	return m == nil || m.countSoFar() == 0
 }
 
 func evidence(r *rule, f *facts) string {

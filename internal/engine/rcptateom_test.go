@@ -1,0 +1,113 @@
+package engine_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/mailbrake/mailbrake/internal/config"
+	"github.com/mailbrake/mailbrake/internal/counter"
+	"github.com/mailbrake/mailbrake/internal/engine"
+	"github.com/mailbrake/mailbrake/internal/verdict"
+)
+
+// threePerHour is a RCPT-stage rate limit like the default
+// messages-per-hour, at 3.
+func threePerHour() []config.Rule {
+	three := 3.0
+	unauth := "unauthenticated"
+	return []config.Rule{{Name: "messages-per-hour", Reason: "rate-messages-hour", Stage: config.StageRcpt,
+		When:    []config.Condition{{Fact: "account_source", Ne: &unauth}, {Fact: "messages_1h", Gte: &three}},
+		Verdict: verdict.Defer.Ptr()}}
+}
+
+// webmail is a message Zimbra's mailbox server relays: the milter names
+// the account from the relay's header; the policy path cannot.
+func webmail(qid string, source engine.AccountSource) *engine.Submission {
+	return &engine.Submission{Stage: engine.StageEOM, Path: engine.PathMilter, Account: "eve@example.edu", AccountSource: source,
+		ClientAddress: relay, ClientPort: 41000, Sender: "eve@example.edu", Recipients: []string{"a@example.org", "b@example.org"},
+		RecipientCount: 2, QueueID: qid, TrustedClient: true}
+}
+
+// TestRcptRulesAtEndOfMessage: when no RCPT of a message reached the
+// policy path (a milter-only site such as Zimbra, whose zmconfigd drops a
+// policy service; relayed webmail, whose account the policy path cannot
+// read), the RCPT-stage rate limits apply at end of message — the 4th
+// message in an hour is deferred, and a deferred message is not charged,
+// as a recipient deferred at RCPT is not. Shadow mode lets the deferral
+// through and charges the message.
+func TestRcptRulesAtEndOfMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		shadow   bool
+		source   engine.AccountSource
+		deferred bool
+	}{
+		{"relayed webmail", false, engine.SourceHeader, true},
+		{"SASL, milter only", false, engine.SourceSASL, true},
+		{"shadow", true, engine.SourceHeader, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := counter.NewMemory()
+			e, err := engine.New(engine.Options{Rules: threePerHour(), Counters: c, OnError: engine.ActionAllow, Shadow: tc.shadow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if v := eval(t, e, webmail(fmt.Sprintf("4Q%d", i), tc.source)); v.Action != engine.ActionAllow {
+					t.Fatalf("message %d: %+v", i+1, v)
+				}
+			}
+			v := eval(t, e, webmail("4Q3", tc.source))
+			got := totals(t, c, "eve@example.edu")
+			if !tc.deferred {
+				if v.Action != engine.ActionAllow || got.Messages1h != 4 {
+					t.Fatalf("4th message: %s (shadow %s), counted %+v; want it sent and counted", v.Action, v.Shadow, got)
+				}
+				if tc.shadow && (v.Shadow != engine.ActionDefer || !slices.Contains(v.Reasons, "rate-messages-hour")) {
+					t.Fatalf("shadow mode does not say what it would have done: %+v", v)
+				}
+				return
+			}
+			if v.Action != engine.ActionDefer || !slices.Contains(v.Reasons, "rate-messages-hour") || v.Text == "" {
+				t.Fatalf("4th message: %+v, want a deferral for rate-messages-hour", v)
+			}
+			if got.Messages1h != 3 || got.Recipients1h != 6 {
+				t.Fatalf("after the deferral: %+v, want 3 messages and 6 recipients (the deferred one not charged)", got)
+			}
+		})
+	}
+}
+
+// TestRcptRulesNotCheckedTwice: a message whose recipients the policy
+// path checked at RCPT is not checked again at the milter's end of
+// message, where the counts already include it: the 3rd message of an
+// account limited to 3 an hour goes.
+func TestRcptRulesNotCheckedTwice(t *testing.T) {
+	c := counter.NewMemory()
+	e, err := engine.New(engine.Options{Rules: threePerHour(), Counters: c, OnError: engine.ActionAllow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		qid := fmt.Sprintf("4QB%d", i)
+		port := uint16(42000 + i)
+		for j, to := range []string{"a@example.org", "b@example.org"} {
+			q := qid
+			if j == 0 {
+				q = ""
+			}
+			if v := eval(t, e, rcpt(fmt.Sprintf("b%d", i), q, port, to)); v.Action != engine.ActionAllow {
+				t.Fatalf("message %d RCPT %s: %+v", i+1, to, v)
+			}
+		}
+		v := eval(t, e, &engine.Submission{Stage: engine.StageEOM, Path: engine.PathMilter, Account: "alice@example.edu", AccountSource: engine.SourceSASL,
+			ClientAddress: client, ClientPort: port, Sender: "alice@example.edu", Recipients: []string{"a@example.org", "b@example.org"}, RecipientCount: 2, QueueID: qid})
+		if v.Action != engine.ActionAllow {
+			t.Fatalf("message %d at the milter's end of message: %+v", i+1, v)
+		}
+	}
+	if got := totals(t, c, "alice@example.edu"); got.Messages1h != 3 || got.Recipients1h != 6 {
+		t.Fatalf("counted %+v", got)
+	}
+}
