@@ -70,21 +70,23 @@ func TestLoginSessionLogout(t *testing.T) {
 	if err := s.Logout(ctx, p.SessionID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Session(p.SessionID); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := s.Session(ctx, p.SessionID); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("session after logout: %v", err)
 	}
 	// A session ends after MaxAge however active it is.
 	p, _ = s.Login(ctx, "alice", "correct horse battery", "192.0.2.1")
 	for i := 0; i < 13; i++ {
 		clk.add(59 * time.Minute)
-		_, err = s.Session(p.SessionID)
+		_, err = s.Session(ctx, p.SessionID)
 	}
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("session older than MaxAge: %v", err)
 	}
 	p, _ = s.Login(ctx, "alice", "correct horse battery", "192.0.2.1")
-	s.EndSessions("alice")
-	if _, err := s.Session(p.SessionID); !errors.Is(err, ErrUnauthenticated) {
+	if err := s.EndSessions(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, p.SessionID); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatal("EndSessions left a session")
 	}
 }

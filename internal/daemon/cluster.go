@@ -268,6 +268,7 @@ type recordStore interface {
 	store.Accounts
 	store.Incidents
 	store.Users
+	store.Sessions
 	store.Trust
 	store.Retention
 	Ping(ctx context.Context) error
