@@ -109,11 +109,16 @@ func Gate(m Methods, a Authenticator, log *slog.Logger) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 			p, err := a.Authenticate(r)
 			if err != nil {
-				// An API token is looked up in the records store: when
-				// that does not answer, say so rather than refuse it.
+				// API tokens and sessions are looked up in the records
+				// store: when that does not answer, say so rather than
+				// refuse them.
 				if ex, ok := m.(Explainer); ok && !errors.Is(err, auth.ErrUnauthenticated) {
 					if err := ex.Explain(r.Context(), err); errors.Is(err, ErrUnavailable) {
-						gateError(w, http.StatusServiceUnavailable, "cannot check the API token: "+err.Error())
+						what := "the session"
+						if r.Header.Get("Authorization") != "" {
+							what = "the API token"
+						}
+						gateError(w, http.StatusServiceUnavailable, "cannot check "+what+": "+err.Error())
 						return
 					}
 				}

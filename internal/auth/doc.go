@@ -5,6 +5,12 @@
 // check the Permission an operation needs; the admin unix socket keeps its
 // own rule (file permissions) and acts as admin.
 //
-// It does not render pages or serve the API (internal/web does), and it
-// stores through the Store interface (internal/store/sqlite implements it).
+// Users, API tokens and sessions live in the records store (the Store
+// interface: internal/store/sqlite, or internal/store/postgres shared by
+// the nodes of a cluster), sessions by the SHA-256 of their ID: every
+// node knows each session, and one ended on any node — signed out, or its
+// user removed or changed — is refused on all of them at its next request.
+// Login failures are counted in each node's memory.
+//
+// It does not render pages or serve the API (internal/web does).
 package auth

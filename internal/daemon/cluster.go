@@ -272,6 +272,7 @@ type recordStore interface {
 	store.Accounts
 	store.Incidents
 	store.Users
+	store.Sessions
 	store.Trust
 	store.Retention
 	Ping(ctx context.Context) error

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -547,6 +548,7 @@ func TestReload(t *testing.T) {
 
 // TestRetentionPrunesAtStart (issue 14): the daemon prunes what
 // retention.* lets go, at start and hourly; a message still held stays.
+// Expired web sessions go too; a live one stays.
 func TestRetentionPrunesAtStart(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	st, err := sqlite.Open(t.Context(), filepath.Join(data, "mailbrake.db"), nil)
@@ -565,6 +567,14 @@ func TestRetentionPrunesAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
+	expired := store.Session{Hash: bytes.Repeat([]byte{1}, 32), User: "alice", Role: "admin", UserUpdated: old, Created: now.Add(-3 * time.Hour), Seen: now.Add(-2 * time.Hour)}
+	live := store.Session{Hash: bytes.Repeat([]byte{2}, 32), User: "alice", Role: "admin", UserUpdated: old, Created: now.Add(-3 * time.Hour), Seen: now.Add(-time.Minute)}
+	for _, se := range []store.Session{expired, live} {
+		if err := st.PutSession(t.Context(), se); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st.Close()
 	d := startInProcess(t, func(c *config.Config) { c.DataDir = data })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -577,5 +587,16 @@ func TestRetentionPrunesAtStart(t *testing.T) {
 	}
 	if h, err := d.store.GetHold(t.Context(), held.ID); err != nil || h.Preview != "y" {
 		t.Fatalf("a message still held was pruned: %+v %v", h, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := d.store.GetSession(t.Context(), expired.Hash); errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a web session idle for two hours was not pruned")
+		}
+	}
+	if _, err := d.store.GetSession(t.Context(), live.Hash); err != nil {
+		t.Fatalf("a live web session was pruned: %v", err)
 	}
 }

@@ -874,8 +874,24 @@ func (d *Daemon) startLoops() {
 				d.log.Info("old records pruned", "previews_cleared", n.Previews, "holds_deleted", n.Holds, "audit_deleted", n.Audit)
 			}
 		}
+		// Web sessions past their idle time or maximal age (refused
+		// already; every node prunes the records it uses).
+		pruneSessions := func(time.Time) {
+			n, err := d.auth.PruneSessions(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.metrics.storeErrors.WithLabelValues("prune").Inc()
+					d.log.Warn("pruning expired web sessions failed", "err", err)
+				}
+				return
+			}
+			if n > 0 {
+				d.log.Info("expired web sessions pruned", "sessions", n)
+			}
+		}
 		prune(time.Now())
-		every(ctx, time.Hour, prune)
+		pruneSessions(time.Now())
+		every(ctx, time.Hour, func(now time.Time) { prune(now); pruneSessions(now) })
 	})
 	// Accounts that stopped sending are forgotten hourly, in memory and
 	// (at the next snapshot) in the store: memory follows the accounts

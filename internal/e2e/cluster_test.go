@@ -305,10 +305,36 @@ func TestClusterRecordsShared(t *testing.T) {
 	pg := shared.pg
 	inA, dA := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-a"))
 	_, dB := startPair(t, true, false, postfixtest.Options{}, shared.config("mta-b"))
-	// An admin of the web UI on node B (users are records: made while
-	// PostgreSQL answers; the session lives in B's memory).
+	// An admin of the web UI on node B (users and sessions are records:
+	// made while PostgreSQL answers).
 	addUser(t, dB, "admin", "admin", "an-Admin-Password-4-B")
 	webB := webSession(t, dB, "admin", "an-Admin-Password-4-B")
+	// A session begun on node B is valid on node A (a load balancer may
+	// send the next request to either); carol, demoted on node A, has
+	// lost her admin session on node B at her next request, and removed
+	// there, she is signed out on both.
+	addUser(t, dA, "carol", "admin", "a-Carol-Password-4-A")
+	carol := webSignIn(t, dB, "carol", "a-Carol-Password-4-A")
+	const carolAdmin = `<span class="who">carol <span class="role">admin</span>`
+	for _, d := range []*daemon{dA, dB} {
+		if code, page := carol(d, "/users"); code != 200 || !strings.Contains(page, carolAdmin) {
+			t.Fatalf("carol's session on %s: %d\n%.2000s", d.httpAddr(), code, page)
+		}
+	}
+	addUser(t, dA, "carol", "viewer", "a-Carol-Password-4-A")
+	if code, page := carol(dB, "/users"); code != 200 || strings.Contains(page, "Sign out") || !strings.Contains(page, `type="password"`) {
+		t.Fatalf("carol demoted on node A: node B gives %d\n%.2000s", code, page)
+	}
+	carol = webSignIn(t, dB, "carol", "a-Carol-Password-4-A")
+	if code, page := carol(dA, "/users"); code != http.StatusForbidden || !strings.Contains(page, `<span class="who">carol <span class="role">viewer</span>`) {
+		t.Fatalf("carol signed in again as a viewer: node A gives %d\n%.2000s", code, page)
+	}
+	dA.mustCLI("user", "remove", "carol")
+	for _, d := range []*daemon{dA, dB} {
+		if code, page := carol(d, "/"); code != 200 || strings.Contains(page, "Sign out") || !strings.Contains(page, `type="password"`) {
+			t.Fatalf("carol removed: %s gives %d\n%.2000s", d.httpAddr(), code, page)
+		}
+	}
 	token := strings.TrimSpace(dB.mustCLI("token", "create", "monitoring", "--role", "viewer"))
 	if nl := nodesOf(t, dB); !nl.Shared || len(nl.Nodes) != 2 || nl.Nodes[0].Name != "mta-a" || nl.Nodes[0].State != api.NodeUp ||
 		nl.Nodes[1].Name != "mta-b" || !nl.Nodes[1].Self || nl.Nodes[0].Self {
@@ -410,6 +436,12 @@ func TestClusterRecordsShared(t *testing.T) {
 		t.Fatalf("node A back: node B lists %+v", a)
 	}
 
+	// dave signs in on node A just before PostgreSQL stops: node A,
+	// which checked his session then, goes on with it during the outage
+	// (auth.OutageGrace); node B never checked it and says it cannot.
+	addUser(t, dA, "dave", "viewer", "a-Dave-Password-4-A")
+	dave := webSignIn(t, dA, "dave", "a-Dave-Password-4-A")
+
 	// PostgreSQL stopped mid-stream: the message is still held (Postfix's
 	// hold queue), its record kept by node A and written once PostgreSQL
 	// is back — one record.
@@ -451,6 +483,12 @@ func TestClusterRecordsShared(t *testing.T) {
 		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "cannot check the API token: PostgreSQL does not answer") {
 			t.Fatalf("a token while PostgreSQL is down: %d %s", res.StatusCode, b)
 		}
+	}
+	if code, body := dave(dA, "/api/v1/status"); code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Node != "mta-a" {
+		t.Fatalf("dave's session on node A while PostgreSQL is down: %d %s", code, body)
+	}
+	if code, body := dave(dB, "/api/v1/status"); code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot check the session: PostgreSQL does not answer") {
+		t.Fatalf("dave's session, never seen by node B, while PostgreSQL is down: %d %s", code, body)
 	}
 	if out, err := dB.cli("account", "restrict", "mallory@campus.example", "--reason", "while postgres is down"); err == nil ||
 		!strings.Contains(err.Error(), "PostgreSQL does not answer") || strings.Contains(err.Error(), "dial") {
@@ -522,6 +560,18 @@ func nodesOf(t *testing.T, d *daemon) api.NodeList {
 // session: its status and body.
 func webSession(t *testing.T, d *daemon, user, pw string) func(path string) (int, string) {
 	t.Helper()
+	get := webSignIn(t, d, user, pw)
+	return func(path string) (int, string) {
+		t.Helper()
+		return get(d, path)
+	}
+}
+
+// webSignIn signs in to d's web UI and returns a GET of a path, with the
+// session's cookie, on any node's web UI: its status and body (a
+// redirect followed).
+func webSignIn(t *testing.T, d *daemon, user, pw string) func(on *daemon, path string) (int, string) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	base := "http://" + d.httpAddr()
@@ -533,9 +583,19 @@ func webSession(t *testing.T, d *daemon, user, pw string) func(path string) (int
 	if res.StatusCode != 200 || res.Request.URL.Path != "/" {
 		t.Fatalf("login as %s: %d at %s", user, res.StatusCode, res.Request.URL)
 	}
-	return func(path string) (int, string) {
+	cookies := jar.Cookies(&url.URL{Scheme: "http", Host: d.httpAddr(), Path: "/"})
+	return func(on *daemon, path string) (int, string) {
 		t.Helper()
-		res, err := c.Get(base + path)
+		req, err := http.NewRequest("GET", "http://"+on.httpAddr()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cookie as the browser holds it, for whichever node (a
+		// jar keys cookies by host, and the nodes here share one).
+		jar, _ := cookiejar.New(nil)
+		jar.SetCookies(req.URL, cookies)
+		c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+		res, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

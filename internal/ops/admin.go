@@ -363,9 +363,7 @@ func (s *Service) PutUser(ctx context.Context, r api.PutUserRequest) (*store.Use
 	if err := s.Users.PutUser(ctx, *u); err != nil {
 		return nil, err
 	}
-	if s.Sessions != nil {
-		s.Sessions.EndSessions(u.Name)
-	}
+	s.endSessions(ctx, u.Name)
 	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditUser, "user:"+u.Name, "set "+strings.Join(changed, ", "))
 	u.Hash = ""
 	return u, nil
@@ -379,9 +377,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 	if err := s.Users.DeleteUser(ctx, name); err != nil {
 		return err
 	}
-	if s.Sessions != nil {
-		s.Sessions.EndSessions(name)
-	}
+	s.endSessions(ctx, name)
 	s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditUser, "user:"+name, "removed")
 	// The API tokens the user created go with the user: a removed admin's
 	// script must not keep the admin's rights.
@@ -399,6 +395,18 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 		s.audit(ctx, api.ActorFrom(ctx).Name, store.AuditToken, "token:"+t.ID, fmt.Sprintf("revoked with its creator %s", name))
 	}
 	return nil
+}
+
+// endSessions ends a changed or removed user's sessions on every node. A
+// failure is logged, not the request's: the change is made, and a session
+// whose user changed since it began is refused anyway.
+func (s *Service) endSessions(ctx context.Context, name string) {
+	if s.Sessions == nil {
+		return
+	}
+	if err := s.Sessions.EndSessions(ctx, name); err != nil {
+		s.Log.Warn("ending a changed user's sessions failed; each is refused at its next request, its user having changed", "user", name, "err", err)
+	}
 }
 
 // ListTokens implements api.Methods.

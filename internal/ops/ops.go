@@ -82,7 +82,9 @@ type Service struct {
 	Tokens interface {
 		CreateToken(ctx context.Context, name string, role auth.Role, ttl time.Duration, by string) (store.Token, string, error)
 	}
-	Sessions interface{ EndSessions(name string) }
+	Sessions interface {
+		EndSessions(ctx context.Context, name string) error
+	}
 	// Events, when set, is told of what ops does where it happens
 	// (metrics).
 	Events Events

@@ -204,6 +204,55 @@ func TestRemovedUsersTokensRevoked(t *testing.T) {
 	}
 }
 
+// TestUserChangeEndsSessionsOnEveryNode: an admin on node A removes,
+// demotes or resets the password of bob, signed in on node B (two auth
+// Services over one store): bob's session on node B is refused at its
+// next request.
+func TestUserChangeEndsSessionsOnEveryNode(t *testing.T) {
+	s, _, _ := newService(t)
+	st := s.Store.(*sqlite.Store)
+	nodeA, nodeB := auth.New(st, auth.Options{}), auth.New(st, auth.Options{})
+	s.Users, s.Tokens, s.Sessions = st, nodeA, nodeA
+	ctx := admin(t.Context())
+	const pw = "correct horse battery"
+	signIn := func() string {
+		t.Helper()
+		p, err := nodeB.Login(ctx, "bob", pw, "192.0.2.9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := nodeB.Session(ctx, p.SessionID); err != nil || got.Name != "bob" {
+			t.Fatalf("bob's session on node B: %+v, %v", got, err)
+		}
+		return p.SessionID
+	}
+	for _, change := range []struct {
+		name string
+		do   func() error
+	}{
+		{"demoted", func() error {
+			_, err := s.PutUser(ctx, api.PutUserRequest{Name: "bob", Role: "viewer"})
+			return err
+		}},
+		{"password reset", func() error {
+			_, err := s.PutUser(ctx, api.PutUserRequest{Name: "bob", Password: "another horse battery"})
+			return err
+		}},
+		{"removed", func() error { return s.RemoveUser(ctx, "bob") }},
+	} {
+		if _, err := s.PutUser(ctx, api.PutUserRequest{Name: "bob", Role: "admin", Password: pw}); err != nil {
+			t.Fatal(err)
+		}
+		id := signIn()
+		if err := change.do(); err != nil {
+			t.Fatalf("%s: %v", change.name, err)
+		}
+		if got, err := nodeB.Session(ctx, id); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("bob %s on node A: his session on node B gives %+v, %v", change.name, got, err)
+		}
+	}
+}
+
 // TestAccountNamesNormalised: an admin's '<User9@Example.edu>' is the
 // account the engine charges (issue 13): one normalisation everywhere.
 func TestAccountNamesNormalised(t *testing.T) {

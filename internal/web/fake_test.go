@@ -84,7 +84,7 @@ func (f *fakeMethods) ListNodes(context.Context) (*api.NodeList, error) {
 func (f *fakeMethods) Explain(_ context.Context, err error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.storeDown && err != nil && err.Error() == driverError {
+	if f.storeDown && err != nil && strings.Contains(err.Error(), driverError) {
 		return fmt.Errorf("PostgreSQL does not answer: mailbrake's records can be neither read nor changed until it is back (%w)", api.ErrUnavailable)
 	}
 	return err
@@ -402,6 +402,9 @@ type fakeAuth struct {
 	users    map[string]fakeUser
 	sessions map[string]auth.Principal
 	tokens   map[string]auth.Principal
+	// storeDown: a session cannot be read (the records store does not
+	// answer, and this node has not checked it lately).
+	storeDown bool
 }
 
 type fakeUser struct {
@@ -470,6 +473,9 @@ func (a *fakeAuth) Authenticate(r *http.Request) (*auth.Principal, error) {
 	c, err := r.Cookie(auth.SessionCookie)
 	if err != nil {
 		return nil, auth.ErrUnauthenticated
+	}
+	if a.storeDown {
+		return nil, fmt.Errorf("checking the session: %w", errors.New(driverError))
 	}
 	p, ok := a.sessions[c.Value]
 	if !ok {

@@ -211,6 +211,13 @@ func (s *Server) protect(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.o.Auth.Authenticate(r)
 		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
+			// Sessions are records: while the store does not answer, a
+			// session this node has not checked lately cannot be, and
+			// the page says why (the cookie stays for when it answers).
+			if xerr := s.explain(r, err); errors.Is(xerr, api.ErrUnavailable) {
+				s.renderError(w, r, http.StatusServiceUnavailable, "Your session cannot be checked now: "+xerr.Error())
+				return
+			}
 			s.log.Error("web: authenticating a request", "method", r.Method, "path", r.URL.Path, "err", err)
 			s.renderError(w, r, http.StatusInternalServerError, "")
 			return

@@ -878,6 +878,31 @@ func TestStoreDownExplained(t *testing.T) {
 	}
 }
 
+// TestSessionStoreDown: a session that cannot be checked while the
+// records store does not answer is a 503 that says so — not a redirect
+// to sign in, and its cookie is kept for when the store answers.
+func TestSessionStoreDown(t *testing.T) {
+	e := newEnv(t, false)
+	p := e.a.session("admin")
+	e.m.mu.Lock()
+	e.m.storeDown = true
+	e.m.mu.Unlock()
+	e.a.mu.Lock()
+	e.a.storeDown = true
+	e.a.mu.Unlock()
+	for _, c := range []call{{method: "GET", path: "/quarantine"}, {method: "POST", path: "/quarantine/1/release", csrf: p.CSRF}} {
+		c.session = &p
+		w := e.do(c)
+		if body := w.Body.String(); w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "Your session cannot be checked now: PostgreSQL does not answer") ||
+			strings.Contains(body, "connection refused") || w.Header().Get("Set-Cookie") != "" {
+			t.Errorf("%s %s: %d %q\n%s", c.method, c.path, w.Code, w.Header().Get("Set-Cookie"), body)
+		}
+	}
+	if e.m.changes.Load() != 0 {
+		t.Error("a change went through")
+	}
+}
+
 // TestNodeNotAnswering: releasing a message held on a node that is down
 // is a 503 saying the node has not answered (it was a 500 "something
 // went wrong"); the hold stays held.

@@ -176,6 +176,20 @@ var migrations = [][]string{
 		`DROP INDEX holds_queue_id`,
 		`CREATE UNIQUE INDEX holds_queue_id ON holds (node, queue_id) WHERE queue_id <> '' AND state = 'held'`,
 	},
+	// 10: browser sessions, by the SHA-256 of their ID (the ID itself is
+	// never stored), so that a session ended anywhere is ended.
+	{
+		`CREATE TABLE sessions (
+			hash         BLOB    PRIMARY KEY CHECK (length(hash) = 32),
+			name         TEXT    NOT NULL, -- the user
+			role         TEXT    NOT NULL CHECK (role IN ('admin', 'helpdesk', 'viewer')),
+			user_updated INTEGER NOT NULL, -- the user's updated when the session began
+			created      INTEGER NOT NULL, -- Unix microseconds, UTC
+			seen         INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX sessions_name ON sessions (name)`,
+		`CREATE INDEX sessions_seen ON sessions (seen)`,
+	},
 }
 
 // migrate brings the file to the last version, len(migrations), in one write transaction and

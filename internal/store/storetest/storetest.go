@@ -23,6 +23,7 @@ type Backend interface {
 	store.Accounts
 	store.Incidents
 	store.Users
+	store.Sessions
 	store.Trust
 	store.Retention
 }
@@ -65,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"IncidentStates", testIncidentStates},
 		{"ConcurrentOpenIncident", testConcurrentOpenIncident},
 		{"UsersAndTokens", testUsersAndTokens},
+		{"Sessions", testSessions},
 		{"ListHoldsSearch", testListHoldsSearch},
 		{"Trust", testTrust},
 		{"PutHoldsBatch", testPutHoldsBatch},
@@ -1444,6 +1446,137 @@ func testListHoldsSearch(t *testing.T, b Backend) {
 		if got := ids(c.f); got != c.want {
 			t.Errorf("%+v: got %q, want %q", c.f, got, c.want)
 		}
+	}
+}
+
+// testSessions: sessions by the hash of their ID, touched forward only,
+// ended one by one, by user and when expired; a user's Updated read from
+// the store and written into a session compares equal when read back
+// (internal/auth refuses a session whose user changed by it).
+func testSessions(t *testing.T, b Backend) {
+	ctx := t.Context()
+	hash := func(c byte) []byte { return bytes.Repeat([]byte{c}, 32) }
+	if _, err := b.GetSession(ctx, hash(1)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing session: %v", err)
+	}
+	if err := b.PutUser(ctx, store.User{Name: "alice", Role: "admin", Hash: "$argon2id$x", Created: base, Updated: base}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := b.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := store.Session{Hash: hash(1), User: "alice", Role: "admin", UserUpdated: u.Updated, Created: base, Seen: base}
+	for _, s := range []store.Session{s1,
+		{Hash: hash(2), User: "alice", Role: "viewer", UserUpdated: base, Created: at(10), Seen: at(20)},
+		{Hash: hash(3), User: "bob", Role: "helpdesk", UserUpdated: base, Created: at(30), Seen: at(30)},
+	} {
+		if err := b.PutSession(ctx, s); err != nil {
+			t.Fatalf("PutSession %x: %v", s.Hash[:1], err)
+		}
+	}
+	for _, bad := range []store.Session{
+		{Hash: hash(1), User: "alice", Role: "admin", Created: base, Seen: base},      // the same hash again
+		{Hash: hash(4)[:31], User: "alice", Role: "admin", Created: base, Seen: base}, // not a SHA-256
+		{Hash: hash(5), Role: "admin", Created: base, Seen: base},                     // no user
+		{Hash: hash(6), User: "alice", Role: "root", Created: base, Seen: base},       // no such role
+	} {
+		if err := b.PutSession(ctx, bad); err == nil {
+			t.Errorf("PutSession accepted %+v", bad)
+		}
+	}
+	near := func(a, b time.Time) bool { return a.Location() == time.UTC && a.Sub(b).Abs() < time.Millisecond }
+	got, err := b.GetSession(ctx, hash(1))
+	if err != nil || !bytes.Equal(got.Hash, hash(1)) || got.User != "alice" || got.Role != "admin" ||
+		!got.UserUpdated.Equal(u.Updated) || !near(got.Created, base) || !near(got.Seen, base) {
+		t.Fatalf("GetSession: %v %+v", err, got)
+	}
+	if _, err := b.GetSession(ctx, hash(6)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused session was stored: %v", err)
+	}
+
+	// Touched forward only: a node whose request was earlier does not
+	// move Seen back.
+	seen := func(c byte) time.Time {
+		t.Helper()
+		s, err := b.GetSession(ctx, hash(c))
+		if err != nil {
+			t.Fatalf("GetSession %d: %v", c, err)
+		}
+		return s.Seen
+	}
+	if err := b.TouchSession(ctx, hash(1), at(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TouchSession(ctx, hash(1), at(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(1); !near(got, at(5)) {
+		t.Fatalf("seen after touches at 5 and 3 = %v, want %v", got, at(5))
+	}
+	if err := b.TouchSession(ctx, hash(9), at(5)); err != nil {
+		t.Fatalf("touching a session that does not exist: %v", err)
+	}
+	if _, err := b.GetSession(ctx, hash(9)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a touch made a session: %v", err)
+	}
+
+	// Ended one by one; twice is no error.
+	if err := b.DeleteSession(ctx, hash(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteSession(ctx, hash(2)); err != nil {
+		t.Fatalf("DeleteSession twice: %v", err)
+	}
+	if _, err := b.GetSession(ctx, hash(2)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted session: %v", err)
+	}
+
+	// Every session of a user, and no other's; names are exact.
+	if err := b.PutSession(ctx, store.Session{Hash: hash(2), User: "alice", Role: "viewer", UserUpdated: base, Created: at(10), Seen: at(20)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.DeleteUserSessions(ctx, "ALICE"); err != nil || n != 0 {
+		t.Fatalf("DeleteUserSessions(ALICE) = %d, %v; want 0", n, err)
+	}
+	if n, err := b.DeleteUserSessions(ctx, "alice"); err != nil || n != 2 {
+		t.Fatalf("DeleteUserSessions(alice) = %d, %v; want 2", n, err)
+	}
+	for _, c := range []byte{1, 2} {
+		if _, err := b.GetSession(ctx, hash(c)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("alice's session %d after DeleteUserSessions: %v", c, err)
+		}
+	}
+	if _, err := b.GetSession(ctx, hash(3)); err != nil {
+		t.Fatalf("bob's session went with alice's: %v", err)
+	}
+	if n, err := b.DeleteUserSessions(ctx, "alice"); err != nil || n != 0 {
+		t.Fatalf("DeleteUserSessions twice = %d, %v", n, err)
+	}
+
+	// Pruned: last seen before one time, or begun before another.
+	for _, s := range []store.Session{
+		{Hash: hash(10), User: "carol", Role: "viewer", UserUpdated: base, Created: at(0), Seen: at(50)},  // begun too early
+		{Hash: hash(11), User: "carol", Role: "viewer", UserUpdated: base, Created: at(20), Seen: at(39)}, // idle
+		{Hash: hash(12), User: "carol", Role: "viewer", UserUpdated: base, Created: at(10), Seen: at(40)}, // both at the bounds: kept
+		{Hash: hash(13), User: "carol", Role: "viewer", UserUpdated: base, Created: at(45), Seen: at(60)},
+	} {
+		if err := b.PutSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bob's (created and seen at 30) is idle too.
+	if n, err := b.PruneSessions(ctx, at(40), at(10)); err != nil || n != 3 {
+		t.Fatalf("PruneSessions = %d, %v; want 3", n, err)
+	}
+	for c, want := range map[byte]bool{3: false, 10: false, 11: false, 12: true, 13: true} {
+		_, err := b.GetSession(ctx, hash(c))
+		if kept := err == nil; kept != want || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+			t.Errorf("session %d after pruning: %v, want kept %v", c, err, want)
+		}
+	}
+	if n, err := b.PruneSessions(ctx, at(40), at(10)); err != nil || n != 0 {
+		t.Fatalf("PruneSessions again = %d, %v", n, err)
 	}
 }
 
