@@ -180,6 +180,10 @@ cluster:
 		{"tls", `
 http: {tls_cert: ` + dir + `/nope.pem, tls_key: ` + dir + `/nope.key}
 `, []string{"http.tls_cert:"}},
+		// The socket in data_dir (mode 0700) is out of a group's reach.
+		{"admin group", `
+admin: {group: root}
+`, []string{"admin.socket: with admin.group the socket must be outside data_dir"}},
 		{"listeners on one address", `
 policy: {listen: "127.0.0.1:10041"}
 milter: {listen: "unix:/` + strings.Repeat("long-", 22) + `/milter.sock"}

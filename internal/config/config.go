@@ -110,7 +110,7 @@ type HTTPConfig struct {
 // AdminConfig configures the admin API socket.
 type AdminConfig struct {
 	Socket string `yaml:"socket" doc:"Unix socket path; empty means <data_dir>/admin.sock. Created with mode 0600: only its owner (and root) may use the CLI."`
-	Group  string `yaml:"group" doc:"Optional group allowed to use the socket (mode becomes 0660)."`
+	Group  string `yaml:"group" doc:"Optional group allowed to use the socket (mode becomes 0660). Needs socket outside data_dir, which is kept 0700; a directory mailbrake creates for the socket is 0750 with this group."`
 }
 
 // IdentityConfig decides whose counters a message is charged to.

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -503,8 +505,37 @@ func removeStaleSocket(path string) error {
 }
 
 func listenAdmin(path, group string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	var gid = -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("admin.group: %w", err)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// Created for the socket: the group enters it (0750, its group),
+		// no one else does.
+		mode := os.FileMode(0o700)
+		if gid >= 0 {
+			mode = 0o750
+		}
+		if err := os.MkdirAll(dir, mode); err != nil {
+			return nil, err
+		}
+		if gid >= 0 {
+			if err := os.Chown(dir, -1, gid); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(dir, mode); err != nil { // MkdirAll's mode is masked by the umask
+				return nil, err
+			}
+		}
+	} else if err != nil {
 		return nil, err
+	} else if gid >= 0 && !groupCanEnter(dir, gid) {
+		return nil, fmt.Errorf("admin.group: the group %s cannot enter %s, the socket's directory (it needs x for the group or others on it)", group, dir)
 	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
@@ -517,13 +548,7 @@ func listenAdmin(path, group string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("admin.group: %w", err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
+	if gid >= 0 {
 		if err := os.Chown(path, -1, gid); err != nil {
 			ln.Close()
 			return nil, err
@@ -608,4 +633,17 @@ func (d *Daemon) reviewed(h *store.Hold, until time.Time) {
 		}
 	}
 	d.log.Info("learned from review: the held burst is part of the account's normal", "hold", h.ID, "account", h.Account)
+}
+
+// groupCanEnter reports whether members of gid may traverse dir (its
+// group is gid with x, or others have x). The directories above it are
+// the admin's to open.
+func groupCanEnter(dir string, gid int) bool {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	mode := fi.Mode().Perm()
+	return mode&0o001 != 0 || ok && int(st.Gid) == gid && mode&0o010 != 0
 }

@@ -129,7 +129,9 @@ func TestPolicyPathHoldsAtEndOfMessage(t *testing.T) {
 		// a verdict per decision (DATA and END-OF-MESSAGE), a hold per message
 		`mailbrake_verdicts_total{action="hold",path="policy",reason="bulk-authenticated"} 2`,
 		// What an on-call admin alerts on (issue 14).
-		"mailbrake_held_messages 1", `mailbrake_accounts{state="locked"} 0`, "mailbrake_queue_sync_ok 1"}
+		"mailbrake_held_messages 1", `mailbrake_accounts{state="locked"} 0`, "mailbrake_queue_sync_ok 1",
+		// At 0 before any re-injection (docs/zimbra.md: "stays at 0").
+		`mailbrake_reinjected_total{path="milter"} 0`}
 	var m string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		res, err := http.Get("http://" + d.HTTP.String() + "/metrics")

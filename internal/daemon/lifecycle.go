@@ -189,6 +189,16 @@ func (d *Daemon) build() config.Errors {
 		if _, err := user.LookupGroup(g); err != nil {
 			add("admin.group", err)
 		}
+		// The data directory is mailbrake's alone (0700): a socket in it
+		// is out of the group's reach whatever its own mode.
+		sock := cfg.Admin.Socket
+		if sock == "" {
+			sock = filepath.Join(cfg.DataDir, "admin.sock")
+		}
+		if inDir(sock, cfg.DataDir) {
+			add("admin.socket", fmt.Errorf("with admin.group the socket must be outside data_dir (%s), which mailbrake keeps mode 0700 so the group cannot reach it; "+
+				"set admin.socket to a path such as /run/mailbrake/admin.sock (mailbrake creates the directory 0750 with the group)", cfg.DataDir))
+		}
 	}
 	d.built = len(errs) == 0
 	return errs
@@ -949,4 +959,15 @@ func (d *Daemon) recoveryOpened(ctx context.Context, account string) {
 	if d.cfg.Notify.NotifyUser && d.recovery != nil {
 		d.recovery.IncidentOpened(ctx, account)
 	}
+}
+
+// inDir reports whether path lies in dir or below it.
+func inDir(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,5 +215,34 @@ func TestStopDeadlineKeepsEscalations(t *testing.T) {
 	a, err := st.GetAccount(context.Background(), "mallory@example.org")
 	if err != nil || a.State != store.AccountRestricted {
 		t.Fatalf("after the stop: %+v %v", a, err)
+	}
+}
+
+// TestAdminSocketGroup: with admin.group, a socket directory mailbrake
+// creates is 0750 with the group and the socket 0660; an existing
+// directory the group cannot enter is refused with words saying so.
+func TestAdminSocketGroup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run", "admin.sock")
+	ln, err := listenAdmin(path, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	for p, want := range map[string]os.FileMode{filepath.Dir(path): 0o750 | os.ModeDir} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode() != want || fi.Sys().(*syscall.Stat_t).Gid != 0 {
+			t.Fatalf("%s: %v %v", p, fi.Mode(), err)
+		}
+	}
+	closed := filepath.Join(dir, "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(closed, 0, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenAdmin(filepath.Join(closed, "admin.sock"), "root"); err == nil || !strings.Contains(err.Error(), "cannot enter") {
+		t.Fatalf("a directory the group cannot enter: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailbrake/mailbrake/internal/auth"
+	"github.com/mailbrake/mailbrake/internal/engine"
 	"github.com/mailbrake/mailbrake/internal/store"
 )
 
@@ -87,6 +88,12 @@ func newMetrics() *metrics {
 			Name: "mailbrake_reinjected_total",
 			Help: "Requests and messages recognised as a content filter's re-injection of mail decided before (learned from, not charged or held), by path.",
 		}, []string{"path"}),
+	}
+	// Present at 0 from the start: "stays at 0" is how an admin sees that
+	// no re-injection is recognised (docs/zimbra.md), and an absent series
+	// says nothing.
+	for _, path := range []engine.Path{engine.PathMilter, engine.PathPolicy} {
+		m.reinjected.WithLabelValues(string(path))
 	}
 	m.connsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mailbrake_connections_open", Help: "Connections open, by listener (http, policy, milter).",
