@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/go-crypt/crypt/algorithm"
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
@@ -88,7 +89,10 @@ func hashPassword(scheme string, pw []byte) (string, error) {
 }
 
 // Probe implements playbook.Prober: the passwd-file exists and opens for
-// writing (nothing is written).
+// writing, and a file can be created beside it — a change is written to a
+// temporary file in its directory and renamed over it, so a read-only
+// directory (systemd's ProtectSystem=strict with ReadWritePaths naming
+// the file only) makes every lock fail. The file itself is not written.
 func (p PasswdFile) Probe(context.Context) error { return probeFile(p.w.Path) }
 
 func probeFile(path string) error {
@@ -96,5 +100,12 @@ func probeFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("passwd-file: %w", err)
 	}
-	return f.Close()
+	f.Close()
+	dir, base := filepath.Split(path)
+	tmp, err := os.CreateTemp(dir, "."+base+".mailbrake-probe-*")
+	if err != nil {
+		return fmt.Errorf("passwd-file: changes are written beside the file and renamed over it, but its directory takes no new file: %w", err)
+	}
+	tmp.Close()
+	return os.Remove(tmp.Name())
 }
