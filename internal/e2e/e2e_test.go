@@ -154,8 +154,7 @@ func TestMilterHoldReleaseDelete(t *testing.T) {
 	}
 	in.PostConf(t, map[string]string{"defer_transports": ""})
 	in.Reload(t)
-	in.Flush(t)
-	in.WaitQueueEmpty(t, 20*time.Second)
+	in.FlushUntilEmpty(t, 20*time.Second)
 	if h := direct("direct delete", "-d"); h.State != store.HoldDeleted || h.StateBy != "postfix" {
 		t.Fatalf("after postsuper -d: %+v", h)
 	}

@@ -75,7 +75,11 @@ func TestHoldRecoveredFromQueue(t *testing.T) {
 		t.Fatalf("message not accepted while the store was locked: %s", spam.Transcript)
 	}
 	in.WaitHeld(t, 2, 10*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
+	// The store has one writer, and each write waits busy_timeout (5 s)
+	// before it fails: the account's escalation, the incident reporter's
+	// findings, then the hold writer's write and its probe, one after the
+	// other — 20 s when they queue in that order, so 20 s was too short.
+	deadline := time.Now().Add(40 * time.Second)
 	// The writer keeps the record it cannot write (it would write it
 	// when the store answers again) and says so; not spooled, killed
 	// now, it loses it.

@@ -182,3 +182,29 @@ func (in *Instance) Flush(t testing.TB) {
 	t.Helper()
 	in.Run(t, "postqueue", "-f")
 }
+
+// FlushUntilEmpty flushes the queue and waits for it to empty, flushing
+// again every two seconds, and fails the test after timeout. Right after
+// a reload a flush can be lost: postqueue -f moves the deferred mail to
+// the incoming queue and wakes the queue manager, and a wake-up that the
+// exiting queue manager takes, after its successor's start-up scan, leaves
+// the mail in incoming until the next periodic scan (queue_run_delay).
+func (in *Instance) FlushUntilEmpty(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		in.Flush(t)
+		for next := time.Now().Add(2 * time.Second); time.Now().Before(next); time.Sleep(50 * time.Millisecond) {
+			q, err := in.queue()
+			if err != nil {
+				t.Fatalf("postfixtest: %v", err)
+			}
+			if len(q) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("postfixtest: flushed for %v and the queue is not empty: %s", timeout, summarize(q))
+			}
+		}
+	}
+}
