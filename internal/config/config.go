@@ -400,7 +400,7 @@ type AccountsConfig struct {
 type Rule struct {
 	Name      string          `yaml:"name" doc:"Unique rule name."`
 	Reason    string          `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
-	Stage     RuleStage       `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Stage     RuleStage       `yaml:"stage,omitempty" doc:"rcpt (per recipient on the policy path; at the milter's end of message for a message none of whose recipients the policy path checked, where recipient and recipient_domain are empty) or eom (end of message, both paths)."`
 	Direction RuleDirection   `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
 	When      []Condition     `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict   *verdict.Action `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
