@@ -18,7 +18,7 @@ type Config struct {
 	Log          LogConfig          `yaml:"log" doc:"Logging."`
 	Policy       PolicyConfig       `yaml:"policy" doc:"Postfix SMTP access policy delegation server (check_policy_service)."`
 	Milter       MilterConfig       `yaml:"milter" doc:"Milter server (smtpd_milters)."`
-	HTTP         HTTPConfig         `yaml:"http" doc:"HTTP listener for /healthz, /readyz and /metrics (the web UI comes later)."`
+	HTTP         HTTPConfig         `yaml:"http" doc:"HTTP listener for the web UI, the REST API (/api/v1/…), /healthz, /readyz and /metrics."`
 	Admin        AdminConfig        `yaml:"admin" doc:"Admin API used by the mailbrake CLI: HTTP over a unix socket, access controlled by file permissions."`
 	Identity     IdentityConfig     `yaml:"identity" doc:"How the sending account is determined."`
 	Postfix      PostfixConfig      `yaml:"postfix" doc:"The local Postfix instance whose hold queue mailbrake manages."`
@@ -73,7 +73,7 @@ type RedisConfig struct {
 	TLS                bool     `yaml:"tls" doc:"Connect with TLS."`
 	CAFile             string   `yaml:"ca_file" doc:"CA certificates (PEM) to verify the server with TLS; empty: the system's."`
 	InsecureSkipVerify bool     `yaml:"insecure_skip_verify" doc:"Do not verify the server certificate (testing only)."`
-	Timeout            Duration `yaml:"timeout" doc:"Per command, dial included: a charge that takes longer fails, and the message is decided per engine.on_error."`
+	Timeout            Duration `yaml:"timeout" doc:"Per command, dial included: a command that takes longer counts as Redis not answering. A charge is then counted in this node's memory and the node is marked degraded (mailbrake_cluster_degraded{what=\"counts\"} 1; Redis is tried again every 5 s, and what was counted meanwhile is added to it once it answers); the message is decided with the local counts, not per engine.on_error."`
 }
 
 // LogConfig configures log/slog output on stderr.
@@ -168,7 +168,7 @@ type BaselineConfig struct {
 	Verdict           verdict.Action `yaml:"verdict" doc:"Verdict when above the normal: tag, hold, defer or reject."`
 	Score             int            `yaml:"score" doc:"Points a finding adds to the account's score."`
 	DryRun            bool           `yaml:"dry_run" doc:"Report without acting."`
-	NewClientVerdict  verdict.Action `yaml:"new_client_verdict" doc:"Verdict for a client family the account never used, on a message with new_client_min_recipients or more: allow (score only), tag, hold."`
+	NewClientVerdict  verdict.Action `yaml:"new_client_verdict" doc:"Verdict for a client family the account never used, on a message with new_client_min_recipients or more: allow (score only), tag, hold, defer or reject."`
 	NewClientScore    int            `yaml:"new_client_score" doc:"Points a new client family adds."`
 	NewClientMinRcpts int            `yaml:"new_client_min_recipients" doc:"Recipients from which a new client family counts."`
 }
@@ -195,7 +195,7 @@ type NoveltyConfig struct {
 	LocalDomains  []string       `yaml:"local_domains" doc:"Domains whose recipients are internal (for external_recipients and external_share); empty: only the sending account's own domain."`
 	FirstTimeHour int            `yaml:"first_time_hour" doc:"Flag an account that has mailed more than this many first-time recipients in the last hour (0: off)."`
 	FirstTimeDay  int            `yaml:"first_time_day" doc:"Flag an account that has mailed more than this many first-time recipients in the last 24 hours (0: off)."`
-	Learning      Duration       `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty, baseline and campaign findings are reported as dry-run while each account's correspondents and normal are learned."`
+	Learning      Duration       `yaml:"learning" doc:"For this long after mailbrake first sees outbound mail (a new installation, or remembered recipients lost), novelty, baseline, campaign and origin (new-origin, shared-origin) findings are reported as dry-run while each account's correspondents and normal are learned."`
 	Verdict       verdict.Action `yaml:"verdict" doc:"Verdict when an account is flagged: tag, hold, defer or reject."`
 	Score         int            `yaml:"score" doc:"Points a finding adds to the account's score."`
 	DryRun        bool           `yaml:"dry_run" doc:"Report without acting."`
@@ -299,7 +299,7 @@ type ResponseConfig struct {
 	Attempts      int           `yaml:"attempts" doc:"Attempts per step and system before the step is recorded as failed."`
 	Backoff       Duration      `yaml:"backoff" doc:"Wait after the first failed attempt; doubled after each."`
 	UseLDAP       bool          `yaml:"use_ldap" doc:"Playbooks lock, unlock and scramble through directory.ldap (Password Modify). Leave off for Zimbra's LDAP: use response.zimbra."`
-	UsePasswdFile bool          `yaml:"use_passwd_file" doc:"Playbooks lock (nologin), unlock and scramble in directory.passwd_file."`
+	UsePasswdFile bool          `yaml:"use_passwd_file" doc:"Playbooks lock (the extra field fail=y, which refuses SMTP AUTH through Dovecot SASL too, unlike nologin), unlock and scramble in directory.passwd_file."`
 	Zimbra        ZimbraConfig  `yaml:"zimbra" doc:"Zimbra SOAP admin API; empty url: none."`
 	Dovecot       DovecotConfig `yaml:"dovecot" doc:"Dovecot doveadm HTTP API (end-sessions: kick, auth cache flush); empty url: none."`
 	Exec          ExecConfig    `yaml:"exec" doc:"A site command run for chosen steps, with the incident as JSON on stdin; empty command: none."`
@@ -400,11 +400,11 @@ type AccountsConfig struct {
 type Rule struct {
 	Name      string          `yaml:"name" doc:"Unique rule name."`
 	Reason    string          `yaml:"reason,omitempty" doc:"Stable kebab-case reason reported in logs, the API and the audit log; defaults to name."`
-	Stage     RuleStage       `yaml:"stage,omitempty" doc:"rcpt (per recipient, policy path only) or eom (end of message, both paths)."`
+	Stage     RuleStage       `yaml:"stage,omitempty" doc:"rcpt (per recipient on the policy path; at the milter's end of message for a message none of whose recipients the policy path checked, where recipient and recipient_domain are empty) or eom (end of message, both paths)."`
 	Direction RuleDirection   `yaml:"direction,omitempty" doc:"outbound (default: mail from a named account), inbound (mail from outside, account unauthenticated) or any."`
 	When      []Condition     `yaml:"when" doc:"Conditions, all of which must hold."`
 	Verdict   *verdict.Action `yaml:"verdict" doc:"allow, tag, hold, defer or reject."`
-	Family    verdict.Family  `yaml:"family,omitempty" doc:"The kind of evidence the finding is: volume (how many recipients or messages; the default), scripted, identity, phish or secret. One message scores the highest finding of each family once, so findings driven by the same recipients are one piece of evidence."`
+	Family    verdict.Family  `yaml:"family,omitempty" doc:"The kind of evidence the finding is: volume (how many recipients or messages; the default), scripted, campaign, identity, phish or secret. One message scores the highest finding of each family once, so findings driven by the same recipients are one piece of evidence."`
 	Text      string          `yaml:"text,omitempty" doc:"Optional reply text for defer/reject (generic by default)."`
 	DryRun    bool            `yaml:"dry_run,omitempty" doc:"Shadow mode for this rule: log and record the finding but do not act on it."`
 	Score     int             `yaml:"score,omitempty" doc:"Points this finding adds to the account's score (see accounts); dry-run findings add none."`
@@ -412,7 +412,7 @@ type Rule struct {
 
 // Condition compares one fact with a value. Exactly one operator is set.
 type Condition struct {
-	Fact    string   `yaml:"fact" doc:"A fact name: account, account_source, authenticated, client, client_family, client_address, trusted_client, sender, sender_domain, recipient, recipient_domain, recipient_count, size, stage, path, messages_1h, recipients_1h, messages_24h, recipients_24h."`
+	Fact    string   `yaml:"fact" doc:"A fact name: account, account_source, authenticated, client, client_family, client_address, trusted_client, sender, sender_domain, recipient, recipient_domain, recipient_count, size, stage, path, messages_1h, recipients_1h, messages_24h, recipients_24h; at end of message (stage eom, outbound; 0 while the novelty detector is off) new_recipients, first_time_recipients_1h, first_time_recipients_24h, distinct_recipients_1h, distinct_recipients_24h, recipient_domains, external_recipients, external_share."`
 	Eq      *string  `yaml:"eq,omitempty"`
 	Ne      *string  `yaml:"ne,omitempty"`
 	In      []string `yaml:"in,omitempty"`

@@ -448,7 +448,7 @@ func (c *Config) Validate() Errors {
 			add(p+".reason", "must be kebab-case (a-z, 0-9, -), got %q", reason)
 		}
 		if r.Family != "" && (!r.Family.Valid() || r.Family == verdict.State) {
-			add(p+".family", "must be one of volume, scripted, identity, phish, secret, got %q", r.Family)
+			add(p+".family", "must be one of volume, scripted, campaign, identity, phish, secret, got %q", r.Family)
 		}
 		if r.Verdict == nil {
 			add(p+".verdict", "must be set: one of allow, tag, hold, defer, reject")

@@ -103,6 +103,15 @@ func newRedisClient(rc config.RedisConfig) (redis.UniversalClient, error) {
 	return redis.NewClient(o), nil
 }
 
+// newDegradedGauge is mailbrake_cluster_degraded, registered in cluster
+// mode only.
+func newDegradedGauge() *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mailbrake_cluster_degraded",
+		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers. records: 1 while a node that started without PostgreSQL has not reached it yet (account states from Redis, holds spooled, admin read-only).",
+	}, []string{"what"})
+}
+
 // newCluster sets up the shared counters of cluster.redis.
 func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	rc := cc.Redis
@@ -114,10 +123,7 @@ func newCluster(d *Daemon, cc config.ClusterConfig) (*cluster, error) {
 	if node == "" {
 		node, _ = os.Hostname()
 	}
-	c := &cluster{node: node, client: client, log: d.log, degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "mailbrake_cluster_degraded",
-		Help: "1 while the shared Redis does not answer: counts and scores are counted in this node's memory and added to Redis when it answers again; novelty: messages are judged without recipient novelty and recorded when it answers. records: 1 while a node that started without PostgreSQL has not reached it yet (account states from Redis, holds spooled, admin read-only).",
-	}, []string{"what"})}
+	c := &cluster{node: node, client: client, log: d.log, degraded: newDegradedGauge()}
 	failover := func(what string) *counter.Failover {
 		g := c.degraded.WithLabelValues(what)
 		g.Set(0)

@@ -12,7 +12,7 @@ import (
 )
 
 // exportedMetricNames are the names of every metric the daemon registers,
-// whether or not it has a sample yet.
+// whether or not it has a sample yet (those of cluster mode included).
 func exportedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	ch := make(chan *prometheus.Desc, 256)
@@ -20,6 +20,7 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 		c.Describe(ch)
 	}
 	newStateGauges(&Daemon{}).Describe(ch)
+	newDegradedGauge().Describe(ch)
 	close(ch)
 	fq := regexp.MustCompile(`fqName: "([a-z_0-9]+)"`)
 	names := map[string]bool{}

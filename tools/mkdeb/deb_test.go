@@ -85,15 +85,17 @@ func TestDebianPackage(t *testing.T) {
 		t.Fatalf("dpkg -s: %v\n%s", err, out)
 	}
 	for path, mode := range map[string]os.FileMode{
-		"usr/bin/mailbrake":                       0o755,
-		"etc/mailbrake/mailbrake.yaml":            0o640,
-		"var/lib/mailbrake":                       0o700 | os.ModeDir,
-		"lib/systemd/system/mailbrake.service":    0o644,
-		"usr/share/man/man1/mailbrake.1.gz":       0o644,
-		"usr/share/man/man1/mailbrake-serve.1.gz": 0o644,
-		"usr/share/doc/mailbrake/copyright":       0o644,
-		"usr/share/doc/mailbrake/NOTICE":          0o644,
-		"usr/share/doc/mailbrake/deploy.md":       0o644,
+		"usr/bin/mailbrake":                                       0o755,
+		"etc/mailbrake/mailbrake.yaml":                            0o640,
+		"var/lib/mailbrake":                                       0o700 | os.ModeDir,
+		"lib/systemd/system/mailbrake.service":                    0o644,
+		"usr/share/man/man1/mailbrake.1.gz":                       0o644,
+		"usr/share/man/man1/mailbrake-serve.1.gz":                 0o644,
+		"usr/share/doc/mailbrake/copyright":                       0o644,
+		"usr/share/doc/mailbrake/NOTICE":                          0o644,
+		"usr/share/doc/mailbrake/deploy.md":                       0o644,
+		"usr/share/doc/mailbrake/examples/prometheus-rules.yml":   0o644,
+		"usr/share/doc/mailbrake/examples/grafana-dashboard.json": 0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(root, path))
 		if err != nil {
