@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -215,13 +214,8 @@ func DecodeSpooledStates(b []byte) ([]PendingState, error) {
 		return nil, fmt.Errorf("%d bytes, over %d", len(b), maxStateSpoolBytes)
 	}
 	var list []PendingState
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
+	if err := decodeStrict(b, &list); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("data after the list")
 	}
 	for _, p := range list {
 		a := p.Account

@@ -106,6 +106,20 @@ func (r *Reporter) loadSpool() {
 	}
 }
 
+// decodeStrict decodes one JSON value of a spool file into v: no field v
+// does not have, nothing after it.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the list")
+	}
+	return nil
+}
+
 // DecodeSpooledFindings reads the findings spool file: a JSON list of
 // reports, each with an account and at least one finding with a reason.
 func DecodeSpooledFindings(b []byte) ([]Report, error) {
@@ -113,13 +127,8 @@ func DecodeSpooledFindings(b []byte) ([]Report, error) {
 		return nil, fmt.Errorf("%d bytes, over %d", len(b), maxSpoolFindingsBytes)
 	}
 	var reports []Report
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&reports); err != nil {
+	if err := decodeStrict(b, &reports); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("data after the list")
 	}
 	for _, rep := range reports {
 		if rep.Account == "" || len(rep.Findings) == 0 {
