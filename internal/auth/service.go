@@ -610,11 +610,18 @@ func (s *Service) Token(ctx context.Context, bearer string) (*Principal, error) 
 	if !ok || id == "" || secret == "" || len(bearer) > 200 {
 		return nil, ErrUnauthenticated
 	}
-	t, err := s.st.GetToken(ctx, id)
+	// Bounded like a session check: a records store cut off by the
+	// network must not hold every API request until TCP gives up.
+	rctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	t, err := s.st.GetToken(rctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrUnauthenticated
 	}
 	if err != nil {
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("checking the API token: the records store did not answer within %s", storeTimeout)
+		}
 		return nil, err
 	}
 	h := sha256.Sum256([]byte(secret))
@@ -626,7 +633,7 @@ func (s *Service) Token(ctx context.Context, bearer string) (*Principal, error) 
 		return nil, ErrUnauthenticated
 	}
 	if now.Sub(t.LastUsed) > time.Minute {
-		_ = s.st.TouchToken(ctx, id, now.UTC())
+		_ = s.st.TouchToken(rctx, id, now.UTC())
 	}
 	return &Principal{Name: "token:" + t.Name, Role: Role(t.Role), Via: "token"}, nil
 }

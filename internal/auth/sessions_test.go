@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -341,5 +342,39 @@ func TestPruneSessions(t *testing.T) {
 	}
 	if _, err := f.Store.GetSession(ctx, sessionKey(live.SessionID)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("session older than MaxAge kept: %v", err)
+	}
+}
+
+// hanging is a records store whose token reads wait until their context
+// ends: PostgreSQL cut off by the network, no reset.
+type hanging struct{ *sqlite.Store }
+
+func (hanging) GetToken(ctx context.Context, id string) (*store.Token, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestTokenCheckBounded: an API token check against a store that does not
+// answer gives up after storeTimeout with words saying so (the API
+// answers 503), instead of holding the request until TCP gives up.
+func TestTokenCheckBounded(t *testing.T) {
+	s, st, _ := newService(t)
+	_, bearer, err := s.CreateToken(t.Context(), "ci", RoleViewer, time.Hour, "cli:root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(hanging{st}, Options{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Token(t.Context(), bearer)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "did not answer") {
+			t.Fatalf("token check against a silent store: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the token check waited for the silent store")
 	}
 }
