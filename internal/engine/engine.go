@@ -82,6 +82,9 @@ type Engine struct {
 	o          Options
 	// Detectors split: learners run once per queue ID, lookups on every path.
 	learners, lookups []Detector
+	// policyRcptAt is when the policy path last checked a RCPT (Unix
+	// nanoseconds; 0: never): rcptUnchecked.
+	policyRcptAt atomic.Int64
 }
 
 // maxTrackedRecipients bounds the recipients remembered per in-flight
@@ -212,12 +215,29 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		pc     store.PeekCharger
 		dm, dr int64
 	}
+	// An admin's trust of the account with this client makes its rule
+	// and volume findings dry runs, whichever stage they come from.
+	trusted := func(fd Finding) Finding { return fd }
+	if e.o.Trust != nil {
+		if until, ok := e.o.Trust.Trusted(sub.Account, string(sub.Client.Family), sub.Time); ok {
+			trusted = func(fd Finding) Finding {
+				if !fd.DryRun {
+					fd.DryRun = true
+					fd.Evidence += " (account trusted with " + string(sub.Client.Family) + " until " + until.UTC().Format(time.RFC3339) + ")"
+				}
+				return fd
+			}
+		}
+	}
 	// rcptFindings: what the RCPT-stage rules found at end of message
 	// without deferring (dry runs), for a message the policy path did
 	// not check (rcptUnchecked).
 	var rcptFindings []Finding
 	switch sub.Stage {
 	case StageRcpt:
+		if at := sub.Time.UnixNano(); sub.Path == PathPolicy && at-e.policyRcptAt.Load() > int64(time.Second) {
+			e.policyRcptAt.Store(at) // at most once a second: one cache line for every core
+		}
 		n := 1
 		var chargedMsgs, chargedRcpts int64
 		if m != nil {
@@ -271,7 +291,12 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 			rf.totals.Recipients1h += int64(sub.RecipientCount)
 			rf.totals.Recipients24h += int64(sub.RecipientCount)
 			rv := Verdict{Action: ActionAllow, Totals: before, AccountState: store.AccountNormal}
-			e.applyRules(t, &rf, StageRcpt, Outbound, &rv, func(fd Finding) Finding { return fd })
+			e.applyRules(t, &rf, StageRcpt, Outbound, &rv, func(fd Finding) Finding {
+				// The policy path never scores RCPT-stage findings.
+				fd = trusted(fd)
+				fd.Score = 0
+				return fd
+			})
 			if rv.Action >= ActionDefer && !t.shadow {
 				if e.o.States != nil {
 					rv.AccountState = e.o.States.AccountState(sub.Account)
@@ -307,18 +332,6 @@ func (e *Engine) Evaluate(ctx context.Context, sub *Submission) (Verdict, error)
 		}
 		v.Findings = append(v.Findings, Finding{Rule: "account-state", Reason: r, Family: verdict.State, Action: ActionHold, Evidence: "account_state=" + string(v.AccountState)})
 		v.Action, v.Reasons = ActionHold, []Reason{r}
-	}
-	trusted := func(fd Finding) Finding { return fd }
-	if e.o.Trust != nil {
-		if until, ok := e.o.Trust.Trusted(sub.Account, string(sub.Client.Family), sub.Time); ok {
-			trusted = func(fd Finding) Finding {
-				if !fd.DryRun {
-					fd.DryRun = true
-					fd.Evidence += " (account trusted with " + string(sub.Client.Family) + " until " + until.UTC().Format(time.RFC3339) + ")"
-				}
-				return fd
-			}
-		}
 	}
 	if sub.Stage == StageEOM {
 		// Learners first: the novelty detector fills sub.Novelty for the
@@ -405,16 +418,30 @@ func (e *Engine) finish(t *tuned, v Verdict) Verdict {
 }
 
 // rcptUnchecked reports whether a message at end of message on the
-// milter had none of its recipients checked at RCPT: the message book
-// (which links the policy path's requests to the milter's message, as it
-// does to charge a message once) has no RCPT of it. That is every message
-// of a milter-only site — Zimbra, whose zmconfigd drops a policy service
-// — and relayed webmail, whose account the policy path cannot read.
+// milter had none of its recipients checked at RCPT: every message of a
+// milter-only site — Zimbra, whose zmconfigd drops a policy service —
+// and relayed webmail, whose account the policy path cannot read. The
+// message book (which links the policy path's requests to the milter's
+// message, as it does to charge a message once) tells of the RCPTs it
+// has; the time of the policy path's last RCPT tells whether it checks
+// any here.
 func (e *Engine) rcptUnchecked(sub *Submission, m *message) bool {
 	if sub.Path != PathMilter || sub.Direction != Outbound || sub.Account == Unauthenticated {
 		return false
 	}
-	return m == nil || m.countSoFar() == 0
+	if m != nil && m.countSoFar() > 0 {
+		return false
+	}
+	if sub.AccountSource == SourceHeader {
+		return true // the policy path cannot name relayed webmail's account
+	}
+	// No RCPT of it in the book: on a site whose policy path checks RCPTs
+	// (it did in the last hour) the book lost the message (a DATA phase
+	// longer than its two generations) or the policy path answered
+	// without deciding; either way checking again could count its
+	// recipients twice. Elsewhere (Zimbra) nothing checked them.
+	last := e.policyRcptAt.Load()
+	return last == 0 || sub.Time.Sub(time.Unix(0, last)) > time.Hour
 }
 
 func evidence(r *rule, f *facts) string {

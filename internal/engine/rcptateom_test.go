@@ -3,7 +3,9 @@ package engine_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailbrake/mailbrake/internal/config"
 	"github.com/mailbrake/mailbrake/internal/counter"
@@ -109,5 +111,55 @@ func TestRcptRulesNotCheckedTwice(t *testing.T) {
 	}
 	if got := totals(t, c, "alice@example.edu"); got.Messages1h != 3 || got.Recipients1h != 6 {
 		t.Fatalf("counted %+v", got)
+	}
+}
+
+// trustAll trusts every account with every client.
+type trustAll struct{}
+
+func (trustAll) Trusted(string, string, time.Time) (time.Time, bool) {
+	return t0.Add(24 * time.Hour), true
+}
+
+// TestRcptRulesAtEndOfMessageTrusted: an account an admin trusts with its
+// client is not deferred by the RCPT-stage rules at the milter's end of
+// message either (its findings are dry runs), as on the policy path.
+func TestRcptRulesAtEndOfMessageTrusted(t *testing.T) {
+	c := counter.NewMemory()
+	e, err := engine.New(engine.Options{Rules: threePerHour(), Counters: c, OnError: engine.ActionAllow, Trust: trustAll{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		v := eval(t, e, webmail(fmt.Sprintf("4QT%d", i), engine.SourceHeader))
+		if v.Action != engine.ActionAllow {
+			t.Fatalf("message %d of a trusted account: %+v", i+1, v)
+		}
+		if i == 3 && (len(v.Findings) == 0 || !v.Findings[0].DryRun || !strings.Contains(v.Findings[0].Evidence, "trusted")) {
+			t.Fatalf("the 4th message's finding is not a trusted dry run: %+v", v.Findings)
+		}
+	}
+}
+
+// TestRcptRulesBookLost: on a site whose policy path checks RCPTs, a SASL
+// message the book no longer has at end of message (a DATA phase that
+// outlived it) is not checked again: its RCPTs were.
+func TestRcptRulesBookLost(t *testing.T) {
+	c := counter.NewMemory()
+	e, err := engine.New(engine.Options{Rules: threePerHour(), Counters: c, OnError: engine.ActionAllow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The policy path checks (and charges) three messages' RCPTs.
+	for i := range 3 {
+		if v := eval(t, e, rcpt(fmt.Sprintf("l%d", i), "", uint16(43000+i), "a@example.org")); v.Action != engine.ActionAllow {
+			t.Fatalf("RCPT %d: %+v", i, v)
+		}
+	}
+	// A milter end of message the book cannot link (another connection).
+	v := eval(t, e, &engine.Submission{Stage: engine.StageEOM, Path: engine.PathMilter, Account: "alice@example.edu", AccountSource: engine.SourceSASL,
+		ClientAddress: client, ClientPort: 44999, Sender: "alice@example.edu", Recipients: []string{"a@example.org"}, RecipientCount: 1, QueueID: "4QLOST"})
+	if v.Action != engine.ActionAllow {
+		t.Fatalf("a message whose RCPTs the policy path checked was checked again: %+v", v)
 	}
 }
