@@ -730,9 +730,17 @@ func (d *Daemon) startQueues() {
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		defer qcancel()
-		// Account state changes are essential: time of their own, even
-		// when slow connections used up the stop's deadline.
+		// Account state changes are essential: the rest of the stop's
+		// time, and at least essential's even when slow connections used
+		// it up (what is still queued then is restricted without the
+		// store and kept in the state spool).
 		ectx, ecancel := essential(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			if edl, _ := ectx.Deadline(); dl.After(edl) {
+				ecancel()
+				ectx, ecancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
+			}
+		}
 		defer ecancel()
 		var err error
 		select {

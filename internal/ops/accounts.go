@@ -206,7 +206,14 @@ func (s *Service) SetAccountState(ctx context.Context, r api.SetAccountStateRequ
 		return nil, fmt.Errorf("%w: state must be normal, watch, restricted or locked", api.ErrBadRequest)
 	}
 	name := store.AccountKey(r.Account)
-	if a, err := s.Accounts.GetAccount(ctx, name); err == nil && a.State == store.AccountLocked && to != store.AccountLocked {
+	locked := false
+	if a, err := s.Accounts.GetAccount(ctx, name); err == nil && a.State == store.AccountLocked {
+		locked = true
+	}
+	if p, ok := s.pendingOf(name); ok && p.State == store.AccountLocked {
+		locked = true // locked while the store did not answer, not yet recorded
+	}
+	if locked && to != store.AccountLocked {
 		return nil, fmt.Errorf("%w: %s is locked; a lock ends with `mailbrake account unlock` once the password has changed", api.ErrConflict, name)
 	}
 	a, err := s.changeState(ctx, name, to, api.ActorFrom(ctx).Name, r.Reason, false)
@@ -262,17 +269,30 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	// The account's lock covers the read and write of its state only,
 	// never the Postfix commands below.
 	unlock := s.accountMu.lock(account)
+	// An escalation does not wait for the store: one that does not answer
+	// in escalateStoreWait (PostgreSQL cut off without a reset), or a stop
+	// cutting the wait short, has the account restricted now and its
+	// record written when the store answers.
+	sctx, scancel := ctx, context.CancelFunc(func() {})
+	if onlyUp {
+		sctx, scancel = context.WithTimeout(context.WithoutCancel(ctx), escalateStoreWait)
+		stop := context.AfterFunc(ctx, scancel)
+		defer stop()
+	}
+	defer scancel()
 	from := store.AccountNormal
-	if a, err := s.Accounts.GetAccount(ctx, account); err == nil {
+	if a, err := s.Accounts.GetAccount(sctx, account); err == nil {
 		from = a.State
 	} else if !errors.Is(err, store.ErrNotFound) {
 		unlock()
-		if onlyUp && ctx.Err() == nil {
-			// An escalation does not wait for the store: the account is
-			// restricted now, its record written when the store answers.
+		if onlyUp {
 			return s.escalateUnrecorded(ctx, account, to, reason, err)
 		}
 		return nil, err
+	}
+	// A state still waiting for the store is the account's state.
+	if p, ok := s.pendingOf(account); ok && p.State.Rank() > from.Rank() {
+		from = p.State
 	}
 	if onlyUp && to.Rank() <= from.Rank() {
 		unlock()
@@ -281,13 +301,14 @@ func (s *Service) changeState(ctx context.Context, account string, to store.Acco
 	// Microseconds: what the stores keep, so that the change another node
 	// shares back (statebus) compares equal to the stored one.
 	a := store.Account{Name: account, State: to, StateAt: s.now().UTC().Truncate(time.Microsecond), StateBy: actor, Reason: reason}
-	if err := s.Accounts.PutAccount(ctx, a); err != nil {
+	if err := s.Accounts.PutAccount(sctx, a); err != nil {
 		unlock()
-		if onlyUp && ctx.Err() == nil {
+		if onlyUp {
 			return s.escalateUnrecorded(ctx, account, to, reason, err)
 		}
 		return nil, err
 	}
+	s.forgetPendingBefore(account, a.StateAt)
 	s.States.set(account, to, a.StateAt)
 	unlock()
 	if s.Shared != nil {
@@ -389,7 +410,8 @@ func (s *Service) ApplySharedState(ctx context.Context, a store.Account, node st
 		}
 	}
 	prev := s.States.AccountState(account)
-	s.States.set(account, a.State, a.StateAt)
+	// A later state of this node still waiting for the store wins.
+	s.States.setIfLater(account, a.State, a.StateAt)
 	unlock()
 	actor := "cluster:" + node
 	if !stored {

@@ -21,8 +21,9 @@ import (
 // (WritePendingStates). A lost record would let the account's state fall
 // back to what the store says at the next start.
 type pendingStates struct {
-	mu sync.Mutex
-	m  map[string]PendingState
+	mu      sync.Mutex
+	m       map[string]PendingState
+	spoolMu sync.Mutex // held across a write of the spool file
 }
 
 // PendingState is one account's state waiting for the store, with the
@@ -73,6 +74,33 @@ func (s *Service) escalateUnrecorded(ctx context.Context, account string, to sto
 		s.holdQueued(ctx, account, "system")
 	}
 	return &a, nil
+}
+
+// escalateStoreWait bounds an escalation's wait for the records store
+// before it restricts the account without it (escalateUnrecorded). A
+// variable for tests.
+var escalateStoreWait = 10 * time.Second
+
+// pendingOf returns the state of account waiting for the store, if any.
+func (s *Service) pendingOf(account string) (store.Account, bool) {
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	p, ok := s.pending.m[account]
+	return p.Account, ok
+}
+
+// forgetPendingBefore drops account's waiting state when a change at or
+// after it was recorded: the store has the later one.
+func (s *Service) forgetPendingBefore(account string, at time.Time) {
+	s.pending.mu.Lock()
+	p, ok := s.pending.m[account]
+	if ok && !p.Account.StateAt.After(at) {
+		delete(s.pending.m, account)
+	}
+	s.pending.mu.Unlock()
+	if ok {
+		s.writeStateSpool()
+	}
 }
 
 // PendingStates returns how many account states wait for the store.
@@ -143,6 +171,11 @@ func (s *Service) writeStateSpool() {
 	if s.StateSpool == "" {
 		return
 	}
+	// One writer at a time, from snapshot to rename: two writers' bytes
+	// in one temporary file, or an older snapshot renamed over a newer
+	// one, would lose the states at the next start.
+	s.pending.spoolMu.Lock()
+	defer s.pending.spoolMu.Unlock()
 	s.pending.mu.Lock()
 	list := make([]PendingState, 0, len(s.pending.m))
 	for _, p := range s.pending.m {

@@ -163,3 +163,45 @@ func FuzzDecodeSpooledStates(f *testing.F) {
 		}
 	})
 }
+
+// silentAccounts is an account store whose calls wait until their
+// context ends: PostgreSQL cut off by the network, no reset.
+type silentAccounts struct{ store.Accounts }
+
+func (silentAccounts) GetAccount(ctx context.Context, name string) (*store.Account, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestEscalateSilentStore: an escalation waits for a store that does not
+// answer escalateStoreWait at most, then restricts the account without
+// it; an admin cannot then lift the lock that waits for the store
+// without unlocking (as with a recorded lock).
+func TestEscalateSilentStore(t *testing.T) {
+	defer func(w time.Duration) { escalateStoreWait = w }(escalateStoreWait)
+	escalateStoreWait = 200 * time.Millisecond
+	s, _, _ := newService(t)
+	real := s.Accounts
+	s.Accounts = silentAccounts{real}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Escalate(t.Context(), "mallory@example.org", store.AccountLocked, "password leaked")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the escalation waited for the silent store")
+	}
+	if s.States.AccountState("mallory@example.org") != store.AccountLocked || s.PendingStates() != 1 {
+		t.Fatalf("engine %s, pending %d", s.States.AccountState("mallory@example.org"), s.PendingStates())
+	}
+	// The store answers again, not yet written: the waiting lock holds.
+	s.Accounts = real
+	if _, err := s.SetAccountState(admin(t.Context()), api.SetAccountStateRequest{Account: "mallory@example.org", State: "normal", Reason: "x"}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("lifting a lock that waits for the store: %v", err)
+	}
+}
