@@ -409,6 +409,9 @@ func (c *cluster) loadBacklogs() {
 			continue
 		}
 		f.Restore(b)
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		f.Retry(rctx) // added now when Redis answers, not at the next charge
+		cancel()
 		os.Remove(path)
 		c.log.Info("cluster: counted during a Redis outage before the last stop; added to Redis when it answers", "file", path,
 			"messages", len(b.Messages), "account_minutes", len(b.Minutes))

@@ -47,28 +47,33 @@ func (p *Postfix) Origins(ctx context.Context, ids []string, header string) ([]O
 		if header != "" {
 			args = append(args, "-h")
 		}
-		stdout, _, err := p.run(ctx, name, append(append(args, "-q"), batch...)...)
+		stdout, stderr, err := p.run(ctx, name, append(append(args, "-q"), batch...)...)
 		got := ParsePostcat(stdout, header)
 		out = append(out, got...)
 		if err == nil {
 			ids = ids[n:]
 			continue
 		}
-		// postcat stopped at a message it could not open: skip that one,
-		// read the rest.
+		// postcat stops at a message it cannot open: one that left the
+		// queue meanwhile is skipped and the rest read on. Any other
+		// failure (a wrong config directory, a timeout) ends the reading
+		// with its error: what was not read is not taken as not there.
 		done := map[string]bool{}
 		for _, o := range got {
 			done[o.QueueID] = true
 		}
-		next := n
+		next := -1
 		for i, id := range batch {
 			if !done[id] {
-				next = i + 1
+				if strings.Contains(string(stderr), "open queue file "+id+": No such file or directory") {
+					next = i + 1
+				}
 				break
 			}
 		}
-		if next == n && len(got) == n {
-			errs = append(errs, err) // all read, and an error all the same
+		if next < 0 {
+			errs = append(errs, err)
+			break
 		}
 		ids = ids[next:]
 	}

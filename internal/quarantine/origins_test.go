@@ -1,7 +1,10 @@
 package quarantine
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -46,4 +49,29 @@ func FuzzParsePostcat(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOriginsPostcatFails: a postcat that fails for another reason than a
+// message gone from the queue (a wrong config directory) ends the reading
+// with its error, after one run: what was not read is not taken as not
+// there.
+func TestOriginsPostcatFails(t *testing.T) {
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	script := filepath.Join(dir, "postcat")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho run >> "+count+"\necho 'postcat: fatal: open /etc/postfix-x/main.cf: No such file or directory' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 450)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ABCDEF%05d", i)
+	}
+	p := &Postfix{Postcat: script}
+	got, err := p.Origins(context.Background(), ids, "")
+	if err == nil || len(got) != 0 {
+		t.Fatalf("origins %v, err %v; want the error", got, err)
+	}
+	if b, _ := os.ReadFile(count); strings.Count(string(b), "run") != 1 {
+		t.Fatalf("postcat ran %d times", strings.Count(string(b), "run"))
+	}
 }

@@ -101,7 +101,11 @@ func probeFile(path string) error {
 		return fmt.Errorf("passwd-file: %w", err)
 	}
 	f.Close()
-	dir, base := filepath.Split(path)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("passwd-file: %w", err)
+	}
+	dir, base := filepath.Split(abs)
 	tmp, err := os.CreateTemp(dir, "."+base+".mailbrake-probe-*")
 	if err != nil {
 		return fmt.Errorf("passwd-file: changes are written beside the file and renamed over it, but its directory takes no new file: %w", err)

@@ -55,7 +55,7 @@ func (s *Store) SubmitCommand(ctx context.Context, c store.NodeCommand) (int64, 
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		// Submits for one hold one at a time: the check below and the
 		// insert are then one step.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int)`, commandLockClass, c.HoldID); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, ($2::bigint % 2147483647)::int)`, commandLockClass, c.HoldID); err != nil {
 			return err
 		}
 		var waiting int64

@@ -348,6 +348,11 @@ func TestNodeCommands(t *testing.T) {
 	if _, err := a.SubmitCommand(t.Context(), store.NodeCommand{Node: "mx-a", Op: store.HoldDeleted, HoldID: 7, Actor: "web:bob", From: "mx-a"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a second command for a hold with one waiting: %v", err)
 	}
+	// A hold ID past 32 bits takes a command too (the lock's key is
+	// folded into 32 bits).
+	if _, err := a.SubmitCommand(t.Context(), store.NodeCommand{Node: "mx-c", Op: store.HoldReleased, HoldID: 1<<33 + 8, Actor: "web:bob"}); err != nil {
+		t.Fatalf("a hold ID past 32 bits: %v", err)
+	}
 	// Two admins at the same moment, on two nodes, on hold 8: one queues.
 	var submitted, refused atomic.Int32
 	var sw sync.WaitGroup
