@@ -243,11 +243,8 @@ func (s *Service) LoadPendingStates() []store.Account {
 // DecodeSpooledStates reads the account state spool file: a JSON list of
 // accounts, each with a valid name (its key form) and state.
 func DecodeSpooledStates(b []byte) ([]PendingState, error) {
-	if len(b) > maxStateSpoolBytes {
-		return nil, fmt.Errorf("%d bytes, over %d", len(b), maxStateSpoolBytes)
-	}
 	var list []PendingState
-	if err := decodeStrict(b, &list); err != nil {
+	if err := decodeStrict(b, maxStateSpoolBytes, &list); err != nil {
 		return nil, err
 	}
 	for _, p := range list {

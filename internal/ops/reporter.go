@@ -106,9 +106,12 @@ func (r *Reporter) loadSpool() {
 	}
 }
 
-// decodeStrict decodes one JSON value of a spool file into v: no field v
-// does not have, nothing after it.
-func decodeStrict(b []byte, v any) error {
+// decodeStrict decodes one JSON value of a spool file of at most max
+// bytes into v: no field v does not have, nothing after it.
+func decodeStrict(b []byte, max int, v any) error {
+	if len(b) > max {
+		return fmt.Errorf("%d bytes, over %d", len(b), max)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -123,11 +126,8 @@ func decodeStrict(b []byte, v any) error {
 // DecodeSpooledFindings reads the findings spool file: a JSON list of
 // reports, each with an account and at least one finding with a reason.
 func DecodeSpooledFindings(b []byte) ([]Report, error) {
-	if len(b) > maxSpoolFindingsBytes {
-		return nil, fmt.Errorf("%d bytes, over %d", len(b), maxSpoolFindingsBytes)
-	}
 	var reports []Report
-	if err := decodeStrict(b, &reports); err != nil {
+	if err := decodeStrict(b, maxSpoolFindingsBytes, &reports); err != nil {
 		return nil, err
 	}
 	for _, rep := range reports {
